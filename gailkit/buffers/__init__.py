@@ -1,0 +1,8 @@
+"""Numba kernels over rollouts and the SB3-compatible buffers built on them."""
+
+from gailkit.buffers import kernels
+from gailkit.buffers.assembly import trajectories_from_rollout
+from gailkit.buffers.replay import NumbaReplayBuffer
+from gailkit.buffers.rollout import NumbaRolloutBuffer
+
+__all__ = ["NumbaReplayBuffer", "NumbaRolloutBuffer", "kernels", "trajectories_from_rollout"]

@@ -1,0 +1,312 @@
+"""Demonstration files: ``.npz`` with a schema version, env id and JSON space descriptions.
+
+Layout (schema 1), all arrays plain numeric, loaded with ``allow_pickle=False``::
+
+    schema_version  ()            int64
+    meta_json       ()            unicode: {"env_id", "observation_space", "action_space", ...}
+    obs             (sum T+1, *obs_shape)
+    acts            (sum T, *act_shape)
+    rews            (sum T,)      float32, only if every episode has rewards
+    lengths         (E,)          int64, actions per episode
+    terminal        (E,)          bool
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
+from gailkit.data.types import Trajectory, Transitions, flatten_trajectories
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DemoFormatError",
+    "Demonstrations",
+    "check_compatible",
+    "load_demos",
+    "save_demos",
+]
+
+SCHEMA_VERSION = 1
+_REQUIRED = ("schema_version", "meta_json", "obs", "acts", "lengths", "terminal")
+
+
+class DemoFormatError(ValueError):
+    """A demonstration file (or data passed to ``save_demos``) is unusable; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Demonstrations:
+    """Expert episodes with the spaces and env they were recorded in."""
+
+    trajectories: tuple[Trajectory, ...]
+    env_id: str
+    observation_space: gym.Space
+    action_space: gym.Space
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    @property
+    def n_steps(self) -> int:
+        return sum(len(t) for t in self.trajectories)
+
+    @property
+    def returns(self) -> np.ndarray:
+        """``(E,)`` undiscounted episode returns (NaN where an episode has no rewards)."""
+        return np.array([t.episode_return for t in self.trajectories])
+
+    def transitions(self) -> Transitions:
+        return flatten_trajectories(self.trajectories)
+
+    def summary(self) -> dict[str, Any]:
+        """Episodes, steps, return statistics and spaces, as printed by ``gailkit demos info``."""
+        r = self.returns
+        has_r = bool(np.isfinite(r).all())
+        return {
+            "env_id": self.env_id,
+            "episodes": len(self),
+            "steps": self.n_steps,
+            "terminated_episodes": int(sum(t.terminal for t in self.trajectories)),
+            "return_mean": float(r.mean()) if has_r else None,
+            "return_std": float(r.std()) if has_r else None,
+            "return_min": float(r.min()) if has_r else None,
+            "return_max": float(r.max()) if has_r else None,
+            "observation_space": describe_space(self.observation_space),
+            "action_space": describe_space(self.action_space),
+        }
+
+
+def _check_finite(name: str, flat: np.ndarray, lengths: np.ndarray, source: str) -> None:
+    if not np.issubdtype(flat.dtype, np.floating):
+        return
+    bad = ~np.isfinite(flat.reshape(len(flat), -1)).all(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        ep = int(np.searchsorted(starts, row, side="right") - 1)
+        raise DemoFormatError(
+            f"{source}: {name} contains NaN or inf ({int(bad.sum())} rows; first in episode {ep}, "
+            f"step {row - starts[ep]}). Re-record the episodes or drop the broken ones before saving."
+        )
+
+
+def _validate(
+    obs_flat: np.ndarray,
+    acts_flat: np.ndarray,
+    rews_flat: np.ndarray | None,
+    lengths: np.ndarray,
+    obs_space: gym.Space,
+    act_space: gym.Space,
+    source: str,
+) -> None:
+    """Shape, dtype, finiteness and space checks shared by save and load."""
+    if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 1).any():
+        raise DemoFormatError(f"{source}: needs at least one episode, each with at least one step")
+    n_act, n_obs = int(lengths.sum()), int(lengths.sum()) + len(lengths)
+    for name, array, rows in (("obs", obs_flat, n_obs), ("acts", acts_flat, n_act)):
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise DemoFormatError(f"{source}: {name} has non-numeric dtype {array.dtype}")
+        if len(array) != rows:
+            raise DemoFormatError(
+                f"{source}: {name} has {len(array)} rows but the episode lengths imply {rows}; "
+                "the file is truncated or was not written by save_demos"
+            )
+    if obs_flat.shape[1:] != obs_space.shape:
+        raise DemoFormatError(
+            f"{source}: observations have shape {obs_flat.shape[1:]} but the observation space "
+            f"is {describe_space(obs_space)}"
+        )
+    act_shape = act_space.shape or ()
+    if acts_flat.shape[1:] != act_shape:
+        raise DemoFormatError(
+            f"{source}: actions have shape {acts_flat.shape[1:]} but the action space is "
+            f"{describe_space(act_space)}"
+        )
+    _check_finite("observations", obs_flat, lengths + 1, source)
+    _check_finite("actions", acts_flat, lengths, source)
+    if rews_flat is not None:
+        if rews_flat.shape != (n_act,):
+            raise DemoFormatError(f"{source}: rews must have shape ({n_act},), got {rews_flat.shape}")
+        _check_finite("rewards", rews_flat, lengths, source)
+    if isinstance(act_space, gym.spaces.Discrete):
+        lo, hi = act_space.start, act_space.start + act_space.n
+        if not np.issubdtype(acts_flat.dtype, np.integer) or (acts_flat < lo).any() or (acts_flat >= hi).any():
+            raise DemoFormatError(
+                f"{source}: discrete actions must be integers in [{lo}, {hi}); "
+                f"got dtype {acts_flat.dtype}, range [{acts_flat.min()}, {acts_flat.max()}]"
+            )
+
+
+def save_demos(
+    path: str | os.PathLike,
+    trajectories: Sequence[Trajectory],
+    *,
+    env_id: str,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Validate and write episodes to ``path`` atomically (temp file + rename).
+
+    Returns:
+        The path written (``.npz`` appended if missing).
+
+    Raises:
+        DemoFormatError: the episodes do not fit the spaces or contain NaN/inf.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    trajectories = list(trajectories)
+    if not trajectories:
+        raise DemoFormatError(f"{path}: nothing to save, no trajectories given")
+    lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
+    obs = np.concatenate([t.obs for t in trajectories])
+    acts = np.concatenate([t.acts for t in trajectories])
+    with_rews = all(t.rews is not None for t in trajectories)
+    rews = np.concatenate([t.rews for t in trajectories]) if with_rews else None
+    _validate(obs, acts, rews, lengths, observation_space, action_space, source=str(path))
+    meta = {
+        "env_id": env_id,
+        "observation_space": space_to_json(observation_space),
+        "action_space": space_to_json(action_space),
+        **(metadata or {}),
+    }
+    arrays: dict[str, np.ndarray] = {
+        "schema_version": np.array(SCHEMA_VERSION, dtype=np.int64),
+        "meta_json": np.array(json.dumps(meta)),
+        "obs": obs,
+        "acts": acts,
+        "lengths": lengths,
+        "terminal": np.array([t.terminal for t in trajectories], dtype=bool),
+    }
+    if rews is not None:
+        arrays["rews"] = rews.astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise FileNotFoundError(f"demonstration file {path} does not exist; create one with "
+                                "`gailkit demos collect --expert DIR --episodes N --out FILE`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in _REQUIRED if k not in data.files]
+            if missing:
+                raise DemoFormatError(
+                    f"{path}: not a gailkit demonstration file, missing arrays {missing} "
+                    f"(found {sorted(data.files)}); write demonstrations with gailkit.data.save_demos"
+                )
+            return {k: data[k] for k in data.files}
+    except DemoFormatError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise DemoFormatError(
+                f"{path}: contains object (pickled) arrays, which gailkit never loads because "
+                "unpickling can run arbitrary code; re-save the data as numeric arrays with "
+                "gailkit.data.save_demos"
+            ) from None
+        raise DemoFormatError(f"{path}: cannot be read as .npz ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DemoFormatError(
+            f"{path}: corrupt or truncated .npz file ({type(e).__name__}: {e}); "
+            "collect the demonstrations again"
+        ) from None
+
+
+def load_demos(
+    path: str | os.PathLike,
+    *,
+    env: gym.Env | str | None = None,
+) -> Demonstrations:
+    """Load and validate a demonstration file.
+
+    Args:
+        path: file written by :func:`save_demos`.
+        env: optional environment (instance or id) the demonstrations must fit; its
+            observation and action spaces are compared with the file's.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DemoFormatError: the file is corrupt, uses pickles, has another schema, holds
+            NaN/inf, or does not fit ``env``. The message names the problem and the fix.
+    """
+    path = Path(path)
+    data = _read_npz(path)
+    version = int(data["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise DemoFormatError(
+            f"{path}: schema version {version} is newer than this gailkit supports "
+            f"({SCHEMA_VERSION}); upgrade gailkit"
+        )
+    try:
+        meta = json.loads(str(data["meta_json"]))
+        obs_space = space_from_json(meta["observation_space"])
+        act_space = space_from_json(meta["action_space"])
+        env_id = str(meta["env_id"])
+    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
+        raise DemoFormatError(f"{path}: unreadable metadata ({type(e).__name__}: {e})") from None
+    lengths = data["lengths"].astype(np.int64)
+    rews = data.get("rews")
+    _validate(data["obs"], data["acts"], rews, lengths, obs_space, act_space, source=str(path))
+    if env is not None:
+        check_compatible(obs_space, act_space, env, source=f"{path} (recorded in {env_id})")
+    obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
+    act_starts = np.concatenate([[0], np.cumsum(lengths)])
+    trajectories = tuple(
+        Trajectory(
+            obs=data["obs"][obs_starts[i] : obs_starts[i + 1]],
+            acts=data["acts"][act_starts[i] : act_starts[i + 1]],
+            rews=None if rews is None else rews[act_starts[i] : act_starts[i + 1]],
+            terminal=bool(data["terminal"][i]),
+        )
+        for i in range(len(lengths))
+    )
+    extra = {k: v for k, v in meta.items() if k not in ("env_id", "observation_space", "action_space")}
+    return Demonstrations(trajectories, env_id, obs_space, act_space, extra)
+
+
+def check_compatible(
+    obs_space: gym.Space, act_space: gym.Space, env: gym.Env | str, *, source: str
+) -> None:
+    """Raise DemoFormatError naming the first space that differs between data and ``env``."""
+    owned = isinstance(env, str)
+    env_obj = gym.make(env) if owned else env
+    try:
+        env_name = env if owned else (env_obj.spec.id if env_obj.spec else type(env_obj).__name__)
+        for what, theirs, ours in (
+            ("observation", obs_space, env_obj.observation_space),
+            ("action", act_space, env_obj.action_space),
+        ):
+            diff = space_mismatch(ours, theirs)
+            if diff:
+                raise DemoFormatError(
+                    f"{source}: {what} space does not match {env_name}: {diff} "
+                    f"(data {describe_space(theirs)}, env {describe_space(ours)}). Use demonstrations "
+                    f"recorded in {env_name}, or train on the env they were recorded in."
+                )
+    finally:
+        if owned:
+            env_obj.close()

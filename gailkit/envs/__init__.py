@@ -1,0 +1,51 @@
+"""Gailkit environments, registered with Gymnasium on ``import gailkit``.
+
+Ids live in the ``gailkit/`` namespace: ``gymnasium.make("gailkit/CartPoleFixedHorizon-v1")``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from gailkit.envs.wrappers import AbsorbingStateWrapper
+
+__all__ = ["AbsorbingStateWrapper", "registered_ids", "REGISTRY"]
+
+# id -> (entry point, max_episode_steps, kwargs, what it is)
+REGISTRY: dict[str, tuple[str, int, dict, str]] = {
+    "gailkit/CartPoleFixedHorizon-v1": (
+        "gailkit.envs.fixed_horizon:FixedHorizonCartPoleEnv", 500, {},
+        "CartPole-v1 run to 500 steps; reward 1 while the pole is up, 0 after it falls",
+    ),
+    "gailkit/AcrobotFixedHorizon-v1": (
+        "gailkit.envs.fixed_horizon:FixedHorizonAcrobotEnv", 500, {},
+        "Acrobot-v1 run to 500 steps; reward 0 while the tip is above the line, else -1",
+    ),
+    "gailkit/MountainCarFixedHorizon-v0": (
+        "gailkit.envs.fixed_horizon:FixedHorizonMountainCarEnv", 200, {},
+        "MountainCar-v0 run to 200 steps; reward 0 while at the goal, else -1",
+    ),
+}
+for _name, _base, _horizon in (
+    ("CartPole", "CartPole-v1", 500), ("Acrobot", "Acrobot-v1", 500),
+    ("MountainCar", "MountainCar-v0", 200), ("LunarLander", "LunarLander-v3", 1000),
+    ("Hopper", "Hopper-v5", 1000), ("HalfCheetah", "HalfCheetah-v5", 1000),
+):
+    REGISTRY[f"gailkit/{_name}Absorbing-{_base.rsplit('-', 1)[1]}"] = (
+        "gailkit.envs.wrappers:make_absorbing", _horizon, {"base_id": _base},
+        f"{_base} with an absorbing state after termination (obs + 1 flag), {_horizon} steps",
+    )
+
+
+def _register_all() -> None:
+    for env_id, (entry_point, horizon, kwargs, _) in REGISTRY.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon, kwargs=kwargs)
+
+
+def registered_ids() -> list[str]:
+    """All ``gailkit/`` ids currently in Gymnasium's registry."""
+    return sorted(i for i in gym.registry if i.startswith("gailkit/"))
+
+
+_register_all()

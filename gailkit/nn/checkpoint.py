@@ -1,0 +1,73 @@
+"""Checkpoint I/O without pickle: tensors in safetensors, metadata in JSON, atomic writes.
+
+Every write goes to a temporary file in the target directory and is renamed into place, so
+an interrupted run leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = ["CheckpointError", "atomic_write", "write_json", "read_json", "save_tensors", "load_tensors"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or belongs to something else; the message says which."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, then rename the temporary file to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_json(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[str, Any]:
+    """Read a JSON file, raising :class:`CheckpointError` with the path if absent or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: {path} is missing; is {path.parent} a gailkit {what} directory?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{what}: {path} is not valid JSON ({e})") from None
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Save a flat name -> tensor mapping as safetensors, atomically (tensors made contiguous)."""
+    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(flat, tmp))
+
+
+def load_tensors(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Load a safetensors file, raising :class:`CheckpointError` if absent or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: {path} is missing; is {path.parent} a gailkit {what} directory?")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{what}: {path} is corrupt or not safetensors ({e})") from None
