@@ -30,6 +30,7 @@ from stable_baselines3.common.utils import LinearSchedule
 
 import gailkit
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
+from gailkit.data.demos import Demonstrations, check_compatible, load_demos, save_demos
 from gailkit.data.types import Trajectory
 from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
 
@@ -42,6 +43,9 @@ __all__ = [
     "load_expert",
     "evaluate_policy",
     "rollout_episodes",
+    "random_returns",
+    "CollectConfig",
+    "collect_demos",
 ]
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "dqn": DQN}
@@ -271,3 +275,44 @@ def train_expert(config: ExpertConfig) -> tuple[Expert, Path]:
     expert = Expert(model, config.env, card)
     expert.save(out, cfg)
     return expert, out
+
+
+@dataclasses.dataclass
+class CollectConfig:
+    """What ``gailkit demos collect`` takes."""
+
+    expert: Path = dataclasses.field(metadata={"help": "expert directory (from `gailkit expert train`)"})
+    episodes: int = dataclasses.field(default=10, metadata={"help": "episodes to record"})
+    out: Path = dataclasses.field(default=Path("demos.npz"), metadata={"help": "output .npz file"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "episode i is reset with seed + i"})
+    env: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "record in another env with the same spaces, e.g. "
+                          "gailkit/CartPoleFixedHorizon-v1 (default: the expert's env)"},
+    )
+    stochastic: bool = dataclasses.field(default=False, metadata={"help": "sample actions instead of the mode"})
+
+
+def collect_demos(config: CollectConfig) -> tuple[Path, Demonstrations]:
+    """Record expert episodes and write them to ``config.out``; returns the path and the data."""
+    if config.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {config.episodes}")
+    expert = load_expert(config.expert)
+    env_id = config.env or expert.env_id
+    if env_id != expert.env_id:
+        check_compatible(expert.observation_space, expert.action_space, env_id,
+                         source=f"expert {config.expert} (trained in {expert.env_id})")
+    deterministic = not config.stochastic
+    trajectories = rollout_episodes(lambda o: expert.predict(o, deterministic), env_id,
+                                    config.episodes, seed=config.seed)
+    env = gym.make(env_id)
+    meta = {
+        "expert": str(config.expert),
+        "expert_card": expert.card,
+        "seed": config.seed,
+        "deterministic": deterministic,
+    }
+    path = save_demos(config.out, trajectories, env_id=env_id, observation_space=env.observation_space,
+                      action_space=env.action_space, metadata=meta)
+    env.close()
+    return path, load_demos(path)

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise FileNotFoundError(f"demonstration file {path} does not exist; create one with "
                                 "`gailkit demos collect --expert DIR --episodes N --out FILE`")
+    if not zipfile.is_zipfile(path):
+        raise DemoFormatError(
+            f"{path}: not an .npz archive (corrupt, truncated, or another format such as a pickle); "
+            "collect the demonstrations again or convert them with gailkit.data.save_demos"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in _REQUIRED if k not in data.files]
@@ -229,7 +235,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 "gailkit.data.save_demos"
             ) from None
         raise DemoFormatError(f"{path}: cannot be read as .npz ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
         raise DemoFormatError(
             f"{path}: corrupt or truncated .npz file ({type(e).__name__}: {e}); "
             "collect the demonstrations again"

@@ -1,0 +1,174 @@
+"""The ``gailkit`` command line: parses flags into configs and calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gailkit.configs import add_config_args, config_from_args
+
+# Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
+_USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, TypeError)
+
+
+@dataclasses.dataclass
+class ExpertEvalConfig:
+    """What ``gailkit expert eval`` takes."""
+
+    expert: Path = dataclasses.field(metadata={"help": "expert directory"})
+    episodes: int = dataclasses.field(default=20, metadata={"help": "evaluation episodes"})
+    seed: int = dataclasses.field(default=1_000_000, metadata={"help": "episode i is reset with seed + i"})
+    env: str | None = dataclasses.field(default=None, metadata={"help": "evaluate in another env (same spaces)"})
+
+
+@dataclasses.dataclass
+class DemosInfoConfig:
+    """What ``gailkit demos info`` takes."""
+
+    file: Path = dataclasses.field(metadata={"help": "demonstration .npz file"})
+    env: str | None = dataclasses.field(default=None, metadata={"help": "also check the file fits this env"})
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def cmd_envs(args: argparse.Namespace) -> None:
+    from gailkit.envs import REGISTRY, registered_ids
+
+    for env_id in registered_ids():
+        print(f"{env_id:<34} {REGISTRY.get(env_id, ('', 0, {}, ''))[3]}")
+
+
+def cmd_expert_presets(args: argparse.Namespace) -> None:
+    from gailkit.agents.experts import PRESETS
+
+    print(f"{'env':<16} {'algo':<5} {'steps':>9} {'envs':>4}  hyperparameters")
+    for env_id, p in PRESETS.items():
+        hp = ", ".join(f"{k}={v}" for k, v in p.hyperparams.items())
+        arch = f", net_arch={p.net_arch}" if p.net_arch else ""
+        print(f"{env_id:<16} {p.algo:<5} {p.steps:>9,} {p.n_envs:>4}  {hp}{arch}")
+
+
+def cmd_expert_train(args: argparse.Namespace) -> None:
+    from gailkit.agents.experts import ExpertConfig, train_expert
+
+    expert, out = train_expert(config_from_args(ExpertConfig, args))
+    c = expert.card
+    _print_table([
+        ("env", c["env_id"]), ("algorithm", f"{c['algo']} ({c['steps']:,} steps, seed {c['seed']})"),
+        ("return", f"{c['return_mean']:.1f} +/- {c['return_std']:.1f} over {c['eval_episodes']} episodes"),
+        ("random policy", f"{c['random_return_mean']:.1f} +/- {c['random_return_std']:.1f}"),
+        ("wall time", f"{c['wall_time_s']:.1f} s"),
+    ])
+    print(f"wrote expert to {out}/ (config.json, policy.safetensors, card.json, tb/)")
+
+
+def cmd_expert_eval(args: argparse.Namespace) -> None:
+    from gailkit.agents.experts import evaluate_policy, load_expert, random_returns
+
+    cfg = config_from_args(ExpertEvalConfig, args)
+    expert = load_expert(cfg.expert)
+    env_id = cfg.env or expert.env_id
+    returns = evaluate_policy(lambda o: expert.predict(o), env_id, cfg.episodes, seed=cfg.seed)
+    rand = random_returns(env_id, cfg.episodes, seed=cfg.seed)
+    _print_table([
+        ("env", env_id),
+        ("expert return", f"{returns.mean():.1f} +/- {returns.std():.1f} (min {returns.min():.1f}, "
+                          f"max {returns.max():.1f}) over {cfg.episodes} episodes"),
+        ("random return", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
+    ])
+
+
+def cmd_demos_collect(args: argparse.Namespace) -> None:
+    from gailkit.agents.experts import CollectConfig, collect_demos
+
+    path, demos = collect_demos(config_from_args(CollectConfig, args))
+    _print_summary(demos.summary())
+    print(f"wrote {len(demos)} episodes to {path}")
+
+
+def _print_summary(s: dict) -> None:
+    ret = ("n/a (no rewards)" if s["return_mean"] is None else
+           f"{s['return_mean']:.2f} +/- {s['return_std']:.2f} (min {s['return_min']:.2f}, max {s['return_max']:.2f})")
+    _print_table([
+        ("env", s["env_id"]), ("episodes", f"{s['episodes']} ({s['terminated_episodes']} terminated)"),
+        ("steps", f"{s['steps']:,}"), ("return", ret),
+        ("observation space", s["observation_space"]), ("action space", s["action_space"]),
+    ])
+
+
+def cmd_demos_info(args: argparse.Namespace) -> None:
+    from gailkit.data.demos import load_demos
+
+    cfg = config_from_args(DemosInfoConfig, args)
+    demos = load_demos(cfg.file, env=cfg.env)
+    _print_summary(demos.summary())
+    if cfg.env:
+        print(f"compatible with {cfg.env}")
+    if args.json:
+        print(json.dumps(demos.summary(), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gailkit", description="Imitation learning and world models with generative parts."
+    )
+    from gailkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"gailkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("envs", help="list the registered gailkit/ environment ids")
+    p.set_defaults(func=cmd_envs)
+
+    expert = sub.add_parser("expert", help="train, evaluate and list expert policies")
+    esub = expert.add_subparsers(dest="expert_command", required=True, metavar="ACTION")
+    from gailkit.agents.experts import CollectConfig, ExpertConfig
+
+    p = esub.add_parser("train", help="train an SB3 expert with the env's preset")
+    add_config_args(p, ExpertConfig)
+    p.set_defaults(func=cmd_expert_train)
+    p = esub.add_parser("eval", help="evaluate a saved expert")
+    add_config_args(p, ExpertEvalConfig)
+    p.set_defaults(func=cmd_expert_eval)
+    p = esub.add_parser("presets", help="print the preset table")
+    p.set_defaults(func=cmd_expert_presets)
+
+    demos = sub.add_parser("demos", help="record and inspect demonstration files")
+    dsub = demos.add_subparsers(dest="demos_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("collect", help="record expert episodes to a .npz file")
+    add_config_args(p, CollectConfig)
+    p.set_defaults(func=cmd_demos_collect)
+    p = dsub.add_parser("info", help="summarise (and validate) a demonstration file")
+    add_config_args(p, DemosInfoConfig, positional=("file",))
+    p.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    p.set_defaults(func=cmd_demos_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "seed", None) is not None:
+        np.random.seed(args.seed)  # global seeding happens here only, at the entry point
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as e:
+        print(f"gailkit: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
