@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     from gailkit import __version__
 
     parser.add_argument("--version", action="version", version=f"gailkit {__version__}")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: 1, fastest for the small networks of RL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("envs", help="list the registered gailkit/ environment ids")
@@ -157,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     if getattr(args, "seed", None) is not None:
         np.random.seed(args.seed)  # global seeding happens here only, at the entry point
     try:

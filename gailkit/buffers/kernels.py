@@ -83,9 +83,9 @@ def gae_episode_starts(rewards, values, episode_starts, last_values, last_dones,
     ``RolloutBuffer.compute_returns_and_advantage`` exactly.
     """
     n_steps, n_envs = rewards.shape
-    for n in range(n_envs):
-        carry = 0.0
-        for t in range(n_steps - 1, -1, -1):
+    carry = np.zeros(n_envs, dtype=np.float64)
+    for t in range(n_steps - 1, -1, -1):  # time outer, envs inner: contiguous rows
+        for n in range(n_envs):
             if t == n_steps - 1:
                 not_done = 1.0 - last_dones[n]
                 next_value = last_values[n]
@@ -93,9 +93,9 @@ def gae_episode_starts(rewards, values, episode_starts, last_values, last_dones,
                 not_done = 1.0 - episode_starts[t + 1, n]
                 next_value = values[t + 1, n]
             delta = rewards[t, n] + gamma * next_value * not_done - values[t, n]
-            carry = delta + gamma * gae_lambda * not_done * carry
-            out_advantages[t, n] = carry
-            out_returns[t, n] = carry + values[t, n]
+            carry[n] = delta + gamma * gae_lambda * not_done * carry[n]
+            out_advantages[t, n] = carry[n]
+            out_returns[t, n] = carry[n] + values[t, n]
 
 
 @njit(cache=True)
