@@ -1,0 +1,65 @@
+"""The discriminator's options, one field each."""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["DiscriminatorConfig", "REWARD_TYPES", "INPUT_TYPES", "PENALTIES"]
+
+REWARD_TYPES = ("gail", "log_d", "logit")
+INPUT_TYPES = ("sa", "ss", "s", "sas")
+PENALTIES = ("none", "wgan-gp", "r1")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclasses.dataclass
+class DiscriminatorConfig:
+    """Discriminator / reward-net options (``gailkit imitate --disc-...`` flags mirror them)."""
+
+    inputs: str = dataclasses.field(default="sa", metadata=_help(
+        "what D sees: sa = (s, a), ss = (s, s'), s = state only, sas = (s, a, s')"))
+    hidden: str = dataclasses.field(default="64,64", metadata=_help("hidden layer sizes, comma-separated"))
+    reward: str = dataclasses.field(default="gail", metadata=_help(
+        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D)"))
+    airl: bool = dataclasses.field(default=False, metadata=_help(
+        "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
+    gamma: float = dataclasses.field(default=0.99, metadata=_help("discount of the AIRL shaping term"))
+    gradient_penalty: str = dataclasses.field(default="none", metadata=_help("none, wgan-gp or r1"))
+    gp_weight: float = dataclasses.field(default=10.0, metadata=_help("gradient penalty weight"))
+    spectral_norm: bool = dataclasses.field(default=False, metadata=_help("spectral normalisation on every layer"))
+    vail: bool = dataclasses.field(default=False, metadata=_help("variational information bottleneck (VAIL)"))
+    vail_latent: int = dataclasses.field(default=8, metadata=_help("VAIL latent size"))
+    vail_target_kl: float = dataclasses.field(default=0.5, metadata=_help("VAIL information constraint I_c (nats)"))
+    vail_beta_lr: float = dataclasses.field(default=1e-3, metadata=_help("dual step size of VAIL's adaptive beta"))
+    label_smoothing: float = dataclasses.field(default=0.0, metadata=_help("targets 1 - e (expert) and e (policy)"))
+    entropy_weight: float = dataclasses.field(default=0.0, metadata=_help("bonus on the entropy of D's prediction"))
+    normalize_inputs: bool = dataclasses.field(default=True, metadata=_help("running mean/std input normalisation"))
+    lr: float = dataclasses.field(default=3e-4, metadata=_help("Adam learning rate"))
+    batch_size: int = dataclasses.field(default=256, metadata=_help("expert and policy samples per update, each"))
+    seed: int = dataclasses.field(default=0, metadata=_help("seed of the weights and penalty noise"))
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("inputs", INPUT_TYPES), ("reward", REWARD_TYPES),
+                              ("gradient_penalty", PENALTIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.airl and self.vail:
+            raise ValueError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        self.hidden_sizes  # validates the string
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        try:
+            sizes = [int(h) for h in str(self.hidden).split(",") if h.strip()]
+        except ValueError:
+            raise ValueError(f"hidden={self.hidden!r}: give comma-separated integers, e.g. 64,64") from None
+        if any(h < 1 for h in sizes):
+            raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
+        return sizes

@@ -1,0 +1,275 @@
+"""The discriminator: a reward net over (s, a), (s, s'), s or (s, a, s').
+
+Sign convention: ``D = sigmoid(logit)`` is the probability that a sample came from the
+*expert*. Every reward is increasing in ``D``, so more expert-like behaviour earns more:
+
+* ``gail``:  ``-log(1 - D) = softplus(logit)``, always positive (a survival bonus: use it on
+  fixed-horizon or absorbing-state tasks, which is what gailkit's envs are for);
+* ``log_d``: ``log D = -softplus(-logit)``, always negative (a step penalty);
+* ``logit``: ``log D - log(1 - D)``, both signs; with ``airl=True`` it is AIRL's
+  ``f(s, a, s') - log pi(a|s)``, the entropy-regularised reward of Fu et al. (2018).
+
+``forward`` keeps gradients for the training loss; ``reward`` is no-grad, eval mode and
+batched over a whole rollout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gailkit
+from gailkit.data.spaces import space_from_json, space_to_json
+from gailkit.discriminators.config import DiscriminatorConfig
+from gailkit.nn.adversarial import bce_logits_loss, bernoulli_entropy, gaussian_kl, r1_penalty, wgan_gradient_penalty
+from gailkit.nn.blocks import RunningNorm, mlp
+from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+
+__all__ = ["DiscBatch", "Discriminator"]
+
+
+class DiscBatch(NamedTuple):
+    """A batch of ``B`` transitions as tensors. ``log_probs`` (policy's ``log pi(a|s)``) is
+    needed only by AIRL."""
+
+    obs: torch.Tensor  # (B, *obs_shape)
+    acts: torch.Tensor  # (B,) discrete or (B, A) continuous
+    next_obs: torch.Tensor  # (B, *obs_shape)
+    dones: torch.Tensor  # (B,) 1.0 where next_obs is terminal
+    log_probs: torch.Tensor | None = None  # (B,)
+
+    @classmethod
+    def from_numpy(cls, obs, acts, next_obs, dones, log_probs=None) -> DiscBatch:
+        t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+        return cls(t(obs), t(acts), t(next_obs), t(dones).reshape(-1), None if log_probs is None else t(log_probs).reshape(-1))
+
+
+class Discriminator(nn.Module):
+    """GAIL / AIRL / VAIL discriminator with its own optimiser, statistics and checkpoints."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: DiscriminatorConfig | None = None):
+        super().__init__()
+        self.config = config = config or DiscriminatorConfig()
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise TypeError(f"Discriminator needs a Box observation space, got {observation_space}")
+        if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+            raise TypeError(f"Discriminator supports Box and Discrete actions, got {action_space}")
+        if config.airl and config.inputs not in ("s", "sa"):
+            raise ValueError(f"AIRL's g takes inputs 's' or 'sa', not {config.inputs!r}")
+        self.observation_space, self.action_space = observation_space, action_space
+        with torch.random.fork_rng(devices=[]):  # same seed, same weights; global RNG untouched
+            torch.manual_seed(config.seed)
+            self._build(observation_space, action_space, config)
+        self.register_buffer("beta", torch.tensor(0.0))  # VAIL's Lagrange multiplier
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr)
+        self.noise = torch.Generator().manual_seed(config.seed)
+        self.last_stats: dict[str, float] = {}
+
+    def _build(self, observation_space: gym.Space, action_space: gym.Space, config: DiscriminatorConfig) -> None:
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.obs_norm = RunningNorm(self.obs_dim)
+        self.act_norm = RunningNorm(self.act_dim)
+        hidden, sn = config.hidden_sizes, config.spectral_norm
+        uses_a = "a" in config.inputs
+        if config.airl:
+            self.g = mlp(self.obs_dim + (self.act_dim if uses_a else 0), hidden, 1, spectral_norm=sn)
+            self.h = mlp(self.obs_dim, hidden, 1, spectral_norm=sn)
+        else:
+            in_dim = self.obs_dim * (2 if "ss" in config.inputs or config.inputs == "sas" else 1)
+            in_dim += self.act_dim if uses_a else 0
+            out = 2 * config.vail_latent if config.vail else 1
+            self.net = mlp(in_dim, hidden, out, spectral_norm=sn)
+            if config.vail:
+                self.head = nn.Linear(config.vail_latent, 1)
+
+    # ----- inputs ---------------------------------------------------------------------------
+    def _acts(self, acts: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return F.one_hot(acts.reshape(-1).long(), self.act_dim).float()
+        acts = acts.reshape(len(acts), -1).float()
+        return self.act_norm(acts) if self.config.normalize_inputs else acts
+
+    def _obs(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.reshape(len(obs), -1).float()
+        return self.obs_norm(obs) if self.config.normalize_inputs else obs
+
+    def encode(self, batch: DiscBatch) -> torch.Tensor:
+        """The network input ``(B, D)``: normalised ``[s, a, s', done]`` (AIRL) or the chosen parts."""
+        s, a, s2 = self._obs(batch.obs), self._acts(batch.acts), self._obs(batch.next_obs)
+        if self.config.airl:
+            return torch.cat([s, a, s2, batch.dones.reshape(-1, 1).float()], dim=1)
+        parts = {"s": [s], "sa": [s, a], "ss": [s, s2], "sas": [s, a, s2]}[self.config.inputs]
+        return torch.cat(parts, dim=1)
+
+    def score(self, x: torch.Tensor, log_probs: torch.Tensor | None = None, *, sample: bool = False):
+        """Logits ``(B,)`` from encoded inputs, and the VAIL KL ``(B,)`` (zeros without VAIL)."""
+        c = self.config
+        if c.airl:
+            o, a = self.obs_dim, self.act_dim
+            s, act, s2, done = x[:, :o], x[:, o : o + a], x[:, o + a : 2 * o + a], x[:, -1]
+            g_in = torch.cat([s, act], 1) if c.inputs == "sa" else s
+            f = self.g(g_in).squeeze(-1) + c.gamma * (1 - done) * self.h(s2).squeeze(-1) - self.h(s).squeeze(-1)
+            if log_probs is None:
+                raise ValueError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
+            return f - log_probs, torch.zeros_like(f)
+        out = self.net(x)
+        if not c.vail:
+            return out.squeeze(-1), torch.zeros(len(x))
+        mean, log_std = out.chunk(2, dim=-1)
+        log_std = log_std.clamp(-10, 2)
+        z = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=self.noise) if sample else mean
+        return self.head(z).squeeze(-1), gaussian_kl(mean, log_std)
+
+    def forward(self, batch: DiscBatch) -> torch.Tensor:
+        """Logits ``(B,)`` with gradients (VAIL samples its latent in training mode)."""
+        return self.score(self.encode(batch), batch.log_probs, sample=self.training)[0]
+
+    # ----- training ---------------------------------------------------------------------------
+    def loss(self, expert: DiscBatch, policy: DiscBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Discriminator loss (expert labelled 1) and its statistics; batches of equal size."""
+        c = self.config
+        x_e, x_p = self.encode(expert), self.encode(policy)
+        logit_e, kl_e = self.score(x_e, expert.log_probs, sample=True)
+        logit_p, kl_p = self.score(x_p, policy.log_probs, sample=True)
+        loss = bce_logits_loss(logit_e, logit_p, smoothing=c.label_smoothing)
+        entropy = bernoulli_entropy(torch.cat([logit_e, logit_p])).mean()
+        loss = loss - c.entropy_weight * entropy
+        stats: dict[str, float] = {}
+        if c.gradient_penalty != "none":
+            def f(x: torch.Tensor, lp: torch.Tensor | None) -> torch.Tensor:
+                return self.score(x, lp)[0]
+            if c.gradient_penalty == "wgan-gp":
+                n = min(len(x_e), len(x_p))
+                lp = None if expert.log_probs is None else torch.zeros(n)
+                gp = wgan_gradient_penalty(lambda x: f(x, lp), x_e[:n], x_p[:n], generator=self.noise)
+                loss = loss + c.gp_weight * gp
+            else:
+                lp = None if expert.log_probs is None else expert.log_probs
+                gp = r1_penalty(lambda x: f(x, lp), x_e)
+                loss = loss + 0.5 * c.gp_weight * gp
+            stats["gradient_penalty"] = gp.item()
+        if c.vail:
+            kl = torch.cat([kl_e, kl_p]).mean()
+            loss = loss + self.beta * (kl - c.vail_target_kl)
+            stats["kl"], stats["beta"] = kl.item(), self.beta.item()
+        with torch.no_grad():
+            acc_e = (logit_e > 0).float().mean().item()
+            acc_p = (logit_p < 0).float().mean().item()
+        stats.update(loss=loss.item(), expert_accuracy=acc_e, policy_accuracy=acc_p,
+                     accuracy=0.5 * (acc_e + acc_p), entropy=entropy.item())
+        return loss, stats
+
+    def train_step(self, expert: DiscBatch, policy: DiscBatch) -> dict[str, float]:
+        """One optimiser step; updates the input statistics with both batches first."""
+        if self.config.normalize_inputs:
+            for b in (expert, policy):
+                self.obs_norm.update(b.obs.reshape(len(b.obs), -1))
+                if not self.discrete:
+                    self.act_norm.update(b.acts.reshape(len(b.acts), -1))
+        self.train()
+        loss, stats = self.loss(expert, policy)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.config.vail:  # dual ascent on beta keeps the bottleneck at I_c
+            with torch.no_grad():
+                self.beta.add_(self.config.vail_beta_lr * (stats["kl"] - self.config.vail_target_kl)).clamp_(min=0)
+        self.last_stats = stats
+        return stats
+
+    # ----- rewards ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, batch: DiscBatch, *, chunk: int = 65_536) -> torch.Tensor:
+        """No-grad, eval-mode logits ``(B,)`` in chunks (VAIL uses the latent mean)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = [self.score(self.encode(DiscBatch(*(None if t is None else t[i : i + chunk] for t in batch))),
+                              None if batch.log_probs is None else batch.log_probs[i : i + chunk])[0]
+                   for i in range(0, len(batch.obs), chunk)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out)
+
+    def reward(self, obs, acts, next_obs, dones, log_probs=None) -> np.ndarray:
+        """Rewards ``(B,)`` float32 for a whole rollout (see the module docstring for signs).
+
+        Args:
+            obs, next_obs: ``(B, *obs_shape)``; acts: ``(B,)`` or ``(B, A)``; dones: ``(B,)``;
+            log_probs: ``(B,)`` policy log-probabilities (AIRL only).
+        """
+        logit = self.logits(DiscBatch.from_numpy(obs, acts, next_obs, dones, log_probs))
+        kind = self.config.reward
+        if kind == "gail":
+            r = F.softplus(logit)
+        elif kind == "log_d":
+            r = -F.softplus(-logit)
+        else:
+            r = logit
+        return r.numpy().astype(np.float32)
+
+    # ----- checkpoints ------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``discriminator.json``, ``discriminator.safetensors`` and the optimiser state."""
+        directory = Path(directory)
+        save_tensors(directory / "discriminator.safetensors", self.state_dict())
+        save_tensors(directory / "discriminator_optim.safetensors", _optimizer_tensors(self.optimizer))
+        write_json(directory / "discriminator.json", {
+            "config": dataclasses.asdict(self.config),
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "optimizer_steps": _optimizer_steps(self.optimizer),
+            "gailkit": gailkit.__version__,
+        })
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Discriminator:
+        """Rebuild from :meth:`save`'s files; raises CheckpointError if missing or mismatched."""
+        directory = Path(directory)
+        meta = read_json(directory / "discriminator.json", what="discriminator")
+        disc = cls(space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
+                   DiscriminatorConfig(**meta["config"]))
+        state = load_tensors(directory / "discriminator.safetensors", what="discriminator")
+        try:
+            disc.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(f"discriminator: weights in {directory} do not fit its config "
+                                  f"({str(e).splitlines()[0]})") from None
+        optim_path = directory / "discriminator_optim.safetensors"
+        if optim_path.exists():
+            _load_optimizer(disc.optimizer, load_tensors(optim_path, what="discriminator"))
+        return disc
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as flat ``"{index}.{name}"`` tensors (hyperparameters live in the config)."""
+    out = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            out[f"{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def _optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    steps = [s.get("step", 0) for s in optimizer.state_dict()["state"].values()]
+    return int(max((float(s) for s in steps), default=0))
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
