@@ -118,6 +118,37 @@ def cmd_demos_info(args: argparse.Namespace) -> None:
         print(json.dumps(demos.summary(), indent=2))
 
 
+def cmd_imitate(args: argparse.Namespace) -> None:
+    from gailkit.agents.imitate import imitate
+    from gailkit.agents.imitation import ImitationConfig
+    from gailkit.discriminators import DiscriminatorConfig
+
+    config = config_from_args(ImitationConfig, args)
+    disc = config_from_args(DiscriminatorConfig, args, prefix="disc", seed=config.seed)
+    result = imitate(config, disc, resume=args.resume)
+    _print_result(result)
+    print(f"wrote run to {config.out}/: {', '.join(sorted(p.name for p in Path(config.out).iterdir()))}")
+
+
+def _print_result(r: dict) -> None:
+    rows = [("return", f"{r['return_mean']:.1f} +/- {r['return_std']:.1f}")]
+    if r.get("normalised") is not None:
+        rows.append(("normalised", f"{r['normalised']:.3f}  ((R - random) / (expert - random))"))
+    if r.get("expert_return") is not None:
+        rows.append(("expert / random", f"{r['expert_return']:.1f} / {r['random_return']:.1f}"))
+    if "wall_time_s" in r:
+        rows.append(("wall time", f"{r['wall_time_s']:.1f} s"))
+    _print_table(rows)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from gailkit.agents.imitate import evaluate_run
+
+    result = evaluate_run(args.run, args.episodes)
+    print(f"{result['algo']} run {args.run}, {result['episodes']} episodes:")
+    _print_result(result)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gailkit", description="Imitation learning and world models with generative parts."
@@ -154,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, DemosInfoConfig, positional=("file",))
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_demos_info)
+    from gailkit.agents.imitation import ImitationConfig
+    from gailkit.discriminators import DiscriminatorConfig
+
+    p = sub.add_parser("imitate", help="train BC, GAIL or AIRL from demonstrations")
+    add_config_args(p, ImitationConfig)
+    add_config_args(p, DiscriminatorConfig, prefix="disc", skip=("seed",))
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.set_defaults(func=cmd_imitate)
+
+    p = sub.add_parser("eval", help="evaluate the policy of an imitation run")
+    p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")
+    p.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

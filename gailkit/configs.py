@@ -28,27 +28,44 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = ()) -> None:
-    """Add one flag per field of dataclass ``cls`` (fields in ``positional`` become arguments)."""
+def add_config_args(parser: argparse.ArgumentParser, cls: type, *, positional: tuple[str, ...] = (),
+                    prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of dataclass ``cls``.
+
+    Args:
+        positional: fields that become positional arguments.
+        prefix: flag and destination prefix, e.g. ``"disc"`` gives ``--disc-lr`` -> ``disc_lr``.
+        skip: fields left to their defaults (not exposed).
+    """
     hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{prefix} options") if prefix else parser
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        name = f"{prefix}_{f.name}" if prefix else f.name
         tp = _base_type(hints[f.name])
         help_text = f.metadata.get("help", "")
         has_default = f.default is not dataclasses.MISSING
         if has_default and f.default is not None:
             help_text += f" (default: {f.default})"
+        flag = f"--{name.replace('_', '-')}"
         if f.name in positional:
-            parser.add_argument(f.name, type=tp, help=help_text, metavar=f.name.upper())
+            group.add_argument(name, type=tp, help=help_text, metavar=f.name.upper())
         elif tp is bool:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name,
-                                action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=help_text)
         else:
-            parser.add_argument(
-                f"--{f.name.replace('_', '-')}", dest=f.name, type=tp if tp in (int, float, str, Path) else str,
+            group.add_argument(
+                flag, dest=name, type=tp if tp in (int, float, str, Path) else str,
                 default=f.default if has_default else None, required=not has_default, help=help_text,
             )
 
 
-def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
+def config_from_args(cls: type[C], args: argparse.Namespace, *, prefix: str = "", **overrides: Any) -> C:
     """Build ``cls`` from the parsed flags that :func:`add_config_args` added."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    values = {}
+    for f in dataclasses.fields(cls):
+        dest = f"{prefix}_{f.name}" if prefix else f.name
+        if hasattr(args, dest):
+            values[f.name] = getattr(args, dest)
+    return cls(**{**values, **overrides})

@@ -8,3 +8,28 @@ import torch
 # Small MLPs run fastest on one thread, and two pytest-xdist workers on a 2-core machine
 # would otherwise oversubscribe the cores (OpenMP spin-waits make that 5-10x slower).
 torch.set_num_threads(1)
+
+import numpy as np
+import pytest
+
+
+def cartpole_controller(obs: np.ndarray) -> int:
+    """A hand-written CartPole expert (return 500): push towards where the pole is falling."""
+    return int(obs[2] + 0.5 * obs[3] > 0)
+
+
+@pytest.fixture(scope="session")
+def cartpole_demos(tmp_path_factory):
+    """10 expert CartPole-v1 episodes with an expert card, written by save_demos."""
+    import gymnasium as gym
+
+    from gailkit.agents.experts import random_returns, rollout_episodes
+    from gailkit.data import save_demos
+
+    trajs = rollout_episodes(cartpole_controller, "CartPole-v1", 10, seed=0)
+    env = gym.make("CartPole-v1")
+    card = {"env_id": "CartPole-v1", "return_mean": float(np.mean([t.episode_return for t in trajs])),
+            "random_return_mean": float(random_returns("CartPole-v1", 20, seed=0).mean())}
+    return save_demos(tmp_path_factory.mktemp("demos") / "cartpole.npz", trajs, env_id="CartPole-v1",
+                      observation_space=env.observation_space, action_space=env.action_space,
+                      metadata={"expert_card": card})

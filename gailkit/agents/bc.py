@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import platform
 from collections.abc import Sequence
+from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +32,7 @@ from gailkit.data.spaces import describe_space, space_from_json, space_mismatch,
 from gailkit.data.types import Transitions
 from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
 
-__all__ = ["BCConfig", "BC", "bc_loss", "pretrain_policy"]
+__all__ = ["BC", "BCConfig", "bc_loss", "pretrain_policy"]
 
 _LOG_EVERY = 100  # gradient steps per logged (and returned) mean of the loss statistics
 _CRITIC_PREFIXES = ("value_net.", "mlp_extractor.value_net.", "vf_features_extractor.")
@@ -54,20 +54,21 @@ def _parse_net_arch(value: str | Sequence[int]) -> tuple[int, ...]:
 class BCConfig:
     """What behaviour cloning (``gailkit bc`` and GAIL's warm start) takes."""
 
-    steps: int = dataclasses.field(default=2000, metadata={"help": "gradient steps"})
-    batch_size: int = dataclasses.field(default=256, metadata={"help": "transitions per minibatch"})
-    lr: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
-    ent_weight: float = dataclasses.field(default=1e-3, metadata={"help": "weight of the entropy bonus"})
-    l2_weight: float = dataclasses.field(default=0.0, metadata={"help": "weight of the L2 penalty on the actor"})
-    net_arch: tuple[int, ...] = dataclasses.field(
+    steps: int = field(default=2000, metadata={"help": "gradient steps"})
+    batch_size: int = field(default=256, metadata={"help": "transitions per minibatch"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    ent_weight: float = field(default=1e-3, metadata={"help": "weight of the entropy bonus"})
+    l2_weight: float = field(default=0.0, metadata={"help": "weight of the actor's L2 penalty"})
+    net_arch: tuple[int, ...] = field(
         default=(64, 64), metadata={"help": "hidden layer widths of the policy, e.g. 64,64"}
     )
-    seed: int = dataclasses.field(default=0, metadata={"help": "seed of the initial weights and minibatches"})
+    seed: int = field(default=0, metadata={"help": "seed of the initial weights and minibatches"})
 
     def __post_init__(self) -> None:
         self.net_arch = _parse_net_arch(self.net_arch)
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be at least 1, got {self.steps}, {self.batch_size}")
+            raise ValueError(f"steps and batch_size must be at least 1, "
+                             f"got {self.steps} and {self.batch_size}")
         if self.lr <= 0 or self.ent_weight < 0 or self.l2_weight < 0:
             raise ValueError(f"need lr > 0 and non-negative weights; got lr={self.lr}, "
                              f"ent_weight={self.ent_weight}, l2_weight={self.l2_weight}")
@@ -114,7 +115,8 @@ def bc_loss(
     l2 = torch.stack([p.square().sum() for p in _actor_parameters(policy)]).sum()
     loss = neglogp - ent_weight * entropy + l2_weight * l2
 
-    stats = {"loss": loss.item(), "neglogp": neglogp.item(), "entropy": entropy.item(), "l2": l2.item()}
+    stats = {"loss": loss.item(), "neglogp": neglogp.item(),
+             "entropy": entropy.item(), "l2": l2.item()}
     with torch.no_grad():
         mode = dist.mode()
         if isinstance(policy.action_space, gym.spaces.Box):
@@ -128,8 +130,9 @@ def bc_loss(
 def _check_spaces(policy: ActorCriticPolicy, data: Transitions | Demonstrations) -> Transitions:
     """The transitions of ``data``; ValueError if they do not fit the policy's spaces."""
     if isinstance(data, Demonstrations):
-        for what, ours, theirs in (("observation", policy.observation_space, data.observation_space),
-                                   ("action", policy.action_space, data.action_space)):
+        pairs = (("observation", policy.observation_space, data.observation_space),
+                 ("action", policy.action_space, data.action_space))
+        for what, ours, theirs in pairs:
             diff = space_mismatch(ours, theirs)
             if diff:
                 raise ValueError(
@@ -139,15 +142,17 @@ def _check_spaces(policy: ActorCriticPolicy, data: Transitions | Demonstrations)
         data = data.transitions()
     obs_shape, act_shape = policy.observation_space.shape, policy.action_space.shape or ()
     if data.obs.shape[1:] != obs_shape:
-        raise ValueError(f"observations have shape {data.obs.shape[1:]} but the policy's observation "
-                         f"space is {describe_space(policy.observation_space)}")
+        raise ValueError(f"observations have shape {data.obs.shape[1:]} but the policy's "
+                         f"observation space is {describe_space(policy.observation_space)}")
     if data.acts.shape[1:] != act_shape:
-        raise ValueError(f"actions have shape {data.acts.shape[1:]} but the policy's action space is "
-                         f"{describe_space(policy.action_space)}")
+        raise ValueError(f"actions have shape {data.acts.shape[1:]} but the policy's action "
+                         f"space is {describe_space(policy.action_space)}")
     space = policy.action_space
-    if isinstance(space, gym.spaces.Discrete) and (data.acts.min() < 0 or data.acts.max() >= space.n):
-        raise ValueError(f"discrete actions must lie in [0, {space.n}) for {describe_space(space)}; "
-                         f"got [{data.acts.min()}, {data.acts.max()}]")
+    if isinstance(space, gym.spaces.Discrete) and len(data):
+        lo, hi = data.acts.min(), data.acts.max()
+        if lo < 0 or hi >= space.n:
+            raise ValueError(f"discrete actions must lie in [0, {space.n}) for "
+                             f"{describe_space(space)}; got [{lo}, {hi}]")
     return data
 
 
@@ -269,7 +274,7 @@ class BC:
             torch.manual_seed(self.config.seed)
             self.policy = ActorCriticPolicy(
                 observation_space, action_space, ConstantSchedule(self.config.lr),
-                net_arch=dict(pi=list(self.config.net_arch), vf=[]),
+                net_arch={"pi": list(self.config.net_arch), "vf": []},
             ).to(device)
         self.policy.set_training_mode(False)
         self.stats: dict[str, float] = {}
@@ -277,7 +282,8 @@ class BC:
     def fit(self, demos: Demonstrations | Transitions, *, progress: bool = False,
             logger: Logger | None = None) -> BC:
         """Train on expert data with :func:`pretrain_policy`; a second call continues training."""
-        self.stats = pretrain_policy(self.policy, demos, self.config, progress=progress, logger=logger)
+        self.stats = pretrain_policy(self.policy, demos, self.config,
+                                     progress=progress, logger=logger)
         return self
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -310,8 +316,8 @@ class BC:
         """
         directory = Path(directory)
         if not directory.is_dir():
-            raise CheckpointError(f"BC directory {directory} does not exist; train one with BC(...).fit(demos)"
-                                  ".save(dir)")
+            raise CheckpointError(f"BC directory {directory} does not exist; train one with "
+                                  "BC(...).fit(demos).save(dir)")
         meta = read_json(directory / "config.json", what="BC")
         try:
             if meta.get("kind") != "bc":
@@ -326,7 +332,7 @@ class BC:
         try:
             bc.policy.load_state_dict(state)
         except RuntimeError as e:
-            raise CheckpointError(f"BC: {directory}/policy.safetensors does not fit the policy described "
-                                  f"by config.json ({str(e).splitlines()[0]})") from None
+            raise CheckpointError(f"BC: {directory}/policy.safetensors does not fit the policy "
+                                  f"described by config.json ({str(e).splitlines()[0]})") from None
         bc.stats = dict(meta.get("stats", {}))
         return bc

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +30,16 @@ from gailkit.data.spaces import space_from_json, space_to_json
 from gailkit.discriminators.config import DiscriminatorConfig
 from gailkit.nn.adversarial import bce_logits_loss, bernoulli_entropy, gaussian_kl, r1_penalty, wgan_gradient_penalty
 from gailkit.nn.blocks import RunningNorm, mlp
-from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    load_optimizer_tensors,
+    load_tensors,
+    optimizer_steps,
+    optimizer_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 __all__ = ["DiscBatch", "Discriminator"]
 
@@ -222,12 +231,13 @@ class Discriminator(nn.Module):
         """Write ``discriminator.json``, ``discriminator.safetensors`` and the optimiser state."""
         directory = Path(directory)
         save_tensors(directory / "discriminator.safetensors", self.state_dict())
-        save_tensors(directory / "discriminator_optim.safetensors", _optimizer_tensors(self.optimizer))
+        save_tensors(directory / "discriminator_optim.safetensors",
+                     {**optimizer_tensors(self.optimizer), "noise_generator": self.noise.get_state()})
         write_json(directory / "discriminator.json", {
             "config": dataclasses.asdict(self.config),
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
-            "optimizer_steps": _optimizer_steps(self.optimizer),
+            "optimizer_steps": optimizer_steps(self.optimizer),
             "gailkit": gailkit.__version__,
         })
         return directory
@@ -247,29 +257,8 @@ class Discriminator(nn.Module):
                                   f"({str(e).splitlines()[0]})") from None
         optim_path = directory / "discriminator_optim.safetensors"
         if optim_path.exists():
-            _load_optimizer(disc.optimizer, load_tensors(optim_path, what="discriminator"))
+            tensors = load_tensors(optim_path, what="discriminator")
+            disc.noise.set_state(tensors.pop("noise_generator"))
+            load_optimizer_tensors(disc.optimizer, tensors)
         return disc
 
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Adam's per-parameter state as flat ``"{index}.{name}"`` tensors (hyperparameters live in the config)."""
-    out = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            out[f"{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    return out
-
-
-def _optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
-    steps = [s.get("step", 0) for s in optimizer.state_dict()["state"].values()]
-    return int(max((float(s) for s in steps), default=0))
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["AbsorbingStateWrapper", "make_absorbing"]
+__all__ = ["AbsorbingStateWrapper", "absorbing_transitions", "make_absorbing"]
 
 
 class AbsorbingStateWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -79,3 +79,37 @@ class AbsorbingStateWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 def make_absorbing(base_id: str, horizon: int | None = None, **kwargs: Any) -> gym.Env:
     """``gymnasium.make(base_id, **kwargs)`` wrapped in :class:`AbsorbingStateWrapper`."""
     return AbsorbingStateWrapper(gym.make(base_id, **kwargs), horizon=horizon)
+
+
+def absorbing_transitions(trajectories, horizon: int):
+    """Expert episodes as the :class:`AbsorbingStateWrapper` would have produced them.
+
+    Observations gain the flag 0; an episode that terminated at ``s_T`` continues with
+    ``s_T -> absorbing`` and ``absorbing -> absorbing`` transitions up to ``horizon`` steps
+    (zero actions), so expert and policy data share one distribution over absorbing states.
+    No transition is done: in the wrapped env nothing terminates.
+
+    Args:
+        trajectories: expert :class:`~gailkit.data.Trajectory` sequence.
+        horizon: the wrapper's horizon.
+
+    Returns:
+        :class:`~gailkit.data.Transitions` with ``(N, obs_dim + 1)`` observations.
+    """
+    from gailkit.data.types import Transitions
+
+    obs, acts, next_obs = [], [], []
+    for traj in trajectories:
+        o = np.concatenate([traj.obs, np.zeros((len(traj.obs), 1), traj.obs.dtype)], axis=1)
+        obs.append(o[:-1]), acts.append(traj.acts), next_obs.append(o[1:])
+        tail = horizon - len(traj)
+        if traj.terminal and tail > 0:
+            absorbing = np.zeros((1, o.shape[1]), o.dtype)
+            absorbing[0, -1] = 1
+            zero_act = np.zeros((tail, *traj.acts.shape[1:]), traj.acts.dtype)
+            obs.append(np.concatenate([o[-1:], np.repeat(absorbing, tail - 1, 0)]))
+            next_obs.append(np.repeat(absorbing, tail, 0))
+            acts.append(zero_act)
+    obs_a = np.concatenate(obs)
+    return Transitions(obs=obs_a, acts=np.concatenate(acts), next_obs=np.concatenate(next_obs),
+                       dones=np.zeros(len(obs_a), bool))

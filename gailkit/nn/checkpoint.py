@@ -17,7 +17,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "atomic_write", "write_json", "read_json", "save_tensors", "load_tensors"]
+__all__ = [
+    "CheckpointError",
+    "atomic_write",
+    "write_json",
+    "read_json",
+    "save_tensors",
+    "load_tensors",
+    "optimizer_tensors",
+    "optimizer_steps",
+    "load_optimizer_tensors",
+]
 
 
 class CheckpointError(RuntimeError):
@@ -71,3 +81,32 @@ def load_tensors(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[s
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{what}: {path} is corrupt or not safetensors ({e})") from None
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimiser's per-parameter state as flat ``"{index}.{name}"`` tensors.
+
+    Hyperparameters are not included: they come from the owner's config when it is rebuilt.
+    """
+    out = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            out[f"{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """Number of steps taken (Adam's ``step`` counter)."""
+    steps = [s.get("step", 0) for s in optimizer.state_dict()["state"].values()]
+    return int(max((float(s) for s in steps), default=0))
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`optimizer_tensors` for an optimiser built over the same parameters."""
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)

@@ -1,0 +1,127 @@
+"""One entry point per imitation algorithm, and evaluation of a finished run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from gailkit.agents.bc import BC, BCConfig
+from gailkit.agents.experts import evaluate_policy
+from gailkit.agents.imitation import (
+    AdversarialImitation,
+    ImitationConfig,
+    load_run,
+    normalised_return,
+    saved_configs,
+)
+from gailkit.data.demos import load_demos
+from gailkit.discriminators import DiscriminatorConfig
+from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
+
+__all__ = ["imitate", "evaluate_run", "plot_runs"]
+
+EVAL_SEED = 10_000_000  # evaluation episodes never share seeds with training
+
+
+def imitate(config: ImitationConfig, disc_config: DiscriminatorConfig | None = None, *,
+            resume: bool = False) -> dict[str, Any]:
+    """Train ``config.algo`` and return the final evaluation (with ``wall_time_s``)."""
+    start = time.perf_counter()
+    if resume:
+        config, disc_config = saved_configs(config.out, steps=config.steps, progress=config.progress)
+    if config.algo == "bc":
+        if resume:
+            raise ValueError("--resume applies to gail and airl runs; BC trains in seconds, rerun it")
+        result = _train_bc(config)
+    else:
+        trainer = AdversarialImitation(config, disc_config)
+        trainer.train(resume=resume)
+        result = dict(trainer.history[-1])
+    result["wall_time_s"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def _train_bc(config: ImitationConfig) -> dict[str, Any]:
+    env = gym.make(config.env)
+    demos = load_demos(config.demos, env=env)
+    bc_config = BCConfig(steps=config.bc_steps or 2000, seed=config.seed)
+    bc = BC(env.observation_space, env.action_space, bc_config).fit(demos, progress=config.progress)
+    out = Path(config.out)
+    bc.save(out / "bc")
+    card = demos.metadata.get("expert_card") or {}
+    write_json(out / "config.json", {
+        "imitation": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},
+        "bc": dataclasses.asdict(bc_config),
+        "expert_return": card.get("return_mean"), "random_return": card.get("random_return_mean"),
+    })
+    returns = evaluate_policy(lambda o: bc.predict(o), config.env, config.eval_episodes, seed=EVAL_SEED)
+    result = {"steps": 0, "return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    norm = normalised_return(result["return_mean"], card.get("return_mean"), card.get("random_return_mean"))
+    if norm is not None:
+        result["normalised"] = norm
+    write_json(out / "eval.json", {"history": [result], "expert_return": card.get("return_mean"),
+                                   "random_return": card.get("random_return_mean")})
+    return result
+
+
+def evaluate_run(directory: str | Path, episodes: int = 20) -> dict[str, Any]:
+    """Evaluate the final policy of a run directory on fresh seeds.
+
+    Returns:
+        ``return_mean``, ``return_std``, ``episodes`` and, when the demonstrations carried an
+        expert card, ``normalised`` = (R - random) / (expert - random) with both references.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"run directory {directory} does not exist")
+    meta = read_json(directory / "config.json", what="run")
+    algo = meta["imitation"]["algo"]
+    if algo == "bc":
+        bc = BC.load(directory / "bc")
+        returns = evaluate_policy(lambda o: bc.predict(o), meta["imitation"]["env"], episodes, seed=EVAL_SEED)
+        expert, random_return = meta.get("expert_return"), meta.get("random_return")
+        out = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    else:
+        trainer = load_run(directory)
+        out = trainer.evaluate(episodes)
+        out.pop("steps", None)
+        expert, random_return = trainer.expert_return, trainer.random_return
+    out.update(algo=algo, episodes=episodes, expert_return=expert, random_return=random_return)
+    norm = normalised_return(out["return_mean"], expert, random_return)
+    if norm is not None:
+        out["normalised"] = norm
+    return out
+
+
+def plot_runs(path: str | Path, runs: dict[str, Path], *, title: str) -> Path:
+    """One learning-curve PNG of several runs' ``eval.json`` histories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
+    refs: dict[str, Any] = {}
+    for label, run in runs.items():
+        data = read_json(Path(run) / "eval.json", what="run")
+        refs = data
+        h = data["history"]
+        if len(h) == 1:
+            ax.axhline(h[0]["return_mean"], ls="-.", lw=1, label=label, color="tab:orange")
+        else:
+            ax.plot([r["steps"] for r in h], [r["return_mean"] for r in h], marker="o", ms=3, label=label)
+    if refs.get("expert_return") is not None:
+        ax.axhline(refs["expert_return"], color="green", ls="--", lw=1, label="expert")
+    if refs.get("random_return") is not None:
+        ax.axhline(refs["random_return"], color="grey", ls=":", lw=1, label="random")
+    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+

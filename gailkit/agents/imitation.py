@@ -1,0 +1,370 @@
+"""Adversarial imitation (GAIL, AIRL) with a PPO generator, and the run loop around it.
+
+One round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
+``disc_updates`` steps on expert vs. those policy samples; the whole rollout is relabelled by
+one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO updates.
+
+Resuming is exact. Every ``checkpoint_every`` steps the run saves its complete state and then
+resets all training envs from seeds derived from (seed, checkpoint index); a resumed run
+restores the state and performs the same reset, so it produces the same numbers as a run that
+was never stopped. Ctrl-C stops at the end of the current round and saves; resuming from that
+checkpoint is valid but, having reset the envs at an unusual point, not bitwise identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import stable_baselines3
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+import gailkit
+from gailkit.agents.experts import rollout_episodes
+from gailkit.agents.rollouts import ImitationRolloutBuffer, RelabelingPPO
+from gailkit.agents.run import capture_rng, restore_rng, save_learning_curve
+from gailkit.data.demos import Demonstrations, load_demos
+from gailkit.data.types import Transitions, flatten_trajectories
+from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
+from gailkit.envs.wrappers import AbsorbingStateWrapper, absorbing_transitions
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    load_optimizer_tensors,
+    load_tensors,
+    optimizer_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
+
+__all__ = ["ImitationConfig", "AdversarialImitation", "load_run", "normalised_return", "saved_configs"]
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclasses.dataclass
+class ImitationConfig:
+    """What ``gailkit imitate`` takes (the discriminator's options are ``--disc-*``)."""
+
+    env: str = dataclasses.field(metadata=_help("Gymnasium env id to imitate in"))
+    demos: Path = dataclasses.field(metadata=_help("demonstration .npz file"))
+    algo: str = dataclasses.field(default="gail", metadata=_help("bc, gail or airl"))
+    steps: int = dataclasses.field(default=100_000, metadata=_help("environment steps"))
+    out: Path = dataclasses.field(default=Path("runs/imitate"), metadata=_help("run directory"))
+    seed: int = dataclasses.field(default=0, metadata=_help("random seed"))
+    absorbing: bool = dataclasses.field(default=True, metadata=_help(
+        "wrap the env in an absorbing state so termination cannot leak reward (use --no-absorbing "
+        "for fixed-horizon ids such as gailkit/CartPoleFixedHorizon-v1)"))
+    n_envs: int = dataclasses.field(default=8, metadata=_help("parallel environments"))
+    n_steps: int = dataclasses.field(default=128, metadata=_help("steps per env per round"))
+    batch_size: int = dataclasses.field(default=256, metadata=_help("PPO minibatch size"))
+    n_epochs: int = dataclasses.field(default=10, metadata=_help("PPO epochs per round"))
+    learning_rate: float = dataclasses.field(default=1e-3, metadata=_help("PPO learning rate"))
+    gamma: float = dataclasses.field(default=0.98, metadata=_help("discount"))
+    gae_lambda: float = dataclasses.field(default=0.9, metadata=_help("GAE lambda"))
+    ent_coef: float = dataclasses.field(default=0.0, metadata=_help("PPO entropy coefficient"))
+    disc_updates: int = dataclasses.field(default=4, metadata=_help("discriminator steps per round"))
+    balance: bool = dataclasses.field(default=False, metadata=_help(
+        "adapt disc_updates to keep the discriminator's accuracy in [balance_low, balance_high]"))
+    balance_low: float = dataclasses.field(default=0.6, metadata=_help("lower accuracy bound"))
+    balance_high: float = dataclasses.field(default=0.85, metadata=_help("upper accuracy bound"))
+    bc_steps: int = dataclasses.field(default=0, metadata=_help("BC steps (warm start; the whole run for bc)"))
+    eval_every: int = dataclasses.field(default=10_000, metadata=_help("steps between evaluations"))
+    eval_episodes: int = dataclasses.field(default=10, metadata=_help("episodes per evaluation"))
+    checkpoint_every: int = dataclasses.field(default=20_000, metadata=_help("steps between checkpoints"))
+    progress: bool = dataclasses.field(default=True, metadata=_help("show a progress bar"))
+
+    def __post_init__(self) -> None:
+        if self.algo not in ("bc", "gail", "airl"):
+            raise ValueError(f"--algo {self.algo!r}: choose bc, gail or airl")
+        for name in ("steps", "n_envs", "n_steps", "batch_size", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+
+def normalised_return(value: float, expert: float | None, random_return: float | None) -> float | None:
+    """``(R - random) / (expert - random)``, or None when either reference is unknown."""
+    if expert is None or random_return is None or expert == random_return:
+        return None
+    return (value - random_return) / (expert - random_return)
+
+
+class _Progress(BaseCallback):
+    def __init__(self, bar: tqdm | None, trainer: AdversarialImitation):
+        super().__init__()
+        self.bar, self.trainer, self._seen = bar, trainer, 0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        info = self.model.ep_info_buffer
+        post = {"return": f"{np.mean([e['r'] for e in info]):.1f}" if info else "-"}
+        if self.trainer.disc_stats:
+            post["D acc"] = f"{self.trainer.disc_stats['accuracy']:.2f}"
+        self.bar.set_postfix(post)
+
+
+class AdversarialImitation:
+    """GAIL / AIRL trainer owning a run directory."""
+
+    def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
+                 *, demos: Demonstrations | None = None):
+        self.config = config
+        self.disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
+        if config.algo == "airl" and not self.disc_config.airl:
+            self.disc_config = dataclasses.replace(self.disc_config, airl=True, reward="logit")
+        self.out = Path(config.out)
+        raw_env = gym.make(config.env)
+        self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
+        self.horizon = raw_env.spec.max_episode_steps if raw_env.spec else None
+        raw_env.close()
+        self.expert_data = self._expert_transitions()
+        n_needed = self.disc_config.batch_size
+        if len(self.expert_data) < n_needed:
+            raise ValueError(f"{config.demos}: {len(self.expert_data)} expert transitions are too few for a "
+                             f"discriminator batch of {n_needed}; record more episodes or pass a smaller "
+                             f"--disc-batch-size")
+        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
+        self.model = RelabelingPPO(
+            "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
+            ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
+        )
+        self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
+        self.rng = np.random.default_rng(config.seed)
+        self.disc_updates = config.disc_updates
+        self.disc_stats: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
+        self.checkpoint_index = 0
+        self.writer: SummaryWriter | None = None
+        card = self.demos.metadata.get("expert_card") or {}
+        self.expert_return = card.get("return_mean")
+        self.random_return = card.get("random_return_mean")
+        self._stop = False
+
+    # ----- environment and data ----------------------------------------------------------------
+    def _make_env(self) -> gym.Env:
+        env = gym.make(self.config.env)
+        return AbsorbingStateWrapper(env) if self.config.absorbing else env
+
+    def _expert_transitions(self) -> Transitions:
+        if self.config.absorbing:
+            if self.horizon is None:
+                raise ValueError(f"{self.config.env} has no max_episode_steps; --absorbing needs a horizon")
+            return absorbing_transitions(self.demos.trajectories, self.horizon)
+        return flatten_trajectories(self.demos.trajectories)
+
+    def _expert_batch(self, n: int) -> DiscBatch:
+        i = self.rng.integers(0, len(self.expert_data), size=n)
+        d = self.expert_data
+        log_probs = None
+        if self.disc_config.airl:
+            with torch.no_grad():
+                obs_t, _ = self.model.policy.obs_to_tensor(d.obs[i])
+                _, lp, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(d.acts[i]))
+            log_probs = lp.numpy()
+        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i], log_probs)
+
+    # ----- one round ------------------------------------------------------------------------------
+    def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
+        flat = buffer.flat()
+        n, bs = len(flat["obs"]), self.disc_config.batch_size
+        for _ in range(self.disc_updates):
+            j = self.rng.integers(0, n, size=bs)
+            policy = DiscBatch.from_numpy(flat["obs"][j], flat["acts"][j], flat["next_obs"][j], flat["dones"][j],
+                                          flat["log_probs"][j] if self.disc_config.airl else None)
+            self.disc_stats = self.disc.train_step(self._expert_batch(bs), policy)
+        if self.config.balance and self.disc_stats:
+            acc = self.disc_stats["accuracy"]
+            if acc > self.config.balance_high:
+                self.disc_updates = max(1, self.disc_updates - 1)
+            elif acc < self.config.balance_low:
+                self.disc_updates = min(4 * self.config.disc_updates, self.disc_updates + 1)
+        rewards = self.disc.reward(flat["obs"], flat["acts"], flat["next_obs"], flat["dones"],
+                                   flat["log_probs"] if self.disc_config.airl else None)
+        buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
+        if self.writer is not None:
+            step = self.model.num_timesteps
+            for key, value in self.disc_stats.items():
+                self.writer.add_scalar(f"discriminator/{key}", value, step)
+            self.writer.add_scalar("discriminator/updates_per_round", self.disc_updates, step)
+            self.writer.add_scalar("reward/learned_mean", float(rewards.mean()), step)
+            self.writer.add_scalar("reward/env_mean", float(flat["env_rewards"].mean()), step)
+
+    # ----- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """Deterministic policy in the (wrapped) env on fixed evaluation seeds."""
+        env = self._make_env()
+        returns = np.array([t.episode_return for t in rollout_episodes(
+            lambda o: self.model.predict(o, deterministic=True)[0], env,
+            episodes or self.config.eval_episodes, seed=10_000_000, with_obs=False)])
+        env.close()
+        result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),
+                  "return_std": float(returns.std())}
+        norm = normalised_return(result["return_mean"], self.expert_return, self.random_return)
+        if norm is not None:
+            result["normalised"] = norm
+        return result
+
+    # ----- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        ckpt = self.out / "checkpoint"
+        save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
+        save_tensors(ckpt / "policy_optim.safetensors", optimizer_tensors(self.model.policy.optimizer))
+        self.disc.save(ckpt)
+        rng_tensors, rng_meta = capture_rng()
+        save_tensors(ckpt / "rng.safetensors", rng_tensors)
+        write_json(ckpt / "state.json", {
+            "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
+            "checkpoint_index": self.checkpoint_index, "disc_updates": self.disc_updates,
+            "history": self.history, "rng": rng_meta,
+            "trainer_rng": self.rng.bit_generator.state,
+        })
+        return ckpt
+
+    def load_checkpoint(self) -> None:
+        ckpt = self.out / "checkpoint"
+        if not (ckpt / "state.json").exists():
+            raise CheckpointError(f"--resume: no checkpoint in {self.out} (expected {ckpt}/state.json); "
+                                  "start the run without --resume")
+        state = read_json(ckpt / "state.json", what="run")
+        self.model.policy.load_state_dict(load_tensors(ckpt / "policy.safetensors", what="run"))
+        load_optimizer_tensors(self.model.policy.optimizer, load_tensors(ckpt / "policy_optim.safetensors", what="run"))
+        self.disc = Discriminator.load(ckpt)
+        restore_rng(load_tensors(ckpt / "rng.safetensors", what="run"), state["rng"])
+        self.rng.bit_generator.state = state["trainer_rng"]
+        self.model.num_timesteps = state["num_timesteps"]
+        self.model._n_updates = state["n_updates"]
+        self.checkpoint_index = state["checkpoint_index"]
+        self.disc_updates = state["disc_updates"]
+        self.history = state["history"]
+
+    def _checkpoint_boundary(self) -> None:
+        """Save, then reset the envs: a resumed run starts from exactly this state."""
+        self.checkpoint_index += 1
+        self.save_checkpoint()
+        self._reset_envs()
+
+    def _reset_envs(self) -> None:
+        """Reset every training env from a seed of (seed, checkpoint index): see module docstring."""
+        self.venv.seed(self.config.seed + 7919 * (self.checkpoint_index + 1))
+        self.model._last_obs = self.venv.reset()
+        self.model._last_episode_starts = np.ones(self.venv.num_envs, dtype=bool)
+
+    # ----- the loop -----------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        write_json(self.out / "config.json", {
+            "imitation": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.config).items()},
+            "discriminator": dataclasses.asdict(self.disc_config),
+            "demos": {"path": str(self.config.demos), **self.demos.summary()},
+            "expert_return": self.expert_return, "random_return": self.random_return,
+            "versions": {"gailkit": gailkit.__version__, "stable_baselines3": stable_baselines3.__version__,
+                         "torch": torch.__version__, "gymnasium": gym.__version__,
+                         "python": platform.python_version()},
+        })
+
+    def train(self, *, resume: bool = False) -> list[dict[str, float]]:
+        """Run to ``config.steps``; returns the evaluation history."""
+        cfg = self.config
+        if resume:
+            self.load_checkpoint()
+        else:
+            if (self.out / "checkpoint" / "state.json").exists():
+                raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose "
+                                 "another --out")
+            self._write_config()
+            if cfg.bc_steps > 0:
+                from gailkit.agents.bc import BCConfig, pretrain_policy
+
+                pretrain_policy(self.model.policy, self.expert_data,
+                                BCConfig(steps=cfg.bc_steps, seed=cfg.seed), progress=False)
+        self._reset_envs()
+        self.model._setup_learn(0, callback=None, reset_num_timesteps=False)  # logger, ep buffers
+        self.writer = SummaryWriter(str(self.out / "tb"))
+        round_size = cfg.n_envs * cfg.n_steps
+        def per(n: int) -> int:
+            return max(1, round(n / round_size)) * round_size
+        eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
+        bar = tqdm(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
+                   disable=not cfg.progress, dynamic_ncols=True)
+        callback = _Progress(bar, self)
+        callback.init_callback(self.model)
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            if not self.history:
+                self._record(self.evaluate())
+            while self.model.num_timesteps < cfg.steps and not self._stop:
+                self.model.collect_rollouts(self.venv, callback, self.model.rollout_buffer, cfg.n_steps)
+                self.model._update_current_progress_remaining(self.model.num_timesteps, cfg.steps)
+                self.model.train()
+                t = self.model.num_timesteps
+                if t % eval_every == 0 or t >= cfg.steps:
+                    self._record(self.evaluate())
+                if t % ckpt_every == 0 or t >= cfg.steps or self._stop:
+                    self._checkpoint_boundary()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            bar.close()
+            self.writer.close()
+        if self._stop:
+            print(f"interrupted at {self.model.num_timesteps} steps; checkpoint in {self.out / 'checkpoint'}; "
+                  f"continue with --resume")
+        self.save_policy()
+        return self.history
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def _record(self, result: dict[str, float]) -> None:
+        self.history.append(result)
+        if self.writer is not None:
+            for key, value in result.items():
+                if key != "steps":
+                    self.writer.add_scalar(f"eval/{key}", value, result["steps"])
+        write_json(self.out / "eval.json", {"history": self.history, "expert_return": self.expert_return,
+                                            "random_return": self.random_return})
+        save_learning_curve(self.out / "curve.png", self.history, title=f"{self.config.algo.upper()} on {self.config.env}",
+                            expert=self.expert_return, random_return=self.random_return)
+
+    def save_policy(self) -> Path:
+        """The final policy alone, loadable with :func:`gailkit.agents.imitation.load_policy`."""
+        save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
+        return self.out / "policy.safetensors"
+
+
+def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationConfig, DiscriminatorConfig]:
+    """The configs a run directory was started with (``overrides`` replace imitation fields)."""
+    meta = read_json(Path(directory) / "config.json", what="run")
+    fields = dict(meta["imitation"], **overrides)
+    fields["out"], fields["demos"] = Path(directory), Path(fields["demos"])
+    return ImitationConfig(**fields), DiscriminatorConfig(**meta.get("discriminator", {}))
+
+
+def load_run(directory: str | Path) -> AdversarialImitation:
+    """Rebuild a trainer from a run directory with its final (or latest checkpoint's) policy."""
+    directory = Path(directory)
+    config, disc_config = saved_configs(directory, progress=False)
+    trainer = AdversarialImitation(config, disc_config)
+    path = directory / "policy.safetensors"
+    if not path.exists():
+        path = directory / "checkpoint" / "policy.safetensors"
+    trainer.model.policy.load_state_dict(load_tensors(path, what="run"))
+    return trainer
