@@ -18,14 +18,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $@
 
-# The main job: expert -> demonstrations -> summary (imitation agents join here as they land).
+# The main job: expert -> demonstrations -> BC, GAIL, DAC -> table + learning curves (~5 min).
+GK := $(BIN)/gailkit
 demo: install
-	$(BIN)/gailkit expert train --env CartPole-v1 --out $(DEMO_DIR)/expert
-	$(BIN)/gailkit demos collect --expert $(DEMO_DIR)/expert --episodes 10 --out $(DEMO_DIR)/cartpole_demos.npz
-	$(BIN)/gailkit demos collect --expert $(DEMO_DIR)/expert --episodes 10 \
-		--env gailkit/CartPoleFixedHorizon-v1 --out $(DEMO_DIR)/cartpole_fixed_demos.npz
-	$(BIN)/gailkit demos info $(DEMO_DIR)/cartpole_demos.npz --env CartPole-v1
-	@echo "demo outputs in $(DEMO_DIR)/: expert/ (card.json, policy.safetensors, tb/), *_demos.npz"
+	rm -rf $(DEMO_DIR)  # the demo's own output folder: every run starts clean
+	$(GK) expert train --env CartPole-v1 --out $(DEMO_DIR)/expert
+	$(GK) demos collect --expert $(DEMO_DIR)/expert --episodes 10 --out $(DEMO_DIR)/cartpole_demos.npz
+	$(GK) imitate --algo bc   --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/bc
+	$(GK) imitate --algo gail --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/gail --steps 100000
+	$(GK) imitate --algo dac  --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/dac --steps 30000 --eval-every 5000
+	$(GK) report --runs bc=$(DEMO_DIR)/bc gail=$(DEMO_DIR)/gail dac=$(DEMO_DIR)/dac \
+		--plot $(DEMO_DIR)/curves.png --json $(DEMO_DIR)/table.json --title "CartPole-v1, 10 expert episodes"
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q

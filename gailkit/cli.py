@@ -149,6 +149,27 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _print_result(result)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from gailkit.agents.imitate import plot_runs, summarise_runs
+
+    runs = {}
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        runs[name if sep else Path(item).name] = Path(path if sep else item)
+    rows = summarise_runs(runs)
+    print(f"| method | return | normalised | env steps |\n|---|---:|---:|---:|")
+    for r in rows:
+        ret = f"{r['return_mean']:.1f}" + ("" if r["return_std"] is None else f" +/- {r['return_std']:.1f}")
+        norm = "-" if r["normalised"] is None else f"{r['normalised']:.3f}"
+        steps = "-" if r["steps"] is None else f"{r['steps']:,}"
+        print(f"| {r['name']} | {ret} | {norm} | {steps} |")
+    if args.plot:
+        print(f"wrote learning curves to {plot_runs(args.plot, runs, title=args.title)}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+        print(f"wrote {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gailkit", description="Imitation learning and world models with generative parts."
@@ -193,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, DiscriminatorConfig, prefix="disc", skip=("seed",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.set_defaults(func=cmd_imitate)
+
+    p = sub.add_parser("report", help="table (and learning-curve PNG) of finished imitation runs")
+    p.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR", help="runs to compare")
+    p.add_argument("--plot", type=Path, help="write the learning curves to this PNG")
+    p.add_argument("--json", type=Path, help="write the table as JSON")
+    p.add_argument("--title", default="imitation", help="plot title")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="evaluate the policy of an imitation run")
     p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")

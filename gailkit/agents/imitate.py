@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from gailkit.agents.bc import BC, BCConfig
+from gailkit.agents.dac import DAC
 from gailkit.agents.experts import evaluate_policy
 from gailkit.agents.imitation import (
     AdversarialImitation,
@@ -22,7 +23,7 @@ from gailkit.data.demos import load_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 
-__all__ = ["imitate", "evaluate_run", "plot_runs"]
+__all__ = ["imitate", "evaluate_run", "plot_runs", "summarise_runs"]
 
 EVAL_SEED = 10_000_000  # evaluation episodes never share seeds with training
 
@@ -38,7 +39,7 @@ def imitate(config: ImitationConfig, disc_config: DiscriminatorConfig | None = N
             raise ValueError("--resume applies to gail and airl runs; BC trains in seconds, rerun it")
         result = _train_bc(config)
     else:
-        trainer = AdversarialImitation(config, disc_config)
+        trainer = (DAC if config.algo == "dac" else AdversarialImitation)(config, disc_config)
         trainer.train(resume=resume)
         result = dict(trainer.history[-1])
     result["wall_time_s"] = round(time.perf_counter() - start, 2)
@@ -125,3 +126,24 @@ def plot_runs(path: str | Path, runs: dict[str, Path], *, title: str) -> Path:
     plt.close(fig)
     return Path(path)
 
+
+
+def summarise_runs(runs: dict[str, Path]) -> list[dict[str, Any]]:
+    """Rows ``{name, return_mean, return_std, normalised, steps}``: random, expert, then each run's
+    final evaluation (from its ``eval.json``)."""
+    rows: list[dict[str, Any]] = []
+    refs: dict[str, Any] = {}
+    for name, run in runs.items():
+        data = read_json(Path(run) / "eval.json", what="run")
+        refs = refs or data
+        final = data["history"][-1]
+        rows.append({"name": name, "return_mean": final["return_mean"], "return_std": final["return_std"],
+                     "normalised": final.get("normalised"), "steps": final["steps"]})
+    head = []
+    if refs.get("random_return") is not None:
+        head.append({"name": "random", "return_mean": refs["random_return"], "return_std": None,
+                     "normalised": 0.0, "steps": None})
+    if refs.get("expert_return") is not None:
+        head.append({"name": "expert", "return_mean": refs["expert_return"], "return_std": None,
+                     "normalised": 1.0, "steps": None})
+    return head + rows

@@ -60,22 +60,25 @@ class ImitationConfig:
 
     env: str = dataclasses.field(metadata=_help("Gymnasium env id to imitate in"))
     demos: Path = dataclasses.field(metadata=_help("demonstration .npz file"))
-    algo: str = dataclasses.field(default="gail", metadata=_help("bc, gail or airl"))
+    algo: str = dataclasses.field(default="gail", metadata=_help("bc, gail, airl or dac"))
     steps: int = dataclasses.field(default=100_000, metadata=_help("environment steps"))
     out: Path = dataclasses.field(default=Path("runs/imitate"), metadata=_help("run directory"))
     seed: int = dataclasses.field(default=0, metadata=_help("random seed"))
     absorbing: bool = dataclasses.field(default=True, metadata=_help(
         "wrap the env in an absorbing state so termination cannot leak reward (use --no-absorbing "
         "for fixed-horizon ids such as gailkit/CartPoleFixedHorizon-v1)"))
-    n_envs: int = dataclasses.field(default=8, metadata=_help("parallel environments"))
-    n_steps: int = dataclasses.field(default=128, metadata=_help("steps per env per round"))
+    n_envs: int | None = dataclasses.field(default=None, metadata=_help(
+        "parallel environments (default: 8 for gail/airl, 1 for dac)"))
+    n_steps: int | None = dataclasses.field(default=None, metadata=_help(
+        "steps per env per round (default: 128 for gail/airl, 256 for dac)"))
     batch_size: int = dataclasses.field(default=256, metadata=_help("PPO minibatch size"))
     n_epochs: int = dataclasses.field(default=10, metadata=_help("PPO epochs per round"))
     learning_rate: float = dataclasses.field(default=1e-3, metadata=_help("PPO learning rate"))
     gamma: float = dataclasses.field(default=0.98, metadata=_help("discount"))
     gae_lambda: float = dataclasses.field(default=0.9, metadata=_help("GAE lambda"))
-    ent_coef: float = dataclasses.field(default=0.0, metadata=_help("PPO entropy coefficient"))
-    disc_updates: int = dataclasses.field(default=4, metadata=_help("discriminator steps per round"))
+    ent_coef: float = dataclasses.field(default=0.01, metadata=_help("PPO entropy coefficient"))
+    disc_updates: int | None = dataclasses.field(default=None, metadata=_help(
+        "discriminator steps per round (default: 16 for gail/airl, 4 for dac)"))
     balance: bool = dataclasses.field(default=False, metadata=_help(
         "adapt disc_updates to keep the discriminator's accuracy in [balance_low, balance_high]"))
     balance_low: float = dataclasses.field(default=0.6, metadata=_help("lower accuracy bound"))
@@ -87,8 +90,12 @@ class ImitationConfig:
     progress: bool = dataclasses.field(default=True, metadata=_help("show a progress bar"))
 
     def __post_init__(self) -> None:
-        if self.algo not in ("bc", "gail", "airl"):
-            raise ValueError(f"--algo {self.algo!r}: choose bc, gail or airl")
+        if self.algo not in ("bc", "gail", "airl", "dac"):
+            raise ValueError(f"--algo {self.algo!r}: choose bc, gail, airl or dac")
+        off_policy = self.algo == "dac"
+        for name, on, off in (("n_envs", 8, 1), ("n_steps", 128, 256), ("disc_updates", 16, 4)):
+            if getattr(self, name) is None:
+                setattr(self, name, off if off_policy else on)
         for name in ("steps", "n_envs", "n_steps", "batch_size", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -120,8 +127,9 @@ class _Progress(BaseCallback):
         self.bar.set_postfix(post)
 
 
-class AdversarialImitation:
-    """GAIL / AIRL trainer owning a run directory."""
+class ImitationRun:
+    """What every adversarial learner shares: demonstrations, environments, the discriminator's
+    expert data, evaluation and the run directory's records. Subclasses own ``self.model``."""
 
     def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
                  *, demos: Demonstrations | None = None):
@@ -140,18 +148,9 @@ class AdversarialImitation:
             raise ValueError(f"{config.demos}: {len(self.expert_data)} expert transitions are too few for a "
                              f"discriminator batch of {n_needed}; record more episodes or pass a smaller "
                              f"--disc-batch-size")
-        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
-        self.model = RelabelingPPO(
-            "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
-            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
-            ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
-        )
-        self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
         self.rng = np.random.default_rng(config.seed)
-        self.disc_updates = config.disc_updates
         self.disc_stats: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
-        self.checkpoint_index = 0
         self.writer: SummaryWriter | None = None
         card = self.demos.metadata.get("expert_card") or {}
         self.expert_return = card.get("return_mean")
@@ -173,13 +172,98 @@ class AdversarialImitation:
     def _expert_batch(self, n: int) -> DiscBatch:
         i = self.rng.integers(0, len(self.expert_data), size=n)
         d = self.expert_data
-        log_probs = None
-        if self.disc_config.airl:
-            with torch.no_grad():
-                obs_t, _ = self.model.policy.obs_to_tensor(d.obs[i])
-                _, lp, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(d.acts[i]))
-            log_probs = lp.numpy()
-        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i], log_probs)
+        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i], self._log_probs(d.obs[i], d.acts[i]))
+
+    def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
+        """``log pi(a|s)`` of the current policy where the discriminator needs it (AIRL)."""
+        return None
+
+    def _log_disc(self, rewards: np.ndarray, env_rewards: np.ndarray | None = None) -> None:
+        if self.writer is None:
+            return
+        step = self.model.num_timesteps
+        for key, value in self.disc_stats.items():
+            self.writer.add_scalar(f"discriminator/{key}", value, step)
+        self.writer.add_scalar("reward/learned_mean", float(rewards.mean()), step)
+        if env_rewards is not None:
+            self.writer.add_scalar("reward/env_mean", float(env_rewards.mean()), step)
+
+    # ----- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """Deterministic policy in the (wrapped) env on fixed evaluation seeds."""
+        env = self._make_env()
+        returns = np.array([t.episode_return for t in rollout_episodes(
+            lambda o: self.model.predict(o, deterministic=True)[0], env,
+            episodes or self.config.eval_episodes, seed=10_000_000, with_obs=False)])
+        env.close()
+        result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),
+                  "return_std": float(returns.std())}
+        norm = normalised_return(result["return_mean"], self.expert_return, self.random_return)
+        if norm is not None:
+            result["normalised"] = norm
+        return result
+
+    def _write_config(self) -> None:
+        write_json(self.out / "config.json", {
+            "imitation": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.config).items()},
+            "discriminator": dataclasses.asdict(self.disc_config),
+            "demos": {"path": str(self.config.demos), **self.demos.summary()},
+            "expert_return": self.expert_return, "random_return": self.random_return,
+            "versions": {"gailkit": gailkit.__version__, "stable_baselines3": stable_baselines3.__version__,
+                         "torch": torch.__version__, "gymnasium": gym.__version__,
+                         "python": platform.python_version()},
+        })
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def _record(self, result: dict[str, float]) -> None:
+        """Append an evaluation (stamped with training wall time) and refresh eval.json and curve.png."""
+        previous = self.history[-1].get("wall_s", 0.0) if self.history else 0.0
+        now = time.perf_counter()
+        result["wall_s"] = round(previous + now - self._clock, 2)
+        self._clock = now
+        self.history.append(result)
+        if self.writer is not None:
+            for key, value in result.items():
+                if key not in ("steps", "wall_s"):
+                    self.writer.add_scalar(f"eval/{key}", value, result["steps"])
+        write_json(self.out / "eval.json", {"history": self.history, "expert_return": self.expert_return,
+                                            "random_return": self.random_return})
+        save_learning_curve(self.out / "curve.png", self.history, title=f"{self.config.algo.upper()} on {self.config.env}",
+                            expert=self.expert_return, random_return=self.random_return)
+
+    def save_policy(self) -> Path:
+        """The final policy alone, loadable with :func:`gailkit.agents.imitation.load_policy`."""
+        save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
+        return self.out / "policy.safetensors"
+
+
+class AdversarialImitation(ImitationRun):
+    """GAIL / AIRL with a PPO generator, owning a run directory (see the module docstring)."""
+
+    def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
+                 *, demos: Demonstrations | None = None):
+        super().__init__(config, disc_config, demos=demos)
+        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
+        self.model = RelabelingPPO(
+            "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
+            ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
+        )
+        self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
+        self.disc_updates = config.disc_updates
+        self.checkpoint_index = 0
+
+    def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
+        if not self.disc_config.airl:
+            return None
+        with torch.no_grad():
+            obs_t, _ = self.model.policy.obs_to_tensor(obs)
+            _, log_prob, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(acts))
+        return log_prob.numpy()
 
     # ----- one round ------------------------------------------------------------------------------
     def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
@@ -199,28 +283,9 @@ class AdversarialImitation:
         rewards = self.disc.reward(flat["obs"], flat["acts"], flat["next_obs"], flat["dones"],
                                    flat["log_probs"] if self.disc_config.airl else None)
         buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
+        self._log_disc(rewards, flat["env_rewards"])
         if self.writer is not None:
-            step = self.model.num_timesteps
-            for key, value in self.disc_stats.items():
-                self.writer.add_scalar(f"discriminator/{key}", value, step)
-            self.writer.add_scalar("discriminator/updates_per_round", self.disc_updates, step)
-            self.writer.add_scalar("reward/learned_mean", float(rewards.mean()), step)
-            self.writer.add_scalar("reward/env_mean", float(flat["env_rewards"].mean()), step)
-
-    # ----- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        """Deterministic policy in the (wrapped) env on fixed evaluation seeds."""
-        env = self._make_env()
-        returns = np.array([t.episode_return for t in rollout_episodes(
-            lambda o: self.model.predict(o, deterministic=True)[0], env,
-            episodes or self.config.eval_episodes, seed=10_000_000, with_obs=False)])
-        env.close()
-        result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),
-                  "return_std": float(returns.std())}
-        norm = normalised_return(result["return_mean"], self.expert_return, self.random_return)
-        if norm is not None:
-            result["normalised"] = norm
-        return result
+            self.writer.add_scalar("discriminator/updates_per_round", self.disc_updates, self.model.num_timesteps)
 
     # ----- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -268,20 +333,10 @@ class AdversarialImitation:
         self.model._last_episode_starts = np.ones(self.venv.num_envs, dtype=bool)
 
     # ----- the loop -----------------------------------------------------------------------------
-    def _write_config(self) -> None:
-        write_json(self.out / "config.json", {
-            "imitation": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.config).items()},
-            "discriminator": dataclasses.asdict(self.disc_config),
-            "demos": {"path": str(self.config.demos), **self.demos.summary()},
-            "expert_return": self.expert_return, "random_return": self.random_return,
-            "versions": {"gailkit": gailkit.__version__, "stable_baselines3": stable_baselines3.__version__,
-                         "torch": torch.__version__, "gymnasium": gym.__version__,
-                         "python": platform.python_version()},
-        })
-
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
         """Run to ``config.steps``; returns the evaluation history."""
         cfg = self.config
+        self._clock = time.perf_counter()
         if resume:
             self.load_checkpoint()
         else:
@@ -328,28 +383,6 @@ class AdversarialImitation:
         self.save_policy()
         return self.history
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self._stop = True
-
-    def _record(self, result: dict[str, float]) -> None:
-        self.history.append(result)
-        if self.writer is not None:
-            for key, value in result.items():
-                if key != "steps":
-                    self.writer.add_scalar(f"eval/{key}", value, result["steps"])
-        write_json(self.out / "eval.json", {"history": self.history, "expert_return": self.expert_return,
-                                            "random_return": self.random_return})
-        save_learning_curve(self.out / "curve.png", self.history, title=f"{self.config.algo.upper()} on {self.config.env}",
-                            expert=self.expert_return, random_return=self.random_return)
-
-    def save_policy(self) -> Path:
-        """The final policy alone, loadable with :func:`gailkit.agents.imitation.load_policy`."""
-        save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
-        return self.out / "policy.safetensors"
-
-
 def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationConfig, DiscriminatorConfig]:
     """The configs a run directory was started with (``overrides`` replace imitation fields)."""
     meta = read_json(Path(directory) / "config.json", what="run")
@@ -358,11 +391,16 @@ def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationCon
     return ImitationConfig(**fields), DiscriminatorConfig(**meta.get("discriminator", {}))
 
 
-def load_run(directory: str | Path) -> AdversarialImitation:
+def load_run(directory: str | Path) -> ImitationRun:
     """Rebuild a trainer from a run directory with its final (or latest checkpoint's) policy."""
     directory = Path(directory)
     config, disc_config = saved_configs(directory, progress=False)
-    trainer = AdversarialImitation(config, disc_config)
+    if config.algo == "dac":
+        from gailkit.agents.dac import DAC
+
+        trainer: ImitationRun = DAC(config, disc_config)
+    else:
+        trainer = AdversarialImitation(config, disc_config)
     path = directory / "policy.safetensors"
     if not path.exists():
         path = directory / "checkpoint" / "policy.safetensors"

@@ -27,8 +27,9 @@ class DiscriminatorConfig:
     airl: bool = dataclasses.field(default=False, metadata=_help(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
     gamma: float = dataclasses.field(default=0.99, metadata=_help("discount of the AIRL shaping term"))
-    gradient_penalty: str = dataclasses.field(default="none", metadata=_help("none, wgan-gp or r1"))
-    gp_weight: float = dataclasses.field(default=10.0, metadata=_help("gradient penalty weight"))
+    gradient_penalty: str = dataclasses.field(default="r1", metadata=_help("none, wgan-gp or r1"))
+    gp_weight: float = dataclasses.field(default=1.0, metadata=_help(
+        "gradient penalty weight (R1 adds weight/2 * E||grad||^2 on expert samples)"))
     spectral_norm: bool = dataclasses.field(default=False, metadata=_help("spectral normalisation on every layer"))
     vail: bool = dataclasses.field(default=False, metadata=_help("variational information bottleneck (VAIL)"))
     vail_latent: int = dataclasses.field(default=8, metadata=_help("VAIL latent size"))
@@ -37,7 +38,7 @@ class DiscriminatorConfig:
     label_smoothing: float = dataclasses.field(default=0.0, metadata=_help("targets 1 - e (expert) and e (policy)"))
     entropy_weight: float = dataclasses.field(default=0.0, metadata=_help("bonus on the entropy of D's prediction"))
     normalize_inputs: bool = dataclasses.field(default=True, metadata=_help("running mean/std input normalisation"))
-    lr: float = dataclasses.field(default=3e-4, metadata=_help("Adam learning rate"))
+    lr: float = dataclasses.field(default=1e-3, metadata=_help("Adam learning rate"))
     batch_size: int = dataclasses.field(default=256, metadata=_help("expert and policy samples per update, each"))
     seed: int = dataclasses.field(default=0, metadata=_help("seed of the weights and penalty noise"))
 

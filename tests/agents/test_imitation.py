@@ -1,0 +1,95 @@
+"""Adversarial imitation end to end: learning, exact resume, run directory, bad input."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gailkit.agents.imitate import evaluate_run, imitate
+from gailkit.agents.imitation import AdversarialImitation, ImitationConfig
+from gailkit.cli import main
+from gailkit.data import DemoFormatError, Trajectory, load_demos, save_demos
+from gailkit.discriminators import DiscriminatorConfig
+from gailkit.nn.checkpoint import CheckpointError, load_tensors
+
+FAST = dict(n_envs=4, n_steps=128, disc_updates=16, progress=False, eval_episodes=3)
+
+
+def test_gail_beats_random_within_seconds(cartpole_demos, tmp_path):
+    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=24_576, out=tmp_path, eval_every=8192,
+                          **{**FAST, "n_envs": 8})
+    result = imitate(cfg)  # the defaults are the tuned CartPole settings
+    random_return = load_demos(cartpole_demos).metadata["expert_card"]["random_return_mean"]
+    assert result["return_mean"] > 3 * random_return, result
+    for name in ("config.json", "eval.json", "curve.png", "policy.safetensors", "checkpoint", "tb"):
+        assert (tmp_path / name).exists(), name
+    assert evaluate_run(tmp_path, episodes=2)["algo"] == "gail"
+
+
+def run(tmp_path, demos, steps, resume=False, algo="gail"):
+    cfg = ImitationConfig(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, algo=algo,
+                          checkpoint_every=1024, eval_every=1024, **{**FAST, "n_steps": 64})
+    return imitate(cfg, DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
+
+
+@pytest.mark.parametrize("algo", ["gail", "airl"])
+def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
+    run(tmp_path / "straight", cartpole_demos, 3072, algo=algo)
+    run(tmp_path / "resumed", cartpole_demos, 1024, algo=algo)
+    run(tmp_path / "resumed", cartpole_demos, 3072, resume=True, algo=algo)
+    for name in ("policy.safetensors", "discriminator.safetensors"):
+        a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
+        b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
+
+
+def test_resume_and_restart_errors(cartpole_demos, tmp_path):
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        run(tmp_path / "nothing", cartpole_demos, 1024, resume=True)
+    run(tmp_path / "done", cartpole_demos, 512)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        run(tmp_path / "done", cartpole_demos, 512)
+
+
+def test_demos_for_another_env(cartpole_demos, tmp_path):
+    with pytest.raises(DemoFormatError, match="does not match Pendulum-v1"):
+        AdversarialImitation(ImitationConfig(env="Pendulum-v1", demos=cartpole_demos, out=tmp_path, **FAST))
+
+
+def test_too_few_transitions_for_a_batch(tmp_path):
+    env = gym.make("CartPole-v1")
+    traj = Trajectory(np.zeros((11, 4), np.float32), np.zeros(10, np.int64), np.ones(10), True)
+    path = save_demos(tmp_path / "tiny.npz", [traj], env_id="CartPole-v1",
+                      observation_space=env.observation_space, action_space=env.action_space)
+    with pytest.raises(ValueError, match="too few for a discriminator batch of 256"):
+        AdversarialImitation(ImitationConfig(env="CartPole-v1", demos=path, out=tmp_path, absorbing=False, **FAST))
+
+
+class NaNReward(gym.Wrapper):
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return obs, float("nan"), term, trunc, info
+
+
+def test_nan_reward_from_env_is_a_clear_error(cartpole_demos, tmp_path):
+    gym.register("gailkit-test/NaNCartPole-v1", entry_point=lambda: NaNReward(gym.make("CartPole-v1")),
+                 max_episode_steps=500)
+    cfg = ImitationConfig(env="gailkit-test/NaNCartPole-v1", demos=cartpole_demos, out=tmp_path, steps=1024, **FAST)
+    with pytest.raises(ValueError, match="reward nan .*not finite|non-finite reward"):
+        imitate(cfg)
+
+
+def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
+    out = tmp_path / "bc"
+    assert main(["imitate", "--algo", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+                 "--out", str(out), "--bc-steps", "300", "--no-progress", "--eval-episodes", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "normalised" in text and f"wrote run to {out}" in text
+    assert main(["eval", "--run", str(out), "--episodes", "2"]) == 0
+    assert "bc run" in capsys.readouterr().out
+    assert main(["imitate", "--algo", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
+    assert "choose bc, gail, airl or dac" in capsys.readouterr().err
+    assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
+    assert "choose one of" in capsys.readouterr().err
