@@ -93,3 +93,53 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert "choose bc, gail, airl or dac" in capsys.readouterr().err
     assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
     assert "choose one of" in capsys.readouterr().err
+
+
+def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_demos, tmp_path):
+    from gailkit.agents.dac import DAC
+
+    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, algo="dac", steps=1536, out=tmp_path,
+                          eval_every=1536, progress=False, eval_episodes=2)
+    trainer = DAC(cfg)
+    history = trainer.train()
+    assert [h["steps"] for h in history] == [0, 1536] and trainer.disc_stats  # the discriminator trained
+    assert (tmp_path / "checkpoint" / "discriminator.safetensors").exists()
+    sample = trainer.model.replay_buffer.sample(32)
+    want = trainer.disc.reward(sample.observations.numpy(), sample.actions.numpy(),
+                               sample.next_observations.numpy(), sample.dones.numpy()[:, 0])
+    np.testing.assert_allclose(sample.rewards.numpy()[:, 0], want, rtol=1e-6)
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        DAC(cfg).train(resume=True)
+
+
+@pytest.mark.parametrize("low, high, expected", [(0.0, 0.0, 12), (1.01, 1.02, 20)])
+def test_balancer_moves_discriminator_updates_towards_the_band(cartpole_demos, tmp_path, low, high, expected):
+    # 4 rounds of 512 steps; an accuracy above the band removes one update per round, below adds one
+    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=2048, out=tmp_path, balance=True,
+                          balance_low=low, balance_high=high, **FAST)
+    trainer = AdversarialImitation(cfg)
+    trainer.train()
+    assert trainer.disc_updates == expected
+
+
+def test_report_table_and_plot(cartpole_demos, tmp_path, capsys):
+    for name in ("a", "b"):
+        imitate(ImitationConfig(env="CartPole-v1", demos=cartpole_demos, algo="bc", bc_steps=50,
+                                out=tmp_path / name, progress=False, eval_episodes=2))
+    assert main(["report", "--runs", f"first={tmp_path / 'a'}", str(tmp_path / "b"),
+                 "--plot", str(tmp_path / "c.png"), "--json", str(tmp_path / "t.json")]) == 0
+    text = capsys.readouterr().out
+    assert "| random |" in text and "| expert |" in text and "| first |" in text and "| b |" in text
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_absorbing_transitions_fill_the_horizon():
+    from gailkit.envs.wrappers import absorbing_transitions
+
+    t = Trajectory(np.arange(8, dtype=np.float32).reshape(4, 2), np.array([0, 1, 0]), None, terminal=True)
+    u = Trajectory(np.zeros((3, 2), np.float32), np.array([1, 1]), None, terminal=False)
+    tr = absorbing_transitions([t, u], horizon=6)
+    assert len(tr) == 6 + 2 and tr.obs.shape == (8, 3) and not tr.dones.any()
+    np.testing.assert_array_equal(tr.obs[3], [6, 7, 0])  # s_T, flag 0, leads to the absorbing state
+    np.testing.assert_array_equal(tr.next_obs[3:6], [[0, 0, 1]] * 3)
+    np.testing.assert_array_equal(tr.obs[4:6], [[0, 0, 1]] * 2)
