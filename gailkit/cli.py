@@ -157,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         name, sep, path = item.partition("=")
         runs[name if sep else Path(item).name] = Path(path if sep else item)
     rows = summarise_runs(runs)
-    print(f"| method | return | normalised | env steps |\n|---|---:|---:|---:|")
+    print("| method | return | normalised | env steps |\n|---|---:|---:|---:|")
     for r in rows:
         ret = f"{r['return_mean']:.1f}" + ("" if r["return_std"] is None else f" +/- {r['return_std']:.1f}")
         norm = "-" if r["normalised"] is None else f"{r['normalised']:.3f}"

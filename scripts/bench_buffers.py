@@ -85,15 +85,15 @@ for label, cfg in configs.items():
                          runs=results))
 
 # --- table ---------------------------------------------------------------------------------
-print(f"\nGAE + returns, median time per call (SB3 RolloutBuffer vs gailkit NumbaRolloutBuffer)")
-print(f"| steps x envs | SB3 (ms) | gailkit (ms) | speed-up | max abs diff |")
-print(f"|---|---:|---:|---:|---:|")
+print("\nGAE + returns, median time per call (SB3 RolloutBuffer vs gailkit NumbaRolloutBuffer)")
+print("| steps x envs | SB3 (ms) | gailkit (ms) | speed-up | max abs diff |")
+print("|---|---:|---:|---:|---:|")
 for r in gae_rows:
     print(f"| {r['n_steps']} x {r['n_envs']} | {r['sb3_ms']:.2f} | {r['gailkit_ms']:.3f} | "
           f"{r['speedup']:.0f}x | {r['max_abs_diff']:.1e} |")
 print(f"\nPPO on CartPole-v1, {args.ppo_steps:,} steps, seed 0, median of {args.repeats} runs")
-print(f"| configuration | SB3 buffer (steps/s) | gailkit buffer (steps/s) | ratio | final return SB3 / gailkit |")
-print(f"|---|---:|---:|---:|---:|")
+print("| configuration | SB3 buffer (steps/s) | gailkit buffer (steps/s) | ratio | final return SB3 / gailkit |")
+print("|---|---:|---:|---:|---:|")
 for r in ppo_rows:
     print(f"| {r['config']} | {r['sb3_steps_per_s']:.0f} | {r['gailkit_steps_per_s']:.0f} | "
           f"{r['ratio']:.2f} | {r['sb3_final_return']:.0f} / {r['gailkit_final_return']:.0f} |")

@@ -30,7 +30,7 @@ import gailkit
 from gailkit.data.demos import Demonstrations
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.data.types import Transitions
-from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 
 __all__ = ["BC", "BCConfig", "bc_loss", "pretrain_policy"]
 
@@ -328,11 +328,6 @@ class BC:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"BC: {directory}/config.json is not a BC config ({e})") from None
         bc = cls(obs_space, act_space, config, device=device)
-        state = load_tensors(directory / "policy.safetensors", what="BC")
-        try:
-            bc.policy.load_state_dict(state)
-        except RuntimeError as e:
-            raise CheckpointError(f"BC: {directory}/policy.safetensors does not fit the policy "
-                                  f"described by config.json ({str(e).splitlines()[0]})") from None
+        load_weights(bc.policy, directory / "policy.safetensors", what="BC")
         bc.stats = dict(meta.get("stats", {}))
         return bc

@@ -32,7 +32,7 @@ import gailkit
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
 from gailkit.data.demos import Demonstrations, check_compatible, load_demos, save_demos
 from gailkit.data.types import Trajectory
-from gailkit.nn.checkpoint import CheckpointError, load_tensors, read_json, save_tensors, write_json
+from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 
 __all__ = [
     "PRESETS",
@@ -162,12 +162,7 @@ def load_expert(directory: str | Path, *, device: str = "cpu") -> Expert:
     config = read_json(directory / "config.json", what="expert")
     preset = ExpertPreset(**config["preset"])
     model = _build(config["env_id"], preset, seed=config.get("seed", 0), device=device, tb=None)
-    state = load_tensors(directory / "policy.safetensors", what="expert")
-    try:
-        model.policy.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(f"expert: {directory}/policy.safetensors does not fit the policy "
-                              f"described by config.json ({str(e).splitlines()[0]})") from None
+    load_weights(model.policy, directory / "policy.safetensors", what="expert")
     card_path = directory / "card.json"
     card = read_json(card_path, what="expert") if card_path.exists() else {}
     return Expert(model, config["env_id"], card)

@@ -41,6 +41,7 @@ from gailkit.nn.checkpoint import (
     CheckpointError,
     load_optimizer_tensors,
     load_tensors,
+    load_weights,
     optimizer_tensors,
     read_json,
     save_tensors,
@@ -309,7 +310,7 @@ class AdversarialImitation(ImitationRun):
             raise CheckpointError(f"--resume: no checkpoint in {self.out} (expected {ckpt}/state.json); "
                                   "start the run without --resume")
         state = read_json(ckpt / "state.json", what="run")
-        self.model.policy.load_state_dict(load_tensors(ckpt / "policy.safetensors", what="run"))
+        load_weights(self.model.policy, ckpt / "policy.safetensors", what="run")
         load_optimizer_tensors(self.model.policy.optimizer, load_tensors(ckpt / "policy_optim.safetensors", what="run"))
         self.disc = Discriminator.load(ckpt)
         restore_rng(load_tensors(ckpt / "rng.safetensors", what="run"), state["rng"])
@@ -404,5 +405,5 @@ def load_run(directory: str | Path) -> ImitationRun:
     path = directory / "policy.safetensors"
     if not path.exists():
         path = directory / "checkpoint" / "policy.safetensors"
-    trainer.model.policy.load_state_dict(load_tensors(path, what="run"))
+    load_weights(trainer.model.policy, path, what="run")
     return trainer

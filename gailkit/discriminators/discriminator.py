@@ -31,9 +31,9 @@ from gailkit.discriminators.config import DiscriminatorConfig
 from gailkit.nn.adversarial import bce_logits_loss, bernoulli_entropy, gaussian_kl, r1_penalty, wgan_gradient_penalty
 from gailkit.nn.blocks import RunningNorm, mlp
 from gailkit.nn.checkpoint import (
-    CheckpointError,
     load_optimizer_tensors,
     load_tensors,
+    load_weights,
     optimizer_steps,
     optimizer_tensors,
     read_json,
@@ -249,12 +249,7 @@ class Discriminator(nn.Module):
         meta = read_json(directory / "discriminator.json", what="discriminator")
         disc = cls(space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]),
                    DiscriminatorConfig(**meta["config"]))
-        state = load_tensors(directory / "discriminator.safetensors", what="discriminator")
-        try:
-            disc.load_state_dict(state)
-        except RuntimeError as e:
-            raise CheckpointError(f"discriminator: weights in {directory} do not fit its config "
-                                  f"({str(e).splitlines()[0]})") from None
+        load_weights(disc, directory / "discriminator.safetensors", what="discriminator")
         optim_path = directory / "discriminator_optim.safetensors"
         if optim_path.exists():
             tensors = load_tensors(optim_path, what="discriminator")

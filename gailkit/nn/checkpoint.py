@@ -27,6 +27,7 @@ __all__ = [
     "optimizer_tensors",
     "optimizer_steps",
     "load_optimizer_tensors",
+    "load_weights",
 ]
 
 
@@ -110,3 +111,14 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
         state.setdefault(int(index), {})[name] = value
     state_dict["state"] = state
     optimizer.load_state_dict(state_dict)
+
+
+def load_weights(module: torch.nn.Module, path: str | os.PathLike, *, what: str = "checkpoint") -> None:
+    """Load a safetensors state dict into ``module``; CheckpointError if missing, corrupt or
+    shaped for another architecture than the one its config describes."""
+    path = Path(path)
+    try:
+        module.load_state_dict(load_tensors(path, what=what))
+    except RuntimeError as e:
+        raise CheckpointError(f"{what}: {path} does not fit the network described by its config "
+                              f"({str(e).splitlines()[0]})") from None

@@ -195,7 +195,7 @@ def test_load_errors(tmp_path):
     meta = json.loads((path / "config.json").read_text())
     meta["config"]["net_arch"] = [7]
     (path / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="does not fit the policy"):
+    with pytest.raises(CheckpointError, match="does not fit the network"):
         BC.load(path)
     (path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):

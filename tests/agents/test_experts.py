@@ -7,7 +7,6 @@ import pytest
 
 from gailkit.agents.experts import CollectConfig, ExpertConfig, collect_demos, load_expert, train_expert
 from gailkit.cli import main
-from gailkit.data import load_demos
 from gailkit.nn import CheckpointError
 
 
@@ -51,7 +50,7 @@ def test_load_errors_name_the_problem(tiny_expert, tmp_path):
     config["preset"]["net_arch"] = [7]
     (broken / "config.json").write_text(json.dumps(config))
     (broken / "policy.safetensors").write_bytes((tiny_expert[1] / "policy.safetensors").read_bytes())
-    with pytest.raises(CheckpointError, match="does not fit the policy"):
+    with pytest.raises(CheckpointError, match="does not fit the network"):
         load_expert(broken)
 
 
