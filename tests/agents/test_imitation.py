@@ -1,5 +1,7 @@
 """Adversarial imitation end to end: learning, exact resume, run directory, bad input."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -143,3 +145,29 @@ def test_absorbing_transitions_fill_the_horizon():
     np.testing.assert_array_equal(tr.obs[3], [6, 7, 0])  # s_T, flag 0, leads to the absorbing state
     np.testing.assert_array_equal(tr.next_obs[3:6], [[0, 0, 1]] * 3)
     np.testing.assert_array_equal(tr.obs[4:6], [[0, 0, 1]] * 2)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+           "--out", str(out), "--steps", "200000", "--no-progress", "--eval-episodes", "2", "--n-envs", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not (out / "eval.json").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, text
+    assert "interrupted at" in text and "--resume" in text
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert 0 < state["num_timesteps"] < 200_000
+    steps = state["num_timesteps"] + 1024
+    assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
+                 "--steps", str(steps), "--resume", "--no-progress"]) == 0
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["num_timesteps"] >= steps
