@@ -34,15 +34,15 @@ parser.add_argument("--max-expert-steps", type=int, default=200_000,
 args = parser.parse_args()
 torch.set_num_threads(1)
 
+# RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
+PENDULUM_PPO = dict(n_envs=4, n_steps=1024, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, use_sde=True)
 # Per env: steps per algorithm and the settings that differ from ImitationConfig's defaults.
 SETTINGS = {
     "CartPole-v1": dict(steps={"bc": 0, "gail": 100_000, "airl": 100_000, "dac": 50_000}, common={},
                         per_algo={"dac": dict(eval_every=5000)}),
     "Pendulum-v1": dict(steps={"bc": 0, "gail": 100_000, "airl": 100_000, "dac": 30_000},
                         common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
-                        per_algo={"gail": dict(n_envs=4, n_steps=512, ent_coef=0.0, learning_rate=3e-4),
-                                  "airl": dict(n_envs=4, n_steps=512, ent_coef=0.0, learning_rate=3e-4),
-                                  "dac": dict(eval_every=2000, gamma=0.99)}),
+                        per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "dac": dict(eval_every=2000, gamma=0.99)}),
     "Hopper-v5": dict(steps={"bc": 0, "gail": 1_000_000, "airl": 1_000_000, "dac": 1_000_000},
                       common={}, per_algo={"dac": dict(eval_every=20_000)}),
 }

@@ -50,7 +50,9 @@ def _train_bc(config: ImitationConfig) -> dict[str, Any]:
     env = gym.make(config.env)
     demos = load_demos(config.demos, env=env)
     bc_config = BCConfig(steps=config.bc_steps or 2000, seed=config.seed)
+    start = time.perf_counter()
     bc = BC(env.observation_space, env.action_space, bc_config).fit(demos, progress=config.progress)
+    fit_seconds = round(time.perf_counter() - start, 2)
     out = Path(config.out)
     bc.save(out / "bc")
     card = demos.metadata.get("expert_card") or {}
@@ -60,7 +62,8 @@ def _train_bc(config: ImitationConfig) -> dict[str, Any]:
         "expert_return": card.get("return_mean"), "random_return": card.get("random_return_mean"),
     })
     returns = evaluate_policy(lambda o: bc.predict(o), config.env, config.eval_episodes, seed=EVAL_SEED)
-    result = {"steps": 0, "return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    result = {"steps": 0, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+              "wall_s": fit_seconds}
     norm = normalised_return(result["return_mean"], card.get("return_mean"), card.get("random_return_mean"))
     if norm is not None:
         result["normalised"] = norm

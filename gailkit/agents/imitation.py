@@ -78,6 +78,8 @@ class ImitationConfig:
     gamma: float = dataclasses.field(default=0.98, metadata=_help("discount"))
     gae_lambda: float = dataclasses.field(default=0.9, metadata=_help("GAE lambda"))
     ent_coef: float = dataclasses.field(default=0.01, metadata=_help("PPO entropy coefficient"))
+    use_sde: bool = dataclasses.field(default=False, metadata=_help(
+        "generalised state-dependent exploration for continuous actions (PPO)"))
     disc_updates: int | None = dataclasses.field(default=None, metadata=_help(
         "discriminator steps per round (default: 16 for gail/airl, 4 for dac)"))
     balance: bool = dataclasses.field(default=False, metadata=_help(
@@ -253,6 +255,7 @@ class AdversarialImitation(ImitationRun):
             "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
             learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
             ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
+            use_sde=config.use_sde, sde_sample_freq=4 if config.use_sde else -1,
         )
         self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
         self.disc_updates = config.disc_updates

@@ -80,9 +80,13 @@ class RelabelingPPO(PPO):
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
         truncated_at: list[tuple[int, int]] = []
         for step in range(n_rollout_steps):
+            if self.use_sde and self.sde_sample_freq > 0 and step % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)  # new exploration matrix (gSDE)
             with th.no_grad():
                 actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))
             actions = actions.cpu().numpy()

@@ -18,7 +18,7 @@ FAST = dict(n_envs=4, n_steps=128, disc_updates=16, progress=False, eval_episode
 
 
 def test_gail_beats_random_within_seconds(cartpole_demos, tmp_path):
-    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=24_576, out=tmp_path, eval_every=8192,
+    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=40_960, out=tmp_path, eval_every=8192,
                           **{**FAST, "n_envs": 8})
     result = imitate(cfg)  # the defaults are the tuned CartPole settings
     random_return = load_demos(cartpole_demos).metadata["expert_card"]["random_return_mean"]
