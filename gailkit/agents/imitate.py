@@ -110,16 +110,17 @@ def plot_runs(path: str | Path, runs: dict[str, Path], *, title: str) -> Path:
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
     refs: dict[str, Any] = {}
-    for label, run in runs.items():
+    for i, (label, run) in enumerate(runs.items()):
         data = read_json(Path(run) / "eval.json", what="run")
         refs = data
-        h = data["history"]
-        if len(h) == 1:
-            ax.axhline(h[0]["return_mean"], ls="-.", lw=1, label=label, color="tab:orange")
+        h, color = data["history"], f"C{i}"
+        if len(h) == 1:  # BC: no environment steps, one final score
+            ax.axhline(h[0]["return_mean"], ls="-.", lw=1.5, label=f"{label} (no env steps)", color=color)
         else:
-            ax.plot([r["steps"] for r in h], [r["return_mean"] for r in h], marker="o", ms=3, label=label)
+            ax.plot([r["steps"] for r in h], [r["return_mean"] for r in h], marker="o", ms=3, label=label,
+                    color=color)
     if refs.get("expert_return") is not None:
-        ax.axhline(refs["expert_return"], color="green", ls="--", lw=1, label="expert")
+        ax.axhline(refs["expert_return"], color="black", ls="--", lw=1, label="expert")
     if refs.get("random_return") is not None:
         ax.axhline(refs["random_return"], color="grey", ls=":", lw=1, label="random")
     ax.set(xlabel="environment steps", ylabel="episode return", title=title)

@@ -137,9 +137,12 @@ class ImitationRun:
     def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
                  *, demos: Demonstrations | None = None):
         self.config = config
-        self.disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
-        if config.algo == "airl" and not self.disc_config.airl:
-            self.disc_config = dataclasses.replace(self.disc_config, airl=True, reward="logit")
+        disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
+        if config.algo == "airl" and not disc_config.airl:
+            disc_config = dataclasses.replace(disc_config, airl=True)
+        if config.algo == "dac" and disc_config.reward is None:
+            disc_config = dataclasses.replace(disc_config, reward="logit")  # stable with a Q-learner (tested)
+        self.disc_config = disc_config
         self.out = Path(config.out)
         raw_env = gym.make(config.env)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)

@@ -22,8 +22,9 @@ class DiscriminatorConfig:
     inputs: str = dataclasses.field(default="sa", metadata=_help(
         "what D sees: sa = (s, a), ss = (s, s'), s = state only, sas = (s, a, s')"))
     hidden: str = dataclasses.field(default="64,64", metadata=_help("hidden layer sizes, comma-separated"))
-    reward: str = dataclasses.field(default="gail", metadata=_help(
-        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D)"))
+    reward: str | None = dataclasses.field(default=None, metadata=_help(
+        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D); "
+        "default: logit for AIRL and DAC, gail otherwise"))
     airl: bool = dataclasses.field(default=False, metadata=_help(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
     gamma: float = dataclasses.field(default=0.99, metadata=_help("discount of the AIRL shaping term"))
@@ -45,7 +46,7 @@ class DiscriminatorConfig:
     def __post_init__(self) -> None:
         for name, allowed in (("inputs", INPUT_TYPES), ("reward", REWARD_TYPES),
                               ("gradient_penalty", PENALTIES)):
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name == "reward" and self.reward is None):
                 raise ValueError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
         if self.airl and self.vail:
             raise ValueError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
@@ -54,6 +55,11 @@ class DiscriminatorConfig:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         self.hidden_sizes  # validates the string
+
+    @property
+    def reward_kind(self) -> str:
+        """``reward`` with its default resolved: logit for AIRL, gail otherwise."""
+        return self.reward or ("logit" if self.airl else "gail")
 
     @property
     def hidden_sizes(self) -> list[int]:

@@ -217,7 +217,7 @@ class Discriminator(nn.Module):
             log_probs: ``(B,)`` policy log-probabilities (AIRL only).
         """
         logit = self.logits(DiscBatch.from_numpy(obs, acts, next_obs, dones, log_probs))
-        kind = self.config.reward
+        kind = self.config.reward_kind
         if kind == "gail":
             r = F.softplus(logit)
         elif kind == "log_d":
