@@ -140,6 +140,10 @@ class ImitationRun:
         disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
         if config.algo == "airl" and not disc_config.airl:
             disc_config = dataclasses.replace(disc_config, airl=True)
+        if disc_config.airl and disc_config.gamma != config.gamma:
+            # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only
+            # when it is discounted like the policy's return
+            disc_config = dataclasses.replace(disc_config, gamma=config.gamma)
         if config.algo == "dac" and disc_config.reward is None:
             disc_config = dataclasses.replace(disc_config, reward="logit")  # stable with a Q-learner (tested)
         self.disc_config = disc_config

@@ -6,7 +6,7 @@ import dataclasses
 
 __all__ = ["DiscriminatorConfig", "REWARD_TYPES", "INPUT_TYPES", "PENALTIES"]
 
-REWARD_TYPES = ("gail", "log_d", "logit")
+REWARD_TYPES = ("gail", "log_d", "logit", "shaped")
 INPUT_TYPES = ("sa", "ss", "s", "sas")
 PENALTIES = ("none", "wgan-gp", "r1")
 
@@ -23,11 +23,12 @@ class DiscriminatorConfig:
         "what D sees: sa = (s, a), ss = (s, s'), s = state only, sas = (s, a, s')"))
     hidden: str = dataclasses.field(default="64,64", metadata=_help("hidden layer sizes, comma-separated"))
     reward: str | None = dataclasses.field(default=None, metadata=_help(
-        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D); "
+        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), shaped = AIRL's f; "
         "default: logit for AIRL and DAC, gail otherwise"))
     airl: bool = dataclasses.field(default=False, metadata=_help(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
-    gamma: float = dataclasses.field(default=0.99, metadata=_help("discount of the AIRL shaping term"))
+    gamma: float = dataclasses.field(default=0.99, metadata=_help(
+        "discount of the AIRL shaping term (imitation runs set it to the policy's --gamma)"))
     gradient_penalty: str = dataclasses.field(default="r1", metadata=_help("none, wgan-gp or r1"))
     gp_weight: float = dataclasses.field(default=1.0, metadata=_help(
         "gradient penalty weight (R1 adds weight/2 * E||grad||^2 on expert samples)"))
@@ -48,6 +49,8 @@ class DiscriminatorConfig:
                               ("gradient_penalty", PENALTIES)):
             if getattr(self, name) not in allowed and not (name == "reward" and self.reward is None):
                 raise ValueError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
+        if self.reward == "shaped" and not self.airl:
+            raise ValueError("reward='shaped' is AIRL's f(s, a, s'); it needs airl=True")
         if self.airl and self.vail:
             raise ValueError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
         if not 0.0 <= self.label_smoothing < 0.5:

@@ -7,7 +7,9 @@ Sign convention: ``D = sigmoid(logit)`` is the probability that a sample came fr
   fixed-horizon or absorbing-state tasks, which is what gailkit's envs are for);
 * ``log_d``: ``log D = -softplus(-logit)``, always negative (a step penalty);
 * ``logit``: ``log D - log(1 - D)``, both signs; with ``airl=True`` it is AIRL's
-  ``f(s, a, s') - log pi(a|s)``, the entropy-regularised reward of Fu et al. (2018).
+  ``f(s, a, s') - log pi(a|s)``, the entropy-regularised reward of Fu et al. (2018);
+* ``shaped`` (AIRL only): ``f(s, a, s')`` without the ``-log pi`` term, as the ``imitation``
+  library trains its policy (the entropy bonus is then PPO's ``ent_coef``).
 
 ``forward`` keeps gradients for the training loss; ``reward`` is no-grad, eval mode and
 batched over a whole rollout.
@@ -222,6 +224,8 @@ class Discriminator(nn.Module):
             r = F.softplus(logit)
         elif kind == "log_d":
             r = -F.softplus(-logit)
+        elif kind == "shaped":  # AIRL's f(s, a, s') alone: the entropy term is left to the policy
+            r = logit + torch.as_tensor(np.asarray(log_probs), dtype=torch.float32).reshape(-1)
         else:
             r = logit
         return r.numpy().astype(np.float32)
