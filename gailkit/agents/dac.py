@@ -8,29 +8,25 @@ termination neither leaks reward nor cuts bootstrapping. Every ``n_envs * n_step
 environment steps the discriminator takes ``disc_updates`` steps on expert transitions vs.
 uniform replay samples.
 
-Checkpoints hold the policy and the discriminator; unlike GAIL/AIRL runs, DAC runs do not
-resume (that would need the replay buffer on disk).
+Runs checkpoint and resume exactly like GAIL/AIRL runs (see ``gailkit.agents.imitation``); a
+DAC checkpoint also holds the replay buffer (``replay.safetensors``) and the generator's
+optimisers, entropy coefficient and exploration counters.
 """
 
 from __future__ import annotations
 
-import signal
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from gailkit.agents.imitation import ImitationConfig, ImitationRun
 from gailkit.buffers import NumbaReplayBuffer
 from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
-from gailkit.nn.checkpoint import save_tensors
 
 __all__ = ["DAC", "GENERATORS"]
 
@@ -42,23 +38,6 @@ GENERATORS: dict[str, dict[str, Any]] = {
                 target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
                 exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
 }
-
-
-class _DACCallback(BaseCallback):
-    def __init__(self, trainer: DAC, bar: tqdm):
-        super().__init__()
-        self.trainer, self.bar = trainer, bar
-
-    def _on_step(self) -> bool:
-        t, cfg = self.num_timesteps, self.trainer.config
-        if t % (cfg.n_envs * cfg.n_steps) == 0:
-            self.trainer.update_discriminator()
-            self.bar.update(t - self.bar.n)
-            if self.trainer.disc_stats:
-                self.bar.set_postfix({"D acc": f"{self.trainer.disc_stats['accuracy']:.2f}"})
-        if t % self.trainer.eval_every == 0:
-            self.trainer._record(self.trainer.evaluate())
-        return not self.trainer._stop
 
 
 class DAC(ImitationRun):
@@ -75,11 +54,14 @@ class DAC(ImitationRun):
             replay_buffer_kwargs={"seed": config.seed, "reward_fn": self._reward}, **GENERATORS[name],
         )
         self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
-        self.eval_every = max(1, config.eval_every // config.n_envs) * config.n_envs
+        self.round_size = self.model.train_freq.frequency * config.n_envs
+        self.disc_every = config.n_envs * config.n_steps
+        if self.disc_every % self.round_size:
+            raise ValueError(f"--n-steps * --n-envs ({self.disc_every}) must be a multiple of the generator's "
+                             f"train frequency ({self.round_size} steps)")
 
     def _reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        rewards = self.disc.reward(obs, acts, next_obs, dones)
-        return rewards
+        return self.disc.reward(obs, acts, next_obs, dones)
 
     def update_discriminator(self) -> None:
         """``disc_updates`` steps on expert data vs. uniform samples of the replay buffer."""
@@ -98,37 +80,45 @@ class DAC(ImitationRun):
                                           buf.next_observations[pos, env],
                                           buf.dones[pos, env] * (1 - buf.timeouts[pos, env]))
             self.disc_stats = self.disc.train_step(self._expert_batch(bs), policy)
-        self._log_disc(np.array([0.0]))
+        self._log_disc(self.disc.reward(*[t.numpy() for t in policy[:4]]))  # rewards of the last policy batch
 
-    def train(self, *, resume: bool = False) -> list[dict[str, float]]:
-        """Run to ``config.steps``; returns the evaluation history."""
-        if resume:
-            raise ValueError("DAC runs cannot be resumed (the replay buffer is not checkpointed); start a new run")
-        if (self.out / "checkpoint").exists():
-            raise ValueError(f"{self.out} already holds a run; choose another --out")
-        self._write_config()
-        self._clock = time.perf_counter()
-        self.writer = SummaryWriter(str(self.out / "tb"))
-        self._record(self.evaluate())
-        bar = tqdm(total=self.config.steps, unit="step", desc="DAC", disable=not self.config.progress,
-                   dynamic_ncols=True)
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            self.model.learn(self.config.steps, callback=_DACCallback(self, bar))
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            bar.close()
-        if self.history[-1]["steps"] != self.model.num_timesteps:
-            self._record(self.evaluate())
-        self.writer.close()
-        self.save_checkpoint()
-        self.save_policy()
-        if self._stop:
-            print(f"interrupted at {self.model.num_timesteps} steps; policy and discriminator saved in {self.out}")
-        return self.history
+    def _round(self, callback: BaseCallback) -> None:
+        m = self.model
+        rollout = m.collect_rollouts(self.venv, train_freq=m.train_freq, action_noise=m.action_noise,
+                                     callback=callback, learning_starts=m.learning_starts,
+                                     replay_buffer=m.replay_buffer, log_interval=None)
+        if not rollout.continue_training:
+            self._stop = True
+            return
+        if m.num_timesteps % self.disc_every == 0:
+            self.update_discriminator()
+        if m.num_timesteps > m.learning_starts:
+            steps = m.gradient_steps if m.gradient_steps >= 0 else rollout.episode_timesteps
+            if steps > 0:
+                m.train(batch_size=m.batch_size, gradient_steps=steps)
 
-    def save_checkpoint(self) -> Path:
-        ckpt = self.out / "checkpoint"
-        save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
-        self.disc.save(ckpt)
-        return ckpt
+    _REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        buf, m = self.model.replay_buffer, self.model
+        n = buf.buffer_size if buf.full else buf.pos
+        tensors = {f"replay.{k}": torch.from_numpy(np.ascontiguousarray(getattr(buf, k)[:n])) for k in self._REPLAY}
+        if getattr(m, "log_ent_coef", None) is not None:
+            tensors["log_ent_coef"] = m.log_ent_coef.detach()
+        state = {"replay": {"pos": buf.pos, "full": buf.full, "rng": buf.rng.bit_generator.state},
+                 "n_calls": getattr(m, "_n_calls", 0), "episode_num": m._episode_num}
+        return tensors, state
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        buf, m = self.model.replay_buffer, self.model
+        for k in self._REPLAY:
+            data = tensors[f"replay.{k}"].numpy()
+            getattr(buf, k)[: len(data)] = data
+        buf.pos, buf.full = state["replay"]["pos"], state["replay"]["full"]
+        buf.rng.bit_generator.state = state["replay"]["rng"]
+        if "log_ent_coef" in tensors:
+            with torch.no_grad():
+                m.log_ent_coef.copy_(tensors["log_ent_coef"])
+        if hasattr(m, "_n_calls"):
+            m._n_calls = state["n_calls"]
+        m._episode_num = state["episode_num"]

@@ -1,6 +1,8 @@
-"""Adversarial imitation (GAIL, AIRL) with a PPO generator, and the run loop around it.
+"""Adversarial imitation: the run loop shared by all learners, and GAIL / AIRL on PPO.
 
-One round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
+``ImitationRun`` owns what every adversarial learner shares (demonstrations, absorbing-state
+expert data, evaluation, checkpoints, the round loop); ``AdversarialImitation`` (here) and
+``DAC`` (``gailkit.agents.dac``) define a round. GAIL / AIRL round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
 ``disc_updates`` steps on expert vs. those policy samples; the whole rollout is relabelled by
 one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO updates.
 
@@ -112,7 +114,7 @@ def normalised_return(value: float, expert: float | None, random_return: float |
 
 
 class _Progress(BaseCallback):
-    def __init__(self, bar: tqdm | None, trainer: AdversarialImitation):
+    def __init__(self, bar: tqdm | None, trainer: ImitationRun):
         super().__init__()
         self.bar, self.trainer, self._seen = bar, trainer, 0
 
@@ -162,6 +164,7 @@ class ImitationRun:
         self.disc_stats: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self.writer: SummaryWriter | None = None
+        self.checkpoint_index = 0
         card = self.demos.metadata.get("expert_card") or {}
         self.expert_return = card.get("return_mean")
         self.random_return = card.get("random_return_mean")
@@ -250,6 +253,132 @@ class ImitationRun:
         save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
         return self.out / "policy.safetensors"
 
+    # ----- checkpoints ------------------------------------------------------------------------
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser of the generator, by name."""
+        found = {"policy": getattr(self.model.policy, "optimizer", None),
+                 "actor": getattr(getattr(self.model, "actor", None), "optimizer", None),
+                 "critic": getattr(getattr(self.model, "critic", None), "optimizer", None),
+                 "ent_coef": getattr(self.model, "ent_coef_optimizer", None)}
+        return {name: opt for name, opt in found.items() if opt is not None}
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Subclass state beyond weights, optimisers, RNGs and counters (tensors, JSON)."""
+        return {}, {}
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        pass
+
+    def save_checkpoint(self) -> Path:
+        """Everything a resumed run needs, each file written atomically."""
+        ckpt = self.out / "checkpoint"
+        save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
+        for name, opt in self._optimizers().items():
+            save_tensors(ckpt / f"{name}_optim.safetensors", optimizer_tensors(opt))
+        self.disc.save(ckpt)
+        rng_tensors, rng_meta = capture_rng()
+        extra_tensors, extra_state = self._extra_state()
+        save_tensors(ckpt / "rng.safetensors", rng_tensors)
+        if extra_tensors:
+            save_tensors(ckpt / "extra.safetensors", extra_tensors)
+        write_json(ckpt / "state.json", {
+            "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
+            "checkpoint_index": self.checkpoint_index, "history": self.history, "rng": rng_meta,
+            "trainer_rng": self.rng.bit_generator.state,
+            "action_space_rng": self.model.action_space.np_random.bit_generator.state,
+            **extra_state,
+        })
+        return ckpt
+
+    def load_checkpoint(self) -> None:
+        ckpt = self.out / "checkpoint"
+        if not (ckpt / "state.json").exists():
+            raise CheckpointError(f"--resume: no checkpoint in {self.out} (expected {ckpt}/state.json); "
+                                  "start the run without --resume")
+        state = read_json(ckpt / "state.json", what="run")
+        load_weights(self.model.policy, ckpt / "policy.safetensors", what="run")
+        for name, opt in self._optimizers().items():
+            load_optimizer_tensors(opt, load_tensors(ckpt / f"{name}_optim.safetensors", what="run"))
+        self.disc = Discriminator.load(ckpt)
+        restore_rng(load_tensors(ckpt / "rng.safetensors", what="run"), state["rng"])
+        self.rng.bit_generator.state = state["trainer_rng"]
+        self.model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        self.model.num_timesteps = state["num_timesteps"]
+        self.model._n_updates = state["n_updates"]
+        self.checkpoint_index = state["checkpoint_index"]
+        self.history = state["history"]
+        extra = ckpt / "extra.safetensors"
+        self._load_extra_state(load_tensors(extra, what="run") if extra.exists() else {}, state)
+
+    def _checkpoint_boundary(self) -> None:
+        """Save, then reset the envs: a resumed run starts from exactly this state."""
+        self.checkpoint_index += 1
+        self.save_checkpoint()
+        self._reset_envs()
+
+    def _reset_envs(self) -> None:
+        """Reset every training env from a seed of (seed, checkpoint index): see module docstring."""
+        self.venv.seed(self.config.seed + 7919 * (self.checkpoint_index + 1))
+        self.model._last_obs = self.venv.reset()
+        self.model._last_episode_starts = np.ones(self.venv.num_envs, dtype=bool)
+
+    # ----- the loop -----------------------------------------------------------------------------
+    round_size: int  # environment steps per round, set by subclasses
+
+    def _round(self, callback: BaseCallback) -> None:
+        """Collect one round of experience and update the generator (and the discriminator)."""
+        raise NotImplementedError
+
+    def _before_first_round(self) -> None:
+        pass
+
+    def train(self, *, resume: bool = False) -> list[dict[str, float]]:
+        """Run to ``config.steps``; returns the evaluation history."""
+        cfg = self.config
+        self._clock = time.perf_counter()
+        if resume:
+            self.load_checkpoint()
+        else:
+            if (self.out / "checkpoint" / "state.json").exists():
+                raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose "
+                                 "another --out")
+            self._write_config()
+            self._before_first_round()
+        self._reset_envs()
+        # logger and episode buffers; the schedules (e.g. DQN's exploration) run to config.steps
+        self.model._setup_learn(max(0, cfg.steps - self.model.num_timesteps), callback=None,
+                                reset_num_timesteps=False)
+        self.writer = SummaryWriter(str(self.out / "tb"))
+
+        def per(n: int) -> int:
+            return max(1, round(n / self.round_size)) * self.round_size
+
+        eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
+        bar = tqdm(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
+                   disable=not cfg.progress, dynamic_ncols=True)
+        callback = _Progress(bar, self)
+        callback.init_callback(self.model)
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            if not self.history:
+                self._record(self.evaluate())
+            while self.model.num_timesteps < cfg.steps and not self._stop:
+                self._round(callback)
+                t = self.model.num_timesteps
+                if t % eval_every == 0 or t >= cfg.steps:
+                    self._record(self.evaluate())
+                if t % ckpt_every == 0 or t >= cfg.steps or self._stop:
+                    self._checkpoint_boundary()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            bar.close()
+            self.writer.close()
+        if self._stop:
+            print(f"interrupted at {self.model.num_timesteps} steps; checkpoint in {self.out / 'checkpoint'}; "
+                  f"continue with --resume")
+        self.save_policy()
+        return self.history
+
 
 class AdversarialImitation(ImitationRun):
     """GAIL / AIRL with a PPO generator, owning a run directory (see the module docstring)."""
@@ -266,7 +395,7 @@ class AdversarialImitation(ImitationRun):
         )
         self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
         self.disc_updates = config.disc_updates
-        self.checkpoint_index = 0
+        self.round_size = config.n_envs * config.n_steps
 
     def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
         if not self.disc_config.airl:
@@ -298,101 +427,24 @@ class AdversarialImitation(ImitationRun):
         if self.writer is not None:
             self.writer.add_scalar("discriminator/updates_per_round", self.disc_updates, self.model.num_timesteps)
 
-    # ----- checkpoints --------------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
-        ckpt = self.out / "checkpoint"
-        save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
-        save_tensors(ckpt / "policy_optim.safetensors", optimizer_tensors(self.model.policy.optimizer))
-        self.disc.save(ckpt)
-        rng_tensors, rng_meta = capture_rng()
-        save_tensors(ckpt / "rng.safetensors", rng_tensors)
-        write_json(ckpt / "state.json", {
-            "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
-            "checkpoint_index": self.checkpoint_index, "disc_updates": self.disc_updates,
-            "history": self.history, "rng": rng_meta,
-            "trainer_rng": self.rng.bit_generator.state,
-        })
-        return ckpt
+    def _round(self, callback: BaseCallback) -> None:
+        self.model.collect_rollouts(self.venv, callback, self.model.rollout_buffer, self.config.n_steps)
+        self.model._update_current_progress_remaining(self.model.num_timesteps, self.config.steps)
+        self.model.train()
 
-    def load_checkpoint(self) -> None:
-        ckpt = self.out / "checkpoint"
-        if not (ckpt / "state.json").exists():
-            raise CheckpointError(f"--resume: no checkpoint in {self.out} (expected {ckpt}/state.json); "
-                                  "start the run without --resume")
-        state = read_json(ckpt / "state.json", what="run")
-        load_weights(self.model.policy, ckpt / "policy.safetensors", what="run")
-        load_optimizer_tensors(self.model.policy.optimizer, load_tensors(ckpt / "policy_optim.safetensors", what="run"))
-        self.disc = Discriminator.load(ckpt)
-        restore_rng(load_tensors(ckpt / "rng.safetensors", what="run"), state["rng"])
-        self.rng.bit_generator.state = state["trainer_rng"]
-        self.model.num_timesteps = state["num_timesteps"]
-        self.model._n_updates = state["n_updates"]
-        self.checkpoint_index = state["checkpoint_index"]
+    def _before_first_round(self) -> None:
+        if self.config.bc_steps > 0:  # BC warm start of the actor
+            from gailkit.agents.bc import BCConfig, pretrain_policy
+
+            pretrain_policy(self.model.policy, self.expert_data,
+                            BCConfig(steps=self.config.bc_steps, seed=self.config.seed), progress=False)
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {}, {"disc_updates": self.disc_updates}
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         self.disc_updates = state["disc_updates"]
-        self.history = state["history"]
 
-    def _checkpoint_boundary(self) -> None:
-        """Save, then reset the envs: a resumed run starts from exactly this state."""
-        self.checkpoint_index += 1
-        self.save_checkpoint()
-        self._reset_envs()
-
-    def _reset_envs(self) -> None:
-        """Reset every training env from a seed of (seed, checkpoint index): see module docstring."""
-        self.venv.seed(self.config.seed + 7919 * (self.checkpoint_index + 1))
-        self.model._last_obs = self.venv.reset()
-        self.model._last_episode_starts = np.ones(self.venv.num_envs, dtype=bool)
-
-    # ----- the loop -----------------------------------------------------------------------------
-    def train(self, *, resume: bool = False) -> list[dict[str, float]]:
-        """Run to ``config.steps``; returns the evaluation history."""
-        cfg = self.config
-        self._clock = time.perf_counter()
-        if resume:
-            self.load_checkpoint()
-        else:
-            if (self.out / "checkpoint" / "state.json").exists():
-                raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose "
-                                 "another --out")
-            self._write_config()
-            if cfg.bc_steps > 0:
-                from gailkit.agents.bc import BCConfig, pretrain_policy
-
-                pretrain_policy(self.model.policy, self.expert_data,
-                                BCConfig(steps=cfg.bc_steps, seed=cfg.seed), progress=False)
-        self._reset_envs()
-        self.model._setup_learn(0, callback=None, reset_num_timesteps=False)  # logger, ep buffers
-        self.writer = SummaryWriter(str(self.out / "tb"))
-        round_size = cfg.n_envs * cfg.n_steps
-        def per(n: int) -> int:
-            return max(1, round(n / round_size)) * round_size
-        eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
-        bar = tqdm(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
-                   disable=not cfg.progress, dynamic_ncols=True)
-        callback = _Progress(bar, self)
-        callback.init_callback(self.model)
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            if not self.history:
-                self._record(self.evaluate())
-            while self.model.num_timesteps < cfg.steps and not self._stop:
-                self.model.collect_rollouts(self.venv, callback, self.model.rollout_buffer, cfg.n_steps)
-                self.model._update_current_progress_remaining(self.model.num_timesteps, cfg.steps)
-                self.model.train()
-                t = self.model.num_timesteps
-                if t % eval_every == 0 or t >= cfg.steps:
-                    self._record(self.evaluate())
-                if t % ckpt_every == 0 or t >= cfg.steps or self._stop:
-                    self._checkpoint_boundary()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            bar.close()
-            self.writer.close()
-        if self._stop:
-            print(f"interrupted at {self.model.num_timesteps} steps; checkpoint in {self.out / 'checkpoint'}; "
-                  f"continue with --resume")
-        self.save_policy()
-        return self.history
 
 def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationConfig, DiscriminatorConfig]:
     """The configs a run directory was started with (``overrides`` replace imitation fields)."""

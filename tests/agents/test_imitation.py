@@ -29,17 +29,19 @@ def test_gail_beats_random_within_seconds(cartpole_demos, tmp_path):
 
 
 def run(tmp_path, demos, steps, resume=False, algo="gail"):
+    fast = dict(FAST, n_steps=64) if algo != "dac" else dict(progress=False, eval_episodes=3)
     cfg = ImitationConfig(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, algo=algo,
-                          checkpoint_every=1024, eval_every=1024, **{**FAST, "n_steps": 64})
+                          checkpoint_every=512 if algo == "dac" else 1024, eval_every=1024, **fast)
     return imitate(cfg, DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
-@pytest.mark.parametrize("algo", ["gail", "airl"])
+@pytest.mark.parametrize("algo", ["gail", "airl", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
-    run(tmp_path / "straight", cartpole_demos, 3072, algo=algo)
+    total = 1536 if algo == "dac" else 3072  # DAC: DQN learns from step 1000 on
+    run(tmp_path / "straight", cartpole_demos, total, algo=algo)
     run(tmp_path / "resumed", cartpole_demos, 1024, algo=algo)
-    run(tmp_path / "resumed", cartpole_demos, 3072, resume=True, algo=algo)
-    for name in ("policy.safetensors", "discriminator.safetensors"):
+    run(tmp_path / "resumed", cartpole_demos, total, resume=True, algo=algo)
+    for name in ("policy.safetensors", "discriminator.safetensors", "policy_optim.safetensors"):
         a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
         assert a.keys() == b.keys()
@@ -110,8 +112,6 @@ def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_dem
     want = trainer.disc.reward(sample.observations.numpy(), sample.actions.numpy(),
                                sample.next_observations.numpy(), sample.dones.numpy()[:, 0])
     np.testing.assert_allclose(sample.rewards.numpy()[:, 0], want, rtol=1e-6)
-    with pytest.raises(ValueError, match="cannot be resumed"):
-        DAC(cfg).train(resume=True)
 
 
 @pytest.mark.parametrize("low, high, expected", [(0.0, 0.0, 12), (1.01, 1.02, 20)])
@@ -171,3 +171,28 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
                  "--steps", str(steps), "--resume", "--no-progress"]) == 0
     assert json.loads((out / "checkpoint" / "state.json").read_text())["num_timesteps"] >= steps
+
+
+def test_dac_with_sac_resumes_exactly(tmp_path):
+    from gailkit.agents.experts import rollout_episodes
+
+    env = gym.make("Pendulum-v1")
+    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 3, seed=0)
+    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
+                       observation_space=env.observation_space, action_space=env.action_space)
+
+    def go(out, steps, resume=False):
+        cfg = ImitationConfig(env="Pendulum-v1", demos=demos, algo="dac", steps=steps, out=out, absorbing=False,
+                              checkpoint_every=1100, eval_every=1100, progress=False, eval_episodes=1)
+        return imitate(cfg, resume=resume)
+
+    # SAC learns from step 1000: the checkpoint at 1100 holds trained optimisers and a replay buffer
+    go(tmp_path / "straight", 1300)
+    go(tmp_path / "resumed", 1100)
+    go(tmp_path / "resumed", 1300, resume=True)
+    for name in ("policy.safetensors", "actor_optim.safetensors", "critic_optim.safetensors",
+                 "discriminator.safetensors", "extra.safetensors"):
+        a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
+        b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
