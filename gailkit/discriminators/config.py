@@ -57,7 +57,7 @@ class DiscriminatorConfig:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-        self.hidden_sizes  # validates the string
+        _ = self.hidden_sizes  # raises on a malformed string
 
     @property
     def reward_kind(self) -> str:
