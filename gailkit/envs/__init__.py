@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from gailkit.envs.pixels import PixelObservation
 from gailkit.envs.wrappers import AbsorbingStateWrapper
 
-__all__ = ["AbsorbingStateWrapper", "registered_ids", "REGISTRY"]
+__all__ = ["AbsorbingStateWrapper", "PixelObservation", "registered_ids", "REGISTRY"]
 
 # id -> (entry point, max_episode_steps, kwargs, what it is)
 REGISTRY: dict[str, tuple[str, int, dict, str]] = {
@@ -35,6 +36,16 @@ for _name, _base, _horizon in (
         "gailkit.envs.wrappers:make_absorbing", _horizon, {"base_id": _base},
         f"{_base} with an absorbing state after termination (obs + 1 flag), {_horizon} steps",
     )
+
+
+REGISTRY["gailkit/CartPolePixels-v1"] = (
+    "gailkit.envs.pixels:make_pixels", 500, {"base_id": "CartPole-v1"},
+    "CartPole-v1 seen as 64x64 RGB frames (the world models' cheap test bed)",
+)
+REGISTRY["gailkit/PendulumPixels-v1"] = (
+    "gailkit.envs.pixels:make_pixels", 200, {"base_id": "Pendulum-v1"},
+    "Pendulum-v1 seen as 64x64 RGB frames",
+)
 
 
 def _register_all() -> None:

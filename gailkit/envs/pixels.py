@@ -1,0 +1,37 @@
+"""Pixel observations: any renderable env seen as 64x64 RGB frames (the world models' test bed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+
+__all__ = ["PixelObservation", "make_pixels"]
+
+
+class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Replace observations by the rendered frame, resized to ``size x size`` RGB ``uint8``.
+
+    The wrapped env must be made with ``render_mode="rgb_array"``.
+    """
+
+    def __init__(self, env: gym.Env, size: int = 64):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size)
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"PixelObservation needs render_mode='rgb_array', got {env.render_mode!r}: "
+                             "make the env with gymnasium.make(id, render_mode='rgb_array')")
+        self.size = int(size)
+        self.observation_space = gym.spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        frame = self.env.render()
+        image = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((self.size, self.size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def make_pixels(base_id: str, size: int = 64, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make(base_id, render_mode="rgb_array")`` with :class:`PixelObservation`."""
+    return PixelObservation(gym.make(base_id, render_mode="rgb_array", **kwargs), size=size)
