@@ -52,6 +52,8 @@ def _register_all() -> None:
     for env_id, (entry_point, horizon, kwargs, _) in REGISTRY.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon, kwargs=kwargs)
+    if "gailkit/Dream-v0" not in gym.registry:  # needs world_model=DIR, so not in REGISTRY's checks
+        gym.register(id="gailkit/Dream-v0", entry_point="gailkit.worldmodels.dream:DreamEnv")
 
 
 def registered_ids() -> list[str]:

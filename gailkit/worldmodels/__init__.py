@@ -1,6 +1,17 @@
-"""World models as agent parts: V (ConvVAE), M (MDN-RNN with reward and done heads)."""
+"""World models as agent parts: V (ConvVAE), M (MDN-RNN with reward and done heads), dreams."""
 
 from gailkit.nn.vae import ConvVAE, elbo_loss
+from gailkit.worldmodels.dream import BatchedDream, DreamEnv
 from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNOutput, MDNRNNConfig
+from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["ConvVAE", "MDNRNN", "MDNOutput", "MDNRNNConfig", "elbo_loss"]
+__all__ = [
+    "BatchedDream",
+    "ConvVAE",
+    "DreamEnv",
+    "MDNRNN",
+    "MDNOutput",
+    "MDNRNNConfig",
+    "WorldModel",
+    "elbo_loss",
+]

@@ -134,3 +134,58 @@ def test_pixel_test_bed():
         from gailkit.envs import PixelObservation
 
         PixelObservation(gym.make("CartPole-v1"))
+
+
+def tiny_world_model(tmp_path, action_space=None):
+    from gailkit.worldmodels import WorldModel
+
+    torch.manual_seed(0)
+    wm = WorldModel(action_space or gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    return wm, wm.save(tmp_path / "wm")
+
+
+def test_dream_env_passes_check_env_and_renders(tmp_path):
+    from gymnasium.utils.env_checker import check_env
+
+    _, path = tiny_world_model(tmp_path)
+    env = gym.make("gailkit/Dream-v0", world_model=str(path), render_mode="rgb_array", max_steps=50)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (4 + 8,)
+    assert env.render().shape == (64, 64, 3)
+    a = [env.step(1)[0] for _ in range(3)]
+    env.reset(seed=1)
+    b = [env.step(1)[0] for _ in range(3)]
+    np.testing.assert_array_equal(a, b)  # seeded dream
+
+
+def test_world_model_for_another_action_space(tmp_path):
+    from gailkit.nn.checkpoint import CheckpointError
+    from gailkit.worldmodels import WorldModel
+
+    _, path = tiny_world_model(tmp_path)
+    loaded = WorldModel.load(path, action_space=gym.spaces.Discrete(2))
+    assert loaded.latent_dim == 4
+    with pytest.raises(CheckpointError, match=r"trained for actions Discrete\(2\), not Box\(3,\)"):
+        WorldModel.load(path, action_space=gym.spaces.Box(-1, 1, (3,)))
+
+
+def test_chunked_collection_resumes_and_rejects_truncated_chunks(tmp_path):
+    from gailkit.worldmodels.data import DataChunkError, collect_chunks, load_chunk
+
+    paths = collect_chunks("gailkit/CartPolePixels-v1", tmp_path, episodes=3, episodes_per_chunk=2, progress=False)
+    assert [p.name for p in paths] == ["chunk_00000.npz", "chunk_00001.npz"]
+    first = load_chunk(paths[0])
+    assert len(first["lengths"]) == 2 and first["frames"].shape[1:] == (64, 64, 3)
+    assert len(first["frames"]) == first["lengths"].sum() + 2
+    blob = paths[1].read_bytes()
+    paths[1].write_bytes(blob[: len(blob) // 3])  # an interrupted write
+    with pytest.raises(DataChunkError, match="truncated.*run the collection again"):
+        load_chunk(paths[1])
+    before = paths[0].stat().st_mtime_ns
+    again = collect_chunks("gailkit/CartPolePixels-v1", tmp_path, episodes=3, episodes_per_chunk=2, progress=False)
+    assert again[0].stat().st_mtime_ns == before  # kept
+    fresh = collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "fresh", episodes=3, episodes_per_chunk=2,
+                           progress=False)
+    for key in ("frames", "actions", "rewards", "lengths"):  # the rewritten chunk is what a clean run writes
+        np.testing.assert_array_equal(load_chunk(again[1])[key], load_chunk(fresh[1])[key])

@@ -1,0 +1,115 @@
+"""Rollout data for world models, streamed to disk in chunks that a stopped run resumes.
+
+Each chunk ``chunk_00000.npz`` (``allow_pickle=False``) holds whole episodes::
+
+    frames   (N, 64, 64, 3) uint8   observation before each action, plus each episode's last frame
+    actions  (S,) int64 or (S, A) float32
+    rewards  (S,) float32
+    terminal (E,) bool              episode ended by termination (not truncation)
+    lengths  (E,) int64             actions per episode; N = S + E
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from gailkit.nn.checkpoint import atomic_write
+
+__all__ = ["DataChunkError", "collect_chunks", "load_chunk", "chunk_paths"]
+
+_KEYS = ("frames", "actions", "rewards", "terminal", "lengths")
+
+
+class DataChunkError(ValueError):
+    """A data chunk is truncated, corrupt or inconsistent; the message names the file and the fix."""
+
+
+def chunk_paths(directory: str | Path) -> list[Path]:
+    return sorted(Path(directory).glob("chunk_*.npz"))
+
+
+def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episodes_per_chunk: int = 16,
+                   policy: Callable[[np.ndarray, np.random.Generator], object] | None = None, seed: int = 0,
+                   progress: bool = True) -> list[Path]:
+    """Record ``episodes`` episodes of a pixel env (64x64x3 observations) into chunks.
+
+    Chunks already on disk (and readable) are kept, so an interrupted collection resumes where
+    it stopped; chunk ``i`` always holds episodes ``i * episodes_per_chunk ...`` with reset seeds
+    ``seed + episode``, so a resumed collection writes what an uninterrupted one would have.
+
+    Args:
+        policy: ``(obs, rng) -> action``; default uniform random actions.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = gym.make(env_id)
+    if env.observation_space.shape != (64, 64, 3):
+        raise ValueError(f"{env_id} observations are {env.observation_space.shape}, not (64, 64, 3) frames; "
+                         "use a pixel env such as gailkit/CartPolePixels-v1")
+    n_chunks = -(-episodes // episodes_per_chunk)
+    paths = []
+    for c in tqdm(range(n_chunks), desc="chunks", disable=not progress):
+        path = directory / f"chunk_{c:05d}.npz"
+        paths.append(path)
+        if path.exists():
+            try:
+                load_chunk(path)
+                continue
+            except DataChunkError:
+                pass  # a chunk cut short by an interruption: record it again
+        first = c * episodes_per_chunk
+        data = _record(env, range(first, min(first + episodes_per_chunk, episodes)), policy, seed)
+        atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **data))
+    env.close()
+    return paths
+
+
+def _record(env: gym.Env, episode_ids, policy, seed: int) -> dict[str, np.ndarray]:
+    frames, actions, rewards, terminal, lengths = [], [], [], [], []
+    for ep in episode_ids:
+        rng = np.random.default_rng(seed + ep)
+        env.action_space.seed(seed + ep)
+        obs, _ = env.reset(seed=seed + ep)
+        frames.append(obs)
+        n = 0
+        while True:
+            action = env.action_space.sample() if policy is None else policy(obs, rng)
+            obs, reward, term, trunc, _ = env.step(action)
+            frames.append(obs), actions.append(action), rewards.append(reward)
+            n += 1
+            if term or trunc:
+                break
+        terminal.append(term), lengths.append(n)
+    return {"frames": np.asarray(frames, np.uint8), "actions": np.asarray(actions),
+            "rewards": np.asarray(rewards, np.float32), "terminal": np.asarray(terminal, bool),
+            "lengths": np.asarray(lengths, np.int64)}
+
+
+def load_chunk(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and check one chunk; raises :class:`DataChunkError` with the file and the fix."""
+    path = Path(path)
+    fix = f"delete {path} and run the collection again (it resumes and rewrites only missing chunks)"
+    if not zipfile.is_zipfile(path):
+        raise DataChunkError(f"{path}: truncated or not an .npz archive; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _KEYS if k not in z.files]
+            if missing:
+                raise DataChunkError(f"{path}: missing arrays {missing}; {fix}")
+            data = {k: z[k] for k in _KEYS}
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
+        if isinstance(e, DataChunkError):
+            raise
+        raise DataChunkError(f"{path}: corrupt ({type(e).__name__}: {e}); {fix}") from None
+    steps, eps = int(data["lengths"].sum()), len(data["lengths"])
+    if (len(data["frames"]) != steps + eps or len(data["actions"]) != steps or len(data["rewards"]) != steps
+            or len(data["terminal"]) != eps or data["frames"].shape[1:] != (64, 64, 3)):
+        raise DataChunkError(f"{path}: array lengths do not match the episode lengths; {fix}")
+    return data

@@ -1,0 +1,86 @@
+"""Dreams: a trained world model as an environment.
+
+``gymnasium.make("gailkit/Dream-v0", world_model=DIR)`` is one dream; :class:`BatchedDream`
+steps thousands at once (one LSTM call per step for all of them), which is what makes training
+a controller in the dream cheap on a CPU. Observations are ``[z, h]``: V's latent and M's
+hidden state, as the controller of World Models sees them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["BatchedDream", "DreamEnv"]
+
+
+class BatchedDream:
+    """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
+
+    def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, done_threshold: float = 0.5,
+                 max_steps: int = 1000, seed: int | None = None):
+        self.model, self.n, self.tau = model, n, tau
+        self.done_threshold, self.max_steps = done_threshold, max_steps
+        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        self.z = torch.zeros(n, model.latent_dim)
+        self.state = None
+        self.h = torch.zeros(n, model.mdn_config.hidden)
+        self.t = 0
+
+    def reset(self, start_z: torch.Tensor | None = None) -> np.ndarray:
+        """Start all dreams; ``start_z (n, Z)`` (e.g. encoded real first frames) or N(0, I) draws."""
+        self.z = start_z.clone() if start_z is not None else torch.randn(
+            self.n, self.model.latent_dim, generator=self.generator)
+        self.state, self.t = None, 0
+        self.h = torch.zeros(self.n, self.model.mdn_config.hidden)
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        """``(n, Z + hidden)`` float32 controller input ``[z, h]``."""
+        return torch.cat([self.z, self.h], dim=1).numpy().astype(np.float32)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Advance every dream; returns ``(obs (n, Z + H), rewards (n,), terminated (n,), truncated (n,))``."""
+        a = torch.as_tensor(np.asarray(actions))
+        self.z, rewards, done_prob, self.state, self.h = self.model.mdn.step(
+            self.z, a, self.state, tau=self.tau, generator=self.generator)
+        self.t += 1
+        terminated = (done_prob > self.done_threshold).numpy()
+        truncated = np.full(self.n, self.t >= self.max_steps)
+        return self.observation(), rewards.numpy().astype(np.float32), terminated, truncated
+
+
+class DreamEnv(gym.Env):
+    """One dream as a Gymnasium env (renders V's decoding of the dreamt latent)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, world_model: str | Path | WorldModel, *, tau: float = 1.15, max_steps: int = 1000,
+                 render_mode: str | None = None):
+        self.model = world_model if isinstance(world_model, WorldModel) else WorldModel.load(world_model)
+        self.tau, self.max_steps, self.render_mode = tau, max_steps, render_mode
+        dim = self.model.latent_dim + self.model.mdn_config.hidden
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.action_space = self.model.action_space
+        self._dream = BatchedDream(self.model, 1, tau=tau, max_steps=max_steps)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._dream.generator.manual_seed(seed)
+        return self._dream.reset()[0], {}
+
+    def step(self, action):
+        obs, rewards, terminated, truncated = self._dream.step(np.asarray(action)[None])
+        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.model.decode_frames(self._dream.z)[0]

@@ -1,0 +1,85 @@
+"""A world model on disk: V and M with their configs, pickle-free.
+
+Directory layout::
+
+    world_model.json      latent size, M's config, the action space (JSON), frame size, versions
+    vae.safetensors       V's weights
+    mdn_rnn.safetensors   M's weights
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import gailkit
+from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
+from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
+from gailkit.nn.vae import ConvVAE
+from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNRNNConfig
+
+__all__ = ["WorldModel"]
+
+
+class WorldModel:
+    """V + M for one action space; ``save``/``load`` a directory."""
+
+    def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5):
+        if isinstance(action_space, gym.spaces.Discrete):
+            action_dim, discrete = int(action_space.n), True
+        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+            action_dim, discrete = int(action_space.shape[0]), False
+        else:
+            raise TypeError(f"world models support Discrete or flat Box actions, got {action_space}")
+        self.action_space = action_space
+        self.vae = ConvVAE(latent_dim)
+        self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
+                                       hidden=hidden, n_mixtures=n_mixtures)
+        self.mdn = MDNRNN(self.mdn_config)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.mdn_config.latent_dim
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        save_tensors(directory / "vae.safetensors", self.vae.state_dict())
+        save_tensors(directory / "mdn_rnn.safetensors", self.mdn.state_dict())
+        write_json(directory / "world_model.json", {
+            "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
+            "frame_shape": [64, 64, 3], "gailkit": gailkit.__version__,
+        })
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, action_space: gym.Space | None = None) -> WorldModel:
+        """Load a saved world model; with ``action_space``, refuse one trained for other actions."""
+        directory = Path(directory)
+        meta = read_json(directory / "world_model.json", what="world model")
+        saved_space = space_from_json(meta["action_space"])
+        if action_space is not None and (diff := space_mismatch(saved_space, action_space)):
+            raise CheckpointError(
+                f"world model {directory} was trained for actions {describe_space(saved_space)}, not "
+                f"{describe_space(action_space)} ({diff}); train one for this environment")
+        cfg = meta["mdn_rnn"]
+        model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"])
+        load_weights(model.vae, directory / "vae.safetensors", what="world model")
+        load_weights(model.mdn, directory / "mdn_rnn.safetensors", what="world model")
+        return model
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(B, 64, 64, 3)`` uint8 frames -> sampled latents ``(B, Z)``."""
+        x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        mean, logvar = self.vae.encode(x)
+        return self.vae.sample_latent(mean, logvar, generator)
+
+    @torch.no_grad()
+    def decode_frames(self, z: torch.Tensor) -> np.ndarray:
+        """Latents ``(B, Z)`` -> ``(B, 64, 64, 3)`` uint8 frames."""
+        x = self.vae.decode(z).permute(0, 2, 3, 1).clamp(0, 1)
+        return (x * 255).round().to(torch.uint8).numpy()
