@@ -1,0 +1,100 @@
+"""World Models' C: a linear controller on ``[z, h]``, trained by CMA-ES inside batched dreams.
+
+All candidates x rollouts of a generation run as one :class:`BatchedDream`: one LSTM call per
+dream step for the whole population, with each dream's controller applied by a batched matrix
+product. Every generation is checkpointed (CMA-ES state + best parameters), so training resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gailkit.nn.checkpoint import read_json, write_json
+from gailkit.worldmodels.cmaes import CMAES
+from gailkit.worldmodels.dream import BatchedDream
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["LinearController", "DreamTrainingConfig", "dream_fitness", "train_controller_in_dream"]
+
+
+class LinearController:
+    """``a = W [z, h] + b``: argmax for discrete actions, tanh scaled to the bounds for Box."""
+
+    def __init__(self, in_dim: int, action_space: gym.Space):
+        self.in_dim, self.action_space = in_dim, action_space
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.out_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.n_params = self.out_dim * (in_dim + 1)
+
+    def act(self, params: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Batched: ``params (B, n_params)``, ``obs (B, in_dim)`` -> actions ``(B,)`` or ``(B, A)``."""
+        W = params[:, : self.out_dim * self.in_dim].reshape(-1, self.out_dim, self.in_dim)
+        b = params[:, self.out_dim * self.in_dim :]
+        out = np.einsum("boi,bi->bo", W, obs) + b  # (B, out_dim)
+        if self.discrete:
+            return out.argmax(1)
+        low, high = self.action_space.low, self.action_space.high
+        return (low + (np.tanh(out) + 1) * 0.5 * (high - low)).astype(np.float32)
+
+
+@dataclasses.dataclass
+class DreamTrainingConfig:
+    """CMA-ES in the dream."""
+
+    generations: int = 50
+    popsize: int = 32
+    rollouts: int = 4  # dreams per candidate
+    max_steps: int = 200  # dream horizon
+    tau: float = 1.15  # M's temperature: > 1 makes the dream harder to exploit
+    sigma0: float = 0.5
+    seed: int = 0
+
+
+def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
+                  max_steps: int, tau: float, seed: int) -> np.ndarray:
+    """Mean dream return of each candidate ``params (P, n_params)`` -> ``(P,)``."""
+    p = len(params)
+    dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed)
+    obs = dream.reset()
+    per_dream = np.repeat(params, rollouts, axis=0)
+    returns, alive = np.zeros(p * rollouts), np.ones(p * rollouts, dtype=bool)
+    for _ in range(max_steps):
+        obs, rewards, terminated, truncated = dream.step(controller.act(per_dream, obs))
+        returns += rewards * alive
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            break
+    return returns.reshape(p, rollouts).mean(1)
+
+
+def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
+                              resume: bool = False, progress: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on dream returns; checkpoints every generation in ``out``.
+
+    Returns:
+        The best parameters found and the per-generation history (mean / best dream return).
+    """
+    out = Path(out)
+    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    if resume:
+        es = CMAES.load(out)
+        history = read_json(out / "history.json", what="controller")["history"]
+    else:
+        es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
+        history = []
+    with torch.random.fork_rng(devices=[]):
+        for gen in tqdm(range(es.generation, config.generations), desc="CMA-ES", disable=not progress):
+            candidates = es.ask()
+            fitness = dream_fitness(model, controller, candidates, rollouts=config.rollouts,
+                                    max_steps=config.max_steps, tau=config.tau, seed=config.seed * 100_003 + gen)
+            es.tell(-fitness)  # CMA-ES minimises
+            history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
+            es.save(out)
+            write_json(out / "history.json", {"history": history})
+    return es.best_x, history
