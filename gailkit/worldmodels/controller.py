@@ -57,11 +57,19 @@ class DreamTrainingConfig:
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
-                  max_steps: int, tau: float, seed: int) -> np.ndarray:
-    """Mean dream return of each candidate ``params (P, n_params)`` -> ``(P,)``."""
+                  max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None) -> np.ndarray:
+    """Mean dream return of each candidate ``params (P, n_params)`` -> ``(P,)``.
+
+    ``start_z (S, Z)``: latents of real first frames; each dream starts from one of them
+    (without them, from N(0, I), which V's prior only approximates).
+    """
     p = len(params)
     dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed)
-    obs = dream.reset()
+    if start_z is not None:
+        pick = torch.randint(len(start_z), (p * rollouts,), generator=dream.generator)
+        obs = dream.reset(start_z[pick])
+    else:
+        obs = dream.reset()
     per_dream = np.repeat(params, rollouts, axis=0)
     returns, alive = np.zeros(p * rollouts), np.ones(p * rollouts, dtype=bool)
     for _ in range(max_steps):
@@ -74,7 +82,8 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
 
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
-                              resume: bool = False, progress: bool = True) -> tuple[np.ndarray, list[dict]]:
+                              start_z: torch.Tensor | None = None, resume: bool = False,
+                              progress: bool = True) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES on dream returns; checkpoints every generation in ``out``.
 
     Returns:
@@ -92,7 +101,8 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
         for gen in tqdm(range(es.generation, config.generations), desc="CMA-ES", disable=not progress):
             candidates = es.ask()
             fitness = dream_fitness(model, controller, candidates, rollouts=config.rollouts,
-                                    max_steps=config.max_steps, tau=config.tau, seed=config.seed * 100_003 + gen)
+                                    max_steps=config.max_steps, tau=config.tau, seed=config.seed * 100_003 + gen,
+                                    start_z=start_z)
             es.tell(-fitness)  # CMA-ES minimises
             history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
             es.save(out)

@@ -20,7 +20,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from gailkit.nn.checkpoint import atomic_write
+from gailkit.data.spaces import space_to_json
+from gailkit.nn.checkpoint import atomic_write, write_json
 
 __all__ = ["DataChunkError", "collect_chunks", "load_chunk", "chunk_paths"]
 
@@ -53,6 +54,9 @@ def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episode
     if env.observation_space.shape != (64, 64, 3):
         raise ValueError(f"{env_id} observations are {env.observation_space.shape}, not (64, 64, 3) frames; "
                          "use a pixel env such as gailkit/CartPolePixels-v1")
+    write_json(directory / "meta.json", {"env_id": env_id, "action_space": space_to_json(env.action_space),
+                                         "episodes": episodes, "episodes_per_chunk": episodes_per_chunk,
+                                         "seed": seed})
     n_chunks = -(-episodes // episodes_per_chunk)
     paths = []
     for c in tqdm(range(n_chunks), desc="chunks", disable=not progress):

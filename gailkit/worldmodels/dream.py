@@ -23,10 +23,9 @@ __all__ = ["BatchedDream", "DreamEnv"]
 class BatchedDream:
     """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
 
-    def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, done_threshold: float = 0.5,
-                 max_steps: int = 1000, seed: int | None = None):
-        self.model, self.n, self.tau = model, n, tau
-        self.done_threshold, self.max_steps = done_threshold, max_steps
+    def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, max_steps: int = 1000,
+                 seed: int | None = None):
+        self.model, self.n, self.tau, self.max_steps = model, n, tau, max_steps
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self.z = torch.zeros(n, model.latent_dim)
         self.state = None
@@ -51,7 +50,8 @@ class BatchedDream:
         self.z, rewards, done_prob, self.state, self.h = self.model.mdn.step(
             self.z, a, self.state, tau=self.tau, generator=self.generator)
         self.t += 1
-        terminated = (done_prob > self.done_threshold).numpy()
+        # an episode ends with M's predicted probability: a dream is a sample, not the mode
+        terminated = (torch.rand(self.n, generator=self.generator) < done_prob).numpy()
         truncated = np.full(self.n, self.t >= self.max_steps)
         return self.observation(), rewards.numpy().astype(np.float32), terminated, truncated
 

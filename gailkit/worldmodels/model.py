@@ -74,7 +74,7 @@ class WorldModel:
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, 64, 64, 3)`` uint8 frames -> sampled latents ``(B, Z)``."""
-        x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
         mean, logvar = self.vae.encode(x)
         return self.vae.sample_latent(mean, logvar, generator)
 

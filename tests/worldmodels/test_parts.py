@@ -189,3 +189,25 @@ def test_chunked_collection_resumes_and_rejects_truncated_chunks(tmp_path):
                            progress=False)
     for key in ("frames", "actions", "rewards", "lengths"):  # the rewritten chunk is what a clean run writes
         np.testing.assert_array_equal(load_chunk(again[1])[key], load_chunk(fresh[1])[key])
+
+
+def test_quick_pipeline_mechanics(tmp_path):
+    """collect -> V -> M -> controller in the dream -> real evaluation, on a few episodes."""
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+
+    collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=4, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)
+    before = WorldModel.load(tmp_path / "wm").mdn.state_dict()
+    model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=2, seq_len=16, progress=False)
+    assert any(not torch.equal(before[k], v) for k, v in model.mdn.state_dict().items())  # M trained
+    z0 = start_latents(model, tmp_path / "data")
+    assert z0.shape == (4, 4)
+    best, history = train_controller_in_dream(model, DreamTrainingConfig(generations=2, popsize=6, rollouts=2,
+                                                                         max_steps=20), tmp_path / "c",
+                                              start_z=z0, progress=False)
+    assert len(history) == 2 and best.shape == (2 * (4 + 256 + 1),)
+    returns = evaluate_controller(model, best, "gailkit/CartPolePixels-v1", 2)
+    assert returns.shape == (2,) and (returns >= 1).all()

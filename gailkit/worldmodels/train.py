@@ -1,0 +1,136 @@
+"""Training V and M from collected chunks, and running a controller in the real environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gailkit.data.spaces import space_from_json
+from gailkit.nn.checkpoint import read_json
+from gailkit.nn.vae import elbo_loss
+from gailkit.worldmodels.controller import LinearController
+from gailkit.worldmodels.data import chunk_paths, load_chunk
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["train_vae", "train_mdn", "evaluate_controller", "start_latents"]
+
+
+def _frames(data_dir: Path) -> np.ndarray:
+    paths = chunk_paths(data_dir)
+    if not paths:
+        raise FileNotFoundError(f"no chunk_*.npz in {data_dir}; collect data first")
+    return np.concatenate([load_chunk(p)["frames"] for p in paths])
+
+
+def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, epochs: int = 10,
+              batch_size: int = 64, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> WorldModel:
+    """Fit V on every frame of the data; writes a world-model directory (M still untrained)."""
+    data_dir = Path(data_dir)
+    meta = read_json(data_dir / "meta.json", what="rollout data")
+    frames = _frames(data_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim)
+        opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in tqdm(range(epochs), desc="V", disable=not progress):
+            for idx in np.array_split(rng.permutation(len(frames)), max(1, len(frames) // batch_size)):
+                x = torch.as_tensor(frames[idx]).permute(0, 3, 1, 2).float() / 255.0
+                recon, mean, logvar = model.vae(x, generator=gen)
+                loss, _ = elbo_loss(recon, x, mean, logvar)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    model.save(out)
+    return model
+
+
+def _sequences(model: WorldModel, data_dir: Path, seed: int):
+    """Per episode: z ``(T+1, Z)`` (sampled from V), actions, rewards, dones ``(T,)``."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for path in chunk_paths(data_dir):
+        chunk = load_chunk(path)
+        z_all = model.encode_frames(chunk["frames"], generator=gen)
+        f0 = a0 = 0
+        for length, terminal in zip(chunk["lengths"], chunk["terminal"]):
+            done = np.zeros(length, np.float32)
+            done[-1] = float(terminal)
+            out.append((z_all[f0 : f0 + length + 1], torch.as_tensor(chunk["actions"][a0 : a0 + length]),
+                        torch.as_tensor(chunk["rewards"][a0 : a0 + length]), torch.as_tensor(done)))
+            f0, a0 = f0 + length + 1, a0 + length
+    return out
+
+
+def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, seq_len: int = 32,
+              batch_size: int = 32, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> WorldModel:
+    """Fit M on V's latents of the data (teacher forcing, padded windows with a mask)."""
+    model = WorldModel.load(model_dir)
+    episodes = _sequences(model, Path(data_dir), seed)
+    windows = []  # (z (L+1, Z), a (L,...), r (L,), d (L,), mask (L,))
+    for z, a, r, d in episodes:
+        for s in range(0, len(a), seq_len):
+            n = min(seq_len, len(a) - s)
+            pad = seq_len - n
+            zw = torch.cat([z[s : s + n + 1], z[s + n : s + n + 1].repeat(pad, 1)])
+            aw = torch.cat([a[s : s + n], a[s + n - 1 : s + n].repeat(pad, *[1] * (a.dim() - 1))])
+            windows.append((zw, aw, torch.nn.functional.pad(r[s : s + n], (0, pad)),
+                            torch.nn.functional.pad(d[s : s + n], (0, pad)),
+                            torch.cat([torch.ones(n), torch.zeros(pad)])))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
+        rng = np.random.default_rng(seed)
+        for _ in tqdm(range(epochs), desc="M", disable=not progress):
+            for idx in np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size)):
+                z, a, r, d, m = (torch.stack(t) for t in zip(*(windows[i] for i in idx)))
+                loss, _ = model.mdn.loss(z, a, r, d, m)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.mdn.parameters(), 1.0)
+                opt.step()
+    model.save(model_dir)
+    return model
+
+
+@torch.no_grad()
+def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
+                        seed: int = 10_000_000) -> np.ndarray:
+    """Returns ``(episodes,)`` of the controller in the real pixel env (``params=None``: random actions)."""
+    env = gym.make(env_id)
+    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    gen = torch.Generator().manual_seed(seed)
+    returns = []
+    env.action_space.seed(seed)
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        state, h, total = None, torch.zeros(1, model.mdn_config.hidden), 0.0
+        while True:
+            z = model.encode_frames(obs[None], generator=gen)
+            if params is None:
+                action = env.action_space.sample()
+            else:
+                action = controller.act(params[None], torch.cat([z, h], 1).numpy())[0]
+            _, _, _, state, h = model.mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, generator=gen)
+            obs, reward, term, trunc, _ = env.step(action)
+            total += float(reward)
+            if term or trunc:
+                break
+        returns.append(total)
+    env.close()
+    return np.array(returns)
+
+
+def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> torch.Tensor:
+    """V's latents of every episode's first frame ``(E, Z)``: where dreams should start."""
+    firsts = []
+    for path in chunk_paths(data_dir):
+        chunk = load_chunk(path)
+        starts = np.concatenate([[0], np.cumsum(chunk["lengths"] + 1)[:-1]])
+        firsts.append(chunk["frames"][starts])
+    return model.encode_frames(np.concatenate(firsts), generator=torch.Generator().manual_seed(seed))
