@@ -10,7 +10,7 @@ import gymnasium as gym
 from gailkit.envs.pixels import PixelObservation
 from gailkit.envs.wrappers import AbsorbingStateWrapper
 
-__all__ = ["AbsorbingStateWrapper", "PixelObservation", "registered_ids", "REGISTRY"]
+__all__ = ["AbsorbingStateWrapper", "NEEDS_ARGUMENTS", "PixelObservation", "registered_ids", "REGISTRY"]
 
 # id -> (entry point, max_episode_steps, kwargs, what it is)
 REGISTRY: dict[str, tuple[str, int, dict, str]] = {
@@ -47,13 +47,18 @@ REGISTRY["gailkit/PendulumPixels-v1"] = (
     "Pendulum-v1 seen as 64x64 RGB frames",
 )
 
+REGISTRY["gailkit/Dream-v0"] = (
+    "gailkit.worldmodels.dream:DreamEnv", 1000, {},
+    "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",
+)
+NEEDS_ARGUMENTS = frozenset({"gailkit/Dream-v0"})  # cannot be made without user arguments
+
 
 def _register_all() -> None:
     for env_id, (entry_point, horizon, kwargs, _) in REGISTRY.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon, kwargs=kwargs)
-    if "gailkit/Dream-v0" not in gym.registry:  # needs world_model=DIR, so not in REGISTRY's checks
-        gym.register(id="gailkit/Dream-v0", entry_point="gailkit.worldmodels.dream:DreamEnv")
+
 
 
 def registered_ids() -> list[str]:

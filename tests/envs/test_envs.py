@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import gailkit
-from gailkit.envs import AbsorbingStateWrapper, registered_ids
+from gailkit.envs import NEEDS_ARGUMENTS, AbsorbingStateWrapper, registered_ids
 
 
 def test_import_registers_ids():
@@ -17,8 +17,8 @@ def test_import_registers_ids():
     assert all(i in gailkit.envs.REGISTRY for i in ids)
 
 
-@pytest.mark.parametrize("env_id", registered_ids())
-def test_check_env(env_id):
+@pytest.mark.parametrize("env_id", sorted(set(registered_ids()) - NEEDS_ARGUMENTS))
+def test_check_env(env_id):  # gailkit/Dream-v0 is checked in tests/worldmodels with a saved model
     env = gym.make(env_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "env is wrapped" and infinite-bounds notices
