@@ -23,10 +23,9 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from gailkit.buffers.kernels import gae
+from gailkit.buffers.rollout import NumbaRolloutBuffer
 
 __all__ = ["ImitationRolloutBuffer", "RelabelingPPO"]
-
-from gailkit.buffers.rollout import NumbaRolloutBuffer
 
 
 class ImitationRolloutBuffer(NumbaRolloutBuffer):
