@@ -20,7 +20,13 @@ from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import BatchedDream
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "DreamTrainingConfig", "dream_fitness", "train_controller_in_dream"]
+__all__ = [
+    "LinearController",
+    "DreamTrainingConfig",
+    "dream_fitness",
+    "train_controller_in_dream",
+    "train_controller_in_real",
+]
 
 
 class LinearController:
@@ -81,6 +87,25 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
     return returns.reshape(p, rollouts).mean(1)
 
 
+def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
+                fitness_fn, desc: str) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES maximising ``fitness_fn(candidates, generation)``; checkpoints every generation."""
+    if resume:
+        es = CMAES.load(out)
+        history = read_json(out / "history.json", what="controller")["history"]
+    else:
+        es = CMAES(np.zeros(n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
+        history = []
+    for gen in tqdm(range(es.generation, config.generations), desc=desc, disable=not progress):
+        candidates = es.ask()
+        fitness = fitness_fn(candidates, gen)
+        es.tell(-fitness)  # CMA-ES minimises
+        history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
+        es.save(out)
+        write_json(out / "history.json", {"history": history})
+    return es.best_x, history
+
+
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
                               start_z: torch.Tensor | None = None, resume: bool = False,
                               progress: bool = True) -> tuple[np.ndarray, list[dict]]:
@@ -89,22 +114,43 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     Returns:
         The best parameters found and the per-generation history (mean / best dream return).
     """
-    out = Path(out)
     controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
-    if resume:
-        es = CMAES.load(out)
-        history = read_json(out / "history.json", what="controller")["history"]
-    else:
-        es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
-        history = []
+
+    def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
+        return dream_fitness(model, controller, candidates, rollouts=config.rollouts, max_steps=config.max_steps,
+                             tau=config.tau, seed=config.seed * 100_003 + gen, start_z=start_z)
+
     with torch.random.fork_rng(devices=[]):
-        for gen in tqdm(range(es.generation, config.generations), desc="CMA-ES", disable=not progress):
-            candidates = es.ask()
-            fitness = dream_fitness(model, controller, candidates, rollouts=config.rollouts,
-                                    max_steps=config.max_steps, tau=config.tau, seed=config.seed * 100_003 + gen,
-                                    start_z=start_z)
-            es.tell(-fitness)  # CMA-ES minimises
-            history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
-            es.save(out)
-            write_json(out / "history.json", {"history": history})
-    return es.best_x, history
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)")
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(model_dir: str, env_id: str) -> None:
+    torch.set_num_threads(1)
+    _WORKER["model"], _WORKER["env_id"] = WorldModel.load(model_dir), env_id
+
+
+def _real_return(task: tuple[np.ndarray, int, int]) -> float:
+    from gailkit.worldmodels.train import evaluate_controller
+
+    params, episodes, seed = task
+    return float(evaluate_controller(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed).mean())
+
+
+def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
+                             workers: int = 2, timeout_s: float = 600.0, resume: bool = False,
+                             progress: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on real-environment returns, candidates evaluated in a :class:`ResilientPool`."""
+    from gailkit.worldmodels.workers import ResilientPool
+
+    model = WorldModel.load(model_dir)
+    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    with ResilientPool(workers, timeout_s=timeout_s, initializer=_init_worker,
+                       initargs=(str(model_dir), env_id)) as pool:
+        def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
+            seed = config.seed * 100_003 + gen * config.rollouts
+            return np.array(pool.map(_real_return, [(c, config.rollouts, seed) for c in candidates]))
+
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)")
