@@ -170,6 +170,63 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_worldmodel(args: argparse.Namespace) -> None:
+    import dataclasses as dc
+
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import (
+        DreamTrainingConfig,
+        train_controller_in_dream,
+        train_controller_in_real,
+    )
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.pictures import dream_strip, reconstruction_grid
+    from gailkit.worldmodels.presets import WM_PRESETS
+    from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+
+    p = WM_PRESETS[args.preset]
+    p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
+                                           ("generations", args.generations)) if v is not None})
+    root = Path(args.dir)
+    data, model_dir, ctrl = root / "data", root / "model", root / f"controller_{args.where}"
+    action = args.action
+    if action == "collect":
+        paths = collect_chunks(p.env, data, p.episodes, seed=args.seed)
+        print(f"wrote {len(paths)} chunks to {data}/")
+    elif action == "train-vae":
+        train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs, seed=args.seed)
+        frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
+        grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
+        print(f"wrote V to {model_dir}/ and {grid}")
+    elif action == "train-mdn":
+        train_mdn(data, model_dir, epochs=p.mdn_epochs, seed=args.seed)
+        print(f"wrote M to {model_dir}/")
+    elif action == "train-controller":
+        cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
+                                  max_steps=p.max_steps, tau=p.tau, seed=args.seed)
+        if args.where == "dream":
+            model = WorldModel.load(model_dir)
+            _, history = train_controller_in_dream(model, cfg, ctrl, start_z=start_latents(model, data),
+                                                   resume=args.resume)
+        else:
+            _, history = train_controller_in_real(model_dir, p.env, cfg, ctrl, workers=args.workers,
+                                                  timeout_s=args.timeout, resume=args.resume)
+        print(f"generation {history[-1]['generation']}: mean {history[-1]['mean']:.1f}, best "
+              f"{history[-1]['best']:.1f} ({args.where} return); wrote {ctrl}/")
+    elif action == "eval":
+        from gailkit.worldmodels.cmaes import CMAES
+
+        model = WorldModel.load(model_dir)
+        best = CMAES.load(ctrl).best_x
+        ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes) for x in (best, None))
+        _print_table([("controller", f"{ret.mean():.1f} +/- {ret.std():.1f}"),
+                      ("random", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
+                      ("episodes", str(args.eval_episodes))])
+    elif action == "dream-video":
+        strip = dream_strip(WorldModel.load(model_dir), p.env, root / "dream.png", seed=args.seed)
+        print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gailkit", description="Imitation learning and world models with generative parts."
@@ -221,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the table as JSON")
     p.add_argument("--title", default="imitation", help="plot title")
     p.set_defaults(func=cmd_report)
+
+    from gailkit.worldmodels.presets import WM_PRESETS
+
+    p = sub.add_parser("worldmodel", help="world-model pipeline: collect, train V / M / C, evaluate, dream")
+    p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "eval",
+                                      "dream-video"])
+    p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
+    p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
+    p.add_argument("--env", help="pixel env id (default: the preset's)")
+    p.add_argument("--episodes", type=int, help="episodes to collect (default: the preset's)")
+    p.add_argument("--generations", type=int, help="CMA-ES generations (default: the preset's)")
+    p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for --where real")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per generation before workers restart")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes for eval")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--resume", action="store_true", help="continue the controller's CMA-ES")
+    p.set_defaults(func=cmd_worldmodel)
 
     p = sub.add_parser("eval", help="evaluate the policy of an imitation run")
     p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")

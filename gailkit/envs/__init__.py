@@ -47,6 +47,10 @@ REGISTRY["gailkit/PendulumPixels-v1"] = (
     "Pendulum-v1 seen as 64x64 RGB frames",
 )
 
+REGISTRY["gailkit/CarRacing64-v3"] = (
+    "gailkit.envs.pixels:make_resized", 1000, {"base_id": "CarRacing-v3"},
+    "CarRacing-v3 with 64x64 observations (World Models' input size; extra box2d)",
+)
 REGISTRY["gailkit/Dream-v0"] = (
     "gailkit.worldmodels.dream:DreamEnv", 1000, {},
     "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-__all__ = ["PixelObservation", "make_pixels"]
+__all__ = ["PixelObservation", "make_pixels", "make_resized"]
 
 
 class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -35,3 +35,8 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 def make_pixels(base_id: str, size: int = 64, **kwargs: Any) -> gym.Env:
     """``gymnasium.make(base_id, render_mode="rgb_array")`` with :class:`PixelObservation`."""
     return PixelObservation(gym.make(base_id, render_mode="rgb_array", **kwargs), size=size)
+
+
+def make_resized(base_id: str, size: int = 64, **kwargs: Any) -> gym.Env:
+    """An image-observation env (e.g. CarRacing-v3) with observations resized to ``size x size``."""
+    return gym.wrappers.ResizeObservation(gym.make(base_id, **kwargs), (size, size))

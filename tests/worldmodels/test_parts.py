@@ -211,3 +211,31 @@ def test_quick_pipeline_mechanics(tmp_path):
     assert len(history) == 2 and best.shape == (2 * (4 + 256 + 1),)
     returns = evaluate_controller(model, best, "gailkit/CartPolePixels-v1", 2)
     assert returns.shape == (2,) and (returns >= 1).all()
+
+
+def test_pictures(tmp_path):
+    from PIL import Image
+
+    from gailkit.worldmodels.pictures import dream_strip, reconstruction_grid
+
+    model, _ = tiny_world_model(tmp_path)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)
+    grid = Image.open(reconstruction_grid(model, frames, tmp_path / "recon.png"))
+    assert grid.size == (5 * 66, 130)
+    strip = dream_strip(model, "gailkit/CartPolePixels-v1", tmp_path / "dream.png", steps=6, every=2)
+    assert Image.open(strip).size[1] == 130 and (tmp_path / "dream.gif").exists()
+
+
+def test_cli_pipeline(tmp_path, capsys):
+    from gailkit.cli import main
+
+    common = ["--dir", str(tmp_path), "--episodes", "2", "--generations", "1", "--eval-episodes", "1"]
+    for action in ("collect", "train-vae", "train-mdn", "train-controller", "eval", "dream-video"):
+        assert main(["worldmodel", action, *common]) == 0, action
+    assert main(["worldmodel", "train-controller", "--where", "real", "--workers", "1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "reconstructions.png" in out and "(dream return)" in out and "(real return)" in out
+    assert "controller" in out and "random" in out
+    for name in ("reconstructions.png", "dream.png", "dream.gif", "model/world_model.json",
+                 "controller_dream/cmaes.json", "controller_real/history.json"):
+        assert (tmp_path / name).exists(), name

@@ -1,0 +1,59 @@
+"""Pictures of a world model: reconstructions beside real frames, a dream beside reality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from PIL import Image
+
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["reconstruction_grid", "dream_strip"]
+
+
+def _row(frames: np.ndarray) -> np.ndarray:
+    pad = np.full((frames.shape[0], 64, 2, 3), 255, np.uint8)
+    return np.concatenate([np.concatenate([f, p], axis=1) for f, p in zip(frames, pad)], axis=1)
+
+
+def reconstruction_grid(model: WorldModel, frames: np.ndarray, path: str | Path) -> Path:
+    """Top row: real frames ``(N, 64, 64, 3)``; bottom row: V's reconstructions (from the mean)."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
+        mean, _ = model.vae.encode(x)
+    recon = model.decode_frames(mean)
+    grid = np.concatenate([_row(frames), np.full((2, _row(frames).shape[1], 3), 255, np.uint8), _row(recon)])
+    Image.fromarray(grid).save(path)
+    return Path(path)
+
+
+def dream_strip(model: WorldModel, env_id: str, path: str | Path, *, steps: int = 16, every: int = 2,
+                seed: int = 0, tau: float = 1.0) -> Path:
+    """Real frames (top) and the dream from the same first frame and actions (bottom).
+
+    Random actions; writes a PNG strip, and a GIF next to it (``path`` with ``.gif``).
+    """
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    z = model.encode_frames(obs[None], generator=gen)
+    real, dream, state = [obs], [model.decode_frames(z)[0]], None
+    for _ in range(steps):
+        action = env.action_space.sample()
+        z, _, _, state, _ = model.mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, tau=tau, generator=gen)
+        obs, _, term, trunc, _ = env.step(action)
+        real.append(obs)
+        dream.append(model.decode_frames(z)[0])
+        if term or trunc:
+            break
+    env.close()
+    real_a, dream_a = np.array(real[::every]), np.array(dream[::every])
+    strip = np.concatenate([_row(real_a), np.full((2, _row(real_a).shape[1], 3), 255, np.uint8), _row(dream_a)])
+    Image.fromarray(strip).save(path)
+    pairs = [Image.fromarray(np.concatenate([r, d], axis=1)) for r, d in zip(real, dream)]
+    pairs[0].save(Path(path).with_suffix(".gif"), save_all=True, append_images=pairs[1:], duration=80, loop=0)
+    return Path(path)
