@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gailkit.worldmodels import WorldModel
 from gailkit.worldmodels.controller import DreamTrainingConfig, LinearController, dream_fitness, train_controller_in_dream
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.presets import WM_PRESETS
