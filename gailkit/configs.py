@@ -14,9 +14,14 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["add_config_args", "config_from_args"]
+__all__ = ["add_config_args", "config_from_args", "doc"]
 
 C = TypeVar("C")
+
+
+def doc(text: str) -> dict[str, str]:
+    """Field metadata carrying the help text: ``dataclasses.field(default=1, metadata=doc("..."))``."""
+    return {"help": text}
 
 
 def _base_type(tp: Any) -> Any:

@@ -19,6 +19,7 @@ from gailkit.agents.imitation import (
     normalised_return,
     saved_configs,
 )
+from gailkit.agents.run import save_learning_curve
 from gailkit.data.demos import load_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
@@ -103,33 +104,10 @@ def evaluate_run(directory: str | Path, episodes: int = 20) -> dict[str, Any]:
 
 def plot_runs(path: str | Path, runs: dict[str, Path], *, title: str) -> Path:
     """One learning-curve PNG of several runs' ``eval.json`` histories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
-    refs: dict[str, Any] = {}
-    for i, (label, run) in enumerate(runs.items()):
-        data = read_json(Path(run) / "eval.json", what="run")
-        refs = data
-        h, color = data["history"], f"C{i}"
-        if len(h) == 1:  # BC: no environment steps, one final score
-            ax.axhline(h[0]["return_mean"], ls="-.", lw=1.5, label=f"{label} (no env steps)", color=color)
-        else:
-            ax.plot([r["steps"] for r in h], [r["return_mean"] for r in h], marker="o", ms=3, label=label,
-                    color=color)
-    if refs.get("expert_return") is not None:
-        ax.axhline(refs["expert_return"], color="black", ls="--", lw=1, label="expert")
-    if refs.get("random_return") is not None:
-        ax.axhline(refs["random_return"], color="grey", ls=":", lw=1, label="random")
-    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
-
+    data = {label: read_json(Path(run) / "eval.json", what="run") for label, run in runs.items()}
+    refs = next(iter(data.values()), {})
+    return save_learning_curve(path, {label: d["history"] for label, d in data.items()}, title=title,
+                               expert=refs.get("expert_return"), random_return=refs.get("random_return"))
 
 
 def summarise_runs(runs: dict[str, Path]) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import gailkit
 from gailkit.agents.experts import rollout_episodes
 from gailkit.agents.rollouts import ImitationRolloutBuffer, RelabelingPPO
 from gailkit.agents.run import capture_rng, restore_rng, save_learning_curve
+from gailkit.configs import doc
 from gailkit.data.demos import Demonstrations, load_demos
 from gailkit.data.types import Transitions, flatten_trajectories
 from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
@@ -53,46 +54,42 @@ from gailkit.nn.checkpoint import (
 __all__ = ["ImitationConfig", "AdversarialImitation", "load_run", "normalised_return", "saved_configs"]
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclasses.dataclass
 class ImitationConfig:
     """What ``gailkit imitate`` takes (the discriminator's options are ``--disc-*``)."""
 
-    env: str = dataclasses.field(metadata=_help("Gymnasium env id to imitate in"))
-    demos: Path = dataclasses.field(metadata=_help("demonstration .npz file"))
-    algo: str = dataclasses.field(default="gail", metadata=_help("bc, gail, airl or dac"))
-    steps: int = dataclasses.field(default=100_000, metadata=_help("environment steps"))
-    out: Path = dataclasses.field(default=Path("runs/imitate"), metadata=_help("run directory"))
-    seed: int = dataclasses.field(default=0, metadata=_help("random seed"))
-    absorbing: bool = dataclasses.field(default=True, metadata=_help(
+    env: str = dataclasses.field(metadata=doc("Gymnasium env id to imitate in"))
+    demos: Path = dataclasses.field(metadata=doc("demonstration .npz file"))
+    algo: str = dataclasses.field(default="gail", metadata=doc("bc, gail, airl or dac"))
+    steps: int = dataclasses.field(default=100_000, metadata=doc("environment steps"))
+    out: Path = dataclasses.field(default=Path("runs/imitate"), metadata=doc("run directory"))
+    seed: int = dataclasses.field(default=0, metadata=doc("random seed"))
+    absorbing: bool = dataclasses.field(default=True, metadata=doc(
         "wrap the env in an absorbing state so termination cannot leak reward (use --no-absorbing "
         "for fixed-horizon ids such as gailkit/CartPoleFixedHorizon-v1)"))
-    n_envs: int | None = dataclasses.field(default=None, metadata=_help(
+    n_envs: int | None = dataclasses.field(default=None, metadata=doc(
         "parallel environments (default: 8 for gail/airl, 1 for dac)"))
-    n_steps: int | None = dataclasses.field(default=None, metadata=_help(
+    n_steps: int | None = dataclasses.field(default=None, metadata=doc(
         "steps per env per round (default: 128 for gail/airl, 256 for dac)"))
-    batch_size: int = dataclasses.field(default=256, metadata=_help("PPO minibatch size"))
-    n_epochs: int = dataclasses.field(default=10, metadata=_help("PPO epochs per round"))
-    learning_rate: float = dataclasses.field(default=1e-3, metadata=_help("PPO learning rate"))
-    gamma: float = dataclasses.field(default=0.98, metadata=_help("discount"))
-    gae_lambda: float = dataclasses.field(default=0.9, metadata=_help("GAE lambda"))
-    ent_coef: float = dataclasses.field(default=0.01, metadata=_help("PPO entropy coefficient"))
-    use_sde: bool = dataclasses.field(default=False, metadata=_help(
+    batch_size: int = dataclasses.field(default=256, metadata=doc("PPO minibatch size"))
+    n_epochs: int = dataclasses.field(default=10, metadata=doc("PPO epochs per round"))
+    learning_rate: float = dataclasses.field(default=1e-3, metadata=doc("PPO learning rate"))
+    gamma: float = dataclasses.field(default=0.98, metadata=doc("discount"))
+    gae_lambda: float = dataclasses.field(default=0.9, metadata=doc("GAE lambda"))
+    ent_coef: float = dataclasses.field(default=0.01, metadata=doc("PPO entropy coefficient"))
+    use_sde: bool = dataclasses.field(default=False, metadata=doc(
         "generalised state-dependent exploration for continuous actions (PPO)"))
-    disc_updates: int | None = dataclasses.field(default=None, metadata=_help(
+    disc_updates: int | None = dataclasses.field(default=None, metadata=doc(
         "discriminator steps per round (default: 16 for gail/airl, 4 for dac)"))
-    balance: bool = dataclasses.field(default=False, metadata=_help(
+    balance: bool = dataclasses.field(default=False, metadata=doc(
         "adapt disc_updates to keep the discriminator's accuracy in [balance_low, balance_high]"))
-    balance_low: float = dataclasses.field(default=0.6, metadata=_help("lower accuracy bound"))
-    balance_high: float = dataclasses.field(default=0.85, metadata=_help("upper accuracy bound"))
-    bc_steps: int = dataclasses.field(default=0, metadata=_help("BC steps (warm start; the whole run for bc)"))
-    eval_every: int = dataclasses.field(default=10_000, metadata=_help("steps between evaluations"))
-    eval_episodes: int = dataclasses.field(default=10, metadata=_help("episodes per evaluation"))
-    checkpoint_every: int = dataclasses.field(default=20_000, metadata=_help("steps between checkpoints"))
-    progress: bool = dataclasses.field(default=True, metadata=_help("show a progress bar"))
+    balance_low: float = dataclasses.field(default=0.6, metadata=doc("lower accuracy bound"))
+    balance_high: float = dataclasses.field(default=0.85, metadata=doc("upper accuracy bound"))
+    bc_steps: int = dataclasses.field(default=0, metadata=doc("BC steps (warm start; the whole run for bc)"))
+    eval_every: int = dataclasses.field(default=10_000, metadata=doc("steps between evaluations"))
+    eval_episodes: int = dataclasses.field(default=10, metadata=doc("episodes per evaluation"))
+    checkpoint_every: int = dataclasses.field(default=20_000, metadata=doc("steps between checkpoints"))
+    progress: bool = dataclasses.field(default=True, metadata=doc("show a progress bar"))
 
     def __post_init__(self) -> None:
         if self.algo not in ("bc", "gail", "airl", "dac"):
@@ -245,7 +242,8 @@ class ImitationRun:
                     self.writer.add_scalar(f"eval/{key}", value, result["steps"])
         write_json(self.out / "eval.json", {"history": self.history, "expert_return": self.expert_return,
                                             "random_return": self.random_return})
-        save_learning_curve(self.out / "curve.png", self.history, title=f"{self.config.algo.upper()} on {self.config.env}",
+        save_learning_curve(self.out / "curve.png", {self.config.algo.upper(): self.history},
+                            title=f"{self.config.algo.upper()} on {self.config.env}",
                             expert=self.expert_return, random_return=self.random_return)
 
     def save_policy(self) -> Path:

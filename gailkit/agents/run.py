@@ -34,29 +34,36 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     random.setstate((meta["random_version"], tuple(meta["random"]), None))
 
 
-def save_learning_curve(path: str | Path, history: list[dict[str, float]], *, title: str,
+def save_learning_curve(path: str | Path, histories: dict[str, list[dict[str, float]]], *, title: str,
                         expert: float | None = None, random_return: float | None = None) -> Path:
-    """Plot evaluation return against environment steps (with expert and random lines)."""
+    """Evaluation return against environment steps, one line per history, written atomically.
+
+    A history with a single entry (BC: no environment steps) is drawn as a horizontal line; the
+    others show a +/- one-std band. Expert and random returns are reference lines.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    steps = [h["steps"] for h in history]
-    mean = np.array([h["return_mean"] for h in history])
-    std = np.array([h["return_std"] for h in history])
-    ax.plot(steps, mean, marker="o", ms=3, label="policy")
-    ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
+    for i, (label, history) in enumerate(histories.items()):
+        color = f"C{i}"
+        if len(history) == 1:
+            ax.axhline(history[0]["return_mean"], ls="-.", lw=1.5, color=color, label=f"{label} (no env steps)")
+            continue
+        steps = [h["steps"] for h in history]
+        mean = np.array([h["return_mean"] for h in history])
+        std = np.array([h["return_std"] for h in history])
+        ax.plot(steps, mean, marker="o", ms=3, color=color, label=label)
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.15)
     if expert is not None:
-        ax.axhline(expert, color="green", ls="--", lw=1, label="expert")
+        ax.axhline(expert, color="black", ls="--", lw=1, label="expert")
     if random_return is not None:
         ax.axhline(random_return, color="grey", ls=":", lw=1, label="random")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

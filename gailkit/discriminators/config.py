@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from gailkit.configs import doc
+
 __all__ = ["DiscriminatorConfig", "REWARD_TYPES", "INPUT_TYPES", "PENALTIES"]
 
 REWARD_TYPES = ("gail", "log_d", "logit", "shaped")
@@ -11,38 +13,34 @@ INPUT_TYPES = ("sa", "ss", "s", "sas")
 PENALTIES = ("none", "wgan-gp", "r1")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclasses.dataclass
 class DiscriminatorConfig:
     """Discriminator / reward-net options (``gailkit imitate --disc-...`` flags mirror them)."""
 
-    inputs: str = dataclasses.field(default="sa", metadata=_help(
+    inputs: str = dataclasses.field(default="sa", metadata=doc(
         "what D sees: sa = (s, a), ss = (s, s'), s = state only, sas = (s, a, s')"))
-    hidden: str = dataclasses.field(default="64,64", metadata=_help("hidden layer sizes, comma-separated"))
-    reward: str | None = dataclasses.field(default=None, metadata=_help(
+    hidden: str = dataclasses.field(default="64,64", metadata=doc("hidden layer sizes, comma-separated"))
+    reward: str | None = dataclasses.field(default=None, metadata=doc(
         "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), shaped = AIRL's f; "
         "default: logit for AIRL and DAC, gail otherwise"))
-    airl: bool = dataclasses.field(default=False, metadata=_help(
+    airl: bool = dataclasses.field(default=False, metadata=doc(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
-    gamma: float = dataclasses.field(default=0.99, metadata=_help(
+    gamma: float = dataclasses.field(default=0.99, metadata=doc(
         "discount of the AIRL shaping term (imitation runs set it to the policy's --gamma)"))
-    gradient_penalty: str = dataclasses.field(default="r1", metadata=_help("none, wgan-gp or r1"))
-    gp_weight: float = dataclasses.field(default=1.0, metadata=_help(
+    gradient_penalty: str = dataclasses.field(default="r1", metadata=doc("none, wgan-gp or r1"))
+    gp_weight: float = dataclasses.field(default=1.0, metadata=doc(
         "gradient penalty weight (R1 adds weight/2 * E||grad||^2 on expert samples)"))
-    spectral_norm: bool = dataclasses.field(default=False, metadata=_help("spectral normalisation on every layer"))
-    vail: bool = dataclasses.field(default=False, metadata=_help("variational information bottleneck (VAIL)"))
-    vail_latent: int = dataclasses.field(default=8, metadata=_help("VAIL latent size"))
-    vail_target_kl: float = dataclasses.field(default=0.5, metadata=_help("VAIL information constraint I_c (nats)"))
-    vail_beta_lr: float = dataclasses.field(default=1e-3, metadata=_help("dual step size of VAIL's adaptive beta"))
-    label_smoothing: float = dataclasses.field(default=0.0, metadata=_help("targets 1 - e (expert) and e (policy)"))
-    entropy_weight: float = dataclasses.field(default=0.0, metadata=_help("bonus on the entropy of D's prediction"))
-    normalize_inputs: bool = dataclasses.field(default=True, metadata=_help("running mean/std input normalisation"))
-    lr: float = dataclasses.field(default=1e-3, metadata=_help("Adam learning rate"))
-    batch_size: int = dataclasses.field(default=256, metadata=_help("expert and policy samples per update, each"))
-    seed: int = dataclasses.field(default=0, metadata=_help("seed of the weights and penalty noise"))
+    spectral_norm: bool = dataclasses.field(default=False, metadata=doc("spectral normalisation on every layer"))
+    vail: bool = dataclasses.field(default=False, metadata=doc("variational information bottleneck (VAIL)"))
+    vail_latent: int = dataclasses.field(default=8, metadata=doc("VAIL latent size"))
+    vail_target_kl: float = dataclasses.field(default=0.5, metadata=doc("VAIL information constraint I_c (nats)"))
+    vail_beta_lr: float = dataclasses.field(default=1e-3, metadata=doc("dual step size of VAIL's adaptive beta"))
+    label_smoothing: float = dataclasses.field(default=0.0, metadata=doc("targets 1 - e (expert) and e (policy)"))
+    entropy_weight: float = dataclasses.field(default=0.0, metadata=doc("bonus on the entropy of D's prediction"))
+    normalize_inputs: bool = dataclasses.field(default=True, metadata=doc("running mean/std input normalisation"))
+    lr: float = dataclasses.field(default=1e-3, metadata=doc("Adam learning rate"))
+    batch_size: int = dataclasses.field(default=256, metadata=doc("expert and policy samples per update, each"))
+    seed: int = dataclasses.field(default=0, metadata=doc("seed of the weights and penalty noise"))
 
     def __post_init__(self) -> None:
         for name, allowed in (("inputs", INPUT_TYPES), ("reward", REWARD_TYPES),
