@@ -74,9 +74,7 @@ class DAC(ImitationRun):
         for _ in range(self.config.disc_updates):
             flat = self.rng.integers(0, stored, size=bs)
             pos, env = flat // n, flat % n
-            acts = buf.actions[pos, env]
-            policy = DiscBatch.from_numpy(buf.observations[pos, env], acts.reshape(bs) if acts.shape[-1] == 1 and
-                                          isinstance(self.venv.action_space, spaces.Discrete) else acts,
+            policy = DiscBatch.from_numpy(buf.observations[pos, env], buf.actions[pos, env],
                                           buf.next_observations[pos, env],
                                           buf.dones[pos, env] * (1 - buf.timeouts[pos, env]))
             self.disc_stats = self.disc.train_step(self._expert_batch(bs), policy)

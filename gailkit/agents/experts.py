@@ -218,7 +218,9 @@ def evaluate_policy(policy: PolicyFn, env_id: str, episodes: int, *, seed: int) 
 
 def random_returns(env_id: str, episodes: int, *, seed: int) -> np.ndarray:
     """Returns of the uniform random policy (the 0 of normalised scores)."""
-    space = gym.make(env_id).action_space
+    env = gym.make(env_id)
+    space = env.action_space
+    env.close()
     space.seed(seed)
     return evaluate_policy(lambda _: space.sample(), env_id, episodes, seed=seed)
 

@@ -113,7 +113,7 @@ def normalised_return(value: float, expert: float | None, random_return: float |
 class _Progress(BaseCallback):
     def __init__(self, bar: tqdm | None, trainer: ImitationRun):
         super().__init__()
-        self.bar, self.trainer, self._seen = bar, trainer, 0
+        self.bar, self.trainer = bar, trainer
 
     def _on_step(self) -> bool:
         return True

@@ -54,8 +54,7 @@ class ImitationRolloutBuffer(NumbaRolloutBuffer):
         n = self.buffer_size * self.n_envs
         return {
             "obs": self.observations.reshape(n, *self.obs_shape),
-            "acts": self.actions.reshape(n, -1).squeeze(-1) if self.action_dim == 1 and isinstance(
-                self.action_space, spaces.Discrete) else self.actions.reshape(n, -1),
+            "acts": self.actions.reshape(n, -1),  # (n, 1) for discrete actions
             "next_obs": self.next_observations.reshape(n, *self.obs_shape),
             "dones": self.terminated.reshape(n).astype(np.float32),
             "log_probs": self.log_probs.reshape(n),

@@ -51,7 +51,7 @@ class DiscBatch(NamedTuple):
     needed only by AIRL."""
 
     obs: torch.Tensor  # (B, *obs_shape)
-    acts: torch.Tensor  # (B,) discrete or (B, A) continuous
+    acts: torch.Tensor  # (B,) or (B, 1) discrete, (B, A) continuous
     next_obs: torch.Tensor  # (B, *obs_shape)
     dones: torch.Tensor  # (B,) 1.0 where next_obs is terminal
     log_probs: torch.Tensor | None = None  # (B,)
