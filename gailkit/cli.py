@@ -301,11 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
     p.set_defaults(func=cmd_eval)
+
+    from gailkit.cli_generate import add_generate_parser
+
+    add_generate_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only commands that generate flags late (generate train) accept unknown flags
+        if not getattr(args, "accepts_extra", None):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, args.accepts_extra, extra)
+    elif getattr(args, "accepts_extra", None):
+        setattr(args, args.accepts_extra, [])
     import torch
 
     torch.set_num_threads(max(1, args.threads))

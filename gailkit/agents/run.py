@@ -7,31 +7,13 @@ and ``curve.png``.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ["capture_rng", "restore_rng", "save_learning_curve"]
+from gailkit.nn.checkpoint import capture_rng, restore_rng
 
-
-def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The global torch, NumPy and ``random`` states SB3 draws from, as tensors + JSON."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    tensors = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64))}
-    meta = {"numpy": [name, int(pos), int(has_gauss), float(cached)], "random": list(random.getstate()[1]),
-            "random_version": random.getstate()[0]}
-    return tensors, meta
-
-
-def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(tensors["torch"])
-    name, pos, has_gauss, cached = meta["numpy"]
-    np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    random.setstate((meta["random_version"], tuple(meta["random"]), None))
+__all__ = ["capture_rng", "restore_rng", "save_learning_curve"]  # the RNG pair lives in gailkit.nn.checkpoint
 
 
 def save_learning_curve(path: str | Path, histories: dict[str, list[dict[str, float]]], *, title: str,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -20,14 +22,16 @@ from safetensors.torch import load_file, save_file
 __all__ = [
     "CheckpointError",
     "atomic_write",
-    "write_json",
-    "read_json",
-    "save_tensors",
-    "load_tensors",
-    "optimizer_tensors",
-    "optimizer_steps",
+    "capture_rng",
     "load_optimizer_tensors",
+    "load_tensors",
     "load_weights",
+    "optimizer_steps",
+    "optimizer_tensors",
+    "read_json",
+    "restore_rng",
+    "save_tensors",
+    "write_json",
 ]
 
 
@@ -122,3 +126,20 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, *, what: str 
     except RuntimeError as e:
         raise CheckpointError(f"{what}: {path} does not fit the network described by its config "
                               f"({str(e).splitlines()[0]})") from None
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The global torch, NumPy and ``random`` states SB3 draws from, as tensors + JSON."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64))}
+    meta = {"numpy": [name, int(pos), int(has_gauss), float(cached)], "random": list(random.getstate()[1]),
+            "random_version": random.getstate()[0]}
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(tensors["torch"])
+    name, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate((meta["random_version"], tuple(meta["random"]), None))

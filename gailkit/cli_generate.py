@@ -1,0 +1,105 @@
+"""``gailkit generate``: train, sample and evaluate any registered generator.
+
+Model options are generated from the model's config dataclass once FAMILY and MODEL are
+known, so ``gailkit generate train digits rbm --help`` lists the RBM's own flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gailkit.configs import add_config_args, config_from_args
+
+__all__ = ["add_generate_parser"]
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from gailkit.generators import FAMILIES, available
+
+    found = available()
+    for family in FAMILIES:
+        names = found.get(family)
+        print(f"{family:<8} {', '.join(names) if names else '(not available on this install)'}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from gailkit.generators import get_generator, load_family_data
+
+    cls = get_generator(args.family, args.model)
+    model_parser = argparse.ArgumentParser(prog=f"gailkit generate train {args.family} {args.model}",
+                                           description=(cls.__doc__ or "").strip().split("\n")[0])
+    add_config_args(model_parser, cls.Config)
+    if args.help:
+        model_parser.print_help()
+        return
+    if args.out is None:
+        raise ValueError("--out DIR is required: the run directory for checkpoints, samples and the model")
+    config = config_from_args(cls.Config, model_parser.parse_args(args.model_options))
+    data = load_family_data(args.family, args.data, split="train")
+    model = cls(config).fit(data, out=args.out, resume=args.resume, progress=not args.no_progress)
+    print(f"wrote {args.family}/{args.model} to {args.out}/ (config.json, weights.safetensors, samples/, "
+          f"curve.png, tb/)")
+    if args.eval:
+        _print_metrics(model.evaluate(load_family_data(args.family, args.data, split="test")))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from gailkit.generators import load_generator
+
+    model = load_generator(args.dir)
+    path = model.save_samples(args.out, n=args.n, seed=args.seed)
+    if path is None:
+        raise ValueError(f"{model.family}/{model.name} cannot write samples to a file")
+    print(f"wrote {args.n} samples of {model.family}/{model.name} to {path}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from gailkit.generators import load_family_data, load_generator
+
+    model = load_generator(args.dir)
+    metrics = model.evaluate(load_family_data(model.family, args.data, split="test"))
+    _print_metrics(metrics)
+    if args.json:
+        args.json.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        print(f"  {key:<{width}}  {value:.4g}")
+
+
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    """Add ``generate {list,train,sample,eval}`` to the top-level subparsers."""
+    gen = sub.add_parser("generate", help="train, sample and evaluate generators (digits, image, text, music)")
+    gsub = gen.add_subparsers(dest="generate_command", required=True, metavar="ACTION")
+
+    p = gsub.add_parser("list", help="list the generator families and models")
+    p.set_defaults(func=cmd_list)
+
+    p = gsub.add_parser("train", add_help=False, help="train FAMILY MODEL; model flags follow (see --help)",
+                        usage="gailkit generate train FAMILY MODEL [--data SPEC] --out DIR [--resume] [model flags]")
+    p.add_argument("family", help="digits, image, text or music")
+    p.add_argument("model", help="model name (gailkit generate list)")
+    p.add_argument("--data", help="dataset spec; default: the family's offline dataset")
+    p.add_argument("--out", type=Path, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--eval", action="store_true", help="evaluate on the held-out split when done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-h", "--help", action="store_true", help="show the model's flags and exit")
+    p.set_defaults(func=cmd_train, accepts_extra="model_options")
+
+    p = gsub.add_parser("sample", help="write samples of a trained generator (PNG grid, text, MIDI)")
+    p.add_argument("dir", type=Path, help="generator directory (the --out of generate train)")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--out", type=Path, required=True, help="output file (e.g. grid.png)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.set_defaults(func=cmd_sample)
+
+    p = gsub.add_parser("eval", help="metrics of a trained generator on held-out data")
+    p.add_argument("dir", type=Path, help="generator directory")
+    p.add_argument("--data", help="dataset spec; default: the family's offline dataset")
+    p.add_argument("--json", type=Path, help="also write the metrics as JSON")
+    p.set_defaults(func=cmd_eval)
