@@ -1,0 +1,1 @@
+"""Text generators (work in progress): decoding is ready in gailkit.generators.text.decoding."""
