@@ -55,6 +55,10 @@ REGISTRY["gailkit/Dream-v0"] = (
     "gailkit.worldmodels.dream:DreamEnv", 1000, {},
     "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",
 )
+REGISTRY["gailkit/ChoraleComposer-v0"] = (
+    "gailkit.envs.composer:ChoraleComposerEnv", 1024, {},
+    "write a 4-part chorale token by token; music-theory reward plus a critic's log D (n_bars=2 by default)",
+)
 NEEDS_ARGUMENTS = frozenset({"gailkit/Dream-v0"})  # cannot be made without user arguments
 
 

@@ -1,0 +1,246 @@
+"""gailkit/ChoraleComposer-v0, its critic and the PPO fine-tuning (issue 6, bridge to RL)."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import gailkit
+from gailkit.data.chorales import BOS, HOLD, PAD, REST, VOCAB_SIZE, load_chorales
+from gailkit.envs.composer import (VOICE_RANGES, ChoraleComposerEnv, ComposerState, estimate_key,
+                                   sounding_pitches, theory_terms)
+from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, sample_pieces
+from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
+from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
+from gailkit.nn.lm import build_causal_lm
+
+ENV_ID = "gailkit/ChoraleComposer-v0"
+
+
+@pytest.fixture(scope="module")
+def chorales(tmp_path_factory):
+    return load_chorales(limit=6, cache_dir=tmp_path_factory.mktemp("chorales"))
+
+
+def tiny_lm(n_bars=1, seed=0):
+    return build_causal_lm(VOCAB_SIZE, size="tiny", n_positions=64 * n_bars + 1, dropout=0.0, seed=seed)
+
+
+def play(env, voices):
+    """Write ``voices`` (4, T) into the env; returns the step rewards and the last info."""
+    env.reset(seed=0)
+    rewards, info = [], {}
+    for token in np.asarray(voices).T.reshape(-1):
+        _, r, terminated, truncated, info = env.step(int(token))
+        rewards.append(r)
+    assert terminated and not truncated
+    return np.array(rewards), info
+
+
+def test_registered_on_import_and_passes_check_env():
+    assert ENV_ID in gailkit.envs.registered_ids() and ENV_ID in gailkit.envs.REGISTRY
+    env = gym.make(ENV_ID)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=1)
+    assert obs["tokens"].shape == (1 + 128,) and obs["tokens"][0] == BOS and np.all(obs["tokens"][1:] == PAD)
+    assert info["action_mask"].shape == (VOCAB_SIZE,) and info["action_mask"][HOLD] == 0
+
+
+def one_bar(tenor_b, bass_b):
+    """A bar of C major: C-E-G-C to an F / D chord on step 8 (tenor and bass as given)."""
+    v = np.full((4, 16), HOLD, dtype=np.int16)
+    v[:, 0] = [72, 64, 55, 48]  # C5 E4 G3 C3
+    v[1:, 8] = [65, tenor_b, bass_b]  # soprano holds C5, alto E4 -> F4
+    return v
+
+
+def test_a_parallel_fifth_is_penalised_exactly_once():
+    env = ChoraleComposerEnv(n_bars=1, key="C major", in_scale=1.0, parallel=0.5)
+    rewards, info = play(env, one_bar(57, 50))  # G3/C3 -> A3/D3: tenor and bass a fifth apart, both up
+    assert info["theory"] == {"in_scale": 1.0, "parallel": 1.0, "crossing": 0.0, "out_of_range": 0.0, "rest": 0.0}
+    assert np.all(rewards[:-1] == 0) and rewards[-1] == pytest.approx(1.0 - 0.5)
+    rewards, info = play(env, one_bar(57, 38))  # bass D2: same fifth class, contrary motion -> allowed
+    assert info["theory"]["parallel"] == 0 and rewards.sum() == pytest.approx(1.0)
+    rewards, info = play(env, one_bar(59, 50))  # B3 in the tenor over D3 is a sixth: no parallel
+    assert info["theory"]["parallel"] == 0
+    v = one_bar(57, 50)
+    v[1, 8] = 73  # alto C#5 leaves the scale and crosses above the held soprano C5 for 8 steps
+    rewards, info = play(env, v)
+    assert info["theory"]["crossing"] == 8 and info["theory"]["in_scale"] == pytest.approx(6 / 7)
+    assert rewards.sum() == pytest.approx(6 / 7 - 0.5 - 0.05 * 8)
+
+
+def brute_force_terms(pitch, onset, prev, scale):
+    """Loops over every step and pair, the way a theory book states the rules."""
+    full = pitch if prev is None else np.concatenate([prev[:, :, None], pitch], 2)
+    out = {k: [] for k in ("in_scale", "parallel", "crossing", "out_of_range", "rest")}
+    for b in range(pitch.shape[0]):
+        notes = [pitch[b, v, t] for v in range(4) for t in range(pitch.shape[2]) if onset[b, v, t]]
+        out["in_scale"].append(sum(scale[b, p % 12] for p in notes) / max(len(notes), 1))
+        par = 0
+        for t in range(1, full.shape[2]):
+            for i in range(4):
+                for j in range(i + 1, 4):
+                    a, c, x, y = full[b, i, t - 1], full[b, j, t - 1], full[b, i, t], full[b, j, t]
+                    if min(a, c, x, y) < 0 or x == a or np.sign(x - a) != np.sign(y - c):
+                        continue
+                    par += (a - c) % 12 == (x - y) % 12 and (x - y) % 12 in (0, 7)
+        out["parallel"].append(par)
+        out["crossing"].append(sum(0 <= pitch[b, v, t] < pitch[b, v + 1, t] for v in range(3) for t in range(pitch.shape[2])))
+        out["out_of_range"].append(sum(not VOICE_RANGES[v, 0] <= pitch[b, v, t] <= VOICE_RANGES[v, 1]
+                                       for v in range(4) for t in range(pitch.shape[2]) if pitch[b, v, t] >= 0))
+        out["rest"].append(int((pitch[b] < 0).sum()))
+    return {k: np.array(v, dtype=float) for k, v in out.items()}
+
+
+def test_theory_terms_match_brute_force():
+    rng = np.random.default_rng(0)
+    tokens = rng.choice(np.r_[np.arange(40, 80), [HOLD] * 30, [REST] * 5], size=(16, 4, 20))
+    tokens[:, :, 0] = rng.integers(45, 75, size=(16, 4))
+    pitch, onset = sounding_pitches(tokens), tokens < HOLD
+    scale = rng.random((16, 12)) < 0.6
+    for prev in (None, pitch[:, :, 9]):
+        got = theory_terms(pitch[:, :, 10:], onset[:, :, 10:], prev, scale)
+        want = brute_force_terms(pitch[:, :, 10:], onset[:, :, 10:], prev, scale)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], err_msg=k)
+        assert want["parallel"].sum() > 0 and want["crossing"].sum() > 0  # the cases are exercised
+
+
+def test_key_estimate_finds_the_profiles_key():
+    scale_c = np.zeros((1, 12))
+    scale_c[0, [0, 2, 4, 5, 7, 9, 11]] = 1
+    scale_c[0, [0, 7]] += 1  # tonic and dominant weigh more
+    tonic, minor = estimate_key(np.vstack([scale_c, np.roll(scale_c, 2)]))
+    assert list(tonic) == [0, 2] and not minor.any()
+    a_minor = np.zeros((1, 12))
+    a_minor[0, [9, 11, 0, 2, 4, 5, 8]] = 1
+    a_minor[0, [9, 4, 0]] += 2
+    tonic, minor = estimate_key(a_minor)
+    assert tonic[0] == 9 and minor[0]
+
+
+def test_invalid_tokens_are_penalised_and_written_as_rest():
+    env = ChoraleComposerEnv(n_bars=1, invalid_penalty=1.5, in_scale=0, rest=0, crossing=0, out_of_range=0)
+    env.reset(seed=0)
+    obs, r, _, _, info = env.step(HOLD)  # step 0, soprano: nothing sounds yet
+    assert r == -1.5 and info["invalid"] and obs["tokens"][1] == REST and obs["position"] == 1
+    obs, r, _, _, info = env.step(BOS)  # alto: specials never inside a piece
+    assert r == -1.5 and obs["tokens"][2] == REST
+    env.step(60)  # tenor C4
+    mask = env.step(48)[4]["action_mask"]  # bass C3; next: step 1, soprano, which rested
+    assert mask[HOLD] == 0 and mask[REST] == 1 and mask[:HOLD].all() and not mask[REST + 1:].any()
+    env.step(REST)
+    assert env.step(HOLD)[1] == -1.5  # alto rested too
+    obs, r, _, _, info = env.step(HOLD)  # the tenor's C4 sounds on: valid
+    assert r == 0 and not info["invalid"] and obs["tokens"][7] == HOLD
+
+
+def test_same_seed_same_episode():
+    def run(seed):
+        env = gym.make(ENV_ID, n_bars=1)
+        obs, info = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        out = []
+        done = False
+        while not done:
+            obs, r, term, trunc, info = env.step(env.action_space.sample(mask=info["action_mask"]))
+            out.append(r)
+            done = term or trunc
+        return obs["tokens"], np.array(out)
+
+    (t1, r1), (t2, r2), (t3, _) = run(3), run(3), run(4)
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(r1, r2)
+    assert not np.array_equal(t1, t3)
+
+
+def test_batched_state_is_the_env(chorales):
+    """The vectorised state and the registered env give the same rewards for the same pieces."""
+    pieces = bach_excerpts(chorales, 32, 3, rng=np.random.default_rng(0))
+    state = ComposerState(3, n_bars=2)
+    batched = np.zeros((3, 128))
+    for k, tokens in enumerate(pieces.transpose(0, 2, 1).reshape(3, -1).T):
+        batched[:, k], _ = state.step(tokens)
+    env = ChoraleComposerEnv(n_bars=2)
+    for i in range(3):
+        np.testing.assert_allclose(play(env, pieces[i])[0], batched[i])
+    np.testing.assert_array_equal(state.voices(), pieces)
+
+
+def test_bach_scores_higher_than_noise_after_short_training(chorales):
+    rng = np.random.default_rng(0)
+    train, held_out = chorales[:4], chorales[4:]
+    disc = ChoraleDiscriminator(DiscConfig(seed=0))
+
+    def noise(n):
+        return np.where(rng.random((n, 4, 32)) < 0.5, HOLD, rng.integers(36, 82, size=(n, 4, 32))).astype(np.int16)
+
+    for _ in range(60):
+        fake = noise(32)
+        fake[:, :, 0] = rng.integers(36, 82, size=(32, 4))
+        disc.train_step(bach_excerpts(train, 32, 32, rng=rng), fake)
+    real, fake = bach_excerpts(held_out, 32, 64, rng=rng), noise(64)
+    fake[:, :, 0] = 60
+    assert disc.score(real).mean() > disc.score(fake).mean() + 1.0  # log D: higher is more Bach-like
+    assert np.all(disc.score(real) <= 0) and disc.accuracy(real, fake) > 0.75
+
+
+def test_env_takes_a_critic_directory_and_refuses_bad_ones(tmp_path, chorales):
+    disc = ChoraleDiscriminator(DiscConfig(seed=1, channels=16))
+    disc.save(tmp_path / "disc")
+    env = gym.make(ENV_ID, n_bars=1, reward_model=str(tmp_path / "disc"), disc_weight=2.0,
+                   in_scale=0, parallel=0, crossing=0, out_of_range=0, rest=0)
+    piece = bach_excerpts(chorales, 16, 1, rng=np.random.default_rng(0))[0]
+    rewards, info = play(env, piece)
+    assert rewards[-1] == pytest.approx(2.0 * disc.score(piece[None])[0]) and info["disc_score"] < 0
+    with pytest.raises(CheckpointError, match="missing"):
+        gym.make(ENV_ID, reward_model=str(tmp_path / "nothing"))
+    meta = read_json(tmp_path / "disc" / "config.json")
+    write_json(tmp_path / "disc" / "config.json", meta | {"vocab_size": 200})
+    with pytest.raises(CheckpointError, match="another token vocabulary"):
+        gym.make(ENV_ID, reward_model=str(tmp_path / "disc"))
+    with pytest.raises(ValueError, match="key"):
+        ChoraleComposerEnv(key="H dur")
+
+
+def test_ppo_raises_a_toy_reward_within_seconds():
+    """Reward only in-scale onsets (C major); a random tiny GPT-2 learns to stay in the scale."""
+    config = ComposerConfig(n_bars=1, rollout_pieces=32, minibatch=16, lr=1e-2, gae_lambda=1.0, kl_coef=0.0,
+                            disc_weight=0, key="C major", parallel=0, crossing=0, out_of_range=0, rest=0,
+                            invalid_penalty=0, seed=0)
+    trainer = ComposerTrainer(tiny_lm(), config=config)
+    history = trainer.train(12)
+    first, last = np.mean([h["return"] for h in history[:2]]), np.mean([h["return"] for h in history[-2:]])
+    assert first < 0.65 and last > first + 0.15  # in-scale share per bar: ~7/12 at random
+    assert history[-1]["kl_to_reference"] > 0  # it moved away from the (untouched) reference
+
+
+def test_gail_loop_seeded_and_resumes_exactly(tmp_path, chorales):
+    config = ComposerConfig(n_bars=1, rollout_pieces=8, minibatch=8, ppo_epochs=1, disc_steps=2, disc_batch=8)
+    a = ComposerTrainer(tiny_lm(), chorales=chorales, config=config)
+    b = ComposerTrainer(tiny_lm(), chorales=chorales, config=config)
+    row_a, row_b = a.step(), b.step()
+    assert row_a == row_b and "mean_d" in row_a and "disc_acc" in row_a
+    a.save(tmp_path / "run")
+    c = ComposerTrainer.load(tmp_path / "run", chorales=chorales)
+    assert a.step() == c.step()
+    np.testing.assert_array_equal(sample_pieces(a.lm, 4, n_bars=1, seed=5), sample_pieces(c.lm, 4, n_bars=1, seed=5))
+    with pytest.raises(ValueError, match="Bach chorales"):
+        ComposerTrainer(tiny_lm(), config=config).step()
+    with pytest.raises(CheckpointError, match="missing"):
+        ComposerTrainer.load(tmp_path / "nowhere")
+
+
+def test_samples_are_valid_voices():
+    voices = sample_pieces(tiny_lm(), 5, n_bars=1, seed=0)
+    assert voices.shape == (5, 4, 16) and voices.dtype == np.int16
+    assert voices.max() <= REST and not np.any(voices[:, :, 0] == HOLD)
+    held = voices[:, :, 1:] == HOLD
+    assert not np.any(held & (sounding_pitches(voices)[:, :, :-1] < 0))  # a HOLD always continues a note
+    np.testing.assert_array_equal(voices, sample_pieces(tiny_lm(), 5, n_bars=1, seed=0))
