@@ -191,10 +191,11 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     data, model_dir, ctrl = root / "data", root / "model", root / f"controller_{args.where}"
     action = args.action
     if action == "collect":
-        paths = collect_chunks(p.env, data, p.episodes, seed=args.seed)
+        paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
         print(f"wrote {len(paths)} chunks to {data}/")
     elif action == "train-vae":
-        train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs, seed=args.seed)
+        train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs, reconstruction=p.vae_loss,
+                  seed=args.seed)
         frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
         print(f"wrote V to {model_dir}/ and {grid}")

@@ -2,11 +2,16 @@
 
 Run:  python scripts/bench_worldmodel.py [--preset cpu-hour] [--eval-episodes 20]
 Small smoke run: python scripts/bench_worldmodel.py --episodes 2 --vae-epochs 1 --mdn-epochs 1 \
-          --generations 2 --eval-episodes 2 --dir runs/bench_wm_smoke
-Prints a table and writes scripts/results/bench_worldmodel.json: real-environment steps used,
-wall time of each stage, the controller's real return vs random (mean and std over the
-evaluation tracks), its dream return (the dream/real gap), and batched dream steps/s against
-real-environment steps/s measured in this run. (A V-only controller row is not implemented yet.)
+          --generations 2 --vonly-generations 1 --eval-episodes 2 --dir runs/bench_wm_smoke \
+          --out runs/bench_wm_smoke/result.json
+
+Prints a table and writes scripts/results/bench_worldmodel.json (and a CMA-ES curve PNG beside it):
+- V+M+C: the controller over [z, h] trained in M's dream, evaluated on real tracks;
+- V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream);
+- the random policy on the same tracks;
+with real-environment steps used, the wall time of each stage, the dream/real score gap, and
+batched dream steps/s against real-environment steps/s measured in this run. Every stage resumes
+from what an interrupted run left in --dir.
 """
 
 from __future__ import annotations
@@ -20,12 +25,52 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gailkit.worldmodels.controller import DreamTrainingConfig, LinearController, dream_fitness, train_controller_in_dream
+from gailkit.worldmodels.controller import (
+    DreamTrainingConfig,
+    controller_for,
+    dream_fitness,
+    train_controller_in_dream,
+    train_controller_in_real,
+)
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
 
-if __name__ == "__main__":
+
+def timed(wall: dict[str, float], stage: str, fn, *args, **kwargs):
+    """Run one stage; its wall time is kept in DIR/wall.json so a resumed run still reports it."""
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    if stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
+        wall[stage] = time.perf_counter() - start
+        (args.dir / "wall.json").write_text(json.dumps(wall, indent=2))
+    return out
+
+
+def plot_curves(path: Path, dream_history: list[dict], vonly_history: list[dict], real: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
+    ax.plot([h["generation"] for h in dream_history], [h["mean"] for h in dream_history], label="V+M+C: dream, mean")
+    ax.plot([h["generation"] for h in dream_history], [h["best"] for h in dream_history], label="V+M+C: dream, best",
+            alpha=0.6)
+    if vonly_history:
+        ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
+                label="V only: real (cut episodes), mean")
+    for i, (label, value) in enumerate(real.items()):
+        ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
+    ax.set(xlabel="CMA-ES generation", ylabel="return", title="CarRacing-v3 (64x64), cpu-hour preset")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-import this file
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-hour", choices=sorted(WM_PRESETS))
     parser.add_argument("--dir", type=Path, default=Path("runs/bench_wm"))
@@ -33,6 +78,10 @@ if __name__ == "__main__":
     parser.add_argument("--vae-epochs", type=int)
     parser.add_argument("--mdn-epochs", type=int)
     parser.add_argument("--generations", type=int)
+    parser.add_argument("--vonly-generations", type=int, default=12, help="CMA-ES generations of the V-only row")
+    parser.add_argument("--vonly-popsize", type=int, default=16)
+    parser.add_argument("--vonly-steps", type=int, default=300, help="steps per V-only training episode")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_worldmodel.json")
     args = parser.parse_args()
@@ -40,60 +89,76 @@ if __name__ == "__main__":
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations)) if v}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
-    data, model_dir, ctrl = args.dir / "data", args.dir / "model", args.dir / "controller"
-    wall: dict[str, float] = {}
+    data, model_dir = args.dir / "data", args.dir / "model"
+    args.dir.mkdir(parents=True, exist_ok=True)
+    wall: dict[str, float] = json.loads((args.dir / "wall.json").read_text()) if (args.dir / "wall.json").exists() else {}
 
-    start = time.perf_counter()
-    collect_chunks(p.env, data, p.episodes, progress=True)
-    wall["collect"] = time.perf_counter() - start
-    real_steps = sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))
-
-    start = time.perf_counter()
-    train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs)
-    wall["V"] = time.perf_counter() - start
-    start = time.perf_counter()
-    model = train_mdn(data, model_dir, epochs=p.mdn_epochs)
-    wall["M"] = time.perf_counter() - start
+    timed(wall, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
+    real_steps = {"collect": sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))}
+    if not (args.dir / "V.done").exists():
+        timed(wall, "V", train_vae, data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs)
+        (args.dir / "V.done").touch()
+    if (args.dir / "M.done").exists():
+        model = WorldModel.load(model_dir)
+    else:
+        model = timed(wall, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs)
+        (args.dir / "M.done").touch()
 
     cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
                               max_steps=p.max_steps, tau=p.tau)
     z0 = start_latents(model, data)
-    start = time.perf_counter()
-    best, history = train_controller_in_dream(model, cfg, ctrl, start_z=z0, resume=(ctrl / "cmaes.json").exists())
-    wall["C (dream)"] = time.perf_counter() - start
+    dream_dir = args.dir / "controller_dream"
+    best, dream_history = timed(wall, "C in the dream (V+M+C)", train_controller_in_dream, model, cfg, dream_dir,
+                                start_z=z0, resume=(dream_dir / "cmaes.json").exists())
+
+    vonly_cfg = DreamTrainingConfig(generations=args.vonly_generations, popsize=args.vonly_popsize, rollouts=1,
+                                    max_steps=args.vonly_steps, tau=p.tau, memory=False)
+    vonly_dir = args.dir / "controller_vonly"
+    best_v, vonly_history = timed(wall, "C in the real env (V only)", train_controller_in_real, model_dir, p.env,
+                                  vonly_cfg, vonly_dir, workers=args.workers,
+                                  resume=(vonly_dir / "cmaes.json").exists())
+    real_steps["V-only training"] = args.vonly_generations * args.vonly_popsize * args.vonly_steps  # upper bound
 
     start = time.perf_counter()
-    real = evaluate_controller(model, best, p.env, args.eval_episodes)
-    rand = evaluate_controller(model, None, p.env, args.eval_episodes)
+    returns = {name: evaluate_controller(model, params, p.env, args.eval_episodes)
+               for name, params in (("V+M+C", best), ("V only", best_v), ("random", None))}
     wall["evaluation"] = time.perf_counter() - start
-    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
-                                      max_steps=p.max_steps, tau=p.tau, seed=1, start_z=z0)[0])
+                                      max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
 
-    # throughput, same run: one real env vs 1024 batched dreams with the controller
+    # throughput, same run: one real env (while collecting) vs 1024 batched dreams with the controller
     n, steps = 1024, 50
     start = time.perf_counter()
     dream_fitness(model, controller, np.repeat(best[None], n, 0), rollouts=1, max_steps=steps, tau=p.tau, seed=2,
                   start_z=z0)
     dream_sps = n * steps / (time.perf_counter() - start)
-    real_sps = real_steps / wall["collect"] if wall["collect"] > 0 else float("nan")
+    real_sps = real_steps["collect"] / wall["collect"] if wall.get("collect", 0) > 1 else float("nan")
 
+    means = {k: float(v.mean()) for k, v in returns.items()}
     rows = {
-        "env": p.env, "preset": args.preset, "real_env_steps_used": real_steps,
-        "controller_return_mean": float(real.mean()), "controller_return_std": float(real.std()),
-        "random_return_mean": float(rand.mean()), "random_return_std": float(rand.std()),
-        "dream_return": dream_score, "dream_real_gap": dream_score - float(real.mean()),
-        "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": wall, "eval_episodes": args.eval_episodes, "preset_values": dataclasses.asdict(p),
+        "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes,
+        "returns": {k: {"mean": float(v.mean()), "std": float(v.std()), "all": v.tolist()} for k, v in returns.items()},
+        "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
+        "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
+        "wall_s": wall, "dream_history": dream_history, "vonly_history": vonly_history,
+        "preset_values": dataclasses.asdict(p),
     }
-    print(f"\n| {p.env} ({args.preset}) | value |\n|---|---:|")
-    print(f"| V+M+C real return (mean +/- std, {args.eval_episodes} tracks) | {real.mean():.1f} +/- {real.std():.1f} |")
-    print(f"| random policy | {rand.mean():.1f} +/- {rand.std():.1f} |")
-    print(f"| dream return of the same controller (gap) | {dream_score:.1f} ({dream_score - real.mean():+.1f}) |")
-    print(f"| real-environment steps used | {real_steps:,} |")
+    print(f"\n| {p.env} ({args.preset}), {args.eval_episodes} tracks | real return (mean +/- std) |\n|---|---:|")
+    for name, v in returns.items():
+        print(f"| {name} | {v.mean():.1f} +/- {v.std():.1f} |")
+    print(f"| V+M+C in its own dream (1000 steps, tau 1) / gap to real | {dream_score:.1f} / "
+          f"{dream_score - means['V+M+C']:+.1f} |")
+    print(f"\n| stage | wall time |\n|---|---:|")
     for stage, seconds in wall.items():
-        print(f"| wall time: {stage} | {seconds:.1f} s |")
-    print(f"| batched dream steps/s (1024 dreams) vs real env steps/s | {dream_sps:,.0f} vs {real_sps:,.0f} |")
+        print(f"| {stage} | {seconds / 60:.1f} min |")
+    print(f"\nreal-environment steps: {real_steps['collect']:,} collected for V and M; "
+          f"<= {real_steps['V-only training']:,} to train the V-only controller; "
+          f"{3 * args.eval_episodes} evaluation tracks")
+    print(f"batched dream steps/s (1024 dreams, with the controller) vs real env steps/s: "
+          f"{dream_sps:,.0f} vs {real_sps:,.0f} ({dream_sps / real_sps:,.0f}x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2))
-    print(f"\nwrote {args.out}")
+    curve = args.out.with_name(args.out.stem + "_curve.png")
+    plot_curves(curve, dream_history, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")})
+    print(f"\nwrote {args.out} and {curve}")

@@ -42,6 +42,10 @@ REGISTRY["gailkit/CartPolePixels-v1"] = (
     "gailkit.envs.pixels:make_pixels", 500, {"base_id": "CartPole-v1"},
     "CartPole-v1 seen as 64x64 RGB frames (the world models' cheap test bed)",
 )
+REGISTRY["gailkit/CartPoleCentredPixels-v1"] = (
+    "gailkit.envs.pixels:make_cartpole_centred", 500, {},
+    "CartPole-v1 as 64x64 frames of a square that follows the cart (pole clearly visible)",
+)
 REGISTRY["gailkit/PendulumPixels-v1"] = (
     "gailkit.envs.pixels:make_pixels", 200, {"base_id": "Pendulum-v1"},
     "Pendulum-v1 seen as 64x64 RGB frames",

@@ -68,16 +68,25 @@ class ConvVAE(nn.Module):
 
 
 def elbo_loss(recon: torch.Tensor, frames: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
-              *, kl_tolerance: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
-    """Negative ELBO per frame: summed squared error + KL, with World Models' free bits.
+              *, kl_tolerance: float = 0.5, reconstruction: str = "mse") -> tuple[torch.Tensor, dict[str, float]]:
+    """Negative ELBO per frame: summed reconstruction error + KL, with World Models' free bits.
 
     ``kl_tolerance`` (nats per latent dimension) floors the KL term at
     ``kl_tolerance * latent_dim``, so the encoder is not pushed below that much information.
+    ``reconstruction``: ``"mse"`` (the paper's squared error) or ``"bce"`` (binary cross-entropy
+    on intensities). On frames that are mostly one colour (CartPole's white), squared error
+    through the sigmoid stalls on the all-white image; cross-entropy's gradient at the logits is
+    ``recon - frames`` and does not saturate.
 
     Returns:
         The loss (scalar) and ``{"reconstruction", "kl"}`` means per frame.
     """
-    rec = F.mse_loss(recon, frames, reduction="none").flatten(1).sum(1).mean()
+    if reconstruction == "mse":
+        rec = F.mse_loss(recon, frames, reduction="none").flatten(1).sum(1).mean()
+    elif reconstruction == "bce":
+        rec = F.binary_cross_entropy(recon, frames, reduction="none").flatten(1).sum(1).mean()
+    else:
+        raise ValueError(f"reconstruction must be 'mse' or 'bce', got {reconstruction!r}")
     kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).sum(1)).mean()
     floor = kl_tolerance * mean.shape[1]
     loss = rec + torch.clamp(kl, min=floor)

@@ -23,6 +23,7 @@ from gailkit.worldmodels.model import WorldModel
 __all__ = [
     "LinearController",
     "DreamTrainingConfig",
+    "controller_for",
     "dream_fitness",
     "train_controller_in_dream",
     "train_controller_in_real",
@@ -49,9 +50,26 @@ class LinearController:
         return (low + (np.tanh(out) + 1) * 0.5 * (high - low)).astype(np.float32)
 
 
+def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | None = None) -> LinearController:
+    """The controller over ``[z, h]`` (``memory=True``, V+M+C) or over ``z`` alone (the paper's V-only row).
+
+    With ``n_params``, which of the two is inferred from the parameter count of a trained one.
+    """
+    z, h = model.latent_dim, model.mdn_config.hidden
+    if n_params is not None:
+        full, v_only = LinearController(z + h, model.action_space), LinearController(z, model.action_space)
+        if n_params == full.n_params:
+            return full
+        if n_params == v_only.n_params:
+            return v_only
+        raise ValueError(f"controller parameters ({n_params}) fit neither [z, h] ({full.n_params}) nor z alone "
+                         f"({v_only.n_params}) of this world model; was it trained with another one?")
+    return LinearController(z + h if memory else z, model.action_space)
+
+
 @dataclasses.dataclass
 class DreamTrainingConfig:
-    """CMA-ES in the dream."""
+    """CMA-ES in the dream (or, with ``train_controller_in_real``, in the real env)."""
 
     generations: int = 50
     popsize: int = 32
@@ -60,6 +78,7 @@ class DreamTrainingConfig:
     tau: float = 1.15  # M's temperature: > 1 makes the dream harder to exploit
     sigma0: float = 0.5
     seed: int = 0
+    memory: bool = True  # controller sees [z, h]; False: z only (V-only, train it in the real env)
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -79,7 +98,7 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
     per_dream = np.repeat(params, rollouts, axis=0)
     returns, alive = np.zeros(p * rollouts), np.ones(p * rollouts, dtype=bool)
     for _ in range(max_steps):
-        obs, rewards, terminated, truncated = dream.step(controller.act(per_dream, obs))
+        obs, rewards, terminated, truncated = dream.step(controller.act(per_dream, obs[:, :controller.in_dim]))
         returns += rewards * alive
         alive &= ~(terminated | truncated)
         if not alive.any():
@@ -102,7 +121,7 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         es.tell(-fitness)  # CMA-ES minimises
         history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
         es.save(out)
-        write_json(out / "history.json", {"history": history})
+        write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
     return es.best_x, history
 
 
@@ -114,7 +133,7 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     Returns:
         The best parameters found and the per-generation history (mean / best dream return).
     """
-    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    controller = controller_for(model, memory=config.memory)
 
     def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
         return dream_fitness(model, controller, candidates, rollouts=config.rollouts, max_steps=config.max_steps,
@@ -132,25 +151,29 @@ def _init_worker(model_dir: str, env_id: str) -> None:
     _WORKER["model"], _WORKER["env_id"] = WorldModel.load(model_dir), env_id
 
 
-def _real_return(task: tuple[np.ndarray, int, int]) -> float:
+def _real_return(task: tuple[np.ndarray, int, int, int]) -> float:
     from gailkit.worldmodels.train import evaluate_controller
 
-    params, episodes, seed = task
-    return float(evaluate_controller(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed).mean())
+    params, episodes, seed, max_steps = task
+    return float(evaluate_controller(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed,
+                                     max_steps=max_steps).mean())
 
 
 def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
                              workers: int = 2, timeout_s: float = 600.0, resume: bool = False,
                              progress: bool = True) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES on real-environment returns, candidates evaluated in a :class:`ResilientPool`."""
+    """CMA-ES on real-environment returns, candidates evaluated in a :class:`ResilientPool`.
+
+    Training episodes are cut at ``config.max_steps`` (evaluation later runs them in full).
+    """
     from gailkit.worldmodels.workers import ResilientPool
 
     model = WorldModel.load(model_dir)
-    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    controller = controller_for(model, memory=config.memory)
     with ResilientPool(workers, timeout_s=timeout_s, initializer=_init_worker,
                        initargs=(str(model_dir), env_id)) as pool:
         def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
             seed = config.seed * 100_003 + gen * config.rollouts
-            return np.array(pool.map(_real_return, [(c, config.rollouts, seed) for c in candidates]))
+            return np.array(pool.map(_real_return, [(c, config.rollouts, seed, config.max_steps) for c in candidates]))
 
         return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)")

@@ -11,6 +11,7 @@ Each chunk ``chunk_00000.npz`` (``allow_pickle=False``) holds whole episodes::
 
 from __future__ import annotations
 
+import functools
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -23,9 +24,26 @@ from tqdm.auto import tqdm
 from gailkit.data.spaces import space_to_json
 from gailkit.nn.checkpoint import atomic_write, write_json
 
-__all__ = ["DataChunkError", "collect_chunks", "load_chunk", "chunk_paths"]
+__all__ = ["COLLECT_POLICIES", "DataChunkError", "chunk_paths", "collect_chunks", "driving_policy", "load_chunk"]
 
 _KEYS = ("frames", "actions", "rewards", "terminal", "lengths")
+
+
+def driving_policy(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """CarRacing's (steer, gas, brake) for data collection: mostly throttle, random steering.
+
+    Uniform random actions brake half the time, so the car barely leaves the start and V and M
+    never see curves or grass; this policy drives along and off the track, as the paper's
+    random rollouts had to.
+    """
+    brake = rng.uniform(0.0, 0.8) if rng.random() < 0.1 else 0.0
+    return np.array([rng.uniform(-1.0, 1.0), rng.uniform(0.3, 1.0), brake], dtype=np.float32)
+
+
+COLLECT_POLICIES: dict[str, Callable[[np.ndarray, np.random.Generator], object] | None] = {
+    "random": None,  # the action space's own uniform sampler
+    "drive": driving_policy,
+}
 
 
 class DataChunkError(ValueError):
@@ -37,7 +55,7 @@ def chunk_paths(directory: str | Path) -> list[Path]:
 
 
 def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episodes_per_chunk: int = 16,
-                   policy: Callable[[np.ndarray, np.random.Generator], object] | None = None, seed: int = 0,
+                   policy: str | Callable[[np.ndarray, np.random.Generator], object] | None = None, seed: int = 0,
                    progress: bool = True) -> list[Path]:
     """Record ``episodes`` episodes of a pixel env (64x64x3 observations) into chunks.
 
@@ -46,8 +64,13 @@ def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episode
     ``seed + episode``, so a resumed collection writes what an uninterrupted one would have.
 
     Args:
-        policy: ``(obs, rng) -> action``; default uniform random actions.
+        policy: ``(obs, rng) -> action``, or a name in :data:`COLLECT_POLICIES`; default uniform
+            random actions.
     """
+    if isinstance(policy, str):
+        if policy not in COLLECT_POLICIES:
+            raise ValueError(f"unknown collection policy {policy!r}; choose from {', '.join(COLLECT_POLICIES)}")
+        policy = COLLECT_POLICIES[policy]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     env = gym.make(env_id)
@@ -70,9 +93,14 @@ def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episode
                 pass  # a chunk cut short by an interruption: record it again
         first = c * episodes_per_chunk
         data = _record(env, range(first, min(first + episodes_per_chunk, episodes)), policy, seed)
-        atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **data))
+        atomic_write(path, functools.partial(_write_npz, data=data))
     env.close()
     return paths
+
+
+def _write_npz(tmp: str, *, data: dict[str, np.ndarray]) -> None:
+    with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez_compressed(f, **data)
 
 
 def _record(env: gym.Env, episode_ids, policy, seed: int) -> dict[str, np.ndarray]:

@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 from gailkit.data.spaces import space_from_json
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.vae import elbo_loss
-from gailkit.worldmodels.controller import LinearController
 from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.model import WorldModel
 
@@ -27,8 +26,13 @@ def _frames(data_dir: Path) -> np.ndarray:
 
 
 def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, epochs: int = 10,
-              batch_size: int = 64, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> WorldModel:
-    """Fit V on every frame of the data; writes a world-model directory (M still untrained)."""
+              batch_size: int = 64, lr: float = 1e-3, reconstruction: str = "mse", seed: int = 0,
+              progress: bool = True) -> WorldModel:
+    """Fit V on every frame of the data; writes a world-model directory (M still untrained).
+
+    ``reconstruction``: ``"mse"`` (the paper's) or ``"bce"`` (for mostly-white frames; see
+    :func:`gailkit.nn.vae.elbo_loss`).
+    """
     data_dir = Path(data_dir)
     meta = read_json(data_dir / "meta.json", what="rollout data")
     frames = _frames(data_dir)
@@ -42,7 +46,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
             for idx in np.array_split(rng.permutation(len(frames)), max(1, len(frames) // batch_size)):
                 x = torch.as_tensor(frames[idx]).permute(0, 3, 1, 2).float() / 255.0
                 recon, mean, logvar = model.vae(x, generator=gen)
-                loss, _ = elbo_loss(recon, x, mean, logvar)
+                loss, _ = elbo_loss(recon, x, mean, logvar, reconstruction=reconstruction)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -100,26 +104,33 @@ def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, 
 
 @torch.no_grad()
 def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
-                        seed: int = 10_000_000) -> np.ndarray:
-    """Returns ``(episodes,)`` of the controller in the real pixel env (``params=None``: random actions)."""
+                        seed: int = 10_000_000, max_steps: int | None = None) -> np.ndarray:
+    """Returns ``(episodes,)`` of the controller in the real pixel env (``params=None``: random actions).
+
+    Whether the controller sees ``[z, h]`` or ``z`` alone follows from the size of ``params``;
+    ``max_steps`` cuts episodes short (for training), None runs them to the env's own end.
+    """
+    from gailkit.worldmodels.controller import controller_for
+
     env = gym.make(env_id)
-    controller = LinearController(model.latent_dim + model.mdn_config.hidden, model.action_space)
+    controller = controller_for(model, n_params=params.shape[-1]) if params is not None else None
     gen = torch.Generator().manual_seed(seed)
     returns = []
     env.action_space.seed(seed)
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
-        state, h, total = None, torch.zeros(1, model.mdn_config.hidden), 0.0
+        state, h, total, steps = None, torch.zeros(1, model.mdn_config.hidden), 0.0, 0
         while True:
             z = model.encode_frames(obs[None], generator=gen)
             if params is None:
                 action = env.action_space.sample()
             else:
-                action = controller.act(params[None], torch.cat([z, h], 1).numpy())[0]
+                action = controller.act(params[None], torch.cat([z, h], 1).numpy()[:, :controller.in_dim])[0]
             _, _, _, state, h = model.mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, generator=gen)
             obs, reward, term, trunc, _ = env.step(action)
             total += float(reward)
-            if term or trunc:
+            steps += 1
+            if term or trunc or steps == max_steps:
                 break
         returns.append(total)
     env.close()
