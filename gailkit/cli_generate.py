@@ -37,12 +37,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.out is None:
         raise ValueError("--out DIR is required: the run directory for checkpoints, samples and the model")
     config = config_from_args(cls.Config, model_parser.parse_args(args.model_options))
-    data = load_family_data(args.family, args.data, split="train")
+    spec = args.data or getattr(cls, "default_data", None)  # a model may need other data than its family's default
+    data = load_family_data(args.family, spec, split="train")
     model = cls(config).fit(data, out=args.out, resume=args.resume, progress=not args.no_progress)
     print(f"wrote {args.family}/{args.model} to {args.out}/ (config.json, weights.safetensors, samples/, "
           f"curve.png, tb/)")
     if args.eval:
-        _print_metrics(model.evaluate(load_family_data(args.family, args.data, split="test")))
+        _print_metrics(model.evaluate(load_family_data(args.family, spec, split="test")))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -59,7 +60,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from gailkit.generators import load_family_data, load_generator
 
     model = load_generator(args.dir)
-    metrics = model.evaluate(load_family_data(model.family, args.data, split="test"))
+    spec = args.data or getattr(model, "default_data", None)
+    metrics = model.evaluate(load_family_data(model.family, spec, split="test"))
     _print_metrics(metrics)
     if args.json:
         args.json.write_text(json.dumps(metrics, indent=2) + "\n")
