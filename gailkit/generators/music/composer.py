@@ -357,5 +357,5 @@ def pretrain_lm(chorales: list[Chorale], *, n_bars: int = 2, size: str = "tiny",
         nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
         opt.step()
         if log is not None:
-            log({"step": i, "loss": float(loss)})
+            log({"step": i, "loss": float(loss.detach())})
     return lm.eval()
