@@ -197,7 +197,7 @@ def contrastive_search(model: torch.nn.Module, ids: torch.Tensor, o: DecodingOpt
     k = o.top_k or 4
     alpha = o.penalty_alpha
     procs = _processors(o)
-    out = model(ids, output_hidden_states=True)
+    out = model(ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
     logits = out.logits[:, -1]  # (1, V)
     context_h = out.hidden_states[-1][0]  # (T, H)
     seq = ids
@@ -206,7 +206,7 @@ def contrastive_search(model: torch.nn.Module, ids: torch.Tensor, o: DecodingOpt
         k_eff = min(k, int((probs > 0).sum()))
         top_p, top_v = probs.topk(k_eff)  # (k,), (k,)
         cand = torch.cat([seq.expand(k_eff, -1), top_v[:, None]], dim=1)  # (k, T+1)
-        cand_out = model(cand, output_hidden_states=True)
+        cand_out = model(cand, attention_mask=torch.ones_like(cand), output_hidden_states=True)
         cand_h = cand_out.hidden_states[-1][:, -1]  # (k, H)
         sim = torch.nn.functional.cosine_similarity(cand_h[:, None, :], context_h[None, :, :], dim=-1)  # (k, T)
         score = (1 - alpha) * top_p - alpha * sim.max(dim=1).values
