@@ -42,9 +42,9 @@ CACHE_VERSION = 1
 TEST_EVERY = 5  # a chorale is held out when crc32(name) % TEST_EVERY == 0 (about 20 %)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Chorale:
-    """One chorale.
+    """One chorale (compared by identity: ``==`` on arrays has no single truth value).
 
     Attributes:
         name: corpus name, e.g. ``"bach/bwv269"``.

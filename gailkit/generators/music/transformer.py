@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,18 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": self.opt}
+
+    # GPT-2 ties its output layer to the token embedding; safetensors refuses shared memory, so
+    # the tied copy is left out on save and restored from the embedding on load.
+    _TIED = ("lm.lm_head.weight", "lm.transformer.wte.weight")
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = super().state_tensors()
+        tensors.pop(self._TIED[0], None)
+        return tensors
+
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        super().load_state_tensors({**tensors, self._TIED[0]: tensors[self._TIED[1]]})
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
         chorales = check_chorales(data, what="music/transformer.fit")
