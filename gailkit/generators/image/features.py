@@ -66,7 +66,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
         raise ValueError(f"frechet_distance takes two (N, D) feature sets with N >= 2, got {x.shape} and {y.shape}")
     mu_x, mu_y = x.mean(0), y.mean(0)
-    s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    s_x, s_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
     w, v = np.linalg.eigh(s_x)
     root_x = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     cross = np.linalg.eigvalsh(root_x @ s_y @ root_x)
@@ -77,7 +77,7 @@ def nn_distances(queries: np.ndarray, reference: np.ndarray, *, chunk: int = 512
     """Euclidean distance (pixel space) from each query image to its nearest reference image -> (N,)."""
     q = torch.from_numpy(np.array(queries, dtype=np.float32)).flatten(1)
     r = torch.from_numpy(np.array(reference, dtype=np.float32)).flatten(1)
-    return torch.cat([torch.cdist(q[i:i + chunk], r).amin(1) for i in range(0, len(q), chunk)]).numpy()
+    return torch.cat([torch.cdist(q[i:i + chunk], r, compute_mode="donot_use_mm_for_euclid_dist").amin(1) for i in range(0, len(q), chunk)]).numpy()
 
 
 def nn_ratio(samples: np.ndarray, probe: np.ndarray, reference: np.ndarray) -> float:
