@@ -89,8 +89,11 @@ class TextData:
 
 def _docs_of(module_name: str) -> Iterable[str]:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # some modules warn on import (deprecations)
-        module = importlib.import_module(module_name)
+        warnings.simplefilter("ignore")  # some modules and attributes warn when touched (deprecations)
+        yield from _docs_of_module(importlib.import_module(module_name))
+
+
+def _docs_of_module(module: Any) -> Iterable[str]:
     if doc := inspect.getdoc(module):
         yield doc
     for name, obj in sorted(vars(module).items()):

@@ -38,8 +38,8 @@ def lm_nll(model: torch.nn.Module, ids: Sequence[int] | torch.Tensor, *, context
 
     Windows of ``context`` tokens start every ``stride`` tokens (default ``context // 2``);
     each token is scored once, in the first window that holds it past its overlap with
-    the previous window, so all but the first ``context - stride`` tokens see at least
-    ``context - stride`` tokens of history.
+    the previous window, so every token after the first window sees at least
+    ``max(1, context - stride)`` tokens of history.
 
     Args:
         model: causal LM returning ``.logits`` of shape (B, T, V); put in eval mode here.
@@ -66,7 +66,7 @@ def lm_nll(model: torch.nn.Module, ids: Sequence[int] | torch.Tensor, *, context
         end = min(start + context, len(ids))
         windows.append((start, scored_to, end))
         scored_to = end
-        start = max(0, end - (context - stride)) if end < len(ids) else end
+        start = max(0, end - max(1, context - stride))  # at least one token of history
     total = 0.0
     try:
         for i in range(0, len(windows), batch_size):
