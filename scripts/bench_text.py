@@ -21,12 +21,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gailkit.generators.text import TextData, load_data
 from gailkit.generators.text.corpus import split_documents
 from gailkit.generators.text.gpt import GPT
-from gailkit.generators.text.ngram import NGram
+from gailkit.generators.text.ngram import EOT, NGram
 
 RESULTS = Path(__file__).parent / "results"
 PROMPT = "Return a list of"
@@ -110,8 +111,7 @@ def run(args: argparse.Namespace) -> dict:
         text = gpt.generate(PROMPT, max_new_tokens=args.max_new_tokens, seed=args.seed, **options)
         samples[name] = {"options": options, "text": PROMPT + text, "wall_s": time.perf_counter() - t0}
     samples["ngram"] = {"options": {"order": best}, "wall_s": 0.0,
-                        "text": PROMPT + ngram.lm.sample(250, rng=__import__("numpy").random.default_rng(args.seed),
-                                                         history="\x03" + PROMPT)}
+                        "text": PROMPT + ngram.lm.sample(250, rng=np.random.default_rng(args.seed), history=EOT + PROMPT)}
     result["samples"] = samples
     result["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return result
@@ -121,8 +121,8 @@ def print_table(result: dict) -> None:
     ng, g = result["ngram"], result["gpt"]
     print(f"\nheld-out: {result['data']['test']['documents']} documents, {int(ng['characters'])} characters "
           f"({result['threads']} torch threads)")
-    print(f"| model | perplexity | bits/char | fit s | eval s |")
-    print(f"|---|---|---|---|---|")
+    print("| model | perplexity | bits/char | fit s | eval s |")
+    print("|---|---|---|---|---|")
     print(f"| char {ng['order']}-gram, Kneser-Ney | {ng['perplexity']:.3f} / char | {ng['bits_per_char']:.4f} | "
           f"{ng['fit_s']:.1f} | {ng['eval_s']:.1f} |")
     print(f"| GPT-2 {g['size']} ({g['parameters'] / 1e6:.2f}M params, BPE {g['vocab_size']}, {g['epochs']} epochs) | "
@@ -135,9 +135,9 @@ def print_table(result: dict) -> None:
 
 def write_samples_md(path: Path, result: dict) -> None:
     lines = ["# Text samples (scripts/bench_text.py)", "",
-             f"Prompt: `{PROMPT}`; transformer: GPT-2 {result['gpt']['size']}, "
-             f"{result['gpt']['bits_per_char']:.3f} bits/char held out; n-gram order {result['ngram']['order']}, "
-             f"{result['ngram']['bits_per_char']:.3f} bits/char.", ""]
+             (f"Prompt: `{PROMPT}`; transformer: GPT-2 {result['gpt']['size']}, "
+              f"{result['gpt']['bits_per_char']:.3f} bits/char held out; n-gram order {result['ngram']['order']}, "
+              f"{result['ngram']['bits_per_char']:.3f} bits/char."), ""]
     for name, s in result["samples"].items():
         lines += [f"## {name}", "", f"options: `{json.dumps(s['options'])}`", "", "```text", s["text"], "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TextData", "STDLIB_MODULES", "stdlib_documents", "read_text_file", "file_documents", "load_text",
-           "split_documents", "write_samples"]
+__all__ = [
+    "STDLIB_MODULES",
+    "TextData",
+    "file_documents",
+    "load_text",
+    "read_text_file",
+    "split_documents",
+    "stdlib_documents",
+    "write_samples",
+]
 
 # Pure-Python modules with long docstrings, present in every CPython >= 3.10 on every OS.
 STDLIB_MODULES: tuple[str, ...] = (
@@ -107,7 +115,7 @@ def _docs_of_module(module: Any) -> Iterable[str]:
                     yield doc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_docs(module_name: str) -> tuple[str, ...]:
     return tuple(_docs_of(module_name))
 
@@ -123,7 +131,7 @@ def stdlib_documents(modules: Iterable[str] = STDLIB_MODULES, *, min_chars: int 
     for name in modules:
         try:  # each module's docstrings are read once per process: importing ~130 modules takes seconds
             found = _module_docs(name)
-        except Exception:  # noqa: BLE001 (an optional module missing on this platform)
+        except Exception:  # noqa: BLE001, S112 (an optional module missing on this platform)
             continue
         for doc in found:
             doc = doc.strip()
@@ -212,7 +220,7 @@ def load_text(spec: str | None = None, *, split: str = "all") -> TextData:
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     if spec is None or spec == "stdlib":
         return TextData(tuple(split_documents(stdlib_documents(), split)), "stdlib", split)
-    files = spec[len("files:"):] if spec.startswith("files:") else spec
+    files = spec.removeprefix("files:")
     paths = _resolve_files(files)
     docs = [doc for path in paths for doc in file_documents(read_text_file(path))]
     return TextData(tuple(split_documents(docs, split)), f"files:{','.join(str(p) for p in paths)}", split)

@@ -14,10 +14,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 import torch
 
-__all__ = ["METHODS", "DecodingOptions", "decode", "contrastive_search"]
+import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
+
+__all__ = ["METHODS", "DecodingOptions", "contrastive_search", "decode"]
 
 METHODS: tuple[str, ...] = ("greedy", "beam", "sample", "contrastive")
 

@@ -16,13 +16,13 @@ import contextlib
 import dataclasses
 import math
 import shutil
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 import torch
 
+import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 from gailkit.configs import doc
 from gailkit.generators import register
 from gailkit.generators.base import FORMAT, FORMAT_VERSION, GeneratorConfig, TorchGenerator, _config_to_json, _versions

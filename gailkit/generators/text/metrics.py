@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["bits_per_char", "perplexity", "lm_nll"]
+__all__ = ["bits_per_char", "lm_nll", "perplexity"]
 
 
 def bits_per_char(total_nll_nats: float, n_characters: int) -> float:

@@ -30,7 +30,7 @@ from gailkit.generators.base import Generator, GeneratorConfig
 from gailkit.generators.text.corpus import TextData, write_samples
 from gailkit.generators.text.metrics import bits_per_char, perplexity
 
-__all__ = ["KneserNey", "NGram", "NGramConfig", "EOT", "UNK"]
+__all__ = ["EOT", "UNK", "KneserNey", "NGram", "NGramConfig"]
 
 EOT, UNK = "\x03", "\x1a"  # ASCII end-of-text and substitute; removed from documents before counting
 
@@ -61,7 +61,7 @@ class KneserNey:
         n = self.order
         self.alphabet = sorted(set(stream) | {EOT, UNK})
         raw = Counter(stream[i:i + n] for i in range(len(stream) - n + 1))
-        counts: list[dict[str, int]] = [dict() for _ in range(n)]
+        counts: list[dict[str, int]] = [{} for _ in range(n)]
         counts[n - 1] = dict(raw)
         types = set(raw)
         for k in range(n - 1, 0, -1):  # continuation counts: distinct left extensions of each k-gram
@@ -79,8 +79,8 @@ class KneserNey:
     def _derive(self) -> None:
         n = self.order
         self._index = {c: i for i, c in enumerate(self.alphabet)}
-        self._totals: list[dict[str, int]] = [dict() for _ in range(n)]
-        self._types: list[dict[str, int]] = [dict() for _ in range(n)]
+        self._totals: list[dict[str, int]] = [{} for _ in range(n)]
+        self._types: list[dict[str, int]] = [{} for _ in range(n)]
         self.discounts: list[float] = []
         for k in range(n):
             totals, types = self._totals[k], self._types[k]

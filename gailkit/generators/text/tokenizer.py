@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 
-__all__ = ["END_OF_TEXT", "train_bpe", "load_tokenizer", "tokenizer_sha", "encode_documents"]
+__all__ = ["END_OF_TEXT", "encode_documents", "load_tokenizer", "tokenizer_sha", "train_bpe"]
 
 END_OF_TEXT = "<|endoftext|>"
 MIN_VOCAB = 257  # 256 bytes + END_OF_TEXT

@@ -63,7 +63,7 @@ def test_greedy_is_argmax(model):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_runs_and_is_deterministic(model, method):
-    kw = dict(method=method, max_new_tokens=10, top_p=0.9, temperature=1.5, seed=3)
+    kw = {"method": method, "max_new_tokens": 10, "top_p": 0.9, "temperature": 1.5, "seed": 3}
     first = decode(model, [1, 2, 3], **kw)
     assert len(first) == 10 and all(0 <= t < 40 for t in first)
     assert decode(model, [1, 2, 3], **kw) == first
@@ -105,8 +105,8 @@ def test_bad_options_are_named(model):
         decode(model, [1], tempreature=0.5)
     with pytest.raises(ValueError, match="method must be one of greedy, beam, sample, contrastive"):
         decode(model, [1], method="nucleus")
-    for bad in [dict(top_p=0.0), dict(temperature=0), dict(repetition_penalty=0.5), dict(num_beams=0),
-                dict(penalty_alpha=1.5), dict(max_new_tokens=0), dict(top_k=-1)]:
+    for bad in [{"top_p": 0.0}, {"temperature": 0}, {"repetition_penalty": 0.5}, {"num_beams": 0},
+                {"penalty_alpha": 1.5}, {"max_new_tokens": 0}, {"top_k": -1}]:
         with pytest.raises(ValueError, match=next(iter(bad))):
             DecodingOptions(**bad)
     with pytest.raises(ValueError, match="empty"):
