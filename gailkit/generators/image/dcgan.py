@@ -127,10 +127,11 @@ class DCGAN(ImageGenerator):
         z = torch.randn(len(real), cfg.latent_dim)
         fake = self.gen(z)
         real_logits, fake_logits = self.disc(real), self.disc(fake.detach())
-        loss_d = bce_logits_loss(real_logits, fake_logits, smoothing=0.0)
-        if cfg.label_smoothing:
+        if cfg.label_smoothing:  # one-sided: only real labels move (bce_logits_loss smooths both sides)
             loss_d = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 1 - cfg.label_smoothing))
                       + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        else:
+            loss_d = bce_logits_loss(real_logits, fake_logits)
         logs = {}
         if cfg.r1_gamma:
             penalty = r1_penalty(lambda x: self.disc(x.view_as(real)), real.flatten(1))

@@ -46,3 +46,20 @@ def test_demo_pair_is_unpaired_and_styled():
     assert not np.allclose(posterise(pair.a.images), pair.b.images)  # B shows other patches than A
     with pytest.raises(ValueError, match="same \\(C, H, W\\)"):
         ImagePair(pair.a, ImageData(np.zeros((2, 1, 16, 16))))
+
+
+def test_pair_folder_and_mnist_specs(tmp_path):
+    from PIL import Image
+
+    for domain, colour in (("horses", (120, 80, 40)), ("zebras", (250, 250, 250))):
+        for i in range(3):
+            (tmp_path / domain).mkdir(exist_ok=True)
+            Image.new("RGB", (20 + i, 18), colour).save(tmp_path / domain / f"{i}.png")
+    pair = load_family_data("image", f"pair:{tmp_path / 'horses'},{tmp_path / 'zebras'},size=16", split="all")
+    assert isinstance(pair, ImagePair) and pair.shape == (3, 16, 16) and len(pair.a) == len(pair.b) == 3
+    assert pair.b.images.min() > 0.9
+    folder = load_family_data("image", f"folder:{tmp_path},size=8,channels=1", split="all")
+    assert folder.shape == (1, 8, 8) and folder.n_classes == 2
+    np.savez(tmp_path / "m.npz", x=np.full((10, 28, 28), 255, np.uint8), y=np.arange(10))
+    mnist = load_family_data("image", f"mnist:{tmp_path / 'm.npz'}", split="all")
+    assert mnist.shape == (1, 32, 32) and mnist.images[:, :, :2].max() == 0 and mnist.images[:, :, 2:30, 2:30].min() == 1
