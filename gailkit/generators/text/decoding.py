@@ -129,7 +129,9 @@ def decode(model: torch.nn.Module, prompt_ids: Sequence[int] | torch.Tensor,
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        # the caller's RNG streams are left as they were (CUDA's too when the model is there)
+        devices = [ids.device] if ids.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(options.seed)
             if options.method == "contrastive":
                 out = contrastive_search(model, ids, options)

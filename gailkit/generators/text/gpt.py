@@ -38,6 +38,8 @@ __all__ = ["GPT", "GPTConfig"]
 
 @dataclasses.dataclass
 class GPTConfig(GeneratorConfig):
+    """Options of ``text/gpt`` (the CLI flags of `gailkit generate train text gpt`)."""
+
     epochs: int = dataclasses.field(default=10, metadata=doc("passes over the training text"))
     batch_size: int = dataclasses.field(default=32, metadata=doc("sequences of `context` tokens per step"))
     lr: float = dataclasses.field(default=1e-3, metadata=doc("peak learning rate (warm-up, then cosine decay)"))
@@ -54,7 +56,7 @@ class GPTConfig(GeneratorConfig):
                                   "true previous token; ramps up linearly from 0 over training (0: off)"))
     pretrained: str | None = dataclasses.field(
         default=None, metadata=doc("local folder of a pretrained causal LM + tokenizer to start from "
-                                   "(never a hub id); size, vocab_size, context then come from it"))
+                                   "(never a hub id); its architecture and tokenizer replace size and vocab_size"))
     sample_method: str = dataclasses.field(default="sample", metadata=doc(f"decoding of sample files: "
                                                                           f"{', '.join(METHODS)}"))
     sample_tokens: int = dataclasses.field(default=100, metadata=doc("tokens per sample at most"))
