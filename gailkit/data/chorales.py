@@ -24,9 +24,25 @@ import numpy as np
 from gailkit.nn.checkpoint import atomic_write
 
 __all__ = [
-    "HOLD", "REST", "BOS", "EOS", "PAD", "VOCAB_SIZE", "N_VOICES", "VOICE_NAMES", "STEPS_PER_QUARTER",
-    "Chorale", "validate_voices", "chorale_from_score", "load_chorales", "split_chorales", "transpose",
-    "encode_tokens", "decode_tokens", "to_pianoroll", "from_pianoroll",
+    "BOS",
+    "EOS",
+    "HOLD",
+    "N_VOICES",
+    "PAD",
+    "REST",
+    "STEPS_PER_QUARTER",
+    "VOCAB_SIZE",
+    "VOICE_NAMES",
+    "Chorale",
+    "chorale_from_score",
+    "decode_tokens",
+    "encode_tokens",
+    "from_pianoroll",
+    "load_chorales",
+    "split_chorales",
+    "to_pianoroll",
+    "transpose",
+    "validate_voices",
 ]
 
 HOLD = 128  #: the note of the previous step sounds on
@@ -112,8 +128,8 @@ def _part_grid(part: Any, steps: int) -> np.ndarray:
         ql = float(n.quarterLength)
         if ql <= 0:
             continue
-        start = int(round(float(n.offset) * STEPS_PER_QUARTER))
-        end = max(start + 1, int(round((float(n.offset) + ql) * STEPS_PER_QUARTER)))
+        start = round(float(n.offset) * STEPS_PER_QUARTER)
+        end = max(start + 1, round((float(n.offset) + ql) * STEPS_PER_QUARTER))
         if start >= steps:
             continue
         end = min(end, steps)

@@ -8,10 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from gailkit.data.chorales import HOLD, N_VOICES, REST, Chorale, validate_voices
+from gailkit.data.chorales import HOLD, N_VOICES, REST, Chorale
 from gailkit.generators.music.metrics import METRICS, metric_distance, music_metrics
 
-__all__ = ["check_chorales", "repair_voices", "tokens_to_voices", "evaluate_against_bach", "MusicSamplesMixin"]
+__all__ = [
+    "MusicSamplesMixin",
+    "bach_windows",
+    "check_chorales",
+    "evaluate_against_bach",
+    "repair_voices",
+    "tokens_to_voices",
+]
 
 
 def check_chorales(data: Any, *, what: str) -> list[Chorale]:
@@ -60,15 +67,38 @@ def tokens_to_voices(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
     return repair_voices(tokens.reshape(-1, N_VOICES).T)
 
 
+def bach_windows(chorales: Sequence[Chorale], length: int) -> list[np.ndarray]:
+    """Non-overlapping (4, length) windows of each chorale (a chorale shorter than ``length``
+    whole); a window that opens inside a held note strikes it instead."""
+    from gailkit.generators.music.metrics import sounding
+
+    out = []
+    for c in chorales:
+        if c.steps <= length:
+            out.append(np.array(c.voices))
+            continue
+        struck = sounding(c.voices)
+        for start in range(0, c.steps - length + 1, length):
+            w = c.voices[:, start:start + length].copy()
+            held = w[:, 0] == HOLD
+            w[held, 0] = struck[held, start]
+            out.append(w)
+    return out
+
+
 def evaluate_against_bach(generated: Sequence[np.ndarray], held_out: Sequence[Chorale]) -> dict[str, float]:
     """Metrics of ``generated`` beside held-out Bach, and the distance of each to Bach.
 
-    Keys: ``m`` (generated), ``bach_m`` (held-out chorales) and ``dist_m``
+    Keys: ``m`` (generated), ``bach_m`` (held-out chorales, cut into windows as long as the
+    generated pieces when these share one length: :func:`bach_windows`) and ``dist_m``
     (:func:`~gailkit.generators.music.metrics.metric_distance`) for every metric ``m``. Bach's
-    ``pitch_class_overlap`` compares the two halves of the held-out set with each other (the
+    ``pitch_class_overlap`` compares the two halves of the held-out windows with each other (the
     agreement one can expect between Bach and Bach).
     """
-    bach = [c.voices for c in held_out]
+    lengths = {np.shape(g)[1] for g in generated}
+    # Bach is cut to the generated length, so that keys are estimated (and bars counted) over
+    # stretches of the same size: a whole chorale modulates, a short fragment rarely does.
+    bach = bach_windows(held_out, lengths.pop()) if len(lengths) == 1 else [c.voices for c in held_out]
     gen = music_metrics(generated, reference=bach)
     half = max(1, len(bach) // 2)
     ref = music_metrics(bach, reference=bach[half:] or bach)

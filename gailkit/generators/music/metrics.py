@@ -40,10 +40,24 @@ import numpy as np
 from gailkit.data.chorales import HOLD, N_VOICES, validate_voices
 
 __all__ = [
-    "METRICS", "RATE_METRICS", "sounding", "note_list", "estimate_key", "scale_pcs", "empty_bar_rate",
-    "pitch_classes_per_bar", "qualified_note_rate", "polyphony", "in_scale_rate", "tonal_distance",
-    "pitch_class_histogram", "pitch_class_overlap", "parallel_motion", "voice_crossing_rate", "music_metrics",
+    "METRICS",
+    "RATE_METRICS",
+    "empty_bar_rate",
+    "estimate_key",
+    "in_scale_rate",
     "metric_distance",
+    "music_metrics",
+    "note_list",
+    "parallel_motion",
+    "pitch_class_histogram",
+    "pitch_class_overlap",
+    "pitch_classes_per_bar",
+    "polyphony",
+    "qualified_note_rate",
+    "scale_pcs",
+    "sounding",
+    "tonal_distance",
+    "voice_crossing_rate",
 ]
 
 # Krumhansl & Kessler (1982) key profiles, tonic first.

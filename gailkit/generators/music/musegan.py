@@ -39,7 +39,7 @@ from gailkit.nn.adversarial import wgan_gradient_penalty
 from gailkit.nn.blocks import mlp
 from gailkit.nn.checkpoint import optimizer_steps
 
-__all__ = ["MuseGANConfig", "MuseGAN", "roll_windows", "classes_to_voices"]
+__all__ = ["MuseGAN", "MuseGANConfig", "classes_to_voices", "roll_windows"]
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from gailkit.data.chorales import N_VOICES, STEPS_PER_QUARTER, VOICE_NAMES, vali
 from gailkit.generators.music.metrics import note_list
 from gailkit.nn.checkpoint import atomic_write
 
-__all__ = ["voices_to_stream", "write_midi", "write_musicxml", "concatenate", "plot_pianoroll"]
+__all__ = ["concatenate", "plot_pianoroll", "voices_to_stream", "write_midi", "write_musicxml"]
 
 VOICE_COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue")
 

@@ -32,7 +32,7 @@ from gailkit.generators.music.common import MusicSamplesMixin, check_chorales
 from gailkit.generators.music.metrics import sounding
 from gailkit.nn.lm import GPT_SIZES, build_causal_lm
 
-__all__ = ["TransformerConfig", "MusicTransformer", "grammar_mask", "chorale_windows", "filter_logits"]
+__all__ = ["MusicTransformer", "TransformerConfig", "chorale_windows", "filter_logits", "grammar_mask"]
 
 
 @dataclasses.dataclass
@@ -187,8 +187,8 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
         steps = cfg.sample_steps if steps is None else steps
         if not 1 <= steps <= self.data_info["window"]:
             raise ValueError(f"steps must be in 1..{self.data_info['window']} (the context), got {steps}")
-        opts = dict(temperature=cfg.temperature if temperature is None else temperature,
-                    top_k=cfg.top_k if top_k is None else top_k, top_p=cfg.top_p if top_p is None else top_p)
+        opts = {"temperature": cfg.temperature if temperature is None else temperature,
+                    "top_k": cfg.top_k if top_k is None else top_k, "top_p": cfg.top_p if top_p is None else top_p}
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
         self.lm.eval()
         outs = []

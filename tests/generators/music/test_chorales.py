@@ -8,8 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gailkit.data.chorales import (
-    BOS, EOS, HOLD, PAD, REST, VOCAB_SIZE, chorale_from_score, decode_tokens, encode_tokens,
-    from_pianoroll, load_chorales, split_chorales, to_pianoroll, transpose, validate_voices,
+    BOS,
+    EOS,
+    HOLD,
+    PAD,
+    REST,
+    VOCAB_SIZE,
+    chorale_from_score,
+    decode_tokens,
+    encode_tokens,
+    from_pianoroll,
+    load_chorales,
+    split_chorales,
+    to_pianoroll,
+    transpose,
+    validate_voices,
 )
 from gailkit.generators.music import load_data, parse_spec
 

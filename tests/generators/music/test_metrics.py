@@ -7,9 +7,20 @@ import pytest
 
 from gailkit.data.chorales import HOLD, REST, transpose
 from gailkit.generators.music.metrics import (
-    METRICS, empty_bar_rate, estimate_key, in_scale_rate, metric_distance, music_metrics, parallel_motion,
-    pitch_class_histogram, pitch_class_overlap, pitch_classes_per_bar, polyphony, qualified_note_rate,
-    tonal_distance, voice_crossing_rate,
+    METRICS,
+    empty_bar_rate,
+    estimate_key,
+    in_scale_rate,
+    metric_distance,
+    music_metrics,
+    parallel_motion,
+    pitch_class_histogram,
+    pitch_class_overlap,
+    pitch_classes_per_bar,
+    polyphony,
+    qualified_note_rate,
+    tonal_distance,
+    voice_crossing_rate,
 )
 
 R, H = REST, HOLD
