@@ -1,0 +1,152 @@
+"""Benchmark: the digit generators on scikit-learn's 8x8 digits, judged offline.
+
+Run:  python scripts/bench_generators.py
+Smoke run (a minute):  python scripts/bench_generators.py --quick --out /tmp/bench_generators.json --pictures /tmp
+
+For every digit model: the judge's score (max 10) and Frechet distance to the training images
+of --samples samples, the nearest-neighbour ratio (< 1: closer to the training set than new real
+digits are, i.e. copying), the test log-likelihood per image where it is exact (or AIS) on
+images binarised at >= 8/16, and the training wall time. Reference rows: the real test images
+and scikit-learn's BernoulliRBM (100 hidden, 1000 Gibbs steps from noise) trained in the same
+run. Prints a markdown table and writes scripts/results/bench_generators.json plus a sample
+grid per model (scripts/results/generators_<model>.png; latent models also _interp.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gailkit.generators import get_generator
+from gailkit.generators.digits import load_data
+from gailkit.generators.metrics import ais_log_partition, judge_for, rbm_loglik, sample_metrics
+from gailkit.generators.pictures import save_grid
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# row name -> (registered model, options); the full run's budget is about 15 min on 2 cores
+MODELS = {
+    "pixels": ("pixels", {}),
+    "rbm": ("rbm", {"hidden": 16, "epochs": 200, "lr": 0.01}),
+    "rbm100": ("rbm", {"hidden": 100, "epochs": 100, "lr": 0.01}),
+    "dbn": ("dbn", {"hidden": "256,256", "epochs": 150}),
+    "vae": ("vae", {"epochs": 300}),
+    "gan": ("gan", {"epochs": 300}),
+    "cgan": ("cgan", {"epochs": 300}),
+    "pixelcnn": ("pixelcnn", {"epochs": 60}),
+}
+QUICK_EPOCHS = {"rbm": 5, "rbm100": 3, "dbn": 4, "vae": 5, "gan": 5, "cgan": 5, "pixelcnn": 2}
+
+
+def sklearn_baseline(train, test, judge, *, n_samples: int, quick: bool, seed: int, pictures: Path
+                     ) -> dict[str, float]:
+    """BernoulliRBM(100 hidden) on the binarised images, 1000 Gibbs steps from noise; AIS likelihood."""
+    from sklearn.neural_network import BernoulliRBM
+
+    x = (np.asarray(train.images).reshape(len(train), -1) >= 0.5).astype(np.float64)
+    start = time.perf_counter()
+    rbm = BernoulliRBM(n_components=100, learning_rate=0.05, batch_size=10, n_iter=2 if quick else 20,
+                       random_state=seed).fit(x)
+    wall = time.perf_counter() - start
+    rng = np.random.RandomState(seed)
+    v = (rng.random_sample((n_samples, x.shape[1])) < 0.5).astype(np.float64)
+    for _ in range(1000):
+        v = rbm.gibbs(v)
+    samples = v.reshape(-1, *train.shape).astype(np.float32)
+    out = sample_metrics(samples, judge=judge, train=train, test=test)
+    W = torch.from_numpy(rbm.components_.T.copy())
+    b, c = torch.from_numpy(rbm.intercept_visible_), torch.from_numpy(rbm.intercept_hidden_)
+    mean = torch.from_numpy(x.mean(0)).clamp(1e-3, 1 - 1e-3)
+    log_z, _ = ais_log_partition(W, b, c, base_bias=torch.log(mean / (1 - mean)), n_chains=100,
+                                 n_betas=1000 if quick else 10000, seed=seed)
+    t = torch.from_numpy((np.asarray(test.images).reshape(len(test), -1) >= 0.5).astype(np.float64))
+    out["loglik_nats_ais"] = float(rbm_loglik(t, W, b, c, log_z).mean())
+    out["train_s"] = wall
+    save_grid(samples[:64], pictures / "generators_sklearn_rbm.png")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few epochs per model (smoke run)")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated rows to run")
+    parser.add_argument("--samples", type=int, default=1000, help="samples per model for the judge metrics")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_generators.json")
+    parser.add_argument("--pictures", type=Path, default=RESULTS, help="folder for the sample grids")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    train, test = load_data(None, split="train"), load_data(None, split="test")
+    print(f"sklearn digits: {len(train)} train / {len(test)} test images, {train.shape}")
+
+    start = time.perf_counter()
+    judge = judge_for(train, seed=args.seed, holdout=test)
+    print(f"judge: MLP {judge.body}, test accuracy {judge.accuracy:.4f} ({time.perf_counter() - start:.1f} s)")
+
+    rows: dict[str, dict[str, float]] = {}
+    rows["real test images"] = sample_metrics(test.images, judge=judge, train=train, test=test)
+    rows["sklearn BernoulliRBM"] = sklearn_baseline(train, test, judge, n_samples=args.samples, quick=args.quick,
+                                                    seed=args.seed, pictures=args.pictures)
+    configs = {}
+    for row in args.models.split(","):
+        model_name, options = MODELS[row]
+        options = dict(options, seed=args.seed, grid_every=0)
+        if args.quick and row in QUICK_EPOCHS:
+            options["epochs"] = QUICK_EPOCHS[row]
+        configs[row] = {"model": model_name, **options}
+        model = get_generator("digits", model_name)(**options)
+        start = time.perf_counter()
+        model.fit(train, progress=False)
+        wall = time.perf_counter() - start
+        metrics = model.evaluate(test, train=train, n_samples=args.samples, seed=args.seed)
+        metrics.pop("judge_accuracy", None)
+        metrics["train_s"] = wall
+        rows[row] = metrics
+        model.save_samples(args.pictures / f"generators_{row}.png", n=64, seed=args.seed)
+        if hasattr(model, "interpolation_grid"):
+            save_grid(model.interpolation_grid(rows=8, steps=10, seed=args.seed),
+                      args.pictures / f"generators_{row}_interp.png", nrow=10)
+        print(f"  {row}: {', '.join(f'{k} {v:.3f}' for k, v in metrics.items())}", flush=True)
+
+    base = rows["sklearn BernoulliRBM"]
+    header = "| model | score (max 10) | Frechet | NN ratio | test log-lik (nats) | train s |"
+    print("\n" + header + "\n|---|---|---|---|---|---|")
+    for row, m in rows.items():
+        ll = f"{m['loglik_nats']:.2f} exact" if "loglik_nats" in m else (
+            f"{m['loglik_nats_ais']:.2f} AIS" if "loglik_nats_ais" in m else "")
+        print(f"| {row} | {m['score']:.2f} | {m['frechet']:.2f} | {m.get('nn_ratio', float('nan')):.2f} | {ll} | "
+              f"{m.get('train_s', 0):.0f} |")
+
+    models = {r: m for r, m in rows.items() if r in configs}
+    ll = {r: m.get("loglik_nats") for r, m in models.items()}
+    targets = {
+        "one model: score >= 8.5, Frechet <= 1.0, NN ratio >= 1": [
+            r for r, m in models.items() if m["score"] >= 8.5 and m["frechet"] <= 1.0 and m["nn_ratio"] >= 1],
+        "models above the sklearn baseline on score and Frechet": [
+            r for r, m in models.items() if m["score"] > base["score"] and m["frechet"] < base["frechet"]],
+        "models not above the baseline": [
+            r for r, m in models.items() if not (m["score"] > base["score"] and m["frechet"] < base["frechet"])],
+        "rbm (16 hidden) exact test log-lik >= -19.0": ll.get("rbm") is not None and ll["rbm"] >= -19.0,
+        "pixelcnn beats pixels by >= 5 nats": (ll.get("pixelcnn") is not None and ll.get("pixels") is not None
+                                               and ll["pixelcnn"] - ll["pixels"] >= 5.0),
+    }
+    print("\ntargets:")
+    for k, v in targets.items():
+        print(f"  {k}: {v}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "benchmark": "digit generators on sklearn 8x8 digits", "quick": args.quick, "samples": args.samples,
+        "judge_test_accuracy": judge.accuracy, "rows": rows, "configs": configs, "targets": targets,
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
+    }, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
