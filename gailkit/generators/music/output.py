@@ -86,7 +86,7 @@ def plot_pianoroll(pieces: Sequence[np.ndarray], path: str | Path, *, steps_per_
     if not pieces:
         raise ValueError("plot_pianoroll needs at least one piece")
     longest = max(p.shape[1] for p in pieces)
-    fig, axes = plt.subplots(len(pieces), 1, figsize=(min(16, 2 + longest / 16), 2.6 * len(pieces)), dpi=100,
+    fig, axes = plt.subplots(len(pieces), 1, figsize=(min(16, 4 + longest / 8), 2.6 * len(pieces)), dpi=100,
                              squeeze=False)
     for i, (ax, piece) in enumerate(zip(axes[:, 0], pieces)):
         lo, hi = 127, 0
