@@ -54,6 +54,7 @@ class KneserNey:
         self.order = order
         self.alphabet: list[str] = []
         self.counts: list[dict[str, int]] = []  # counts[k - 1]: k-gram -> (continuation) count
+        self.stream = ""
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, stream: str) -> KneserNey:
@@ -73,6 +74,7 @@ class KneserNey:
             counts[k - 1] = dict(cont)
             types = set(cont)
         self.counts = counts
+        self.stream = stream
         self._derive()
         return self
 
@@ -180,27 +182,10 @@ class NGram(Generator):
     def save_samples(self, path: str | Path, *, n: int = 8, seed: int = 0) -> Path:
         return write_samples(path, self.sample(n, seed=seed), title=f"text/ngram order {self.config.order}")
 
-    # Counts are stored as tensors: grams as (M, k) code points, counts as (M,).
+    # The counts are a function of the training stream, which is far smaller than the counts
+    # of every order (millions of n-grams at order 10+): store the stream, recount on load.
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        out = {}
-        for k, counts in enumerate(self.lm.counts, start=1):
-            grams = sorted(counts)
-            out[f"order{k}.grams"] = torch.tensor([[ord(c) for c in g] for g in grams], dtype=torch.int32
-                                                  ).reshape(len(grams), k)
-            out[f"order{k}.counts"] = torch.tensor([counts[g] for g in grams], dtype=torch.int64)
-        return out
+        return {"stream": torch.tensor([ord(c) for c in self.lm.stream], dtype=torch.int32)}
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        counts = []
-        for k in range(1, self.config.order + 1):
-            grams = tensors[f"order{k}.grams"].tolist()
-            values = tensors[f"order{k}.counts"].tolist()
-            counts.append({"".join(map(chr, g)): c for g, c in zip(grams, values)})
-        self.lm.counts = counts
-        self.lm._derive()
-
-    def extra_meta(self) -> dict[str, Any]:
-        return {"alphabet": "".join(self.lm.alphabet)}
-
-    def load_extra_meta(self, meta: Mapping[str, Any]) -> None:
-        self.lm.alphabet = list(meta["alphabet"])
+        self.lm.fit("".join(map(chr, tensors["stream"].tolist())))
