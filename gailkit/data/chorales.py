@@ -13,7 +13,6 @@ cached as one ``.npz`` per chorale (no pickle) under ``$GAILKIT_CACHE/chorales``
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import zlib
 from pathlib import Path
@@ -262,11 +261,6 @@ def split_chorales(chorales: list[Chorale], split: str) -> list[Chorale]:
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     held_out = [zlib.crc32(c.name.encode()) % TEST_EVERY == 0 for c in chorales]
     return [c for c, h in zip(chorales, held_out) if h == (split == "test")]
-
-
-def chorales_description(chorales: list[Chorale]) -> str:
-    """A short JSON-able summary, for run metadata."""
-    return json.dumps({"n": len(chorales), "steps": int(sum(c.steps for c in chorales))})
 
 
 # -- transforms -------------------------------------------------------------------------------

@@ -89,6 +89,17 @@ def test_transformer_learns_samples_validly_and_round_trips(tmp_path, train, tes
         model.sample(1, steps=17)
 
 
+def test_transformer_resumes_bit_for_bit_with_tied_weights(tmp_path, train):
+    cls = get_generator("music", "transformer")
+    options = {**TINY_TRANSFORMER, "window": 8, "sample_steps": 8, "stride": 16}
+    full = cls(epochs=2, **options).fit(train, out=tmp_path / "full", progress=False)
+    cls(epochs=1, **options).fit(train, out=tmp_path / "split", progress=False)
+    resumed = cls(epochs=2, **options).fit(train, out=tmp_path / "split", resume=True, progress=False)
+    for k, v in full.state_tensors().items():
+        assert torch.equal(v, resumed.state_tensors()[k]), k
+    assert resumed.lm.lm_head.weight.data_ptr() == resumed.lm.transformer.wte.weight.data_ptr()
+
+
 def test_classes_to_voices_and_roll_windows(train):
     classes = np.array([[0, 0, 2, 3], [3, 3, 3, 3], [1, 2, 2, 3], [0, 1, 1, 1]])  # class 3 = rest
     v = classes_to_voices(classes, pitch_lo=60, n_pitches=3, resolution=2)
