@@ -3,7 +3,9 @@
 A chorale is ``voices``: int16 ``(4, T)`` (soprano, alto, tenor, bass), one column per
 sixteenth note. A cell holds the MIDI pitch (0..127) where a note starts, :data:`HOLD` where
 the note of the previous step sounds on, and :data:`REST` where the voice is silent (every
-step of a rest is REST, so a HOLD always follows a pitch or another HOLD).
+step of a rest is REST, so a HOLD always follows a pitch or another HOLD). Step 0 is the
+score's first beat: a pickup bar is not padded, so in a chorale with an anacrusis the bar
+lines do not fall on multiples of ``4 * beats_per_bar``.
 
 The chorales come from the corpus bundled with music21 (no download), are parsed once and
 cached as one ``.npz`` per chorale (no pickle) under ``$GAILKIT_CACHE/chorales`` or

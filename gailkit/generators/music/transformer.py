@@ -8,9 +8,11 @@ step transposes each window by a random shift in ``[-transpose, transpose]`` sem
 
 Sampling is batched with a key/value cache and a grammar mask (:func:`grammar_mask`): BOS,
 EOS and PAD are never drawn and HOLD is drawn only where the same voice sounded a note one
-step before, so every sample decodes to valid voices without repair. Token sequences from
-elsewhere (a policy, a truncated run) go through
-:func:`gailkit.generators.music.common.tokens_to_voices`, which repairs deterministically.
+step before, so every sample decodes to valid voices without repair (the shared
+:func:`gailkit.generators.text.decoding.decode` continues one prompt at a time and takes no
+logits mask, hence this sampler of its own). Token sequences from elsewhere (a policy, a
+truncated run) go through :func:`gailkit.generators.music.common.tokens_to_voices`, which
+repairs deterministically: an orphan HOLD becomes REST.
 """
 
 from __future__ import annotations
