@@ -43,4 +43,4 @@ def load_data(spec: str | None, *, split: str) -> ImageData:
     raise ValueError(f"unknown digits data {spec!r}; use {DATA_HELP}")
 
 
-from gailkit.generators.digits import dbn, gan, pixelcnn, pixels, rbm, vae  # noqa: E402,F401  (registration)
+from gailkit.generators.digits import dbn, gan, pixelcnn, pixels, rbm, vae  # noqa: F401  (registration)

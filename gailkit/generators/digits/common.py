@@ -12,7 +12,7 @@ import torch
 from gailkit.data.images import ImageData
 from gailkit.generators.pictures import save_grid
 
-__all__ = ["DigitModel", "reference_train", "as_image_data"]
+__all__ = ["DigitModel", "as_image_data", "reference_train"]
 
 # a pixel is on at >= 8/16 on the 8x8 digits: the convention of the reference likelihoods
 # (independent pixels -25.17 nats); ImageData.binarized uses a strict > and gives -24.70
@@ -75,8 +75,9 @@ class DigitModel:
         return flat.detach().float().clamp(0, 1).reshape(-1, *self.image_shape).numpy()
 
     def save_samples(self, path: str | Path, *, n: int = 64, seed: int = 0) -> Path:
-        """``n`` samples as a PNG grid at ``path``."""
-        return save_grid(self.sample(n, seed=seed), path)
+        """``n`` samples as a PNG grid at ``path`` (label-conditional models: one column per class)."""
+        classes = int(getattr(self, "n_classes", 0) or getattr(self, "n_labels", 0) or 0)
+        return save_grid(self.sample(n, seed=seed), path, nrow=classes or None)
 
     def likelihood_metrics(self, test: ImageData) -> dict[str, float]:
         """Per-image test log-likelihood(s) where the model defines one; {} otherwise."""

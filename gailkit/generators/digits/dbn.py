@@ -23,7 +23,7 @@ from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel
 from gailkit.generators.digits.rbm import BernoulliRBM
 
-__all__ = ["DBNConfig", "DBN"]
+__all__ = ["DBN", "DBNConfig"]
 
 
 def _sizes(text: str) -> list[int]:

@@ -26,7 +26,7 @@ from gailkit.generators.digits.latent import LatentModel
 from gailkit.nn.adversarial import bce_logits_loss, r1_penalty, wgan_gradient_penalty
 from gailkit.nn.blocks import mlp
 
-__all__ = ["GANConfig", "GAN", "ConditionalGAN"]
+__all__ = ["GAN", "ConditionalGAN", "GANConfig"]
 
 
 @dataclasses.dataclass

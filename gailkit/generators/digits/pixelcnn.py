@@ -22,7 +22,7 @@ from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel
 from gailkit.generators.metrics.likelihood import bernoulli_loglik
 
-__all__ = ["MaskedConv2d", "PixelCNNNet", "PixelCNNConfig", "PixelCNN"]
+__all__ = ["MaskedConv2d", "PixelCNN", "PixelCNNConfig", "PixelCNNNet"]
 
 
 class MaskedConv2d(nn.Conv2d):

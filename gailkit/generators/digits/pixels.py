@@ -18,7 +18,7 @@ from gailkit.generators.base import Generator, GeneratorConfig
 from gailkit.generators.digits.common import DigitModel
 from gailkit.generators.metrics.likelihood import bernoulli_loglik
 
-__all__ = ["PixelsConfig", "Pixels"]
+__all__ = ["Pixels", "PixelsConfig"]
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel
 from gailkit.generators.metrics.likelihood import ais_log_partition, exact_log_partition, rbm_loglik
 
-__all__ = ["BernoulliRBM", "RBMConfig", "RBM"]
+__all__ = ["RBM", "BernoulliRBM", "RBMConfig"]
 
 
 class BernoulliRBM(nn.Module):
@@ -95,6 +95,8 @@ class RBMConfig(GeneratorConfig):
     exact_max_hidden: int = dataclasses.field(default=20, metadata=doc("largest hidden layer for exact log Z"))
     ais_chains: int = dataclasses.field(default=100, metadata=doc("AIS chains for larger RBMs"))
     ais_betas: int = dataclasses.field(default=10000, metadata=doc("AIS temperatures"))
+    loglik_every: int = dataclasses.field(default=10, metadata=doc(
+        "epochs between exact training log-likelihoods in the history (0: never; exact RBMs only)"))
 
 
 @register("digits", "rbm")
@@ -110,6 +112,8 @@ class RBM(DigitModel, TorchGenerator):
         self.rbm = BernoulliRBM(self.n_pixels, cfg.hidden)
         # persistent chains live in a buffer so checkpoints (and exact resume) carry them
         self.rbm.register_buffer("chains", (torch.rand(cfg.batch_size, self.n_pixels) < 0.5).float())
+        # the training data's pixel log-odds: AIS's base distribution, kept for after load()
+        self.rbm.register_buffer("data_logits", torch.zeros(self.n_pixels))
         self.opt = torch.optim.SGD(self.rbm.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         self._train: torch.Tensor | None = None
 
@@ -125,7 +129,8 @@ class RBM(DigitModel, TorchGenerator):
             self.build(data.info())
             with torch.no_grad():  # visible biases start at the data's log-odds (Hinton's guide, 8.1)
                 mean = self.flat(data).mean(0).clamp(1e-3, 1 - 1e-3)
-                self.rbm.b.copy_(torch.log(mean / (1 - mean)))
+                self.rbm.data_logits.copy_(torch.log(mean / (1 - mean)))
+                self.rbm.b.copy_(self.rbm.data_logits)
         self._train = self.flat(data)
         return (self._train,)
 
@@ -145,7 +150,9 @@ class RBM(DigitModel, TorchGenerator):
         return {"recon_nats": float(err)}
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        if self.config.hidden <= self.config.exact_max_hidden and self._train is not None:
+        cfg = self.config
+        due = cfg.loglik_every and ((epoch + 1) % cfg.loglik_every == 0 or epoch == 0 or epoch + 1 == cfg.epochs)
+        if due and cfg.hidden <= cfg.exact_max_hidden and self._train is not None:
             return {"train_loglik": float(self.loglik(self._train, log_z=self.log_partition()[0]).mean())}
         return {}
 
@@ -156,11 +163,7 @@ class RBM(DigitModel, TorchGenerator):
         rbm, cfg = self.rbm, self.config
         if cfg.hidden <= cfg.exact_max_hidden:
             return exact_log_partition(rbm.W, rbm.b, rbm.c, max_hidden=cfg.exact_max_hidden), True
-        base = None
-        if self._train is not None:
-            mean = self._train.double().mean(0).clamp(1e-3, 1 - 1e-3)
-            base = torch.log(mean / (1 - mean))
-        log_z, _ = ais_log_partition(rbm.W, rbm.b, rbm.c, base_bias=base, n_chains=cfg.ais_chains,
+        log_z, _ = ais_log_partition(rbm.W, rbm.b, rbm.c, base_bias=rbm.data_logits, n_chains=cfg.ais_chains,
                                      n_betas=cfg.ais_betas, seed=seed)
         return log_z, False
 

@@ -25,7 +25,7 @@ from gailkit.generators.digits.latent import LatentModel
 from gailkit.nn.adversarial import gaussian_kl
 from gailkit.nn.blocks import mlp
 
-__all__ = ["VAEConfig", "VAE"]
+__all__ = ["VAE", "VAEConfig"]
 
 
 @dataclasses.dataclass
@@ -56,22 +56,16 @@ class VAE(DigitModel, LatentModel, TorchGenerator):
         self.latent_dim = cfg.latent
         self.encoder = mlp(self.n_pixels, sizes, 2 * cfg.latent)
         self.decoder = mlp(cfg.latent, sizes[::-1], self.n_pixels)
-        self.log_sigma = nn.Parameter(torch.full((self.n_pixels,), math.log(0.1)))
-        self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.decoder.parameters(), self.log_sigma],
-                                    lr=cfg.lr)
+        # per-pixel log std of the Gaussian likelihood (unused, but stored, under Bernoulli)
+        self.noise = nn.ParameterDict({"log_sigma": nn.Parameter(torch.full((self.n_pixels,), math.log(0.1)))})
+        self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.decoder.parameters(),
+                                     *self.noise.parameters()], lr=cfg.lr)
 
     def modules(self) -> dict[str, nn.Module]:
-        holder = nn.Module()
-        holder.log_sigma = self.log_sigma
-        return {"encoder": self.encoder, "decoder": self.decoder, "noise": holder}
+        return {"encoder": self.encoder, "decoder": self.decoder, "noise": self.noise}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": self.opt}
-
-    def load_state_tensors(self, tensors: Any) -> None:
-        super().load_state_tensors(tensors)
-        with torch.no_grad():
-            self.log_sigma.copy_(tensors["noise.log_sigma"])
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
         data = self._check_data(data, what="training images")
@@ -87,7 +81,7 @@ class VAE(DigitModel, LatentModel, TorchGenerator):
         """-log p(x | z) per row (nats; for grey pixels under Bernoulli, a cross-entropy)."""
         if self.config.likelihood == "bernoulli":
             return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-        mean, log_sigma = torch.sigmoid(logits), self.log_sigma.clamp(-5, 2)
+        mean, log_sigma = torch.sigmoid(logits), self.noise["log_sigma"].clamp(-5, 2)
         return (0.5 * ((x - mean) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)).sum(1)
 
     def neg_elbo(self, x: torch.Tensor, generator: torch.Generator | None = None

@@ -21,7 +21,20 @@ from gailkit.generators.metrics.scores import (
 )
 
 __all__ = [
-    "Judge", "judge_for", "train_judge", "ais_log_partition", "bernoulli_loglik", "binary_states",
-    "exact_log_partition", "rbm_free_energy", "rbm_loglik", "sample_metrics", "frechet_distance",
-    "frechet_from_features", "gaussian_fit", "inception_score", "nn_distances", "nn_ratio",
+    "Judge",
+    "ais_log_partition",
+    "bernoulli_loglik",
+    "binary_states",
+    "exact_log_partition",
+    "frechet_distance",
+    "frechet_from_features",
+    "gaussian_fit",
+    "inception_score",
+    "judge_for",
+    "nn_distances",
+    "nn_ratio",
+    "rbm_free_energy",
+    "rbm_loglik",
+    "sample_metrics",
+    "train_judge",
 ]

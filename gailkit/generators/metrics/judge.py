@@ -6,6 +6,7 @@ for the Frechet distance. Nothing is downloaded; the same data and seed give the
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from gailkit.data.images import ImageData
 
-__all__ = ["Judge", "train_judge", "judge_for"]
+__all__ = ["Judge", "judge_for", "train_judge"]
 
 _CACHE: dict[tuple[str, int], Judge] = {}
 
@@ -34,7 +35,7 @@ class Judge(nn.Module):
         self.shape = tuple(shape)
         dims = [int(np.prod(shape)), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(dims[-1], n_classes)

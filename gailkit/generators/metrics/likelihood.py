@@ -14,8 +14,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["rbm_free_energy", "exact_log_partition", "ais_log_partition", "rbm_loglik", "bernoulli_loglik",
-           "binary_states"]
+__all__ = [
+    "ais_log_partition",
+    "bernoulli_loglik",
+    "binary_states",
+    "exact_log_partition",
+    "rbm_free_energy",
+    "rbm_loglik",
+]
 
 
 def binary_states(start: int, stop: int, n_bits: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["inception_score", "gaussian_fit", "frechet_distance", "frechet_from_features", "nn_distances",
-           "nn_ratio"]
+__all__ = [
+    "frechet_distance",
+    "frechet_from_features",
+    "gaussian_fit",
+    "inception_score",
+    "nn_distances",
+    "nn_ratio",
+]
 
 
 def inception_score(probs: np.ndarray, *, eps: float = 1e-12) -> float:

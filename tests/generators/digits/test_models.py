@@ -78,7 +78,7 @@ def test_pixels_fit_is_closed_form(train, test_data):
 
 def test_rbm_learns_and_pcd_beats_independent_pixels(train, test_data):
     model = RBM(epochs=20, hidden=8, batch_size=16, lr=0.05, grid_every=0).fit(train, progress=False)
-    lls = [h["train_loglik"] for h in model.history]
+    lls = [h["train_loglik"] for h in model.history if "train_loglik" in h]
     assert lls[-1] > lls[0] + 2
     baseline = Pixels().fit(train).likelihood_metrics(test_data)["loglik_nats"]
     assert model.likelihood_metrics(test_data)["loglik_nats"] > baseline + 1
@@ -154,3 +154,49 @@ def test_data_specs_are_checked():
     train, test = load_data(None, split="train"), load_data(None, split="test")
     assert len(train) + len(test) == 1797 and len(test) == 359  # 20% of each class, rounded
     np.testing.assert_array_equal(load_data("digits", split="test").images, test.images)
+
+
+def test_rbm_switches_to_ais_above_the_exact_limit(train, test_data, tmp_path):
+    from gailkit.generators.metrics import exact_log_partition, rbm_loglik
+
+    model = RBM(epochs=3, hidden=10, exact_max_hidden=6, ais_betas=1000, grid_every=0).fit(
+        train, out=tmp_path / "run", progress=False)
+    metrics = model.likelihood_metrics(test_data)
+    assert set(metrics) == {"loglik_nats_ais"}
+    exact = rbm_loglik(model.flat(test_data), model.rbm.W, model.rbm.b, model.rbm.c,
+                       exact_log_partition(model.rbm.W, model.rbm.b, model.rbm.c)).mean()
+    assert metrics["loglik_nats_ais"] == pytest.approx(float(exact), abs=0.5)
+    assert RBM.load(tmp_path / "run").likelihood_metrics(test_data) == pytest.approx(metrics)
+
+
+def test_model_options(train):
+    gauss = get_generator("digits", "vae")(epochs=2, hidden="32", latent=2, likelihood="gaussian",
+                                           grid_every=0).fit(train, progress=False)
+    assert gauss.history[-1]["neg_elbo"] < gauss.history[0]["neg_elbo"]
+    with pytest.raises(ValueError, match="likelihood must be"):
+        get_generator("digits", "vae")(likelihood="poisson")
+    sn = get_generator("digits", "gan")(epochs=1, hidden="16", spectral_norm=True, ema=0.0, grid_every=0)
+    assert sn.fit(train, progress=False).sample(2).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="penalty must be"):
+        get_generator("digits", "gan")(penalty="l2")
+
+
+def test_mnist_spec_trains_and_evaluates_on_28x28(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 10
+    x = np.zeros((60, 28, 28), np.uint8)
+    for i, label in enumerate(y):  # a bar whose position is the label, plus noise
+        x[i, 2 + 2 * label:4 + 2 * label, 4:24] = 255
+        x[i] |= (rng.random((28, 28)) < 0.02).astype(np.uint8) * 200
+    np.savez(tmp_path / "mini.npz", x=x, y=y)
+    spec = f"mnist:{tmp_path / 'mini.npz'}"
+    train, test = load_data(spec, split="train"), load_data(spec, split="test")
+    assert train.shape == (1, 28, 28) and len(train) + len(test) == 60 and test.name == spec
+    model = Pixels().fit(train)
+    metrics = model.evaluate(test)  # finds the training split from the spec in the data's name
+    assert {"score", "frechet", "nn_ratio", "loglik_nats"} <= set(metrics)
+    with pytest.raises(ValueError, match=r"shape \(1, 28, 28\)"):
+        model.evaluate(load_data(None, split="test"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .*images-idx3"):
+        load_data(f"mnist:{tmp_path / 'empty'}", split="train")

@@ -51,7 +51,7 @@ def test_gibbs_step_matches_numpy_with_the_same_uniforms():
     gen = torch.Generator().manual_seed(7)  # the documented draw order: hidden uniforms, then visible
     u_h = torch.rand(50, 4, generator=gen, dtype=torch.float64).numpy()
     u_v = torch.rand(50, 6, generator=gen, dtype=torch.float64).numpy()
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + np.exp(-x))
     h = (u_h < sig(c + v0 @ W)).astype(np.float64)
     p_v = sig(b + h @ W.T)
     np.testing.assert_allclose(pv.detach().numpy(), p_v, rtol=1e-12)
