@@ -1,7 +1,9 @@
 """The convolutional VAE of the world models (``gailkit.nn.vae.ConvVAE``) as an image generator.
 
 One network serves both: the world model's V and this generator are the same ``ConvVAE``
-trained by the same ``elbo_loss`` (summed squared error + KL with free bits). ConvVAE works on
+trained by the same ``elbo_loss`` (summed cross-entropy or squared error + KL with free bits;
+cross-entropy by default, because squared error through the sigmoid stalls on the all-white
+image of mostly-white frames such as CartPole's). ConvVAE works on
 64x64 frames; images of another size are resized bilinearly to 64x64 on the way in and back to
 their own size on the way out, so losses are per 64x64 frame and metrics at the data's size.
 """
@@ -32,6 +34,8 @@ class ImageVAEConfig(GeneratorConfig):
     batch_size: int = dataclasses.field(default=64, metadata=doc("examples per gradient step"))
     latent_dim: int = dataclasses.field(default=32, metadata=doc("size of the latent code z"))
     kl_tolerance: float = dataclasses.field(default=0.5, metadata=doc("free bits: KL floor in nats per latent"))
+    reconstruction: str = dataclasses.field(
+        default="bce", metadata=doc("reconstruction term: bce (does not stall on mostly-white frames) or mse (the paper's)"))
 
 
 @register("image", "vae")
@@ -42,6 +46,8 @@ class ImageVAE(ImageGenerator):
 
     def _build(self) -> None:
         c, h, w = self._shape()
+        if self.config.reconstruction not in ("bce", "mse"):
+            raise ValueError(f"reconstruction must be 'bce' or 'mse', got {self.config.reconstruction!r}")
         self.vae = ConvVAE(self.config.latent_dim, channels=c)
         self.opt = torch.optim.Adam(self.vae.parameters(), lr=self.config.lr)
 
@@ -71,7 +77,8 @@ class ImageVAE(ImageGenerator):
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         (frames,) = batch
         recon, mean, logvar = self.vae(frames)
-        loss, logs = elbo_loss(recon, frames, mean, logvar, kl_tolerance=self.config.kl_tolerance)
+        loss, logs = elbo_loss(recon, frames, mean, logvar, kl_tolerance=self.config.kl_tolerance,
+                                 reconstruction=self.config.reconstruction)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

@@ -45,3 +45,9 @@ def test_save_load_and_refusals(run):
         model.encode(np.full((3, 1, 16, 16), 2.0))
     with pytest.raises(ValueError, match=r"latents \(N, 8\)"):
         model.decode(np.zeros((2, 5)))
+
+
+def test_unknown_reconstruction_is_refused(run):
+    data, _, _ = run
+    with pytest.raises(ValueError, match="reconstruction must be 'bce' or 'mse'"):
+        ImageVAE(reconstruction="l1").fit(data, progress=False)
