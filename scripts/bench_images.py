@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from gailkit.generators import load_family_data
-from gailkit.generators.image import CycleGAN, DCGAN, ImageVAE
+from gailkit.generators.image import DCGAN, CycleGAN, ImageVAE
 from gailkit.generators.image.features import DomainJudge, embed, frechet_distance, nn_ratio
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,9 +65,10 @@ for dataset in args.datasets.split(","):
     rows.append({"model": "real training images", "data": train.name,
                  "frechet": frechet_distance(embed(train.images[: len(test)]), real_f)})
     mean_image = np.asarray(train.images).mean(0, keepdims=True)
-    rows.append(reference("mean image + faint noise", np.clip(
-        mean_image + 0.01 * rng.standard_normal((len(test), *train.shape)), 0, 1).astype(np.float32), train, test, real_f))
-    rows.append(reference("uniform noise", rng.random((len(test), *train.shape), dtype=np.float32), train, test, real_f))
+    faint = np.clip(mean_image + 0.01 * rng.standard_normal((len(test), *train.shape)), 0, 1).astype(np.float32)
+    rows.append(reference("mean image + faint noise", faint, train, test, real_f))
+    noise = rng.random((len(test), *train.shape), dtype=np.float32)
+    rows.append(reference("uniform noise", noise, train, test, real_f))
     # -- dcgan and vae
     suffix = "" if dataset == "frames" else f"_{dataset}"
     for cls in (DCGAN, ImageVAE):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageData", "load_digits_data", "load_mnist", "load_image_folder", "env_frames"]
+__all__ = ["ImageData", "env_frames", "load_digits_data", "load_image_folder", "load_mnist"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

@@ -14,7 +14,7 @@ from gailkit.generators.image.dcgan import DCGAN
 from gailkit.generators.image.sources import ImagePair, load_spec
 from gailkit.generators.image.vae import ImageVAE
 
-__all__ = ["DCGAN", "ImageVAE", "CycleGAN", "ImagePair", "DATA_HELP", "load_data"]
+__all__ = ["DATA_HELP", "DCGAN", "CycleGAN", "ImagePair", "ImageVAE", "load_data"]
 
 DATA_HELP = (
     "default (dcgan, vae): 2,000 random-policy frames of gailkit/CartPoleCentredPixels-v1 at 32x32; "

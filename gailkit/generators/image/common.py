@@ -13,7 +13,7 @@ from gailkit.generators.base import TorchGenerator
 from gailkit.generators.image.features import embed, frechet_distance, nn_ratio
 from gailkit.generators.pictures import save_grid
 
-__all__ = ["ImageGenerator", "check_array", "POWER_OF_TWO_SIZES"]
+__all__ = ["POWER_OF_TWO_SIZES", "ImageGenerator", "check_array"]
 
 POWER_OF_TWO_SIZES = (16, 32, 64, 128)
 

@@ -178,7 +178,8 @@ class CycleGAN(TorchGenerator):
         cfg = self.config
         fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
         logits_fb, logits_fa = self.d_b(fake_b), self.d_a(fake_a)
-        adversarial = F.mse_loss(logits_fb, torch.ones_like(logits_fb)) + F.mse_loss(logits_fa, torch.ones_like(logits_fa))
+        adversarial = (F.mse_loss(logits_fb, torch.ones_like(logits_fb))
+                       + F.mse_loss(logits_fa, torch.ones_like(logits_fa)))
         cycle = F.l1_loss(self.g_ba(fake_b), real_a) + F.l1_loss(self.g_ab(fake_a), real_b)
         loss_g = adversarial + cfg.lambda_cycle * cycle
         identity = torch.zeros(())

@@ -23,8 +23,17 @@ import numpy as np
 
 from gailkit.data.images import ImageData, env_frames, load_digits_data, load_image_folder, load_mnist
 
-__all__ = ["ImagePair", "parse_spec", "load_spec", "photo_patches", "posterise", "demo_pair", "upscale",
-           "DEFAULT_ENV", "PHOTOS"]
+__all__ = [
+    "DEFAULT_ENV",
+    "PHOTOS",
+    "ImagePair",
+    "demo_pair",
+    "load_spec",
+    "parse_spec",
+    "photo_patches",
+    "posterise",
+    "upscale",
+]
 
 DEFAULT_ENV = "gailkit/CartPoleCentredPixels-v1"
 #: scikit-image photographs that ship inside the package (no download)
@@ -145,7 +154,7 @@ def demo_pair(n: int = 1000, *, size: int = 32, seed: int = 0) -> ImagePair:
 
 
 def _contiguous_split(data: ImageData, split: str) -> ImageData:
-    cut = int(round(0.8 * len(data)))
+    cut = round(0.8 * len(data))
     return {"train": data.subset(np.arange(cut)), "test": data.subset(np.arange(cut, len(data))),
             "all": data}[split]
 

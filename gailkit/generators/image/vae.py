@@ -35,7 +35,7 @@ class ImageVAEConfig(GeneratorConfig):
     latent_dim: int = dataclasses.field(default=32, metadata=doc("size of the latent code z"))
     kl_tolerance: float = dataclasses.field(default=0.5, metadata=doc("free bits: KL floor in nats per latent"))
     reconstruction: str = dataclasses.field(
-        default="bce", metadata=doc("reconstruction term: bce (does not stall on mostly-white frames) or mse (the paper's)"))
+        default="bce", metadata=doc("reconstruction term: bce (no stall on mostly-white frames) or mse (the paper's)"))
 
 
 @register("image", "vae")
@@ -45,7 +45,7 @@ class ImageVAE(ImageGenerator):
     Config = ImageVAEConfig
 
     def _build(self) -> None:
-        c, h, w = self._shape()
+        c = self._shape()[0]
         if self.config.reconstruction not in ("bce", "mse"):
             raise ValueError(f"reconstruction must be 'bce' or 'mse', got {self.config.reconstruction!r}")
         self.vae = ConvVAE(self.config.latent_dim, channels=c)

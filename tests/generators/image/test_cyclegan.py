@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from gailkit.data.images import ImageData
-from gailkit.generators.image import CycleGAN, DCGAN
+from gailkit.generators.image import DCGAN, CycleGAN
 from gailkit.generators.image.sources import demo_pair
 from gailkit.nn.checkpoint import CheckpointError
 
-TINY = dict(width=8, n_res=1, batch_size=8, lr=1e-3, grid_every=0)
+TINY = {"width": 8, "n_res": 1, "batch_size": 8, "lr": 1e-3, "grid_every": 0}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_translate_sample_and_round_trip(run, tmp_path):
 
 def test_resume_is_exact_with_the_image_pool(tmp_path):
     train, _ = demo_pair(20, size=16).split(0.2)
-    cfg = dict(TINY, pool_size=4)
+    cfg = {**TINY, "pool_size": 4}
     full = CycleGAN(epochs=2, **cfg).fit(train, out=tmp_path / "full", progress=False)
     CycleGAN(epochs=1, **cfg).fit(train, out=tmp_path / "split", progress=False)
     resumed = CycleGAN(epochs=2, **cfg).fit(train, out=tmp_path / "split", resume=True, progress=False)

@@ -11,7 +11,7 @@ from gailkit.generators import load_family_data
 from gailkit.generators.image import DCGAN, ImageVAE
 from gailkit.nn.checkpoint import CheckpointError
 
-TINY = dict(width=8, latent_dim=16, batch_size=32, lr=1e-3, grid_every=0)
+TINY = {"width": 8, "latent_dim": 16, "batch_size": 32, "lr": 1e-3, "grid_every": 0}
 
 
 @pytest.fixture(scope="module")

@@ -62,4 +62,5 @@ def test_pair_folder_and_mnist_specs(tmp_path):
     assert folder.shape == (1, 8, 8) and folder.n_classes == 2
     np.savez(tmp_path / "m.npz", x=np.full((10, 28, 28), 255, np.uint8), y=np.arange(10))
     mnist = load_family_data("image", f"mnist:{tmp_path / 'm.npz'}", split="all")
-    assert mnist.shape == (1, 32, 32) and mnist.images[:, :, :2].max() == 0 and mnist.images[:, :, 2:30, 2:30].min() == 1
+    assert mnist.shape == (1, 32, 32)  # 28x28 padded by 2 on each side
+    assert mnist.images[:, :, :2].max() == 0 and mnist.images[:, :, 2:30, 2:30].min() == 1

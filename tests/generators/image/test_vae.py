@@ -19,7 +19,7 @@ def run(tmp_path_factory):
 
 
 def test_it_is_the_world_models_vae_and_learns(run):
-    data, model, _ = run
+    _, model, _ = run
     assert type(model.vae) is ConvVAE and model.vae.channels == 1
     assert model.history[-1]["loss"] < model.history[0]["loss"]
 
