@@ -38,6 +38,7 @@ from gailkit.envs.composer import ComposerState
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, pretrain_lm, sample_pieces
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
 from gailkit.generators.music.metrics import music_metrics
+from gailkit.nn.checkpoint import load_weights, read_json, save_tensors, write_json
 
 SHOWN = ["fresh_disc_acc", "fresh_mean_d", "theory_return", "in_scale_rate", "parallel_fifths", "parallel_octaves",
          "voice_crossing_rate", "qualified_note_rate", "empty_bar_rate", "pitch_class_overlap"]
@@ -51,15 +52,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pretrain-steps", type=int, default=600)
     p.add_argument("--pretrain-batch", type=int, default=32)
     p.add_argument("--init", type=Path, default=None, help="a saved music transformer to start from instead")
-    p.add_argument("--iterations", type=int, default=60, help="PPO iterations (rollouts)")
+    p.add_argument("--iterations", type=int, default=80, help="PPO iterations (rollouts)")
     p.add_argument("--rollout-pieces", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--kl-coef", type=float, default=0.05)
     p.add_argument("--disc-weight", type=float, default=1.0)
+    p.add_argument("--disc-steps", type=int, default=1, help="in-loop critic updates per iteration")
+    p.add_argument("--theory-scale", type=float, default=1.0, help="multiplies every theory weight (0: critic only)")
+    p.add_argument("--gae-lambda", type=float, default=1.0)
     p.add_argument("--samples", type=int, default=512, help="pieces per model for judging")
     p.add_argument("--eval-disc-steps", type=int, default=300, help="updates of each fresh critic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-dir", type=Path, default=None, help="keep the RL checkpoint here")
+    p.add_argument("--supervised-cache", type=Path, default=None,
+                   help="reuse the supervised LM saved here by an earlier run with the same flags (or save it)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_composer.json")
     return p.parse_args(argv)
 
@@ -73,6 +79,19 @@ def lm_from_music_transformer(directory: Path) -> torch.nn.Module:
         if isinstance(value, torch.nn.Module) and hasattr(value, "get_output_embeddings"):
             return value.eval()
     raise ValueError(f"{directory} holds a {type(model).__name__} without a causal LM; pass a music transformer")
+
+
+def save_lm(lm: torch.nn.Module, directory: Path) -> None:
+    save_tensors(directory / "weights.safetensors", {k: v.clone() for k, v in lm.state_dict().items()})
+    write_json(directory / "config.json", lm.config.to_dict())
+
+
+def load_lm(directory: Path) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    lm = GPT2LMHeadModel(GPT2Config.from_dict(read_json(directory / "config.json", what="supervised LM")))
+    load_weights(lm, directory / "weights.safetensors", what="supervised LM")
+    return lm.eval()
 
 
 def fresh_critic(train_real: np.ndarray, fake: np.ndarray, test_real: np.ndarray, *, steps: int, seed: int
@@ -117,15 +136,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t = time.perf_counter()
     if args.init is not None:
         supervised = lm_from_music_transformer(args.init)
+    elif args.supervised_cache is not None and (args.supervised_cache / "config.json").is_file():
+        supervised = load_lm(args.supervised_cache)
+        print(f"  supervised LM read from {args.supervised_cache}", flush=True)
     else:
         supervised = pretrain_lm(train, n_bars=args.n_bars, size=args.size, steps=args.pretrain_steps,
                                  batch=args.pretrain_batch, seed=args.seed,
                                  log=lambda r: r["step"] % 100 == 0 and print(f"  pretrain {r['step']}: loss {r['loss']:.3f}", flush=True))
+        if args.supervised_cache is not None:
+            save_lm(supervised, args.supervised_cache)
     wall["supervised_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    base = ComposerConfig()
+    theory = {k: getattr(base, k) * args.theory_scale for k in ("in_scale", "parallel", "crossing", "out_of_range", "rest")}
     config = ComposerConfig(n_bars=args.n_bars, rollout_pieces=args.rollout_pieces, lr=args.lr,
-                            kl_coef=args.kl_coef, disc_weight=args.disc_weight, seed=args.seed)
+                            kl_coef=args.kl_coef, disc_weight=args.disc_weight, disc_steps=args.disc_steps,
+                            gae_lambda=args.gae_lambda, seed=args.seed, **theory)
     trainer = ComposerTrainer(supervised, chorales=train, config=config)
     keys = ("return", "theory_return", "mean_d", "kl_to_reference", "disc_acc")
     trainer.train(args.iterations, log=lambda r: print(

@@ -11,10 +11,11 @@ int8, 1 = valid) says which tokens are valid next, for agents that mask their lo
 
 Reward, all terms with weights as options (0 switches a term off):
 
-* at the end of every bar, music-theory terms over that bar (:func:`theory_terms`): the share
-  of note onsets in the key's scale (the key given, or estimated from the notes written so far
-  by Krumhansl-Kessler profile correlation), minus penalties per parallel fifth / octave, per
-  voice-step of crossing voices, out of a voice's range, or resting;
+* music-theory terms (:func:`theory_terms`): penalties per parallel fifth / octave, per
+  voice-step of crossing voices, out of a voice's range, or resting, paid on the token that
+  completes the sixteenth step where they happen; and at the end of every bar, the share of the
+  bar's note onsets in the key's scale (the key given, or estimated from the notes written so
+  far by Krumhansl-Kessler profile correlation). A bar's terms are in ``info["theory"]``;
 * at the end of the episode, ``disc_weight * log D(voices)`` from a reward model (the GAIL
   idea applied to composition, as in SeqGAN): any object with ``score(voices (B, 4, T)) ->
   (B,)`` or a directory saved by
@@ -229,8 +230,9 @@ class ComposerState:
             actions: ``(B,)`` token ids.
 
         Returns:
-            ``(B,)`` float64 reward (invalid-token penalty, plus the theory terms when this token
-            ends a bar) and a dict with ``invalid`` ``(B,)`` bool and, at a bar end, the terms.
+            ``(B,)`` float64 reward (invalid-token penalty; the step's parallel, crossing, range and
+            rest penalties when this token completes a step; the in-scale share when it completes
+            a bar) and a dict with ``invalid`` ``(B,)`` bool and, at a bar end, the bar's terms.
         """
         if self.done:
             raise RuntimeError("the pieces are complete; call reset() first")
@@ -248,12 +250,16 @@ class ComposerState:
         self.position += 1
         reward = -self.invalid_penalty * (~valid)
         info: dict[str, Any] = {"invalid": ~valid}
+        w = self.weights
+        if voice == N_VOICES - 1:  # a step is complete: its penalties are paid now (denser credit)
+            s = slice(step, step + 1)
+            prev = self.pitch[:, :, step - 1] if step > 0 else None
+            t = theory_terms(self.pitch[:, :, s], self.onset[:, :, s], prev, np.ones((self.batch, 12), bool))
+            reward = reward - (w.parallel * t["parallel"] + w.crossing * t["crossing"]
+                               + w.out_of_range * t["out_of_range"] + w.rest * t["rest"])
         if self.position % (STEPS_PER_BAR * N_VOICES) == 0:
             terms = self.bar_terms(self.position // (STEPS_PER_BAR * N_VOICES) - 1)
-            w = self.weights
-            reward = reward + (w.in_scale * terms["in_scale"] - w.parallel * terms["parallel"]
-                               - w.crossing * terms["crossing"] - w.out_of_range * terms["out_of_range"]
-                               - w.rest * terms["rest"])
+            reward = reward + w.in_scale * terms["in_scale"]
             info["theory"] = terms
         return reward.astype(np.float64), info
 

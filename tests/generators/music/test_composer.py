@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 import gailkit
 from gailkit.data.chorales import BOS, HOLD, PAD, REST, VOCAB_SIZE, load_chorales
-from gailkit.envs.composer import (VOICE_RANGES, ChoraleComposerEnv, ComposerState, estimate_key,
+from gailkit.envs.composer import (VOICE_RANGES, ChoraleComposerEnv, ComposerState, TheoryWeights, estimate_key,
                                    sounding_pitches, theory_terms)
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, sample_pieces
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
@@ -63,7 +63,8 @@ def test_a_parallel_fifth_is_penalised_exactly_once():
     env = ChoraleComposerEnv(n_bars=1, key="C major", in_scale=1.0, parallel=0.5)
     rewards, info = play(env, one_bar(57, 50))  # G3/C3 -> A3/D3: tenor and bass a fifth apart, both up
     assert info["theory"] == {"in_scale": 1.0, "parallel": 1.0, "crossing": 0.0, "out_of_range": 0.0, "rest": 0.0}
-    assert np.all(rewards[:-1] == 0) and rewards[-1] == pytest.approx(1.0 - 0.5)
+    assert rewards[-1] == 1.0 and rewards[4 * 8 + 3] == -0.5  # paid on the bass token of step 8
+    assert np.count_nonzero(rewards) == 2
     rewards, info = play(env, one_bar(57, 38))  # bass D2: same fifth class, contrary motion -> allowed
     assert info["theory"]["parallel"] == 0 and rewards.sum() == pytest.approx(1.0)
     rewards, info = play(env, one_bar(59, 50))  # B3 in the tenor over D3 is a sixth: no parallel
@@ -73,6 +74,24 @@ def test_a_parallel_fifth_is_penalised_exactly_once():
     rewards, info = play(env, v)
     assert info["theory"]["crossing"] == 8 and info["theory"]["in_scale"] == pytest.approx(6 / 7)
     assert rewards.sum() == pytest.approx(6 / 7 - 0.5 - 0.05 * 8)
+
+
+def test_step_rewards_add_up_to_the_bar_terms():
+    weights = TheoryWeights(in_scale=1.0, parallel=0.5, crossing=0.05, out_of_range=0.02, rest=0.02)
+    state = ComposerState(8, n_bars=2, weights=weights)
+    rng = np.random.default_rng(1)
+    total, want = np.zeros(8), np.zeros(8)
+    while not state.done:
+        mask = state.action_mask()
+        choice = np.where(rng.random(8) < 0.5, HOLD, rng.integers(40, 80, size=8))
+        choice = np.where(mask[np.arange(8), choice], choice, rng.integers(40, 80, size=8))
+        r, info = state.step(np.where(rng.random(8) < 0.05, REST, choice))
+        total += r
+        if "theory" in info:
+            t = info["theory"]
+            want += (t["in_scale"] - 0.5 * t["parallel"] - 0.05 * t["crossing"] - 0.02 * t["out_of_range"]
+                     - 0.02 * t["rest"])
+    np.testing.assert_allclose(total, want)
 
 
 def brute_force_terms(pitch, onset, prev, scale):
