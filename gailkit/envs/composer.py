@@ -31,15 +31,25 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
 
 from gailkit.data.chorales import BOS, HOLD, PAD, REST, VOCAB_SIZE
 
-__all__ = ["ChoraleComposerEnv", "ComposerState", "RewardModel", "TheoryWeights", "estimate_key",
-           "load_reward_model", "sounding_pitches", "theory_terms", "STEPS_PER_BAR", "VOICE_RANGES"]
+__all__ = [
+    "STEPS_PER_BAR",
+    "VOICE_RANGES",
+    "ChoraleComposerEnv",
+    "ComposerState",
+    "RewardModel",
+    "TheoryWeights",
+    "estimate_key",
+    "load_reward_model",
+    "sounding_pitches",
+    "theory_terms",
+]
 
 STEPS_PER_BAR = 16
 N_VOICES = 4
@@ -298,7 +308,7 @@ class ChoraleComposerEnv(gym.Env):
         in_scale, parallel, crossing, out_of_range, rest: :class:`TheoryWeights`.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, *, n_bars: int = 2, reward_model: Any = None, disc_weight: float = 1.0,
                  key: str | None = None, invalid_penalty: float = 1.0, in_scale: float = 1.0,

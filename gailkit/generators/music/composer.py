@@ -32,8 +32,15 @@ from gailkit.data.chorales import BOS, VOCAB_SIZE, Chorale
 from gailkit.envs.composer import ComposerState, TheoryWeights
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
 from gailkit.nn.blocks import mlp
-from gailkit.nn.checkpoint import (CheckpointError, load_optimizer_tensors, load_tensors, optimizer_tensors,
-                                   read_json, save_tensors, write_json)
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    load_optimizer_tensors,
+    load_tensors,
+    optimizer_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 __all__ = ["ComposerConfig", "ComposerTrainer", "Rollout", "generate", "pretrain_lm", "sample_pieces"]
 
@@ -288,7 +295,7 @@ class ComposerTrainer:
     def save(self, directory: str | Path) -> Path:
         """Policy, reference, optimiser, critic (``disc/``), RNG states and history; no pickle."""
         directory = Path(directory)
-        clone = lambda sd: {k: v.detach().clone() for k, v in sd.items()}  # noqa: E731  (tied weights)
+        clone = lambda sd: {k: v.detach().clone() for k, v in sd.items()}
         save_tensors(directory / "policy.safetensors", clone(self.policy.state_dict()))
         save_tensors(directory / "reference.safetensors", clone(self.reference.state_dict()))
         save_tensors(directory / "optimizer.safetensors", optimizer_tensors(self.optimizer) |

@@ -26,8 +26,16 @@ from gailkit.data.chorales import HOLD, REST, VOCAB_SIZE, Chorale
 from gailkit.envs.composer import sounding_pitches
 from gailkit.nn.adversarial import bce_logits_loss
 from gailkit.nn.blocks import mlp
-from gailkit.nn.checkpoint import (CheckpointError, load_optimizer_tensors, load_tensors, load_weights,
-                                   optimizer_tensors, read_json, save_tensors, write_json)
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    load_optimizer_tensors,
+    load_tensors,
+    load_weights,
+    optimizer_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 __all__ = ["ChoraleDiscriminator", "DiscConfig", "bach_excerpts"]
 

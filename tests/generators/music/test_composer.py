@@ -5,13 +5,19 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 
 import gailkit
 from gailkit.data.chorales import BOS, HOLD, PAD, REST, VOCAB_SIZE, load_chorales
-from gailkit.envs.composer import (VOICE_RANGES, ChoraleComposerEnv, ComposerState, TheoryWeights, estimate_key,
-                                   sounding_pitches, theory_terms)
+from gailkit.envs.composer import (
+    VOICE_RANGES,
+    ChoraleComposerEnv,
+    ComposerState,
+    TheoryWeights,
+    estimate_key,
+    sounding_pitches,
+    theory_terms,
+)
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, sample_pieces
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
