@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-dir", type=Path, default=None, help="keep the RL checkpoint here")
     p.add_argument("--supervised-cache", type=Path, default=None,
                    help="reuse the supervised LM saved here by an earlier run with the same flags (or save it)")
+    p.add_argument("--sample-dir", type=Path, default=Path(__file__).parent / "results",
+                   help="where composer_{supervised,rl}.{mid,png} go (four samples of each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_composer.json")
     return p.parse_args(argv)
 
@@ -92,6 +94,17 @@ def load_lm(directory: Path) -> torch.nn.Module:
     lm = GPT2LMHeadModel(GPT2Config.from_dict(read_json(directory / "config.json", what="supervised LM")))
     load_weights(lm, directory / "weights.safetensors", what="supervised LM")
     return lm.eval()
+
+
+def write_samples(directory: Path, name: str, voices: np.ndarray) -> list[str]:
+    """The first four pieces, one after another, as MIDI and a piano-roll PNG."""
+    from gailkit.generators.music.output import concatenate, plot_pianoroll, write_midi
+
+    directory.mkdir(parents=True, exist_ok=True)
+    midi = write_midi(concatenate(list(voices[:4])), directory / f"composer_{name}.mid")
+    png = plot_pianoroll(list(voices[:4]), directory / f"composer_{name}.png",
+                         titles=[f"{name} sample {i}" for i in range(len(voices[:4]))])
+    return [str(midi), str(png)]
 
 
 def fresh_critic(train_real: np.ndarray, fake: np.ndarray, test_real: np.ndarray, *, steps: int, seed: int
@@ -165,16 +178,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed + 2)
     bach_train = bach_excerpts(train, steps, 4 * args.samples, rng=rng)
     bach_test = bach_excerpts(test, steps, args.samples, rng=rng)
+    files: list[str] = []
     rows = {"held-out Bach": judge("held-out Bach", bach_excerpts(test, steps, args.samples, rng=rng),
                                    bach_train=bach_train, bach_test=bach_test, args=args)}
     for name, lm in (("supervised", supervised), ("RL-tuned", trainer.lm)):
         voices = sample_pieces(lm, args.samples, n_bars=args.n_bars, seed=args.seed + 3)
         rows[name] = judge(name, voices, bach_train=bach_train, bach_test=bach_test, args=args)
+        if args.sample_dir is not None:
+            files += write_samples(args.sample_dir, name.split("-")[0].lower(), voices)
     wall["judging_s"] = time.perf_counter() - t
     wall["total_s"] = time.perf_counter() - start
     sup, rl = rows["supervised"], rows["RL-tuned"]
     improved = {k: (rl[k] < sup[k]) if k in LOWER_IS_BETTER else (rl[k] > sup[k]) for k in SHOWN if k in rl}
-    return {"rows": rows, "improved_by_rl": improved, "wall_s": wall, "history": trainer.history,
+    return {"rows": rows, "improved_by_rl": improved, "wall_s": wall, "files": files, "history": trainer.history,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "composer_config": dataclasses.asdict(config), "machine": platform.machine(),
             "threads": torch.get_num_threads()}
