@@ -85,7 +85,7 @@ class RBMConfig(GeneratorConfig):
 
     epochs: int = dataclasses.field(default=200, metadata=doc("passes over the training data"))
     batch_size: int = dataclasses.field(default=32, metadata=doc("examples per gradient step"))
-    lr: float = dataclasses.field(default=0.05, metadata=doc("SGD learning rate (decays linearly to 0)"))
+    lr: float = dataclasses.field(default=0.01, metadata=doc("SGD learning rate (decays linearly to 0)"))
     hidden: int = dataclasses.field(default=16, metadata=doc("hidden units (<= exact_max_hidden: exact likelihood)"))
     k: int = dataclasses.field(default=1, metadata=doc("Gibbs sweeps per negative phase (CD-k)"))
     persistent: bool = dataclasses.field(default=True, metadata=doc("persistent CD (chains kept across steps)"))

@@ -200,3 +200,27 @@ def test_mnist_spec_trains_and_evaluates_on_28x28(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .*images-idx3"):
         load_data(f"mnist:{tmp_path / 'empty'}", split="train")
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbn"])
+def test_resume_is_exact_with_persistent_chains(name, train, tmp_path):
+    cls = get_generator("digits", name)
+    options = dict(QUICK[name], epochs=4, grid_every=0)
+    full = cls(**options).fit(train, out=tmp_path / "full", progress=False)
+    # the learning rates decay over `epochs`, so the interrupted run must have the same epochs:
+    # it crashes in its third epoch, after the checkpoint of the second
+    crashing = cls(**options)
+    original = crashing.end_epoch
+
+    def end_epoch(epoch: int) -> dict[str, float]:
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(epoch)
+
+    crashing.end_epoch = end_epoch
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit(train, out=tmp_path / "split", progress=False)
+    resumed = cls(**options).fit(train, out=tmp_path / "split", resume=True, progress=False)
+    assert len(resumed.history) == 4
+    for key, value in full.state_tensors().items():
+        assert torch.equal(value, resumed.state_tensors()[key]), key
