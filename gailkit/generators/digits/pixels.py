@@ -17,6 +17,7 @@ from gailkit.generators import register
 from gailkit.generators.base import Generator, GeneratorConfig
 from gailkit.generators.digits.common import DigitModel
 from gailkit.generators.metrics.likelihood import bernoulli_loglik
+from gailkit.nn.checkpoint import CheckpointError
 
 __all__ = ["Pixels", "PixelsConfig"]
 
@@ -42,7 +43,11 @@ class Pixels(DigitModel, Generator):
 
     def fit(self, data: Any, *, out: str | Path | None = None, resume: bool = False,
             progress: bool = True) -> Pixels:
-        """``p_i = (ones_i + a) / (N + 2a)`` with ``a = pseudo_count``; with ``out``, saves there."""
+        """``p_i = (ones_i + a) / (N + 2a)`` with ``a = pseudo_count``; with ``out``, saves there
+        (a closed-form fit has nothing to resume: ``resume`` only allows refitting into ``out``)."""
+        if out is not None and (Path(out) / "config.json").exists() and not resume:
+            raise CheckpointError(f"{out} already holds a model; pass --resume (resume=True) to refit into it, "
+                                  f"or choose another --out")
         data = self._check_data(data, what="training images")
         if not self.built:
             self.build(data.info())

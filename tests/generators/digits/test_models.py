@@ -66,11 +66,14 @@ def test_pixelcnn_likelihood_normalises_over_all_images():
     assert float(ll.std()) > 0.5
 
 
-def test_pixels_fit_is_closed_form(train, test_data):
+def test_pixels_fit_is_closed_form(train, test_data, tmp_path):
     model = Pixels(pseudo_count=0.5).fit(train, progress=False)
     x = (np.asarray(train.images).reshape(len(train), -1) >= 0.5)
     p = (x.sum(0) + 0.5) / (len(x) + 1.0)
     np.testing.assert_allclose(model.p.numpy(), p, rtol=1e-6)
+    Pixels().fit(train, out=tmp_path / "run")
+    with pytest.raises(CheckpointError, match="already holds"):
+        Pixels().fit(train, out=tmp_path / "run")
     t = (np.asarray(test_data.images).reshape(len(test_data), -1) >= 0.5)
     expected = (t * np.log(p) + (1 - t) * np.log(1 - p)).sum(1).mean()
     assert model.likelihood_metrics(test_data)["loglik_nats"] == pytest.approx(expected, rel=1e-6)
