@@ -4,8 +4,8 @@ Run:  python scripts/bench_images.py
 Smoke run: python scripts/bench_images.py --quick --json /tmp/bench_images_smoke.json --pictures /tmp
 
 Prints one table and writes scripts/results/bench_images.json and scripts/results/image_<model>.png:
-- dcgan and vae on the family's default data (random-policy frames of
-  gailkit/CartPoleCentredPixels-v1, 32x32; 1,600 train / 400 test) and on scikit-learn's digits
+- dcgan and vae on the family's default data (random-policy frames of Acrobot-v1, 32x32;
+  1,600 train / 400 test) and on scikit-learn's digits
   upscaled to 32x32 (1,437 / 360; image_<model>_digits.png), with the Frechet distance
   in the fixed random-conv embedding (gailkit.generators.image.features) of as many samples as
   test images, and the nearest-neighbour ratio against the training frames (~1: as near the

@@ -17,7 +17,7 @@ from gailkit.generators.image.vae import ImageVAE
 __all__ = ["DATA_HELP", "DCGAN", "CycleGAN", "ImagePair", "ImageVAE", "load_data"]
 
 DATA_HELP = (
-    "default (dcgan, vae): 2,000 random-policy frames of gailkit/CartPoleCentredPixels-v1 at 32x32; "
+    "default (dcgan, vae): 2,000 random-policy frames of Acrobot-v1 at 32x32; "
     "env:ENV_ID[,n=N][,size=S][,seed=K]; folder:PATH[,size=S][,channels=C]; mnist:PATH[,limit=N] "
     "(IDX or .npz, padded to 32x32); digits[,size=S] (8x8 digits upscaled, 32 by default); "
     "photos[,size=S][,n=N] (patches of scikit-image's photos). cyclegan: demo-pair[,size=S][,n=N] "

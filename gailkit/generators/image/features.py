@@ -86,8 +86,13 @@ def nn_distances(queries: np.ndarray, reference: np.ndarray, *, chunk: int = 512
 def nn_ratio(samples: np.ndarray, probe: np.ndarray, reference: np.ndarray) -> float:
     """Mean nearest-neighbour distance of ``samples`` to ``reference`` over that of real ``probe``
     images (not in ``reference``). About 1: samples are as near the reference as fresh real
-    images are; near 0: the model copies reference images; well above 1: off the data."""
-    return float(nn_distances(samples, reference).mean() / max(nn_distances(probe, reference).mean(), 1e-12))
+    images are; near 0: the model copies reference images; well above 1: off the data. NaN when
+    the probe images are themselves copies of reference images (a data set of repeated frames),
+    where the ratio means nothing."""
+    probe_distance = nn_distances(probe, reference).mean()
+    if probe_distance <= 1e-6:
+        return float("nan")
+    return float(nn_distances(samples, reference).mean() / probe_distance)
 
 
 class DomainJudge:

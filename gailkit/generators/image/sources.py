@@ -3,8 +3,9 @@ CycleGAN demo pair, all offline and deterministic.
 
 Specs (options are trailing ``,key=value`` tokens):
 
-- ``None`` / ``frames``: 2,000 frames of ``gailkit/CartPoleCentredPixels-v1`` under a random
-  policy at 32x32 (what the world model's V sees); ``env:ENV_ID[,n=N][,size=S][,seed=K]`` for
+- ``None`` / ``frames``: 2,000 frames of ``Acrobot-v1`` under a random policy at 32x32 (what a
+  pixel agent sees; 1,993 distinct frames, where the cart-following CartPole view gives only 10
+  distinct 32x32 frames in 2,000 random-policy steps); ``env:ENV_ID[,n=N][,size=S][,seed=K]`` for
   any env. Env frames are split in contiguous blocks (first 80 % train), so neighbouring,
   nearly identical frames do not land on both sides.
 - ``folder:PATH[,size=S][,channels=C]``, ``mnist:PATH[,limit=N]`` (28x28 padded to 32x32),
@@ -35,7 +36,7 @@ __all__ = [
     "upscale",
 ]
 
-DEFAULT_ENV = "gailkit/CartPoleCentredPixels-v1"
+DEFAULT_ENV = "Acrobot-v1"
 #: scikit-image photographs that ship inside the package (no download)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 _INT_OPTIONS = {"n", "size", "seed", "channels", "limit"}

@@ -35,6 +35,7 @@ def test_nn_ratio_flags_copies():
     reference, probe = rng.random((50, 1, 4, 4)), rng.random((20, 1, 4, 4))
     assert nn_ratio(reference[:20], probe, reference) == 0.0
     assert 0.8 < nn_ratio(rng.random((20, 1, 4, 4)), probe, reference) < 1.25
+    assert np.isnan(nn_ratio(probe, reference[:5], reference))  # probe copies the reference: undefined
 
 
 def test_embedding_is_fixed_and_separates_distributions():
