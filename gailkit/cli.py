@@ -188,14 +188,15 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
                                            ("generations", args.generations)) if v is not None})
     root = Path(args.dir)
-    data, model_dir, ctrl = root / "data", root / "model", root / f"controller_{args.where}"
+    data, model_dir = root / "data", root / "model"
+    ctrl = root / f"controller_{args.where}{'_vonly' if args.v_only else ''}"
     action = args.action
     if action == "collect":
         paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
         print(f"wrote {len(paths)} chunks to {data}/")
     elif action == "train-vae":
         train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs, reconstruction=p.vae_loss,
-                  seed=args.seed)
+                  batch_size=p.vae_batch, seed=args.seed)
         frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
         print(f"wrote V to {model_dir}/ and {grid}")
@@ -204,7 +205,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
         cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
-                                  max_steps=p.max_steps, tau=p.tau, seed=args.seed)
+                                  max_steps=p.max_steps, tau=p.tau, seed=args.seed, memory=not args.v_only)
         if args.where == "dream":
             model = WorldModel.load(model_dir)
             _, history = train_controller_in_dream(model, cfg, ctrl, start_z=start_latents(model, data),
@@ -295,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes for eval")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--v-only", action="store_true",
+                   help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
     p.add_argument("--resume", action="store_true", help="continue the controller's CMA-ES")
     p.set_defaults(func=cmd_worldmodel)
 

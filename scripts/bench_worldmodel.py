@@ -38,13 +38,13 @@ from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
 
 
-def timed(wall: dict[str, float], stage: str, fn, *args, **kwargs):
-    """Run one stage; its wall time is kept in DIR/wall.json so a resumed run still reports it."""
+def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):
+    """Run one stage; its wall time is kept in ``wall_file`` so a resumed run still reports it."""
     start = time.perf_counter()
-    out = fn(*args, **kwargs)
+    out = fn(*fn_args, **fn_kwargs)
     if stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
         wall[stage] = time.perf_counter() - start
-        (args.dir / "wall.json").write_text(json.dumps(wall, indent=2))
+        wall_file.write_text(json.dumps(wall, indent=2))
     return out
 
 
@@ -91,30 +91,32 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
     data, model_dir = args.dir / "data", args.dir / "model"
     args.dir.mkdir(parents=True, exist_ok=True)
-    wall: dict[str, float] = json.loads((args.dir / "wall.json").read_text()) if (args.dir / "wall.json").exists() else {}
+    wall_file = args.dir / "wall.json"
+    wall: dict[str, float] = json.loads(wall_file.read_text()) if wall_file.exists() else {}
 
-    timed(wall, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
+    timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
     real_steps = {"collect": sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))}
     if not (args.dir / "V.done").exists():
-        timed(wall, "V", train_vae, data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs)
+        timed(wall, wall_file, "V", train_vae, data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs,
+              reconstruction=p.vae_loss, batch_size=p.vae_batch)
         (args.dir / "V.done").touch()
     if (args.dir / "M.done").exists():
         model = WorldModel.load(model_dir)
     else:
-        model = timed(wall, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs)
+        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs)
         (args.dir / "M.done").touch()
 
     cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
                               max_steps=p.max_steps, tau=p.tau)
     z0 = start_latents(model, data)
     dream_dir = args.dir / "controller_dream"
-    best, dream_history = timed(wall, "C in the dream (V+M+C)", train_controller_in_dream, model, cfg, dream_dir,
+    best, dream_history = timed(wall, wall_file, "C in the dream (V+M+C)", train_controller_in_dream, model, cfg, dream_dir,
                                 start_z=z0, resume=(dream_dir / "cmaes.json").exists())
 
     vonly_cfg = DreamTrainingConfig(generations=args.vonly_generations, popsize=args.vonly_popsize, rollouts=1,
                                     max_steps=args.vonly_steps, tau=p.tau, memory=False)
     vonly_dir = args.dir / "controller_vonly"
-    best_v, vonly_history = timed(wall, "C in the real env (V only)", train_controller_in_real, model_dir, p.env,
+    best_v, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir, p.env,
                                   vonly_cfg, vonly_dir, workers=args.workers,
                                   resume=(vonly_dir / "cmaes.json").exists())
     real_steps["V-only training"] = args.vonly_generations * args.vonly_popsize * args.vonly_steps  # upper bound

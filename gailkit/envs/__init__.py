@@ -44,7 +44,7 @@ REGISTRY["gailkit/CartPolePixels-v1"] = (
 )
 REGISTRY["gailkit/CartPoleCentredPixels-v1"] = (
     "gailkit.envs.pixels:make_cartpole_centred", 500, {},
-    "CartPole-v1 as 64x64 frames of a square that follows the cart (pole clearly visible)",
+    "CartPole-v1 drawn as 64x64 frames in a view that follows the cart (thick pole, track-end posts)",
 )
 REGISTRY["gailkit/PendulumPixels-v1"] = (
     "gailkit.envs.pixels:make_pixels", 200, {"base_id": "Pendulum-v1"},
