@@ -4,7 +4,8 @@ Reads top to bottom: load the chorales (train/test split by name), train each mo
 wall-clock budget (whole epochs, continued with exact resume from the run directory), sample,
 score the samples with gailkit.generators.music.metrics beside the held-out chorales cut to
 the same length, print one table, and write scripts/results/bench_music.json plus one MIDI,
-MusicXML and piano-roll PNG per model (and a held-out Bach excerpt for comparison).
+MusicXML and piano-roll PNG per model (and a held-out Bach excerpt for comparison). The GAN
+is scored at two sampling temperatures (its draws at 1, and sharper ones).
 
 Targets (issue 6): generated chorales within 0.10 of Bach on in-scale rate, qualified-note
 rate and empty-bar rate (rates: absolute difference).
@@ -16,6 +17,7 @@ rate and empty-bar rate (rates: absolute difference).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -47,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=32, help="sixteenths per generated piece (and training window)")
     p.add_argument("--temperature", type=float, default=1.0, help="transformer sampling temperature")
     p.add_argument("--top-p", type=float, default=1.0, help="transformer nucleus mass")
+    p.add_argument("--gan-temperature", type=float, default=0.3,
+                   help="the GAN is also scored with draws at this temperature (0: argmax)")
     p.add_argument("--samples", type=int, default=64, help="generated pieces scored per model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=None, help="results folder (default scripts/results; "
@@ -106,21 +110,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     excerpt = bach[len(bach) // 2]
     write_midi(excerpt, args.out_dir / "music_bach.mid")
     plot_pianoroll([excerpt], args.out_dir / "music_bach.png", titles=["held-out Bach excerpt"])
+    # the GAN is scored twice: draws at temperature 1 (its own distribution) and sharper draws
+    variants = {"transformer": {"transformer": {}},
+                "musegan": {"musegan": {"temperature": 1.0},
+                            f"musegan_t{args.gan_temperature:g}": {"temperature": args.gan_temperature}}}
     for name, options in model_options(args).items():
         model, train_s, epochs = train_for(name, options, train, work / name, args.minutes * 60, args.max_epochs)
-        t0 = time.perf_counter()
-        metrics = model.evaluate(test, n=args.samples, seed=args.seed)
-        eval_s = time.perf_counter() - t0
-        pieces = model.sample(4, seed=args.seed)
-        write_midi(concatenate(pieces), args.out_dir / f"music_{name}.mid")
-        write_musicxml(concatenate(pieces), args.out_dir / f"music_{name}.musicxml")
-        plot_pianoroll(pieces, args.out_dir / f"music_{name}.png",
-                       titles=[f"{name} sample {i} (seed {args.seed})" for i in range(len(pieces))])
-        result["models"][name] = {
-            "epochs": epochs, "train_s": train_s, "eval_s": eval_s, "metrics": metrics,
-            "final_loss": {k: v for k, v in model.history[-1].items() if k not in ("epoch", "wall_s")},
-            "targets_met": {m: metrics[f"dist_{m}"] <= tol for m, tol in TARGETS.items()},
-        }
+        for label, sampling in variants[name].items():
+            model.config = dataclasses.replace(model.config, **sampling)
+            t0 = time.perf_counter()
+            metrics = model.evaluate(test, n=args.samples, seed=args.seed)
+            eval_s = time.perf_counter() - t0
+            pieces = model.sample(4, seed=args.seed)
+            stem = f"music_{label.replace('.', '')}"
+            write_midi(concatenate(pieces), args.out_dir / f"{stem}.mid")
+            write_musicxml(concatenate(pieces), args.out_dir / f"{stem}.musicxml")
+            plot_pianoroll(pieces, args.out_dir / f"{stem}.png",
+                           titles=[f"{label} sample {i} (seed {args.seed})" for i in range(len(pieces))])
+            result["models"][label] = {
+                "epochs": epochs, "train_s": train_s, "eval_s": eval_s, "sampling": sampling, "metrics": metrics,
+                "final_loss": {k: v for k, v in model.history[-1].items() if k not in ("epoch", "wall_s")},
+                "targets_met": {m: metrics[f"dist_{m}"] <= tol for m, tol in TARGETS.items()},
+            }
     return result
 
 
@@ -128,25 +139,26 @@ def print_table(result: dict[str, Any]) -> None:
     """Metrics of each model beside held-out Bach, each with its distance to Bach, and wall times."""
     models = list(result["models"])
     first = result["models"][models[0]]["metrics"]
-    head = f"{'metric':<24}{'Bach (held out)':>16}" + "".join(f"{m:>14}{'dist':>8}" for m in models)
+    head = f"{'metric':<24}{'Bach (held out)':>16}" + "".join(f"{m:>14}{'dist':>10}" for m in models)
     print(head)
     print("-" * len(head))
-    for metric in METRICS:
+    for metric in (m for m in METRICS if f"bach_{m}" in first):
         row = f"{metric:<24}{first[f'bach_{metric}']:>16.3f}"
         for m in models:
             mm = result["models"][m]["metrics"]
             mark = "" if metric not in TARGETS else ("*" if mm[f"dist_{metric}"] <= TARGETS[metric] else "!")
-            row += f"{mm[metric]:>14.3f}{mm[f'dist_{metric}']:>7.3f}{mark or ' '}"
+            row += f"{mm[metric]:>14.3f}{mm[f'dist_{metric}']:>9.3f}{mark or ' '}"
         print(row)
     extra = sorted({k for m in models for k in result["models"][m]["metrics"]} - {
         f"{p}{metric}" for metric in METRICS for p in ("", "bach_", "dist_")})
     for key in extra:
         vals = [result["models"][m]["metrics"].get(key, math.nan) for m in models]
-        print(f"{key:<24}{'':>16}" + "".join(f"{v:>14.3f}{'':>8}" for v in vals))
+        print(f"{key:<24}{'':>16}" + "".join(f"{v:>14.3f}{'':>10}" if math.isfinite(v) else f"{'-':>14}{'':>10}"
+                                              for v in vals))
     print("-" * len(head))
     for label, key, fmt in (("epochs", "epochs", ".0f"), ("train wall s", "train_s", ".1f"),
                             ("sample+eval wall s", "eval_s", ".1f")):
-        print(f"{label:<24}{'':>16}" + "".join(f"{result['models'][m][key]:>14{fmt}}{'':>8}" for m in models))
+        print(f"{label:<24}{'':>16}" + "".join(f"{result['models'][m][key]:>14{fmt}}{'':>10}" for m in models))
     print(f"* within the target distance of Bach, ! not ({', '.join(f'{k} <= {v}' for k, v in TARGETS.items())}); "
           f"{result['data']['train_chorales']} train / {result['data']['test_chorales']} held-out chorales, "
           f"{result['samples']} samples of {result['steps']} sixteenths per model")

@@ -29,6 +29,9 @@ Definitions (the choices are ours where the literature leaves room):
   octave before and after.
 - ``voice_crossing_rate``: fraction of steps, over adjacent voice pairs (S-A, A-T, T-B) that
   both sound, where the lower voice is above the upper one.
+- ``diversity``: mean, over pairs of pieces (cut to the shorter one), of the fraction of
+  (voice, step) cells where they sound different pitches (0: all pieces alike; it exposes a
+  collapsed generator that the per-piece metrics above cannot see).
 """
 
 from __future__ import annotations
@@ -68,9 +71,10 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor + leading tone
 
 #: metrics that are rates in [0, 1]: their distance to Bach is the absolute difference
 RATE_METRICS = ("empty_bar_rate", "qualified_note_rate", "in_scale_rate", "pitch_class_overlap",
-                "voice_crossing_rate")
+                "voice_crossing_rate", "diversity")
 METRICS = ("empty_bar_rate", "pitch_classes_per_bar", "qualified_note_rate", "polyphony", "in_scale_rate",
-           "tonal_distance", "pitch_class_overlap", "parallel_fifths", "parallel_octaves", "voice_crossing_rate")
+           "tonal_distance", "pitch_class_overlap", "parallel_fifths", "parallel_octaves", "voice_crossing_rate",
+           "diversity")
 
 Key = tuple[int, str]
 
@@ -277,6 +281,23 @@ def voice_crossing_rate(pieces: Sequence[np.ndarray]) -> float:
     return _ratio(crossed, total)
 
 
+def diversity(pieces: Sequence[np.ndarray], *, max_pairs: int = 500) -> float:
+    """See the module docstring; at most ``max_pairs`` pairs, chosen with a fixed seed."""
+    played = [sounding(v) for v in pieces]
+    pairs = [(i, j) for i in range(len(played)) for j in range(i + 1, len(played))]
+    if not pairs:
+        return float("nan")
+    if len(pairs) > max_pairs:
+        pick = np.random.default_rng(0).choice(len(pairs), max_pairs, replace=False)
+        pairs = [pairs[k] for k in sorted(pick)]
+    fractions = []
+    for i, j in pairs:
+        t = min(played[i].shape[1], played[j].shape[1])
+        if t:
+            fractions.append(float((played[i][:, :t] != played[j][:, :t]).mean()))
+    return float(np.mean(fractions)) if fractions else float("nan")
+
+
 def music_metrics(pieces: Sequence[np.ndarray], *, reference: Sequence[np.ndarray] | None = None,
                   keys: Sequence[Key] | None = None, steps_per_bar: int = 16) -> dict[str, float]:
     """All metrics of :data:`METRICS` (``pitch_class_overlap`` only with a ``reference``)."""
@@ -296,6 +317,7 @@ def music_metrics(pieces: Sequence[np.ndarray], *, reference: Sequence[np.ndarra
         out["pitch_class_overlap"] = pitch_class_overlap(pieces, reference)
     out.update(parallel_motion(pieces))
     out["voice_crossing_rate"] = voice_crossing_rate(pieces)
+    out["diversity"] = diversity(pieces)
     return out
 
 

@@ -8,6 +8,7 @@ import pytest
 from gailkit.data.chorales import HOLD, REST, transpose
 from gailkit.generators.music.metrics import (
     METRICS,
+    diversity,
     empty_bar_rate,
     estimate_key,
     in_scale_rate,
@@ -121,3 +122,12 @@ def test_bach_scores_like_bach(chorales):
 def test_metric_distance_is_absolute_for_rates_and_relative_otherwise():
     assert metric_distance("in_scale_rate", 0.8, 0.9) == pytest.approx(0.1)
     assert metric_distance("polyphony", 3.0, 4.0) == pytest.approx(0.25)
+
+
+def test_diversity_counts_differing_cells():
+    a = voices([72, H, H, H], [67, H, H, H], [64, H, H, H], [48, H, H, H])
+    b = voices([72, H, 74, H], [67, H, H, H], [64, H, H, H], [48, H, H, H])  # 2 of 16 cells differ
+    assert diversity([a, a]) == 0.0
+    assert diversity([a, b]) == pytest.approx(2 / 16)
+    assert diversity([a, b, a]) == pytest.approx((2 / 16 + 0 + 2 / 16) / 3)
+    assert np.isnan(diversity([a]))
