@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=80, help="PPO iterations (rollouts)")
     p.add_argument("--rollout-pieces", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--kl-coef", type=float, default=0.05)
+    p.add_argument("--kl-coef", type=float, default=0.2)
     p.add_argument("--disc-weight", type=float, default=1.0)
     p.add_argument("--disc-steps", type=int, default=1, help="in-loop critic updates per iteration")
     p.add_argument("--theory-scale", type=float, default=1.0, help="multiplies every theory weight (0: critic only)")

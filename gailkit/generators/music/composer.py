@@ -61,7 +61,7 @@ class ComposerConfig:
     gamma: float = dataclasses.field(default=1.0, metadata=doc("discount per token"))
     gae_lambda: float = dataclasses.field(default=1.0, metadata=doc("GAE lambda (1: Monte-Carlo; the critic pays at the end)"))
     ent_coef: float = dataclasses.field(default=0.0, metadata=doc("entropy bonus weight"))
-    kl_coef: float = dataclasses.field(default=0.05, metadata=doc("per-token KL penalty to the supervised model"))
+    kl_coef: float = dataclasses.field(default=0.2, metadata=doc("per-token KL penalty to the supervised model"))
     max_grad_norm: float = dataclasses.field(default=1.0, metadata=doc("gradient clipping norm"))
     disc_weight: float = dataclasses.field(default=1.0, metadata=doc("weight of the critic's log D (0: theory only)"))
     disc_steps: int = dataclasses.field(default=1, metadata=doc("critic updates per iteration (more: it outruns the policy)"))
