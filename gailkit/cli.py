@@ -201,7 +201,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
         print(f"wrote V to {model_dir}/ and {grid}")
     elif action == "train-mdn":
-        train_mdn(data, model_dir, epochs=p.mdn_epochs, seed=args.seed)
+        train_mdn(data, model_dir, epochs=p.mdn_epochs, hidden=p.hidden, n_mixtures=p.n_mixtures, seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
         cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,

@@ -103,7 +103,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if (args.dir / "M.done").exists():
         model = WorldModel.load(model_dir)
     else:
-        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs)
+        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs, hidden=p.hidden,
+                      n_mixtures=p.n_mixtures)
         (args.dir / "M.done").touch()
 
     cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,

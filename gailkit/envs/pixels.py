@@ -57,7 +57,7 @@ class CartPoleCentredPixels(gym.ObservationWrapper, gym.utils.RecordConstructorA
     is also far cheaper than rendering 600x400 and resizing.
     """
 
-    def __init__(self, env: gym.Env, size: int = 64, view: float = 1.5):
+    def __init__(self, env: gym.Env, size: int = 64, view: float = 1.0):
         gym.utils.RecordConstructorArgs.__init__(self, size=size, view=view)
         super().__init__(env)
         self.size, self.view = int(size), float(view)
@@ -81,25 +81,30 @@ class CartPoleCentredPixels(gym.ObservationWrapper, gym.utils.RecordConstructorA
 
         x, _, theta, _ = (float(v) for v in observation)
         cp = self.env.unwrapped
-        s = self.size
+        s = self.size * _SUPERSAMPLE  # drawn large, then averaged down: sub-pixel angles stay visible
         px = s / (2 * self.view)  # pixels per metre: the view spans +/- view metres around the cart
         image = Image.new("RGB", (s, s), (255, 255, 255))
         draw = ImageDraw.Draw(image)
         track_y, centre = int(0.72 * s), s / 2
-        draw.line([(0, track_y), (s, track_y)], fill=(140, 140, 140), width=1)
+        draw.line([(0, track_y), (s, track_y)], fill=(140, 140, 140), width=_SUPERSAMPLE)
         for end in (-cp.x_threshold, cp.x_threshold):  # posts at the ends of the track
             post = centre + (end - x) * px
-            draw.rectangle([post - 1, track_y - 10, post + 1, track_y], fill=(0, 90, 200))
+            draw.rectangle([post - _SUPERSAMPLE, track_y - 10 * _SUPERSAMPLE, post + _SUPERSAMPLE, track_y],
+                           fill=(0, 90, 200))
         cart_w, cart_h = 0.5 * px, 0.3 * px
         draw.rectangle([centre - cart_w / 2, track_y - cart_h / 2, centre + cart_w / 2, track_y + cart_h / 2],
                        fill=(0, 0, 0))
         pole = 2 * cp.length * px  # gymnasium's pole is 2 * length long
         top = (centre + pole * np.sin(theta), track_y - cart_h / 2 - pole * np.cos(theta))
         draw.line([(centre, track_y - cart_h / 2), top], fill=(150, 60, 20), width=max(2, s // 16))
+        image = image.resize((self.size, self.size), Image.BOX)
         return np.asarray(image, dtype=np.uint8)
 
 
-def make_cartpole_centred(size: int = 64, view: float = 1.5, **kwargs: Any) -> gym.Env:
+_SUPERSAMPLE = 4
+
+
+def make_cartpole_centred(size: int = 64, view: float = 1.0, **kwargs: Any) -> gym.Env:
     """CartPole-v1 observed through :class:`CartPoleCentredPixels` (renders frames, not a window)."""
     kwargs.pop("render_mode", None)
     return CartPoleCentredPixels(gym.make("CartPole-v1", **kwargs), size=size, view=view)

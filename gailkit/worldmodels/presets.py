@@ -30,7 +30,7 @@ class WorldModelPreset:
 # V-ep are passes over every frame; C runs in the dream (cheap), so its budget is generous.
 WM_PRESETS: dict[str, WorldModelPreset] = {
     #                    env                                  eps  Z  V-ep M-ep  hid  K  gens  pop roll steps  tau  collect
-    "quick":    WorldModelPreset("gailkit/CartPoleCentredPixels-v1", 60, 16,  12,  30, 256, 5,   20,  16,  4,  200, 1.15,
+    "quick":    WorldModelPreset("gailkit/CartPoleCentredPixels-v1", 60, 16,  12, 300, 256, 5,   30,  32, 16,  200, 1.15,
                                  vae_loss="bce", vae_batch=16),
     "cpu-hour": WorldModelPreset("gailkit/CarRacing64-v3",       64, 32,   2,  20, 256, 5,  150,  32,  8,  500, 1.15, "drive"),
     "paper":    WorldModelPreset("gailkit/CarRacing64-v3",   10_000, 32,  10,  20, 256, 5, 1800,  64, 16, 1000, 1.15, "drive"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,6 +14,7 @@ from gailkit.data.spaces import space_from_json
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.vae import elbo_loss
 from gailkit.worldmodels.data import chunk_paths, load_chunk
+from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["train_vae", "train_mdn", "evaluate_controller", "start_latents"]
@@ -72,9 +74,15 @@ def _sequences(model: WorldModel, data_dir: Path, seed: int):
 
 
 def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, seq_len: int = 32,
-              batch_size: int = 32, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> WorldModel:
-    """Fit M on V's latents of the data (teacher forcing, padded windows with a mask)."""
+              batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, seed: int = 0,
+              progress: bool = True) -> WorldModel:
+    """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
+    the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``."""
     model = WorldModel.load(model_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures)
+        model.mdn = MDNRNN(model.mdn_config)
     episodes = _sequences(model, Path(data_dir), seed)
     windows = []  # (z (L+1, Z), a (L,...), r (L,), d (L,), mask (L,))
     for z, a, r, d in episodes:

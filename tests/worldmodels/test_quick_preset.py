@@ -1,7 +1,7 @@
 """The `quick` preset learns on the pixel test bed: V encodes the pole, and the controller trained
 only in M's dream beats the random policy in the real environment.
 
-About 1-2 minutes on one core: the longest test of the suite, kept because it is the one that
+About 3-4 minutes on one core: the longest test of the suite, kept because it is the one that
 shows the whole pipeline pays off (the rest test the parts).
 """
 
@@ -25,7 +25,8 @@ def quick_run(tmp_path_factory):
     collect_chunks(p.env, root / "data", p.episodes, policy=p.collect_policy, progress=False)
     train_vae(root / "data", root / "model", latent_dim=p.latent_dim, epochs=p.vae_epochs,
               reconstruction=p.vae_loss, batch_size=p.vae_batch, progress=False)
-    model = train_mdn(root / "data", root / "model", epochs=p.mdn_epochs, progress=False)
+    model = train_mdn(root / "data", root / "model", epochs=p.mdn_epochs, hidden=p.hidden, n_mixtures=p.n_mixtures,
+                      progress=False)
     cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
                               max_steps=p.max_steps, tau=p.tau)
     best, history = train_controller_in_dream(model, cfg, root / "controller", start_z=start_latents(model, root / "data"),
@@ -47,9 +48,11 @@ def test_vae_encodes_more_than_the_mean_frame(quick_run):
 def test_dream_trained_controller_beats_random_in_the_real_env(quick_run):
     p, _, model, best, history = quick_run
     assert history[-1]["mean"] > history[0]["mean"]  # CMA-ES improved the dream return
-    controller = evaluate_controller(model, best, p.env, 10)
-    random = evaluate_controller(model, None, p.env, 10)
-    assert controller.mean() > 1.5 * random.mean(), (controller, random)
+    controller = evaluate_controller(model, best, p.env, 20)
+    random = evaluate_controller(model, None, p.env, 20)
+    # Random play lasts ~22 steps, a controller that ignores the frames (always one side) ~10;
+    # this one, trained only in M's dream, balanced for 119 +/- 43 steps when this test was written.
+    assert controller.mean() > 2 * random.mean(), (controller, random)
 
 
 def test_v_only_controller_sees_z_alone(quick_run):
