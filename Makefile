@@ -31,7 +31,7 @@ demo: install
 		--plot $(DEMO_DIR)/curves.png --json $(DEMO_DIR)/table.json --title "CartPole-v1, 10 expert episodes"
 
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: install
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_buffers.py

@@ -186,7 +186,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
 
     p = WM_PRESETS[args.preset]
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
-                                           ("generations", args.generations)) if v is not None})
+                                           ("generations", args.generations), ("popsize", args.popsize),
+                                           ("rollouts", args.rollouts)) if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
     ctrl = root / f"controller_{args.where}{'_vonly' if args.v_only else ''}"
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="pixel env id (default: the preset's)")
     p.add_argument("--episodes", type=int, help="episodes to collect (default: the preset's)")
     p.add_argument("--generations", type=int, help="CMA-ES generations (default: the preset's)")
+    p.add_argument("--popsize", type=int, help="CMA-ES candidates per generation (default: the preset's)")
+    p.add_argument("--rollouts", type=int, help="episodes (or dreams) per candidate (default: the preset's)")
     p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
     p.add_argument("--workers", type=int, default=2, help="worker processes for --where real")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per generation before workers restart")

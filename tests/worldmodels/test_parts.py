@@ -229,7 +229,8 @@ def test_pictures(tmp_path):
 def test_cli_pipeline(tmp_path, capsys):
     from gailkit.cli import main
 
-    common = ["--dir", str(tmp_path), "--episodes", "2", "--generations", "1", "--eval-episodes", "1"]
+    common = ["--dir", str(tmp_path), "--episodes", "2", "--generations", "1", "--popsize", "4", "--rollouts", "2",
+              "--eval-episodes", "1"]
     for action in ("collect", "train-vae", "train-mdn", "train-controller", "eval", "dream-video"):
         assert main(["worldmodel", action, *common]) == 0, action
     assert main(["worldmodel", "train-controller", "--where", "real", "--workers", "1", *common]) == 0
