@@ -4,11 +4,13 @@ from gailkit.nn.vae import ConvVAE, elbo_loss
 from gailkit.worldmodels.dream import BatchedDream, DreamEnv
 from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNOutput, MDNRNNConfig
 from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.vec_dream import DreamVecEnv
 
 __all__ = [
     "BatchedDream",
     "ConvVAE",
     "DreamEnv",
+    "DreamVecEnv",
     "MDNRNN",
     "MDNOutput",
     "MDNRNNConfig",

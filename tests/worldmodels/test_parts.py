@@ -240,3 +240,26 @@ def test_cli_pipeline(tmp_path, capsys):
     for name in ("reconstructions.png", "dream.png", "dream.gif", "model/world_model.json",
                  "controller_dream/cmaes.json", "controller_real/history.json"):
         assert (tmp_path / name).exists(), name
+
+
+def test_dream_vec_env_auto_resets_each_dream_and_trains_sb3(tmp_path):
+    from stable_baselines3 import PPO
+
+    from gailkit.worldmodels.vec_dream import DreamVecEnv
+
+    model, _ = tiny_world_model(tmp_path)
+    env, twin = DreamVecEnv(model, 64, max_steps=5, seed=3), DreamVecEnv(model, 64, max_steps=5, seed=3)
+    np.testing.assert_array_equal(env.reset(), twin.reset())
+    assert env.observation_space.shape == (4 + 8,)
+    clock, actions = np.zeros(64), np.random.default_rng(0).integers(0, 2, (12, 64))
+    for t in range(12):
+        obs, rewards, dones, infos = env.step(actions[t])
+        np.testing.assert_array_equal(obs, twin.step(actions[t])[0])  # same seed, same dreams
+        clock += 1
+        truncated = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        assert (clock[truncated] == 5).all() and (clock[dones] <= 5).all()  # each dream keeps its own clock
+        assert all("terminal_observation" in infos[i] for i in np.flatnonzero(dones))
+        clock[dones] = 0
+        np.testing.assert_array_equal(env._t, clock)
+    assert truncated.any() or dones.any()
+    PPO("MlpPolicy", env, n_steps=8, batch_size=64, n_epochs=1, seed=0, device="cpu").learn(1024)
