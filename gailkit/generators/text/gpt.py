@@ -118,7 +118,9 @@ class GPT(TorchGenerator):
 
             try:
                 with _quiet_transformers():
-                    self.lm = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True)
+                    # safetensors only: a pytorch_model.bin would be unpickled
+                    self.lm = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True,
+                                                                   use_safetensors=True)
             except (OSError, ValueError) as e:
                 raise ValueError(f"no causal LM in {source} ({str(e).splitlines()[0]}); it needs the files "
                                  f"save_pretrained writes (config.json + model.safetensors)") from None
