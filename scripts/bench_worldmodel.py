@@ -152,7 +152,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"| {name} | {v.mean():.1f} +/- {v.std():.1f} |")
     print(f"| V+M+C in its own dream (1000 steps, tau 1) / gap to real | {dream_score:.1f} / "
           f"{dream_score - means['V+M+C']:+.1f} |")
-    print(f"\n| stage | wall time |\n|---|---:|")
+    print("\n| stage | wall time |\n|---|---:|")
     for stage, seconds in wall.items():
         print(f"| {stage} | {seconds / 60:.1f} min |")
     print(f"\nreal-environment steps: {real_steps['collect']:,} collected for V and M; "

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from gailkit.worldmodels import WorldModel
 from gailkit.worldmodels.controller import DreamTrainingConfig, controller_for, train_controller_in_dream
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.presets import WM_PRESETS
