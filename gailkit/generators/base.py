@@ -146,17 +146,20 @@ class Generator(abc.ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_tensors(directory / "weights.safetensors", self.state_tensors())
-        write_json(directory / "config.json", {
-            "format": FORMAT, "version": FORMAT_VERSION, "family": self.family, "model": self.name,
-            "config": _config_to_json(self.config), "data": self.data_info, "extra": self.extra_meta(),
-            "history": self.history, "versions": _versions(),
-        })
+        self._write_config(directory, extra=self.extra_meta())
         return directory
 
+    def _write_config(self, directory: Path, *, extra: Mapping[str, Any]) -> None:
+        """``directory/config.json``: what :meth:`_read_config` checks and rebuilds from."""
+        write_json(directory / "config.json", {
+            "format": FORMAT, "version": FORMAT_VERSION, "family": self.family, "model": self.name,
+            "config": _config_to_json(self.config), "data": self.data_info, "extra": dict(extra),
+            "history": self.history, "versions": _versions(),
+        })
+
     @classmethod
-    def load(cls, directory: str | Path) -> Generator:
-        """Rebuild a model saved by :meth:`save`; CheckpointError if it holds another model."""
-        directory = Path(directory)
+    def _read_config(cls, directory: Path) -> tuple[dict[str, Any], Generator]:
+        """Check ``directory/config.json`` is this model's; returns it and an unbuilt model of its config."""
         meta = read_json(directory / "config.json", what="generator")
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"generator: {directory} holds no gailkit generator (config.json lacks "
@@ -168,7 +171,13 @@ class Generator(abc.ABC):
             raise CheckpointError(f"generator: {directory} holds a {meta.get('family')}/{meta.get('model')} model, "
                                   f"not {cls.family}/{cls.name}; load it with gailkit.generators.load_generator")
         fields = {f.name for f in dataclasses.fields(cls.Config)}
-        model = cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in fields}))
+        return meta, cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in fields}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Generator:
+        """Rebuild a model saved by :meth:`save`; CheckpointError if it holds another model."""
+        directory = Path(directory)
+        meta, model = cls._read_config(directory)
         model.build(meta["data"])
         model.load_extra_meta(meta.get("extra", {}))
         try:

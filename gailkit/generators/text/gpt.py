@@ -25,12 +25,12 @@ import torch
 import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 from gailkit.configs import doc
 from gailkit.generators import register
-from gailkit.generators.base import FORMAT, FORMAT_VERSION, GeneratorConfig, TorchGenerator, _config_to_json, _versions
+from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.text.corpus import TextData, write_samples
 from gailkit.generators.text.decoding import METHODS, decode
 from gailkit.generators.text.metrics import bits_per_char, lm_nll, perplexity
 from gailkit.generators.text.tokenizer import encode_documents, load_tokenizer, tokenizer_sha, train_bpe
-from gailkit.nn.checkpoint import CheckpointError, optimizer_steps, read_json, write_json
+from gailkit.nn.checkpoint import CheckpointError, optimizer_steps
 from gailkit.nn.lm import GPT_SIZES, build_causal_lm
 
 __all__ = ["GPT", "GPTConfig"]
@@ -296,26 +296,16 @@ class GPT(TorchGenerator):
             (directory / "hf").rename(old)
         tmp.rename(directory / "hf")  # a crash leaves .hf.old (previous) or hf/ (new), never half of one
         shutil.rmtree(old, ignore_errors=True)
-        write_json(directory / "config.json", {
-            "format": FORMAT, "version": FORMAT_VERSION, "family": self.family, "model": self.name,
-            "config": _config_to_json(self.config), "data": self.data_info, "extra": {"weights": "hf/"},
-            "history": self.history, "versions": _versions(),
-        })
+        self._write_config(directory, extra={"weights": "hf/"})
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> GPT:
         directory = Path(directory)
-        meta = read_json(directory / "config.json", what="generator")
-        if meta.get("format") != FORMAT or (meta.get("family"), meta.get("model")) != (cls.family, cls.name):
-            raise CheckpointError(f"generator: {directory} holds no text/gpt model (config.json names "
-                                  f"{meta.get('family')}/{meta.get('model')}); load it with "
-                                  f"gailkit.generators.load_generator")
+        meta, model = cls._read_config(directory)
         hf = directory / "hf"
         if not (hf / "config.json").is_file():
             raise CheckpointError(f"generator: {hf} is missing or incomplete; was {directory} saved by text/gpt?")
-        fields = {f.name for f in dataclasses.fields(cls.Config)}
-        model = cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in fields}))
         return model._load_folder(hf, meta["data"], history=meta.get("history", []))
 
     @classmethod
