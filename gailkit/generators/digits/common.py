@@ -66,6 +66,13 @@ class DigitModel:
                              f"got {data.shape} from {data.name or what}; use data of the training shape")
         return data
 
+    def _training_data(self, data: Any) -> ImageData:
+        """Checked training images; builds the networks for their shape on first use."""
+        data = self._check_data(data, what="training images")
+        if not self.built:
+            self.build(data.info())
+        return data
+
     def flat(self, data: Any, *, what: str = "images") -> torch.Tensor:
         """Checked images as (N, C*H*W) float32, binarised (>= 0.5) if the model is binary."""
         images = torch.from_numpy(np.array(self._check_data(data, what=what).images)).flatten(1)

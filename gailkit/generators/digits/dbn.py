@@ -80,9 +80,7 @@ class DBN(DigitModel, TorchGenerator):
         return {f"layer{i}": opt for i, opt in enumerate(self.opts)}
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
+        data = self._training_data(data)
         if self.n_labels and data.labels is None:
             raise ValueError(f"digits/dbn was built with {self.n_labels} label units but {data.name} has no labels; "
                              f"train with --no-labelled or on labelled data")

@@ -83,9 +83,7 @@ class GAN(DigitModel, LatentModel, TorchGenerator):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
+        data = self._training_data(data)
         if self.conditional and data.labels is None:
             raise ValueError(f"digits/cgan needs labelled images; {data.name} has no labels")
         labels = torch.zeros(len(data), dtype=torch.int64) if data.labels is None else torch.from_numpy(

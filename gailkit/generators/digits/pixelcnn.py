@@ -97,9 +97,7 @@ class PixelCNN(DigitModel, TorchGenerator):
         return {"opt": self.opt}
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
+        data = self._training_data(data)
         return (self.flat(data).reshape(-1, *self.image_shape),)
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:

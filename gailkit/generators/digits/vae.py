@@ -68,9 +68,7 @@ class VAE(DigitModel, LatentModel, TorchGenerator):
         return {"opt": self.opt}
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
+        data = self._training_data(data)
         return (self.flat(data),)
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
