@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 __all__ = ["PixelObservation", "CartPoleCentredPixels", "make_pixels", "make_resized", "make_cartpole_centred"]
 
@@ -77,8 +77,6 @@ class CartPoleCentredPixels(gym.ObservationWrapper, gym.utils.RecordConstructorA
         return self._frame
 
     def _draw(self, observation: Any) -> np.ndarray:
-        from PIL import ImageDraw
-
         x, _, theta, _ = (float(v) for v in observation)
         cp = self.env.unwrapped
         s = self.size * _SUPERSAMPLE  # drawn large, then averaged down: sub-pixel angles stay visible
