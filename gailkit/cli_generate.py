@@ -67,6 +67,29 @@ def cmd_eval(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from gailkit.generators.music.composer import ComposerConfig
+    from gailkit.generators.music.tune import tune_transformer
+
+    options = argparse.ArgumentParser(prog=f"gailkit generate tune DIR --out OUT",
+                                      description="PPO, KL, critic and reward options of the fine-tuning")
+    add_config_args(options, ComposerConfig)
+    if args.help:
+        options.print_help()
+        return
+    if args.dir is None or args.out is None:
+        raise ValueError("give the transformer's directory and --out DIR: gailkit generate tune DIR --out OUT")
+    config = config_from_args(ComposerConfig, options.parse_args(args.tune_options))
+    _, trainer = tune_transformer(args.dir, args.out, iterations=args.iterations, config=config, resume=args.resume,
+                                  checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    last = trainer.history[-1]
+    print(f"tuned {args.dir} for {trainer.iteration} PPO iterations in gailkit/ChoraleComposer-v0: return "
+          f"{trainer.history[0]['return']:.3f} -> {last['return']:.3f}, critic's mean D "
+          f"{trainer.history[0].get('mean_d', float('nan')):.3f} -> {last.get('mean_d', float('nan')):.3f}")
+    print(f"wrote {args.out}/ (config.json + weights.safetensors: the tuned music/transformer; rl/: the resumable "
+          f"checkpoint; curve.png, tb/)")
+
+
 def _print_metrics(metrics: dict[str, float]) -> None:
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
@@ -74,7 +97,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 
 
 def add_generate_parser(sub: argparse._SubParsersAction) -> None:
-    """Add ``generate {list,train,sample,eval}`` to the top-level subparsers."""
+    """Add ``generate {list,train,sample,eval,tune}`` to the top-level subparsers."""
     gen = sub.add_parser("generate", help="train, sample and evaluate generators (digits, image, text, music)")
     gsub = gen.add_subparsers(dest="generate_command", required=True, metavar="ACTION")
 
@@ -105,3 +128,17 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset spec; default: the family's offline dataset")
     p.add_argument("--json", type=Path, help="also write the metrics as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = gsub.add_parser("tune", add_help=False, usage="gailkit generate tune DIR --out OUT [--iterations N] [--resume] "
+                                                      "[PPO options (see --help)]",
+                        help="fine-tune a music transformer by PPO in gailkit/ChoraleComposer-v0 "
+                             "(critic reward, GAIL-style, plus music-theory terms)")
+    p.add_argument("dir", type=Path, nargs="?", help="a music/transformer directory "
+                                                     "(gailkit generate train music transformer)")
+    p.add_argument("--out", type=Path, help="run directory: the tuned generator and its checkpoint")
+    p.add_argument("--iterations", type=int, default=80, help="PPO iterations (rollouts) in all (default: 80)")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints (default: 10)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-h", "--help", action="store_true", help="show the PPO options and exit")
+    p.set_defaults(func=cmd_tune, accepts_extra="tune_options")

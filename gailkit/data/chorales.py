@@ -41,6 +41,7 @@ __all__ = [
     "from_pianoroll",
     "load_chorales",
     "split_chorales",
+    "to_common_key",
     "to_pianoroll",
     "transpose",
     "validate_voices",
@@ -282,6 +283,19 @@ def transpose(voices: np.ndarray, semitones: int) -> np.ndarray:
         raise ValueError(f"transposing by {semitones} semitones takes pitches {voices[pitched].min()}.."
                          f"{voices[pitched].max()} outside MIDI 0..127; use a smaller shift")
     return out
+
+
+def to_common_key(chorale: Chorale) -> Chorale:
+    """``chorale`` transposed to C major or A minor (one scale: the white keys) by the
+    smallest shift (-6..+5 semitones) that takes its tonic there.
+
+    A common preprocessing for generative models of tonal music: a model that sees every
+    piece in one key learns one scale instead of twelve.
+    """
+    target = 0 if chorale.key_mode == "major" else 9
+    shift = (target - int(chorale.key_tonic_pc) + 6) % 12 - 6
+    return dataclasses.replace(chorale, voices=transpose(chorale.voices, shift),
+                               key_tonic_pc=(int(chorale.key_tonic_pc) + shift) % 12)
 
 
 # -- tokens -----------------------------------------------------------------------------------

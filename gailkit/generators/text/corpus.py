@@ -2,7 +2,9 @@
 
 :class:`TextData` is a tuple of documents (strings). The default corpus needs no download:
 it is built at run time from the docstrings of a fixed list of standard-library modules
-(every Python install has them), in a fixed order, de-duplicated. Its exact text depends on
+and from the language-reference topics that ``pydoc`` ships (``pydoc_data.topics``: the
+text of ``help("assert")`` and its ~80 siblings, about 0.47 M characters), all of which
+every Python install has, in a fixed order, de-duplicated. Its exact text depends on
 the Python version, so :meth:`TextData.info` records a hash of it.
 
 Train/test split is by document, decided by a hash of each document's text, so it does not
@@ -120,8 +122,19 @@ def _module_docs(module_name: str) -> tuple[str, ...]:
     return tuple(_docs_of(module_name))
 
 
-def stdlib_documents(modules: Iterable[str] = STDLIB_MODULES, *, min_chars: int = 40) -> list[str]:
-    """Docstrings of ``modules`` (module, public classes, functions, methods), in order, each once.
+def _topic_documents() -> list[str]:
+    """pydoc's language-reference topics, sorted by name, each cut into documents of paragraphs."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # a stripped-down Python without pydoc_data
+        return []
+    return [doc for name in sorted(topics) for doc in file_documents(topics[name])]
+
+
+def stdlib_documents(modules: Iterable[str] = STDLIB_MODULES, *, min_chars: int = 40,
+                     topics: bool = True) -> list[str]:
+    """Docstrings of ``modules`` (module, public classes, functions, methods), then (with
+    ``topics``) pydoc's language-reference topics, in order, each once.
 
     Modules that fail to import on this platform are skipped. Docstrings shorter than
     ``min_chars`` are dropped (one-liners like "Return self." add nothing but noise).
@@ -138,6 +151,10 @@ def stdlib_documents(modules: Iterable[str] = STDLIB_MODULES, *, min_chars: int 
             if len(doc) >= min_chars and doc not in seen:
                 seen.add(doc)
                 docs.append(doc)
+    for doc in _topic_documents() if topics else []:
+        if doc not in seen:
+            seen.add(doc)
+            docs.append(doc)
     return docs
 
 

@@ -128,6 +128,21 @@ def test_transpose_keeps_hold_and_rest_and_refuses_to_leave_midi():
         transpose(v, 70)
 
 
+def test_common_key_moves_the_tonic_to_c_major_or_a_minor_by_the_smallest_shift(chorales):
+    from gailkit.data.chorales import to_common_key
+    from gailkit.generators.music.metrics import estimate_key
+
+    for c in chorales:
+        moved = to_common_key(c)
+        assert moved.key_tonic_pc == (0 if c.key_mode == "major" else 9) and moved.key_mode == c.key_mode
+        pitched = c.voices < HOLD
+        shift = set((moved.voices[pitched].astype(int) - c.voices[pitched]).tolist())
+        assert len(shift) == 1 and -6 <= shift.pop() <= 5  # one shift for every note, the smallest one
+        assert np.array_equal(moved.voices[~pitched], c.voices[~pitched])
+        tonic, mode = estimate_key(c.voices)  # the estimated key moves with the notes
+        assert estimate_key(moved.voices) == ((tonic + moved.key_tonic_pc - c.key_tonic_pc) % 12, mode)
+
+
 def test_tokens_layout_on_a_hand_example():
     v = np.array([[72, HOLD], [67, 69], [64, REST], [48, HOLD]], np.int16)
     assert encode_tokens(v).tolist() == [BOS, 72, 67, 64, 48, HOLD, 69, REST, HOLD, EOS]

@@ -13,6 +13,9 @@ def test_stdlib_corpus_is_deterministic_and_split_by_document():
     docs = stdlib_documents()
     assert len(docs) > 1000 and len(set(docs)) == len(docs)
     assert docs == stdlib_documents()
+    without_topics = stdlib_documents(topics=False)
+    assert docs[:len(without_topics)] == without_topics  # docstrings first, then pydoc's topics
+    assert any("assert_stmt ::=" in d for d in docs[len(without_topics):])
     train, test = load_family_data("text", None, split="train"), load_family_data("text", "stdlib", split="test")
     assert set(train.documents).isdisjoint(test.documents)
     assert set(train.documents) | set(test.documents) == set(docs)
