@@ -40,8 +40,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     spec = args.data or getattr(cls, "default_data", None)  # a model may need other data than its family's default
     data = load_family_data(args.family, spec, split="train")
     model = cls(config).fit(data, out=args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"wrote {args.family}/{args.model} to {args.out}/ (config.json, weights.safetensors, samples/, "
-          f"curve.png, tb/)")
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(args.out).iterdir() if not p.name.startswith("."))
+    print(f"wrote {args.family}/{args.model} to {args.out}/ ({', '.join(written)})")
     if args.eval:
         _print_metrics(model.evaluate(load_family_data(args.family, spec, split="test")))
 

@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: small data, tiny models, short budgets")
     p.add_argument("--text", default="", help="extra flags for the text part, e.g. '--size small --epochs 20'")
     p.add_argument("--music", default="", help="extra flags for the music part, e.g. '--minutes 12'")
-    p.add_argument("--iterations", type=int, default=150, help="PPO iterations of the RL tuning")
+    p.add_argument("--iterations", type=int, default=200, help="PPO iterations of the RL tuning")
     p.add_argument("--rollout-pieces", type=int, default=64, help="pieces per PPO iteration")
     p.add_argument("--kl-coef", type=float, default=0.2)
     p.add_argument("--lr", type=float, default=1e-4, help="policy learning rate of the RL tuning")
@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_tables(result)
     path = args.out_dir / "bench_text_music.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"\nwrote {path}, text_samples.md and music_*.mid/.musicxml/.png beside it")
+    for part in ("text", "music"):  # the parts' own result files, as their scripts write them
+        (args.out_dir / f"bench_{part}.json").write_text(json.dumps(result[part], indent=2, default=str) + "\n")
+    print(f"\nwrote {path}, bench_text.json, bench_music.json, text_samples.md and music_*.mid/.musicxml/.png "
+          f"beside it")
     return result
 
 
