@@ -82,10 +82,11 @@ def cmd_tune(args: argparse.Namespace) -> None:
     config = config_from_args(ComposerConfig, options.parse_args(args.tune_options))
     _, trainer = tune_transformer(args.dir, args.out, iterations=args.iterations, config=config, resume=args.resume,
                                   checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
-    last = trainer.history[-1]
-    print(f"tuned {args.dir} for {trainer.iteration} PPO iterations in gailkit/ChoraleComposer-v0: return "
-          f"{trainer.history[0]['return']:.3f} -> {last['return']:.3f}, critic's mean D "
-          f"{trainer.history[0].get('mean_d', float('nan')):.3f} -> {last.get('mean_d', float('nan')):.3f}")
+    first, last = trainer.history[0], trainer.history[-1]
+    print(f"tuned {args.dir} for {trainer.iteration} PPO iterations in gailkit/ChoraleComposer-v0: theory return per "
+          f"piece {first['theory_return']:.3f} -> {last['theory_return']:.3f}; mean D of the in-loop critic "
+          f"{first.get('mean_d', float('nan')):.3f} -> {last.get('mean_d', float('nan')):.3f} (it learns alongside, "
+          f"so D can fall while the pieces improve: compare models with gailkit generate eval)")
     print(f"wrote {args.out}/ (config.json + weights.safetensors: the tuned music/transformer; rl/: the resumable "
           f"checkpoint; curve.png, tb/)")
 

@@ -5,7 +5,8 @@ top-k, top-p) and contrastive search. The first three go through ``transformers`
 ``generate`` with an explicit ``GenerationConfig`` (so a pretrained folder's own generation
 defaults never leak in); contrastive search (Su et al. 2022, "A Contrastive Framework for
 Neural Text Generation") is implemented here because transformers 5 moved it to a hub
-download. Shared by the text family (BPE ids) and the music family (chorale ids).
+download. It continues one prompt of any token ids; the music family samples many pieces at
+once under a grammar mask, with its own loop (:mod:`gailkit.generators.music.transformer`).
 """
 
 from __future__ import annotations
