@@ -12,7 +12,7 @@ from gailkit.generators.text.corpus import TextData, load_text
 
 __all__ = ["DATA_HELP", "TextData", "load_data"]
 
-DATA_HELP = ("stdlib (default: docstrings of standard-library modules, no download), "
+DATA_HELP = ("stdlib (default: standard-library docstrings and pydoc topics, no download), "
              "files:a.txt,b.txt, or a directory of .txt files (UTF-8)")
 
 
