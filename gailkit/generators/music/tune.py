@@ -97,6 +97,10 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
         raise CheckpointError(f"nothing to resume: {rl}/config.json is missing")
     else:
         trainer = ComposerTrainer(model.lm, chorales=chorales, config=config)
+    shape = ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")
+    if any(getattr(trainer.lm.config, k) != getattr(model.lm.config, k) for k in shape):
+        raise ValueError(f"the run in {out} tunes a transformer of another shape than the one in {init}; "
+                         f"pass the directory the run started from")
     if 16 * (n_bars := trainer.config.n_bars) > model.data_info["window"]:
         raise ValueError(f"pieces of {n_bars} bars are {16 * n_bars} sixteenths; the transformer in {init} sees "
                          f"{model.data_info['window']}: use --n-bars {model.data_info['window'] // 16} or fewer")

@@ -67,6 +67,11 @@ def test_bad_requests_are_refused_with_the_fix(tmp_path, transformer_dir, train)
     with pytest.raises(ValueError, match="lr is 0.0001 here but 0.001 in the run"):
         tune_transformer(transformer_dir, run, iterations=2, config=ComposerConfig(**{**vars(CONFIG), "lr": 1e-4}),
                          resume=True, chorales=train)
+    other = tmp_path / "other"
+    get_generator("music", "transformer")(epochs=0, **{**TINY, "window": 32, "sample_steps": 32}).fit(
+        train, out=other, progress=False)
+    with pytest.raises(ValueError, match="another shape"):
+        tune_transformer(other, run, iterations=2, resume=True, chorales=train)
     gan = get_generator("music", "musegan")(epochs=0, bars=1, hidden=16, latent=4).fit(train, out=tmp_path / "gan",
                                                                                         progress=False)
     assert gan.built
