@@ -196,17 +196,15 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
         print(f"wrote {len(paths)} chunks to {data}/")
     elif action == "train-vae":
-        train_vae(data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs, reconstruction=p.vae_loss,
-                  batch_size=p.vae_batch, seed=args.seed)
+        train_vae(data, model_dir, **p.vae_options(), seed=args.seed)
         frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
         print(f"wrote V to {model_dir}/ and {grid}")
     elif action == "train-mdn":
-        train_mdn(data, model_dir, epochs=p.mdn_epochs, hidden=p.hidden, n_mixtures=p.n_mixtures, seed=args.seed)
+        train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
-        cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
-                                  max_steps=p.max_steps, tau=p.tau, seed=args.seed, memory=not args.v_only)
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if args.where == "dream":
             model = WorldModel.load(model_dir)
             _, history = train_controller_in_dream(model, cfg, ctrl, start_z=start_latents(model, data),

@@ -26,6 +26,7 @@ import torch
 
 from gailkit.generators import get_generator
 from gailkit.generators.digits import load_data
+from gailkit.generators.digits.common import BINARY_THRESHOLD
 from gailkit.generators.metrics import ais_log_partition, judge_for, rbm_loglik, sample_metrics
 from gailkit.generators.pictures import save_grid
 
@@ -56,7 +57,7 @@ def sklearn_baseline(train, test, judge, *, n_samples: int, quick: bool, seed: i
     from sklearn.neural_network import BernoulliRBM
 
     grey = np.asarray(train.images).reshape(len(train), -1).astype(np.float64)
-    x = (grey >= 0.5).astype(np.float64)
+    x = (grey >= BINARY_THRESHOLD).astype(np.float64)
     start = time.perf_counter()
     rbm = BernoulliRBM(n_components=100, learning_rate=0.05, batch_size=10, n_iter=2 if quick else 20,
                        random_state=seed).fit(grey)
@@ -72,7 +73,7 @@ def sklearn_baseline(train, test, judge, *, n_samples: int, quick: bool, seed: i
     mean = torch.from_numpy(x.mean(0)).clamp(1e-3, 1 - 1e-3)
     log_z, _ = ais_log_partition(W, b, c, base_bias=torch.log(mean / (1 - mean)), n_chains=100,
                                  n_betas=1000 if quick else 10000, seed=seed)
-    t = torch.from_numpy((np.asarray(test.images).reshape(len(test), -1) >= 0.5).astype(np.float64))
+    t = torch.from_numpy((np.asarray(test.images).reshape(len(test), -1) >= BINARY_THRESHOLD).astype(np.float64))
     out["loglik_nats_ais"] = float(rbm_loglik(t, W, b, c, log_z).mean())
     out["train_s"] = wall
     save_grid(samples[:64], pictures / "generators_sklearn_rbm.png")
@@ -95,7 +96,7 @@ def main() -> None:
     print(f"sklearn digits: {len(train)} train / {len(test)} test images, {train.shape}")
 
     start = time.perf_counter()
-    judge = judge_for(train, seed=args.seed, holdout=test)
+    judge = judge_for(train, holdout=test)  # the judge every model's evaluate() uses (seed 0)
     widths = [m.in_features for m in judge.modules() if isinstance(m, torch.nn.Linear)] + [judge.head.out_features]
     print(f"judge: MLP {'-'.join(map(str, widths))}, test accuracy {judge.accuracy:.4f} "
           f"({time.perf_counter() - start:.1f} s)")

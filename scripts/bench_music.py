@@ -31,7 +31,7 @@ import torch
 from gailkit.generators import get_generator, load_family_data
 from gailkit.generators.music.common import bach_windows
 from gailkit.generators.music.metrics import METRICS
-from gailkit.generators.music.output import concatenate, plot_pianoroll, write_midi, write_musicxml
+from gailkit.generators.music.output import plot_pianoroll, write_midi
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"in_scale_rate": 0.10, "qualified_note_rate": 0.10, "empty_bar_rate": 0.10}
@@ -121,12 +121,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             metrics = model.evaluate(test, n=args.samples, seed=args.seed)
             eval_s = time.perf_counter() - t0
-            pieces = model.sample(4, seed=args.seed)
-            stem = f"music_{label.replace('.', '')}"
-            write_midi(concatenate(pieces), args.out_dir / f"{stem}.mid")
-            write_musicxml(concatenate(pieces), args.out_dir / f"{stem}.musicxml")
-            plot_pianoroll(pieces, args.out_dir / f"{stem}.png",
-                           titles=[f"{label} sample {i} (seed {args.seed})" for i in range(len(pieces))])
+            model.save_samples(args.out_dir / f"music_{label.replace('.', '')}.musicxml", n=4, seed=args.seed,
+                               title=label)
             result["models"][label] = {
                 "epochs": epochs, "train_s": train_s, "eval_s": eval_s, "sampling": sampling, "metrics": metrics,
                 "final_loss": {k: v for k, v in model.history[-1].items() if k not in ("epoch", "wall_s")},

@@ -45,15 +45,12 @@ import bench_text  # noqa: E402
 
 from gailkit.data.chorales import load_chorales, split_chorales  # noqa: E402
 from gailkit.generators import load_generator  # noqa: E402
-from gailkit.generators.music.common import bach_windows  # noqa: E402
 from gailkit.generators.music.composer import ComposerConfig  # noqa: E402
 from gailkit.generators.music.composer_disc import bach_excerpts  # noqa: E402
-from gailkit.generators.music.output import concatenate, plot_pianoroll, write_midi  # noqa: E402
 from gailkit.generators.music.tune import tune_transformer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 JUDGED = ("fresh_disc_acc", "fresh_mean_d", "theory_return")
-RL_BETTER_WHEN_LOWER = {"fresh_disc_acc"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,8 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def text_part(args: argparse.Namespace) -> dict[str, Any]:
-    flags = ["--seed", str(args.seed), "--json", str(args.out_dir / "bench_text.json"),
-             "--samples", str(args.out_dir / "text_samples.md"), *args.text.split()]
+    flags = ["--seed", str(args.seed), "--samples", str(args.out_dir / "text_samples.md"), *args.text.split()]
     text_args = bench_text.parse_args(flags + (["--quick"] if args.quick else []))
     t0 = time.perf_counter()
     result = bench_text.run(text_args)
@@ -95,15 +91,11 @@ def music_part(args: argparse.Namespace) -> dict[str, Any]:
     flags = ["--seed", str(args.seed), "--out-dir", str(args.out_dir), "--work-dir", str(args.work_dir / "music"),
              *args.music.split()]
     music_args = bench_music.parse_args(flags + (["--quick"] if args.quick else []))
-    result = bench_music.run(music_args)
-    result["limit"] = music_args.limit
-    return result
+    return bench_music.run(music_args)
 
 
-def rl_part(args: argparse.Namespace, music: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+def rl_part(args: argparse.Namespace, music: dict[str, Any], train: list, test: list) -> tuple[dict[str, Any], Path]:
     """Tune the benchmark's own music transformer; score the tuned model like the others."""
-    chorales = load_chorales(limit=music["limit"])
-    train, test = split_chorales(chorales, "train"), split_chorales(chorales, "test")
     init, out = args.work_dir / "music" / "transformer", args.work_dir / "rl"
     config = ComposerConfig(n_bars=music["steps"] // 16, rollout_pieces=args.rollout_pieces, lr=args.lr,
                             kl_coef=args.kl_coef, seed=args.seed)
@@ -113,10 +105,7 @@ def rl_part(args: argparse.Namespace, music: dict[str, Any]) -> tuple[dict[str, 
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics = tuned.evaluate(test, n=music["samples"], seed=args.seed)
-    pieces = tuned.sample(4, seed=args.seed)
-    write_midi(concatenate(pieces), args.out_dir / "music_rl_tuned.mid")
-    plot_pianoroll(pieces, args.out_dir / "music_rl_tuned.png",
-                   titles=[f"RL-tuned sample {i} (seed {args.seed})" for i in range(len(pieces))])
+    tuned.save_samples(args.out_dir / "music_rl_tuned.mid", n=4, seed=args.seed, title="RL-tuned")
     row = {"epochs": trainer.iteration, "train_s": train_s, "eval_s": time.perf_counter() - t0,
            "sampling": {}, "metrics": metrics,
            "targets_met": {m: metrics[f"dist_{m}"] <= tol for m, tol in bench_music.TARGETS.items()},
@@ -124,14 +113,12 @@ def rl_part(args: argparse.Namespace, music: dict[str, Any]) -> tuple[dict[str, 
     return row, out
 
 
-def judge_part(args: argparse.Namespace, music: dict[str, Any], rl_dir: Path) -> dict[str, dict[str, float]]:
+def judge_part(args: argparse.Namespace, music: dict[str, Any], rl_dir: Path, train: list, test: list
+               ) -> dict[str, dict[str, float]]:
     """Fresh-critic accuracy, its mean D and the env's theory return for each model and held-out Bach."""
-    chorales = load_chorales(limit=music["limit"])
-    train, test = split_chorales(chorales, "train"), split_chorales(chorales, "test")
     steps, n = music["steps"], args.judge_samples
     rng = np.random.default_rng(args.seed + 2)
     bach_train, bach_test = bach_excerpts(train, steps, 4 * n, rng=rng), bach_excerpts(test, steps, n, rng=rng)
-    judge_args = argparse.Namespace(eval_disc_steps=args.eval_disc_steps, n_bars=steps // 16, seed=args.seed)
     models = {"transformer": load_generator(args.work_dir / "music" / "transformer"),
               "musegan": load_generator(args.work_dir / "music" / "musegan"),
               "rl_tuned": load_generator(rl_dir)}
@@ -139,8 +126,10 @@ def judge_part(args: argparse.Namespace, music: dict[str, Any], rl_dir: Path) ->
     pieces |= {name: np.stack(model.sample(n, seed=args.seed + 3)) for name, model in models.items()}
     rows = {}
     for name, voices in pieces.items():
-        row = bench_composer.judge(name, voices, bach_train=bach_train, bach_test=bach_test, args=judge_args)
-        rows[name] = {k: row[k] for k in JUDGED}
+        rows[name] = bench_composer.fresh_critic(bach_train, voices, bach_test, steps=args.eval_disc_steps,
+                                                 seed=args.seed + 1)
+        rows[name]["theory_return"] = bench_composer.theory_return(voices, steps // 16)
+        print(f"  judged {name}: fresh critic acc {rows[name]['fresh_disc_acc']:.3f}", flush=True)
     return rows
 
 
@@ -154,7 +143,7 @@ def print_tables(result: dict[str, Any]) -> None:
     names = list(rows)
     print(f"{'score':<18}" + "".join(f"{n:>16}" for n in names) + "   RL better than transformer?")
     for key in JUDGED:
-        better = (rows["rl_tuned"][key] < rows["transformer"][key]) if key in RL_BETTER_WHEN_LOWER else (
+        better = (rows["rl_tuned"][key] < rows["transformer"][key]) if key in bench_composer.LOWER_IS_BETTER else (
             rows["rl_tuned"][key] > rows["transformer"][key])
         print(f"{key:<18}" + "".join(f"{rows[n][key]:>16.3f}" for n in names) + f"   {'yes' if better else 'no'}")
     print("fresh_disc_acc: a new critic's balanced accuracy, Bach vs the row's pieces (0.5: indistinguishable); "
@@ -175,11 +164,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     result["music"] = music_part(args)
     wall["music (2 models)"] = time.perf_counter() - t0
+    chorales = load_chorales(limit=result["music"]["data"]["limit"])  # the music part's chorales, from their cache
+    train, test = split_chorales(chorales, "train"), split_chorales(chorales, "test")
     t0 = time.perf_counter()
-    result["music"]["models"]["rl_tuned"], rl_dir = rl_part(args, result["music"])
+    result["music"]["models"]["rl_tuned"], rl_dir = rl_part(args, result["music"], train, test)
     wall["RL tuning + eval"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result["judged"] = judge_part(args, result["music"], rl_dir)
+    result["judged"] = judge_part(args, result["music"], rl_dir, train, test)
     wall["fresh critics"] = time.perf_counter() - t0
     wall["total"] = time.perf_counter() - start
     result["wall_s"] = wall

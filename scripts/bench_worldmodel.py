@@ -97,18 +97,15 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
     real_steps = {"collect": sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))}
     if not (args.dir / "V.done").exists():
-        timed(wall, wall_file, "V", train_vae, data, model_dir, latent_dim=p.latent_dim, epochs=p.vae_epochs,
-              reconstruction=p.vae_loss, batch_size=p.vae_batch)
+        timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options())
         (args.dir / "V.done").touch()
     if (args.dir / "M.done").exists():
         model = WorldModel.load(model_dir)
     else:
-        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, epochs=p.mdn_epochs, hidden=p.hidden,
-                      n_mixtures=p.n_mixtures)
+        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options())
         (args.dir / "M.done").touch()
 
-    cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
-                              max_steps=p.max_steps, tau=p.tau)
+    cfg = DreamTrainingConfig(**p.controller_options())
     z0 = start_latents(model, data)
     dream_dir = args.dir / "controller_dream"
     best, dream_history = timed(wall, wall_file, "C in the dream (V+M+C)", train_controller_in_dream, model, cfg, dream_dir,

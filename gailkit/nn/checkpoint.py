@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 __all__ = [
     "CheckpointError",
+    "atomic_dir",
     "atomic_write",
     "capture_rng",
     "load_optimizer_tensors",
@@ -29,6 +31,7 @@ __all__ = [
     "optimizer_steps",
     "optimizer_tensors",
     "read_json",
+    "recover_dir",
     "restore_rng",
     "save_tensors",
     "write_json",
@@ -51,6 +54,34 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_dir)`` on an empty folder beside ``path``, then swap it in for ``path``.
+
+    A crash leaves the previous folder (at ``path``, or at ``.NAME.old`` between the two
+    renames, which :func:`recover_dir` moves back) or the new one, never half of one.
+    """
+    path = Path(path)
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def recover_dir(path: str | os.PathLike) -> Path:
+    """``path``, moved back from ``.NAME.old`` first if an :func:`atomic_dir` swap stopped halfway."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.exists():
+        old.rename(path)
     return path
 
 

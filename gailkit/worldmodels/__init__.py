@@ -4,7 +4,6 @@ from gailkit.nn.vae import ConvVAE, elbo_loss
 from gailkit.worldmodels.dream import BatchedDream, DreamEnv
 from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNOutput, MDNRNNConfig
 from gailkit.worldmodels.model import WorldModel
-from gailkit.worldmodels.vec_dream import DreamVecEnv
 
 __all__ = [
     "BatchedDream",
@@ -17,3 +16,12 @@ __all__ = [
     "WorldModel",
     "elbo_loss",
 ]
+
+
+def __getattr__(name: str):
+    """``DreamVecEnv`` on first use: it imports stable-baselines3, which the rest does not need."""
+    if name == "DreamVecEnv":
+        from gailkit.worldmodels.vec_dream import DreamVecEnv
+
+        return DreamVecEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

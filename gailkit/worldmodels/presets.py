@@ -25,6 +25,20 @@ class WorldModelPreset:
     vae_loss: str = "mse"  # V's reconstruction term: "mse" (paper) or "bce" (mostly-white frames)
     vae_batch: int = 64  # small batches for small data: V needs ~1,000 steps before z carries the pole
 
+    def vae_options(self) -> dict:
+        """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
+        return {"latent_dim": self.latent_dim, "epochs": self.vae_epochs, "reconstruction": self.vae_loss,
+                "batch_size": self.vae_batch}
+
+    def mdn_options(self) -> dict:
+        """Keyword arguments of :func:`gailkit.worldmodels.train.train_mdn`."""
+        return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures}
+
+    def controller_options(self) -> dict:
+        """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
+        return {"generations": self.generations, "popsize": self.popsize, "rollouts": self.rollouts,
+                "max_steps": self.max_steps, "tau": self.tau}
+
 
 # fmt: off
 # V-ep are passes over every frame; C runs in the dream (cheap), so its budget is generous.

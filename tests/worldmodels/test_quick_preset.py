@@ -22,12 +22,9 @@ def quick_run(tmp_path_factory):
     p = WM_PRESETS["quick"]
     root = tmp_path_factory.mktemp("quick")
     collect_chunks(p.env, root / "data", p.episodes, policy=p.collect_policy, progress=False)
-    train_vae(root / "data", root / "model", latent_dim=p.latent_dim, epochs=p.vae_epochs,
-              reconstruction=p.vae_loss, batch_size=p.vae_batch, progress=False)
-    model = train_mdn(root / "data", root / "model", epochs=p.mdn_epochs, hidden=p.hidden, n_mixtures=p.n_mixtures,
-                      progress=False)
-    cfg = DreamTrainingConfig(generations=p.generations, popsize=p.popsize, rollouts=p.rollouts,
-                              max_steps=p.max_steps, tau=p.tau)
+    train_vae(root / "data", root / "model", **p.vae_options(), progress=False)
+    model = train_mdn(root / "data", root / "model", **p.mdn_options(), progress=False)
+    cfg = DreamTrainingConfig(**p.controller_options())
     best, history = train_controller_in_dream(model, cfg, root / "controller", start_z=start_latents(model, root / "data"),
                                               progress=False)
     return p, root, model, best, history

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gailkit.data.images import ImageData, load_digits_data
+from gailkit.data.images import ImageData, load_digits_data, load_mnist
 
 __all__ = ["DATA_HELP", "load_data"]
 
@@ -33,10 +33,6 @@ def load_data(spec: str | None, *, split: str) -> ImageData:
         return _split(load_digits_data(), split)
     if spec.startswith("mnist:"):
         path = spec[len("mnist:"):]
-        try:
-            from gailkit.data.images import load_mnist
-        except ImportError:
-            raise ValueError("'mnist:PATH' needs gailkit.data.images.load_mnist, which this install lacks") from None
         data = load_mnist(path)
         # the name carries the spec so evaluate() can find the matching training split
         return _split(dataclasses.replace(data, name=spec), split)

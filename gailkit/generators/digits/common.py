@@ -12,7 +12,7 @@ import torch
 from gailkit.data.images import ImageData
 from gailkit.generators.pictures import save_grid
 
-__all__ = ["DigitModel", "as_image_data", "reference_train"]
+__all__ = ["DigitModel", "as_image_data", "hidden_sizes", "reference_train"]
 
 # a pixel is on at >= 8/16 on the 8x8 digits: the convention of the reference likelihoods
 # (independent pixels -25.17 nats); ImageData.binarized uses a strict > and gives -24.70
@@ -38,6 +38,17 @@ def reference_train(test: ImageData) -> ImageData | None:
     if test.name == "sklearn-digits" or test.name.startswith("mnist:"):
         return load_data(None if test.name == "sklearn-digits" else test.name, split="train")
     return None
+
+
+def hidden_sizes(text: str) -> list[int]:
+    """``"256,256"`` -> ``[256, 256]``; a ValueError naming the option otherwise."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"hidden must be comma-separated positive layer sizes such as '256,256', got {text!r}")
+    return sizes
 
 
 class DigitModel:

@@ -17,23 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.configs import doc
-from gailkit.data.images import ImageData
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
-from gailkit.generators.digits.common import DigitModel
+from gailkit.generators.digits.common import DigitModel, hidden_sizes
 from gailkit.generators.digits.rbm import BernoulliRBM
 
 __all__ = ["DBN", "DBNConfig"]
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"hidden must be comma-separated positive layer sizes such as '256,256', got {text!r}")
-    return sizes
 
 
 @dataclasses.dataclass
@@ -65,7 +54,7 @@ class DBN(DigitModel, TorchGenerator):
 
     def _build(self) -> None:
         cfg = self.config
-        sizes = _sizes(cfg.hidden)
+        sizes = hidden_sizes(cfg.hidden)
         ins = [self.n_pixels, *sizes[:-1]]
         ins[-1] += self.n_labels
         self.rbms = nn.ModuleList(BernoulliRBM(a, h) for a, h in zip(ins, sizes))
@@ -152,7 +141,4 @@ class DBN(DigitModel, TorchGenerator):
         h = pv
         for i in range(len(self.rbms) - 2, -1, -1):
             h = self.rbms[i].p_v(self.rbms[i].bernoulli(h, gen) if i < len(self.rbms) - 2 else x)
-        return self._images(h if len(self.rbms) > 1 else pv)
-
-    def likelihood_metrics(self, test: ImageData) -> dict[str, float]:
-        return {}
+        return self._images(h)

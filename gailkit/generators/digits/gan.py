@@ -20,8 +20,7 @@ from torch import nn
 from gailkit.configs import doc
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
-from gailkit.generators.digits.common import DigitModel
-from gailkit.generators.digits.dbn import _sizes
+from gailkit.generators.digits.common import DigitModel, hidden_sizes
 from gailkit.generators.digits.latent import LatentModel
 from gailkit.nn.adversarial import bce_logits_loss, r1_penalty, wgan_gradient_penalty
 from gailkit.nn.blocks import mlp
@@ -66,7 +65,7 @@ class GAN(DigitModel, LatentModel, TorchGenerator):
         cfg = self.config
         if self.conditional and not self.n_classes:
             raise ValueError("digits/cgan needs labelled data (n_classes > 0)")
-        sizes = _sizes(cfg.hidden)
+        sizes = hidden_sizes(cfg.hidden)
         self.latent_dim = cfg.latent
         self.generator = mlp(cfg.latent + self.n_classes, sizes, self.n_pixels, activation=nn.LeakyReLU)
         self.discriminator = mlp(self.n_pixels + self.n_classes, sizes[::-1], 1, activation=nn.LeakyReLU,

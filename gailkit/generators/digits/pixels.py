@@ -48,10 +48,7 @@ class Pixels(DigitModel, Generator):
         if out is not None and (Path(out) / "config.json").exists() and not resume:
             raise CheckpointError(f"{out} already holds a model; pass --resume (resume=True) to refit into it, "
                                   f"or choose another --out")
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
-        x = self.flat(data)
+        x = self.flat(self._training_data(data))
         a = self.config.pseudo_count
         self.p = (x.sum(0) + a) / (len(x) + 2 * a)
         self.history = [{"epoch": 1, "train_loglik": float(self.loglik(x).mean())}]

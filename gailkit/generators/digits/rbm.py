@@ -21,7 +21,7 @@ from gailkit.data.images import ImageData
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel
-from gailkit.generators.metrics.likelihood import ais_log_partition, exact_log_partition, rbm_loglik
+from gailkit.generators.metrics.likelihood import ais_log_partition, exact_log_partition, rbm_free_energy, rbm_loglik
 
 __all__ = ["RBM", "BernoulliRBM", "RBMConfig"]
 
@@ -37,7 +37,7 @@ class BernoulliRBM(nn.Module):
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """``F(v) = -b.v - sum_j softplus(c_j + (v W)_j)``; v (N, V) -> (N,)."""
-        return -(v @ self.b) - F.softplus(self.c + v @ self.W).sum(-1)
+        return rbm_free_energy(v, self.W, self.b, self.c)
 
     def p_h(self, v: torch.Tensor) -> torch.Tensor:
         """``p(h_j = 1 | v)``, (N, V) -> (N, H)."""
@@ -105,7 +105,6 @@ class RBM(DigitModel, TorchGenerator):
 
     Config = RBMConfig
     binary = True
-    drop_last = True
 
     def _build(self) -> None:
         cfg = self.config
@@ -124,14 +123,13 @@ class RBM(DigitModel, TorchGenerator):
         return {"opt": self.opt}
 
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
-        data = self._check_data(data, what="training images")
-        if not self.built:
-            self.build(data.info())
+        first = not self.built
+        self._train = self.flat(self._training_data(data))
+        if first:
             with torch.no_grad():  # visible biases start at the data's log-odds (Hinton's guide, 8.1)
-                mean = self.flat(data).mean(0).clamp(1e-3, 1 - 1e-3)
+                mean = self._train.mean(0).clamp(1e-3, 1 - 1e-3)
                 self.rbm.data_logits.copy_(torch.log(mean / (1 - mean)))
                 self.rbm.b.copy_(self.rbm.data_logits)
-        self._train = self.flat(data)
         return (self._train,)
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:

@@ -19,8 +19,7 @@ from gailkit.configs import doc
 from gailkit.data.images import ImageData
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
-from gailkit.generators.digits.common import DigitModel
-from gailkit.generators.digits.dbn import _sizes
+from gailkit.generators.digits.common import DigitModel, hidden_sizes
 from gailkit.generators.digits.latent import LatentModel
 from gailkit.nn.adversarial import gaussian_kl
 from gailkit.nn.blocks import mlp
@@ -52,7 +51,7 @@ class VAE(DigitModel, LatentModel, TorchGenerator):
 
     def _build(self) -> None:
         cfg = self.config
-        sizes = _sizes(cfg.hidden)
+        sizes = hidden_sizes(cfg.hidden)
         self.latent_dim = cfg.latent
         self.encoder = mlp(self.n_pixels, sizes, 2 * cfg.latent)
         self.decoder = mlp(cfg.latent, sizes[::-1], self.n_pixels)

@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gailkit.generators.metrics.scores import frechet_from_features as frechet_distance
+from gailkit.generators.metrics.scores import nn_distances
+
 __all__ = ["DomainJudge", "RandomConvFeatures", "embed", "frechet_distance", "nn_distances", "nn_ratio"]
 
 _EMBED_SIZE = 32
@@ -56,31 +59,6 @@ def embed(images: np.ndarray, *, batch: int = 256) -> np.ndarray:
         _EMBEDDER = RandomConvFeatures()
     x = torch.from_numpy(np.array(images, dtype=np.float32))  # a writable copy
     return torch.cat([_EMBEDDER(x[i:i + batch]) for i in range(0, len(x), batch)]).double().numpy()
-
-
-def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Frechet distance between Gaussian fits of feature sets ``x`` (N, D) and ``y`` (M, D):
-    ``|mu_x - mu_y|^2 + tr(S_x + S_y - 2 (S_x^1/2 S_y S_x^1/2)^1/2)``, by eigendecompositions
-    (symmetric throughout, so no complex square roots)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
-        raise ValueError(f"frechet_distance takes two (N, D) feature sets with N >= 2, got {x.shape} and {y.shape}")
-    mu_x, mu_y = x.mean(0), y.mean(0)
-    s_x, s_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
-    w, v = np.linalg.eigh(s_x)
-    root_x = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.linalg.eigvalsh(root_x @ s_y @ root_x)
-    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
-    return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * trace_root)
-
-
-def nn_distances(queries: np.ndarray, reference: np.ndarray, *, chunk: int = 512) -> np.ndarray:
-    """Euclidean distance (pixel space) from each query image to its nearest reference image -> (N,)."""
-    q = torch.from_numpy(np.array(queries, dtype=np.float32)).flatten(1)
-    r = torch.from_numpy(np.array(reference, dtype=np.float32)).flatten(1)
-    # the direct formula, not the matmul expansion: exact copies must measure 0, not ~1e-4
-    return torch.cat([torch.cdist(q[i:i + chunk], r, compute_mode="donot_use_mm_for_euclid_dist").amin(1)
-                      for i in range(0, len(q), chunk)]).numpy()
 
 
 def nn_ratio(samples: np.ndarray, probe: np.ndarray, reference: np.ndarray) -> float:

@@ -37,6 +37,10 @@ class ImageVAEConfig(GeneratorConfig):
     reconstruction: str = dataclasses.field(
         default="bce", metadata=doc("reconstruction term: bce (no stall on mostly-white frames) or mse (the paper's)"))
 
+    def __post_init__(self) -> None:
+        if self.reconstruction not in ("bce", "mse"):
+            raise ValueError(f"reconstruction must be 'bce' or 'mse', got {self.reconstruction!r}")
+
 
 @register("image", "vae")
 class ImageVAE(ImageGenerator):
@@ -46,8 +50,6 @@ class ImageVAE(ImageGenerator):
 
     def _build(self) -> None:
         c = self._shape()[0]
-        if self.config.reconstruction not in ("bce", "mse"):
-            raise ValueError(f"reconstruction must be 'bce' or 'mse', got {self.config.reconstruction!r}")
         self.vae = ConvVAE(self.config.latent_dim, channels=c)
         self.opt = torch.optim.Adam(self.vae.parameters(), lr=self.config.lr)
 

@@ -118,9 +118,11 @@ class MusicSamplesMixin:
 
     eval_samples: int = 32
 
-    def save_samples(self, path: str | Path, *, n: int = 4, seed: int = 0) -> Path | None:
+    def save_samples(self, path: str | Path, *, n: int = 4, seed: int = 0, title: str | None = None) -> Path | None:
         """Write ``n`` samples: ``path`` with suffix ``.mid`` (one after another, a bar of
-        silence between them) and ``.png`` (a piano roll of the first four); returns ``path``."""
+        silence between them), ``.png`` (a piano roll of the first four, panels titled
+        ``title``, default ``family/name``) and, if ``path`` ends in ``.musicxml``, MusicXML;
+        returns ``path``."""
         from gailkit.generators.music.output import concatenate, plot_pianoroll, write_midi
 
         path = Path(path)
@@ -131,7 +133,8 @@ class MusicSamplesMixin:
 
             write_musicxml(concatenate(pieces), path)
         plot_pianoroll(pieces[:4], path.with_suffix(".png"),
-                       titles=[f"{self.family}/{self.name} sample {i} (seed {seed})" for i in range(min(4, n))])
+                       titles=[f"{title or f'{self.family}/{self.name}'} sample {i} (seed {seed})"
+                               for i in range(min(4, n))])
         return path
 
     def evaluate(self, data: Any, *, n: int | None = None, seed: int = 0, **kwargs: Any) -> dict[str, float]:

@@ -17,27 +17,14 @@ critic learns Bach's training chorales against the pieces the policy writes. ``O
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer
-from gailkit.nn.checkpoint import CheckpointError
+from gailkit.nn.checkpoint import CheckpointError, atomic_dir, recover_dir
 
 __all__ = ["tune_transformer"]
-
-
-def _save_dir_atomically(trainer: ComposerTrainer, rl: Path) -> None:
-    """Write the checkpoint beside ``rl`` and swap it in: a crash leaves the old or the new one whole."""
-    tmp, old = rl.with_name(rl.name + ".tmp"), rl.with_name(rl.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save(tmp)
-    shutil.rmtree(old, ignore_errors=True)
-    if rl.exists():
-        rl.rename(old)
-    tmp.rename(rl)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _first_difference(a: ComposerConfig, b: ComposerConfig) -> str | None:
@@ -82,9 +69,7 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
     out = Path(out)
     if chorales is None:
         chorales = split_chorales(load_chorales(), "train")
-    rl = out / "rl"
-    if not (rl / "config.json").exists() and (rl.with_name("rl.old") / "config.json").exists():
-        rl.with_name("rl.old").rename(rl)  # a crash between the two renames of a checkpoint swap
+    rl = recover_dir(out / "rl")
     if (rl / "config.json").exists():
         if not resume:
             raise CheckpointError(f"{out} already holds a tuning run; pass --resume (resume=True) to continue it, "
@@ -120,7 +105,7 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("return", "mean_d") if k in row}, refresh=False)
             if trainer.iteration % checkpoint_every == 0 or trainer.iteration == iterations:
                 writer.flush()
-                _save_dir_atomically(trainer, rl)
+                atomic_dir(rl, trainer.save)
     finally:
         bar.close()
         writer.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from gailkit.generators.text.corpus import TextData, write_samples
 from gailkit.generators.text.decoding import METHODS, decode
 from gailkit.generators.text.metrics import bits_per_char, lm_nll, perplexity
 from gailkit.generators.text.tokenizer import encode_documents, load_tokenizer, tokenizer_sha, train_bpe
-from gailkit.nn.checkpoint import CheckpointError, optimizer_steps
+from gailkit.nn.checkpoint import CheckpointError, atomic_dir, optimizer_steps, recover_dir
 from gailkit.nn.lm import GPT_SIZES, build_causal_lm
 
 __all__ = ["GPT", "GPTConfig"]
@@ -284,18 +283,13 @@ class GPT(TorchGenerator):
     def save(self, directory: str | Path) -> Path:
         self._require_built("save")
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".hf.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with _quiet_transformers():
-            self.lm.save_pretrained(str(tmp))
-            self.tokenizer.save_pretrained(str(tmp))
-        old = directory / ".hf.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if (directory / "hf").exists():
-            (directory / "hf").rename(old)
-        tmp.rename(directory / "hf")  # a crash leaves .hf.old (previous) or hf/ (new), never half of one
-        shutil.rmtree(old, ignore_errors=True)
+
+        def write(tmp: Path) -> None:
+            with _quiet_transformers():
+                self.lm.save_pretrained(str(tmp))
+                self.tokenizer.save_pretrained(str(tmp))
+
+        atomic_dir(directory / "hf", write)
         self._write_config(directory, extra={"weights": "hf/"})
         return directory
 
@@ -303,7 +297,7 @@ class GPT(TorchGenerator):
     def load(cls, directory: str | Path) -> GPT:
         directory = Path(directory)
         meta, model = cls._read_config(directory)
-        hf = directory / "hf"
+        hf = recover_dir(directory / "hf")
         if not (hf / "config.json").is_file():
             raise CheckpointError(f"generator: {hf} is missing or incomplete; was {directory} saved by text/gpt?")
         return model._load_folder(hf, meta["data"], history=meta.get("history", []))
