@@ -10,10 +10,13 @@ import torch.nn.functional as F
 __all__ = ["bce_logits_loss", "bernoulli_entropy", "wgan_gradient_penalty", "r1_penalty", "gaussian_kl"]
 
 
-def bce_logits_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, smoothing: float = 0.0) -> torch.Tensor:
-    """Binary cross-entropy with real labelled ``1 - smoothing`` and fake ``smoothing``."""
+def bce_logits_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, *, smoothing: float = 0.0,
+                    one_sided: bool = False) -> torch.Tensor:
+    """Binary cross-entropy with real labelled ``1 - smoothing`` and fake ``smoothing`` (``0``
+    with ``one_sided``: only the real label moves, as Salimans et al., 2016, advise for GANs)."""
     real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 1.0 - smoothing))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.full_like(fake_logits, smoothing))
+    fake_label = 0.0 if one_sided else smoothing
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.full_like(fake_logits, fake_label))
     return real + fake
 
 

@@ -127,12 +127,7 @@ class DCGAN(ImageGenerator):
         z = torch.randn(len(real), cfg.latent_dim)
         fake = self.gen(z)
         real_logits, fake_logits = self.disc(real), self.disc(fake.detach())
-        if cfg.label_smoothing:  # one-sided: only real labels move (bce_logits_loss smooths both sides)
-            real_target = torch.full_like(real_logits, 1 - cfg.label_smoothing)
-            loss_d = (F.binary_cross_entropy_with_logits(real_logits, real_target)
-                      + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        else:
-            loss_d = bce_logits_loss(real_logits, fake_logits)
+        loss_d = bce_logits_loss(real_logits, fake_logits, smoothing=cfg.label_smoothing, one_sided=True)
         logs = {}
         if cfg.r1_gamma:
             penalty = r1_penalty(lambda x: self.disc(x.view_as(real)), real.flatten(1))

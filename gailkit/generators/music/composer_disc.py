@@ -122,11 +122,7 @@ class ChoraleDiscriminator(nn.Module):
         """One Adam step of the BCE loss on Bach ``real`` vs generated ``fake``, each ``(B, 4, T)``."""
         self.train()
         real_logits, fake_logits = self.logits(real), self.logits(fake)
-        if self.config.smoothing:  # one-sided: only Bach's target moves (Salimans et al., 2016)
-            loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 1 - self.config.smoothing))
-                    + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        else:
-            loss = bce_logits_loss(real_logits, fake_logits)
+        loss = bce_logits_loss(real_logits, fake_logits, smoothing=self.config.smoothing, one_sided=True)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
