@@ -6,15 +6,14 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from gailkit.configs import add_config_args, config_from_args
-
-# Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, TypeError)
+from gailkit.configs import add_config_args, config_from_args, given_fields
+from gailkit.errors import GailkitError, RunInterrupted, UsageError
 
 
 @dataclasses.dataclass
@@ -25,6 +24,10 @@ class ExpertEvalConfig:
     episodes: int = dataclasses.field(default=20, metadata={"help": "evaluation episodes"})
     seed: int = dataclasses.field(default=1_000_000, metadata={"help": "episode i is reset with seed + i"})
     env: str | None = dataclasses.field(default=None, metadata={"help": "evaluate in another env (same spaces)"})
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise UsageError(f"--episodes {self.episodes}: must be >= 1")
 
 
 @dataclasses.dataclass
@@ -119,15 +122,18 @@ def cmd_demos_info(args: argparse.Namespace) -> None:
 
 
 def cmd_imitate(args: argparse.Namespace) -> None:
+    from gailkit.agents.configs import ImitationConfig
     from gailkit.agents.imitate import imitate
-    from gailkit.agents.imitation import ImitationConfig
-    from gailkit.discriminators import DiscriminatorConfig
+    from gailkit.discriminators.config import DiscriminatorConfig
 
     config = config_from_args(ImitationConfig, args)
     disc = config_from_args(DiscriminatorConfig, args, prefix="disc", seed=config.seed)
-    result = imitate(config, disc, resume=args.resume)
+    given = given_fields(ImitationConfig, args.argv) | {
+        f"disc_{name}" for name in given_fields(DiscriminatorConfig, args.argv, prefix="disc")}
+    result = imitate(config, disc, resume=args.resume, given=given)
     _print_result(result)
-    print(f"wrote run to {config.out}/: {', '.join(sorted(p.name for p in Path(config.out).iterdir()))}")
+    names = sorted(p.name for p in Path(config.out).iterdir() if not p.name.startswith("."))
+    print(f"wrote run to {config.out}/: {', '.join(names)}")
 
 
 def _print_result(r: dict) -> None:
@@ -228,14 +234,47 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be >= {low}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be > 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags (``--see`` is not ``--seed``): a resumed run compares the flags it
+    was given by name (:func:`gailkit.configs.given_fields`). Subcommands inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gailkit", description="Imitation learning and world models with generative parts."
-    )
+    """The whole command line; imports configs and presets only (no torch), so ``--help`` is fast."""
+    parser = _Parser(prog="gailkit", description="Imitation learning and world models with generative parts.")
     from gailkit import __version__
 
     parser.add_argument("--version", action="version", version=f"gailkit {__version__}")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_at_least(1), default=1,
                         help="torch CPU threads (default: 1, fastest for the small networks of RL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -244,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     expert = sub.add_parser("expert", help="train, evaluate and list expert policies")
     esub = expert.add_subparsers(dest="expert_command", required=True, metavar="ACTION")
-    from gailkit.agents.experts import CollectConfig, ExpertConfig
+    from gailkit.agents.configs import CollectConfig, ExpertConfig, ImitationConfig
 
     p = esub.add_parser("train", help="train an SB3 expert with the env's preset")
     add_config_args(p, ExpertConfig)
@@ -264,8 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, DemosInfoConfig, positional=("file",))
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_demos_info)
-    from gailkit.agents.imitation import ImitationConfig
-    from gailkit.discriminators import DiscriminatorConfig
+    from gailkit.discriminators.config import DiscriminatorConfig
 
     p = sub.add_parser("imitate", help="train BC, GAIL or AIRL from demonstrations")
     add_config_args(p, ImitationConfig)
@@ -288,14 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
     p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
     p.add_argument("--env", help="pixel env id (default: the preset's)")
-    p.add_argument("--episodes", type=int, help="episodes to collect (default: the preset's)")
-    p.add_argument("--generations", type=int, help="CMA-ES generations (default: the preset's)")
-    p.add_argument("--popsize", type=int, help="CMA-ES candidates per generation (default: the preset's)")
-    p.add_argument("--rollouts", type=int, help="episodes (or dreams) per candidate (default: the preset's)")
+    p.add_argument("--episodes", type=_at_least(1), help="episodes to collect (default: the preset's)")
+    p.add_argument("--generations", type=_at_least(1), help="CMA-ES generations (default: the preset's)")
+    p.add_argument("--popsize", type=_at_least(1), help="CMA-ES candidates per generation (default: the preset's)")
+    p.add_argument("--rollouts", type=_at_least(1), help="episodes (or dreams) per candidate (default: the preset's)")
     p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
-    p.add_argument("--workers", type=int, default=2, help="worker processes for --where real")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per generation before workers restart")
-    p.add_argument("--eval-episodes", type=int, default=10, help="episodes for eval")
+    p.add_argument("--workers", type=_at_least(1), default=2, help="worker processes for --where real")
+    p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds per generation before workers restart")
+    p.add_argument("--eval-episodes", type=_at_least(1), default=10, help="episodes for eval")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--v-only", action="store_true",
                    help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
@@ -304,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate the policy of an imitation run")
     p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")
-    p.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    p.add_argument("--episodes", type=_at_least(1), default=20, help="evaluation episodes (default: 20)")
     p.set_defaults(func=cmd_eval)
 
     from gailkit.cli_generate import add_generate_parser
@@ -314,8 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gailkit`` command line; returns the exit status.
+
+    0: done; 2: a user error (one line on stderr naming the problem and the fix; argparse's
+    usage errors too); 130: interrupted (the message says what was saved). Any other exception
+    is a bug and propagates with its traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.argv = argv
     if extra:  # only commands that generate flags late (generate train) accept unknown flags
         if not getattr(args, "accepts_extra", None):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -329,10 +375,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         np.random.seed(args.seed)  # global seeding happens here only, at the entry point
     try:
         args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except RunInterrupted as e:
+        print(f"gailkit: {e}", file=sys.stderr)
         return 130
-    except _USER_ERRORS as e:
+    except KeyboardInterrupt:
+        print("gailkit: interrupted", file=sys.stderr)
+        return 130
+    except GailkitError as e:
         print(f"gailkit: error: {e}", file=sys.stderr)
         return 2
     return 0

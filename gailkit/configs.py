@@ -11,10 +11,13 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["add_config_args", "config_from_args", "doc"]
+from gailkit.errors import UsageError
+
+__all__ = ["add_config_args", "config_from_args", "config_from_dict", "doc", "given_fields", "json_fields"]
 
 C = TypeVar("C")
 
@@ -74,3 +77,42 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, prefix: str = ""
         if hasattr(args, dest):
             values[f.name] = getattr(args, dest)
     return cls(**{**values, **overrides})
+
+
+def json_fields(config: Any) -> dict[str, Any]:
+    """A config dataclass as a JSON-ready dict (paths as strings); :func:`config_from_dict` inverts it."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str) -> C:
+    """Rebuild ``cls`` from a saved ``dataclasses.asdict`` mapping (``source`` names the file).
+
+    Raises:
+        UsageError: ``data`` holds a field ``cls`` does not have or lacks a required one (a file
+            damaged or written by another version of gailkit); the message names the field.
+    """
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{source}: expected a JSON object of {cls.__name__} fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    missing = sorted(name for name, f in fields.items() if name not in data and f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING)
+    if unknown or missing:
+        what = "; ".join(part for part in (f"unknown {unknown}" if unknown else "",
+                                           f"missing {missing}" if missing else "") if part)
+        raise UsageError(f"{source}: {cls.__name__} fields do not match this gailkit ({what}); the file is "
+                         "damaged or was written by another version")
+    return cls(**{k: (Path(v) if isinstance(v, str) and _base_type(typing.get_type_hints(cls)[k]) is Path else v)
+                  for k, v in data.items()})
+
+
+def given_fields(cls: type, argv: Sequence[str], *, prefix: str = "") -> set[str]:
+    """Names of the fields of ``cls`` whose flags appear in ``argv`` (given by the user, as
+    opposed to left at their defaults). The parser must not accept abbreviated flags."""
+    given = set()
+    for f in dataclasses.fields(cls):
+        flag = f"--{(f'{prefix}_{f.name}' if prefix else f.name).replace('_', '-')}"
+        negated = "--no-" + flag[2:]
+        if any(a in (flag, negated) or a.startswith(flag + "=") for a in argv):
+            given.add(f.name)
+    return given

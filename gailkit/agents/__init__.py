@@ -1,37 +1,29 @@
-"""Agents: experts, behaviour cloning and adversarial imitation (GAIL, AIRL, DAC)."""
+"""Agents: experts, behaviour cloning and adversarial imitation (GAIL, AIRL, DAC).
 
-from gailkit.agents.bc import BC, BCConfig, pretrain_policy
-from gailkit.agents.dac import DAC
-from gailkit.agents.experts import (
-    PRESETS,
-    CollectConfig,
-    Expert,
-    ExpertConfig,
-    collect_demos,
-    evaluate_policy,
-    load_expert,
-    train_expert,
-)
-from gailkit.agents.imitate import evaluate_run, imitate, summarise_runs
-from gailkit.agents.imitation import AdversarialImitation, ImitationConfig, load_run
+Names load on first use (see :mod:`gailkit.lazy`): the configs need no torch.
+"""
 
-__all__ = [
-    "BC",
-    "BCConfig",
-    "DAC",
-    "PRESETS",
-    "AdversarialImitation",
-    "CollectConfig",
-    "Expert",
-    "ExpertConfig",
-    "ImitationConfig",
-    "collect_demos",
-    "evaluate_policy",
-    "evaluate_run",
-    "imitate",
-    "load_expert",
-    "load_run",
-    "pretrain_policy",
-    "summarise_runs",
-    "train_expert",
-]
+from gailkit.lazy import lazy_exports
+
+_WHERE = {
+    "BC": "gailkit.agents.bc",
+    "BCConfig": "gailkit.agents.bc",
+    "pretrain_policy": "gailkit.agents.bc",
+    "DAC": "gailkit.agents.dac",
+    "PRESETS": "gailkit.agents.experts",
+    "Expert": "gailkit.agents.experts",
+    "collect_demos": "gailkit.agents.experts",
+    "evaluate_policy": "gailkit.agents.experts",
+    "load_expert": "gailkit.agents.experts",
+    "train_expert": "gailkit.agents.experts",
+    "CollectConfig": "gailkit.agents.configs",
+    "ExpertConfig": "gailkit.agents.configs",
+    "ImitationConfig": "gailkit.agents.configs",
+    "evaluate_run": "gailkit.agents.imitate",
+    "imitate": "gailkit.agents.imitate",
+    "load_run": "gailkit.agents.imitate",
+    "summarise_runs": "gailkit.agents.imitate",
+    "AdversarialImitation": "gailkit.agents.imitation",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

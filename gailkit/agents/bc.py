@@ -30,6 +30,7 @@ import gailkit
 from gailkit.data.demos import Demonstrations
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.data.types import Transitions
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 
 __all__ = ["BC", "BCConfig", "bc_loss", "pretrain_policy"]
@@ -44,9 +45,9 @@ def _parse_net_arch(value: str | Sequence[int]) -> tuple[int, ...]:
     try:
         arch = tuple(int(x) for x in items)
     except (TypeError, ValueError):
-        raise ValueError(f"net_arch must be layer widths such as 64,64; got {value!r}") from None
+        raise UsageError(f"net_arch must be layer widths such as 64,64; got {value!r}") from None
     if any(w < 1 for w in arch):
-        raise ValueError(f"net_arch widths must be positive, got {arch}")
+        raise UsageError(f"net_arch widths must be positive, got {arch}")
     return arch
 
 
@@ -67,10 +68,10 @@ class BCConfig:
     def __post_init__(self) -> None:
         self.net_arch = _parse_net_arch(self.net_arch)
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be at least 1, "
+            raise UsageError(f"steps and batch_size must be at least 1, "
                              f"got {self.steps} and {self.batch_size}")
         if self.lr <= 0 or self.ent_weight < 0 or self.l2_weight < 0:
-            raise ValueError(f"need lr > 0 and non-negative weights; got lr={self.lr}, "
+            raise UsageError(f"need lr > 0 and non-negative weights; got lr={self.lr}, "
                              f"ent_weight={self.ent_weight}, l2_weight={self.l2_weight}")
 
 
@@ -135,23 +136,23 @@ def _check_spaces(policy: ActorCriticPolicy, data: Transitions | Demonstrations)
         for what, ours, theirs in pairs:
             diff = space_mismatch(ours, theirs)
             if diff:
-                raise ValueError(
+                raise UsageError(
                     f"demonstrations from {data.env_id} do not fit the policy: {what} space {diff} "
                     f"(data {describe_space(theirs)}, policy {describe_space(ours)})"
                 )
         data = data.transitions()
     obs_shape, act_shape = policy.observation_space.shape, policy.action_space.shape or ()
     if data.obs.shape[1:] != obs_shape:
-        raise ValueError(f"observations have shape {data.obs.shape[1:]} but the policy's "
+        raise UsageError(f"observations have shape {data.obs.shape[1:]} but the policy's "
                          f"observation space is {describe_space(policy.observation_space)}")
     if data.acts.shape[1:] != act_shape:
-        raise ValueError(f"actions have shape {data.acts.shape[1:]} but the policy's action "
+        raise UsageError(f"actions have shape {data.acts.shape[1:]} but the policy's action "
                          f"space is {describe_space(policy.action_space)}")
     space = policy.action_space
     if isinstance(space, gym.spaces.Discrete) and len(data):
         lo, hi = data.acts.min(), data.acts.max()
         if lo < 0 or hi >= space.n:
-            raise ValueError(f"discrete actions must lie in [0, {space.n}) for "
+            raise UsageError(f"discrete actions must lie in [0, {space.n}) for "
                              f"{describe_space(space)}; got [{lo}, {hi}]")
     return data
 
@@ -198,7 +199,7 @@ def pretrain_policy(
     """
     data = _check_spaces(policy, transitions)
     if len(data) < config.batch_size:
-        raise ValueError(f"too few transitions ({len(data)}) for batch size {config.batch_size}: "
+        raise UsageError(f"too few transitions ({len(data)}) for batch size {config.batch_size}: "
                          "lower --batch-size or record more episodes")
     obs, acts = _as_tensors(policy, data)
     optimizer = torch.optim.Adam(_actor_parameters(policy), lr=config.lr)
@@ -321,7 +322,7 @@ class BC:
         meta = read_json(directory / "config.json", what="BC")
         try:
             if meta.get("kind") != "bc":
-                raise ValueError(f"kind is {meta.get('kind')!r}, not 'bc'")
+                raise UsageError(f"kind is {meta.get('kind')!r}, not 'bc'")
             config = BCConfig(**meta["config"])
             obs_space = space_from_json(meta["observation_space"])
             act_space = space_from_json(meta["action_space"])

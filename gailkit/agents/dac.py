@@ -27,6 +27,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from gailkit.agents.imitation import ImitationConfig, ImitationRun
 from gailkit.buffers import NumbaReplayBuffer
 from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
+from gailkit.errors import UsageError
 
 __all__ = ["DAC", "GENERATORS"]
 
@@ -57,7 +58,7 @@ class DAC(ImitationRun):
         self.round_size = self.model.train_freq.frequency * config.n_envs
         self.disc_every = config.n_envs * config.n_steps
         if self.disc_every % self.round_size:
-            raise ValueError(f"--n-steps * --n-envs ({self.disc_every}) must be a multiple of the generator's "
+            raise UsageError(f"--n-steps * --n-envs ({self.disc_every}) must be a multiple of the generator's "
                              f"train frequency ({self.round_size} steps)")
 
     def _reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:

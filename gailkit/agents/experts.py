@@ -29,9 +29,11 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 
 import gailkit
+from gailkit.agents.configs import CollectConfig, ExpertConfig
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
 from gailkit.data.demos import Demonstrations, check_compatible, load_demos, save_demos
 from gailkit.data.types import Trajectory
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 
 __all__ = [
@@ -77,20 +79,6 @@ PRESETS: dict[str, ExpertPreset] = {
     "HalfCheetah-v5": ExpertPreset("sac", 1_000_000, 1, dict(learning_starts=10_000)),
 }
 # fmt: on
-
-
-@dataclasses.dataclass
-class ExpertConfig:
-    """What ``gailkit expert train`` takes; unset fields come from the env's preset."""
-
-    env: str = dataclasses.field(metadata={"help": "Gymnasium env id, e.g. CartPole-v1"})
-    out: Path = dataclasses.field(default=Path("runs/expert"), metadata={"help": "output directory"})
-    algo: str | None = dataclasses.field(default=None, metadata={"help": "ppo, sac or dqn (default: preset)"})
-    steps: int | None = dataclasses.field(default=None, metadata={"help": "environment steps (default: preset)"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})
-    eval_episodes: int = dataclasses.field(default=20, metadata={"help": "episodes for the card's evaluation"})
-    device: str = dataclasses.field(default="cpu", metadata={"help": "torch device"})
-    progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
 
 
 def _resolve(value: Any) -> Any:
@@ -192,7 +180,7 @@ def rollout_episodes(
                 action = policy(obs)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 if not np.isfinite(reward):
-                    raise ValueError(f"{env.spec.id if env.spec else env}: reward {reward} at step "
+                    raise UsageError(f"{env.spec.id if env.spec else env}: reward {reward} at step "
                                      f"{len(rews)} of episode {i} is not finite")
                 rews.append(reward)
                 if with_obs:
@@ -228,12 +216,12 @@ def random_returns(env_id: str, episodes: int, *, seed: int) -> np.ndarray:
 def train_expert(config: ExpertConfig) -> tuple[Expert, Path]:
     """Train, evaluate and save an expert; returns it and its directory."""
     if config.env not in PRESETS and config.algo is None:
-        raise ValueError(f"no preset for {config.env!r}; pass --algo (ppo, sac, dqn) or use one of "
+        raise UsageError(f"no preset for {config.env!r}; pass --algo (ppo, sac, dqn) or use one of "
                          f"{sorted(PRESETS)}")
     base = PRESETS.get(config.env, ExpertPreset(config.algo or "ppo", 100_000, 1, {}))
     if config.algo is not None and config.algo != base.algo:
         if config.algo not in ALGOS:
-            raise ValueError(f"unknown algorithm {config.algo!r}; choose from {sorted(ALGOS)}")
+            raise UsageError(f"unknown algorithm {config.algo!r}; choose from {sorted(ALGOS)}")
         base = ExpertPreset(config.algo, base.steps, 1, {})  # preset hyperparameters are per algo
     preset = dataclasses.replace(base, steps=config.steps or base.steps)
     out = Path(config.out)
@@ -274,26 +262,10 @@ def train_expert(config: ExpertConfig) -> tuple[Expert, Path]:
     return expert, out
 
 
-@dataclasses.dataclass
-class CollectConfig:
-    """What ``gailkit demos collect`` takes."""
-
-    expert: Path = dataclasses.field(metadata={"help": "expert directory (from `gailkit expert train`)"})
-    episodes: int = dataclasses.field(default=10, metadata={"help": "episodes to record"})
-    out: Path = dataclasses.field(default=Path("demos.npz"), metadata={"help": "output .npz file"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "episode i is reset with seed + i"})
-    env: str | None = dataclasses.field(
-        default=None,
-        metadata={"help": "record in another env with the same spaces, e.g. "
-                          "gailkit/CartPoleFixedHorizon-v1 (default: the expert's env)"},
-    )
-    stochastic: bool = dataclasses.field(default=False, metadata={"help": "sample actions instead of the mode"})
-
-
 def collect_demos(config: CollectConfig) -> tuple[Path, Demonstrations]:
     """Record expert episodes and write them to ``config.out``; returns the path and the data."""
     if config.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {config.episodes}")
+        raise UsageError(f"--episodes must be at least 1, got {config.episodes}")
     expert = load_expert(config.expert)
     env_id = config.env or expert.env_id
     if env_id != expert.env_id:

@@ -9,14 +9,18 @@ one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO upda
 Resuming is exact. Every ``checkpoint_every`` steps the run saves its complete state and then
 resets all training envs from seeds derived from (seed, checkpoint index); a resumed run
 restores the state and performs the same reset, so it produces the same numbers as a run that
-was never stopped. Ctrl-C stops at the end of the current round and saves; resuming from that
-checkpoint is valid but, having reset the envs at an unusual point, not bitwise identical.
+was never stopped. A checkpoint is one folder, swapped in whole and verified against its
+manifest on load, so a run killed while saving resumes from the previous checkpoint. Ctrl-C
+stops at the end of the current round, saves and raises :class:`~gailkit.errors.RunInterrupted`;
+resuming from that checkpoint is valid but, having reset the envs at an unusual point, not
+bitwise identical.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import platform
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -32,75 +36,33 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 import gailkit
+from gailkit.agents.configs import ImitationConfig
 from gailkit.agents.experts import rollout_episodes
 from gailkit.agents.rollouts import ImitationRolloutBuffer, RelabelingPPO
-from gailkit.agents.run import capture_rng, restore_rng, save_learning_curve
-from gailkit.configs import doc
+from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
+from gailkit.configs import config_from_dict, json_fields
 from gailkit.data.demos import Demonstrations, load_demos
 from gailkit.data.types import Transitions, flatten_trajectories
 from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
+from gailkit.envs.make import make_env
 from gailkit.envs.wrappers import AbsorbingStateWrapper, absorbing_transitions
+from gailkit.errors import RunInterrupted, UsageError
 from gailkit.nn.checkpoint import (
     CheckpointError,
+    atomic_write,
     load_optimizer_tensors,
     load_tensors,
     load_weights,
     optimizer_tensors,
     read_json,
+    recover_dir,
     save_tensors,
+    verify_dir,
     write_json,
+    write_verified_dir,
 )
 
-__all__ = ["ImitationConfig", "AdversarialImitation", "load_run", "normalised_return", "saved_configs"]
-
-
-@dataclasses.dataclass
-class ImitationConfig:
-    """What ``gailkit imitate`` takes (the discriminator's options are ``--disc-*``)."""
-
-    env: str = dataclasses.field(metadata=doc("Gymnasium env id to imitate in"))
-    demos: Path = dataclasses.field(metadata=doc("demonstration .npz file"))
-    algo: str = dataclasses.field(default="gail", metadata=doc("bc, gail, airl or dac"))
-    steps: int = dataclasses.field(default=100_000, metadata=doc("environment steps"))
-    out: Path = dataclasses.field(default=Path("runs/imitate"), metadata=doc("run directory"))
-    seed: int = dataclasses.field(default=0, metadata=doc("random seed"))
-    absorbing: bool = dataclasses.field(default=True, metadata=doc(
-        "wrap the env in an absorbing state so termination cannot leak reward (use --no-absorbing "
-        "for fixed-horizon ids such as gailkit/CartPoleFixedHorizon-v1)"))
-    n_envs: int | None = dataclasses.field(default=None, metadata=doc(
-        "parallel environments (default: 8 for gail/airl, 1 for dac)"))
-    n_steps: int | None = dataclasses.field(default=None, metadata=doc(
-        "steps per env per round (default: 128 for gail/airl, 256 for dac)"))
-    batch_size: int = dataclasses.field(default=256, metadata=doc("PPO minibatch size"))
-    n_epochs: int = dataclasses.field(default=10, metadata=doc("PPO epochs per round"))
-    learning_rate: float = dataclasses.field(default=1e-3, metadata=doc("PPO learning rate"))
-    gamma: float = dataclasses.field(default=0.98, metadata=doc("discount"))
-    gae_lambda: float = dataclasses.field(default=0.9, metadata=doc("GAE lambda"))
-    ent_coef: float = dataclasses.field(default=0.01, metadata=doc("PPO entropy coefficient"))
-    use_sde: bool = dataclasses.field(default=False, metadata=doc(
-        "generalised state-dependent exploration for continuous actions (PPO)"))
-    disc_updates: int | None = dataclasses.field(default=None, metadata=doc(
-        "discriminator steps per round (default: 16 for gail/airl, 4 for dac)"))
-    balance: bool = dataclasses.field(default=False, metadata=doc(
-        "adapt disc_updates to keep the discriminator's accuracy in [balance_low, balance_high]"))
-    balance_low: float = dataclasses.field(default=0.6, metadata=doc("lower accuracy bound"))
-    balance_high: float = dataclasses.field(default=0.85, metadata=doc("upper accuracy bound"))
-    bc_steps: int = dataclasses.field(default=0, metadata=doc("BC steps (warm start; the whole run for bc)"))
-    eval_every: int = dataclasses.field(default=10_000, metadata=doc("steps between evaluations"))
-    eval_episodes: int = dataclasses.field(default=10, metadata=doc("episodes per evaluation"))
-    checkpoint_every: int = dataclasses.field(default=20_000, metadata=doc("steps between checkpoints"))
-    progress: bool = dataclasses.field(default=True, metadata=doc("show a progress bar"))
-
-    def __post_init__(self) -> None:
-        if self.algo not in ("bc", "gail", "airl", "dac"):
-            raise ValueError(f"--algo {self.algo!r}: choose bc, gail, airl or dac")
-        off_policy = self.algo == "dac"
-        for name, on, off in (("n_envs", 8, 1), ("n_steps", 128, 256), ("disc_updates", 16, 4)):
-            if getattr(self, name) is None:
-                setattr(self, name, off if off_policy else on)
-        for name in ("steps", "n_envs", "n_steps", "batch_size", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+__all__ = ["AdversarialImitation", "ImitationConfig", "normalised_return", "resolve_disc_config", "saved_configs"]
 
 
 def normalised_return(value: float, expert: float | None, random_return: float | None) -> float | None:
@@ -129,6 +91,20 @@ class _Progress(BaseCallback):
         self.bar.set_postfix(post)
 
 
+def resolve_disc_config(config: ImitationConfig, disc_config: DiscriminatorConfig | None) -> DiscriminatorConfig:
+    """The discriminator config a run of ``config`` uses: defaults filled in for its algorithm."""
+    disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
+    if config.algo == "airl" and not disc_config.airl:
+        disc_config = dataclasses.replace(disc_config, airl=True)
+    if disc_config.airl and disc_config.gamma != config.gamma:
+        # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only
+        # when it is discounted like the policy's return
+        disc_config = dataclasses.replace(disc_config, gamma=config.gamma)
+    if config.algo == "dac" and disc_config.reward is None:
+        disc_config = dataclasses.replace(disc_config, reward="logit")  # stable with a Q-learner (tested)
+    return disc_config
+
+
 class ImitationRun:
     """What every adversarial learner shares: demonstrations, environments, the discriminator's
     expert data, evaluation and the run directory's records. Subclasses own ``self.model``."""
@@ -136,25 +112,16 @@ class ImitationRun:
     def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
                  *, demos: Demonstrations | None = None):
         self.config = config
-        disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
-        if config.algo == "airl" and not disc_config.airl:
-            disc_config = dataclasses.replace(disc_config, airl=True)
-        if disc_config.airl and disc_config.gamma != config.gamma:
-            # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only
-            # when it is discounted like the policy's return
-            disc_config = dataclasses.replace(disc_config, gamma=config.gamma)
-        if config.algo == "dac" and disc_config.reward is None:
-            disc_config = dataclasses.replace(disc_config, reward="logit")  # stable with a Q-learner (tested)
-        self.disc_config = disc_config
+        self.disc_config = resolve_disc_config(config, disc_config)
         self.out = Path(config.out)
-        raw_env = gym.make(config.env)
+        raw_env = make_env(config.env)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
         self.horizon = raw_env.spec.max_episode_steps if raw_env.spec else None
         raw_env.close()
         self.expert_data = self._expert_transitions()
         n_needed = self.disc_config.batch_size
         if len(self.expert_data) < n_needed:
-            raise ValueError(f"{config.demos}: {len(self.expert_data)} expert transitions are too few for a "
+            raise UsageError(f"{config.demos}: {len(self.expert_data)} expert transitions are too few for a "
                              f"discriminator batch of {n_needed}; record more episodes or pass a smaller "
                              f"--disc-batch-size")
         self.rng = np.random.default_rng(config.seed)
@@ -169,13 +136,14 @@ class ImitationRun:
 
     # ----- environment and data ----------------------------------------------------------------
     def _make_env(self) -> gym.Env:
-        env = gym.make(self.config.env)
+        env = make_env(self.config.env)
         return AbsorbingStateWrapper(env) if self.config.absorbing else env
 
     def _expert_transitions(self) -> Transitions:
         if self.config.absorbing:
             if self.horizon is None:
-                raise ValueError(f"{self.config.env} has no max_episode_steps; --absorbing needs a horizon")
+                raise UsageError(f"{self.config.env} has no max_episode_steps; --absorbing needs a horizon "
+                                 "(pass --no-absorbing)")
             return absorbing_transitions(self.demos.trajectories, self.horizon)
         return flatten_trajectories(self.demos.trajectories)
 
@@ -214,10 +182,14 @@ class ImitationRun:
         return result
 
     def _write_config(self) -> None:
+        """``config.json`` and the run's own copy of the demonstrations (``demos.npz``): a run
+        directory can be moved, evaluated and resumed from anywhere."""
+        source = Path(self.config.demos).resolve()
+        atomic_write(self.out / DEMOS_COPY, lambda tmp: shutil.copyfile(source, tmp))
         write_json(self.out / "config.json", {
-            "imitation": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.config).items()},
+            "imitation": {**json_fields(self.config), "demos": str(source)},
             "discriminator": dataclasses.asdict(self.disc_config),
-            "demos": {"path": str(self.config.demos), **self.demos.summary()},
+            "demos": {"path": str(source), "copy": DEMOS_COPY, **self.demos.summary()},
             "expert_return": self.expert_return, "random_return": self.random_return,
             "versions": {"gailkit": gailkit.__version__, "stable_baselines3": stable_baselines3.__version__,
                          "torch": torch.__version__, "gymnasium": gym.__version__,
@@ -268,31 +240,35 @@ class ImitationRun:
         pass
 
     def save_checkpoint(self) -> Path:
-        """Everything a resumed run needs, each file written atomically."""
-        ckpt = self.out / "checkpoint"
-        save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
-        for name, opt in self._optimizers().items():
-            save_tensors(ckpt / f"{name}_optim.safetensors", optimizer_tensors(opt))
-        self.disc.save(ckpt)
+        """Everything a resumed run needs, as one folder swapped in whole and sealed by a manifest
+        (a crash mid-save leaves the previous checkpoint, never a mix of old and new files)."""
         rng_tensors, rng_meta = capture_rng()
         extra_tensors, extra_state = self._extra_state()
-        save_tensors(ckpt / "rng.safetensors", rng_tensors)
-        if extra_tensors:
-            save_tensors(ckpt / "extra.safetensors", extra_tensors)
-        write_json(ckpt / "state.json", {
-            "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
-            "checkpoint_index": self.checkpoint_index, "history": self.history, "rng": rng_meta,
-            "trainer_rng": self.rng.bit_generator.state,
-            "action_space_rng": self.model.action_space.np_random.bit_generator.state,
-            **extra_state,
-        })
-        return ckpt
+
+        def write(ckpt: Path) -> None:
+            save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
+            for name, opt in self._optimizers().items():
+                save_tensors(ckpt / f"{name}_optim.safetensors", optimizer_tensors(opt))
+            self.disc.save(ckpt)
+            save_tensors(ckpt / "rng.safetensors", rng_tensors)
+            if extra_tensors:
+                save_tensors(ckpt / "extra.safetensors", extra_tensors)
+            write_json(ckpt / "state.json", {
+                "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
+                "checkpoint_index": self.checkpoint_index, "history": self.history, "rng": rng_meta,
+                "trainer_rng": self.rng.bit_generator.state,
+                "action_space_rng": self.model.action_space.np_random.bit_generator.state,
+                **extra_state,
+            })
+
+        return write_verified_dir(self.out / "checkpoint", write)
 
     def load_checkpoint(self) -> None:
-        ckpt = self.out / "checkpoint"
-        if not (ckpt / "state.json").exists():
-            raise CheckpointError(f"--resume: no checkpoint in {self.out} (expected {ckpt}/state.json); "
-                                  "start the run without --resume")
+        ckpt = recover_dir(self.out / "checkpoint")
+        if not ckpt.is_dir():
+            raise CheckpointError(f"--resume: {self.out} holds a run that stopped before its first checkpoint; "
+                                  "nothing to resume: delete the folder and start the run again")
+        verify_dir(ckpt, what="run")
         state = read_json(ckpt / "state.json", what="run")
         load_weights(self.model.policy, ckpt / "policy.safetensors", what="run")
         for name, opt in self._optimizers().items():
@@ -331,15 +307,20 @@ class ImitationRun:
         pass
 
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
-        """Run to ``config.steps``; returns the evaluation history."""
+        """Run to ``config.steps``; returns the evaluation history.
+
+        The caller owns the run directory (:func:`gailkit.agents.run.claim_run_dir`).
+
+        Raises:
+            RunInterrupted: Ctrl-C (SIGINT). The first one finishes the current round and writes
+                a checkpoint; a second one stops at once, keeping the previous checkpoint. The
+                message says which checkpoint a ``--resume`` continues from.
+        """
         cfg = self.config
         self._clock = time.perf_counter()
         if resume:
             self.load_checkpoint()
         else:
-            if (self.out / "checkpoint" / "state.json").exists():
-                raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose "
-                                 "another --out")
             self._write_config()
             self._before_first_round()
         self._reset_envs()
@@ -357,6 +338,7 @@ class ImitationRun:
         callback = _Progress(bar, self)
         callback.init_callback(self.model)
         previous = signal.signal(signal.SIGINT, self._on_sigint)
+        saved_at = self.model.num_timesteps if resume else None  # steps of the newest checkpoint
         try:
             if not self.history:
                 self._record(self.evaluate())
@@ -367,15 +349,27 @@ class ImitationRun:
                     self._record(self.evaluate())
                 if t % ckpt_every == 0 or t >= cfg.steps or self._stop:
                     self._checkpoint_boundary()
+                    saved_at = t
+            if self._stop and saved_at != self.model.num_timesteps:  # stopped before the first round
+                self._checkpoint_boundary()
+                saved_at = self.model.num_timesteps
+        except KeyboardInterrupt:  # the second Ctrl-C: no time to save
+            raise RunInterrupted(self._interrupted(saved_at, self.model.num_timesteps)) from None
         finally:
             signal.signal(signal.SIGINT, previous)
             bar.close()
             self.writer.close()
-        if self._stop:
-            print(f"interrupted at {self.model.num_timesteps} steps; checkpoint in {self.out / 'checkpoint'}; "
-                  f"continue with --resume")
+        if self._stop and self.model.num_timesteps < cfg.steps:
+            raise RunInterrupted(self._interrupted(saved_at, self.model.num_timesteps))
         self.save_policy()
         return self.history
+
+    def _interrupted(self, saved_at: int | None, now: int) -> str:
+        if saved_at is None:
+            return (f"interrupted at {now:,} steps, before the first checkpoint: nothing to resume; delete "
+                    f"{self.out} and start the run again")
+        return (f"interrupted at {now:,} steps; the checkpoint in {self.out / 'checkpoint'} holds step "
+                f"{saved_at:,}: continue with the same command and --resume")
 
 
 class AdversarialImitation(ImitationRun):
@@ -445,25 +439,17 @@ class AdversarialImitation(ImitationRun):
 
 
 def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationConfig, DiscriminatorConfig]:
-    """The configs a run directory was started with (``overrides`` replace imitation fields)."""
-    meta = read_json(Path(directory) / "config.json", what="run")
-    fields = dict(meta["imitation"], **overrides)
-    fields["out"], fields["demos"] = Path(directory), Path(fields["demos"])
-    return ImitationConfig(**fields), DiscriminatorConfig(**meta.get("discriminator", {}))
+    """The configs a run directory was started with (``overrides`` replace imitation fields).
 
-
-def load_run(directory: str | Path) -> ImitationRun:
-    """Rebuild a trainer from a run directory with its final (or latest checkpoint's) policy."""
+    ``demos`` points at the run's own copy when it has one, so the run does not depend on the
+    directory it was started from.
+    """
     directory = Path(directory)
-    config, disc_config = saved_configs(directory, progress=False)
-    if config.algo == "dac":
-        from gailkit.agents.dac import DAC
-
-        trainer: ImitationRun = DAC(config, disc_config)
-    else:
-        trainer = AdversarialImitation(config, disc_config)
-    path = directory / "policy.safetensors"
-    if not path.exists():
-        path = directory / "checkpoint" / "policy.safetensors"
-    load_weights(trainer.model.policy, path, what="run")
-    return trainer
+    meta = read_json(directory / "config.json", what="run")
+    fields = dict(meta["imitation"], **overrides)
+    fields["out"] = directory
+    if (directory / DEMOS_COPY).is_file():
+        fields["demos"] = directory / DEMOS_COPY
+    return (config_from_dict(ImitationConfig, fields, source=f"{directory / 'config.json'} (imitation)"),
+            config_from_dict(DiscriminatorConfig, meta.get("discriminator", {}),
+                             source=f"{directory / 'config.json'} (discriminator)"))

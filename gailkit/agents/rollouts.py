@@ -24,6 +24,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from gailkit.buffers.kernels import gae
 from gailkit.buffers.rollout import NumbaRolloutBuffer
+from gailkit.errors import UsageError
 
 __all__ = ["ImitationRolloutBuffer", "RelabelingPPO"]
 
@@ -94,7 +95,7 @@ class RelabelingPPO(PPO):
                            else np.clip(actions, self.action_space.low, self.action_space.high))
             new_obs, rewards, dones, infos = env.step(clipped)
             if not np.all(np.isfinite(rewards)):
-                raise ValueError(f"environment returned a non-finite reward {rewards} at step {self.num_timesteps}")
+                raise UsageError(f"environment returned a non-finite reward {rewards} at step {self.num_timesteps}")
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
             if not callback.on_step():

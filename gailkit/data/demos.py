@@ -1,14 +1,20 @@
 """Demonstration files: ``.npz`` with a schema version, env id and JSON space descriptions.
 
-Layout (schema 1), all arrays plain numeric, loaded with ``allow_pickle=False``::
+Layout (schema 1), all arrays plain numeric::
 
     schema_version  ()            int64
-    meta_json       ()            unicode: {"env_id", "observation_space", "action_space", ...}
+    meta_json       ()            unicode: {"env_id", "observation_space", "action_space",
+                                            "arrays" (the members), ...}
     obs             (sum T+1, *obs_shape)
     acts            (sum T, *act_shape)
     rews            (sum T,)      float32, only if every episode has rewards
     lengths         (E,)          int64, actions per episode
     terminal        (E,)          bool
+
+Loading trusts nothing in the file: each ``.npy`` header is parsed by hand and must describe a
+plain numeric array of exactly the member's size (so no pickle can ever run), the zip CRC of
+every member is checked, and the arrays must agree with each other, with the recorded spaces
+and with the list of members. Any damage is a :class:`DemoFormatError` naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -28,6 +35,7 @@ import numpy as np
 
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.data.types import Trajectory, Transitions, flatten_trajectories
+from gailkit.errors import GailkitError, MissingFileError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,10 +47,12 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _REQUIRED = ("schema_version", "meta_json", "obs", "acts", "lengths", "terminal")
 
 
-class DemoFormatError(ValueError):
+class DemoFormatError(GailkitError, ValueError):
     """A demonstration file (or data passed to ``save_demos``) is unusable; the message says why."""
 
 
@@ -103,26 +113,45 @@ def _check_finite(name: str, flat: np.ndarray, lengths: np.ndarray, source: str)
         )
 
 
+def _kinds_for(space: gym.Space) -> str:
+    """NumPy dtype kinds an array of ``space``'s elements may have (``b`` bool, ``i``/``u``
+    integers, ``f`` floats): never complex, datetime, timedelta, strings or objects."""
+    if isinstance(space, gym.spaces.Box):
+        return {"f": "fiu", "b": "b"}.get(np.dtype(space.dtype).kind, "iu")
+    if isinstance(space, gym.spaces.MultiBinary):
+        return "iub"
+    return "iu"  # Discrete, MultiDiscrete
+
+
 def _validate(
     obs_flat: np.ndarray,
     acts_flat: np.ndarray,
     rews_flat: np.ndarray | None,
     lengths: np.ndarray,
+    terminal: np.ndarray,
     obs_space: gym.Space,
     act_space: gym.Space,
     source: str,
 ) -> None:
     """Shape, dtype, finiteness and space checks shared by save and load."""
-    if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 1).any():
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+        raise DemoFormatError(f"{source}: lengths must be a 1-D integer array, got {lengths.dtype} of shape "
+                              f"{lengths.shape}")
+    if len(lengths) == 0 or (lengths < 1).any():
         raise DemoFormatError(f"{source}: needs at least one episode, each with at least one step")
-    n_act, n_obs = int(lengths.sum()), int(lengths.sum()) + len(lengths)
-    for name, array, rows in (("obs", obs_flat, n_obs), ("acts", acts_flat, n_act)):
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise DemoFormatError(f"{source}: {name} has non-numeric dtype {array.dtype}")
-        if len(array) != rows:
+    if terminal.dtype != bool or terminal.shape != lengths.shape:
+        raise DemoFormatError(f"{source}: terminal must be a bool array with one entry per episode "
+                              f"({len(lengths)}), got {terminal.dtype} of shape {terminal.shape}")
+    n_act = int(lengths.sum(dtype=np.float64))  # float64: a corrupt length cannot wrap around
+    n_obs = n_act + len(lengths)
+    for name, array, rows, space in (("obs", obs_flat, n_obs, obs_space), ("acts", acts_flat, n_act, act_space)):
+        if array.dtype.kind not in _kinds_for(space):
+            raise DemoFormatError(f"{source}: {name} has dtype {array.dtype}, which does not fit the space "
+                                  f"{describe_space(space)}; save {name} as numbers of the space's kind")
+        if array.ndim < 1 or len(array) != rows:
             raise DemoFormatError(
-                f"{source}: {name} has {len(array)} rows but the episode lengths imply {rows}; "
-                "the file is truncated or was not written by save_demos"
+                f"{source}: {name} has {len(array) if array.ndim else 'no'} rows but the episode lengths imply "
+                f"{rows}; the file is truncated or was not written by save_demos"
             )
     if obs_flat.shape[1:] != obs_space.shape:
         raise DemoFormatError(
@@ -138,15 +167,16 @@ def _validate(
     _check_finite("observations", obs_flat, lengths + 1, source)
     _check_finite("actions", acts_flat, lengths, source)
     if rews_flat is not None:
-        if rews_flat.shape != (n_act,):
-            raise DemoFormatError(f"{source}: rews must have shape ({n_act},), got {rews_flat.shape}")
+        if rews_flat.dtype.kind != "f" or rews_flat.shape != (n_act,):
+            raise DemoFormatError(f"{source}: rews must be floats of shape ({n_act},), got {rews_flat.dtype} "
+                                  f"of shape {rews_flat.shape}")
         _check_finite("rewards", rews_flat, lengths, source)
     if isinstance(act_space, gym.spaces.Discrete):
         lo, hi = act_space.start, act_space.start + act_space.n
-        if not np.issubdtype(acts_flat.dtype, np.integer) or (acts_flat < lo).any() or (acts_flat >= hi).any():
+        if (acts_flat < lo).any() or (acts_flat >= hi).any():
             raise DemoFormatError(
                 f"{source}: discrete actions must be integers in [{lo}, {hi}); "
-                f"got dtype {acts_flat.dtype}, range [{acts_flat.min()}, {acts_flat.max()}]"
+                f"got range [{acts_flat.min()}, {acts_flat.max()}]"
             )
 
 
@@ -178,12 +208,15 @@ def save_demos(
     acts = np.concatenate([t.acts for t in trajectories])
     with_rews = all(t.rews is not None for t in trajectories)
     rews = np.concatenate([t.rews for t in trajectories]) if with_rews else None
-    _validate(obs, acts, rews, lengths, observation_space, action_space, source=str(path))
+    terminal = np.array([t.terminal for t in trajectories], dtype=bool)
+    _validate(obs, acts, rews, lengths, terminal, observation_space, action_space, source=str(path))
     meta = {
         "env_id": env_id,
         "observation_space": space_to_json(observation_space),
         "action_space": space_to_json(action_space),
         **(metadata or {}),
+        # the archive's members, so that a member lost from a damaged zip directory is noticed
+        "arrays": sorted([*_REQUIRED, *(["rews"] if rews is not None else [])]),
     }
     arrays: dict[str, np.ndarray] = {
         "schema_version": np.array(SCHEMA_VERSION, dtype=np.int64),
@@ -191,7 +224,7 @@ def save_demos(
         "obs": obs,
         "acts": acts,
         "lengths": lengths,
-        "terminal": np.array([t.terminal for t in trajectories], dtype=bool),
+        "terminal": terminal,
     }
     if rews is not None:
         arrays["rews"] = rews.astype(np.float32)
@@ -200,6 +233,7 @@ def save_demos(
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -207,38 +241,66 @@ def save_demos(
     return path
 
 
+def _read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
+    """One ``.npy`` member, parsed by hand so that nothing in the file decides what runs: the
+    header must describe a plain array (no objects, no structured dtype) whose size is exactly
+    the member's, and the zip CRC is checked (the member is read to its end)."""
+    with archive.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DemoFormatError(f"{source}: array {name!r} uses .npy format {version}; re-save the file")
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise DemoFormatError(
+                f"{source}: array {name!r} holds {dtype}: object (pickled) arrays or records, which gailkit never "
+                "loads because unpickling can run arbitrary code; re-save the data as numeric arrays with "
+                "gailkit.data.save_demos")
+        count = int(np.prod(shape, dtype=np.float64))
+        size = archive.getinfo(f"{name}.npy").file_size - f.tell()
+        if count * dtype.itemsize != size:
+            raise DemoFormatError(f"{source}: array {name!r} declares shape {shape} of {dtype} ({count * dtype.itemsize} "
+                                  f"bytes) but holds {size} bytes; the file is corrupt")
+        data = f.read(size)
+        if f.read(1) or len(data) != size:  # reading to the end makes zipfile check the CRC
+            raise DemoFormatError(f"{source}: array {name!r} is longer or shorter than its header says")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+# What a corrupt or foreign archive can make zipfile and NumPy's header parser raise.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, IndexError,
+                OverflowError, NotImplementedError, struct.error)
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
-        raise FileNotFoundError(f"demonstration file {path} does not exist; create one with "
-                                "`gailkit demos collect --expert DIR --episodes N --out FILE`")
+        raise MissingFileError(f"demonstration file {path} does not exist; create one with "
+                               "`gailkit demos collect --expert DIR --episodes N --out FILE`")
     if not zipfile.is_zipfile(path):
         raise DemoFormatError(
             f"{path}: not an .npz archive (corrupt, truncated, or another format such as a pickle); "
             "collect the demonstrations again or convert them with gailkit.data.save_demos"
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in _REQUIRED if k not in data.files]
-            if missing:
+        with zipfile.ZipFile(path) as archive:
+            names = [n[:-4] if n.endswith(".npy") else n for n in archive.namelist()]
+            missing = [k for k in _REQUIRED if k not in names]
+            unknown = sorted(set(names) - set(_REQUIRED) - {"rews"})
+            if missing or unknown or len(set(names)) != len(names):
+                problem = (f"missing arrays {missing}" if missing else
+                           f"unexpected arrays {unknown}" if unknown else "repeated arrays")
                 raise DemoFormatError(
-                    f"{path}: not a gailkit demonstration file, missing arrays {missing} "
-                    f"(found {sorted(data.files)}); write demonstrations with gailkit.data.save_demos"
+                    f"{path}: not a gailkit demonstration file, {problem} (found {sorted(names)}); write "
+                    "demonstrations with gailkit.data.save_demos"
                 )
-            return {k: data[k] for k in data.files}
+            return {k: _read_member(archive, k, str(path)) for k in names}
     except DemoFormatError:
         raise
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise DemoFormatError(
-                f"{path}: contains object (pickled) arrays, which gailkit never loads because "
-                "unpickling can run arbitrary code; re-save the data as numeric arrays with "
-                "gailkit.data.save_demos"
-            ) from None
-        raise DemoFormatError(f"{path}: cannot be read as .npz ({e})") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+    except _READ_ERRORS as e:
         raise DemoFormatError(
-            f"{path}: corrupt or truncated .npz file ({type(e).__name__}: {e}); "
-            "collect the demonstrations again"
+            f"{path}: corrupt or truncated .npz file ({type(e).__name__}: {e}); collect the demonstrations again"
         ) from None
 
 
@@ -261,22 +323,36 @@ def load_demos(
     """
     path = Path(path)
     data = _read_npz(path)
-    version = int(data["schema_version"])
-    if version > SCHEMA_VERSION:
+    version = data["schema_version"]
+    if version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= SCHEMA_VERSION:
+        newer = version.shape == () and version.dtype.kind in "iu" and int(version) > SCHEMA_VERSION
         raise DemoFormatError(
-            f"{path}: schema version {version} is newer than this gailkit supports "
-            f"({SCHEMA_VERSION}); upgrade gailkit"
+            f"{path}: schema version {version.tolist()!r} is newer than this gailkit supports ({SCHEMA_VERSION}); "
+            "upgrade gailkit" if newer else
+            f"{path}: schema version {version.tolist()!r} is not a version gailkit wrote (1 to {SCHEMA_VERSION}); "
+            "the file is damaged: collect the demonstrations again"
         )
+    meta_json = data["meta_json"]
+    if meta_json.shape != () or meta_json.dtype.kind != "U":
+        raise DemoFormatError(f"{path}: meta_json must be one JSON string, got {meta_json.dtype} of shape "
+                              f"{meta_json.shape}; the file is damaged")
     try:
-        meta = json.loads(str(data["meta_json"]))
+        meta = json.loads(str(meta_json))
         obs_space = space_from_json(meta["observation_space"])
         act_space = space_from_json(meta["action_space"])
-        env_id = str(meta["env_id"])
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-        raise DemoFormatError(f"{path}: unreadable metadata ({type(e).__name__}: {e})") from None
-    lengths = data["lengths"].astype(np.int64)
-    rews = data.get("rews")
-    _validate(data["obs"], data["acts"], rews, lengths, obs_space, act_space, source=str(path))
+        env_id = meta["env_id"]
+        if not isinstance(env_id, str):
+            raise TypeError(f"env_id is {env_id!r}, not a string")
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as e:
+        raise DemoFormatError(f"{path}: unreadable metadata ({type(e).__name__}: {e}); the file is damaged: "
+                              "collect the demonstrations again") from None
+    listed = meta.get("arrays")  # absent in files written before it was recorded
+    if listed is not None and (not isinstance(listed, list) or sorted(data) != sorted(map(str, listed))):
+        raise DemoFormatError(f"{path}: holds arrays {sorted(data)} but its metadata lists {listed}; the file is "
+                              "damaged: collect the demonstrations again")
+    lengths, rews = data["lengths"], data.get("rews")
+    _validate(data["obs"], data["acts"], rews, lengths, data["terminal"], obs_space, act_space, source=str(path))
+    lengths = lengths.astype(np.int64)
     if env is not None:
         check_compatible(obs_space, act_space, env, source=f"{path} (recorded in {env_id})")
     obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
@@ -290,7 +366,7 @@ def load_demos(
         )
         for i in range(len(lengths))
     )
-    extra = {k: v for k, v in meta.items() if k not in ("env_id", "observation_space", "action_space")}
+    extra = {k: v for k, v in meta.items() if k not in ("env_id", "observation_space", "action_space", "arrays")}
     return Demonstrations(trajectories, env_id, obs_space, act_space, extra)
 
 

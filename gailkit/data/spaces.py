@@ -8,6 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gailkit.errors import UnsupportedError, UsageError
+
 __all__ = ["space_to_json", "space_from_json", "describe_space", "space_mismatch"]
 
 
@@ -36,7 +38,7 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
         return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist()}
     if isinstance(space, gym.spaces.MultiBinary):
         return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    raise TypeError(
+    raise UnsupportedError(
         f"unsupported space {space!r}: gailkit stores Box, Discrete, MultiDiscrete and MultiBinary "
         "spaces; flatten Dict/Tuple observations with gymnasium.wrappers.FlattenObservation"
     )
@@ -56,7 +58,7 @@ def space_from_json(desc: dict[str, Any]) -> gym.Space:
         return gym.spaces.MultiDiscrete(desc["nvec"])
     if kind == "MultiBinary":
         return gym.spaces.MultiBinary(desc["n"])
-    raise ValueError(f"unknown space type {kind!r} in space description {desc!r}")
+    raise UsageError(f"unknown space type {kind!r} in space description {desc!r}")
 
 
 def describe_space(space: gym.Space) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gailkit.errors import UsageError
+
 __all__ = ["Trajectory", "Transitions", "flatten_trajectories"]
 
 
@@ -47,11 +49,11 @@ class Trajectory:
     def __post_init__(self) -> None:
         obs, acts = np.asarray(self.obs), np.asarray(self.acts)
         if obs.ndim < 1 or acts.ndim < 1:
-            raise ValueError("Trajectory: obs and acts must have a leading time axis")
+            raise UsageError("Trajectory: obs and acts must have a leading time axis")
         if len(acts) < 1:
-            raise ValueError("Trajectory: an episode needs at least one action")
+            raise UsageError("Trajectory: an episode needs at least one action")
         if len(obs) != len(acts) + 1:
-            raise ValueError(
+            raise UsageError(
                 f"Trajectory: expected len(obs) == len(acts) + 1, got {len(obs)} observations "
                 f"and {len(acts)} actions (obs must include the final observation)"
             )
@@ -60,7 +62,7 @@ class Trajectory:
         if self.rews is not None:
             rews = np.asarray(self.rews, dtype=np.float32)
             if rews.shape != (len(acts),):
-                raise ValueError(
+                raise UsageError(
                     f"Trajectory: rews must have shape ({len(acts)},), got {rews.shape}"
                 )
             object.__setattr__(self, "rews", _frozen(rews))
@@ -97,12 +99,12 @@ class Transitions:
     def __post_init__(self) -> None:
         n = len(self.obs)
         if self.next_obs.shape != self.obs.shape:
-            raise ValueError(
+            raise UsageError(
                 f"Transitions: next_obs shape {self.next_obs.shape} != obs shape {self.obs.shape}"
             )
         for name in ("acts", "dones") + (("rews",) if self.rews is not None else ()):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"Transitions: {name} has {len(getattr(self, name))} rows, obs {n}")
+                raise UsageError(f"Transitions: {name} has {len(getattr(self, name))} rows, obs {n}")
         for name in ("obs", "acts", "next_obs"):
             object.__setattr__(self, name, _frozen(np.asarray(getattr(self, name))))
         object.__setattr__(self, "dones", _frozen(np.asarray(self.dones, dtype=bool)))
@@ -116,7 +118,7 @@ class Transitions:
 def flatten_trajectories(trajectories: Sequence[Trajectory]) -> Transitions:
     """Concatenate episodes into one ``Transitions`` batch (rewards kept if all have them)."""
     if not trajectories:
-        raise ValueError("flatten_trajectories: no trajectories given")
+        raise UsageError("flatten_trajectories: no trajectories given")
     dones = []
     for traj in trajectories:
         d = np.zeros(len(traj), dtype=bool)

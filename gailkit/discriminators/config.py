@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 
 __all__ = ["DiscriminatorConfig", "REWARD_TYPES", "INPUT_TYPES", "PENALTIES"]
 
@@ -46,15 +47,15 @@ class DiscriminatorConfig:
         for name, allowed in (("inputs", INPUT_TYPES), ("reward", REWARD_TYPES),
                               ("gradient_penalty", PENALTIES)):
             if getattr(self, name) not in allowed and not (name == "reward" and self.reward is None):
-                raise ValueError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
+                raise UsageError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
         if self.reward == "shaped" and not self.airl:
-            raise ValueError("reward='shaped' is AIRL's f(s, a, s'); it needs airl=True")
+            raise UsageError("reward='shaped' is AIRL's f(s, a, s'); it needs airl=True")
         if self.airl and self.vail:
-            raise ValueError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
+            raise UsageError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
         if not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+            raise UsageError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+            raise UsageError(f"batch_size must be positive, got {self.batch_size}")
         _ = self.hidden_sizes  # raises on a malformed string
 
     @property
@@ -67,7 +68,7 @@ class DiscriminatorConfig:
         try:
             sizes = [int(h) for h in str(self.hidden).split(",") if h.strip()]
         except ValueError:
-            raise ValueError(f"hidden={self.hidden!r}: give comma-separated integers, e.g. 64,64") from None
+            raise UsageError(f"hidden={self.hidden!r}: give comma-separated integers, e.g. 64,64") from None
         if any(h < 1 for h in sizes):
-            raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
+            raise UsageError(f"hidden={self.hidden!r}: sizes must be positive")
         return sizes

@@ -30,6 +30,7 @@ from torch import nn
 import gailkit
 from gailkit.data.spaces import space_from_json, space_to_json
 from gailkit.discriminators.config import DiscriminatorConfig
+from gailkit.errors import UnsupportedError, UsageError
 from gailkit.nn.adversarial import bce_logits_loss, bernoulli_entropy, gaussian_kl, r1_penalty, wgan_gradient_penalty
 from gailkit.nn.blocks import RunningNorm, mlp
 from gailkit.nn.checkpoint import (
@@ -69,11 +70,11 @@ class Discriminator(nn.Module):
         super().__init__()
         self.config = config = config or DiscriminatorConfig()
         if not isinstance(observation_space, gym.spaces.Box):
-            raise TypeError(f"Discriminator needs a Box observation space, got {observation_space}")
+            raise UnsupportedError(f"Discriminator needs a Box observation space, got {observation_space}")
         if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
-            raise TypeError(f"Discriminator supports Box and Discrete actions, got {action_space}")
+            raise UnsupportedError(f"Discriminator supports Box and Discrete actions, got {action_space}")
         if config.airl and config.inputs not in ("s", "sa"):
-            raise ValueError(f"AIRL's g takes inputs 's' or 'sa', not {config.inputs!r}")
+            raise UsageError(f"AIRL's g takes inputs 's' or 'sa', not {config.inputs!r}")
         self.observation_space, self.action_space = observation_space, action_space
         with torch.random.fork_rng(devices=[]):  # same seed, same weights; global RNG untouched
             torch.manual_seed(config.seed)
@@ -130,7 +131,7 @@ class Discriminator(nn.Module):
             g_in = torch.cat([s, act], 1) if c.inputs == "sa" else s
             f = self.g(g_in).squeeze(-1) + c.gamma * (1 - done) * self.h(s2).squeeze(-1) - self.h(s).squeeze(-1)
             if log_probs is None:
-                raise ValueError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
+                raise UsageError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
             return f - log_probs, torch.zeros_like(f)
         out = self.net(x)
         if not c.vail:

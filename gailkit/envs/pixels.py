@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image, ImageDraw
 
+from gailkit.errors import UsageError
+
 __all__ = ["PixelObservation", "CartPoleCentredPixels", "make_pixels", "make_resized", "make_cartpole_centred"]
 
 
@@ -23,10 +25,10 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, size=size, source=source)
         super().__init__(env)
         if source not in ("render", "observation"):
-            raise ValueError(f"source must be 'render' or 'observation', got {source!r}")
+            raise UsageError(f"source must be 'render' or 'observation', got {source!r}")
         self.source = source
         if source == "render" and env.render_mode != "rgb_array":
-            raise ValueError(f"PixelObservation needs render_mode='rgb_array', got {env.render_mode!r}: "
+            raise UsageError(f"PixelObservation needs render_mode='rgb_array', got {env.render_mode!r}: "
                              "make the env with gymnasium.make(id, render_mode='rgb_array')")
         self.size = int(size)
         self.observation_space = gym.spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)

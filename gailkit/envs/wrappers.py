@@ -7,6 +7,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gailkit.errors import UnsupportedError, UsageError
+
 __all__ = ["AbsorbingStateWrapper", "absorbing_transitions", "make_absorbing"]
 
 
@@ -34,14 +36,14 @@ class AbsorbingStateWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         super().__init__(env)
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise TypeError(
+            raise UnsupportedError(
                 f"AbsorbingStateWrapper needs a flat Box observation space, got {space}; "
                 "flatten it with gymnasium.wrappers.FlattenObservation first"
             )
         if horizon is None:
             horizon = env.spec.max_episode_steps if env.spec is not None else None
         if horizon is None or horizon < 1:
-            raise ValueError("AbsorbingStateWrapper needs a horizon: pass horizon=N or use an env "
+            raise UsageError("AbsorbingStateWrapper needs a horizon: pass horizon=N or use an env "
                              "registered with max_episode_steps")
         self.horizon = int(horizon)
         self.absorbing_reward = float(absorbing_reward)

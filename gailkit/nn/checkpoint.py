@@ -1,11 +1,15 @@
 """Checkpoint I/O without pickle: tensors in safetensors, metadata in JSON, atomic writes.
 
 Every write goes to a temporary file in the target directory and is renamed into place, so
-an interrupted run leaves either the old file or the new one, never half of one.
+an interrupted run leaves either the old file or the new one, never half of one. A folder
+that must change as a whole (a run's ``checkpoint/``) is written by :func:`write_verified_dir`:
+built beside its target, sealed with a manifest of sizes and SHA-256 digests, swapped in by
+renames, and checked against the manifest by :func:`verify_dir` before it is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -20,8 +24,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gailkit.errors import GailkitError
+
 __all__ = [
     "CheckpointError",
+    "MANIFEST",
     "atomic_dir",
     "atomic_write",
     "capture_rng",
@@ -34,11 +41,17 @@ __all__ = [
     "recover_dir",
     "restore_rng",
     "save_tensors",
+    "verify_dir",
     "write_json",
+    "write_verified_dir",
 ]
 
+MANIFEST = "manifest.json"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(GailkitError, RuntimeError):
     """A checkpoint is missing, incomplete or belongs to something else; the message says which."""
 
 
@@ -50,6 +63,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,14 +79,76 @@ def atomic_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    recover_dir(path)  # a swap cut off before: put the last whole folder back first
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     write(tmp)
+    _fsync_tree(tmp)  # the files reach the disk before the renames that publish them
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)
     tmp.rename(path)
+    _fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for f in sorted(root.rglob("*")):
+        if f.is_file():
+            with open(f, "rb+") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(root)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_verified_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """:func:`atomic_dir` with a seal: ``manifest.json`` (each file's size and SHA-256) is
+    written last, so a folder that :func:`verify_dir` accepts was completely written."""
+
+    def write_and_seal(tmp: Path) -> None:
+        write(tmp)
+        files = sorted(f for f in tmp.rglob("*") if f.is_file())
+        write_json(tmp / MANIFEST, {"files": {f.relative_to(tmp).as_posix(): {"bytes": f.stat().st_size,
+                                                                            "sha256": _digest(f)}
+                                              for f in files}})
+
+    return atomic_dir(path, write_and_seal)
+
+
+def verify_dir(path: str | os.PathLike, *, what: str = "checkpoint") -> Path:
+    """``path`` after :func:`recover_dir`, checked file by file against its manifest.
+
+    Raises:
+        CheckpointError: the manifest is missing (a folder not written whole) or a file is
+            missing, truncated or changed since it was written.
+    """
+    path = recover_dir(path)
+    files = read_json(path / MANIFEST, what=what).get("files")
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{what}: {path / MANIFEST} lists no files; the folder is damaged")
+    for name, expected in files.items():
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"{what}: {f} is missing; {path} is damaged (restore it from a backup)")
+        if f.stat().st_size != expected.get("bytes") or _digest(f) != expected.get("sha256"):
+            raise CheckpointError(f"{what}: {f} changed since it was written (size or SHA-256 differs "
+                                  f"from {MANIFEST}); {path} is damaged (restore it from a backup)")
     return path
 
 
@@ -91,15 +167,37 @@ def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+class JSONRecord(dict):
+    """A JSON object read from a file: a missing key raises :class:`CheckpointError` naming the
+    file and the key (a damaged or foreign file is the user's to fix, not a ``KeyError``)."""
+
+    source: str = "a JSON file"
+
+    def __missing__(self, key: str) -> Any:
+        raise CheckpointError(f"{self.source} has no {key!r} entry; it is damaged or was not written by "
+                              f"this version of gailkit")
+
+
 def read_json(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[str, Any]:
-    """Read a JSON file, raising :class:`CheckpointError` with the path if absent or broken."""
+    """Read a JSON object from a file, raising :class:`CheckpointError` with the path if absent,
+    broken, or missing a key the caller reads (every object is a :class:`JSONRecord`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} is missing; is {path.parent} a gailkit {what} directory?")
+    source = f"{what}: {path}"
+
+    def record(pairs: list[tuple[str, Any]]) -> JSONRecord:
+        r = JSONRecord(pairs)
+        r.source = source
+        return r
+
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{what}: {path} is not valid JSON ({e})") from None
+        data = json.loads(path.read_text(), object_pairs_hook=record)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{source} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source} holds a JSON {type(data).__name__}, not an object; it is damaged")
+    return data
 
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> Path:

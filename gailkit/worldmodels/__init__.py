@@ -1,27 +1,20 @@
-"""World models as agent parts: V (ConvVAE), M (MDN-RNN with reward and done heads), dreams."""
+"""World models as agent parts: V (ConvVAE), M (MDN-RNN with reward and done heads), dreams.
 
-from gailkit.nn.vae import ConvVAE, elbo_loss
-from gailkit.worldmodels.dream import BatchedDream, DreamEnv
-from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNOutput, MDNRNNConfig
-from gailkit.worldmodels.model import WorldModel
+Names load on first use (see :mod:`gailkit.lazy`), so the presets are read without torch.
+"""
 
-__all__ = [
-    "BatchedDream",
-    "ConvVAE",
-    "DreamEnv",
-    "DreamVecEnv",
-    "MDNRNN",
-    "MDNOutput",
-    "MDNRNNConfig",
-    "WorldModel",
-    "elbo_loss",
-]
+from gailkit.lazy import lazy_exports
 
-
-def __getattr__(name: str):
-    """``DreamVecEnv`` on first use: it imports stable-baselines3, which the rest does not need."""
-    if name == "DreamVecEnv":
-        from gailkit.worldmodels.vec_dream import DreamVecEnv
-
-        return DreamVecEnv
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_WHERE = {
+    "BatchedDream": "gailkit.worldmodels.dream",
+    "ConvVAE": "gailkit.nn.vae",
+    "DreamEnv": "gailkit.worldmodels.dream",
+    "DreamVecEnv": "gailkit.worldmodels.vec_dream",
+    "MDNRNN": "gailkit.worldmodels.mdn_rnn",
+    "MDNOutput": "gailkit.worldmodels.mdn_rnn",
+    "MDNRNNConfig": "gailkit.worldmodels.mdn_rnn",
+    "WorldModel": "gailkit.worldmodels.model",
+    "elbo_loss": "gailkit.nn.vae",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
