@@ -32,6 +32,7 @@ from gailkit.data.spaces import describe_space, space_from_json, space_mismatch,
 from gailkit.data.types import Transitions
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
+from gailkit.progress import progress_bar
 
 __all__ = ["BC", "BCConfig", "bc_loss", "pretrain_policy"]
 
@@ -188,7 +189,7 @@ def pretrain_policy(
         transitions: ``N`` expert transitions; with ``Demonstrations`` their recorded spaces
             are compared with the policy's, with ``Transitions`` only the shapes.
         config: steps, batch size, learning rate, loss weights and seed.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (on a terminal only, see :mod:`gailkit.progress`).
         logger: optional SB3 logger; ``bc/*`` means are recorded and dumped every 100 steps.
 
     Returns:
@@ -207,11 +208,7 @@ def pretrain_policy(
     n_batches = len(data) // config.batch_size
     order, window, last = torch.empty(0, dtype=torch.long), [], {}
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.steps, desc="bc", unit="step")
+    bar = progress_bar(total=config.steps, desc="bc", unit="step", enabled=progress)
     policy.set_training_mode(True)
     try:
         for step in range(config.steps):
@@ -231,14 +228,11 @@ def pretrain_policy(
                     for key, value in last.items():
                         logger.record(f"bc/{key}", value)
                     logger.dump(step + 1)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last['loss']:.3f}")
-            if bar is not None:
-                bar.update()
+                bar.set_postfix(loss=f"{last['loss']:.3f}")
+            bar.update()
     finally:
         policy.set_training_mode(False)
-        if bar is not None:
-            bar.close()
+        bar.close()
     return {**last, "steps": float(config.steps)}
 
 

@@ -30,11 +30,15 @@ from stable_baselines3.common.utils import LinearSchedule
 
 import gailkit
 from gailkit.agents.configs import CollectConfig, ExpertConfig
+from gailkit.agents.run import claim_run_dir
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
+from gailkit.configs import config_from_dict
 from gailkit.data.demos import Demonstrations, check_compatible, load_demos, save_demos
 from gailkit.data.types import Trajectory
+from gailkit.envs.make import check_env_id, make_env
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
+from gailkit.progress import show_progress
 
 __all__ = [
     "PRESETS",
@@ -148,7 +152,7 @@ def load_expert(directory: str | Path, *, device: str = "cpu") -> Expert:
         raise CheckpointError(f"expert directory {directory} does not exist; train one with "
                               "`gailkit expert train --env ENV --out DIR`")
     config = read_json(directory / "config.json", what="expert")
-    preset = ExpertPreset(**config["preset"])
+    preset = config_from_dict(ExpertPreset, config["preset"], source=f"expert: {directory / 'config.json'} (preset)")
     model = _build(config["env_id"], preset, seed=config.get("seed", 0), device=device, tb=None)
     load_weights(model.policy, directory / "policy.safetensors", what="expert")
     card_path = directory / "card.json"
@@ -169,7 +173,7 @@ def rollout_episodes(
         env_id: env id or an env instance (not closed here).
         with_obs: keep observations and actions (False keeps only rewards: cheaper evaluation).
     """
-    env = gym.make(env_id) if isinstance(env_id, str) else env_id
+    env = make_env(env_id) if isinstance(env_id, str) else env_id
     env.action_space.seed(seed)
     out = []
     try:
@@ -206,7 +210,7 @@ def evaluate_policy(policy: PolicyFn, env_id: str, episodes: int, *, seed: int) 
 
 def random_returns(env_id: str, episodes: int, *, seed: int) -> np.ndarray:
     """Returns of the uniform random policy (the 0 of normalised scores)."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     space = env.action_space
     env.close()
     space.seed(seed)
@@ -215,6 +219,7 @@ def random_returns(env_id: str, episodes: int, *, seed: int) -> np.ndarray:
 
 def train_expert(config: ExpertConfig) -> tuple[Expert, Path]:
     """Train, evaluate and save an expert; returns it and its directory."""
+    check_env_id(config.env)
     if config.env not in PRESETS and config.algo is None:
         raise UsageError(f"no preset for {config.env!r}; pass --algo (ppo, sac, dqn) or use one of "
                          f"{sorted(PRESETS)}")
@@ -224,10 +229,14 @@ def train_expert(config: ExpertConfig) -> tuple[Expert, Path]:
             raise UsageError(f"unknown algorithm {config.algo!r}; choose from {sorted(ALGOS)}")
         base = ExpertPreset(config.algo, base.steps, 1, {})  # preset hyperparameters are per algo
     preset = dataclasses.replace(base, steps=config.steps or base.steps)
-    out = Path(config.out)
+    with claim_run_dir(config.out, resume=False, what="expert") as out:
+        return _train_expert(config, preset, out)
+
+
+def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tuple[Expert, Path]:
     start = time.perf_counter()
     model = _build(config.env, preset, config.seed, config.device, tb=str(out / "tb"))
-    model.learn(total_timesteps=preset.steps, progress_bar=config.progress, tb_log_name="expert")
+    model.learn(total_timesteps=preset.steps, progress_bar=show_progress(config.progress), tb_log_name="expert")
     wall = time.perf_counter() - start
     eval_seed = config.seed + 1_000_000  # disjoint from training seeds
     returns = evaluate_policy(lambda o: model.predict(o, deterministic=True)[0], config.env,
@@ -274,7 +283,7 @@ def collect_demos(config: CollectConfig) -> tuple[Path, Demonstrations]:
     deterministic = not config.stochastic
     trajectories = rollout_episodes(lambda o: expert.predict(o, deterministic), env_id,
                                     config.episodes, seed=config.seed)
-    env = gym.make(env_id)
+    env = make_env(env_id)
     meta = {
         "expert": str(config.expert),
         "expert_card": expert.card,

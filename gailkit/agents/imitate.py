@@ -20,9 +20,9 @@ from gailkit.agents.imitation import (
     saved_configs,
 )
 from gailkit.agents.run import claim_run_dir, save_learning_curve
+from gailkit.configs import json_fields
 from gailkit.data.demos import load_demos
 from gailkit.discriminators import DiscriminatorConfig
-from gailkit.configs import json_fields
 from gailkit.envs.make import make_env
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import load_weights, read_json, recover_dir, verify_dir, write_json

@@ -33,7 +33,6 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 import gailkit
 from gailkit.agents.configs import ImitationConfig
@@ -61,6 +60,7 @@ from gailkit.nn.checkpoint import (
     write_json,
     write_verified_dir,
 )
+from gailkit.progress import progress_bar
 
 __all__ = ["AdversarialImitation", "ImitationConfig", "normalised_return", "resolve_disc_config", "saved_configs"]
 
@@ -73,7 +73,7 @@ def normalised_return(value: float, expert: float | None, random_return: float |
 
 
 class _Progress(BaseCallback):
-    def __init__(self, bar: tqdm | None, trainer: ImitationRun):
+    def __init__(self, bar: Any, trainer: ImitationRun):
         super().__init__()
         self.bar, self.trainer = bar, trainer
 
@@ -81,8 +81,6 @@ class _Progress(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.bar is None:
-            return
         self.bar.update(self.model.num_timesteps - self.bar.n)
         info = self.model.ep_info_buffer
         post = {"return": f"{np.mean([e['r'] for e in info]):.1f}" if info else "-"}
@@ -333,8 +331,8 @@ class ImitationRun:
             return max(1, round(n / self.round_size)) * self.round_size
 
         eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
-        bar = tqdm(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
-                   disable=not cfg.progress, dynamic_ncols=True)
+        bar = progress_bar(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
+                           enabled=cfg.progress, dynamic_ncols=True)
         callback = _Progress(bar, self)
         callback.init_callback(self.model)
         previous = signal.signal(signal.SIGINT, self._on_sigint)

@@ -63,9 +63,10 @@ def claim_run_dir(out: str | Path, *, resume: bool, what: str = "run") -> Iterat
             raise UsageError(f"--resume: {out} holds no {what} (no config.json); start a new {what} "
                              "without --resume")
         if not resume and others:
-            kind = "a run" if (out / "config.json").is_file() else "other files"
-            raise UsageError(f"{out} already holds {kind} ({', '.join(others[:4])}{', ...' if len(others) > 4 else ''}); "
-                             f"continue it with --resume, or choose another --out, or delete the folder")
+            kind = f"a {what}" if (out / "config.json").is_file() else "other files"
+            listing = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+            fix = "continue it with --resume, or choose" if what == "run" else "choose"
+            raise UsageError(f"{out} already holds {kind} ({listing}); {fix} another --out, or delete the folder")
         try:
             yield out
         except BaseException:

@@ -1,0 +1,180 @@
+"""The command line's contract: a user error is one line on stderr naming the problem and the
+fix, exit status 2, nothing written; a bug keeps its traceback; ``--help`` stays light."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gailkit.cli import main
+
+FAST = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--eval-every", "128",
+        "--eval-episodes", "1", "--checkpoint-every", "128", "--disc-updates", "1", "--no-progress"]
+
+
+def fails_cleanly(argv: list[str], capsys, *expected: str) -> str:
+    """Run ``argv``; it must exit 2 with one line on stderr containing each of ``expected``."""
+    capsys.readouterr()
+    assert main(argv) == 2, f"{argv} did not exit 2"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gailkit: error: "), f"not one error line: {err!r}"
+    for text in expected:
+        assert text in err, f"{text!r} not in {err!r}"
+    return err
+
+
+def imitate(demos, out, *extra: str) -> list[str]:
+    return ["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(demos), "--out", str(out),
+            "--steps", "128", *FAST, *extra]
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--gamma", "5", "--gamma 5.0: must lie in (0, 1]"), ("--gamma", "0", "must lie in (0, 1]"),
+    ("--gae-lambda", "1.5", "--gae-lambda 1.5: must lie in [0, 1]"),
+    ("--checkpoint-every", "0", "--checkpoint-every 0: must be >= 1"),
+    ("--eval-every", "-1", "--eval-every -1: must be >= 1"), ("--learning-rate", "0", "--learning-rate 0.0"),
+    ("--env", "NoSuchEnv-v0", "unknown env id 'NoSuchEnv-v0'"), ("--env", "CartPole-v2", "did you mean CartPole-v1"),
+    ("--disc-batch-size", "0", "batch_size"),
+])
+def test_bad_imitate_options_are_refused_before_anything_is_written(tmp_path, cartpole_demos, capsys,
+                                                                    flag, value, says):
+    out = tmp_path / "run"
+    argv = imitate(cartpole_demos, out)
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    fails_cleanly(argv, capsys, says)
+    assert not out.exists(), f"{flag} {value} left {sorted(p.name for p in out.iterdir())}"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["eval", "--run", "RUN", "--episodes", "0"], "--episodes: 0: must be >= 1"),
+    (["eval", "--run", "RUN", "--episodes", "-1"], "--episodes: -1: must be >= 1"),
+    (["imitate", "--env", "CartPole-v1", "--demos", "d.npz", "--see", "1"], "unrecognized arguments: --see"),
+    (["worldmodel", "eval", "--generations", "0"], "--generations: 0: must be >= 1"),
+    (["--threads", "0", "envs"], "--threads: 0: must be >= 1"),
+])
+def test_argparse_refuses_bad_numbers(tmp_path, capsys, argv, says):
+    with pytest.raises(SystemExit) as exit_info:
+        main([a.replace("RUN", str(tmp_path)) for a in argv])
+    assert exit_info.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_expert_and_collect_options_are_checked(tmp_path, capsys):
+    fails_cleanly(["expert", "train", "--env", "CartPole-v1", "--out", str(tmp_path / "e"), "--steps", "0"],
+                  capsys, "--steps 0: must be >= 1")
+    fails_cleanly(["expert", "train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "e")], capsys,
+                  "unknown env id")
+    fails_cleanly(["expert", "eval", "--expert", str(tmp_path), "--episodes", "0"], capsys, "--episodes 0")
+    fails_cleanly(["demos", "collect", "--expert", str(tmp_path), "--episodes", "0"], capsys, "--episodes 0")
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, cartpole_demos) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(imitate(cartpole_demos, out)) == 0
+    return out
+
+
+def damaged(run: Path, tmp_path: Path, file: str, drop: list[str]) -> Path:
+    """A copy of ``run`` whose JSON ``file`` lacks the key path ``drop``."""
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    data = json.loads((copy / file).read_text())
+    node = data
+    for key in drop[:-1]:
+        node = node[key]
+    del node[drop[-1]]
+    (copy / file).write_text(json.dumps(data))
+    return copy
+
+
+@pytest.mark.parametrize("file, drop, says", [
+    ("config.json", ["imitation"], "is not an imitation run"),
+    ("config.json", ["imitation", "env"], "missing ['env']"),
+    ("config.json", ["discriminator", "lr"], None),  # a default fills it: still evaluates
+])
+def test_eval_of_a_damaged_run_config(tmp_path, finished, capsys, file, drop, says):
+    run = damaged(finished, tmp_path, file, drop)
+    if says is None:
+        assert main(["eval", "--run", str(run), "--episodes", "1"]) == 0
+    else:
+        fails_cleanly(["eval", "--run", str(run), "--episodes", "1"], capsys, says)
+
+
+def test_resume_of_a_run_with_damaged_state(tmp_path, finished, cartpole_demos, capsys):
+    run = damaged(finished, tmp_path, "checkpoint/state.json", ["history"])
+    fails_cleanly(imitate(cartpole_demos, run, "--resume"), capsys, "state.json changed since it was written")
+    (run / "checkpoint" / "manifest.json").unlink()  # a hand-edited folder with no seal
+    fails_cleanly(imitate(cartpole_demos, run, "--resume"), capsys, "manifest.json is missing")
+
+
+def test_discriminator_file_missing_a_key(tmp_path, finished):
+    from gailkit.discriminators import Discriminator
+    from gailkit.nn.checkpoint import CheckpointError
+
+    run = damaged(finished, tmp_path, "checkpoint/discriminator.json", ["observation_space"])
+    with pytest.raises(CheckpointError, match="discriminator.json has no 'observation_space' entry"):
+        Discriminator.load(run / "checkpoint")
+
+
+def test_eval_of_an_expert_folder_names_the_right_command(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": "CartPole-v1", "preset": {"algo": "ppo"}}))
+    fails_cleanly(["eval", "--run", str(tmp_path)], capsys, "expert directory", "gailkit expert eval")
+
+
+def test_expert_config_missing_a_key(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": "CartPole-v1"}))
+    fails_cleanly(["expert", "eval", "--expert", str(tmp_path)], capsys, "has no 'preset' entry")
+
+
+def test_report_of_a_run_with_no_evaluation(tmp_path, capsys):
+    (tmp_path / "eval.json").write_text(json.dumps({"history": []}))
+    fails_cleanly(["report", "--runs", f"a={tmp_path}"], capsys, "holds no evaluation yet")
+    fails_cleanly(["report", "--runs", f"a={tmp_path / 'missing'}"], capsys, "eval.json is missing")
+
+
+def test_demonstration_files_that_lie_about_their_episodes(tmp_path, cartpole_demos, capsys):
+    with np.load(cartpole_demos) as z:
+        arrays = {k: z[k] for k in z.files}
+    cases = {
+        "short_terminal": ({"terminal": arrays["terminal"][:-1]}, "terminal must be a bool array"),
+        "string_terminal": ({"terminal": np.array(["yes"] * len(arrays["lengths"]))}, "terminal must be a bool"),
+        "complex_obs": ({"obs": arrays["obs"].astype(np.complex64)}, "obs has dtype complex64"),
+        "bool_obs": ({"obs": arrays["obs"] > 0}, "obs has dtype bool"),
+        "timedelta_acts": ({"acts": arrays["acts"].astype("timedelta64[s]")}, "acts has dtype timedelta64"),
+        "schema_0": ({"schema_version": np.array(0)}, "schema version 0 is not a version gailkit wrote"),
+        "schema_float": ({"schema_version": np.array(1.0)}, "schema version 1.0"),
+        "float_lengths": ({"lengths": arrays["lengths"].astype(float)}, "lengths must be a 1-D integer array"),
+        "scalar_obs": ({"obs": np.array(1.0, dtype=np.float32)}, "obs has no rows"),
+    }
+    for name, (change, says) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **{**arrays, **change})
+        fails_cleanly(["demos", "info", str(path)], capsys, says)
+
+
+def test_a_bug_is_a_traceback_not_a_user_error(monkeypatch):
+    import gailkit.cli as cli
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s)")  # what a bug in gailkit looks like
+
+    monkeypatch.setattr(cli, "cmd_envs", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        cli.main(["envs"])
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; from gailkit.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'stable_baselines3', 'transformers', 'music21') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", f"building the parser imported {out.stdout.strip()}"
