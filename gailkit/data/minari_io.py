@@ -172,6 +172,7 @@ def demos_from_minari(
         np.concatenate(acts),
         np.concatenate(rews),
         lengths,
+        np.array(terminal, dtype=bool),
         obs_space,
         act_space,
         source=source,
