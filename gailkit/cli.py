@@ -210,6 +210,9 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
+        if not args.resume and ctrl.is_dir() and any(ctrl.iterdir()):
+            raise UsageError(f"{ctrl} already holds a controller; continue it with --resume, or delete the folder "
+                             "to train a new one")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if args.where == "dream":
             model = WorldModel.load(model_dir)
@@ -371,9 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    if getattr(args, "seed", None) is not None:
-        np.random.seed(args.seed)  # global seeding happens here only, at the entry point
     try:
+        if getattr(args, "seed", None) is not None:
+            if not 0 <= args.seed < 2**32:
+                raise UsageError(f"--seed {args.seed}: must lie in [0, 2**32)")
+            np.random.seed(args.seed)  # global seeding happens here only, at the entry point
         args.func(args)
     except RunInterrupted as e:
         print(f"gailkit: {e}", file=sys.stderr)

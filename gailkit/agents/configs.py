@@ -92,6 +92,7 @@ class ImitationConfig:
         # BC takes no environment steps; every other algorithm needs some
         check_range("--steps", self.steps, 0 if self.algo == "bc" else 1)
         check_range("--bc-steps", self.bc_steps, 0)
+        check_range("--seed", self.seed, 0, 2**32, high_open=True)
         check_range("--gamma", self.gamma, 0, 1, low_open=True, hint="the usual values are 0.98-0.999")
         check_range("--gae-lambda", self.gae_lambda, 0, 1)
         check_range("--learning-rate", self.learning_rate, 0, low_open=True)

@@ -9,19 +9,23 @@ lines do not fall on multiples of ``4 * beats_per_bar``.
 
 The chorales come from the corpus bundled with music21 (no download), are parsed once and
 cached as one ``.npz`` per chorale (no pickle) under ``$GAILKIT_CACHE/chorales`` or
-``~/.cache/gailkit/chorales``.
+``~/.cache/gailkit/chorales``. A damaged cache file is parsed again and rewritten, with a
+warning (the cache is derived data: nothing is lost).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import atomic_write
 
 __all__ = [
@@ -189,13 +193,22 @@ def _save_cached(path: Path, chorale: Chorale | None, reason: str = "") -> None:
     atomic_write(path, write)
 
 
-def _load_cached(path: Path, name: str) -> Chorale | str:
-    """The cached chorale, or the reason it was skipped."""
-    with np.load(path, allow_pickle=False) as z:
-        if "skipped" in z:
-            return str(z["skipped"])
-        return Chorale(name=name, voices=z["voices"], key_tonic_pc=int(z["key_tonic_pc"]),
-                       key_mode=str(z["key_mode"]), beats_per_bar=int(z["beats_per_bar"]))
+def _load_cached(path: Path, name: str) -> Chorale | str | None:
+    """The cached chorale, the reason it was skipped, or None if the file is damaged.
+
+    The cache is derived data, so a damaged file (cut short, overwritten, from another
+    program) is not an error: the caller parses the chorale again and rewrites the file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "skipped" in z:
+                return str(z["skipped"])
+            return Chorale(name=name, voices=z["voices"], key_tonic_pc=int(z["key_tonic_pc"]),
+                           key_mode=str(z["key_mode"]), beats_per_bar=int(z["beats_per_bar"]))
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as e:
+        warnings.warn(f"chorale cache: {path} is damaged ({type(e).__name__}: {e}); parsing {name} again "
+                      f"and rewriting it", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def corpus_names() -> list[str]:
@@ -221,7 +234,7 @@ def load_chorales(*, limit: int | None = None, cache_dir: str | os.PathLike | No
         number of parts are skipped (their count is in ``report``).
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of chorales or None, got {limit}")
+        raise UsageError(f"limit must be a positive number of chorales or None, got {limit}")
     root = _cache_root(cache_dir)
     out: list[Chorale] = []
     seen: set[bytes] = set()
@@ -231,9 +244,8 @@ def load_chorales(*, limit: int | None = None, cache_dir: str | os.PathLike | No
         if limit is not None and len(out) >= limit:
             break
         path = _cache_file(root, name)
-        if path.is_file():
-            item = _load_cached(path, name)
-        else:
+        item = _load_cached(path, name) if path.is_file() else None
+        if item is None:
             from music21 import corpus
 
             try:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gailkit.errors import UsageError
 
 __all__ = ["ImageData", "env_frames", "load_digits_data", "load_image_folder", "load_mnist"]
 
@@ -39,25 +43,25 @@ class ImageData:
     def __post_init__(self) -> None:
         images = np.ascontiguousarray(self.images, dtype=np.float32)
         if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(f"{self.name or 'images'}: expected shape (N, C, H, W) with C in (1, 3), "
+            raise UsageError(f"{self.name or 'images'}: expected shape (N, C, H, W) with C in (1, 3), "
                              f"got {images.shape}")
         if len(images) == 0:
-            raise ValueError(f"{self.name or 'images'}: no images")
+            raise UsageError(f"{self.name or 'images'}: no images")
         if not np.isfinite(images).all():
-            raise ValueError(f"{self.name or 'images'}: contains NaN or inf")
+            raise UsageError(f"{self.name or 'images'}: contains NaN or inf")
         lo, hi = float(images.min()), float(images.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{self.name or 'images'}: values must lie in [0, 1], found [{lo:g}, {hi:g}]; "
+            raise UsageError(f"{self.name or 'images'}: values must lie in [0, 1], found [{lo:g}, {hi:g}]; "
                              f"divide 8-bit images by 255 (or 8x8 digits by 16)")
         images.flags.writeable = False
         object.__setattr__(self, "images", images)
         if self.labels is not None:
             labels = np.ascontiguousarray(self.labels, dtype=np.int64)
             if labels.shape != (len(images),):
-                raise ValueError(f"{self.name or 'images'}: {len(labels)} labels for {len(images)} images")
+                raise UsageError(f"{self.name or 'images'}: {len(labels)} labels for {len(images)} images")
             n_classes = self.n_classes or int(labels.max()) + 1
             if labels.min() < 0 or labels.max() >= n_classes:
-                raise ValueError(f"{self.name or 'images'}: labels must lie in [0, {n_classes})")
+                raise UsageError(f"{self.name or 'images'}: labels must lie in [0, {n_classes})")
             labels.flags.writeable = False
             object.__setattr__(self, "labels", labels)
             object.__setattr__(self, "n_classes", n_classes)
@@ -122,19 +126,19 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        raise ValueError(f"MNIST: cannot read {path} ({e}); is it a (gzipped) IDX file?") from None
+        raise UsageError(f"MNIST: cannot read {path} ({e}); is it a (gzipped) IDX file?") from None
     what = "images (idx3)" if ndim == 3 else "labels (idx1)"
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"MNIST: {path} is truncated: {len(raw)} bytes, shorter than the {header}-byte IDX header")
+        raise UsageError(f"MNIST: {path} is truncated: {len(raw)} bytes, shorter than the {header}-byte IDX header")
     magic = int.from_bytes(raw[:4], "big")
     if magic != _IDX_MAGIC[ndim]:
-        raise ValueError(f"MNIST: {path} has magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x} for "
+        raise UsageError(f"MNIST: {path} has magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x} for "
                          f"{what}; pass the images file (train-images-idx3-ubyte) with its labels file beside it")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise ValueError(f"MNIST: {path} is truncated or padded: its header promises {dims} = {expected} bytes of "
+        raise UsageError(f"MNIST: {path} is truncated or padded: its header promises {dims} = {expected} bytes of "
                          f"data, the file holds {len(raw) - header}; download it again")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -142,27 +146,31 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
 def _labels_beside(images: Path) -> Path:
     name = images.name
     if "images-idx3" not in name:
-        raise ValueError(f"MNIST: cannot tell the labels file for {images}: expected a name like "
+        raise UsageError(f"MNIST: cannot tell the labels file for {images}: expected a name like "
                          f"train-images-idx3-ubyte[.gz] (its labels: train-labels-idx1-ubyte[.gz])")
     stem = name.replace("images-idx3", "labels-idx1")
     for candidate in (stem, stem.removesuffix(".gz"), stem if stem.endswith(".gz") else stem + ".gz"):
         if (images.parent / candidate).exists():
             return images.parent / candidate
-    raise ValueError(f"MNIST: labels file {images.parent / stem} not found beside {images}")
+    raise UsageError(f"MNIST: labels file {images.parent / stem} not found beside {images}")
 
 
 def _load_mnist_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise ValueError(f"MNIST: cannot read {path} as .npz ({e})") from None
+        raise UsageError(f"MNIST: cannot read {path} as .npz ({e})") from None
     with archive:
         x_key = next((k for k in ("x", "x_train") if k in archive.files), None)
         if x_key is None:
-            raise ValueError(f"MNIST: {path} has arrays {archive.files}; expected images as 'x' (or 'x_train') "
+            raise UsageError(f"MNIST: {path} has arrays {archive.files}; expected images as 'x' (or 'x_train') "
                              f"and labels as 'y' (or 'y_train')")
         y_key = {"x": "y", "x_train": "y_train"}[x_key]
-        return archive[x_key], (archive[y_key] if y_key in archive.files else None)
+        try:  # members are read only now: a damaged one fails here, not in np.load
+            return archive[x_key], (archive[y_key] if y_key in archive.files else None)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise UsageError(f"MNIST: {path} is damaged ({type(e).__name__}: {e}); download or write it again"
+                             ) from None
 
 
 def load_mnist(path: str | Path, *, limit: int | None = None) -> ImageData:
@@ -179,12 +187,12 @@ def load_mnist(path: str | Path, *, limit: int | None = None) -> ImageData:
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"MNIST: {path} does not exist; pass train-images-idx3-ubyte[.gz], its directory or a .npz")
+        raise UsageError(f"MNIST: {path} does not exist; pass train-images-idx3-ubyte[.gz], its directory or a .npz")
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if "images-idx3" in p.name and p.name.startswith("train"))
         found = found or sorted(p for p in path.iterdir() if "images-idx3" in p.name)
         if not found:
-            raise ValueError(f"MNIST: no *images-idx3-ubyte[.gz] file in {path}")
+            raise UsageError(f"MNIST: no *images-idx3-ubyte[.gz] file in {path}")
         path = found[0]
     if path.suffix == ".npz":
         x, y = _load_mnist_npz(path)
@@ -193,12 +201,12 @@ def load_mnist(path: str | Path, *, limit: int | None = None) -> ImageData:
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim != 3:
-        raise ValueError(f"MNIST: {path} holds images of shape {x.shape}; expected (N, H, W)")
+        raise UsageError(f"MNIST: {path} holds images of shape {x.shape}; expected (N, H, W)")
     if y is not None and len(y) != len(x):
-        raise ValueError(f"MNIST: {path} has {len(x)} images but {len(y)} labels")
+        raise UsageError(f"MNIST: {path} has {len(x)} images but {len(y)} labels")
     if limit is not None:
         if limit < 1:
-            raise ValueError(f"limit must be positive, got {limit}")
+            raise UsageError(f"limit must be positive, got {limit}")
         x, y = x[:limit], (None if y is None else y[:limit])
     images = x.astype(np.float32)
     if x.dtype == np.uint8 or images.max() > 1.0:
@@ -212,7 +220,7 @@ def load_mnist(path: str | Path, *, limit: int | None = None) -> ImageData:
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if height < 1 or width < 1:
-        raise ValueError(f"size must be positive (height, width), got {size}")
+        raise UsageError(f"size must be positive (height, width), got {size}")
     return int(height), int(width)
 
 
@@ -234,13 +242,13 @@ def load_image_folder(path: str | Path, *, size: int | tuple[int, int] = (64, 64
 
     root = Path(path)
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise UsageError(f"channels must be 1 or 3, got {channels}")
     height, width = _size(size)
     if not root.is_dir():
-        raise ValueError(f"image folder {root} is not a directory")
+        raise UsageError(f"image folder {root} is not a directory")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise ValueError(f"image folder {root} holds no pictures (searched recursively for "
+        raise UsageError(f"image folder {root} holds no pictures (searched recursively for "
                          f"{', '.join(IMAGE_EXTENSIONS)}, any case)")
     images = np.empty((len(files), height, width, channels), dtype=np.float32)
     for i, file in enumerate(files):
@@ -249,7 +257,7 @@ def load_image_folder(path: str | Path, *, size: int | tuple[int, int] = (64, 64
                 picture = picture.convert("RGB" if channels == 3 else "L").resize((width, height), Image.BILINEAR)
                 images[i] = np.asarray(picture, dtype=np.float32).reshape(height, width, channels) / 255.0
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise ValueError(f"image folder {root}: cannot read {file} ({e}); remove or replace it") from None
+            raise UsageError(f"image folder {root}: cannot read {file} ({e}); remove or replace it") from None
     labels, n_classes = None, 0
     parts = [f.relative_to(root).parts for f in files]
     if labels_from_subfolders and all(len(p) > 1 for p in parts):
@@ -303,18 +311,18 @@ def env_frames(env_id: str, *, n: int, size: int | tuple[int, int] = (64, 64), s
     from PIL import Image
 
     if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+        raise UsageError(f"n must be positive, got {n}")
     if not (policy == "random" or callable(policy)):
-        raise ValueError(f"policy must be 'random' or a callable observation -> action, got {policy!r}")
+        raise UsageError(f"policy must be 'random' or a callable observation -> action, got {policy!r}")
     height, width = _size(size)
     try:
         env = _make_rgb_env(env_id)
     except gym.error.Error as e:
-        raise ValueError(f"env_frames: cannot make {env_id!r} ({e})") from None
+        raise UsageError(f"env_frames: cannot make {env_id!r} ({e})") from None
     from_obs = _is_image_space(env.observation_space)
     if not from_obs and env.render_mode != "rgb_array":
         env.close()
-        raise ValueError(f"env_frames: {env_id} neither observes images nor renders rgb_array frames")
+        raise UsageError(f"env_frames: {env_id} neither observes images nor renders rgb_array frames")
     env.action_space.seed(seed)
     frames = np.empty((n, height, width, 3), dtype=np.float32)
     try:

@@ -60,7 +60,9 @@ REGISTRY["gailkit/Dream-v0"] = (
     "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",
 )
 REGISTRY["gailkit/ChoraleComposer-v0"] = (
-    "gailkit.envs.composer:ChoraleComposerEnv", 1024, {},
+    # built by a factory beside the music generators, which hands the env its theory rules and critic
+    # (a string entry point: envs import nothing from generators)
+    "gailkit.generators.music.composer_env:make_composer_env", 1024, {},
     "write a 4-part chorale token by token; music-theory reward plus a critic's log D (n_bars=2 by default)",
 )
 NEEDS_ARGUMENTS = frozenset({"gailkit/Dream-v0"})  # cannot be made without user arguments

@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, read_json
 
 if TYPE_CHECKING:
@@ -47,13 +48,13 @@ def register(family: str, name: str):
 
 def _import_family(family: str) -> None:
     if family not in FAMILIES:
-        raise ValueError(f"unknown generator family {family!r}; choose from {', '.join(FAMILIES)}")
+        raise UsageError(f"unknown generator family {family!r}; choose from {', '.join(FAMILIES)}")
     try:
         importlib.import_module(FAMILIES[family])
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("gailkit"):
-            raise ValueError(f"generator family {family!r} is not built yet ({e.name} is missing)") from None
-        raise ValueError(f"generator family {family!r} needs {e.name!r}: pip install 'gailkit[{family}]'") from None
+            raise UsageError(f"generator family {family!r} is not built yet ({e.name} is missing)") from None
+        raise UsageError(f"generator family {family!r} needs {e.name!r}: pip install 'gailkit[{family}]'") from None
 
 
 def available(family: str | None = None) -> dict[str, list[str]]:
@@ -77,7 +78,7 @@ def get_generator(family: str, name: str) -> type[Generator]:
         return _REGISTRY[(family, name)]
     except KeyError:
         names = sorted(n for f, n in _REGISTRY if f == family)
-        raise ValueError(f"no {family} model called {name!r}; choose from {', '.join(names)}") from None
+        raise UsageError(f"no {family} model called {name!r}; choose from {', '.join(names)}") from None
 
 
 def load_generator(directory: str | Path) -> Generator:

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
+import numbers
 import sys
 import time
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import (
     CheckpointError,
     capture_rng,
@@ -36,22 +41,100 @@ from gailkit.nn.checkpoint import (
     save_tensors,
     write_json,
 )
+from gailkit.progress import progress_bar
 
-__all__ = ["GeneratorConfig", "Generator", "TorchGenerator", "plot_history"]
+__all__ = ["DataKindError", "Generator", "GeneratorConfig", "TorchGenerator", "check_bounds", "check_types", "plot_history"]
 
 FORMAT = "gailkit.generator"
 FORMAT_VERSION = 1
 
 
+class DataKindError(UsageError, TypeError):
+    """A model got another kind of data than it takes (one image domain for CycleGAN, a pair
+    for DCGAN): a TypeError to Python callers, a one-line user error on the command line, where
+    the --data spec chose the kind."""
+
+
 @dataclasses.dataclass
 class GeneratorConfig:
-    """Training options every generator has; models subclass this and add their own fields."""
+    """Training options every generator has; models subclass this and add their own fields.
+
+    Building a config checks it: each field has its declared type, and each name in
+    ``bounds`` lies in its interval (``"[1, inf)"``, ``"(0, 1]"``, ...), so a bad option is
+    refused before any data is loaded. Subclasses extend ``bounds`` with their own fields
+    (``bounds = {**GeneratorConfig.bounds, "latent": "[1, inf)"}``) and call
+    ``super().__post_init__()`` from their own ``__post_init__``.
+    """
 
     epochs: int = dataclasses.field(default=20, metadata=doc("passes over the training data"))
     batch_size: int = dataclasses.field(default=128, metadata=doc("examples per gradient step"))
     lr: float = dataclasses.field(default=1e-3, metadata=doc("learning rate"))
     seed: int = dataclasses.field(default=0, metadata=doc("seeds initialisation, shuffling and noise"))
     grid_every: int = dataclasses.field(default=5, metadata=doc("epochs between sample grids (0: never)"))
+
+    # epochs=0 is allowed: fit() then builds and saves the untrained model (a baseline).
+    bounds: ClassVar[dict[str, str]] = {"epochs": "[0, inf)", "batch_size": "[1, inf)", "lr": "(0, inf)",
+                                        "seed": "[0, 2**32)", "grid_every": "[0, inf)"}
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(self, self.bounds)
+
+
+_TYPE_CHECKS: dict[type, Callable[[Any], bool]] = {
+    bool: lambda v: isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    int: lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),  # NumPy ints count
+    float: lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+}
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def check_types(config: Any) -> None:
+    """UsageError unless each bool / int / float / str field of dataclass ``config`` holds one
+    (``None`` where the field is optional); fields of other types are not checked."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, tp = getattr(config, f.name), hints[f.name]
+        allowed = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        if value is None and type(None) in allowed:
+            continue
+        checked = [t for t in allowed if t in _TYPE_CHECKS]
+        if checked and not any(_TYPE_CHECKS[t](value) for t in checked):
+            raise UsageError(f"{_flag(f.name)} {value!r}: must be {' or '.join(t.__name__ for t in checked)}, "
+                             f"not {type(value).__name__}")
+
+
+def _bound(text: str) -> float:
+    """``"inf"``, ``"-inf"``, ``"2**32"`` or a plain number."""
+    text = text.strip()
+    if text.lstrip("-") == "inf":
+        return -math.inf if text.startswith("-") else math.inf
+    base, _, power = text.partition("**")
+    return float(base) ** float(power) if power else float(base)
+
+
+def check_bounds(config: Any, bounds: Mapping[str, str]) -> None:
+    """UsageError naming the option unless each field in ``bounds`` lies in its interval.
+
+    Args:
+        bounds: field name -> interval such as ``"[1, inf)"``, ``"(0, 1]"`` or ``"[0, 2**32)"``;
+            a ``None`` value is not checked, NaN lies in no interval.
+    """
+    for name, rule in bounds.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        low_text, high_text = rule[1:-1].split(",")
+        low, high = _bound(low_text), _bound(high_text)
+        above = value > low or (rule[0] == "[" and value == low)
+        below = value < high or (rule[-1] == "]" and value == high)
+        if not (above and below):
+            what = f"{'>=' if rule[0] == '[' else '>'} {low_text.strip()}" if math.isinf(high) else f"in {rule}"
+            raise UsageError(f"{_flag(name)} {value!r}: must be {what}")
 
 
 def _versions() -> dict[str, str]:
@@ -170,8 +253,18 @@ class Generator(abc.ABC):
         if (meta.get("family"), meta.get("model")) != (cls.family, cls.name):
             raise CheckpointError(f"generator: {directory} holds a {meta.get('family')}/{meta.get('model')} model, "
                                   f"not {cls.family}/{cls.name}; load it with gailkit.generators.load_generator")
+        for key in ("config", "data"):
+            if not isinstance(meta[key], dict):
+                raise CheckpointError(f"generator: {directory}/config.json: {key!r} is a JSON "
+                                      f"{type(meta[key]).__name__}, not an object; the file is damaged (train the "
+                                      f"model again or restore the directory)")
         fields = {f.name for f in dataclasses.fields(cls.Config)}
-        return meta, cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in fields}))
+        try:
+            config = cls.Config(**{k: v for k, v in meta["config"].items() if k in fields})
+        except ValueError as e:  # UsageError included: a saved option outside what the model accepts
+            raise CheckpointError(f"generator: {directory}/config.json holds an invalid option ({e}); the file is "
+                                  f"damaged (train the model again or restore the directory)") from None
+        return meta, cls(config)
 
     @classmethod
     def load(cls, directory: str | Path) -> Generator:
@@ -180,12 +273,15 @@ class Generator(abc.ABC):
         meta, model = cls._read_config(directory)
         model.build(meta["data"])
         model.load_extra_meta(meta.get("extra", {}))
+        # read outside the try: a missing or corrupt file is reported as such, not as a misfit
+        tensors = load_tensors(directory / "weights.safetensors", what="generator")
         try:
-            model.load_state_tensors(load_tensors(directory / "weights.safetensors", what="generator"))
+            model.load_state_tensors(tensors)
         except (RuntimeError, KeyError) as e:
+            detail = f"no tensor {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
             raise CheckpointError(f"generator: {directory}/weights.safetensors does not fit the "
-                                  f"{cls.family}/{cls.name} model its config describes ({str(e).splitlines()[0]})"
-                                  ) from None
+                                  f"{cls.family}/{cls.name} model its config describes ({detail}); it belongs to "
+                                  f"another model or run: restore the directory or train again") from None
         model.history = list(meta.get("history", []))
         return model
 
@@ -253,6 +349,10 @@ class TorchGenerator(Generator):
 
     def _restore(self, directory: Path) -> int:
         progress = read_json(directory / "progress.json", what="training checkpoint")
+        damaged = (f"the checkpoint in {directory} is damaged; delete that folder to train {directory.parent} from "
+                   f"the start, or use another --out")
+        if not isinstance(progress["config"], dict) or not isinstance(progress["history"], list):
+            raise CheckpointError(f"{directory}/progress.json has the wrong structure: {damaged}")
         saved = {k: v for k, v in progress["config"].items() if k != "epochs"}
         current = {k: v for k, v in _config_to_json(self.config).items() if k != "epochs"}
         if saved != current:
@@ -264,12 +364,19 @@ class TorchGenerator(Generator):
             raise CheckpointError(f"cannot resume {directory.parent}: it was trained on other data "
                                   f"({progress['data']} vs {self.data_info})")
         tensors = load_tensors(directory / progress["state"], what="training checkpoint")
-        self.load_extra_meta(progress.get("extra", {}))
-        self.load_state_tensors(tensors)
-        for name, opt in self.optimizers().items():
-            prefix = f"optim.{name}."
-            load_optimizer_tensors(opt, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        restore_rng({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}, progress["rng"])
+        try:  # the options and data matched, so tensors that do not fit mean a damaged file
+            self.load_extra_meta(progress.get("extra", {}))
+            self.load_state_tensors(tensors)
+            for name, opt in self.optimizers().items():
+                prefix = f"optim.{name}."
+                load_optimizer_tensors(opt, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            restore_rng({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}, progress["rng"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            detail = f"no tensor {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+            raise CheckpointError(f"{directory / progress['state']} does not fit the model ({detail}): {damaged}"
+                                  ) from None
         self.history = list(progress["history"])
         return int(progress["epoch"])
 
@@ -285,8 +392,6 @@ class TorchGenerator(Generator):
                 that already holds a run is an error rather than silently overwritten.
             progress: show a progress bar.
         """
-        from tqdm.auto import tqdm
-
         torch.manual_seed(self.config.seed)  # before prepare(): it may build (initialise) the networks
         np.random.seed(self.config.seed)
         tensors = self.prepare(data)
@@ -316,8 +421,8 @@ class TorchGenerator(Generator):
                 order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
                 self.train_mode(True)
                 sums: dict[str, float] = {}
-                bar = tqdm(range(n_batches), desc=f"{self.family}/{self.name} {epoch + 1}/{cfg.epochs}",
-                           disable=not progress, leave=False, file=sys.stderr)
+                bar = progress_bar(range(n_batches), desc=f"{self.family}/{self.name} {epoch + 1}/{cfg.epochs}",
+                                   enabled=progress, leave=False)
                 for b in bar:
                     idx = order[b * batch:(b + 1) * batch]
                     logs = self.train_step(tuple(t[idx] for t in tensors))

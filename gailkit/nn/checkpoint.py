@@ -250,8 +250,9 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, *, what: str 
     """Load a safetensors state dict into ``module``; CheckpointError if missing, corrupt or
     shaped for another architecture than the one its config describes."""
     path = Path(path)
+    tensors = load_tensors(path, what=what)  # a missing or corrupt file is reported as such
     try:
-        module.load_state_dict(load_tensors(path, what=what))
+        module.load_state_dict(tensors)
     except RuntimeError as e:
         raise CheckpointError(f"{what}: {path} does not fit the network described by its config "
                               f"({str(e).splitlines()[0]})") from None

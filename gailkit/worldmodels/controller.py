@@ -1,4 +1,4 @@
-"""World Models' C: a linear controller on ``[z, h]``, trained by CMA-ES inside batched dreams.
+"""Training World Models' C (:mod:`~gailkit.worldmodels.linear_controller`) by CMA-ES in batched dreams.
 
 All candidates x rollouts of a generation run as one :class:`BatchedDream`: one LSTM call per
 dream step for the whole population, with each dream's controller applied by a batched matrix
@@ -10,61 +10,23 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from gailkit.nn.checkpoint import read_json, write_json
+from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
+from gailkit.progress import progress_bar
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import BatchedDream
+from gailkit.worldmodels.linear_controller import LinearController, controller_for
 from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.train import evaluate_controller
 
 __all__ = [
-    "LinearController",
     "DreamTrainingConfig",
-    "controller_for",
     "dream_fitness",
     "train_controller_in_dream",
     "train_controller_in_real",
 ]
-
-
-class LinearController:
-    """``a = W [z, h] + b``: argmax for discrete actions, tanh scaled to the bounds for Box."""
-
-    def __init__(self, in_dim: int, action_space: gym.Space):
-        self.in_dim, self.action_space = in_dim, action_space
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.out_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.n_params = self.out_dim * (in_dim + 1)
-
-    def act(self, params: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        """Batched: ``params (B, n_params)``, ``obs (B, in_dim)`` -> actions ``(B,)`` or ``(B, A)``."""
-        W = params[:, : self.out_dim * self.in_dim].reshape(-1, self.out_dim, self.in_dim)
-        b = params[:, self.out_dim * self.in_dim :]
-        out = np.einsum("boi,bi->bo", W, obs) + b  # (B, out_dim)
-        if self.discrete:
-            return out.argmax(1)
-        low, high = self.action_space.low, self.action_space.high
-        return (low + (np.tanh(out) + 1) * 0.5 * (high - low)).astype(np.float32)
-
-
-def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | None = None) -> LinearController:
-    """The controller over ``[z, h]`` (``memory=True``, V+M+C) or over ``z`` alone (the paper's V-only row).
-
-    With ``n_params``, which of the two is inferred from the parameter count of a trained one.
-    """
-    z, h = model.latent_dim, model.mdn_config.hidden
-    if n_params is not None:
-        full, v_only = LinearController(z + h, model.action_space), LinearController(z, model.action_space)
-        if n_params == full.n_params:
-            return full
-        if n_params == v_only.n_params:
-            return v_only
-        raise ValueError(f"controller parameters ({n_params}) fit neither [z, h] ({full.n_params}) nor z alone "
-                         f"({v_only.n_params}) of this world model; was it trained with another one?")
-    return LinearController(z + h if memory else z, model.action_space)
 
 
 @dataclasses.dataclass
@@ -106,16 +68,31 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
     return returns.reshape(p, rollouts).mean(1)
 
 
+def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: DreamTrainingConfig) -> None:
+    """CheckpointError unless the search in ``out`` can go on with this controller and config."""
+    if es.n != n_params:
+        raise CheckpointError(f"cannot resume {out}: its controller has {es.n} parameters, this world model's needs "
+                              f"{n_params} (the world model or --v-only changed); train without --resume into "
+                              f"another directory")
+    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
+               if k != "generations" and saved.get(k) != v]
+    if changed:
+        raise CheckpointError(f"cannot resume {out} with other options ({', '.join(changed)}); pass the run's options "
+                              f"again (only the number of generations may change) or train into another directory")
+
+
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
                 fitness_fn, desc: str) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES maximising ``fitness_fn(candidates, generation)``; checkpoints every generation."""
     if resume:
         es = CMAES.load(out)
-        history = read_json(out / "history.json", what="controller")["history"]
+        saved = read_json(out / "history.json", what="controller")
+        history = saved["history"]
+        _check_resumable(out, es, n_params, saved["config"], config)
     else:
         es = CMAES(np.zeros(n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
-    for gen in tqdm(range(es.generation, config.generations), desc=desc, disable=not progress):
+    for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
         candidates = es.ask()
         fitness = fitness_fn(candidates, gen)
         es.tell(-fitness)  # CMA-ES minimises
@@ -152,8 +129,6 @@ def _init_worker(model_dir: str, env_id: str) -> None:
 
 
 def _real_return(task: tuple[np.ndarray, int, int, int]) -> float:
-    from gailkit.worldmodels.train import evaluate_controller
-
     params, episodes, seed, max_steps = task
     return float(evaluate_controller(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed,
                                      max_steps=max_steps).mean())

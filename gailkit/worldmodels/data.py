@@ -19,10 +19,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from tqdm.auto import tqdm
 
 from gailkit.data.spaces import space_to_json
+from gailkit.envs.make import make_env
+from gailkit.errors import GailkitError, MissingFileError, UsageError
 from gailkit.nn.checkpoint import atomic_write, write_json
+from gailkit.progress import progress_bar
 
 __all__ = ["COLLECT_POLICIES", "DataChunkError", "chunk_paths", "collect_chunks", "driving_policy", "load_chunk"]
 
@@ -46,12 +48,17 @@ COLLECT_POLICIES: dict[str, Callable[[np.ndarray, np.random.Generator], object] 
 }
 
 
-class DataChunkError(ValueError):
+class DataChunkError(GailkitError, ValueError):
     """A data chunk is truncated, corrupt or inconsistent; the message names the file and the fix."""
 
 
 def chunk_paths(directory: str | Path) -> list[Path]:
-    return sorted(Path(directory).glob("chunk_*.npz"))
+    """The chunks in ``directory``, in order; MissingFileError if there are none."""
+    paths = sorted(Path(directory).glob("chunk_*.npz"))
+    if not paths:
+        raise MissingFileError(f"no rollout chunks (chunk_*.npz) in {directory}; collect them first "
+                               f"(gailkit worldmodel collect, or gailkit.worldmodels.data.collect_chunks)")
+    return paths
 
 
 def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episodes_per_chunk: int = 16,
@@ -69,20 +76,23 @@ def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episode
     """
     if isinstance(policy, str):
         if policy not in COLLECT_POLICIES:
-            raise ValueError(f"unknown collection policy {policy!r}; choose from {', '.join(COLLECT_POLICIES)}")
+            raise UsageError(f"unknown collection policy {policy!r}; choose from {', '.join(COLLECT_POLICIES)}")
         policy = COLLECT_POLICIES[policy]
+    if episodes < 1 or episodes_per_chunk < 1:
+        raise UsageError(f"episodes ({episodes}) and episodes_per_chunk ({episodes_per_chunk}) must be >= 1")
+    env = make_env(env_id)  # checked before anything is written
+    if env.observation_space.shape != (64, 64, 3):
+        env.close()
+        raise UsageError(f"{env_id} observations are {env.observation_space.shape}, not (64, 64, 3) frames; "
+                         "use a pixel env such as gailkit/CartPolePixels-v1")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    env = gym.make(env_id)
-    if env.observation_space.shape != (64, 64, 3):
-        raise ValueError(f"{env_id} observations are {env.observation_space.shape}, not (64, 64, 3) frames; "
-                         "use a pixel env such as gailkit/CartPolePixels-v1")
     write_json(directory / "meta.json", {"env_id": env_id, "action_space": space_to_json(env.action_space),
                                          "episodes": episodes, "episodes_per_chunk": episodes_per_chunk,
                                          "seed": seed})
     n_chunks = -(-episodes // episodes_per_chunk)
     paths = []
-    for c in tqdm(range(n_chunks), desc="chunks", disable=not progress):
+    for c in progress_bar(range(n_chunks), desc="chunks", enabled=progress):
         path = directory / f"chunk_{c:05d}.npz"
         paths.append(path)
         if path.exists():

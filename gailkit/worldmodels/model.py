@@ -18,6 +18,7 @@ import torch
 
 import gailkit
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 from gailkit.nn.vae import ConvVAE
 from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNRNNConfig
@@ -34,7 +35,8 @@ class WorldModel:
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             action_dim, discrete = int(action_space.shape[0]), False
         else:
-            raise TypeError(f"world models support Discrete or flat Box actions, got {action_space}")
+            raise UsageError(f"world models support Discrete or flat Box actions, got {action_space}; "
+                             f"use an env with such actions (gailkit envs lists the pixel envs)")
         self.action_space = action_space
         self.vae = ConvVAE(latent_dim)
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,

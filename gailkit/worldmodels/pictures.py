@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 from PIL import Image
 
+from gailkit.envs.make import make_env
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["reconstruction_grid", "dream_strip"]
@@ -36,7 +36,7 @@ def dream_strip(model: WorldModel, env_id: str, path: str | Path, *, steps: int 
 
     Random actions; writes a PNG strip, and a GIF next to it (``path`` with ``.gif``).
     """
-    env = gym.make(env_id)
+    env = make_env(env_id)  # an unknown id is a one-line error
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     gen = torch.Generator().manual_seed(seed)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from gailkit.data.spaces import space_from_json
+from gailkit.envs.make import make_env
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.vae import elbo_loss
+from gailkit.progress import progress_bar
 from gailkit.worldmodels.data import chunk_paths, load_chunk
+from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
@@ -21,10 +22,7 @@ __all__ = ["train_vae", "train_mdn", "evaluate_controller", "start_latents"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
-    paths = chunk_paths(data_dir)
-    if not paths:
-        raise FileNotFoundError(f"no chunk_*.npz in {data_dir}; collect data first")
-    return np.concatenate([load_chunk(p)["frames"] for p in paths])
+    return np.concatenate([load_chunk(p)["frames"] for p in chunk_paths(data_dir)])
 
 
 def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, epochs: int = 10,
@@ -44,7 +42,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
         opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
-        for _ in tqdm(range(epochs), desc="V", disable=not progress):
+        for _ in progress_bar(range(epochs), desc="V", enabled=progress):
             for idx in np.array_split(rng.permutation(len(frames)), max(1, len(frames) // batch_size)):
                 x = torch.as_tensor(frames[idx]).permute(0, 3, 1, 2).float() / 255.0
                 recon, mean, logvar = model.vae(x, generator=gen)
@@ -98,7 +96,7 @@ def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, 
         torch.manual_seed(seed)
         opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
-        for _ in tqdm(range(epochs), desc="M", disable=not progress):
+        for _ in progress_bar(range(epochs), desc="M", enabled=progress):
             for idx in np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size)):
                 z, a, r, d, m = (torch.stack(t) for t in zip(*(windows[i] for i in idx)))
                 loss, _ = model.mdn.loss(z, a, r, d, m)
@@ -118,9 +116,7 @@ def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: st
     Whether the controller sees ``[z, h]`` or ``z`` alone follows from the size of ``params``;
     ``max_steps`` cuts episodes short (for training), None runs them to the env's own end.
     """
-    from gailkit.worldmodels.controller import controller_for
-
-    env = gym.make(env_id)
+    env = make_env(env_id)  # an unknown id is a one-line error
     controller = controller_for(model, n_params=params.shape[-1]) if params is not None else None
     gen = torch.Generator().manual_seed(seed)
     returns = []

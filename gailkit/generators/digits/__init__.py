@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from gailkit.data.images import ImageData, load_digits_data, load_mnist
+from gailkit.errors import UsageError
 
 __all__ = ["DATA_HELP", "load_data"]
 
@@ -36,7 +37,7 @@ def load_data(spec: str | None, *, split: str) -> ImageData:
         data = load_mnist(path)
         # the name carries the spec so evaluate() can find the matching training split
         return _split(dataclasses.replace(data, name=spec), split)
-    raise ValueError(f"unknown digits data {spec!r}; use {DATA_HELP}")
+    raise UsageError(f"unknown digits data {spec!r}; use {DATA_HELP}")
 
 
 from gailkit.generators.digits import dbn, gan, pixelcnn, pixels, rbm, vae  # noqa: F401  (registration)

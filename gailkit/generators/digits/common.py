@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from gailkit.data.images import ImageData
+from gailkit.errors import UsageError
 from gailkit.generators.pictures import save_grid
 
 __all__ = ["DigitModel", "as_image_data", "hidden_sizes", "reference_train"]
@@ -47,7 +48,7 @@ def hidden_sizes(text: str) -> list[int]:
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        raise ValueError(f"hidden must be comma-separated positive layer sizes such as '256,256', got {text!r}")
+        raise UsageError(f"hidden must be comma-separated positive layer sizes such as '256,256', got {text!r}")
     return sizes
 
 
@@ -73,7 +74,7 @@ class DigitModel:
     def _check_data(self, data: Any, *, what: str = "images") -> ImageData:
         data = as_image_data(data, what=what)
         if self.data_info is not None and data.shape != self.image_shape:
-            raise ValueError(f"{self.family}/{self.name} was built for images of shape {self.image_shape}, "
+            raise UsageError(f"{self.family}/{self.name} was built for images of shape {self.image_shape}, "
                              f"got {data.shape} from {data.name or what}; use data of the training shape")
         return data
 

@@ -9,7 +9,7 @@ RBMs' ``p(v | h)``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel, hidden_sizes
@@ -39,6 +40,9 @@ class DBNConfig(GeneratorConfig):
     momentum: float = dataclasses.field(default=0.9, metadata=doc("SGD momentum"))
     weight_decay: float = dataclasses.field(default=1e-4, metadata=doc("L2 penalty on the weights"))
     sample_steps: int = dataclasses.field(default=1000, metadata=doc("Gibbs sweeps in the top RBM when sampling"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "k": "[1, inf)", "momentum": "[0, 1)",
+                                        "weight_decay": "[0, inf)", "sample_steps": "[1, inf)"}
 
 
 @register("digits", "dbn")
@@ -71,7 +75,7 @@ class DBN(DigitModel, TorchGenerator):
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
         data = self._training_data(data)
         if self.n_labels and data.labels is None:
-            raise ValueError(f"digits/dbn was built with {self.n_labels} label units but {data.name} has no labels; "
+            raise UsageError(f"digits/dbn was built with {self.n_labels} label units but {data.name} has no labels; "
                              f"train with --no-labelled or on labelled data")
         labels = torch.zeros(len(data), dtype=torch.int64) if data.labels is None else torch.from_numpy(
             np.array(data.labels))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel, hidden_sizes
@@ -45,9 +46,13 @@ class GANConfig(GeneratorConfig):
     ema: float = dataclasses.field(default=0.999, metadata=doc(
         "samples come from an exponential moving average of the generator's weights with this decay (0: off)"))
 
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "beta1": "[0, 1)", "latent": "[1, inf)",
+                                        "penalty_weight": "[0, inf)", "ema": "[0, 1)"}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.penalty not in ("r1", "gp", "none"):
-            raise ValueError(f"penalty must be 'r1', 'gp' or 'none', got {self.penalty!r}")
+            raise UsageError(f"penalty must be 'r1', 'gp' or 'none', got {self.penalty!r}")
 
 
 @register("digits", "gan")
@@ -64,7 +69,7 @@ class GAN(DigitModel, LatentModel, TorchGenerator):
     def _build(self) -> None:
         cfg = self.config
         if self.conditional and not self.n_classes:
-            raise ValueError("digits/cgan needs labelled data (n_classes > 0)")
+            raise UsageError("digits/cgan needs labelled data (n_classes > 0)")
         sizes = hidden_sizes(cfg.hidden)
         self.latent_dim = cfg.latent
         self.generator = mlp(cfg.latent + self.n_classes, sizes, self.n_pixels, activation=nn.LeakyReLU)
@@ -84,7 +89,7 @@ class GAN(DigitModel, LatentModel, TorchGenerator):
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
         data = self._training_data(data)
         if self.conditional and data.labels is None:
-            raise ValueError(f"digits/cgan needs labelled images; {data.name} has no labels")
+            raise UsageError(f"digits/cgan needs labelled images; {data.name} has no labels")
         labels = torch.zeros(len(data), dtype=torch.int64) if data.labels is None else torch.from_numpy(
             np.array(data.labels))
         return self.flat(data), labels

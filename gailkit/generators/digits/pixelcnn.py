@@ -9,7 +9,7 @@ since by then the centre position carries only information from earlier pixels. 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.images import ImageData
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel
@@ -31,7 +32,7 @@ class MaskedConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, mask_type: str):
         if mask_type not in ("A", "B") or kernel_size % 2 == 0:
-            raise ValueError(f"mask_type must be 'A' or 'B' and kernel_size odd, got {mask_type!r}, {kernel_size}")
+            raise UsageError(f"mask_type must be 'A' or 'B' and kernel_size odd, got {mask_type!r}, {kernel_size}")
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         mask = torch.ones(kernel_size, kernel_size)
         centre = kernel_size // 2
@@ -73,6 +74,14 @@ class PixelCNNConfig(GeneratorConfig):
     dropout: float = dataclasses.field(default=0.1, metadata=doc("dropout on the residual branches"))
     weight_decay: float = dataclasses.field(default=1e-4, metadata=doc("AdamW weight decay"))
 
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "channels": "[1, inf)", "layers": "[0, inf)",
+                                        "first_kernel": "[1, inf)", "dropout": "[0, 1)", "weight_decay": "[0, inf)"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.first_kernel % 2 == 0:  # a centred mask needs a centre pixel
+            raise UsageError(f"--first-kernel {self.first_kernel}: must be odd (e.g. {self.first_kernel + 1})")
+
 
 @register("digits", "pixelcnn")
 class PixelCNN(DigitModel, TorchGenerator):
@@ -84,7 +93,7 @@ class PixelCNN(DigitModel, TorchGenerator):
     def _build(self) -> None:
         cfg = self.config
         if self.data_info["channels"] != 1:
-            raise ValueError(f"digits/pixelcnn models single-channel images, got {self.data_info['channels']} "
+            raise UsageError(f"digits/pixelcnn models single-channel images, got {self.data_info['channels']} "
                              f"channels; convert to grey first")
         self.net = PixelCNNNet(channels=cfg.channels, layers=cfg.layers, first_kernel=cfg.first_kernel,
                                dropout=cfg.dropout)

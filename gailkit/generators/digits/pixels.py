@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ class PixelsConfig(GeneratorConfig):
     pseudo_count: float = dataclasses.field(default=0.5, metadata=doc(
         "add this many ones and zeros to every pixel's counts (0.5: Krichevsky-Trofimov), so no "
         "pixel gets probability 0"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "pseudo_count": "(0, inf)"}
 
 
 @register("digits", "pixels")

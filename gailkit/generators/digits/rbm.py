@@ -9,7 +9,7 @@ samples held fixed) hands exactly the CD update to any torch optimiser.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -97,6 +97,11 @@ class RBMConfig(GeneratorConfig):
     ais_betas: int = dataclasses.field(default=10000, metadata=doc("AIS temperatures"))
     loglik_every: int = dataclasses.field(default=10, metadata=doc(
         "epochs between exact training log-likelihoods in the history (0: never; exact RBMs only)"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "hidden": "[1, inf)", "k": "[1, inf)",
+                                        "momentum": "[0, 1)", "weight_decay": "[0, inf)", "sample_steps": "[1, inf)",
+                                        "exact_max_hidden": "[0, inf)", "ais_chains": "[1, inf)",
+                                        "ais_betas": "[2, inf)", "loglik_every": "[0, inf)"}
 
 
 @register("digits", "rbm")

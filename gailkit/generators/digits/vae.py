@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.images import ImageData
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.digits.common import DigitModel, hidden_sizes
@@ -38,9 +39,12 @@ class VAEConfig(GeneratorConfig):
     likelihood: str = dataclasses.field(default="bernoulli", metadata=doc("'bernoulli' or 'gaussian'"))
     beta: float = dataclasses.field(default=1.0, metadata=doc("weight of the KL term"))
 
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "latent": "[1, inf)", "beta": "[0, inf)"}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+            raise UsageError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
 
 
 @register("digits", "vae")

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from gailkit.data.images import ImageData
-from gailkit.generators.base import TorchGenerator
+from gailkit.errors import UsageError
+from gailkit.generators.base import DataKindError, TorchGenerator
 from gailkit.generators.image.features import embed, frechet_distance, nn_ratio
 from gailkit.generators.pictures import save_grid
 
@@ -24,10 +25,10 @@ def check_array(images: Any, shape: tuple[int, int, int], *, who: str) -> torch.
         images = images.images
     x = torch.from_numpy(np.array(images, dtype=np.float32))
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{who}: expects images of shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}; "
+        raise UsageError(f"{who}: expects images of shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}; "
                          f"resize them (e.g. --data folder:PATH,size={shape[1]})")
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"{who}: image values must lie in [0, 1], found [{float(x.min()):g}, {float(x.max()):g}]; "
+        raise UsageError(f"{who}: image values must lie in [0, 1], found [{float(x.min()):g}, {float(x.max()):g}]; "
                          f"divide 8-bit images by 255")
     return x
 
@@ -43,9 +44,9 @@ class ImageGenerator(TorchGenerator):
         """``data`` as ImageData matching the built model, or a clear error."""
         if not isinstance(data, ImageData):
             hint = " (a pair of domains is CycleGAN's data)" if hasattr(data, "a") else ""
-            raise TypeError(f"{self.family}/{self.name} takes an ImageData, got {type(data).__name__}{hint}")
+            raise DataKindError(f"{self.family}/{self.name} takes an ImageData, got {type(data).__name__}{hint}")
         if self.built and data.shape != self._shape():
-            raise ValueError(f"{self.family}/{self.name} was built for {'x'.join(map(str, self._shape()))} images "
+            raise UsageError(f"{self.family}/{self.name} was built for {'x'.join(map(str, self._shape()))} images "
                              f"(C x H x W), got {'x'.join(map(str, data.shape))} from {data.name!r}; load the data "
                              f"at the model's size (e.g. --data ...,size={self._shape()[1]})")
         return data

@@ -22,8 +22,9 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.images import ImageData
+from gailkit.errors import UsageError
 from gailkit.generators import register
-from gailkit.generators.base import GeneratorConfig, TorchGenerator
+from gailkit.generators.base import DataKindError, GeneratorConfig, TorchGenerator
 from gailkit.generators.image.common import check_array
 from gailkit.generators.image.features import DomainJudge
 from gailkit.generators.image.sources import ImagePair
@@ -44,6 +45,10 @@ class CycleGANConfig(GeneratorConfig):
     lambda_cycle: float = dataclasses.field(default=10.0, metadata=doc("weight of the cycle loss"))
     lambda_identity: float = dataclasses.field(default=0.5, metadata=doc("identity loss weight, times lambda_cycle"))
     pool_size: int = dataclasses.field(default=50, metadata=doc("fakes kept for the critics (0: no pool)"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "width": "[1, inf)", "n_res": "[0, inf)",
+                                        "lambda_cycle": "[0, inf)", "lambda_identity": "[0, inf)",
+                                        "pool_size": "[0, inf)"}
 
 
 class _ResBlock(nn.Module):
@@ -109,8 +114,9 @@ def _as_pair(data: Any) -> ImagePair:
         return data
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(d, ImageData) for d in data):
         return ImagePair(*data)
-    raise TypeError(f"image/cyclegan takes two image domains: an ImagePair or a tuple (ImageData, ImageData), got "
-                    f"{type(data).__name__}; on the command line use --data pair:FOLDER_A,FOLDER_B or demo-pair")
+    raise DataKindError(f"image/cyclegan takes two image domains: an ImagePair or a tuple (ImageData, ImageData), "
+                        f"got {type(data).__name__}; on the command line use --data pair:FOLDER_A,FOLDER_B or "
+                        f"demo-pair")
 
 
 @register("image", "cyclegan")
@@ -127,10 +133,10 @@ class CycleGAN(TorchGenerator):
         cfg = self.config
         c, h, w = self._shape()
         if h < 16 or w < 16 or h % 4 or w % 4:
-            raise ValueError(f"image/cyclegan needs sides that are multiples of 4 and at least 16 pixels, got {h}x{w}; "
+            raise UsageError(f"image/cyclegan needs sides that are multiples of 4 and at least 16 pixels, got {h}x{w}; "
                              f"resize the data (e.g. --data pair:A,B,size=32)")
         if cfg.width < 1 or cfg.n_res < 0 or cfg.pool_size < 0:
-            raise ValueError("width must be positive, n_res and pool_size non-negative")
+            raise UsageError("width must be positive, n_res and pool_size non-negative")
         self.g_ab, self.g_ba = _generator(c, cfg.width, cfg.n_res), _generator(c, cfg.width, cfg.n_res)
         self.d_a, self.d_b = _patch_discriminator(c, cfg.width), _patch_discriminator(c, cfg.width)
         for net in (self.g_ab, self.g_ba, self.d_a, self.d_b):
@@ -157,7 +163,7 @@ class CycleGAN(TorchGenerator):
     def _check_pair(self, data: Any) -> ImagePair:
         pair = _as_pair(data)
         if self.built and pair.shape != self._shape():
-            raise ValueError(f"image/cyclegan was built for {'x'.join(map(str, self._shape()))} images (C x H x W), "
+            raise UsageError(f"image/cyclegan was built for {'x'.join(map(str, self._shape()))} images (C x H x W), "
                              f"got {'x'.join(map(str, pair.shape))}; load both domains at the model's size")
         return pair
 
@@ -243,7 +249,7 @@ class CycleGAN(TorchGenerator):
         pair = self._check_pair(data)
         a, b = np.array(pair.a.images), np.array(pair.b.images)
         if min(len(a), len(b)) < 4:
-            raise ValueError(f"image/cyclegan.evaluate needs at least 4 images per domain, got {len(a)} and {len(b)}")
+            raise UsageError(f"image/cyclegan.evaluate needs at least 4 images per domain, got {len(a)} and {len(b)}")
         ga, fb = self.translate(a, direction="a2b"), self.translate(b, direction="b2a")
         ha, hb = len(a) // 2, len(b) // 2
         judge = DomainJudge(a.shape[1], seed=seed).fit(a[:ha], b[:hb], steps=judge_steps)

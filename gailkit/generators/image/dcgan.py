@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig
 from gailkit.generators.image.common import POWER_OF_TWO_SIZES, ImageGenerator
@@ -38,6 +39,9 @@ class DCGANConfig(GeneratorConfig):
     norm: str = dataclasses.field(default="spectral", metadata=doc("discriminator normalisation: batch or spectral"))
     r1_gamma: float = dataclasses.field(default=0.0, metadata=doc("R1 penalty weight on real images (0: off)"))
     label_smoothing: float = dataclasses.field(default=0.0, metadata=doc("one-sided smoothing of real labels"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "latent_dim": "[1, inf)", "width": "[1, inf)",
+                                        "r1_gamma": "[0, inf)", "label_smoothing": "[0, 1)"}
 
 
 def _n_ups(size: int) -> int:
@@ -94,12 +98,12 @@ class DCGAN(ImageGenerator):
         cfg = self.config
         c, h, w = self._shape()
         if h != w or h not in POWER_OF_TWO_SIZES:
-            raise ValueError(f"image/dcgan needs square images of side {', '.join(map(str, POWER_OF_TWO_SIZES))}, "
+            raise UsageError(f"image/dcgan needs square images of side {', '.join(map(str, POWER_OF_TWO_SIZES))}, "
                              f"got {h}x{w}; resize the data (e.g. --data folder:PATH,size=32)")
         if cfg.norm not in ("batch", "spectral"):
-            raise ValueError(f"norm must be 'batch' or 'spectral', got {cfg.norm!r}")
+            raise UsageError(f"norm must be 'batch' or 'spectral', got {cfg.norm!r}")
         if cfg.latent_dim < 1 or cfg.width < 1:
-            raise ValueError(f"latent_dim and width must be positive, got {cfg.latent_dim} and {cfg.width}")
+            raise UsageError(f"latent_dim and width must be positive, got {cfg.latent_dim} and {cfg.width}")
         self.gen = _Generator(cfg.latent_dim, c, h, cfg.width)
         self.disc = _Discriminator(c, h, cfg.width, cfg.norm)
         for module in (self.gen, self.disc):

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from gailkit.data.images import ImageData, env_frames, load_digits_data, load_image_folder, load_mnist
+from gailkit.errors import UsageError
 
 __all__ = [
     "DEFAULT_ENV",
@@ -51,7 +52,7 @@ class ImagePair:
 
     def __post_init__(self) -> None:
         if self.a.shape != self.b.shape:
-            raise ValueError(f"domains A ({self.a.name}) and B ({self.b.name}) must have the same (C, H, W), got "
+            raise UsageError(f"domains A ({self.a.name}) and B ({self.b.name}) must have the same (C, H, W), got "
                              f"{self.a.shape} and {self.b.shape}; load both with the same size= and channels=")
 
     @property
@@ -67,8 +68,10 @@ class ImagePair:
         return ImagePair(a_train, b_train), ImagePair(a_test, b_test)
 
 
-def parse_spec(spec: str) -> tuple[str, list[str], dict[str, int]]:
-    """``"kind:arg1,arg2,key=3"`` -> ``("kind", ["arg1", "arg2"], {"key": 3})``."""
+def parse_spec(spec: str, *, whole: str | None = None) -> tuple[str, list[str], dict[str, int]]:
+    """``"kind:arg1,arg2,key=3"`` -> ``("kind", ["arg1", "arg2"], {"key": 3})``; ``whole``: the
+    spec the user wrote, for messages (``"digits,size=16"`` is parsed in two parts)."""
+    whole = spec if whole is None else whole
     kind, _, rest = spec.partition(":")
     args, options = [], {}
     for token in rest.split(",") if rest else []:
@@ -77,14 +80,15 @@ def parse_spec(spec: str) -> tuple[str, list[str], dict[str, int]]:
             try:
                 options[key.strip()] = int(value)
             except ValueError:
-                raise ValueError(f"--data {spec!r}: {key}= takes an integer, got {value!r}") from None
+                raise UsageError(f"--data {whole!r}: {key}= takes an integer, got {value!r}") from None
         elif eq and "/" not in key and " " not in key:
-            raise ValueError(f"--data {spec!r}: unknown option {key!r}; options are {', '.join(sorted(_INT_OPTIONS))}")
+            raise UsageError(f"--data {whole!r}: unknown option {key!r}; options are "
+                             f"{', '.join(sorted(_INT_OPTIONS))}")
         else:
             args.append(token)
     if "," in kind:  # "digits,size=16"
         kind, _, tail = kind.partition(",")
-        _, more_args, more = parse_spec(f"x:{tail}")
+        _, more_args, more = parse_spec(f"x:{tail}", whole=whole)
         args, options = more_args + args, {**more, **options}
     return kind.strip(), args, options
 
@@ -174,16 +178,16 @@ def load_spec(spec: str | None, *, split: str) -> ImageData | ImagePair:
     if kind in ("frames", "env"):
         env_id = args[0] if kind == "env" and args else DEFAULT_ENV
         if kind == "env" and not args:
-            raise ValueError("--data env:ENV_ID needs an env id, e.g. env:CartPole-v1")
+            raise UsageError("--data env:ENV_ID needs an env id, e.g. env:CartPole-v1")
         data = env_frames(env_id, n=opt.get("n", 2000), size=size or 32, seed=opt.get("seed", 0))
         return _contiguous_split(data, split)
     if kind == "folder":
         if len(args) != 1:
-            raise ValueError(f"--data {spec!r}: expected folder:PATH[,size=S][,channels=C]")
+            raise UsageError(f"--data {spec!r}: expected folder:PATH[,size=S][,channels=C]")
         return _random_split(load_image_folder(args[0], size=size or 64, channels=opt.get("channels", 3)), split)
     if kind == "mnist":
         if len(args) != 1:
-            raise ValueError(f"--data {spec!r}: expected mnist:PATH[,limit=N]")
+            raise UsageError(f"--data {spec!r}: expected mnist:PATH[,limit=N]")
         data = load_mnist(args[0], limit=opt.get("limit"))
         padded = np.pad(data.images, ((0, 0), (0, 0), (2, 2), (2, 2))) if data.shape[1:] == (28, 28) else data.images
         return _random_split(ImageData(padded, data.labels, data.n_classes, data.name), split)
@@ -193,11 +197,11 @@ def load_spec(spec: str | None, *, split: str) -> ImageData | ImagePair:
         return _random_split(photo_patches(opt.get("n", 2000), size=size or 32, seed=opt.get("seed", 0)), split)
     if kind == "pair":
         if len(args) != 2:
-            raise ValueError(f"--data {spec!r}: expected pair:FOLDER_A,FOLDER_B[,size=S]")
+            raise UsageError(f"--data {spec!r}: expected pair:FOLDER_A,FOLDER_B[,size=S]")
         pair = ImagePair(load_image_folder(args[0], size=size or 64, labels_from_subfolders=False),
                          load_image_folder(args[1], size=size or 64, labels_from_subfolders=False))
         return _random_split(pair, split)
     if kind == "demo-pair":
         return _random_split(demo_pair(opt.get("n", 1000), size=size or 32, seed=opt.get("seed", 0)), split)
-    raise ValueError(f"unknown image --data kind {kind!r} in {spec!r}; use frames, env:ID, folder:PATH, mnist:PATH, "
+    raise UsageError(f"unknown image --data kind {kind!r} in {spec!r}; use frames, env:ID, folder:PATH, mnist:PATH, "
                      f"digits, photos, pair:A,B or demo-pair")

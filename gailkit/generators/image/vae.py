@@ -11,7 +11,7 @@ their own size on the way out, so losses are per 64x64 frame and metrics at the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig
 from gailkit.generators.image.common import ImageGenerator, check_array
@@ -37,9 +38,12 @@ class ImageVAEConfig(GeneratorConfig):
     reconstruction: str = dataclasses.field(
         default="bce", metadata=doc("reconstruction term: bce (no stall on mostly-white frames) or mse (the paper's)"))
 
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "latent_dim": "[1, inf)", "kl_tolerance": "[0, inf)"}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reconstruction not in ("bce", "mse"):
-            raise ValueError(f"reconstruction must be 'bce' or 'mse', got {self.reconstruction!r}")
+            raise UsageError(f"reconstruction must be 'bce' or 'mse', got {self.reconstruction!r}")
 
 
 @register("image", "vae")

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gailkit.data.images import ImageData
+from gailkit.errors import UsageError
 
 __all__ = ["Judge", "judge_for", "train_judge"]
 
@@ -50,7 +51,7 @@ class Judge(nn.Module):
         if images.ndim == 3:
             images = images[:, None]
         if images.shape[1:] != self.shape:
-            raise ValueError(f"the judge was trained on images of shape {self.shape}, got {images.shape[1:]}")
+            raise UsageError(f"the judge was trained on images of shape {self.shape}, got {images.shape[1:]}")
         return torch.from_numpy(np.array(images, dtype=np.float32))  # a writable copy
 
     @torch.no_grad()
@@ -79,7 +80,7 @@ def train_judge(train: ImageData, *, seed: int = 0, epochs: int = 60, batch_size
         holdout: if given, its accuracy is stored in ``judge.accuracy``.
     """
     if train.labels is None:
-        raise ValueError(f"{train.name or 'data'}: the judge needs labelled training images")
+        raise UsageError(f"{train.name or 'data'}: the judge needs labelled training images")
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():  # keep the caller's global RNG stream untouched
         torch.manual_seed(seed)

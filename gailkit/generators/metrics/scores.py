@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gailkit.errors import UsageError
+
 __all__ = [
     "frechet_distance",
     "frechet_from_features",
@@ -94,5 +96,5 @@ def nn_ratio(samples: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
     """``mean NN(samples -> train) / mean NN(test -> train)`` (see the module docstring)."""
     baseline = nn_distances(test, train).mean()
     if baseline <= 0:
-        raise ValueError("nn_ratio: every held-out image also appears in the training set; the ratio is undefined")
+        raise UsageError("nn_ratio: every held-out image also appears in the training set; the ratio is undefined")
     return float(nn_distances(samples, train).mean() / baseline)

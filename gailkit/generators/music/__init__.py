@@ -9,6 +9,7 @@ piano rolls). Both take a list of :class:`gailkit.data.chorales.Chorale`, sample
 from __future__ import annotations
 
 from gailkit.data.chorales import Chorale, load_chorales, split_chorales
+from gailkit.errors import UsageError
 from gailkit.generators.music import musegan, transformer  # noqa: F401  (register the models)
 
 __all__ = ["DATA_HELP", "load_data", "parse_spec"]
@@ -24,15 +25,15 @@ def parse_spec(spec: str | None) -> dict[str, object]:
         return {}
     name, _, opts = spec.partition(":")
     if name != "chorales":
-        raise ValueError(f"unknown music data {spec!r}; the music family reads {DATA_HELP}")
+        raise UsageError(f"unknown music data {spec!r}; the music family reads {DATA_HELP}")
     out: dict[str, object] = {}
     for item in filter(None, opts.split(",")):
         key, eq, value = item.partition("=")
         if not eq or key not in ("limit", "cache"):
-            raise ValueError(f"bad option {item!r} in music data spec {spec!r}; expected {DATA_HELP}")
+            raise UsageError(f"bad option {item!r} in music data spec {spec!r}; expected {DATA_HELP}")
         if key == "limit":
             if not value.isdigit() or int(value) < 1:
-                raise ValueError(f"limit must be a positive integer, got {value!r} in {spec!r}")
+                raise UsageError(f"limit must be a positive integer, got {value!r} in {spec!r}")
             out["limit"] = int(value)
         else:
             out["cache_dir"] = value
@@ -43,5 +44,5 @@ def load_data(spec: str | None, *, split: str) -> list[Chorale]:
     """The chorales of ``spec`` (see :data:`DATA_HELP`) in ``split`` ("train", "test" or "all")."""
     chorales = split_chorales(load_chorales(**parse_spec(spec)), split)
     if not chorales:
-        raise ValueError(f"the {split} split of {spec or 'chorales'} is empty; load more chorales (a larger limit)")
+        raise UsageError(f"the {split} split of {spec or 'chorales'} is empty; load more chorales (a larger limit)")
     return chorales

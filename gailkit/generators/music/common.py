@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from gailkit.data.chorales import HOLD, N_VOICES, REST, Chorale
+from gailkit.errors import UsageError
 from gailkit.generators.music.metrics import METRICS, metric_distance, music_metrics
 
 __all__ = [
@@ -26,7 +27,7 @@ def check_chorales(data: Any, *, what: str) -> list[Chorale]:
     if isinstance(data, Chorale):
         data = [data]
     if not isinstance(data, Sequence) or not data or not all(isinstance(c, Chorale) for c in data):
-        raise ValueError(f"{what} takes a non-empty list of gailkit.data.chorales.Chorale (from load_chorales or "
+        raise UsageError(f"{what} takes a non-empty list of gailkit.data.chorales.Chorale (from load_chorales or "
                          f"load_family_data('music', 'chorales:limit=20')), got {type(data).__name__}")
     return list(data)
 

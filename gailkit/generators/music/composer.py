@@ -29,8 +29,9 @@ from torch import nn
 from gailkit.buffers.kernels import gae
 from gailkit.configs import doc
 from gailkit.data.chorales import BOS, VOCAB_SIZE, Chorale
-from gailkit.envs.composer import ComposerState, TheoryWeights
+from gailkit.envs.composer import ComposerState
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
+from gailkit.generators.music.theory import TheoryRules, TheoryWeights
 from gailkit.nn.blocks import mlp
 from gailkit.nn.checkpoint import (
     CheckpointError,
@@ -142,7 +143,7 @@ def sample_pieces(lm: nn.Module, n: int, *, n_bars: int = 2, seed: int = 0, batc
     gen = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, n, batch):
-        state = ComposerState(min(batch, n - start), n_bars=n_bars)
+        state = ComposerState(min(batch, n - start), n_bars=n_bars)  # no rules: the rewards are not wanted
         out.append(generate(lm, state, generator=gen, temperature=temperature).voices)
     return np.concatenate(out)
 
@@ -187,8 +188,9 @@ class ComposerTrainer:
         self.optimizer = torch.optim.Adam([{"params": self.policy.lm.parameters(), "lr": config.lr},
                                            {"params": self.policy.value.parameters(), "lr": config.value_lr}],
                                           eps=1e-5)
-        self.state = ComposerState(config.rollout_pieces, n_bars=config.n_bars, weights=config.weights(),
-                                   key=config.key, invalid_penalty=config.invalid_penalty)
+        self.state = ComposerState(config.rollout_pieces, n_bars=config.n_bars,
+                                   rules=TheoryRules(config.weights(), key=config.key),
+                                   invalid_penalty=config.invalid_penalty)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.iteration = 0
@@ -267,7 +269,11 @@ class ComposerTrainer:
         return stats
 
     def step(self) -> dict[str, float]:
-        """One iteration: rollout, PPO update, critic update. Returns its statistics."""
+        """One iteration: rollout, PPO update, critic update. Returns its statistics.
+
+        ``return`` and ``theory_return`` (its theory terms) are the training reward per piece, the
+        signal PPO maximises: judge a tuned model with something it was not trained on.
+        """
         if self.config.disc_weight > 0 and self.config.disc_steps > 0 and not self.chorales:
             raise ValueError("training the critic (disc_weight > 0, disc_steps > 0) needs Bach chorales for "
                              "its real side; pass chorales=load_chorales(...) or set disc_weight=0")

@@ -23,7 +23,7 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.chorales import HOLD, REST, VOCAB_SIZE, Chorale
-from gailkit.envs.composer import sounding_pitches
+from gailkit.generators.music.theory import sounding_pitches
 from gailkit.nn.adversarial import bce_logits_loss
 from gailkit.nn.blocks import mlp
 from gailkit.nn.checkpoint import (

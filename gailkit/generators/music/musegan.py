@@ -32,7 +32,7 @@ the tracks' pitch classes as channels, with a minibatch-deviation feature.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.chorales import HOLD, N_VOICES, REST, Chorale, to_common_key
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.music.common import MusicSamplesMixin, check_chorales
@@ -72,6 +73,10 @@ class MuseGANConfig(GeneratorConfig):
         "sampling temperature of the draws with --gumbel (0: the argmax)"))
     common_key: bool = dataclasses.field(default=True, metadata=doc(
         "train on every chorale transposed to C major / A minor (one scale to learn, not twelve)"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "bars": "[1, inf)", "stride": "[1, inf)",
+                                        "latent": "[1, inf)", "hidden": "[1, inf)", "n_critic": "[1, inf)",
+                                        "gp_weight": "[0, inf)", "temperature": "[0, inf)"}
 
 
 def roll_windows(chorales: list[Chorale], *, bars: int, resolution: int, stride: int, pitch_lo: int,
@@ -195,9 +200,9 @@ class MuseGAN(MusicSamplesMixin, TorchGenerator):
         if cfg.common_key:
             chorales = [to_common_key(c) for c in chorales]
         if cfg.resolution not in (1, 2, 4):
-            raise ValueError(f"resolution must be 1, 2 or 4 sixteenths, got {cfg.resolution}")
+            raise UsageError(f"resolution must be 1, 2 or 4 sixteenths, got {cfg.resolution}")
         if cfg.bars < 1:
-            raise ValueError(f"bars must be >= 1, got {cfg.bars}")
+            raise UsageError(f"bars must be >= 1, got {cfg.bars}")
         if not self.built:
             pitches = np.concatenate([c.voices[c.voices < HOLD] for c in chorales])
             self.build({"bars": cfg.bars, "resolution": cfg.resolution, "pitch_lo": int(pitches.min()),
@@ -206,7 +211,7 @@ class MuseGAN(MusicSamplesMixin, TorchGenerator):
         windows = roll_windows(chorales, bars=info["bars"], resolution=info["resolution"], stride=cfg.stride,
                                pitch_lo=info["pitch_lo"], pitch_hi=info["pitch_hi"])
         if not len(windows):
-            raise ValueError(f"no chorale is {info['bars']} bars long; use fewer --bars")
+            raise UsageError(f"no chorale is {info['bars']} bars long; use fewer --bars")
         return (torch.from_numpy(windows),)
 
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from gailkit.configs import doc
 from gailkit.data.chorales import BOS, HOLD, N_VOICES, REST, VOCAB_SIZE, Chorale, encode_tokens
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.music.common import MusicSamplesMixin, check_chorales
@@ -53,6 +54,10 @@ class TransformerConfig(GeneratorConfig):
     temperature: float = dataclasses.field(default=1.0, metadata=doc("sampling temperature (> 0)"))
     top_k: int = dataclasses.field(default=0, metadata=doc("sample from the k likeliest tokens (0: all)"))
     top_p: float = dataclasses.field(default=1.0, metadata=doc("nucleus sampling mass in (0, 1] (1: off)"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "window": "[1, inf)", "stride": "[1, inf)",
+                                        "transpose": "[0, inf)", "dropout": "[0, 1)", "sample_steps": "[1, inf)",
+                                        "temperature": "(0, inf)", "top_k": "[0, inf)", "top_p": "(0, 1]"}
 
 
 def chorale_windows(chorales: list[Chorale], *, window: int, stride: int) -> np.ndarray:
@@ -116,7 +121,7 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
     def _build(self) -> None:
         cfg = self.config
         if cfg.sample_steps > self.data_info["window"]:
-            raise ValueError(f"sample_steps {cfg.sample_steps} exceeds the training window {self.data_info['window']};"
+            raise UsageError(f"sample_steps {cfg.sample_steps} exceeds the training window {self.data_info['window']};"
                              f" use --sample-steps <= --window")
         self.lm = build_causal_lm(VOCAB_SIZE, size=cfg.size, n_positions=self.data_info["n_positions"],
                                   dropout=cfg.dropout, bos_token_id=BOS, seed=cfg.seed)
@@ -144,14 +149,14 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
         chorales = check_chorales(data, what="music/transformer.fit")
         cfg = self.config
         if cfg.window < 1 or cfg.stride < 1:
-            raise ValueError(f"window and stride must be >= 1, got {cfg.window} and {cfg.stride}")
+            raise UsageError(f"window and stride must be >= 1, got {cfg.window} and {cfg.stride}")
         windows = chorale_windows(chorales, window=cfg.window, stride=cfg.stride)
         if not len(windows):
-            raise ValueError(f"no chorale is {cfg.window} sixteenths long; use a smaller --window")
+            raise UsageError(f"no chorale is {cfg.window} sixteenths long; use a smaller --window")
         if not self.built:
             self.build({"vocab_size": VOCAB_SIZE, "window": cfg.window, "n_positions": 4 * cfg.window + 1})
         elif self.data_info["window"] != cfg.window:
-            raise ValueError(f"this model was built for windows of {self.data_info['window']}, not {cfg.window}")
+            raise UsageError(f"this model was built for windows of {self.data_info['window']}, not {cfg.window}")
         return (torch.from_numpy(windows),)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,12 +17,12 @@ critic learns Bach's training chorales against the pieces the policy writes. ``O
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer
 from gailkit.nn.checkpoint import CheckpointError, atomic_dir, recover_dir
+from gailkit.progress import progress_bar
 
 __all__ = ["tune_transformer"]
 
@@ -53,8 +53,6 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
     Returns:
         (the tuned ``MusicTransformer``, also saved in ``out``; the trainer).
     """
-    from tqdm.auto import tqdm
-
     from gailkit.data.chorales import load_chorales, split_chorales
     from gailkit.generators import load_generator
     from gailkit.generators.base import plot_history
@@ -93,8 +91,7 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))
-    bar = tqdm(total=iterations, initial=trainer.iteration, desc="music/transformer PPO", disable=not progress,
-               file=sys.stderr)
+    bar = progress_bar(total=iterations, initial=trainer.iteration, desc="music/transformer PPO", enabled=progress)
     try:
         while trainer.iteration < iterations:
             row = trainer.step()

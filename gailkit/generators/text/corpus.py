@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gailkit.errors import UsageError
+
 __all__ = [
     "STDLIB_MODULES",
     "TextData",
@@ -73,10 +75,10 @@ class TextData:
 
     def __post_init__(self) -> None:
         if not self.documents:
-            raise ValueError(f"text data from {self.source} ({self.split}) holds no documents")
+            raise UsageError(f"text data from {self.source} ({self.split}) holds no documents")
         bad = [i for i, d in enumerate(self.documents) if not isinstance(d, str) or not d]
         if bad:
-            raise ValueError(f"text data from {self.source}: document(s) {bad[:5]} are empty or not strings")
+            raise UsageError(f"text data from {self.source}: document(s) {bad[:5]} are empty or not strings")
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -162,19 +164,19 @@ def read_text_file(path: str | Path) -> str:
     """The UTF-8 text of ``path``; ValueError naming the file if missing, empty or binary."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"text file {path} does not exist (or is not a file); check the --data path")
+        raise UsageError(f"text file {path} does not exist (or is not a file); check the --data path")
     raw = path.read_bytes()
     if b"\x00" in raw:
-        raise ValueError(f"text file {path} is binary (NUL byte at offset {raw.index(0)}); "
+        raise UsageError(f"text file {path} is binary (NUL byte at offset {raw.index(0)}); "
                          f"give UTF-8 text files only")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"text file {path} is not UTF-8 (bad byte at offset {e.start}); "
+        raise UsageError(f"text file {path} is not UTF-8 (bad byte at offset {e.start}); "
                          f"convert it, e.g. `iconv -t utf-8`") from None
     text = text.replace("\r\n", "\n").lstrip("\ufeff")
     if not text.strip():
-        raise ValueError(f"text file {path} is empty; give files that contain text")
+        raise UsageError(f"text file {path} is empty; give files that contain text")
     return text
 
 
@@ -201,12 +203,12 @@ def _resolve_files(spec: str) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*.txt") if p.is_file())
             if not found:
-                raise ValueError(f"directory {path} holds no .txt files")
+                raise UsageError(f"directory {path} holds no .txt files")
             paths.extend(found)
         else:
             paths.append(path)
     if not paths:
-        raise ValueError(f"no text files in --data {spec!r}; give files:a.txt,b.txt or a directory of .txt files")
+        raise UsageError(f"no text files in --data {spec!r}; give files:a.txt,b.txt or a directory of .txt files")
     return paths
 
 
@@ -226,7 +228,7 @@ def split_documents(docs: list[str], split: str, *, test_fraction: float = TEST_
         is_test[0] = False
     chosen = [d for d, t in zip(docs, is_test) if t == (split == "test")]
     if not chosen:
-        raise ValueError(f"too little text for a {split} split ({len(docs)} document(s)); give more text")
+        raise UsageError(f"too little text for a {split} split ({len(docs)} document(s)); give more text")
     return chosen
 
 

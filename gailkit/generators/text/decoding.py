@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
+from gailkit.errors import UsageError
 
 __all__ = ["METHODS", "DecodingOptions", "contrastive_search", "decode"]
 
@@ -76,7 +77,7 @@ class DecodingOptions:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise UsageError(message)
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> DecodingOptions:
@@ -84,17 +85,17 @@ class DecodingOptions:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            raise ValueError(f"unknown decoding option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+            raise UsageError(f"unknown decoding option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
         return cls(**options)
 
 
 def _prompt_tensor(model: torch.nn.Module, prompt_ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
     ids = torch.as_tensor(prompt_ids, dtype=torch.long).flatten()
     if ids.numel() == 0:
-        raise ValueError("prompt_ids is empty; start from at least one token (e.g. the end-of-text id)")
+        raise UsageError("prompt_ids is empty; start from at least one token (e.g. the end-of-text id)")
     vocab = model.get_output_embeddings().weight.shape[0]
     if int(ids.min()) < 0 or int(ids.max()) >= vocab:
-        raise ValueError(f"prompt_ids must lie in [0, {vocab}) (the model's vocabulary), got "
+        raise UsageError(f"prompt_ids must lie in [0, {vocab}) (the model's vocabulary), got "
                          f"[{int(ids.min())}, {int(ids.max())}]")
     return ids[None].to(next(model.parameters()).device)  # (1, T)
 
@@ -102,7 +103,7 @@ def _prompt_tensor(model: torch.nn.Module, prompt_ids: Sequence[int] | torch.Ten
 def _check_length(model: torch.nn.Module, prompt_len: int, max_new_tokens: int) -> None:
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if limit is not None and prompt_len + max_new_tokens > limit:
-        raise ValueError(f"prompt ({prompt_len} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+        raise UsageError(f"prompt ({prompt_len} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
                          f"context of {limit} tokens; shorten the prompt or ask for fewer tokens")
 
 

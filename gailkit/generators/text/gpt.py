@@ -17,12 +17,13 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.text.corpus import TextData, write_samples
@@ -62,21 +63,26 @@ class GPTConfig(GeneratorConfig):
     top_p: float = dataclasses.field(default=0.95, metadata=doc("nucleus mass when sampling"))
     temperature: float = dataclasses.field(default=1.0, metadata=doc("sampling temperature"))
 
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "vocab_size": "[257, inf)", "dropout": "[0, 1)",
+                                        "weight_decay": "[0, inf)", "warmup_steps": "[0, inf)", "grad_clip": "[0, inf)",
+                                        "sample_tokens": "[1, inf)", "top_p": "(0, 1]", "temperature": "(0, inf)"}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.size not in GPT_SIZES:
-            raise ValueError(f"unknown model size {self.size!r}; choose from {', '.join(GPT_SIZES)}")
+            raise UsageError(f"unknown model size {self.size!r}; choose from {', '.join(GPT_SIZES)}")
         if self.sample_method not in METHODS:
-            raise ValueError(f"sample_method must be one of {', '.join(METHODS)}, got {self.sample_method!r}")
+            raise UsageError(f"sample_method must be one of {', '.join(METHODS)}, got {self.sample_method!r}")
         if not 0.0 <= self.scheduled_sampling <= 1.0:
-            raise ValueError(f"scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
+            raise UsageError(f"scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
         if self.context < 2:
-            raise ValueError(f"context must be >= 2 tokens, got {self.context}")
+            raise UsageError(f"context must be >= 2 tokens, got {self.context}")
 
 
 def _local_folder(path: str | Path, what: str) -> Path:
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise ValueError(f"{what}={str(path)!r} is not a local folder; gailkit never downloads models from a hub: "
+        raise UsageError(f"{what}={str(path)!r} is not a local folder; gailkit never downloads models from a hub: "
                          f"save the model and its tokenizer with save_pretrained(FOLDER) and pass FOLDER")
     return folder
 
@@ -121,7 +127,7 @@ class GPT(TorchGenerator):
                     self.lm = AutoModelForCausalLM.from_pretrained(str(source), local_files_only=True,
                                                                    use_safetensors=True)
             except (OSError, ValueError) as e:
-                raise ValueError(f"no causal LM in {source} ({str(e).splitlines()[0]}); it needs the files "
+                raise UsageError(f"no causal LM in {source} ({str(e).splitlines()[0]}); it needs the files "
                                  f"save_pretrained writes (config.json + model.safetensors)") from None
         else:
             eos = self.tokenizer.eos_token_id
@@ -186,7 +192,7 @@ class GPT(TorchGenerator):
         context = min(self.config.context, self.positions)
         stream = torch.tensor(encode_documents(self.tokenizer, data.documents), dtype=torch.long)
         if len(stream) < context + 1:
-            raise ValueError(f"text from {data.source} is {len(stream)} tokens, shorter than one training "
+            raise UsageError(f"text from {data.source} is {len(stream)} tokens, shorter than one training "
                              f"sequence ({context + 1}); give more text or a smaller --context")
         starts = torch.arange(0, len(stream) - context, context)
         windows = torch.stack([stream[s:s + context + 1] for s in starts.tolist()])  # (N, context + 1)
@@ -249,7 +255,7 @@ class GPT(TorchGenerator):
         self._require_built("generate")
         ids = [self.eos_id] + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if len(ids) >= self.positions:
-            raise ValueError(f"the prompt is {len(ids) - 1} tokens; this model's context is {self.positions}")
+            raise UsageError(f"the prompt is {len(ids) - 1} tokens; this model's context is {self.positions}")
         # the text ends where the context does: ask for more and get at most what fits
         wanted = options.get("max_new_tokens", self.config.sample_tokens)
         options["max_new_tokens"] = min(wanted, self.positions - len(ids))

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from gailkit.errors import UsageError
+
 __all__ = ["bits_per_char", "lm_nll", "perplexity"]
 
 
@@ -55,7 +57,7 @@ def lm_nll(model: torch.nn.Module, ids: Sequence[int] | torch.Tensor, *, context
     if not 0 < stride <= context:
         raise ValueError(f"stride must be in (0, context={context}], got {stride}")
     if len(ids) < 2:
-        raise ValueError("need at least two token ids to score one")
+        raise UsageError("need at least two token ids to score one")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

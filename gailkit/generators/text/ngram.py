@@ -19,12 +19,13 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.generators import register
 from gailkit.generators.base import Generator, GeneratorConfig
 from gailkit.generators.text.corpus import TextData, write_samples
@@ -50,7 +51,7 @@ class KneserNey:
 
     def __init__(self, order: int) -> None:
         if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
+            raise UsageError(f"order must be >= 1, got {order}")
         self.order = order
         self.alphabet: list[str] = []
         self.counts: list[dict[str, int]] = []  # counts[k - 1]: k-gram -> (continuation) count
@@ -143,6 +144,8 @@ class KneserNey:
 class NGramConfig(GeneratorConfig):
     order: int = dataclasses.field(default=6, metadata=doc("n of the character n-gram"))
     sample_chars: int = dataclasses.field(default=300, metadata=doc("characters per sample at most"))
+
+    bounds: ClassVar[dict[str, str]] = {**GeneratorConfig.bounds, "order": "[1, inf)", "sample_chars": "[1, inf)"}
 
 
 @register("text", "ngram")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gailkit.nn.lm  # noqa: F401  (offline switches before transformers is imported)
+from gailkit.errors import UsageError
 
 __all__ = ["END_OF_TEXT", "encode_documents", "load_tokenizer", "tokenizer_sha", "train_bpe"]
 
@@ -36,7 +37,7 @@ def train_bpe(texts: Sequence[str], *, vocab_size: int = 4096, min_frequency: in
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < MIN_VOCAB:
-        raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (256 bytes + end-of-text), got {vocab_size}")
+        raise UsageError(f"vocab_size must be >= {MIN_VOCAB} (256 bytes + end-of-text), got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -53,15 +54,15 @@ def load_tokenizer(path: str | Path):
 
     path = Path(path)
     if not path.is_dir():
-        raise ValueError(f"{path} is not a local folder; gailkit never downloads tokenizers or models: "
+        raise UsageError(f"{path} is not a local folder; gailkit never downloads tokenizers or models: "
                          f"save one with save_pretrained(folder) and pass that folder")
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise ValueError(f"no usable tokenizer in {path} ({str(e).splitlines()[0]}); it needs the files "
+        raise UsageError(f"no usable tokenizer in {path} ({str(e).splitlines()[0]}); it needs the files "
                          f"save_pretrained writes (tokenizer.json or vocab.json + merges.txt)") from None
     if tok.eos_token_id is None:
-        raise ValueError(f"the tokenizer in {path} has no eos_token; gailkit separates documents with it")
+        raise UsageError(f"the tokenizer in {path} has no eos_token; gailkit separates documents with it")
     return tok
 
 

@@ -182,3 +182,23 @@ def test_pianoroll_of_a_chorale_and_onset_convention(chorales):
     assert merged[0, 4] == HOLD and v[0, 4] == 67
     with pytest.raises(ValueError, match="not monophonic"):
         from_pianoroll(roll | np.roll(roll, 1, axis=2))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing array"])
+def test_a_damaged_cache_file_is_parsed_again_and_rewritten(chorales, chorale_cache, tmp_path, damage):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(chorale_cache, cache)
+    victim = sorted(cache.glob("v1/*.npz"))[1]
+    raw = victim.read_bytes()
+    victim.write_bytes({"truncated": raw[: len(raw) // 2], "garbage": b"\x93NUMPY not really" * 7}.get(damage, b""))
+    if damage == "missing array":
+        with open(victim, "wb") as f:
+            np.savez(f, voices=np.zeros((4, 1), np.int16))  # no key, no time signature
+    with pytest.warns(RuntimeWarning, match=f"chorale cache: {victim} is damaged"):
+        again = load_chorales(limit=LIMIT, cache_dir=cache)
+    assert [c.name for c in again] == [c.name for c in chorales]
+    assert all(np.array_equal(a.voices, b.voices) for a, b in zip(again, chorales))
+    with np.load(victim, allow_pickle=False) as z:  # rewritten whole: read back without a warning next time
+        assert set(z.files) == {"voices", "key_tonic_pc", "key_mode", "beats_per_bar"}

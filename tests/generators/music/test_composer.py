@@ -5,21 +5,24 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 import gailkit
 from gailkit.data.chorales import BOS, HOLD, PAD, REST, VOCAB_SIZE, load_chorales
-from gailkit.envs.composer import (
+from gailkit.envs.composer import ChoraleComposerEnv, ComposerState
+from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, sample_pieces
+from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
+from gailkit.generators.music.composer_env import make_composer_env
+from gailkit.generators.music.stats_judge import FEATURE_NAMES, StatsJudge, piece_features
+from gailkit.generators.music.theory import (
     VOICE_RANGES,
-    ChoraleComposerEnv,
-    ComposerState,
+    TheoryRules,
     TheoryWeights,
-    estimate_key,
+    estimate_keys,
     sounding_pitches,
     theory_terms,
 )
-from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, sample_pieces
-from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.nn.lm import build_causal_lm
 
@@ -66,7 +69,7 @@ def one_bar(tenor_b, bass_b):
 
 
 def test_a_parallel_fifth_is_penalised_exactly_once():
-    env = ChoraleComposerEnv(n_bars=1, key="C major", in_scale=1.0, parallel=0.5)
+    env = make_composer_env(n_bars=1, key="C major", in_scale=1.0, parallel=0.5)
     rewards, info = play(env, one_bar(57, 50))  # G3/C3 -> A3/D3: tenor and bass a fifth apart, both up
     assert info["theory"] == {"in_scale": 1.0, "parallel": 1.0, "crossing": 0.0, "out_of_range": 0.0, "rest": 0.0}
     assert rewards[-1] == 1.0 and rewards[4 * 8 + 3] == -0.5  # paid on the bass token of step 8
@@ -84,7 +87,7 @@ def test_a_parallel_fifth_is_penalised_exactly_once():
 
 def test_step_rewards_add_up_to_the_bar_terms():
     weights = TheoryWeights(in_scale=1.0, parallel=0.5, crossing=0.05, out_of_range=0.02, rest=0.02)
-    state = ComposerState(8, n_bars=2, weights=weights)
+    state = ComposerState(8, n_bars=2, rules=TheoryRules(weights))
     rng = np.random.default_rng(1)
     total, want = np.zeros(8), np.zeros(8)
     while not state.done:
@@ -141,17 +144,17 @@ def test_key_estimate_finds_the_profiles_key():
     scale_c = np.zeros((1, 12))
     scale_c[0, [0, 2, 4, 5, 7, 9, 11]] = 1
     scale_c[0, [0, 7]] += 1  # tonic and dominant weigh more
-    tonic, minor = estimate_key(np.vstack([scale_c, np.roll(scale_c, 2)]))
+    tonic, minor = estimate_keys(np.vstack([scale_c, np.roll(scale_c, 2)]))
     assert list(tonic) == [0, 2] and not minor.any()
     a_minor = np.zeros((1, 12))
     a_minor[0, [9, 11, 0, 2, 4, 5, 8]] = 1
     a_minor[0, [9, 4, 0]] += 2
-    tonic, minor = estimate_key(a_minor)
+    tonic, minor = estimate_keys(a_minor)
     assert tonic[0] == 9 and minor[0]
 
 
 def test_invalid_tokens_are_penalised_and_written_as_rest():
-    env = ChoraleComposerEnv(n_bars=1, invalid_penalty=1.5, in_scale=0, rest=0, crossing=0, out_of_range=0)
+    env = ChoraleComposerEnv(n_bars=1, invalid_penalty=1.5)  # no rules: only the penalty
     env.reset(seed=0)
     obs, r, _, _, info = env.step(HOLD)  # step 0, soprano: nothing sounds yet
     assert r == -1.5 and info["invalid"] and obs["tokens"][1] == REST and obs["position"] == 1
@@ -188,11 +191,11 @@ def test_same_seed_same_episode():
 def test_batched_state_is_the_env(chorales):
     """The vectorised state and the registered env give the same rewards for the same pieces."""
     pieces = bach_excerpts(chorales, 32, 3, rng=np.random.default_rng(0))
-    state = ComposerState(3, n_bars=2)
+    state = ComposerState(3, n_bars=2, rules=TheoryRules())
     batched = np.zeros((3, 128))
     for k, tokens in enumerate(pieces.transpose(0, 2, 1).reshape(3, -1).T):
         batched[:, k], _ = state.step(tokens)
-    env = ChoraleComposerEnv(n_bars=2)
+    env = gym.make(ENV_ID, n_bars=2)
     for i in range(3):
         np.testing.assert_allclose(play(env, pieces[i])[0], batched[i])
     np.testing.assert_array_equal(state.voices(), pieces)
@@ -212,8 +215,11 @@ def test_bach_scores_higher_than_noise_after_short_training(chorales):
         disc.train_step(bach_excerpts(train, 32, 32, rng=rng), fake)
     real, fake = bach_excerpts(held_out, 32, 64, rng=rng), noise(64)
     fake[:, :, 0] = 60
-    assert disc.score(real).mean() > disc.score(fake).mean() + 1.0  # log D: higher is more Bach-like
-    assert np.all(disc.score(real) <= 0) and disc.accuracy(real, fake) > 0.75
+    # measured on seeds 0 / 1 / 2 (DiscConfig and rng): log D gap 5.50 / 5.10 / 5.01, accuracy 0.859 / 0.812 / 0.953
+    gap, acc = disc.score(real).mean() - disc.score(fake).mean(), disc.accuracy(real, fake)
+    assert gap > 2.0, f"log D of held-out Bach above noise by only {gap:.3f}"  # higher is more Bach-like
+    assert acc > 0.65, f"balanced accuracy {acc:.3f}"
+    assert np.all(disc.score(real) <= 0)  # log D of a probability
 
 
 def test_env_takes_a_critic_directory_and_refuses_bad_ones(tmp_path, chorales):
@@ -231,19 +237,57 @@ def test_env_takes_a_critic_directory_and_refuses_bad_ones(tmp_path, chorales):
     with pytest.raises(CheckpointError, match="another token vocabulary"):
         gym.make(ENV_ID, reward_model=str(tmp_path / "disc"))
     with pytest.raises(ValueError, match="key"):
-        ChoraleComposerEnv(key="H dur")
+        gym.make(ENV_ID, key="H dur")
 
 
-def test_ppo_raises_a_toy_reward_within_seconds():
-    """Reward only in-scale onsets (C major); a random tiny GPT-2 learns to stay in the scale."""
-    config = ComposerConfig(n_bars=1, rollout_pieces=32, minibatch=16, lr=1e-2, gae_lambda=1.0, kl_coef=0.0,
-                            disc_weight=0, key="C major", parallel=0, crossing=0, out_of_range=0, rest=0,
-                            invalid_penalty=0, seed=0)
-    trainer = ComposerTrainer(tiny_lm(), config=config)
-    history = trainer.train(12)
-    first, last = np.mean([h["return"] for h in history[:2]]), np.mean([h["return"] for h in history[-2:]])
-    assert first < 0.65 and last > first + 0.15  # in-scale share per bar: ~7/12 at random
-    assert history[-1]["kl_to_reference"] > 0  # it moved away from the (untouched) reference
+class InScaleTokens:
+    """Toy rules: +1 for every pitch token in C major, paid at once (dense, so credit is clear)."""
+
+    rewarded = np.isin(np.arange(VOCAB_SIZE) % 12, [0, 2, 4, 5, 7, 9, 11]) & (np.arange(VOCAB_SIZE) < HOLD)
+
+    def reward(self, state):
+        return self.rewarded[state.tokens[:, state.position - 1]].astype(float), {}
+
+
+def rewarded_probability(model, ro):
+    """Mean over the rollout's positions of the probability the model gives the rewarded tokens."""
+    inputs = torch.cat([torch.full_like(ro.tokens[:, :1], BOS), ro.tokens[:, :-1]], dim=1)  # position k predicts k
+    with torch.no_grad():
+        probs = torch.softmax(model(input_ids=inputs).logits.masked_fill(~ro.masks, -1e9), dim=-1)  # (B, L, V)
+    return float(probs[..., torch.from_numpy(InScaleTokens.rewarded)].sum(-1).mean())
+
+
+def test_env_takes_its_rules_and_critic_as_objects():
+    class Critic:
+        def score(self, voices):
+            return np.full(len(voices), -0.25)
+
+    env = ChoraleComposerEnv(n_bars=1, rules=InScaleTokens(), reward_model=Critic(), disc_weight=2.0)
+    piece = np.full((4, 16), HOLD, dtype=np.int16)
+    piece[:, 0] = [72, 66, 55, 48]  # C5 F#4 G3 C3: F# is out of C major
+    rewards, info = play(env, piece)
+    assert list(rewards[:4]) == [1.0, 0.0, 1.0, 1.0] and not rewards[4:-1].any()  # HOLDs earn nothing
+    assert rewards[-1] == 2.0 * -0.25 and info["disc_score"] == -0.25 and "theory" not in info
+    with pytest.raises(TypeError, match="gymnasium.make"):
+        ChoraleComposerEnv(reward_model="some/critic/dir")  # the env loads nothing itself
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_ppo_update_raises_the_probability_of_rewarded_tokens(seed):
+    """Measured on this machine (seeds 0, 1, 2): P(rewarded) 0.577 -> 0.838 / 0.852 / 0.828
+    (+0.261 / +0.273 / +0.250); the next rollout's return 36.9 -> 53.7 / 37.4 -> 54.4 / 36.4 -> 53.4."""
+    config = ComposerConfig(n_bars=1, rollout_pieces=32, minibatch=16, lr=1e-2, gamma=0.5, kl_coef=0.0,
+                            disc_weight=0, invalid_penalty=0, seed=seed)
+    trainer = ComposerTrainer(tiny_lm(seed=seed), config=config)
+    trainer.state.rules = InScaleTokens()  # the rollouts' game is whatever rules the state is handed
+    ro = trainer.rollout()
+    before = rewarded_probability(trainer.lm, ro)
+    trainer.update(ro)
+    after = rewarded_probability(trainer.lm, ro)
+    assert after > before + 0.10, f"one PPO update moved P(rewarded token) only {before:.3f} -> {after:.3f}"
+    first, second = ro.env_rewards.sum(1).mean(), trainer.rollout().env_rewards.sum(1).mean()
+    assert second > first + 5, f"return per piece {first:.2f} -> {second:.2f} after one update"
+    assert rewarded_probability(trainer.reference, ro) == pytest.approx(before)  # the KL reference stays put
 
 
 def test_gail_loop_seeded_and_resumes_exactly(tmp_path, chorales):
@@ -269,3 +313,40 @@ def test_samples_are_valid_voices():
     held = voices[:, :, 1:] == HOLD
     assert not np.any(held & (sounding_pitches(voices)[:, :, :-1] < 0))  # a HOLD always continues a note
     np.testing.assert_array_equal(voices, sample_pieces(tiny_lm(), 5, n_bars=1, seed=0))
+
+
+def test_statistics_features_of_a_hand_made_bar():
+    v = np.full((4, 16), HOLD, dtype=np.int16)
+    v[:, 0] = [72, 64, 55, 48]  # C5 E4 G3 C3 held; the alto moves E4 -> G4 on step 8
+    v[1, 8] = 67
+    f = dict(zip(FEATURE_NAMES, piece_features(v)))
+    assert len(f) == len(FEATURE_NAMES) == len(piece_features(v))
+    assert (f["pc_rel_0"], f["pc_rel_4"], f["pc_rel_7"], f["minor"]) == (0.4, 0.2, 0.4, 0.0)  # onsets C, E, G, G, C
+    assert (f["duration_5_8"], f["duration_9_10000"]) == (0.4, 0.6)  # notes of 8, 8, 16, 16, 16 sixteenths
+    assert f["a_leap_3_4"] == 1.0 and f["s_leap_0_0"] == 0.0  # the alto's one move is a minor third
+    assert f["spacing_sa"] == pytest.approx(6.5 / 12) and f["crossing"] == 0 and f["s_rest"] == 0
+    assert f["s_onsets"] == 1 / 16 and f["a_onsets"] == 2 / 16
+
+
+def test_statistics_judge_tells_bach_from_voice_shuffled_bach(chorales):
+    """Measured on seeds 0 / 1 / 2: accuracy 1.000 / 0.984 / 0.984, P(Bach) gap 0.976 / 0.949 / 0.971."""
+    rng = np.random.default_rng(0)
+
+    def shuffled(x):  # each lower voice from another excerpt: every line Bach's, the harmony not
+        y = x.copy()
+        for v in range(1, 4):
+            y[:, v] = x[rng.permutation(len(x)), v]
+        return y
+
+    f = StatsJudge.features
+    train, test = bach_excerpts(chorales[:4], 32, 64, rng=rng), bach_excerpts(chorales[4:], 32, 32, rng=rng)
+    fake_train = shuffled(bach_excerpts(chorales[:4], 32, 64, rng=rng))
+    fake_test = shuffled(bach_excerpts(chorales[4:], 32, 32, rng=rng))
+    judge = StatsJudge(seed=0, steps=200).fit(f(train), f(fake_train))
+    acc, gap = judge.accuracy(f(test), f(fake_test)), judge.prob(f(test)).mean() - judge.prob(f(fake_test)).mean()
+    assert acc > 0.85, f"balanced accuracy {acc:.3f} on held-out Bach vs voice-shuffled Bach"
+    assert gap > 0.6, f"mean P(Bach) of held-out Bach above the shuffled pieces by only {gap:.3f}"
+    again = StatsJudge(seed=0, steps=200).fit(f(train), f(fake_train))
+    np.testing.assert_array_equal(judge.prob(f(test)), again.prob(f(test)))  # same seed, same judge
+    with pytest.raises(ValueError, match="StatsJudge.features"):
+        judge.fit(train, fake_train)  # voices instead of features

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -33,7 +32,7 @@ def weights(directory):
 
 
 def test_tuning_changes_the_weights_and_writes_a_usable_generator(tmp_path, transformer_dir, train):
-    model, trainer = tune_transformer(transformer_dir, tmp_path / "tuned", iterations=2, config=CONFIG,
+    _, trainer = tune_transformer(transformer_dir, tmp_path / "tuned", iterations=2, config=CONFIG,
                                       progress=False, chorales=train)
     assert trainer.iteration == 2 and len(trainer.history) == 2 and "mean_d" in trainer.history[0]
     before, after = weights(transformer_dir), weights(tmp_path / "tuned")
@@ -79,9 +78,14 @@ def test_bad_requests_are_refused_with_the_fix(tmp_path, transformer_dir, train)
         tune_transformer(tmp_path / "gan", tmp_path / "x", iterations=1, chorales=train)
 
 
-def test_cli_tune_then_sample(tmp_path, transformer_dir, data_spec, capsys):
+def test_cli_tune_then_sample(tmp_path, transformer_dir, chorales, capsys, monkeypatch):
+    import gailkit.data.chorales
     from gailkit.cli import main
 
+    # `generate tune` reads the whole corpus for the critic's Bach side (parsing 330 chorales takes
+    # minutes and writes ~/.cache); the session's few chorales stand in, and any cache stays in tmp_path
+    monkeypatch.setenv("GAILKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gailkit.data.chorales, "load_chorales", lambda **kwargs: chorales)
     out = tmp_path / "tuned"
     flags = ["--n-bars", "1", "--rollout-pieces", "8", "--minibatch", "8", "--ppo-epochs", "1", "--disc-batch", "8"]
     assert main(["generate", "tune", str(transformer_dir), "--out", str(out), "--iterations", "1",

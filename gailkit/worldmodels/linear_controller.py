@@ -1,0 +1,53 @@
+"""World Models' C itself: a linear map from ``[z, h]`` (or ``z`` alone) to an action.
+
+Its own module because both the CMA-ES search (:mod:`gailkit.worldmodels.controller`) and
+the real-environment evaluation (:mod:`gailkit.worldmodels.train`) need it, and neither may
+import the other (no import cycles).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from gailkit.errors import UsageError
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["LinearController", "controller_for"]
+
+
+class LinearController:
+    """``a = W [z, h] + b``: argmax for discrete actions, tanh scaled to the bounds for Box."""
+
+    def __init__(self, in_dim: int, action_space: gym.Space):
+        self.in_dim, self.action_space = in_dim, action_space
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.out_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.n_params = self.out_dim * (in_dim + 1)
+
+    def act(self, params: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Batched: ``params (B, n_params)``, ``obs (B, in_dim)`` -> actions ``(B,)`` or ``(B, A)``."""
+        W = params[:, : self.out_dim * self.in_dim].reshape(-1, self.out_dim, self.in_dim)
+        b = params[:, self.out_dim * self.in_dim :]
+        out = np.einsum("boi,bi->bo", W, obs) + b  # (B, out_dim)
+        if self.discrete:
+            return out.argmax(1)
+        low, high = self.action_space.low, self.action_space.high
+        return (low + (np.tanh(out) + 1) * 0.5 * (high - low)).astype(np.float32)
+
+
+def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | None = None) -> LinearController:
+    """The controller over ``[z, h]`` (``memory=True``, V+M+C) or over ``z`` alone (the paper's V-only row).
+
+    With ``n_params``, which of the two is inferred from the parameter count of a trained one.
+    """
+    z, h = model.latent_dim, model.mdn_config.hidden
+    if n_params is not None:
+        full, v_only = LinearController(z + h, model.action_space), LinearController(z, model.action_space)
+        if n_params == full.n_params:
+            return full
+        if n_params == v_only.n_params:
+            return v_only
+        raise UsageError(f"controller parameters ({n_params}) fit neither [z, h] ({full.n_params}) nor z alone "
+                         f"({v_only.n_params}) of this world model; was it trained with another one?")
+    return LinearController(z + h if memory else z, model.action_space)
