@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from gailkit.data.chorales import BOS, HOLD, N_VOICES, PAD, REST, VOCAB_SIZE
+from gailkit.errors import UsageError
 
 __all__ = ["MAX_BARS", "STEPS_PER_BAR", "ChoraleComposerEnv", "ComposerState", "RewardModel", "StepRules"]
 
@@ -79,9 +80,9 @@ class ComposerState:
     def __init__(self, batch: int, *, n_bars: int = 2, rules: StepRules | None = None,
                  invalid_penalty: float = 1.0) -> None:
         if not 1 <= n_bars <= MAX_BARS:
-            raise ValueError(f"n_bars must be in 1..{MAX_BARS}, got {n_bars}")
+            raise UsageError(f"n_bars must be in 1..{MAX_BARS}, got {n_bars}")
         if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+            raise UsageError(f"batch must be >= 1, got {batch}")
         if rules is not None and not callable(getattr(rules, "reward", None)):
             raise TypeError(f"rules must have a reward(state) method, got {type(rules).__name__}")
         self.batch, self.n_bars, self.rules, self.invalid_penalty = batch, n_bars, rules, float(invalid_penalty)

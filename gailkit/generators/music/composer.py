@@ -30,6 +30,7 @@ from gailkit.buffers.kernels import gae
 from gailkit.configs import doc
 from gailkit.data.chorales import BOS, VOCAB_SIZE, Chorale
 from gailkit.envs.composer import ComposerState
+from gailkit.errors import UsageError
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator, DiscConfig, bach_excerpts
 from gailkit.generators.music.theory import TheoryRules, TheoryWeights
 from gailkit.nn.blocks import mlp
@@ -78,12 +79,12 @@ class ComposerConfig:
 
     def __post_init__(self) -> None:
         if min(self.rollout_pieces, self.ppo_epochs, self.minibatch) < 1:
-            raise ValueError("rollout_pieces, ppo_epochs and minibatch must be >= 1")
+            raise UsageError("rollout_pieces, ppo_epochs and minibatch must be >= 1")
         if not 0 < self.clip < 1 or not 0 <= self.gae_lambda <= 1 or not 0 < self.gamma <= 1:
-            raise ValueError(f"need 0 < clip < 1, 0 <= gae_lambda <= 1, 0 < gamma <= 1; got {self.clip}, "
+            raise UsageError(f"need 0 < clip < 1, 0 <= gae_lambda <= 1, 0 < gamma <= 1; got {self.clip}, "
                              f"{self.gae_lambda}, {self.gamma}")
         if self.kl_coef < 0 or self.ent_coef < 0 or self.disc_weight < 0:
-            raise ValueError("kl_coef, ent_coef and disc_weight must be >= 0")
+            raise UsageError("kl_coef, ent_coef and disc_weight must be >= 0")
 
     def weights(self) -> TheoryWeights:
         return TheoryWeights(in_scale=self.in_scale, parallel=self.parallel, crossing=self.crossing,
@@ -117,7 +118,7 @@ def generate(lm: nn.Module, state: ComposerState, *, generator: torch.Generator,
     The env's rewards are collected on the way (the critic's share is added by the caller).
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise UsageError(f"temperature must be > 0, got {temperature}")
     lm.eval()
     state.reset()
     b, length = state.batch, state.length
@@ -179,7 +180,7 @@ class ComposerTrainer:
                  config: ComposerConfig | None = None, disc: ChoraleDiscriminator | None = None) -> None:
         self.config = config = config or ComposerConfig()
         if lm.get_output_embeddings().out_features != VOCAB_SIZE:
-            raise ValueError(f"the LM predicts {lm.get_output_embeddings().out_features} tokens, the chorale "
+            raise UsageError(f"the LM predicts {lm.get_output_embeddings().out_features} tokens, the chorale "
                              f"encoding has {VOCAB_SIZE}; build it with vocab_size=VOCAB_SIZE")
         self.reference = copy.deepcopy(lm).eval().requires_grad_(False)
         self.policy = _Policy(copy.deepcopy(lm), seed=config.seed)
@@ -275,7 +276,7 @@ class ComposerTrainer:
         signal PPO maximises: judge a tuned model with something it was not trained on.
         """
         if self.config.disc_weight > 0 and self.config.disc_steps > 0 and not self.chorales:
-            raise ValueError("training the critic (disc_weight > 0, disc_steps > 0) needs Bach chorales for "
+            raise UsageError("training the critic (disc_weight > 0, disc_steps > 0) needs Bach chorales for "
                              "its real side; pass chorales=load_chorales(...) or set disc_weight=0")
         ro = self.rollout()
         returns = ro.env_rewards.sum(1)

@@ -23,6 +23,7 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.chorales import HOLD, REST, VOCAB_SIZE, Chorale
+from gailkit.errors import UsageError
 from gailkit.generators.music.theory import sounding_pitches
 from gailkit.nn.adversarial import bce_logits_loss
 from gailkit.nn.blocks import mlp
@@ -55,9 +56,9 @@ class DiscConfig:
 
     def __post_init__(self) -> None:
         if min(self.embed, self.channels, self.layers) < 1:
-            raise ValueError(f"embed, channels and layers must be >= 1, got {self.embed}, {self.channels}, {self.layers}")
+            raise UsageError(f"embed, channels and layers must be >= 1, got {self.embed}, {self.channels}, {self.layers}")
         if not 0 <= self.smoothing < 0.5:
-            raise ValueError(f"smoothing must be in [0, 0.5), got {self.smoothing}")
+            raise UsageError(f"smoothing must be in [0, 0.5), got {self.smoothing}")
 
 
 def _features(voices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +183,7 @@ def bach_excerpts(chorales: list[Chorale], n_steps: int, n: int, *, rng: np.rand
     """
     usable = [c for c in chorales if c.steps >= n_steps]
     if not usable:
-        raise ValueError(f"no chorale has {n_steps} steps; pass more chorales or fewer bars")
+        raise UsageError(f"no chorale has {n_steps} steps; pass more chorales or fewer bars")
     out = np.empty((n, 4, n_steps), dtype=np.int16)
     for i in range(n):
         c = usable[int(rng.integers(len(usable)))]

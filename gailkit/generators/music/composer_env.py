@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gailkit.envs.composer import ChoraleComposerEnv, RewardModel
+from gailkit.errors import UnsupportedError
 from gailkit.generators.music.composer_disc import ChoraleDiscriminator
 from gailkit.generators.music.theory import TheoryRules, TheoryWeights
 
@@ -23,7 +24,7 @@ def load_reward_model(reward_model: Any) -> RewardModel | None:
         return reward_model
     if isinstance(reward_model, (str, Path)):
         return ChoraleDiscriminator.load(reward_model)
-    raise TypeError(f"reward_model must be None, a directory or an object with score(voices), "
+    raise UnsupportedError(f"reward_model must be None, a directory or an object with score(voices), "
                     f"got {type(reward_model).__name__}")
 
 

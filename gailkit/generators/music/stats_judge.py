@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gailkit.data.chorales import HOLD, N_VOICES, validate_voices
+from gailkit.errors import UsageError
 from gailkit.generators.music.metrics import estimate_key, parallel_motion, sounding
 
 __all__ = ["FEATURE_NAMES", "StatsJudge", "piece_features"]
@@ -103,7 +104,7 @@ class StatsJudge:
     def __init__(self, *, hidden: int = 32, steps: int = 500, lr: float = 1e-2, weight_decay: float = 1e-3,
                  seed: int = 0) -> None:
         if hidden < 1 or steps < 1:
-            raise ValueError(f"hidden and steps must be >= 1, got {hidden} and {steps}")
+            raise UsageError(f"hidden and steps must be >= 1, got {hidden} and {steps}")
         self.hidden, self.steps, self.lr, self.weight_decay, self.seed = hidden, steps, lr, weight_decay, seed
         self.net: nn.Module | None = None
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from gailkit.data.chorales import HOLD, N_VOICES
 from gailkit.envs.composer import STEPS_PER_BAR
+from gailkit.errors import UsageError
 from gailkit.generators.music.metrics import MAJOR_PROFILE, MAJOR_SCALE, MINOR_PROFILE, MINOR_SCALE
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class TheoryWeights:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if not np.isfinite(getattr(self, f.name)) or getattr(self, f.name) < 0:
-                raise ValueError(f"TheoryWeights.{f.name} must be a finite number >= 0, got {getattr(self, f.name)}")
+                raise UsageError(f"TheoryWeights.{f.name} must be a finite number >= 0, got {getattr(self, f.name)}")
 
 
 def _scale_mask(tonic_pc: np.ndarray, minor: np.ndarray) -> np.ndarray:
@@ -96,7 +97,7 @@ def parse_key(key: str) -> tuple[int, bool]:
     parts = key.split()
     names = {n: i for i, n in enumerate(_PITCH_CLASSES)} | {"Db": 1, "D#": 3, "Gb": 6, "G#": 8, "A#": 10}
     if len(parts) != 2 or parts[0] not in names or parts[1] not in ("major", "minor"):
-        raise ValueError(f"key {key!r} is not understood; write it like 'C major', 'F# minor' or 'Bb major', "
+        raise UsageError(f"key {key!r} is not understood; write it like 'C major', 'F# minor' or 'Bb major', "
                          f"or pass key=None to estimate it from the notes")
     return names[parts[0]], parts[1] == "minor"
 

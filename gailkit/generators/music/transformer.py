@@ -94,9 +94,9 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
                   ) -> torch.Tensor:
     """Temperature, top-k and nucleus filtering of (B, V) logits (removed entries become -inf)."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise UsageError(f"temperature must be > 0, got {temperature}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise UsageError(f"top_p must be in (0, 1], got {top_p}")
     logits = logits / temperature
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
@@ -193,7 +193,7 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
         cfg = self.config
         steps = cfg.sample_steps if steps is None else steps
         if not 1 <= steps <= self.data_info["window"]:
-            raise ValueError(f"steps must be in 1..{self.data_info['window']} (the context), got {steps}")
+            raise UsageError(f"steps must be in 1..{self.data_info['window']} (the context), got {steps}")
         opts = {"temperature": cfg.temperature if temperature is None else temperature,
                     "top_k": cfg.top_k if top_k is None else top_k, "top_p": cfg.top_p if top_p is None else top_p}
         gen = torch.Generator().manual_seed(0 if seed is None else seed)

@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from gailkit.errors import UsageError
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer
 from gailkit.nn.checkpoint import CheckpointError, atomic_dir, recover_dir
 from gailkit.progress import progress_bar
@@ -59,10 +60,10 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
     from gailkit.generators.music.transformer import MusicTransformer
 
     if iterations < 1 or checkpoint_every < 1:
-        raise ValueError(f"iterations and checkpoint_every must be >= 1, got {iterations} and {checkpoint_every}")
+        raise UsageError(f"iterations and checkpoint_every must be >= 1, got {iterations} and {checkpoint_every}")
     model = load_generator(init)
     if not isinstance(model, MusicTransformer):
-        raise ValueError(f"{init} holds {model.family}/{model.name}; tuning needs a music/transformer run "
+        raise UsageError(f"{init} holds {model.family}/{model.name}; tuning needs a music/transformer run "
                          f"(gailkit generate train music transformer --out DIR)")
     out = Path(out)
     if chorales is None:
@@ -74,7 +75,7 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
                                   f"or choose another --out")
         trainer = ComposerTrainer.load(rl, chorales=chorales)
         if config is not None and (diff := _first_difference(trainer.config, config)):
-            raise ValueError(f"cannot resume {out} with other options: {diff}; pass the run's options again "
+            raise UsageError(f"cannot resume {out} with other options: {diff}; pass the run's options again "
                              f"or use another --out")
     elif resume:
         raise CheckpointError(f"nothing to resume: {rl}/config.json is missing")
@@ -82,10 +83,10 @@ def tune_transformer(init: str | Path, out: str | Path, *, iterations: int, conf
         trainer = ComposerTrainer(model.lm, chorales=chorales, config=config)
     shape = ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")
     if any(getattr(trainer.lm.config, k) != getattr(model.lm.config, k) for k in shape):
-        raise ValueError(f"the run in {out} tunes a transformer of another shape than the one in {init}; "
+        raise UsageError(f"the run in {out} tunes a transformer of another shape than the one in {init}; "
                          f"pass the directory the run started from")
     if 16 * (n_bars := trainer.config.n_bars) > model.data_info["window"]:
-        raise ValueError(f"pieces of {n_bars} bars are {16 * n_bars} sixteenths; the transformer in {init} sees "
+        raise UsageError(f"pieces of {n_bars} bars are {16 * n_bars} sixteenths; the transformer in {init} sees "
                          f"{model.data_info['window']}: use --n-bars {model.data_info['window'] // 16} or fewer")
 
     from torch.utils.tensorboard import SummaryWriter
