@@ -1,44 +1,24 @@
 """What the agent commands take: one dataclass per command, checked up front, light to import.
 
 ``gailkit expert train``, ``demos collect`` and ``imitate`` generate their flags from these
-(:mod:`gailkit.configs`). Every value is checked in ``__post_init__``, before anything is
-written, and a bad one raises :class:`~gailkit.errors.UsageError` naming the flag and the range.
+(:mod:`gailkit.configs`). Every value is checked in ``__post_init__`` against its type and
+the interval in ``bounds`` (:func:`gailkit.configs.check_bounds`), before anything is written;
+a bad one raises :class:`~gailkit.errors.UsageError` naming the flag and the range.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
-from gailkit.configs import doc
+from gailkit.configs import check_bounds, check_types, doc
 from gailkit.errors import UsageError
 
-__all__ = ["ALGORITHMS", "CollectConfig", "ExpertConfig", "ImitationConfig", "check_range"]
+__all__ = ["ALGORITHMS", "CollectConfig", "ExpertConfig", "ImitationConfig"]
 
 ALGORITHMS = ("bc", "gail", "airl", "dac")
 EXPERT_ALGOS = ("ppo", "sac", "dqn")
-
-
-def check_range(flag: str, value: float | None, low: float | None = None, high: float | None = None, *,
-                low_open: bool = False, high_open: bool = False, hint: str = "") -> None:
-    """Raise :class:`UsageError` unless ``low (<|<=) value (<|<=) high`` (``None`` passes).
-
-    Example: ``check_range("--gamma", 5.0, 0, 1, low_open=True)`` raises
-    ``--gamma 5.0: must lie in (0, 1]``.
-    """
-    if value is None:
-        return
-    bad = ((low is not None and (value <= low if low_open else value < low))
-           or (high is not None and (value >= high if high_open else value > high)))
-    if bad or value != value:  # NaN fails every comparison
-        if high is None:
-            where = f"{'>' if low_open else '>='} {low:g}"
-        elif low is None:
-            where = f"{'<' if high_open else '<='} {high:g}"
-        else:
-            where = f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise UsageError(f"{flag} {value}: must {'be ' if high is None or low is None else ''}{where}"
-                         f"{'; ' + hint if hint else ''}")
 
 
 @dataclasses.dataclass
@@ -78,7 +58,15 @@ class ImitationConfig:
     checkpoint_every: int = dataclasses.field(default=20_000, metadata=doc("steps between checkpoints"))
     progress: bool = dataclasses.field(default=True, metadata=doc("show a progress bar"))
 
+    bounds: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("n_envs", "n_steps", "batch_size", "n_epochs", "eval_episodes", "eval_every",
+                         "checkpoint_every", "disc_updates"), "[1, inf)"),
+        "bc_steps": "[0, inf)", "seed": "[0, 2**32)", "gamma": "(0, 1]", "gae_lambda": "[0, 1]",
+        "learning_rate": "(0, inf)", "ent_coef": "[0, inf)", "balance_low": "[0, 1]", "balance_high": "[0, 1]",
+    }
+
     def __post_init__(self) -> None:
+        check_types(self)
         if self.algo not in ALGORITHMS:
             raise UsageError(f"--algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
         off_policy = self.algo == "dac"
@@ -86,20 +74,10 @@ class ImitationConfig:
             if getattr(self, name) is None:
                 setattr(self, name, off if off_policy else on)
         self.out, self.demos = Path(self.out), Path(self.demos)
-        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "eval_episodes", "eval_every",
-                     "checkpoint_every", "disc_updates"):
-            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 1)
         # BC takes no environment steps; every other algorithm needs some
-        check_range("--steps", self.steps, 0 if self.algo == "bc" else 1)
-        check_range("--bc-steps", self.bc_steps, 0)
-        check_range("--seed", self.seed, 0, 2**32, high_open=True)
-        check_range("--gamma", self.gamma, 0, 1, low_open=True, hint="the usual values are 0.98-0.999")
-        check_range("--gae-lambda", self.gae_lambda, 0, 1)
-        check_range("--learning-rate", self.learning_rate, 0, low_open=True)
-        check_range("--ent-coef", self.ent_coef, 0)
-        check_range("--balance-low", self.balance_low, 0, 1)
-        check_range("--balance-high", self.balance_high, self.balance_low, 1, low_open=True,
-                    hint="it must exceed --balance-low")
+        check_bounds(self, {**self.bounds, "steps": "[0, inf)" if self.algo == "bc" else "[1, inf)"})
+        if self.balance_high <= self.balance_low:
+            raise UsageError(f"--balance-high {self.balance_high} must exceed --balance-low {self.balance_low}")
 
 
 @dataclasses.dataclass
@@ -115,12 +93,14 @@ class ExpertConfig:
     device: str = dataclasses.field(default="cpu", metadata=doc("torch device"))
     progress: bool = dataclasses.field(default=True, metadata=doc("show a progress bar"))
 
+    bounds: ClassVar[dict[str, str]] = {"steps": "[1, inf)", "eval_episodes": "[1, inf)", "seed": "[0, 2**32)"}
+
     def __post_init__(self) -> None:
+        check_types(self)
         if self.algo is not None and self.algo not in EXPERT_ALGOS:
             raise UsageError(f"--algo {self.algo!r}: choose one of {', '.join(EXPERT_ALGOS)}")
         self.out = Path(self.out)
-        check_range("--steps", self.steps, 1)
-        check_range("--eval-episodes", self.eval_episodes, 1)
+        check_bounds(self, self.bounds)
 
 
 @dataclasses.dataclass
@@ -136,6 +116,9 @@ class CollectConfig:
         "(default: the expert's env)"))
     stochastic: bool = dataclasses.field(default=False, metadata=doc("sample actions instead of the mode"))
 
+    bounds: ClassVar[dict[str, str]] = {"episodes": "[1, inf)", "seed": "[0, 2**32)"}
+
     def __post_init__(self) -> None:
+        check_types(self)
         self.expert, self.out = Path(self.expert), Path(self.out)
-        check_range("--episodes", self.episodes, 1)
+        check_bounds(self, self.bounds)

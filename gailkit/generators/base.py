@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
-import numbers
 import sys
 import time
-import types
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from gailkit.configs import doc
+from gailkit.configs import check_bounds, check_types, doc
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import (
     CheckpointError,
@@ -79,62 +75,6 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         check_types(self)
         check_bounds(self, self.bounds)
-
-
-_TYPE_CHECKS: dict[type, Callable[[Any], bool]] = {
-    bool: lambda v: isinstance(v, bool),
-    str: lambda v: isinstance(v, str),
-    int: lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),  # NumPy ints count
-    float: lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
-}
-
-
-def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
-
-
-def check_types(config: Any) -> None:
-    """UsageError unless each bool / int / float / str field of dataclass ``config`` holds one
-    (``None`` where the field is optional); fields of other types are not checked."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value, tp = getattr(config, f.name), hints[f.name]
-        allowed = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-        if value is None and type(None) in allowed:
-            continue
-        checked = [t for t in allowed if t in _TYPE_CHECKS]
-        if checked and not any(_TYPE_CHECKS[t](value) for t in checked):
-            raise UsageError(f"{_flag(f.name)} {value!r}: must be {' or '.join(t.__name__ for t in checked)}, "
-                             f"not {type(value).__name__}")
-
-
-def _bound(text: str) -> float:
-    """``"inf"``, ``"-inf"``, ``"2**32"`` or a plain number."""
-    text = text.strip()
-    if text.lstrip("-") == "inf":
-        return -math.inf if text.startswith("-") else math.inf
-    base, _, power = text.partition("**")
-    return float(base) ** float(power) if power else float(base)
-
-
-def check_bounds(config: Any, bounds: Mapping[str, str]) -> None:
-    """UsageError naming the option unless each field in ``bounds`` lies in its interval.
-
-    Args:
-        bounds: field name -> interval such as ``"[1, inf)"``, ``"(0, 1]"`` or ``"[0, 2**32)"``;
-            a ``None`` value is not checked, NaN lies in no interval.
-    """
-    for name, rule in bounds.items():
-        value = getattr(config, name)
-        if value is None:
-            continue
-        low_text, high_text = rule[1:-1].split(",")
-        low, high = _bound(low_text), _bound(high_text)
-        above = value > low or (rule[0] == "[" and value == low)
-        below = value < high or (rule[-1] == "]" and value == high)
-        if not (above and below):
-            what = f"{'>=' if rule[0] == '[' else '>'} {low_text.strip()}" if math.isinf(high) else f"in {rule}"
-            raise UsageError(f"{_flag(name)} {value!r}: must be {what}")
 
 
 def _versions() -> dict[str, str]:
