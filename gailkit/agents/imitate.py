@@ -25,7 +25,7 @@ from gailkit.data.demos import load_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.envs.make import make_env
 from gailkit.errors import UsageError
-from gailkit.nn.checkpoint import load_weights, read_json, recover_dir, verify_dir, write_json
+from gailkit.nn.checkpoint import load_weights, read_json, verify_dir, write_json
 
 __all__ = ["evaluate_run", "imitate", "load_run", "plot_runs", "summarise_runs"]
 
@@ -136,7 +136,7 @@ def load_run(directory: str | Path) -> ImitationRun:
     trainer = (DAC if config.algo == "dac" else AdversarialImitation)(config, disc_config)
     path = directory / "policy.safetensors"
     if not path.exists():  # an unfinished run: its last checkpoint
-        path = verify_dir(recover_dir(directory / "checkpoint"), what="run") / "policy.safetensors"
+        path = verify_dir(directory / "checkpoint", what="run") / "policy.safetensors"
     load_weights(trainer.model.policy, path, what="run")
     return trainer
 

@@ -262,7 +262,7 @@ class ImitationRun:
         return write_verified_dir(self.out / "checkpoint", write)
 
     def load_checkpoint(self) -> None:
-        ckpt = recover_dir(self.out / "checkpoint")
+        ckpt = recover_dir(self.out / "checkpoint")  # this process owns the run folder (claim_run_dir)
         if not ckpt.is_dir():
             raise CheckpointError(f"--resume: {self.out} holds a run that stopped before its first checkpoint; "
                                   "nothing to resume: delete the folder and start the run again")

@@ -132,13 +132,20 @@ def write_verified_dir(path: str | os.PathLike, write: Callable[[Path], None]) -
 
 
 def verify_dir(path: str | os.PathLike, *, what: str = "checkpoint") -> Path:
-    """``path`` after :func:`recover_dir`, checked file by file against its manifest.
+    """The whole folder to read for ``path``, checked file by file against its manifest.
+
+    That is ``path``, or ``.NAME.old`` while a swap is between its two renames. Nothing is
+    moved: a reader may run beside the writer (``gailkit eval`` on a run in progress); the
+    writer itself calls :func:`recover_dir`.
 
     Raises:
         CheckpointError: the manifest is missing (a folder not written whole) or a file is
             missing, truncated or changed since it was written.
     """
-    path = recover_dir(path)
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.exists():
+        path = old
     files = read_json(path / MANIFEST, what=what).get("files")
     if not isinstance(files, dict):
         raise CheckpointError(f"{what}: {path / MANIFEST} lists no files; the folder is damaged")

@@ -110,8 +110,9 @@ def test_a_swap_cut_between_its_two_renames_is_recovered(tmp_path):
     ckpt = write_verified_dir(tmp_path / "checkpoint", lambda d: write_json(d / "state.json", {"step": 1}))
     ckpt.rename(tmp_path / ".checkpoint.old")  # the old folder moved aside, the new one not yet in
     (tmp_path / ".checkpoint.tmp").mkdir()
-    assert json.loads((verify_dir(ckpt) / "state.json").read_text()) == {"step": 1}
-    write_verified_dir(ckpt, lambda d: write_json(d / "state.json", {"step": 2}))
+    read = verify_dir(ckpt)  # a reader reads the old folder where it lies and moves nothing
+    assert json.loads((read / "state.json").read_text()) == {"step": 1} and not ckpt.exists()
+    write_verified_dir(ckpt, lambda d: write_json(d / "state.json", {"step": 2}))  # the writer recovers
     assert json.loads((verify_dir(ckpt) / "state.json").read_text()) == {"step": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
