@@ -27,12 +27,12 @@ import torch
 
 from gailkit.worldmodels.controller import (
     DreamTrainingConfig,
-    controller_for,
     dream_fitness,
     train_controller_in_dream,
     train_controller_in_real,
 )
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae

@@ -1,9 +1,19 @@
 import os
+import tempfile
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+# Tests leave the checkout as they found it. Numba caches compiled kernels beside their source
+# (gailkit/buffers/__pycache__) and Hypothesis keeps its examples and constants in ./.hypothesis:
+# both go to a directory that lives as long as this test process (Numba then compiles once per
+# process, a few seconds).
+_SCRATCH = tempfile.TemporaryDirectory(prefix="gailkit-tests-")
+os.environ["NUMBA_CACHE_DIR"] = os.path.join(_SCRATCH.name, "numba")
 
 import torch
+from hypothesis.configuration import set_hypothesis_home_dir
+
+set_hypothesis_home_dir(os.path.join(_SCRATCH.name, "hypothesis"))
 
 # Small MLPs run fastest on one thread, and two pytest-xdist workers on a 2-core machine
 # would otherwise oversubscribe the cores (OpenMP spin-waits make that 5-10x slower).
@@ -11,6 +21,19 @@ torch.set_num_threads(1)
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _write_only_under_tmp(tmp_path_factory):
+    """Run every test from an empty directory of pytest's tmp, with gailkit's cache there too.
+
+    Files that libraries drop into the working directory (MuJoCo's MUJOCO_LOG.TXT) or into the
+    user's cache (parsed chorales under ~/.cache/gailkit) then stay out of the checkout and home.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("cwd"))
+        mp.setenv("GAILKIT_CACHE", str(tmp_path_factory.mktemp("gailkit_cache")))
+        yield
 
 
 def cartpole_controller(obs: np.ndarray) -> int:

@@ -249,7 +249,9 @@ def load_chorales(*, limit: int | None = None, cache_dir: str | os.PathLike | No
             from music21 import corpus
 
             try:
-                item = chorale_from_score(corpus.parse(name), name=name)
+                # forceSource: music21 would otherwise read (and write) a pickled copy of the
+                # score in its scratch directory; gailkit keeps its own pickle-free cache
+                item = chorale_from_score(corpus.parse(name, forceSource=True), name=name)
                 _save_cached(path, item)
             except ValueError as e:
                 item = str(e)

@@ -105,10 +105,12 @@ def test_box_loss_matches_gaussian_nll():
 def test_bc_clones_cartpole_controller(cartpole_demos):
     bc = BC(CARTPOLE.observation_space, CARTPOLE.action_space, BCConfig(steps=500, seed=0))
     assert bc.fit(cartpole_demos) is bc
-    assert bc.stats["accuracy"] > 0.85 and bc.stats["steps"] == 500
+    assert bc.stats["steps"] == 500
+    # measured with seeds 0 / 1 / 2: accuracy 0.929 / 0.907 / 0.930, return 500 / 500 / 500 (random ~20)
+    assert bc.stats["accuracy"] > 0.8, f"training accuracy {bc.stats['accuracy']:.3f}"
     returns = evaluate_policy(bc.predict, "CartPole-v1", 10, seed=1000)  # unseen start states
-    assert returns.mean() >= 450
-    assert random_returns("CartPole-v1", 10, seed=1000).mean() < 50
+    random = random_returns("CartPole-v1", 10, seed=1000).mean()
+    assert returns.mean() >= 450 and random < 50, f"return {returns.mean():.1f}, random {random:.1f}"
 
 
 def test_bc_clones_continuous_expert():
@@ -118,7 +120,8 @@ def test_bc_clones_continuous_expert():
     bc.fit(train)
     after = np.mean((bc.predict(test.obs) - test.acts) ** 2)
     assert bc.predict(test.obs).shape == (512, 1)
-    assert after < 0.05 * before and after < 0.02
+    # measured with seeds 0 / 1 / 2 (data and BC): test MSE 1.52 -> 0.0031 / 1.62 -> 0.0032 / 1.65 -> 0.0033
+    assert after < 0.05 * before and after < 0.02, f"test MSE {before:.4f} -> {after:.4f}"
 
 
 def test_same_seed_same_weights_and_global_rng_untouched(cartpole_demos):
@@ -151,7 +154,8 @@ def test_pretrain_warm_starts_ppo_actor_only(cartpole_demos):
 
     stats = pretrain_policy(model.policy, cartpole_demos, BCConfig(steps=150, batch_size=128),
                             progress=True, logger=Recorder())
-    assert stats["accuracy"] > 0.7 and stats["steps"] == 150
+    # measured with seeds 0 / 1 / 2 (PPO and BC): accuracy 0.784 / 0.770 / 0.771 (0.5 by chance)
+    assert stats["accuracy"] > 0.65 and stats["steps"] == 150, stats
     assert dumps == [100, 150] and ("bc/neglogp", stats["neglogp"]) in records
     for k, v in critic.items():
         assert torch.equal(model.policy.state_dict()[k], v), k

@@ -17,16 +17,25 @@ def tiny_expert(tmp_path_factory):
     return expert, path
 
 
+def test_a_short_run_of_the_cartpole_preset_learns(tmp_path):
+    expert, _ = train_expert(ExpertConfig(env="CartPole-v1", out=tmp_path, steps=8192, eval_episodes=10,
+                                          progress=False))
+    ret, rand = expert.card["return_mean"], expert.card["random_return_mean"]
+    # 8k of the preset's 100k steps; measured with seeds 0 / 1 / 2: return 378 / 158 / 354, random 22 / 23 / 21
+    assert ret > 3 * rand, f"return {ret:.1f} after 8192 steps, random {rand:.1f}"
+
+
+@pytest.mark.slow
 def test_cartpole_preset_reaches_475(tmp_path):
     expert, _ = train_expert(ExpertConfig(env="CartPole-v1", out=tmp_path, eval_episodes=10, progress=False))
-    assert expert.card["return_mean"] >= 475
-    assert expert.card["random_return_mean"] < 50
+    assert expert.card["return_mean"] >= 475, f"return {expert.card['return_mean']:.1f} after 100k steps"
+    assert expert.card["random_return_mean"] < 50, f"random return {expert.card['random_return_mean']:.1f}"
 
 
 def test_save_load_round_trip_without_pickle(tiny_expert):
     expert, path = tiny_expert
     files = sorted(p.name for p in path.iterdir() if p.is_file())
-    assert files == ["card.json", "config.json", "policy.safetensors"]
+    assert files == [".lock", "card.json", "config.json", "policy.safetensors"]  # .lock: gailkit.agents.run
     loaded = load_expert(path)
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(obs), expert.predict(obs))
@@ -88,11 +97,15 @@ def test_cli_demos_and_envs(tiny_expert, tmp_path, capsys):
     assert main(["expert", "presets"]) == 0
     assert "HalfCheetah-v5" in capsys.readouterr().out
     assert main(["expert", "train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "e")]) == 2
-    assert "no preset for 'NoSuchEnv-v0'" in capsys.readouterr().err
+    assert "unknown env id 'NoSuchEnv-v0'" in capsys.readouterr().err
+    assert main(["expert", "train", "--env", "gailkit/AcrobotFixedHorizon-v1", "--out", str(tmp_path / "e")]) == 2
+    assert "no preset for 'gailkit/AcrobotFixedHorizon-v1'; pass --algo" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # refused before anything is written
 
 
 def test_cli_help_lists_subcommands(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["--help"])
+    assert exit_.value.code == 0
     text = capsys.readouterr().out
     assert all(c in text for c in ("envs", "expert", "demos"))

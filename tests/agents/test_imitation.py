@@ -12,17 +12,58 @@ from gailkit.agents.imitation import AdversarialImitation, ImitationConfig
 from gailkit.cli import main
 from gailkit.data import DemoFormatError, Trajectory, load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
-from gailkit.nn.checkpoint import CheckpointError, load_tensors
+from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import load_tensors
 
 FAST = dict(n_envs=4, n_steps=128, disc_updates=16, progress=False, eval_episodes=3)
 
 
-def test_gail_beats_random_within_seconds(cartpole_demos, tmp_path):
+def test_discriminator_reward_separates_expert_from_random_transitions():
+    """GAIL's reward on fixed data: trained on expert vs random CartPole transitions, it ranks
+    held-out expert transitions above held-out random ones (the signal the policy climbs)."""
+    from gailkit.agents.experts import rollout_episodes
+    from gailkit.data import flatten_trajectories
+    from gailkit.discriminators import DiscBatch, Discriminator
+
+    def cartpole_controller(obs):  # the expert of tests/conftest.py (return 500)
+        return int(obs[2] + 0.5 * obs[3] > 0)
+
+    env = gym.make("CartPole-v1")
+    env.action_space.seed(0)
+
+    def transitions(policy, episodes, seed):
+        return flatten_trajectories(rollout_episodes(policy, "CartPole-v1", episodes, seed=seed))
+
+    def random_policy(obs):
+        return env.action_space.sample()
+
+    expert, random = transitions(cartpole_controller, 4, seed=0), transitions(random_policy, 60, seed=50)
+    expert_test, random_test = transitions(cartpole_controller, 2, seed=7), transitions(random_policy, 30, seed=90)
+    disc = Discriminator(env.observation_space, env.action_space, DiscriminatorConfig(seed=0))
+    rng = np.random.default_rng(0)
+
+    def batch(t, n=256):
+        i = rng.integers(0, len(t), n)
+        return DiscBatch.from_numpy(t.obs[i], t.acts[i], t.next_obs[i], t.dones[i].astype(float))
+
+    for _ in range(100):
+        disc.train_step(batch(expert), batch(random))
+    r_expert, r_random = (disc.reward(t.obs, t.acts, t.next_obs, t.dones.astype(float))
+                          for t in (expert_test, random_test))
+    auc = (r_expert[:, None] > r_random[None, :]).mean()  # P(an expert transition out-earns a random one)
+    # measured with seeds 0 / 1 / 2 (data and discriminator): AUC 0.989 / 0.770 / 0.982, mean gap 0.59 / 0.33 / 0.69
+    assert auc > 0.65, f"AUC {auc:.3f}"
+    assert r_expert.mean() > r_random.mean() + 0.1, f"mean reward {r_expert.mean():.3f} vs {r_random.mean():.3f}"
+
+
+@pytest.mark.slow
+def test_gail_beats_random_within_41k_steps(cartpole_demos, tmp_path):
     cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=40_960, out=tmp_path, eval_every=8192,
                           **{**FAST, "n_envs": 8})
     result = imitate(cfg)  # the defaults are the tuned CartPole settings
     random_return = load_demos(cartpole_demos).metadata["expert_card"]["random_return_mean"]
-    assert result["return_mean"] > 3 * random_return, result
+    # measured with seeds 0 / 1 / 2: return 305 / 500 / 488 (random 23); GAIL is noisy at 16k steps (19 / 83 / 236)
+    assert result["return_mean"] > 3 * random_return, f"return {result['return_mean']:.1f}, random {random_return:.1f}"
     for name in ("config.json", "eval.json", "curve.png", "policy.safetensors", "checkpoint", "tb"):
         assert (tmp_path / name).exists(), name
     assert evaluate_run(tmp_path, episodes=2)["algo"] == "gail"
@@ -37,7 +78,7 @@ def run(tmp_path, demos, steps, resume=False, algo="gail"):
 
 @pytest.mark.parametrize("algo", ["gail", "airl", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
-    total = 1536 if algo == "dac" else 3072  # DAC: DQN learns from step 1000 on
+    total = 1536 if algo == "dac" else 2048  # DAC: DQN learns from step 1000 on
     run(tmp_path / "straight", cartpole_demos, total, algo=algo)
     run(tmp_path / "resumed", cartpole_demos, 1024, algo=algo)
     run(tmp_path / "resumed", cartpole_demos, total, resume=True, algo=algo)
@@ -50,10 +91,10 @@ def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
 
 
 def test_resume_and_restart_errors(cartpole_demos, tmp_path):
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(UsageError, match="holds no run .*start a new run without --resume"):
         run(tmp_path / "nothing", cartpole_demos, 1024, resume=True)
     run(tmp_path / "done", cartpole_demos, 512)
-    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a run .*continue it with --resume"):
         run(tmp_path / "done", cartpole_demos, 512)
 
 
@@ -94,7 +135,7 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert main(["eval", "--run", str(out), "--episodes", "2"]) == 0
     assert "bc run" in capsys.readouterr().out
     assert main(["imitate", "--algo", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
-    assert "choose bc, gail, airl or dac" in capsys.readouterr().err
+    assert "choose one of bc, gail, airl, dac" in capsys.readouterr().err
     assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
     assert "choose one of" in capsys.readouterr().err
 
@@ -114,12 +155,14 @@ def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_dem
     np.testing.assert_allclose(sample.rewards.numpy()[:, 0], want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("low, high, expected", [(0.0, 0.0, 12), (1.01, 1.02, 20)])
+@pytest.mark.parametrize("low, high, expected", [(0.0, 0.01, 12), (0.999, 1.0, 20)])
 def test_balancer_moves_discriminator_updates_towards_the_band(cartpole_demos, tmp_path, low, high, expected):
-    # 4 rounds of 512 steps; an accuracy above the band removes one update per round, below adds one
+    # 4 rounds of 512 steps; an accuracy above the band removes one update per round, below adds one. A
+    # discriminator that barely learns (lr 1e-6) never classifies all 256 + 256 samples right, so its
+    # accuracy stays below the second band (a normal one reaches 1.0 on CartPole within two rounds)
     cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=2048, out=tmp_path, balance=True,
                           balance_low=low, balance_high=high, **FAST)
-    trainer = AdversarialImitation(cfg)
+    trainer = AdversarialImitation(cfg, DiscriminatorConfig(lr=1e-6))
     trainer.train()
     assert trainer.disc_updates == expected
 
@@ -156,14 +199,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
            "--out", str(out), "--steps", "200000", "--no-progress", "--eval-episodes", "2", "--n-envs", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     deadline = time.time() + 60
     while not (out / "eval.json").exists() and time.time() < deadline:  # training has started
         time.sleep(0.2)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, text
+    assert proc.returncode == 130, text  # interrupted: not a success
     assert "interrupted at" in text and "--resume" in text
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert 0 < state["num_timesteps"] < 200_000

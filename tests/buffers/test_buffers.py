@@ -49,7 +49,9 @@ def test_ppo_accepts_rollout_buffer_and_learns_cartpole():
     assert isinstance(model.rollout_buffer, NumbaRolloutBuffer)
     model.learn(5_000)
     ep_lengths = [ep["l"] for ep in model.ep_info_buffer]
-    assert np.mean(ep_lengths[-10:]) > 1.5 * np.mean(ep_lengths[:10])  # learning happens
+    first, last = np.mean(ep_lengths[:10]), np.mean(ep_lengths[-10:])
+    # learning happens; measured with seeds 0 / 1 / 2: 27.9 -> 66.1 / 26.2 -> 66.9 / 22.1 -> 54.9 steps (x2.4-2.6)
+    assert last > 1.5 * first, f"mean episode length of the first / last 10 episodes: {first:.1f} / {last:.1f}"
 
 
 def test_replay_buffer_samples_like_sb3_semantics_and_is_seeded():

@@ -7,21 +7,20 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import h5py  # noqa: F401  (Minari's default hdf5 storage; `make test` installs the minari extra)
+import minari
 import numpy as np
 import pytest
 
-minari = pytest.importorskip("minari")
-pytest.importorskip("h5py", reason="Minari's default (hdf5) storage needs h5py")
-
-from gailkit.data import (  # noqa: E402
+from gailkit.data import (
     DemoFormatError,
     Demonstrations,
     Trajectory,
     load_demos,
     save_demos,
 )
-from gailkit.data.minari_io import demos_from_minari, demos_to_minari  # noqa: E402
-from gailkit.data.spaces import space_mismatch  # noqa: E402
+from gailkit.data.minari_io import demos_from_minari, demos_to_minari
+from gailkit.data.spaces import space_mismatch
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*is set to None:UserWarning", "ignore:env_spec is None:UserWarning"
@@ -35,7 +34,6 @@ MAX_STEPS = 15  # short time limit: some episodes terminate, some are truncated
 @pytest.fixture
 def cartpole_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A datasets root holding a CartPole dataset recorded with minari.DataCollector."""
-    pytest.importorskip("jax", reason="minari.DataCollector needs jax (minari[create])")
     root = tmp_path / "collected"
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     env = minari.DataCollector(gym.make("CartPole-v1", max_episode_steps=MAX_STEPS))

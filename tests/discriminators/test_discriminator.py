@@ -47,8 +47,11 @@ def test_training_rewards_expert_like_samples_more(kind):
     expert, policy = batch(1), batch(2, shift=1.5)
     for _ in range(150):
         stats = d.train_step(expert, policy)
-    assert stats["accuracy"] > 0.8
-    assert d.reward(*numpy_args(expert)[:4]).mean() > d.reward(*numpy_args(policy)[:4]).mean()
+    gap = d.reward(*numpy_args(expert)[:4]).mean() - d.reward(*numpy_args(policy)[:4]).mean()
+    # measured with seeds 0 / 1 / 2 (weights and data), every kind: accuracy 0.94 / 0.92 / 0.95; reward gap
+    # gail 1.33 / 1.27 / 1.28, log_d 1.63 / 1.81 / 1.73, logit 2.95 / 3.08 / 3.02
+    assert stats["accuracy"] > 0.8, f"accuracy {stats['accuracy']:.3f}"
+    assert gap > 0.5, f"expert reward above policy reward by {gap:.3f}"
 
 
 def test_linear_discriminator_penalties_and_loss_by_hand():
@@ -110,7 +113,8 @@ def test_vail_beta_rises_while_kl_exceeds_target():
     d = Discriminator(OBS, ACT, DiscriminatorConfig(vail=True, vail_target_kl=0.01, vail_beta_lr=0.1))
     for _ in range(20):
         stats = d.train_step(batch(6), batch(7, shift=1.0))
-    assert stats["kl"] > 0.01 and stats["beta"] > 0.0
+    # beta starts at 0; measured with seeds 0 / 1 / 2: kl 0.21 / 0.21 / 0.19, beta 0.29 / 0.31 / 0.25
+    assert stats["kl"] > 0.05 and stats["beta"] > 0.1, stats
 
 
 def test_input_normalisation_tracks_data():

@@ -80,13 +80,14 @@ def _weights(model):
 
 def test_fit_learns_and_round_trips(tmp_path, digits):
     model = Tiny(epochs=3, batch_size=64, grid_every=0).fit(digits, out=tmp_path / "run", progress=False)
-    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    first, last = model.history[0]["loss"], model.history[-1]["loss"]
+    assert last < first, f"loss {first:.4f} -> {last:.4f}"  # seeds 0 / 1 / 2: x0.87 / x0.94 / x0.92
     loaded = Tiny.load(tmp_path / "run")
     assert loaded.config == model.config and loaded.history == model.history
     for k, v in _weights(model).items():
         assert torch.equal(v, loaded.state_tensors()[k])
     assert loaded.evaluate(digits) == pytest.approx(model.evaluate(digits))
-    assert (tmp_path / "run" / "curve.png").stat().st_size > 0
+    assert (tmp_path / "run" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_continues_bit_for_bit(tmp_path, digits):

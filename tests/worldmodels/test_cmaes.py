@@ -17,16 +17,17 @@ def run(es, f, generations):
 
 def test_sphere_and_rosenbrock():
     sphere = run(CMAES(np.full(10, 3.0), 1.0, seed=0), lambda x: float(x @ x), 250)
-    assert sphere.best_f < 1e-10
+    # measured with seeds 0 / 1 / 2: sphere 2.5e-15 / 3.6e-16 / 2.3e-16, Rosenbrock 1e-29 / 2e-29 / 7e-30
+    assert sphere.best_f < 1e-10, f"sphere: best f {sphere.best_f:.2e}"
     rosen = run(CMAES(np.zeros(5), 0.5, seed=0),
                 lambda x: float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)), 600)
-    assert rosen.best_f < 1e-6 and np.allclose(rosen.best_x, 1.0, atol=1e-2)
+    assert rosen.best_f < 1e-6 and np.allclose(rosen.best_x, 1.0, atol=1e-2), f"Rosenbrock: {rosen.best_f:.2e}"
 
 
 def test_ill_conditioned_ellipsoid_learns_the_covariance():
     scales = 10.0 ** np.linspace(0, 3, 6)
     es = run(CMAES(np.ones(6), 1.0, seed=1), lambda x: float(np.sum((scales * x) ** 2)), 400)
-    assert es.best_f < 1e-8
+    assert es.best_f < 1e-8, f"best f {es.best_f:.2e}"  # seeds 1 / 2 / 3: 6e-16 / 4e-16 / 8e-18
 
 
 def test_checkpoint_resumes_identically(tmp_path):
@@ -53,19 +54,27 @@ def test_controller_improves_its_dream_return(tmp_path):
     import torch
 
     from gailkit.worldmodels import WorldModel
-    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+    from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
+    from gailkit.worldmodels.linear_controller import controller_for
 
     torch.manual_seed(0)
     model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
-    with torch.no_grad():  # a world whose reward follows the action fed to M: action 1 pays
+    with torch.no_grad():  # a world whose reward follows the action fed to M: one of the two actions pays
         model.mdn.reward_head.weight.zero_()
         model.mdn.reward_head.bias.zero_()
         model.mdn.lstm.weight_ih_l0[:, 4:].mul_(10.0)
         model.mdn.reward_head.weight.copy_(torch.randn(1, 8))
         model.mdn.done_head.bias.fill_(-20.0)  # dreams never end early
     cfg = DreamTrainingConfig(generations=12, popsize=10, rollouts=2, max_steps=30, seed=0)
-    best, history = train_controller_in_dream(model, cfg, tmp_path, progress=False)
-    assert history[-1]["mean"] > history[0]["mean"] + 0.1 * abs(history[0]["mean"]) + 1e-3
+    _, history = train_controller_in_dream(model, cfg, tmp_path, progress=False)
+    c = controller_for(model)
+    always = np.zeros((2, c.n_params))
+    always[0, -2] = always[1, -1] = 1.0  # bias only: always action 0 / always action 1
+    best_constant = dream_fitness(model, c, always, rollouts=8, max_steps=30, tau=cfg.tau, seed=99).max()
+    first, last = history[0]["mean"], history[-1]["mean"]
+    closed = (last - first) / (best_constant - first)  # share of the way from random controllers to the best action
+    # measured with seeds 0..5 (world model and CMA-ES): 1.06 / 0.99 / 1.01 / 1.00 / 0.99 / 0.99
+    assert closed > 0.7, f"dream return {first:.2f} -> {last:.2f}, best constant action {best_constant:.2f}"
     resumed_cfg = dataclasses.replace(cfg, generations=14)
     _, more = train_controller_in_dream(model, resumed_cfg, tmp_path, resume=True, progress=False)
     assert [h["generation"] for h in more] == list(range(1, 15))

@@ -35,20 +35,23 @@ def test_elbo_by_hand():
     assert floored.item() == pytest.approx(rec + 10.0, rel=1e-6)
 
 
-def test_vae_learns_to_reconstruct():
+def test_vae_reconstructs_better_than_the_mean_frame():
     torch.manual_seed(0)
     vae = ConvVAE(latent_dim=4)
     frames = torch.rand(8, 3, 1, 1).expand(8, 3, 64, 64).contiguous()  # flat colours
+    mean_frame = ((frames.mean(0, keepdim=True) - frames) ** 2).sum((1, 2, 3)).mean().item()
     opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
-    losses = []
     for _ in range(50):
         recon, mean, logvar = vae(frames)
-        loss, stats = elbo_loss(recon, frames, mean, logvar)
+        loss, _ = elbo_loss(recon, frames, mean, logvar)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(stats["reconstruction"])
-    assert losses[-1] < 0.7 * losses[0]  # ~1215 -> ~680 (the mean colour alone gives ~1024)
+    with torch.no_grad():
+        mu, _ = vae.encode(frames)
+        sse = ((vae.decode(mu) - frames) ** 2).sum((1, 2, 3)).mean().item()
+    # z tells the colours apart. Measured with torch seeds 0 / 1 / 2: 0.61 / 0.77 / 0.57 of the mean frame's error
+    assert sse < 0.9 * mean_frame, f"V's squared error per frame {sse:.0f} vs {mean_frame:.0f} for the mean frame"
 
 
 def direct_nll(target, logit_pi, mu, log_sigma):
@@ -210,7 +213,9 @@ def test_quick_pipeline_mechanics(tmp_path):
                                               start_z=z0, progress=False)
     assert len(history) == 2 and best.shape == (2 * (4 + 256 + 1),)
     returns = evaluate_controller(model, best, "gailkit/CartPolePixels-v1", 2)
-    assert returns.shape == (2,) and (returns >= 1).all()
+    assert returns.shape == (2,) and np.array_equal(returns, np.round(returns))  # CartPole pays 1 per step
+    again = evaluate_controller(WorldModel.load(tmp_path / "wm"), best, "gailkit/CartPolePixels-v1", 2)
+    np.testing.assert_array_equal(again, returns)  # the saved V and M, seeded evaluation: the same episodes
 
 
 def test_pictures(tmp_path):
@@ -242,9 +247,7 @@ def test_cli_pipeline(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
 
 
-def test_dream_vec_env_auto_resets_each_dream_and_trains_sb3(tmp_path):
-    from stable_baselines3 import PPO
-
+def test_dream_vec_env_auto_resets_each_dream(tmp_path):
     from gailkit.worldmodels.vec_dream import DreamVecEnv
 
     model, _ = tiny_world_model(tmp_path)
@@ -262,4 +265,29 @@ def test_dream_vec_env_auto_resets_each_dream_and_trains_sb3(tmp_path):
         clock[dones] = 0
         np.testing.assert_array_equal(env._t, clock)
     assert truncated.any() or dones.any()
-    PPO("MlpPolicy", env, n_steps=8, batch_size=64, n_epochs=1, seed=0, device="cpu").learn(1024)
+
+
+def test_sb3_ppo_learns_in_a_dream_vec_env(tmp_path):
+    from stable_baselines3 import PPO
+
+    from gailkit.worldmodels.vec_dream import DreamVecEnv
+
+    model, _ = tiny_world_model(tmp_path)
+    with torch.no_grad():  # a dream in which pushing 1 pays: M's reward reads out the action it was fed
+        model.mdn.lstm.weight_ih_l0[:, 4:].mul_(10.0)
+        h0, h1 = (model.mdn.step(torch.zeros(1, 4), torch.tensor([a]))[4][0] for a in (0, 1))
+        model.mdn.reward_head.weight.copy_((h1 - h0) / (h1 - h0).square().sum())
+        model.mdn.reward_head.bias.fill_(-float(model.mdn.reward_head.weight[0] @ (h0 + h1) / 2))
+        model.mdn.done_head.bias.fill_(-20.0)  # dreams end at max_steps only
+    env = DreamVecEnv(model, 64, max_steps=5, seed=3)
+    ppo = PPO("MlpPolicy", env, n_steps=8, batch_size=64, n_epochs=4, learning_rate=3e-3, seed=0, device="cpu")
+    probe = torch.as_tensor(env.reset())
+
+    def p_push_1() -> float:
+        with torch.no_grad():
+            return ppo.policy.get_distribution(probe).distribution.probs[:, 1].mean().item()
+
+    before = p_push_1()
+    ppo.learn(1024)
+    # measured with world-model and PPO seeds 0 / 1 / 2: P(1) 0.50 -> 0.725 / 0.714 / 0.699
+    assert before == pytest.approx(0.5, abs=0.05) and p_push_1() > 0.6, f"P(push 1) {before:.3f} -> {p_push_1():.3f}"

@@ -17,7 +17,8 @@ def test_train_sample_eval_rbm(tmp_path, capsys):
     assert main(["generate", "eval", str(run), "--json", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert {"score", "frechet", "nn_ratio", "loglik_nats"} <= set(metrics)
-    assert -64 * 0.7 < metrics["loglik_nats"] < 0  # better than a fair coin per pixel after one epoch
+    # better than a fair coin per pixel (-44.4 nats) after one epoch: seeds 0 / 1 / 2 give -25.18 / -25.19 / -25.16
+    assert metrics["loglik_nats"] > -64 * 0.7, metrics
     assert "loglik_nats" in capsys.readouterr().out
 
 

@@ -82,16 +82,22 @@ def test_pixels_fit_is_closed_form(train, test_data, tmp_path):
 def test_rbm_learns_and_pcd_beats_independent_pixels(train, test_data):
     model = RBM(epochs=20, hidden=8, batch_size=16, lr=0.05, grid_every=0).fit(train, progress=False)
     lls = [h["train_loglik"] for h in model.history if "train_loglik" in h]
-    assert lls[-1] > lls[0] + 2
     baseline = Pixels().fit(train).likelihood_metrics(test_data)["loglik_nats"]
-    assert model.likelihood_metrics(test_data)["loglik_nats"] > baseline + 1
+    test_ll = model.likelihood_metrics(test_data)["loglik_nats"]
+    # measured with seeds 0 / 1 / 2: training log-likelihood +3.21 / +3.12 / +2.63 nats, held-out +2.75 / +2.52 /
+    # +2.29 nats above independent pixels
+    assert lls[-1] > lls[0] + 1.3, f"training log-likelihood {lls[0]:.2f} -> {lls[-1]:.2f}"
+    assert test_ll > baseline + 1, f"held-out log-likelihood {test_ll:.2f} vs {baseline:.2f} for independent pixels"
 
 
 def test_vae_and_pixelcnn_losses_drop(train):
     vae = get_generator("digits", "vae")(epochs=4, hidden="64", latent=4, grid_every=0).fit(train, progress=False)
-    assert vae.history[-1]["neg_elbo"] < vae.history[0]["neg_elbo"] - 2
     cnn = PixelCNN(epochs=3, channels=16, layers=1, first_kernel=3, lr=5e-3, grid_every=0).fit(train, progress=False)
-    assert cnn.history[-1]["nll_nats"] < cnn.history[0]["nll_nats"] - 2
+    vae_drop = vae.history[0]["neg_elbo"] - vae.history[-1]["neg_elbo"]
+    cnn_drop = cnn.history[0]["nll_nats"] - cnn.history[-1]["nll_nats"]
+    # measured with seeds 0 / 1 / 2: -ELBO drops 3.24 / 2.83 / 3.88 nats, PixelCNN's NLL 8.56 / 10.38 / 7.96
+    assert vae_drop > 1.4, f"VAE: -ELBO dropped {vae_drop:.2f} nats"
+    assert cnn_drop > 4, f"PixelCNN: NLL dropped {cnn_drop:.2f} nats"
 
 
 @pytest.mark.parametrize("name", sorted(QUICK))
@@ -118,9 +124,16 @@ def test_save_load_round_trip_and_refusals(name, train, test_data, tmp_path):
 
 
 def test_conditional_models_draw_the_chosen_digit_and_check_labels(train):
-    cgan = get_generator("digits", "cgan")(grid_every=0, **QUICK["cgan"]).fit(train, progress=False)
-    threes, sevens = cgan.sample(4, seed=0, labels=[3] * 4), cgan.sample(4, seed=0, labels=[7] * 4)
-    assert not np.allclose(threes, sevens)
+    from gailkit.generators.metrics import judge_for
+
+    full_train, full_test = load_data(None, split="train"), load_data(None, split="test")
+    cgan = get_generator("digits", "cgan")(epochs=40, hidden="64,64", lr=2e-3, grid_every=0).fit(full_train,
+                                                                                                  progress=False)
+    labels = np.repeat(np.arange(10), 20)
+    drawn = judge_for(full_train, holdout=full_test).probs(cgan.sample(200, seed=0, labels=labels)).argmax(1)
+    agree = (drawn == labels).mean()  # the offline digit judge reads the requested digit (0.1 by chance)
+    # measured with seeds 0 / 1 / 2: 0.58 / 0.47 / 0.52 (0.82-0.86 after 60 epochs of a wider cGAN)
+    assert agree > 0.3, f"the judge reads the requested digit in {agree:.0%} of 200 samples"
     with pytest.raises(ValueError, match=r"integers in \[0, 10\)"):
         cgan.sample(2, labels=[3, 12])
     gan = get_generator("digits", "gan")(grid_every=0, **QUICK["gan"]).fit(train, progress=False)
@@ -175,7 +188,8 @@ def test_rbm_switches_to_ais_above_the_exact_limit(train, test_data, tmp_path):
 def test_model_options(train):
     gauss = get_generator("digits", "vae")(epochs=2, hidden="32", latent=2, likelihood="gaussian",
                                            grid_every=0).fit(train, progress=False)
-    assert gauss.history[-1]["neg_elbo"] < gauss.history[0]["neg_elbo"]
+    drop = gauss.history[0]["neg_elbo"] - gauss.history[-1]["neg_elbo"]
+    assert drop > 5, f"-ELBO dropped {drop:.2f}"  # seeds 0 / 1 / 2: 18.0 / 19.8 / 20.3 (from ~490)
     with pytest.raises(ValueError, match="likelihood must be"):
         get_generator("digits", "vae")(likelihood="poisson")
     sn = get_generator("digits", "gan")(epochs=1, hidden="16", spectral_norm=True, ema=0.0, grid_every=0)

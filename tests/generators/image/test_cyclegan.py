@@ -25,11 +25,16 @@ def run(tmp_path_factory):
 
 
 def test_translations_fool_the_judge_and_cycle_error_drops(run):
-    _, test, untrained, model, _ = run
-    before, after = untrained.evaluate(test, judge_steps=80), model.evaluate(test, judge_steps=80)
-    assert after["judge_a2b"] >= before["judge_a2b"] + 0.5, (before, after)
-    assert after["judge_a2b"] >= 0.8
-    assert after["cycle_a"] < 0.85 * before["cycle_a"] and after["cycle_b"] < 0.85 * before["cycle_b"]
+    _, _, untrained, model, _ = run
+    # 128 fresh patches per domain: the judge learns on 64 of each and is asked about the other 64
+    # (the 24 of the test split gave it 12, and a2b swung 7-12 of 12 across seeds)
+    held_out = demo_pair(128, size=16, seed=1)
+    before, after = untrained.evaluate(held_out, judge_steps=80), model.evaluate(held_out, judge_steps=80)
+    # measured with seeds 0 / 1 / 2: judge_a2b 0.0 -> 1.0 each; cycle_a 0.77 / 0.79 / 0.74 of before,
+    # cycle_b 0.71 / 0.65 / 0.65
+    assert before["judge_a2b"] <= 0.25 and after["judge_a2b"] >= 0.75, (before, after)
+    for side in ("cycle_a", "cycle_b"):
+        assert after[side] < 0.9 * before[side], f"{side} {before[side]:.4f} -> {after[side]:.4f}"
 
 
 def test_translate_sample_and_round_trip(run, tmp_path):

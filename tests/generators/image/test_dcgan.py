@@ -31,7 +31,8 @@ def trained(digits16, tmp_path_factory):
 def test_learning_brings_samples_towards_the_data(trained, digits16):
     untrained, model, _ = trained
     before, after = untrained.evaluate(digits16)["frechet"], model.evaluate(digits16)["frechet"]
-    assert after < 0.5 * before, (before, after)
+    # measured with seeds 0 / 1 / 2: Frechet 274 -> 70 / 267 -> 77 / 282 -> 96 (0.26 / 0.29 / 0.34 of before)
+    assert after < 0.5 * before, f"Frechet distance to the data {before:.1f} -> {after:.1f}"
 
 
 def test_shapes_for_rgb_and_sizes():
@@ -52,7 +53,9 @@ def test_save_load_gives_the_same_samples(trained, tmp_path):
     np.testing.assert_array_equal(loaded.sample(6, seed=3), model.sample(6, seed=3))
     assert not np.array_equal(loaded.sample(6, seed=3), loaded.sample(6, seed=4))
     assert (out / "samples" / "epoch_0006.png").exists() is False  # grid_every=0
-    assert model.save_samples(tmp_path / "g.png", n=9).stat().st_size > 0
+    from PIL import Image
+
+    assert Image.open(model.save_samples(tmp_path / "g.png", n=9)).size[0] >= 3 * 16  # a 3x3 grid of 16x16
 
 
 def test_resume_is_exact(digits16, tmp_path):

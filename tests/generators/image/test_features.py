@@ -46,7 +46,9 @@ def test_embedding_is_fixed_and_separates_distributions():
     assert f.shape == (400, 256) and np.array_equal(f, embed(smooth))
     assert embed(smooth[:5, :1]).shape == (5, 256)  # grey is repeated to RGB
     same = frechet_distance(f[:200], f[200:])  # two samples of one distribution (biased up at N=200)
-    assert frechet_distance(f[:200], embed(noise)) > 3 * same
+    apart = frechet_distance(f[:200], embed(noise))
+    # measured with data seeds 2 / 12 / 22: 4.98 / 4.83 / 4.96 times the same-distribution distance
+    assert apart > 3 * same, f"Frechet blocky vs noise {apart:.2f}, blocky vs blocky {same:.2f}"
 
 
 def test_domain_judge_learns_a_colour_cue():
@@ -55,6 +57,6 @@ def test_domain_judge_learns_a_colour_cue():
     b = rng.random((64, 3, 16, 16)) * [[[1.0]], [[0.5]], [[0.5]]]  # reddish
     judge = DomainJudge(3, seed=0).fit(a[:32], b[:32], steps=60)
     accuracy = np.concatenate([judge.prob_b(a[32:]) < 0.5, judge.prob_b(b[32:]) >= 0.5]).mean()
-    assert accuracy > 0.9
+    assert accuracy > 0.9, f"held-out accuracy {accuracy:.3f}"  # seeds 0 / 1 / 2: 1.0 / 1.0 / 1.0
     again = DomainJudge(3, seed=0).fit(a[:32], b[:32], steps=60)
     np.testing.assert_array_equal(judge.prob_b(a), again.prob_b(a))

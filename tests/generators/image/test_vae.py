@@ -21,7 +21,9 @@ def run(tmp_path_factory):
 def test_it_is_the_world_models_vae_and_learns(run):
     _, model, _ = run
     assert type(model.vae) is ConvVAE and model.vae.channels == 1
-    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    first, last = model.history[0]["loss"], model.history[-1]["loss"]
+    # measured with seeds 0 / 1 / 2: 2816 -> 2580 / 2729 -> 2341 / 2880 -> 2467 (0.92 / 0.86 / 0.86)
+    assert last < 0.95 * first, f"loss {first:.0f} -> {last:.0f} in 2 epochs"
 
 
 def test_shapes_at_the_data_size(run):
@@ -31,7 +33,8 @@ def test_shapes_at_the_data_size(run):
     assert model.decode(mean).shape == model.reconstruct(data.images[:5]).shape == (5, 1, 16, 16)
     assert model.sample(7, seed=0).shape == (7, 1, 16, 16)
     metrics = model.evaluate(data.subset(np.arange(40)))
-    assert set(metrics) == {"frechet", "nn_ratio", "recon_mse", "kl"} and 0 < metrics["recon_mse"] < 0.2
+    # recon_mse measured with seeds 0 / 1 / 2: 0.071 / 0.058 / 0.063
+    assert set(metrics) == {"frechet", "nn_ratio", "recon_mse", "kl"} and metrics["recon_mse"] < 0.15, metrics
 
 
 def test_save_load_and_refusals(run):

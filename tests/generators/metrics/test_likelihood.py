@@ -99,13 +99,15 @@ def test_ais_agrees_with_exact_enumeration():
     rbm = _random_rbm(64, 12, scale=0.3, seed=4)
     exact = exact_log_partition(rbm.W, rbm.b, rbm.c)
     estimate, stderr = ais_log_partition(rbm.W, rbm.b, rbm.c, n_chains=100, n_betas=2000, seed=0)
-    assert abs(estimate - exact) < 0.5, (estimate, exact)
-    assert stderr < 0.5
+    # measured with AIS seeds 0 / 1 / 2: error +0.009 / +0.005 / +0.009, stderr 0.008 / 0.009 / 0.008
+    assert abs(estimate - exact) < 0.1, f"AIS {estimate:.4f}, exact {exact:.4f}"
+    assert stderr < 0.05, f"stderr {stderr:.4f}"
     # a wrong target is detected: the estimate tracks the RBM, not the base
     with torch.no_grad():
         shifted = exact_log_partition(rbm.W * 2, rbm.b, rbm.c)
-    assert abs(ais_log_partition(rbm.W * 2, rbm.b, rbm.c, n_chains=100, n_betas=2000)[0] - shifted) < 0.5
-    assert abs(shifted - exact) > 2
+    doubled = ais_log_partition(rbm.W * 2, rbm.b, rbm.c, n_chains=100, n_betas=2000)[0]
+    assert abs(doubled - shifted) < 0.1, f"AIS {doubled:.4f}, exact {shifted:.4f}"  # seeds 0-2: |error| <= 0.003
+    assert abs(shifted - exact) > 2, (shifted, exact)  # 11.3: the two targets are far apart
 
 
 def test_bernoulli_loglik_matches_numpy():

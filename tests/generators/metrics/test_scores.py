@@ -76,13 +76,16 @@ def digits():
 def test_judge_scores_real_high_and_noise_low(digits):
     train, test = digits
     judge = judge_for(train, holdout=test)
-    assert judge.accuracy > 0.95
+    # measured with judge seeds 0 / 1 / 2: held-out accuracy 0.972 / 0.967 / 0.975 (0.1 by chance)
+    assert judge.accuracy > 0.9, f"judge accuracy {judge.accuracy:.3f} on the test split"
     assert judge.features(test.images).shape == (len(test), 64)
     real = sample_metrics(test.images, judge=judge, train=train, test=test)
     noise = np.random.default_rng(0).random((len(test), 1, 8, 8)).astype(np.float32)
     fake = sample_metrics(noise, judge=judge, train=train, test=test)
-    assert real["score"] > 8.5 and fake["score"] < 5
-    assert real["frechet"] < 2 and fake["frechet"] > 10 * real["frechet"]
+    # seeds 0 / 1 / 2: score real 9.44 / 9.54 / 9.52, noise 3.11 / 2.91 / 3.21; Frechet real 0.70 / 0.73 / 0.88,
+    # noise 99 / 115 / 103
+    assert real["score"] > 8.5 and fake["score"] < 5, (real, fake)
+    assert real["frechet"] < 2 and fake["frechet"] > 10 * real["frechet"], (real, fake)
     assert real["nn_ratio"] == pytest.approx(1.0)
     copies = sample_metrics(train.images[:300], judge=judge, train=train, test=test)
     assert copies["nn_ratio"] == pytest.approx(0.0, abs=1e-6)

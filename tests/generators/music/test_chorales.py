@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -202,3 +204,18 @@ def test_a_damaged_cache_file_is_parsed_again_and_rewritten(chorales, chorale_ca
     assert all(np.array_equal(a.voices, b.voices) for a, b in zip(again, chorales))
     with np.load(victim, allow_pickle=False) as z:  # rewritten whole: read back without a warning next time
         assert set(z.files) == {"voices", "key_tonic_pc", "key_mode", "beats_per_bar"}
+
+
+def test_parsing_the_corpus_neither_reads_nor_writes_music21_pickles(tmp_path, monkeypatch):
+    """The chorales come from music21's source files; its pickle cache is never touched."""
+    from music21 import environment, freezeThaw
+
+    def no_pickles(*args, **kwargs):
+        raise AssertionError("music21 unpickled a cached score")
+
+    monkeypatch.setattr(freezeThaw.StreamThawer, "open", no_pickles)
+    scratch = Path(environment.Environment()["directoryScratch"])
+    before = set(scratch.rglob("*"))
+    assert len(load_chorales(limit=2, cache_dir=tmp_path)) == 2
+    written = sorted(p.name for p in set(scratch.rglob("*")) - before)
+    assert not written, f"music21 wrote {written} into its scratch directory"

@@ -72,7 +72,9 @@ def test_windows_never_open_with_a_hold(train):
 def test_transformer_learns_samples_validly_and_round_trips(tmp_path, train, test):
     cls = get_generator("music", "transformer")
     model = cls(epochs=4, **TINY_TRANSFORMER).fit(train, out=tmp_path / "run", progress=False)
-    assert model.history[-1]["loss"] < 0.8 * model.history[0]["loss"]
+    first, last = model.history[0]["loss"], model.history[-1]["loss"]
+    # measured with seeds 0 / 1 / 2: last / first 0.36 / 0.38 / 0.39; held-out NLL 0.93 / 0.95 / 1.00 nats per token
+    assert last < 0.6 * first, f"training loss {first:.3f} -> {last:.3f}"
     samples = model.sample(3, seed=5)
     assert len(samples) == 3 and all(s.shape == (4, 16) and s.dtype == np.int16 for s in samples)
     for s in samples:
@@ -84,7 +86,7 @@ def test_transformer_learns_samples_validly_and_round_trips(tmp_path, train, tes
     metrics = loaded.evaluate(test, n=4)
     assert metrics == pytest.approx(model.evaluate(test, n=4))
     assert {"in_scale_rate", "bach_in_scale_rate", "dist_in_scale_rate", "test_nll"} <= set(metrics)
-    assert metrics["test_nll"] < math.log(130)  # better than uniform over the note tokens
+    assert metrics["test_nll"] < 0.5 * math.log(130), metrics  # uniform over the note tokens: 4.87 nats
     with pytest.raises(ValueError, match="steps must be in 1..16"):
         model.sample(1, steps=17)
 
@@ -119,7 +121,9 @@ def test_musegan_learns_the_voice_order_and_round_trips(tmp_path, train, test):
 
     untrained = cls(epochs=0, **TINY_GAN).fit(train, progress=False)
     model = cls(epochs=12, **TINY_GAN).fit(train, out=tmp_path / "gan", progress=False)
-    assert abs(spread(untrained)) < 6 and spread(model) > 12
+    # measured with seeds 0 / 1 / 2: untrained -1.2 / -1.5 / -1.4, trained 15.6 / 15.1 / 15.6 semitones
+    assert abs(spread(untrained)) < 6, f"untrained soprano - bass: {spread(untrained):.1f} semitones"
+    assert spread(model) > 10, f"trained soprano - bass: {spread(model):.1f} semitones"
     samples = model.sample(2, seed=1)
     assert all(s.shape == (4, 16) for s in samples)
     for s in samples:
@@ -142,8 +146,8 @@ def test_cli_train_sample_eval(tmp_path, data_spec, capsys):
     assert main(["generate", "train", "music", "transformer", "--data", data_spec, "--out", str(out),
                  "--no-progress", "--size", "tiny", "--epochs", "1", "--window", "16", "--sample-steps", "16",
                  "--grid-every", "1"]) == 0
-    assert (out / "samples" / "epoch_0001.mid").stat().st_size > 0
-    assert (out / "samples" / "epoch_0001.png").stat().st_size > 0
+    assert (out / "samples" / "epoch_0001.mid").read_bytes()[:4] == b"MThd"  # a standard MIDI file
+    assert (out / "samples" / "epoch_0001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["generate", "sample", str(out), "-n", "2", "--out", str(tmp_path / "s.mid")]) == 0
     from music21 import converter
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pytest
 import torch
 
 from gailkit.cli import main as cli_main
-from gailkit.generators import load_generator
+from gailkit.generators import load_family_data, load_generator
 from gailkit.generators.text import TextData
 from gailkit.generators.text.gpt import GPT
 from gailkit.generators.text.tokenizer import train_bpe
@@ -34,8 +35,9 @@ def test_short_fit_lowers_held_out_loss():
     before = model.evaluate(TEST)
     model.fit(TRAIN, progress=False)
     after = model.evaluate(TEST)
-    assert after["loss"] < before["loss"] - 1.0
-    assert after["bits_per_char"] < before["bits_per_char"]
+    # measured with seeds 0 / 1 / 2: held-out loss -2.62 / -2.62 / -2.60 nats, bits/char 3.62 -> 1.95 / 1.95 / 1.97
+    assert after["loss"] < before["loss"] - 1.0, f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}"
+    assert after["bits_per_char"] < 0.8 * before["bits_per_char"], (before, after)
     assert after["characters"] == sum(len(d) + 1 for d in TEST.documents)
     assert model.history[-1]["loss"] < model.history[0]["loss"]
 
@@ -78,7 +80,9 @@ def test_local_pretrained_folder_and_hub_ids(tmp_path):
     start = model.evaluate(TEST)["loss"]
     tuned = GPT(pretrained=str(tmp_path / "tiny-gpt2"), epochs=2, batch_size=8, lr=3e-3, warmup_steps=5,
                 context=32, grid_every=0).fit(TRAIN, out=tmp_path / "tuned", progress=False)
-    assert tuned.evaluate(TEST)["loss"] < start  # fine-tuning starts from the folder's weights
+    tuned_loss = tuned.evaluate(TEST)["loss"]
+    # fine-tuning starts from the folder's weights: seeds 0 / 1 / 2 give 5.63 -> 3.34 / 5.63 -> 3.38 / 5.61 -> 3.34
+    assert tuned_loss < start - 1.0, f"held-out loss {start:.3f} -> {tuned_loss:.3f}"
     assert load_generator(tmp_path / "tuned").evaluate(TEST) == pytest.approx(tuned.evaluate(TEST))
     for bad in ("gpt2", "openai-community/gpt2", str(tmp_path / "missing")):
         with pytest.raises(ValueError, match="not a local folder.*never downloads"):
@@ -105,15 +109,22 @@ def test_cli_train_sample_eval(tmp_path, capsys):
     (data / "a.txt").write_text("\n\n".join(DOCS[:40]), encoding="utf-8")
     (data / "b.txt").write_text("\n\n".join(DOCS[40:]), encoding="utf-8")
     out = tmp_path / "run"
-    cli_main(["generate", "train", "text", "gpt", "--data", f"files:{data / 'a.txt'},{data / 'b.txt'}",
-              "--out", str(out), "--no-progress", "--size", "tiny", "--epochs", "1", "--vocab-size", "300",
-              "--context", "32", "--batch-size", "8", "--sample-tokens", "10"])
+    assert cli_main(["generate", "train", "text", "gpt", "--data", f"files:{data / 'a.txt'},{data / 'b.txt'}",
+                     "--out", str(out), "--no-progress", "--size", "tiny", "--epochs", "1", "--vocab-size", "300",
+                     "--context", "32", "--batch-size", "8", "--sample-tokens", "10"]) == 0
     assert (out / "config.json").is_file() and (out / "samples" / "epoch_0001.txt").is_file()
-    cli_main(["generate", "sample", str(out), "-n", "3", "--out", str(tmp_path / "s.txt"), "--seed", "1"])
+    assert cli_main(["generate", "sample", str(out), "-n", "3", "--out", str(tmp_path / "s.txt"), "--seed", "1"]) == 0
     assert (tmp_path / "s.txt").read_text().count("--- sample") == 3
-    cli_main(["generate", "eval", str(out), "--data", str(data), "--json", str(tmp_path / "m.json")])
+    assert cli_main(["generate", "eval", str(out), "--data", str(data), "--json", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["bits_per_char"] > 0 and metrics["perplexity"] > 1
-    cli_main(["generate", "train", "text", "ngram", "--data", str(data), "--out", str(tmp_path / "ng"),
-              "--order", "3", "--eval"])
+    # the JSON holds the saved model's numbers on the test split, and they agree with each other
+    test = load_family_data("text", str(data), split="test")
+    assert metrics == pytest.approx(load_generator(out).evaluate(test), rel=1e-6)
+    assert metrics["characters"] == sum(len(d) + 1 for d in test.documents)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-6)
+    bits = metrics["loss"] * metrics["tokens"] / math.log(2)
+    assert metrics["bits_per_char"] == pytest.approx(bits / metrics["characters"], rel=1e-6)
+    capsys.readouterr()
+    assert cli_main(["generate", "train", "text", "ngram", "--data", str(data), "--out", str(tmp_path / "ng"),
+                     "--order", "3", "--eval"]) == 0
     assert "bits_per_char" in capsys.readouterr().out
