@@ -6,13 +6,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gailkit.configs import add_config_args, config_from_args, given_fields
+from gailkit.configs import add_config_args, config_from_args, given_fields, int_in
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
 
 
@@ -237,21 +237,6 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
 
 
-def _at_least(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer >= ``low`` (argparse reports anything else, exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value}: must be >= {low}")
-        return value
-
-    return parse
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -277,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gailkit import __version__
 
     parser.add_argument("--version", action="version", version=f"gailkit {__version__}")
-    parser.add_argument("--threads", type=_at_least(1), default=1,
+    parser.add_argument("--threads", type=int_in(1), default=1,
                         help="torch CPU threads (default: 1, fastest for the small networks of RL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -329,14 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
     p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
     p.add_argument("--env", help="pixel env id (default: the preset's)")
-    p.add_argument("--episodes", type=_at_least(1), help="episodes to collect (default: the preset's)")
-    p.add_argument("--generations", type=_at_least(1), help="CMA-ES generations (default: the preset's)")
-    p.add_argument("--popsize", type=_at_least(1), help="CMA-ES candidates per generation (default: the preset's)")
-    p.add_argument("--rollouts", type=_at_least(1), help="episodes (or dreams) per candidate (default: the preset's)")
+    p.add_argument("--episodes", type=int_in(1), help="episodes to collect (default: the preset's)")
+    p.add_argument("--generations", type=int_in(1), help="CMA-ES generations (default: the preset's)")
+    p.add_argument("--popsize", type=int_in(1), help="CMA-ES candidates per generation (default: the preset's)")
+    p.add_argument("--rollouts", type=int_in(1), help="episodes (or dreams) per candidate (default: the preset's)")
     p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
-    p.add_argument("--workers", type=_at_least(1), default=2, help="worker processes for --where real")
+    p.add_argument("--workers", type=int_in(1), default=2, help="worker processes for --where real")
     p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds per generation before workers restart")
-    p.add_argument("--eval-episodes", type=_at_least(1), default=10, help="episodes for eval")
+    p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--v-only", action="store_true",
                    help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
@@ -345,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate the policy of an imitation run")
     p.add_argument("--run", type=Path, required=True, help="run directory (from `gailkit imitate`)")
-    p.add_argument("--episodes", type=_at_least(1), default=20, help="evaluation episodes (default: 20)")
+    p.add_argument("--episodes", type=int_in(1), default=20, help="evaluation episodes (default: 20)")
     p.set_defaults(func=cmd_eval)
 
     from gailkit.cli_generate import add_generate_parser

@@ -9,10 +9,9 @@ a model's module is imported only when its flags are needed.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
-from gailkit.configs import add_config_args, config_from_args
+from gailkit.configs import add_config_args, config_from_args, int_in
 from gailkit.errors import UsageError
 
 __all__ = ["add_generate_parser"]
@@ -22,24 +21,6 @@ _TRAIN_USAGE = ("gailkit generate train {family} {model} --out DIR [--data SPEC]
                 "[model flags]")
 _TUNE_USAGE = ("gailkit generate tune DIR --out OUT [--iterations N] [--checkpoint-every N] [--resume] "
                "[--no-progress] [PPO flags]")
-
-
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an integer in ``[low, high)``, so argparse refuses anything else up
-    front (exit 2) before a model is loaded or a file written."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value}: must be >= {low}")
-        if high is not None and value >= high:
-            raise argparse.ArgumentTypeError(f"{value}: must be < {high}")
-        return value
-
-    return parse
 
 
 def _add_train_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, data_help: str | None = None) -> None:
@@ -168,8 +149,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def _add_tune_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The flags of ``generate tune`` other than DIR and the PPO options."""
     p.add_argument("--out", type=Path, help="run directory: the tuned generator and its checkpoint")
-    p.add_argument("--iterations", type=_int_in(1), default=80, help="PPO iterations (rollouts) in all (default: 80)")
-    p.add_argument("--checkpoint-every", type=_int_in(1), default=10,
+    p.add_argument("--iterations", type=int_in(1), default=80, help="PPO iterations (rollouts) in all (default: 80)")
+    p.add_argument("--checkpoint-every", type=int_in(1), default=10,
                    help="iterations between checkpoints (default: 10)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn in a log anyway)")
@@ -203,9 +184,9 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
 
     p = gsub.add_parser("sample", help="write samples of a trained generator (PNG grid, text, MIDI)")
     p.add_argument("dir", type=Path, help="generator directory (the --out of generate train)")
-    p.add_argument("-n", type=_int_in(1), default=64, help="number of samples, >= 1 (default: 64)")
+    p.add_argument("-n", type=int_in(1), default=64, help="number of samples, >= 1 (default: 64)")
     p.add_argument("--out", type=Path, required=True, help="output file (e.g. grid.png)")
-    p.add_argument("--seed", type=_int_in(0, 2**32), default=0, help="sampling seed, in [0, 2**32) (default: 0)")
+    p.add_argument("--seed", type=int_in(0, 2**32), default=0, help="sampling seed, in [0, 2**32) (default: 0)")
     p.set_defaults(func=cmd_sample)
 
     p = gsub.add_parser("eval", help="metrics of a trained generator on held-out data")

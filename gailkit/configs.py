@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from gailkit.errors import UsageError
 
 __all__ = ["add_config_args", "check_bounds", "check_types", "config_from_args", "config_from_dict", "doc",
-           "given_fields", "json_fields"]
+           "given_fields", "int_in", "json_fields"]
 
 C = TypeVar("C")
 
@@ -175,3 +175,21 @@ def check_bounds(config: Any, bounds: Mapping[str, str]) -> None:
         if not (above and below):
             what = f"{'>=' if rule[0] == '[' else '>'} {low_text.strip()}" if math.isinf(high) else f"in {rule}"
             raise UsageError(f"{_flag(name)} {value!r}: must be {what}")
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high)``, so argparse refuses anything else up
+    front (exit 2) before a model is loaded or a file written."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be >= {low}")
+        if high is not None and value >= high:
+            raise argparse.ArgumentTypeError(f"{value}: must be < {high}")
+        return value
+
+    return parse

@@ -31,7 +31,7 @@ from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import evaluate_controller, next_latent_errors, start_latents, train_mdn, train_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_OUT_EPISODES = 4
@@ -51,26 +51,6 @@ def reconstruction_vs_mean_frame(model: WorldModel, train_dir: Path, held_dir: P
     v = ((model.vae.decode(mu) - x) ** 2).sum((1, 2, 3)).mean().item()
     base = ((mean_frame - x) ** 2).sum((1, 2, 3)).mean().item()
     return {"v_sse_per_frame": v, "mean_frame_sse_per_frame": base, "ratio": v / base}
-
-
-@torch.no_grad()
-def next_latent_vs_copy(model: WorldModel, held_dir: Path, seed: int) -> dict[str, float]:
-    """Squared error of M's mixture mean for ``z[t+1]`` and of copying ``z[t]``, on held-out episodes."""
-    gen = torch.Generator().manual_seed(seed)
-    m_err, copy_err = [], []
-    for path in chunk_paths(held_dir):
-        chunk = load_chunk(path)
-        z = model.encode_frames(chunk["frames"], generator=gen)  # (frames, Z)
-        f0 = a0 = 0
-        for length in chunk["lengths"]:
-            ze, ae = z[f0 : f0 + length + 1], torch.as_tensor(chunk["actions"][a0 : a0 + length])
-            out = model.mdn(ze[None, :-1], ae[None])  # mixtures (1, T, Z, K)
-            pred = (torch.softmax(out.logit_pi[0], -1) * out.mu[0]).sum(-1)  # (T, Z)
-            m_err.append(((pred - ze[1:]) ** 2).sum(-1))
-            copy_err.append(((ze[:-1] - ze[1:]) ** 2).sum(-1))
-            f0, a0 = f0 + length + 1, a0 + length
-    m, c = torch.cat(m_err).mean().item(), torch.cat(copy_err).mean().item()
-    return {"m_sse": m, "copy_sse": c, "ratio": m / c}
 
 
 def main() -> None:
@@ -106,7 +86,8 @@ def main() -> None:
         returns = stage("evaluation", lambda: {name: evaluate_controller(model, params, p.env, args.eval_episodes)
                                                for name, params in (("controller", best), ("random", None))})
         recon = reconstruction_vs_mean_frame(model, data, held)
-        prediction = next_latent_vs_copy(model, held, args.seed)
+        m_sse, copy_sse = next_latent_errors(model, held, seed=args.seed)
+        prediction = {"m_sse": m_sse, "copy_sse": copy_sse, "ratio": m_sse / copy_sse}
         n_frames = len(frames_of(data))
     wall["total"] = time.perf_counter() - start_all
 

@@ -18,7 +18,7 @@ from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["train_vae", "train_mdn", "evaluate_controller", "start_latents"]
+__all__ = ["evaluate_controller", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -149,3 +149,27 @@ def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> 
         starts = np.concatenate([[0], np.cumsum(chunk["lengths"] + 1)[:-1]])
         firsts.append(chunk["frames"][starts])
     return model.encode_frames(np.concatenate(firsts), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def next_latent_errors(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> tuple[float, float]:
+    """How well M predicts: squared error per step of its mixture mean for ``z[t+1]``, and of
+    the baseline that copies ``z[t]``, over every episode in ``data_dir`` (ideally held out).
+
+    Returns:
+        ``(m_sse, copy_sse)``; M has learned the dynamics when the first is clearly smaller.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    m_err, copy_err = [], []
+    for path in chunk_paths(Path(data_dir)):
+        chunk = load_chunk(path)
+        z = model.encode_frames(chunk["frames"], generator=gen)  # (frames, Z)
+        f0 = a0 = 0
+        for length in chunk["lengths"]:
+            ze, ae = z[f0 : f0 + length + 1], torch.as_tensor(chunk["actions"][a0 : a0 + length])
+            out = model.mdn(ze[None, :-1], ae[None])  # mixtures (1, T, Z, K)
+            pred = (torch.softmax(out.logit_pi[0], -1) * out.mu[0]).sum(-1)  # (T, Z)
+            m_err.append(((pred - ze[1:]) ** 2).sum(-1))
+            copy_err.append(((ze[:-1] - ze[1:]) ** 2).sum(-1))
+            f0, a0 = f0 + length + 1, a0 + length
+    return torch.cat(m_err).mean().item(), torch.cat(copy_err).mean().item()

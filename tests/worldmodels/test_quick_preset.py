@@ -17,28 +17,9 @@ from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import evaluate_controller, next_latent_errors, start_latents, train_mdn, train_vae
 
 ENV = WM_PRESETS["quick"].env
-
-
-@torch.no_grad()
-def next_latent_errors(model, data_dir, seed: int = 0) -> tuple[float, float]:
-    """Squared error per step of M's mixture mean for ``z[t+1]`` and of copying ``z[t]``."""
-    gen = torch.Generator().manual_seed(seed)
-    m_err, copy_err = [], []
-    for path in chunk_paths(data_dir):
-        chunk = load_chunk(path)
-        z = model.encode_frames(chunk["frames"], generator=gen)  # (frames, Z)
-        f0 = a0 = 0
-        for length in chunk["lengths"]:
-            ze, ae = z[f0 : f0 + length + 1], torch.as_tensor(chunk["actions"][a0 : a0 + length])
-            out = model.mdn(ze[None, :-1], ae[None])  # mixtures (1, T, Z, K)
-            pred = (torch.softmax(out.logit_pi[0], -1) * out.mu[0]).sum(-1)  # (T, Z)
-            m_err.append(((pred - ze[1:]) ** 2).sum(-1))
-            copy_err.append(((ze[:-1] - ze[1:]) ** 2).sum(-1))
-            f0, a0 = f0 + length + 1, a0 + length
-    return torch.cat(m_err).mean().item(), torch.cat(copy_err).mean().item()
 
 
 @pytest.fixture(scope="module")
