@@ -1,9 +1,12 @@
 """Benchmark: the image family (DCGAN, VAE, CycleGAN) trained a few minutes each on CPU.
 
 Run:  python scripts/bench_images.py
-Smoke run: python scripts/bench_images.py --quick --json /tmp/bench_images_smoke.json --pictures /tmp
+Smoke run: python scripts/bench_images.py --quick          (writes to /tmp/bench_images_quick)
 
-Prints one table and writes scripts/results/bench_images.json and scripts/results/image_<model>.png:
+Prints one table and writes one JSON per run, named by the options that differ from the
+defaults (scripts/results/bench_images[_quick][_<datasets>][_e<dcgan>-<vae>-<cyclegan>]_seed<S>.json),
+and the sample grids image_<model>.png: in scripts/results/ for the default run, in a folder
+named like the JSON (scripts/results/bench_images_seed1/) for any other:
 - dcgan and vae on the family's default data (random-policy frames of Acrobot-v1, 32x32;
   1,600 train / 400 test) and on scikit-learn's digits
   upscaled to 32x32 (1,437 / 360; image_<model>_digits.png), with the Frechet distance
@@ -20,7 +23,6 @@ Prints one table and writes scripts/results/bench_images.json and scripts/result
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import numpy as np
 from gailkit.generators import load_family_data
 from gailkit.generators.image import DCGAN, CycleGAN, ImageVAE
 from gailkit.generators.image.features import DomainJudge, embed, frechet_distance, nn_ratio
+from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,9 +42,23 @@ parser.add_argument("--vae-epochs", type=int, default=12)
 parser.add_argument("--cyclegan-epochs", type=int, default=12)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--quick", action="store_true", help="smoke run: 1 epoch each on small data")
-parser.add_argument("--json", type=Path, default=RESULTS / "bench_images.json")
-parser.add_argument("--pictures", type=Path, default=RESULTS, help="directory for image_<model>.png")
+parser.add_argument("--json", type=Path, default=None, help="result JSON (default: named by the options)")
+parser.add_argument("--pictures", type=Path, default=None, help="directory for image_<model>.png")
 args = parser.parse_args()
+run_start = time.perf_counter()
+
+# one file per run: the options that differ from the defaults are in its name
+options = "_quick" if args.quick else ""
+if args.datasets != parser.get_default("datasets"):
+    options += "_" + args.datasets.replace(",", "-")
+epoch_flags = ("dcgan_epochs", "vae_epochs", "cyclegan_epochs")
+if any(getattr(args, f) != parser.get_default(f) for f in epoch_flags):
+    options += f"_e{args.dcgan_epochs}-{args.vae_epochs}-{args.cyclegan_epochs}"
+results = Path("/tmp/bench_images_quick") if args.quick else RESULTS  # smoke runs stay out of results/
+name = f"bench_images{options}_seed{args.seed}"
+args.json = args.json or results / f"{name}.json"
+default_run = options == "" and args.seed == 0  # its grids are the ones the README shows
+args.pictures = args.pictures or (results if default_run else results / name)
 
 epochs = {"dcgan": 1, "vae": 1, "cyclegan": 1} if args.quick else {
     "dcgan": args.dcgan_epochs, "vae": args.vae_epochs, "cyclegan": args.cyclegan_epochs}
@@ -106,6 +123,6 @@ print(f"{'model':<26}{'data':<28}" + "".join(f"{c:>15}" for c in used))
 for r in rows:
     cells = "".join(f"{r[c]:>15.4g}" if c in r else f"{'':>15}" for c in used)
     print(f"{r['model']:<26}{r['data'][:27]:<28}{cells}")
-args.json.parent.mkdir(parents=True, exist_ok=True)
-args.json.write_text(json.dumps({"quick": args.quick, "seed": args.seed, "rows": rows}, indent=2) + "\n")
+write_json(args.json, {"quick": args.quick, "seed": args.seed, "epochs": epochs, "datasets": args.datasets,
+                       "rows": rows, "wall_s": time.perf_counter() - run_start})
 print(f"wrote {args.json} and image_<model>.png in {args.pictures}")

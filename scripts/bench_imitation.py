@@ -3,9 +3,12 @@
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1 Hopper-v5]
 Experts come from runs/bench/experts/ENV (trained with the preset when missing and cheap; for
 Hopper-v5 train one first: `gailkit expert train --env Hopper-v5 --out runs/bench/experts/Hopper-v5`,
-about 4 hours on 2 cores). Prints a table and writes scripts/results/bench_imitation.json and one
-learning-curve PNG per env. Normalised return = (R - random) / (expert - random), both measured
-on the expert card's evaluation episodes.
+its preset is 1M SAC steps). Prints a table and writes one JSON per run, named by its envs,
+seeds and algorithms (no run overwrites another's):
+scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>].json, with each expert's card (return
+mean and std over its evaluation episodes, training wall time), and one learning-curve PNG per
+env. Normalised return = (R - random) / (expert - random), both measured on the expert card's
+evaluation episodes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
 from gailkit.agents.imitate import imitate, plot_runs
 from gailkit.agents.imitation import ImitationConfig
+from gailkit.nn.checkpoint import write_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, default=3)
@@ -32,6 +36,7 @@ parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results
 parser.add_argument("--max-expert-steps", type=int, default=200_000,
                     help="train a missing expert only if its preset needs at most this many steps")
 args = parser.parse_args()
+args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
 torch.set_num_threads(1)
 
 # RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
@@ -60,7 +65,8 @@ for env_id in args.envs:
                                                     out=args.root / "demos" / f"{env_id}.npz"))
     card = demos.metadata["expert_card"]
     s = SETTINGS[env_id]
-    env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"], "algos": {}}
+    env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
+                "expert_card": card, "algos": {}}
     for algo in args.algos:
         finals, to_09_steps, to_09_wall, walls = [], [], [], []
         for seed in range(args.seeds):
@@ -104,6 +110,7 @@ for env_id, r in results.items():
         print(f"| {env_id} | {r['expert_return']:.1f} | {r['random_return']:.1f} | {algo} | {a['steps']:,} | "
               f"{f.mean():.3f} ({f.min():.3f}-{f.max():.3f}) | {fmt_median(a['steps_to_0_9'])} | "
               f"{fmt_median(a['wall_to_0_9'])} |")
-args.out.mkdir(parents=True, exist_ok=True)
-(args.out / "bench_imitation.json").write_text(json.dumps(results, indent=2))
-print(f"\nwrote {args.out / 'bench_imitation.json'} and the learning curves next to it")
+algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
+path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}.json"
+write_json(path, results)
+print(f"\nwrote {path} and the learning curves next to it")

@@ -3,14 +3,17 @@
 Reads top to bottom: load the chorales (train/test split by name), train each model for a
 wall-clock budget (whole epochs, continued with exact resume from the run directory), sample,
 score the samples with gailkit.generators.music.metrics beside the held-out chorales cut to
-the same length, print one table, and write scripts/results/bench_music.json plus one MIDI,
-MusicXML and piano-roll PNG per model (and a held-out Bach excerpt for comparison). The GAN
-is scored at two sampling temperatures (its draws at 1, and sharper ones).
+the same length, print one table, and write bench_music.json plus one MIDI, MusicXML and
+piano-roll PNG per model (and a held-out Bach excerpt for comparison) into a folder of its own
+per run, named by the options that make the run:
+scripts/results/bench_music_<size>_<minutes>min_seed<S>/ (no run overwrites another's; the
+JSON holds the run's wall time, ``wall_s``). The GAN is scored at two sampling temperatures
+(its draws at 1, and sharper ones).
 
 Targets (issue 6): generated chorales within 0.10 of Bach on in-scale rate, qualified-note
 rate and empty-bar rate (rates: absolute difference).
 
-    python scripts/bench_music.py            # full run, about 20 minutes on 2 cores
+    python scripts/bench_music.py            # full run: two 9-minute training budgets, plus sampling
     python scripts/bench_music.py --quick    # smoke run, a minute or two; writes to /tmp
 """
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import platform
 import tempfile
@@ -32,6 +34,7 @@ from gailkit.generators import get_generator, load_family_data
 from gailkit.generators.music.common import bach_windows
 from gailkit.generators.music.metrics import METRICS
 from gailkit.generators.music.output import plot_pianoroll, write_midi
+from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"in_scale_rate": 0.10, "qualified_note_rate": 0.10, "empty_bar_rate": 0.10}
@@ -53,14 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the GAN is also scored with draws at this temperature (0: argmax)")
     p.add_argument("--samples", type=int, default=64, help="generated pieces scored per model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=None, help="results folder (default scripts/results; "
-                                                              "/tmp/bench_music_quick with --quick)")
+    p.add_argument("--out-dir", type=Path, default=None, help="results folder (default: one per run in "
+                   "scripts/results, named by size, minutes and seed; /tmp/bench_music_quick with --quick)")
     p.add_argument("--work-dir", type=Path, default=None, help="run directories (default: a temp folder)")
     args = p.parse_args(argv)
     if args.quick:
         args.limit, args.minutes, args.samples = args.limit or 24, 0.5, 8
         args.out_dir = args.out_dir or Path("/tmp/bench_music_quick")
-    args.out_dir = args.out_dir or RESULTS
+    limit = "" if args.limit is None else f"_limit{args.limit}"
+    args.out_dir = args.out_dir or RESULTS / f"bench_music_{args.size}_{args.minutes:g}min{limit}_seed{args.seed}"
     return args
 
 
@@ -162,10 +166,11 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    start = time.perf_counter()
     result = run(args)
+    result["wall_s"] = time.perf_counter() - start
     print_table(result)
-    path = args.out_dir / "bench_music.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    path = write_json(args.out_dir / "bench_music.json", result)
     print(f"wrote {path} and music_*.mid/.musicxml/.png beside it")
     return result
 

@@ -1,7 +1,8 @@
 """Benchmark: a GPT-2-style transformer against a Kneser-Ney character n-gram on held-out text.
 
-Run:  OMP_NUM_THREADS=2 python scripts/bench_text.py   (about 16 minutes on 2 CPU cores)
-Smoke run (a minute): python scripts/bench_text.py --quick --out runs/bench_text_smoke
+Run:  OMP_NUM_THREADS=2 python scripts/bench_text.py               (20 epochs)
+      OMP_NUM_THREADS=2 python scripts/bench_text.py --epochs 50   (its own result files)
+Smoke run (a minute): python scripts/bench_text.py --quick            (writes to /tmp/bench_text_quick)
 
 Both models train on the training side of the embedded standard-library corpus (docstrings
 and pydoc's language-reference topics, no download) and are scored on its held-out
@@ -9,8 +10,10 @@ documents: perplexity (per token for the transformer, per character for the n-gr
 per character, which compares them on one scale (total NLL in bits / characters of held-out
 text incl. one end-of-text symbol per document). The n-gram's order is chosen on a
 validation split carved out of the training side. Then one prompt is continued by every
-decoding method (greedy, beam, top-k, top-p, contrastive). Writes
-scripts/results/bench_text.json and scripts/results/text_samples.md.
+decoding method (greedy, beam, top-k, top-p, contrastive). Writes one JSON and one samples
+file per run, named by the options that make the run (no run overwrites another's):
+scripts/results/bench_text_<size>_epochs<E>_seed<S>.json and text_samples_<size>_epochs<E>_seed<S>.md;
+the JSON holds the wall time of the whole run (``wall_s``).
 Target: the transformer's bits/char at least 20% below the n-gram's.
 """
 
@@ -29,6 +32,7 @@ from gailkit.generators.text import TextData, load_data
 from gailkit.generators.text.corpus import split_documents
 from gailkit.generators.text.gpt import GPT
 from gailkit.generators.text.ngram import EOT, NGram
+from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).parent / "results"
 PROMPT = "Return a list of"
@@ -55,11 +59,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model, 1 epoch, 300 documents")
     p.add_argument("--out", type=Path, default=None, help="run directory for the transformer (default: none)")
-    p.add_argument("--json", type=Path, default=RESULTS / "bench_text.json")
-    p.add_argument("--samples", type=Path, default=RESULTS / "text_samples.md")
+    p.add_argument("--json", type=Path, default=None, help="result JSON (default: named by size, epochs, seed)")
+    p.add_argument("--samples", type=Path, default=None, help="samples file (default: named like the JSON)")
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.epochs, args.vocab_size, args.context, args.orders = "tiny", 1, 512, 64, "3,5"
+    results = Path("/tmp/bench_text_quick") if args.quick else RESULTS  # smoke runs stay out of results/
+    run_name = f"{args.size}_epochs{args.epochs}_seed{args.seed}"
+    if args.data is not None:  # another corpus: its own files ('/' and ',' would make odd names)
+        run_name += "_" + "".join(c if c.isalnum() else "-" for c in args.data)[:40]
+    args.json = args.json or results / f"bench_text_{run_name}.json"
+    args.samples = args.samples or results / f"text_samples_{run_name}.md"
     return args
 
 
@@ -147,10 +157,11 @@ def write_samples_md(path: Path, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    start = time.perf_counter()
     result = run(args)
+    result["wall_s"] = time.perf_counter() - start
     print_table(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     write_samples_md(args.samples, result)
     print(f"wrote {args.json} and {args.samples}")
     return result
