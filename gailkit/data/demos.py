@@ -271,7 +271,8 @@ def _read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray
 
 # What a corrupt or foreign archive can make zipfile and NumPy's header parser raise.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, IndexError,
-                OverflowError, NotImplementedError, struct.error)
+                OverflowError, NotImplementedError, struct.error,
+                RuntimeError)  # zipfile: a flipped flag bit says "encrypted, password required"
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -59,7 +59,8 @@ class DiscBatch(NamedTuple):
 
     @classmethod
     def from_numpy(cls, obs, acts, next_obs, dones, log_probs=None) -> DiscBatch:
-        t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+        # a copy: demonstrations are read-only arrays, which torch must not share
+        t = lambda x: torch.tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
         return cls(t(obs), t(acts), t(next_obs), t(dones).reshape(-1), None if log_probs is None else t(log_probs).reshape(-1))
 
 

@@ -168,3 +168,11 @@ def test_members_are_checked_against_the_zip_crc(tmp_path, valid):
     path.write_bytes(bytes(blob))
     with pytest.raises(DemoFormatError, match="corrupt|CRC"):
         load_demos(path)
+
+
+def test_a_member_flagged_as_encrypted_is_refused(tmp_path, valid):
+    """One flipped flag bit makes zipfile ask for a password (a RuntimeError inside zipfile)."""
+    blob = bytearray(valid[0])
+    entry = blob.find(b"PK\x01\x02")  # the first central-directory entry
+    blob[entry + 8] |= 0x01  # its general-purpose flags: bit 0, "encrypted"
+    assert _load(tmp_path, bytes(blob), Counter()) is None
