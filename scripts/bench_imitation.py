@@ -74,11 +74,10 @@ for env_id in args.envs:
             fields = dict(s["common"], **s["per_algo"].get(algo, {}))
             cfg = ImitationConfig(env=env_id, demos=demos_path, algo=algo, steps=max(1, s["steps"][algo]),
                                   out=out, seed=seed, progress=False, **fields)
-            if (out / "eval.json").exists():
-                history = json.loads((out / "eval.json").read_text())["history"]
-            else:
-                imitate(cfg)
-                history = json.loads((out / "eval.json").read_text())["history"]
+            finished = (out / "policy.safetensors").exists() or (algo == "bc" and (out / "eval.json").exists())
+            if not finished:  # a new run, or one stopped before its end: resumed from its checkpoint
+                imitate(cfg, resume=(out / "checkpoint").is_dir())
+            history = json.loads((out / "eval.json").read_text())["history"]
             finals.append(history[-1]["normalised"])
             walls.append(history[-1].get("wall_s", float("nan")))
             hit = next((h for h in history if h["normalised"] >= 0.9), None)
