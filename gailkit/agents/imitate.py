@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -19,7 +20,7 @@ from gailkit.agents.imitation import (
     resolve_disc_config,
     saved_configs,
 )
-from gailkit.agents.run import claim_run_dir, save_learning_curve
+from gailkit.agents.run import DEMOS_COPY, claim_run_dir, save_learning_curve
 from gailkit.configs import json_fields
 from gailkit.data.demos import load_demos
 from gailkit.discriminators import DiscriminatorConfig
@@ -30,7 +31,8 @@ from gailkit.nn.checkpoint import load_weights, read_json, verify_dir, write_jso
 __all__ = ["evaluate_run", "imitate", "load_run", "plot_runs", "summarise_runs"]
 
 EVAL_SEED = 10_000_000  # evaluation episodes never share seeds with training
-# what a resumed run may change: how far it goes and whether a bar is drawn
+# what a resumed run may change: how far it goes, whether a bar is drawn, and where the run is
+# (the folder was named by --out to find it)
 RESUMABLE_CHANGES = frozenset({"steps", "progress", "out"})
 
 
@@ -67,15 +69,15 @@ def imitate(config: ImitationConfig, disc_config: DiscriminatorConfig | None = N
 def _resumed_configs(config: ImitationConfig, disc_config: DiscriminatorConfig | None,
                      given: Collection[str] | None) -> tuple[ImitationConfig, DiscriminatorConfig]:
     """The run's saved configs with the new ``steps``; UsageError naming any other change."""
-    saved, saved_disc = saved_configs(config.out, steps=config.steps, progress=config.progress)
+    run = Path(config.out)
+    saved, saved_disc = saved_configs(run, steps=config.steps, progress=config.progress)
     if saved.algo == "bc":
-        raise UsageError(f"--resume: {config.out} is a BC run, which has no checkpoint (it trains in seconds); "
+        raise UsageError(f"--resume: {run} is a BC run, which has no checkpoint (it trains in seconds); "
                          "start a new run in another --out")
-    original = read_json(Path(config.out) / "config.json", what="run")["imitation"]
-    ours = {**dataclasses.asdict(config), "demos": str(Path(config.demos).resolve())}
-    theirs = {**original, "demos": str(Path(original["demos"]).resolve())}
-    pairs = [(f"--{k.replace('_', '-')}", ours[k], theirs.get(k)) for k in ours
-             if k not in RESUMABLE_CHANGES and (given is None or k in given)]
+    original = read_json(run / "config.json", what="run")["imitation"]
+    ours = dataclasses.asdict(config)
+    pairs = [(f"--{k.replace('_', '-')}", ours[k], original.get(k)) for k in ours
+             if k not in RESUMABLE_CHANGES and k != "demos" and (given is None or k in given)]
     if disc_config is not None:
         mine = dataclasses.asdict(resolve_disc_config(config, disc_config))
         pairs += [(f"--disc-{k.replace('_', '-')}", mine[k], v) for k, v in dataclasses.asdict(saved_disc).items()
@@ -85,7 +87,19 @@ def _resumed_configs(config: ImitationConfig, disc_config: DiscriminatorConfig |
             raise UsageError(f"--resume: {flag} {new} differs from the run's {flag} {old}; a resumed run keeps "
                              f"its options (only --steps may change): drop {flag}, or start a new run in "
                              "another --out")
+    if (given is None or "demos" in given) and not _same_demos(Path(config.demos), run, original["demos"]):
+        raise UsageError(f"--resume: --demos {config.demos} holds other demonstrations than the run's (recorded "
+                         f"from {original['demos']}, kept in {run / DEMOS_COPY}); drop --demos or pass that file")
     return saved, saved_disc
+
+
+def _same_demos(given: Path, run: Path, original: str) -> bool:
+    """Whether ``given`` names the run's demonstrations: the file it was started with (wherever
+    the command runs from now), or a file with the same bytes as the run's own copy."""
+    if given.resolve() == Path(original).resolve():
+        return True
+    copy = run / DEMOS_COPY
+    return copy.is_file() and given.is_file() and filecmp.cmp(given, copy, shallow=False)
 
 
 def _train_bc(config: ImitationConfig) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 from gailkit.buffers.kernels import replay_gather
-from gailkit.errors import UsageError
 
 __all__ = ["NumbaReplayBuffer", "RewardFn"]
 
@@ -44,7 +43,7 @@ class NumbaReplayBuffer(ReplayBuffer):
         reward_fn: RewardFn | None = None,
     ):
         if optimize_memory_usage:
-            raise UsageError(
+            raise ValueError(
                 "NumbaReplayBuffer stores next observations explicitly; "
                 "set optimize_memory_usage=False"
             )
@@ -58,7 +57,7 @@ class NumbaReplayBuffer(ReplayBuffer):
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
         upper = self.buffer_size if self.full else self.pos
         if upper == 0:
-            raise UsageError("cannot sample from an empty replay buffer; add transitions first")
+            raise ValueError("cannot sample from an empty replay buffer; add transitions first")
         pos = self.rng.integers(0, upper, size=batch_size)
         env_idx = self.rng.integers(0, self.n_envs, size=batch_size)
         return self._gather(pos, env_idx, env)

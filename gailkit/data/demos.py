@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ import numpy as np
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.data.types import Trajectory, Transitions, flatten_trajectories
 from gailkit.errors import GailkitError, MissingFileError
+from gailkit.files import atomic_write
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,8 +47,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 _REQUIRED = ("schema_version", "meta_json", "obs", "acts", "lengths", "terminal")
 
 
@@ -228,17 +226,11 @@ def save_demos(
     }
     if rews is not None:
         arrays["rews"] = rews.astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
             np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:

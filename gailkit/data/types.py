@@ -99,12 +99,12 @@ class Transitions:
     def __post_init__(self) -> None:
         n = len(self.obs)
         if self.next_obs.shape != self.obs.shape:
-            raise UsageError(
+            raise ValueError(
                 f"Transitions: next_obs shape {self.next_obs.shape} != obs shape {self.obs.shape}"
             )
         for name in ("acts", "dones") + (("rews",) if self.rews is not None else ()):
             if len(getattr(self, name)) != n:
-                raise UsageError(f"Transitions: {name} has {len(getattr(self, name))} rows, obs {n}")
+                raise ValueError(f"Transitions: {name} has {len(getattr(self, name))} rows, obs {n}")
         for name in ("obs", "acts", "next_obs"):
             object.__setattr__(self, name, _frozen(np.asarray(getattr(self, name))))
         object.__setattr__(self, "dones", _frozen(np.asarray(self.dones, dtype=bool)))
@@ -118,7 +118,7 @@ class Transitions:
 def flatten_trajectories(trajectories: Sequence[Trajectory]) -> Transitions:
     """Concatenate episodes into one ``Transitions`` batch (rewards kept if all have them)."""
     if not trajectories:
-        raise UsageError("flatten_trajectories: no trajectories given")
+        raise ValueError("flatten_trajectories: no trajectories given")
     dones = []
     for traj in trajectories:
         d = np.zeros(len(traj), dtype=bool)

@@ -132,7 +132,7 @@ class Discriminator(nn.Module):
             g_in = torch.cat([s, act], 1) if c.inputs == "sa" else s
             f = self.g(g_in).squeeze(-1) + c.gamma * (1 - done) * self.h(s2).squeeze(-1) - self.h(s).squeeze(-1)
             if log_probs is None:
-                raise UsageError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
+                raise ValueError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
             return f - log_probs, torch.zeros_like(f)
         out = self.net(x)
         if not c.vail:

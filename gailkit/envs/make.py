@@ -1,7 +1,7 @@
 """``gymnasium.make`` with user errors a user can act on.
 
-An unknown id, a missing optional dependency (Box2D, MuJoCo) or a bad keyword argument
-raises :class:`~gailkit.errors.UsageError` naming the fix instead of Gymnasium's traceback.
+An unknown id or a missing optional dependency (Box2D, MuJoCo) raises
+:class:`~gailkit.errors.UsageError` naming the fix instead of Gymnasium's traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from gailkit.errors import UsageError
 
 __all__ = ["check_env_id", "make_env"]
 
-_EXTRAS = {"box2d": "box2d", "mujoco": "mujoco"}
+_EXTRAS = ("box2d", "mujoco")  # gailkit's pip extras of the same names
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -40,6 +40,6 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     try:
         return gym.make(env_id, **kwargs)
     except gym_error.DependencyNotInstalled as e:
-        extra = next((x for key, x in _EXTRAS.items() if key in str(e).lower()), "all")
+        extra = next((x for x in _EXTRAS if x in str(e).lower()), "all")
         raise UsageError(f"{env_id} needs a package that is not installed ({str(e).splitlines()[0]}); "
                          f"install it with `pip install 'gailkit[{extra}]'`") from None

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from gailkit.configs import check_bounds, check_types, doc
-from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import (
     CheckpointError,
     capture_rng,
@@ -39,16 +38,10 @@ from gailkit.nn.checkpoint import (
 )
 from gailkit.progress import progress_bar
 
-__all__ = ["DataKindError", "Generator", "GeneratorConfig", "TorchGenerator", "check_bounds", "check_types", "plot_history"]
+__all__ = ["Generator", "GeneratorConfig", "TorchGenerator", "plot_history"]
 
 FORMAT = "gailkit.generator"
 FORMAT_VERSION = 1
-
-
-class DataKindError(UsageError, TypeError):
-    """A model got another kind of data than it takes (one image domain for CycleGAN, a pair
-    for DCGAN): a TypeError to Python callers, a one-line user error on the command line, where
-    the --data spec chose the kind."""
 
 
 @dataclasses.dataclass

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gailkit.errors import GailkitError
+from gailkit.files import atomic_write, write_json
 
 __all__ = [
     "CheckpointError",
@@ -47,28 +47,11 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+
 
 
 class CheckpointError(GailkitError, RuntimeError):
     """A checkpoint is missing, incomplete or belongs to something else; the message says which."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, then rename the temporary file to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -166,12 +149,6 @@ def recover_dir(path: str | os.PathLike) -> Path:
     if not path.exists() and old.exists():
         old.rename(path)
     return path
-
-
-def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class JSONRecord(dict):

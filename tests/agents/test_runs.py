@@ -150,10 +150,17 @@ def test_resume_refuses_a_changed_option_and_names_it(tmp_path, cartpole_demos, 
 
 def test_resume_refuses_other_demonstrations_and_another_env(tmp_path, cartpole_demos, capsys, finished):
     out = copy_of(finished, tmp_path)
-    other = shutil.copy(cartpole_demos, tmp_path / "other.npz")
+    from gailkit.data import load_demos, save_demos
+
+    demos = load_demos(cartpole_demos)
+    other = save_demos(tmp_path / "other.npz", demos.trajectories[:-1], env_id=demos.env_id,
+                       observation_space=demos.observation_space, action_space=demos.action_space,
+                       metadata=demos.metadata)
+    same = shutil.copy(cartpole_demos, tmp_path / "same_bytes.npz")
     capsys.readouterr()
-    assert main(gail(Path(other), out, 512, "--resume")) == 2
-    assert "--demos" in capsys.readouterr().err
+    assert main(gail(other, out, 512, "--resume")) == 2
+    assert "--demos" in (err := capsys.readouterr().err) and "holds other demonstrations" in err, err
+    assert main(gail(Path(same), out, 384, "--resume")) == 0, "a copy of the run's demonstrations was refused"
     argv = gail(cartpole_demos, out, 512, "--resume")
     argv[argv.index("--env") + 1] = "gailkit/CartPoleFixedHorizon-v1"
     assert main(argv) == 2
@@ -190,7 +197,8 @@ def test_a_run_started_with_relative_paths_is_evaluated_and_resumed_from_elsewhe
     assert main(["eval", "--run", str(run), "--episodes", "2"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert Path(saved["demos"]["path"]).is_absolute(), saved["demos"]
-    assert main(["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(start / "demos.npz"),
+    # the run's own copy serves as --demos too: the same bytes as the file it started with
+    assert main(["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(run / "demos.npz"),
                  "--out", str(run), "--steps", "512", *TINY, "--resume"]) == 0
     assert json.loads((run / "eval.json").read_text())["history"][-1]["steps"] == 512
 

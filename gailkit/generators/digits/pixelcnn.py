@@ -32,7 +32,7 @@ class MaskedConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, mask_type: str):
         if mask_type not in ("A", "B") or kernel_size % 2 == 0:
-            raise UsageError(f"mask_type must be 'A' or 'B' and kernel_size odd, got {mask_type!r}, {kernel_size}")
+            raise ValueError(f"mask_type must be 'A' or 'B' and kernel_size odd, got {mask_type!r}, {kernel_size}")
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         mask = torch.ones(kernel_size, kernel_size)
         centre = kernel_size // 2

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from gailkit.data.images import ImageData
-from gailkit.errors import UsageError
-from gailkit.generators.base import DataKindError, TorchGenerator
+from gailkit.errors import UnsupportedError, UsageError
+from gailkit.generators.base import TorchGenerator
 from gailkit.generators.image.features import embed, frechet_distance, nn_ratio
 from gailkit.generators.pictures import save_grid
 
@@ -44,7 +44,7 @@ class ImageGenerator(TorchGenerator):
         """``data`` as ImageData matching the built model, or a clear error."""
         if not isinstance(data, ImageData):
             hint = " (a pair of domains is CycleGAN's data)" if hasattr(data, "a") else ""
-            raise DataKindError(f"{self.family}/{self.name} takes an ImageData, got {type(data).__name__}{hint}")
+            raise UnsupportedError(f"{self.family}/{self.name} takes an ImageData, got {type(data).__name__}{hint}")
         if self.built and data.shape != self._shape():
             raise UsageError(f"{self.family}/{self.name} was built for {'x'.join(map(str, self._shape()))} images "
                              f"(C x H x W), got {'x'.join(map(str, data.shape))} from {data.name!r}; load the data "

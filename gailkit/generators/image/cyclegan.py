@@ -22,9 +22,9 @@ from torch import nn
 
 from gailkit.configs import doc
 from gailkit.data.images import ImageData
-from gailkit.errors import UsageError
+from gailkit.errors import UnsupportedError, UsageError
 from gailkit.generators import register
-from gailkit.generators.base import DataKindError, GeneratorConfig, TorchGenerator
+from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.image.common import check_array
 from gailkit.generators.image.features import DomainJudge
 from gailkit.generators.image.sources import ImagePair
@@ -114,7 +114,7 @@ def _as_pair(data: Any) -> ImagePair:
         return data
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(d, ImageData) for d in data):
         return ImagePair(*data)
-    raise DataKindError(f"image/cyclegan takes two image domains: an ImagePair or a tuple (ImageData, ImageData), "
+    raise UnsupportedError(f"image/cyclegan takes two image domains: an ImagePair or a tuple (ImageData, ImageData), "
                         f"got {type(data).__name__}; on the command line use --data pair:FOLDER_A,FOLDER_B or "
                         f"demo-pair")
 
