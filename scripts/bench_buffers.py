@@ -33,17 +33,16 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from scipy.stats import mannwhitneyu
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.experts import evaluate_policy
+from gailkit.agents.imitate import EVAL_SEED  # the library's evaluation seeds: disjoint from training
 from gailkit.buffers import NumbaRolloutBuffer
 from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EVAL_SEED = 10_000_000  # the library's evaluation seeds (gailkit.agents.imitate): disjoint from training
 EVAL_EPISODES = 20
 
 
@@ -128,6 +127,8 @@ def timing_part(args: argparse.Namespace) -> dict[str, Any]:
 
 def returns_part(args: argparse.Namespace) -> dict[str, Any]:
     """Returns per buffer and seed; Mann-Whitney U between SB3's and gailkit's per configuration."""
+    from scipy.stats import mannwhitneyu  # scipy comes with the dev extras, not with gailkit itself
+
     rows = []
     for config in (c for c in CONFIGS if CONFIGS[c]["key"] in args.configs):
         runs = {name: [ppo_run(config, name, seed, args.ppo_steps, evaluate=True) | {"seed": seed}

@@ -86,7 +86,7 @@ def main() -> None:
         returns = stage("evaluation", lambda: {name: evaluate_controller(model, params, p.env, args.eval_episodes)
                                                for name, params in (("controller", best), ("random", None))})
         recon = reconstruction_vs_mean_frame(model, data, held)
-        m_sse, copy_sse = next_latent_errors(model, held, seed=args.seed)
+        m_sse, copy_sse = next_latent_errors(model, held)
         prediction = {"m_sse": m_sse, "copy_sse": copy_sse, "ratio": m_sse / copy_sse}
         n_frames = len(frames_of(data))
     wall["total"] = time.perf_counter() - start_all

@@ -74,11 +74,12 @@ class WorldModel:
         return model
 
     @torch.no_grad()
-    def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(B, 64, 64, 3)`` uint8 frames -> sampled latents ``(B, Z)``."""
+    def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None,
+                      mean: bool = False) -> torch.Tensor:
+        """``(B, 64, 64, 3)`` uint8 frames -> sampled latents ``(B, Z)`` (posterior means with ``mean``)."""
         x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
-        mean, logvar = self.vae.encode(x)
-        return self.vae.sample_latent(mean, logvar, generator)
+        mu, logvar = self.vae.encode(x)
+        return mu if mean else self.vae.sample_latent(mu, logvar, generator)
 
     @torch.no_grad()
     def decode_frames(self, z: torch.Tensor) -> np.ndarray:

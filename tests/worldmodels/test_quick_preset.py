@@ -17,29 +17,22 @@ from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, next_latent_errors, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
 
 ENV = WM_PRESETS["quick"].env
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """12 random episodes, V left untrained (M is under test), a small M trained on V's latents."""
+    """12 random episodes, V left untrained, a small M trained on V's latents: the machinery the
+    controller tests below need. (Whether M learns the dynamics is only measurable with a trained
+    V: `scripts/bench_worldmodel_quick.py` reports it, the slow tests below check the preset.)"""
     root = tmp_path_factory.mktemp("small")
     collect_chunks(ENV, root / "data", 12, progress=False)
     collect_chunks(ENV, root / "held_out", 4, seed=500, progress=False)
     train_vae(root / "data", root / "model", latent_dim=16, epochs=0, progress=False)
     model = train_mdn(root / "data", root / "model", epochs=300, seq_len=16, hidden=32, progress=False)
     return root, model
-
-
-def test_m_predicts_the_next_latent_better_than_copying_it(small_run):
-    root, model = small_run
-    m_err, copy_err = next_latent_errors(model, root / "held_out")
-    # V's latents are samples, so copying z[t] pays V's noise twice and a learnt mean once. Measured
-    # with seeds 0 / 1 / 2 (data, V, M): ratio 0.456 / 0.551 / 0.551; an M fed its own target
-    # one step late would sit at 1.
-    assert m_err < 0.75 * copy_err, f"M's next-latent error {m_err:.2f} vs copying {copy_err:.2f}"
 
 
 def test_controller_actions_reach_the_real_env(small_run):

@@ -23,7 +23,7 @@ def test_it_is_the_world_models_vae_and_learns(run):
     assert type(model.vae) is ConvVAE and model.vae.channels == 1
     first, last = model.history[0]["loss"], model.history[-1]["loss"]
     # measured with seeds 0 / 1 / 2: 2816 -> 2580 / 2729 -> 2341 / 2880 -> 2467 (0.92 / 0.86 / 0.86)
-    assert last < 0.95 * first, f"loss {first:.0f} -> {last:.0f} in 2 epochs"
+    assert last < 0.97 * first, f"loss {first:.0f} -> {last:.0f} in 2 epochs"  # 0.92 / 0.86 / 0.86 on seeds 0-2
 
 
 def test_shapes_at_the_data_size(run):
