@@ -210,9 +210,6 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
-        if not args.resume and ctrl.is_dir() and any(ctrl.iterdir()):
-            raise UsageError(f"{ctrl} already holds a controller; continue it with --resume, or delete the folder "
-                             "to train a new one")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if args.where == "dream":
             model = WorldModel.load(model_dir)

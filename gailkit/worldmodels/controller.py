@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.cmaes import CMAES
@@ -90,6 +91,9 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         history = saved["history"]
         _check_resumable(out, es, n_params, saved["config"], config)
     else:
+        if (out / "history.json").exists():
+            raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
+                             "to train a new one")
         es = CMAES(np.zeros(n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from gailkit.errors import UsageError
 from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
@@ -55,6 +56,9 @@ def test_dream_training_runs_and_v_only_controller_sees_z_alone(small_run, tmp_p
     best, history = train_controller_in_dream(model, cfg, tmp_path / "c", start_z=start_latents(model, root / "data"),
                                               progress=False)
     assert [h["generation"] for h in history] == [1, 2] and best.shape == (controller_for(model).n_params,)
+    with pytest.raises(UsageError, match="already holds a controller"):  # never overwritten silently
+        train_controller_in_dream(model, cfg, tmp_path / "c", start_z=start_latents(model, root / "data"),
+                                  progress=False)
     v_only = controller_for(model, memory=False)
     assert v_only.in_dim == model.latent_dim
     assert v_only.n_params == 2 * (model.latent_dim + 1)
