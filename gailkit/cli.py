@@ -8,11 +8,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from gailkit.configs import add_config_args, config_from_args, given_fields, int_in
+from gailkit.configs import add_config_args, check_bounds, config_from_args, given_fields, int_in
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
 
 
@@ -25,9 +25,10 @@ class ExpertEvalConfig:
     seed: int = dataclasses.field(default=1_000_000, metadata={"help": "episode i is reset with seed + i"})
     env: str | None = dataclasses.field(default=None, metadata={"help": "evaluate in another env (same spaces)"})
 
+    bounds: ClassVar[dict[str, str]] = {"episodes": "[1, inf)", "seed": "[0, 2**32)"}
+
     def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise UsageError(f"--episodes {self.episodes}: must be >= 1")
+        check_bounds(self, self.bounds)
 
 
 @dataclasses.dataclass
@@ -355,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setattr(args, args.accepts_extra, [])
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     try:
         if getattr(args, "seed", None) is not None:
             if not 0 <= args.seed < 2**32:

@@ -105,7 +105,8 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str) -> C
                                            f"missing {missing}" if missing else "") if part)
         raise UsageError(f"{source}: {cls.__name__} fields do not match this gailkit ({what}); the file is "
                          "damaged or was written by another version")
-    return cls(**{k: (Path(v) if isinstance(v, str) and _base_type(typing.get_type_hints(cls)[k]) is Path else v)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: (Path(v) if isinstance(v, str) and _base_type(hints[k]) is Path else v)
                   for k, v in data.items()})
 
 

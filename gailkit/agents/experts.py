@@ -273,8 +273,6 @@ def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tupl
 
 def collect_demos(config: CollectConfig) -> tuple[Path, Demonstrations]:
     """Record expert episodes and write them to ``config.out``; returns the path and the data."""
-    if config.episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {config.episodes}")
     expert = load_expert(config.expert)
     env_id = config.env or expert.env_id
     if env_id != expert.env_id:

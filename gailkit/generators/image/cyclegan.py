@@ -135,8 +135,6 @@ class CycleGAN(TorchGenerator):
         if h < 16 or w < 16 or h % 4 or w % 4:
             raise UsageError(f"image/cyclegan needs sides that are multiples of 4 and at least 16 pixels, got {h}x{w}; "
                              f"resize the data (e.g. --data pair:A,B,size=32)")
-        if cfg.width < 1 or cfg.n_res < 0 or cfg.pool_size < 0:
-            raise UsageError("width must be positive, n_res and pool_size non-negative")
         self.g_ab, self.g_ba = _generator(c, cfg.width, cfg.n_res), _generator(c, cfg.width, cfg.n_res)
         self.d_a, self.d_b = _patch_discriminator(c, cfg.width), _patch_discriminator(c, cfg.width)
         for net in (self.g_ab, self.g_ba, self.d_a, self.d_b):

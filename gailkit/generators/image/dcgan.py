@@ -102,8 +102,6 @@ class DCGAN(ImageGenerator):
                              f"got {h}x{w}; resize the data (e.g. --data folder:PATH,size=32)")
         if cfg.norm not in ("batch", "spectral"):
             raise UsageError(f"norm must be 'batch' or 'spectral', got {cfg.norm!r}")
-        if cfg.latent_dim < 1 or cfg.width < 1:
-            raise UsageError(f"latent_dim and width must be positive, got {cfg.latent_dim} and {cfg.width}")
         self.gen = _Generator(cfg.latent_dim, c, h, cfg.width)
         self.disc = _Discriminator(c, h, cfg.width, cfg.norm)
         for module in (self.gen, self.disc):

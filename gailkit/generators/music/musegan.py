@@ -201,8 +201,6 @@ class MuseGAN(MusicSamplesMixin, TorchGenerator):
             chorales = [to_common_key(c) for c in chorales]
         if cfg.resolution not in (1, 2, 4):
             raise UsageError(f"resolution must be 1, 2 or 4 sixteenths, got {cfg.resolution}")
-        if cfg.bars < 1:
-            raise UsageError(f"bars must be >= 1, got {cfg.bars}")
         if not self.built:
             pitches = np.concatenate([c.voices[c.voices < HOLD] for c in chorales])
             self.build({"bars": cfg.bars, "resolution": cfg.resolution, "pitch_lo": int(pitches.min()),

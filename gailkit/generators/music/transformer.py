@@ -148,8 +148,6 @@ class MusicTransformer(MusicSamplesMixin, TorchGenerator):
     def prepare(self, data: Any) -> tuple[torch.Tensor, ...]:
         chorales = check_chorales(data, what="music/transformer.fit")
         cfg = self.config
-        if cfg.window < 1 or cfg.stride < 1:
-            raise UsageError(f"window and stride must be >= 1, got {cfg.window} and {cfg.stride}")
         windows = chorale_windows(chorales, window=cfg.window, stride=cfg.stride)
         if not len(windows):
             raise UsageError(f"no chorale is {cfg.window} sixteenths long; use a smaller --window")
