@@ -7,6 +7,7 @@ stable-baselines3 and the networks load when a name that needs them is first tou
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,12 @@ def lazy_exports(package: str, where: dict[str, str]) -> tuple[Callable[[str], A
     def __getattr__(name: str) -> Any:
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(where[name]), name)
+        value = getattr(importlib.import_module(where[name]), name)
+        # Importing a submodule binds it on the package; where the export shares the submodule's
+        # name (gailkit.agents.imitate, the function, in gailkit/agents/imitate.py) the export wins,
+        # as an eager ``from .imitate import imitate`` would have it.
+        setattr(sys.modules[package], name, value)
+        return value
 
     def __dir__() -> list[str]:
         return sorted(where)

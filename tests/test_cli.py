@@ -178,3 +178,12 @@ def test_help_imports_no_heavy_library():
             "print(sorted(m for m in ('torch', 'stable_baselines3', 'transformers', 'music21') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", f"building the parser imported {out.stdout.strip()}"
+
+
+def test_lazy_package_exports_are_the_objects_not_submodules():
+    """``gailkit.agents.imitate`` is both a module and the function it exports; the package gives
+    the function, as README's ``from gailkit.agents import ImitationConfig, imitate, load_run``."""
+    code = ("from gailkit.agents import ImitationConfig, imitate, load_run; import gailkit.agents as a; "
+            "print(callable(imitate), callable(a.imitate), callable(load_run))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["True", "True", "True"], out.stdout
