@@ -144,6 +144,11 @@ def load_run(directory: str | Path) -> ImitationRun:
     """Rebuild a trainer from a run directory with its final (or latest checkpoint's) policy."""
     directory = Path(directory)
     _run_meta(directory)
+    return _trainer_with_policy(directory)
+
+
+def _trainer_with_policy(directory: Path) -> ImitationRun:
+    """:func:`load_run` once ``directory`` is known to hold an imitation run."""
     config, disc_config = saved_configs(directory, progress=False)
     if config.algo == "bc":
         raise UsageError(f"{directory} is a BC run; load its policy with `gailkit.agents.BC.load(DIR / 'bc')`")
@@ -173,7 +178,7 @@ def evaluate_run(directory: str | Path, episodes: int = 20) -> dict[str, Any]:
         expert, random_return = meta.get("expert_return"), meta.get("random_return")
         out = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
     else:
-        trainer = load_run(directory)
+        trainer = _trainer_with_policy(directory)  # _run_meta has checked the folder
         out = trainer.evaluate(episodes)
         out.pop("steps", None)
         expert, random_return = trainer.expert_return, trainer.random_return

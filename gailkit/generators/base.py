@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from gailkit.configs import check_bounds, check_types, doc
+from gailkit.configs import check_bounds, check_types, doc, json_fields
 from gailkit.nn.checkpoint import (
     CheckpointError,
     capture_rng,
@@ -75,10 +75,6 @@ def _versions() -> dict[str, str]:
 
     return {"gailkit": gailkit.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0]}
-
-
-def _config_to_json(config: Any) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
 
 
 class Generator(abc.ABC):
@@ -169,7 +165,7 @@ class Generator(abc.ABC):
         """``directory/config.json``: what :meth:`_read_config` checks and rebuilds from."""
         write_json(directory / "config.json", {
             "format": FORMAT, "version": FORMAT_VERSION, "family": self.family, "model": self.name,
-            "config": _config_to_json(self.config), "data": self.data_info, "extra": dict(extra),
+            "config": json_fields(self.config), "data": self.data_info, "extra": dict(extra),
             "history": self.history, "versions": _versions(),
         })
 
@@ -273,7 +269,7 @@ class TorchGenerator(Generator):
         # progress.json names the state file, so a crash between the two writes leaves the
         # previous pair intact; older state files are removed only after the switch.
         write_json(directory / "progress.json", {
-            "epoch": epoch, "state": state_file, "config": _config_to_json(self.config), "data": self.data_info,
+            "epoch": epoch, "state": state_file, "config": json_fields(self.config), "data": self.data_info,
             "extra": self.extra_meta(), "history": self.history, "rng": rng_meta,
         })
         for old in directory.glob("state_*.safetensors"):
@@ -287,7 +283,7 @@ class TorchGenerator(Generator):
         if not isinstance(progress["config"], dict) or not isinstance(progress["history"], list):
             raise CheckpointError(f"{directory}/progress.json has the wrong structure: {damaged}")
         saved = {k: v for k, v in progress["config"].items() if k != "epochs"}
-        current = {k: v for k, v in _config_to_json(self.config).items() if k != "epochs"}
+        current = {k: v for k, v in json_fields(self.config).items() if k != "epochs"}
         if saved != current:
             diff = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
                              if saved.get(k) != current.get(k))
