@@ -14,6 +14,7 @@ import numpy as np
 
 from gailkit.configs import add_config_args, check_bounds, config_from_args, given_fields, int_in
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
+from gailkit.evaluation import EVAL_SEED
 
 
 @dataclasses.dataclass
@@ -22,7 +23,8 @@ class ExpertEvalConfig:
 
     expert: Path = dataclasses.field(metadata={"help": "expert directory"})
     episodes: int = dataclasses.field(default=20, metadata={"help": "evaluation episodes"})
-    seed: int = dataclasses.field(default=1_000_000, metadata={"help": "episode i is reset with seed + i"})
+    seed: int = dataclasses.field(default=EVAL_SEED, metadata={"help": "episode i is reset with seed + i (default: the "
+                                                                       "library's evaluation seeds)"})
     env: str | None = dataclasses.field(default=None, metadata={"help": "evaluate in another env (same spaces)"})
 
     bounds: ClassVar[dict[str, str]] = {"episodes": "[1, inf)", "seed": "[0, 2**32)"}
@@ -122,16 +124,67 @@ def cmd_demos_info(args: argparse.Namespace) -> None:
         print(json.dumps(demos.summary(), indent=2))
 
 
-def cmd_imitate(args: argparse.Namespace) -> None:
-    from gailkit.agents.configs import ImitationConfig
-    from gailkit.agents.imitate import imitate
-    from gailkit.discriminators.config import DiscriminatorConfig
+_IMITATE_USAGE = "gailkit imitate ALGO --env ENV --demos FILE --out DIR [options] (gailkit imitate ALGO --help)"
 
-    config = config_from_args(ImitationConfig, args)
-    disc = config_from_args(DiscriminatorConfig, args, prefix="disc", seed=config.seed)
-    given = given_fields(ImitationConfig, args.argv) | {
-        f"disc_{name}" for name in given_fields(DiscriminatorConfig, args.argv, prefix="disc")}
-    result = imitate(config, disc, resume=args.resume, given=given)
+
+def _algorithm_parser(name: str, cls: type) -> argparse.ArgumentParser:
+    """Every flag ``gailkit imitate NAME`` takes, generated from the algorithm's config and its parts'."""
+    parser = _Parser(prog=f"gailkit imitate {name}", add_help=False,
+                     description=(cls.__doc__ or "").strip().split("\n")[0])
+    add_config_args(parser.add_argument_group(f"{name} options"), cls.Config)
+    for part, part_cls in cls.parts.items():
+        add_config_args(parser, part_cls, prefix=part, skip=("seed",))
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    return parser
+
+
+def _refuse_foreign_flags(name: str, leftover: list[str], found: dict[str, type]) -> None:
+    """UsageError for the first flag ``name`` does not take, naming the algorithms that do."""
+    flags = [a.split("=", 1)[0] for a in leftover if a.startswith("--")]
+    for flag in flags:
+        owners = [other for other, cls in found.items() if other != name and flag in
+                  _algorithm_parser(other, cls)._option_string_actions]
+        if owners:
+            raise UsageError(f"{flag} is an option of {', '.join(owners)}, not of {name}; drop it "
+                             f"(gailkit imitate {name} --help lists {name}'s options)")
+    raise UsageError(f"gailkit imitate {name}: unrecognized arguments: {' '.join(leftover)} "
+                     f"(gailkit imitate {name} --help lists the options)")
+
+
+def cmd_imitate(args: argparse.Namespace) -> None:
+    from gailkit.agents.imitate import imitate
+    from gailkit.agents.registry import algorithms
+
+    name = args.algorithm or args.algo
+    if args.algorithm and args.algo and args.algorithm != args.algo:
+        raise UsageError(f"imitate {args.algorithm} --algo {args.algo}: two algorithms; give one")
+    found = algorithms()
+    if name is None:
+        if args.help:
+            args.imitate_parser.print_help()
+            print("\nalgorithms (gailkit imitate ALGO --help shows each one's options):")
+            for other, cls in found.items():
+                print(f"  {other:<14} {(cls.__doc__ or '').strip().splitlines()[0]}")
+            return
+        raise UsageError(f"give an algorithm: gailkit imitate ALGO ... with ALGO one of {', '.join(found)}")
+    if name not in found:
+        raise UsageError(f"unknown imitation algorithm {name!r}; choose one of {', '.join(found)}")
+    cls = found[name]
+    parser = _algorithm_parser(name, cls)
+    if args.help:
+        parser.print_help()
+        return
+    options, leftover = parser.parse_known_args(args.algo_options)
+    if leftover:
+        _refuse_foreign_flags(name, leftover, found)
+    config = config_from_args(cls.Config, options)
+    np.random.seed(config.seed)  # global seeding happens at the entry point only
+    parts = {part: config_from_args(part_cls, options, prefix=part, seed=config.seed)
+             for part, part_cls in cls.parts.items()}
+    given = given_fields(cls.Config, args.argv) | {
+        f"{part}_{field}" for part, part_cls in cls.parts.items()
+        for field in given_fields(part_cls, args.argv, prefix=part)}
+    result = imitate(config, resume=options.resume, given=given, **parts)
     _print_result(result)
     names = sorted(p.name for p in Path(config.out).iterdir() if not p.name.startswith("."))
     print(f"wrote run to {config.out}/: {', '.join(names)}")
@@ -269,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     expert = sub.add_parser("expert", help="train, evaluate and list expert policies")
     esub = expert.add_subparsers(dest="expert_command", required=True, metavar="ACTION")
-    from gailkit.agents.configs import CollectConfig, ExpertConfig, ImitationConfig
+    from gailkit.agents.configs import CollectConfig, ExpertConfig
 
     p = esub.add_parser("train", help="train an SB3 expert with the env's preset")
     add_config_args(p, ExpertConfig)
@@ -289,13 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, DemosInfoConfig, positional=("file",))
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_demos_info)
-    from gailkit.discriminators.config import DiscriminatorConfig
-
-    p = sub.add_parser("imitate", help="train BC, GAIL or AIRL from demonstrations")
-    add_config_args(p, ImitationConfig)
-    add_config_args(p, DiscriminatorConfig, prefix="disc", skip=("seed",))
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.set_defaults(func=cmd_imitate)
+    # ALGO's flags are generated from its config once ALGO is known (importing the algorithms
+    # needs torch, which `gailkit --help` should not wait for)
+    p = sub.add_parser("imitate", add_help=False, usage=_IMITATE_USAGE,
+                       help="train an imitation algorithm (bc, gail, airl, dac, sqil, ...) from demonstrations",
+                       description="Train an imitation algorithm from demonstrations in a run directory.")
+    p.add_argument("algorithm", nargs="?", metavar="ALGO", help="the algorithm (gailkit imitate --help lists them)")
+    p.add_argument("--algo", help="the same as ALGO")
+    p.add_argument("-h", "--help", action="store_true", help="show the options (with ALGO: that algorithm's)")
+    p.set_defaults(func=cmd_imitate, accepts_extra="algo_options", imitate_parser=p)
 
     p = sub.add_parser("report", help="table (and learning-curve PNG) of finished imitation runs")
     p.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR", help="runs to compare")

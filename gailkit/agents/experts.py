@@ -13,7 +13,6 @@ Hyperparameters follow the RL Baselines3 Zoo, trimmed to what runs on a laptop C
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +20,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import stable_baselines3
 import torch
 from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 
-import gailkit
 from gailkit.agents.configs import CollectConfig, ExpertConfig
 from gailkit.agents.run import claim_run_dir
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
@@ -37,8 +34,10 @@ from gailkit.data.demos import Demonstrations, check_compatible, load_demos, sav
 from gailkit.data.types import Trajectory
 from gailkit.envs.make import check_env_id, make_env
 from gailkit.errors import UsageError
+from gailkit.evaluation import EVAL_SEED
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 from gailkit.progress import show_progress
+from gailkit.versions import versions
 
 __all__ = [
     "PRESETS",
@@ -238,10 +237,9 @@ def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tupl
     model = _build(config.env, preset, config.seed, config.device, tb=str(out / "tb"))
     model.learn(total_timesteps=preset.steps, progress_bar=show_progress(config.progress), tb_log_name="expert")
     wall = time.perf_counter() - start
-    eval_seed = config.seed + 1_000_000  # disjoint from training seeds
     returns = evaluate_policy(lambda o: model.predict(o, deterministic=True)[0], config.env,
-                              config.eval_episodes, seed=eval_seed)
-    rand = random_returns(config.env, config.eval_episodes, seed=eval_seed)
+                              config.eval_episodes, seed=EVAL_SEED)
+    rand = random_returns(config.env, config.eval_episodes, seed=EVAL_SEED)
     card = {
         "env_id": config.env,
         "algo": preset.algo,
@@ -258,13 +256,7 @@ def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tupl
         "env_id": config.env,
         "seed": config.seed,
         "preset": dataclasses.asdict(preset),
-        "versions": {
-            "gailkit": gailkit.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-            "torch": torch.__version__,
-            "gymnasium": gym.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": versions(),
     }
     expert = Expert(model, config.env, card)
     expert.save(out, cfg)

@@ -2,7 +2,8 @@
 
 from gailkit.buffers import kernels
 from gailkit.buffers.assembly import trajectories_from_rollout
+from gailkit.buffers.mixed import ExpertMixReplayBuffer
 from gailkit.buffers.replay import NumbaReplayBuffer
-from gailkit.buffers.rollout import NumbaRolloutBuffer
+from gailkit.buffers.rollout import ImitationRolloutBuffer, NumbaRolloutBuffer
 
-__all__ = ["NumbaReplayBuffer", "NumbaRolloutBuffer", "kernels", "trajectories_from_rollout"]
+__all__ = ["ExpertMixReplayBuffer", "ImitationRolloutBuffer", "NumbaReplayBuffer", "NumbaRolloutBuffer", "kernels", "trajectories_from_rollout"]

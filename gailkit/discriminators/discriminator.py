@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import gailkit
 from gailkit.data.spaces import space_from_json, space_to_json
 from gailkit.discriminators.config import DiscriminatorConfig
 from gailkit.errors import UnsupportedError, UsageError
@@ -43,6 +42,7 @@ from gailkit.nn.checkpoint import (
     save_tensors,
     write_json,
 )
+from gailkit.versions import versions
 
 __all__ = ["DiscBatch", "Discriminator"]
 
@@ -232,6 +232,27 @@ class Discriminator(nn.Module):
             r = logit
         return r.numpy().astype(np.float32)
 
+    @torch.no_grad()
+    def transfer_reward(self, obs, acts, next_obs, dones) -> np.ndarray:
+        """The learned reward on its own, for a new policy to train on: ``(B,)`` float32.
+
+        AIRL: ``g(s)`` (or ``g(s, a)``), the part of ``f`` that is neither shaping nor the
+        policy's ``log pi`` (with a state-only ``g`` it is the reward AIRL recovers up to a
+        constant, Fu et al., 2018). Otherwise the reward of ``config.reward`` (which needs no
+        ``log pi``).
+        """
+        if not self.config.airl:
+            return self.reward(obs, acts, next_obs, dones)
+        was_training = self.training
+        self.eval()
+        try:
+            batch = DiscBatch.from_numpy(obs, acts, next_obs, dones)
+            s = self._obs(batch.obs)
+            g_in = torch.cat([s, self._acts(batch.acts)], 1) if self.config.inputs == "sa" else s
+            return self.g(g_in).squeeze(-1).numpy().astype(np.float32)
+        finally:
+            self.train(was_training)
+
     # ----- checkpoints ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write ``discriminator.json``, ``discriminator.safetensors`` and the optimiser state."""
@@ -244,7 +265,7 @@ class Discriminator(nn.Module):
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "optimizer_steps": optimizer_steps(self.optimizer),
-            "gailkit": gailkit.__version__,
+            "versions": versions(),
         })
         return directory
 

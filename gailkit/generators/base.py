@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from gailkit.nn.checkpoint import (
     write_json,
 )
 from gailkit.progress import progress_bar
+from gailkit.versions import versions
 
 __all__ = ["Generator", "GeneratorConfig", "TorchGenerator", "plot_history"]
 
@@ -68,13 +68,6 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         check_types(self)
         check_bounds(self, self.bounds)
-
-
-def _versions() -> dict[str, str]:
-    import gailkit
-
-    return {"gailkit": gailkit.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": sys.version.split()[0]}
 
 
 class Generator(abc.ABC):
@@ -166,7 +159,7 @@ class Generator(abc.ABC):
         write_json(directory / "config.json", {
             "format": FORMAT, "version": FORMAT_VERSION, "family": self.family, "model": self.name,
             "config": json_fields(self.config), "data": self.data_info, "extra": dict(extra),
-            "history": self.history, "versions": _versions(),
+            "history": self.history, "versions": versions(),
         })
 
     @classmethod

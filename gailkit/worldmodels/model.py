@@ -16,11 +16,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import gailkit
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 from gailkit.nn.vae import ConvVAE
+from gailkit.versions import versions
 from gailkit.worldmodels.mdn_rnn import MDNRNN, MDNRNNConfig
 
 __all__ = ["WorldModel"]
@@ -53,7 +53,7 @@ class WorldModel:
         save_tensors(directory / "mdn_rnn.safetensors", self.mdn.state_dict())
         write_json(directory / "world_model.json", {
             "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
-            "frame_shape": [64, 64, 3], "gailkit": gailkit.__version__,
+            "frame_shape": [64, 64, 3], "versions": versions(),
         })
         return directory
 

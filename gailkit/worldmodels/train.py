@@ -10,6 +10,7 @@ import torch
 
 from gailkit.data.spaces import space_from_json
 from gailkit.envs.make import make_env
+from gailkit.evaluation import EVAL_SEED
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.vae import elbo_loss
 from gailkit.progress import progress_bar
@@ -110,7 +111,7 @@ def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, 
 
 @torch.no_grad()
 def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
-                        seed: int = 10_000_000, max_steps: int | None = None) -> np.ndarray:
+                        seed: int = EVAL_SEED, max_steps: int | None = None) -> np.ndarray:
     """Returns ``(episodes,)`` of the controller in the real pixel env (``params=None``: random actions).
 
     Whether the controller sees ``[z, h]`` or ``z`` alone follows from the size of ``params``;

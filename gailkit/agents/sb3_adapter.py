@@ -1,75 +1,86 @@
-"""PPO whose rewards are replaced for a whole rollout in one batched call.
+"""Every use of Stable-Baselines3's private API in gailkit, in one place.
 
-SB3's PPO folds the truncation bootstrap ``gamma * V(final obs)`` into the stored reward,
-one network call per truncated episode, so a reward written later would silently lose it.
-Here the rollout keeps everything apart: environment rewards, next observations (the real
-final observation at episode ends), termination vs truncation, and the values of final
-observations (one batched call per rollout). Just before advantages are computed,
-``relabel(buffer)`` may overwrite ``buffer.rewards`` (e.g. with a discriminator's reward);
-the GAE kernel then bootstraps truncations from ``final_values``. No VecEnv wrapper swaps
-rewards behind anyone's back.
+SB3 trains through ``learn()``. Imitation runs interleave their own work with SB3's steps
+(discriminator updates, evaluations, checkpoints, the exact env resets that make a resumed run
+equal an uninterrupted one), so they drive the algorithm's inner loop themselves, and that
+touches attributes SB3 keeps private. Each hook below has a test against the installed SB3
+(``tests/agents/test_sb3_adapter.py``) and ``setup.cfg`` bounds SB3 below its next major
+version: a release that renames one fails a named test instead of a training run.
+
+:class:`RelabelingPPO` is SB3's PPO whose ``collect_rollouts`` (a fork of SB3 2.x's) keeps
+what a learned reward needs. SB3's own folds the truncation bootstrap ``gamma * V(final obs)``
+into the stored reward, one network call per truncated episode, so a reward written later would
+silently lose it. Here the rollout keeps everything apart: environment rewards, next
+observations (the real final observation at episode ends), termination vs truncation, and the
+values of final observations (one batched call per rollout). Just before advantages are
+computed, ``relabel(buffer)`` may overwrite ``buffer.rewards`` (e.g. with a discriminator's
+reward); the GAE kernel then bootstraps truncations from ``final_values``. No VecEnv wrapper
+swaps rewards behind anyone's back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from gailkit.buffers.kernels import gae
-from gailkit.buffers.rollout import NumbaRolloutBuffer
+from gailkit.buffers.rollout import ImitationRolloutBuffer
 from gailkit.errors import UsageError
 
-__all__ = ["ImitationRolloutBuffer", "RelabelingPPO"]
-
-
-class ImitationRolloutBuffer(NumbaRolloutBuffer):
-    """Rollout buffer that also keeps next observations, termination/truncation flags,
-    environment rewards and the values of final observations."""
-
-    def reset(self) -> None:
-        super().reset()
-        shape = (self.buffer_size, self.n_envs)
-        self.next_observations = np.zeros((*shape, *self.obs_shape), dtype=self.observation_space.dtype)
-        self.terminated = np.zeros(shape, dtype=bool)
-        self.truncated = np.zeros(shape, dtype=bool)
-        self.final_values = np.zeros(shape, dtype=np.float32)
-        self.env_rewards = np.zeros(shape, dtype=np.float32)
-
-    def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
-        """GAE over ``self.rewards`` telling termination from truncation (``dones`` is unused:
-        the flags stored per step say everything)."""
-        last = last_values.detach().cpu().numpy().reshape(-1).astype(np.float32)
-        self.advantages[:] = gae(self.rewards, self.values, last, self.terminated, self.truncated,
-                                 self.final_values, self.gamma, self.gae_lambda)
-        self.returns[:] = self.advantages + self.values
-
-    def flat(self) -> dict[str, np.ndarray]:
-        """The rollout as flat ``(T * N, ...)`` arrays in time-major order."""
-        n = self.buffer_size * self.n_envs
-        return {
-            "obs": self.observations.reshape(n, *self.obs_shape),
-            "acts": self.actions.reshape(n, -1),  # (n, 1) for discrete actions
-            "next_obs": self.next_observations.reshape(n, *self.obs_shape),
-            "dones": self.terminated.reshape(n).astype(np.float32),
-            "log_probs": self.log_probs.reshape(n),
-            "env_rewards": self.env_rewards.reshape(n),
-        }
-
+__all__ = ["RelabelingPPO", "counters", "restart_episodes", "restore_counters", "start_learning",
+           "update_progress"]
 
 Relabel = Callable[[ImitationRolloutBuffer], None]
 
 
-class RelabelingPPO(PPO):
-    """PPO with :class:`ImitationRolloutBuffer` and a ``relabel`` hook run once per rollout."""
+def start_learning(model: BaseAlgorithm, total_steps: int) -> None:
+    """What ``learn(total_steps)`` sets up before its first step (logger, episode-info buffers,
+    schedules running to ``total_steps``), keeping ``num_timesteps`` (a resumed run's)."""
+    model._setup_learn(max(0, total_steps - model.num_timesteps), callback=None, reset_num_timesteps=False)
 
-    def __init__(self, *args, relabel: Relabel | None = None, **kwargs):
+
+def restart_episodes(model: BaseAlgorithm, obs: np.ndarray) -> None:
+    """Make ``obs`` (from ``venv.reset()``) the observation the next step acts on, every env at
+    an episode start."""
+    model._last_obs = obs
+    model._last_episode_starts = np.ones(len(obs), dtype=bool)
+
+
+def update_progress(model: BaseAlgorithm, total_steps: int) -> None:
+    """Advance the learning-rate and clip-range schedules to ``num_timesteps / total_steps``."""
+    model._update_current_progress_remaining(model.num_timesteps, total_steps)
+
+
+def counters(model: BaseAlgorithm) -> dict[str, int]:
+    """The counters an exact resume must restore besides ``num_timesteps``: gradient updates,
+    finished episodes and (DQN) the callback calls that time its target-network updates."""
+    found = {"n_updates": model._n_updates, "episode_num": model._episode_num}
+    if hasattr(model, "_n_calls"):
+        found["n_calls"] = model._n_calls
+    return found
+
+
+def restore_counters(model: BaseAlgorithm, saved: dict[str, Any]) -> None:
+    """Inverse of :func:`counters`."""
+    model._n_updates = saved["n_updates"]
+    model._episode_num = saved["episode_num"]
+    if "n_calls" in saved and hasattr(model, "_n_calls"):
+        model._n_calls = saved["n_calls"]
+
+
+class RelabelingPPO(PPO):
+    """PPO with :class:`~gailkit.buffers.ImitationRolloutBuffer` and a ``relabel`` hook run once
+    per rollout (see the module docstring)."""
+
+    def __init__(self, *args: Any, relabel: Relabel | None = None, **kwargs: Any):
         kwargs["rollout_buffer_class"] = ImitationRolloutBuffer
         super().__init__(*args, **kwargs)
         self.relabel = relabel

@@ -1,10 +1,10 @@
-"""Adversarial imitation: the run loop shared by all learners, and GAIL / AIRL on PPO.
+"""A training run in a directory, for any imitation algorithm: no discriminator here.
 
-``ImitationRun`` owns what every adversarial learner shares (demonstrations, absorbing-state
-expert data, evaluation, checkpoints, the round loop); ``AdversarialImitation`` (here) and
-``DAC`` (``gailkit.agents.dac``) define a round. GAIL / AIRL round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
-``disc_updates`` steps on expert vs. those policy samples; the whole rollout is relabelled by
-one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO updates.
+:class:`Run` owns what every learner with environment steps shares: the demonstrations and the
+expert transitions made from them, the training envs, evaluation on the library's evaluation
+seeds, the records (``eval.json``, ``curve.png``, TensorBoard), checkpoints, exact resume and
+Ctrl-C. A subclass builds ``self.model`` (an SB3 algorithm on ``self.venv``) and defines a
+round (``_round``); :mod:`gailkit.agents.adversarial` adds a discriminator.
 
 Resuming is exact. Every ``checkpoint_every`` steps the run saves its complete state and then
 resets all training envs from seeds derived from (seed, checkpoint index); a resumed run
@@ -19,33 +19,30 @@ bitwise identical.
 from __future__ import annotations
 
 import dataclasses
-import platform
 import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-import stable_baselines3
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
-import gailkit
-from gailkit.agents.configs import ImitationConfig
 from gailkit.agents.experts import rollout_episodes
-from gailkit.agents.rollouts import ImitationRolloutBuffer, RelabelingPPO
 from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
-from gailkit.configs import config_from_dict, json_fields
+from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters, start_learning
+from gailkit.configs import check_bounds, check_types, config_from_dict, doc, json_fields
 from gailkit.data.demos import Demonstrations, load_demos
 from gailkit.data.types import Transitions, flatten_trajectories
-from gailkit.discriminators import DiscBatch, Discriminator, DiscriminatorConfig
 from gailkit.envs.make import make_env
 from gailkit.envs.wrappers import AbsorbingStateWrapper, absorbing_transitions
 from gailkit.errors import RunInterrupted, UsageError
+from gailkit.evaluation import EVAL_SEED, normalised_return
 from gailkit.nn.checkpoint import (
     CheckpointError,
     atomic_write,
@@ -61,21 +58,73 @@ from gailkit.nn.checkpoint import (
     write_verified_dir,
 )
 from gailkit.progress import progress_bar
+from gailkit.versions import versions
 
-__all__ = ["AdversarialImitation", "ImitationConfig", "normalised_return", "resolve_disc_config", "saved_configs"]
+__all__ = ["Run", "RunConfig", "TrainingConfig", "references", "saved_run"]
+
+field = dataclasses.field
 
 
-def normalised_return(value: float, expert: float | None, random_return: float | None) -> float | None:
-    """``(R - random) / (expert - random)``, or None when either reference is unknown."""
-    if expert is None or random_return is None or expert == random_return:
-        return None
-    return (value - random_return) / (expert - random_return)
+@dataclasses.dataclass(kw_only=True)
+class RunConfig:
+    """What every imitation algorithm takes."""
+
+    env: str = field(metadata=doc("Gymnasium env id to imitate in"))
+    demos: Path = field(metadata=doc("demonstration .npz file"))
+    out: Path = field(default=Path("runs/imitate"), metadata=doc("run directory"))
+    seed: int = field(default=0, metadata=doc("random seed"))
+    eval_episodes: int = field(default=10, metadata=doc("episodes per evaluation"))
+    progress: bool = field(default=True, metadata=doc("show a progress bar"))
+
+    bounds: ClassVar[dict[str, str]] = {"seed": "[0, 2**32)", "eval_episodes": "[1, inf)"}
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        self.out = Path(self.out)
+        if self.demos is not None:
+            self.demos = Path(self.demos)
+        check_bounds(self, self.bounds)
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingConfig(RunConfig):
+    """What every algorithm that takes environment steps adds."""
+
+    steps: int = field(default=100_000, metadata=doc("environment steps"))
+    absorbing: bool = field(default=True, metadata=doc(
+        "wrap the env in an absorbing state so termination cannot leak reward (use --no-absorbing "
+        "for fixed-horizon ids such as gailkit/CartPoleFixedHorizon-v1)"))
+    gamma: float = field(default=0.98, metadata=doc("discount, in (0, 1]"))
+    eval_every: int = field(default=10_000, metadata=doc("steps between evaluations"))
+    checkpoint_every: int = field(default=20_000, metadata=doc("steps between checkpoints"))
+
+    bounds: ClassVar[dict[str, str]] = {**RunConfig.bounds, "steps": "[1, inf)", "gamma": "(0, 1]",
+                                        "eval_every": "[1, inf)", "checkpoint_every": "[1, inf)"}
+
+
+def references(demos: Demonstrations) -> tuple[float | None, float | None]:
+    """The expert's and the random policy's mean returns from the demonstrations' expert card."""
+    card = demos.metadata.get("expert_card") or {}
+    return card.get("return_mean"), card.get("random_return_mean")
+
+
+def saved_run(directory: str | Path) -> dict[str, Any]:
+    """``config.json`` of an imitation run; UsageError naming what the folder is otherwise."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UsageError(f"run directory {directory} does not exist; train one with `gailkit imitate`")
+    meta = read_json(directory / "config.json", what="run")
+    if "algo" not in meta or "config" not in meta:
+        kind = ("an expert directory: evaluate it with `gailkit expert eval --expert DIR`" if "preset" in meta
+                else "not an imitation run (its config.json has no 'algo' entry)")
+        raise UsageError(f"{directory} is {kind}")
+    return meta
 
 
 class _Progress(BaseCallback):
-    def __init__(self, bar: Any, trainer: ImitationRun):
+    def __init__(self, bar: Any, run: Run):
         super().__init__()
-        self.bar, self.trainer = bar, trainer
+        self.bar, self.run = bar, run
 
     def _on_step(self) -> bool:
         return True
@@ -84,93 +133,74 @@ class _Progress(BaseCallback):
         self.bar.update(self.model.num_timesteps - self.bar.n)
         info = self.model.ep_info_buffer
         post = {"return": f"{np.mean([e['r'] for e in info]):.1f}" if info else "-"}
-        if self.trainer.disc_stats:
-            post["D acc"] = f"{self.trainer.disc_stats['accuracy']:.2f}"
+        if "accuracy" in self.run.stats:
+            post["D acc"] = f"{self.run.stats['accuracy']:.2f}"
         self.bar.set_postfix(post)
 
 
-def resolve_disc_config(config: ImitationConfig, disc_config: DiscriminatorConfig | None) -> DiscriminatorConfig:
-    """The discriminator config a run of ``config`` uses: defaults filled in for its algorithm."""
-    disc_config = disc_config or DiscriminatorConfig(seed=config.seed)
-    if config.algo == "airl" and not disc_config.airl:
-        disc_config = dataclasses.replace(disc_config, airl=True)
-    if disc_config.airl and disc_config.gamma != config.gamma:
-        # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only
-        # when it is discounted like the policy's return
-        disc_config = dataclasses.replace(disc_config, gamma=config.gamma)
-    if config.algo == "dac" and disc_config.reward is None:
-        disc_config = dataclasses.replace(disc_config, reward="logit")  # stable with a Q-learner (tested)
-    return disc_config
+class Run:
+    """A run of one imitation algorithm in ``config.out`` (see the module docstring).
 
+    Subclasses set ``Config`` (their options), ``parts`` (option groups of their parts, each a
+    keyword of ``__init__`` and a ``--PART-*`` flag group), ``self.model``, ``self.venv`` and
+    ``round_size``, and define ``_round``. Registered with :func:`gailkit.agents.registry.register`.
+    """
 
-class ImitationRun:
-    """What every adversarial learner shares: demonstrations, environments, the discriminator's
-    expert data, evaluation and the run directory's records. Subclasses own ``self.model``."""
+    Config: ClassVar[type] = TrainingConfig
+    parts: ClassVar[dict[str, type]] = {}
+    name: ClassVar[str] = "run"
+    resumable: ClassVar[bool] = True
+    model: BaseAlgorithm
+    venv: VecEnv
+    round_size: int  # environment steps per round
 
-    def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
-                 *, demos: Demonstrations | None = None):
+    def __init__(self, config: TrainingConfig, *, demos: Demonstrations | None = None):
         self.config = config
-        self.disc_config = resolve_disc_config(config, disc_config)
         self.out = Path(config.out)
         raw_env = make_env(config.env)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
         self.horizon = raw_env.spec.max_episode_steps if raw_env.spec else None
         raw_env.close()
         self.expert_data = self._expert_transitions()
-        n_needed = self.disc_config.batch_size
-        if len(self.expert_data) < n_needed:
-            raise UsageError(f"{config.demos}: {len(self.expert_data)} expert transitions are too few for a "
-                             f"discriminator batch of {n_needed}; record more episodes or pass a smaller "
-                             f"--disc-batch-size")
         self.rng = np.random.default_rng(config.seed)
-        self.disc_stats: dict[str, float] = {}
+        self.stats: dict[str, float] = {}  # the latest training statistics (progress bar, logs)
         self.history: list[dict[str, float]] = []
         self.writer: SummaryWriter | None = None
         self.checkpoint_index = 0
-        card = self.demos.metadata.get("expert_card") or {}
-        self.expert_return = card.get("return_mean")
-        self.random_return = card.get("random_return_mean")
+        self.expert_return, self.random_return = references(self.demos)
         self._stop = False
+
+    @classmethod
+    def resolve_parts(cls, config: Any, parts: dict[str, Any]) -> dict[str, Any]:
+        """The part configs a run of ``config`` uses given the caller's ``parts`` (by part name;
+        absent ones mean defaults): the algorithm's defaults filled in."""
+        return parts
+
+    def part_configs(self) -> dict[str, Any]:
+        """The configs of this run's parts, by part name, as it uses them (defaults resolved)."""
+        return {}
 
     # ----- environment and data ----------------------------------------------------------------
     def _make_env(self) -> gym.Env:
         env = make_env(self.config.env)
-        return AbsorbingStateWrapper(env) if self.config.absorbing else env
+        return AbsorbingStateWrapper(env) if getattr(self.config, "absorbing", False) else env
 
     def _expert_transitions(self) -> Transitions:
-        if self.config.absorbing:
+        if getattr(self.config, "absorbing", False):
             if self.horizon is None:
                 raise UsageError(f"{self.config.env} has no max_episode_steps; --absorbing needs a horizon "
                                  "(pass --no-absorbing)")
             return absorbing_transitions(self.demos.trajectories, self.horizon)
         return flatten_trajectories(self.demos.trajectories)
 
-    def _expert_batch(self, n: int) -> DiscBatch:
-        i = self.rng.integers(0, len(self.expert_data), size=n)
-        d = self.expert_data
-        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i], self._log_probs(d.obs[i], d.acts[i]))
-
-    def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
-        """``log pi(a|s)`` of the current policy where the discriminator needs it (AIRL)."""
-        return None
-
-    def _log_disc(self, rewards: np.ndarray, env_rewards: np.ndarray | None = None) -> None:
-        if self.writer is None:
-            return
-        step = self.model.num_timesteps
-        for key, value in self.disc_stats.items():
-            self.writer.add_scalar(f"discriminator/{key}", value, step)
-        self.writer.add_scalar("reward/learned_mean", float(rewards.mean()), step)
-        if env_rewards is not None:
-            self.writer.add_scalar("reward/env_mean", float(env_rewards.mean()), step)
-
-    # ----- evaluation ---------------------------------------------------------------------------
+    # ----- evaluation and records ---------------------------------------------------------------
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        """Deterministic policy in the (wrapped) env on fixed evaluation seeds."""
+        """Deterministic policy in the (wrapped) env on the evaluation seeds
+        (:data:`gailkit.evaluation.EVAL_SEED`)."""
         env = self._make_env()
         returns = np.array([t.episode_return for t in rollout_episodes(
             lambda o: self.model.predict(o, deterministic=True)[0], env,
-            episodes or self.config.eval_episodes, seed=10_000_000, with_obs=False)])
+            episodes or self.config.eval_episodes, seed=EVAL_SEED, with_obs=False)])
         env.close()
         result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),
                   "return_std": float(returns.std())}
@@ -185,19 +215,18 @@ class ImitationRun:
         source = Path(self.config.demos).resolve()
         atomic_write(self.out / DEMOS_COPY, lambda tmp: shutil.copyfile(source, tmp))
         write_json(self.out / "config.json", {
-            "imitation": {**json_fields(self.config), "demos": str(source)},
-            "discriminator": dataclasses.asdict(self.disc_config),
+            "algo": self.name,
+            "config": {**json_fields(self.config), "demos": str(source)},
+            **{part: dataclasses.asdict(cfg) for part, cfg in self.part_configs().items()},
             "demos": {"path": str(source), "copy": DEMOS_COPY, **self.demos.summary()},
             "expert_return": self.expert_return, "random_return": self.random_return,
-            "versions": {"gailkit": gailkit.__version__, "stable_baselines3": stable_baselines3.__version__,
-                         "torch": torch.__version__, "gymnasium": gym.__version__,
-                         "python": platform.python_version()},
+            "versions": versions(),
         })
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self._stop = True
+    def _log(self, prefix: str, values: dict[str, float]) -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{key}", value, self.model.num_timesteps)
 
     def _record(self, result: dict[str, float]) -> None:
         """Append an evaluation (stamped with training wall time) and refresh eval.json and curve.png."""
@@ -206,18 +235,15 @@ class ImitationRun:
         result["wall_s"] = round(previous + now - self._clock, 2)
         self._clock = now
         self.history.append(result)
-        if self.writer is not None:
-            for key, value in result.items():
-                if key not in ("steps", "wall_s"):
-                    self.writer.add_scalar(f"eval/{key}", value, result["steps"])
+        self._log("eval", {k: v for k, v in result.items() if k not in ("steps", "wall_s")})
         write_json(self.out / "eval.json", {"history": self.history, "expert_return": self.expert_return,
                                             "random_return": self.random_return})
-        save_learning_curve(self.out / "curve.png", {self.config.algo.upper(): self.history},
-                            title=f"{self.config.algo.upper()} on {self.config.env}",
+        label = self.name.upper()
+        save_learning_curve(self.out / "curve.png", {label: self.history}, title=f"{label} on {self.config.env}",
                             expert=self.expert_return, random_return=self.random_return)
 
     def save_policy(self) -> Path:
-        """The final policy alone, loadable with :func:`gailkit.agents.imitation.load_policy`."""
+        """The final policy alone (``policy.safetensors``), loaded by :meth:`load`."""
         save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
         return self.out / "policy.safetensors"
 
@@ -230,12 +256,18 @@ class ImitationRun:
                  "ent_coef": getattr(self.model, "ent_coef_optimizer", None)}
         return {name: opt for name, opt in found.items() if opt is not None}
 
+    def _save_parts(self, directory: Path) -> None:
+        """Write the state of the run's parts (e.g. a discriminator) into a checkpoint folder."""
+
+    def _load_parts(self, directory: Path) -> None:
+        """Inverse of :meth:`_save_parts`."""
+
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Subclass state beyond weights, optimisers, RNGs and counters (tensors, JSON)."""
+        """Subclass state beyond weights, optimisers, parts, RNGs and counters (tensors, JSON)."""
         return {}, {}
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        pass
+        """Inverse of :meth:`_extra_state`."""
 
     def save_checkpoint(self) -> Path:
         """Everything a resumed run needs, as one folder swapped in whole and sealed by a manifest
@@ -247,12 +279,12 @@ class ImitationRun:
             save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
             for name, opt in self._optimizers().items():
                 save_tensors(ckpt / f"{name}_optim.safetensors", optimizer_tensors(opt))
-            self.disc.save(ckpt)
+            self._save_parts(ckpt)
             save_tensors(ckpt / "rng.safetensors", rng_tensors)
             if extra_tensors:
                 save_tensors(ckpt / "extra.safetensors", extra_tensors)
             write_json(ckpt / "state.json", {
-                "num_timesteps": self.model.num_timesteps, "n_updates": self.model._n_updates,
+                "num_timesteps": self.model.num_timesteps, "counters": counters(self.model),
                 "checkpoint_index": self.checkpoint_index, "history": self.history, "rng": rng_meta,
                 "trainer_rng": self.rng.bit_generator.state,
                 "action_space_rng": self.model.action_space.np_random.bit_generator.state,
@@ -271,12 +303,12 @@ class ImitationRun:
         load_weights(self.model.policy, ckpt / "policy.safetensors", what="run")
         for name, opt in self._optimizers().items():
             load_optimizer_tensors(opt, load_tensors(ckpt / f"{name}_optim.safetensors", what="run"))
-        self.disc = Discriminator.load(ckpt)
+        self._load_parts(ckpt)
         restore_rng(load_tensors(ckpt / "rng.safetensors", what="run"), state["rng"])
         self.rng.bit_generator.state = state["trainer_rng"]
         self.model.action_space.np_random.bit_generator.state = state["action_space_rng"]
         self.model.num_timesteps = state["num_timesteps"]
-        self.model._n_updates = state["n_updates"]
+        restore_counters(self.model, state["counters"])
         self.checkpoint_index = state["checkpoint_index"]
         self.history = state["history"]
         extra = ckpt / "extra.safetensors"
@@ -291,18 +323,20 @@ class ImitationRun:
     def _reset_envs(self) -> None:
         """Reset every training env from a seed of (seed, checkpoint index): see module docstring."""
         self.venv.seed(self.config.seed + 7919 * (self.checkpoint_index + 1))
-        self.model._last_obs = self.venv.reset()
-        self.model._last_episode_starts = np.ones(self.venv.num_envs, dtype=bool)
+        restart_episodes(self.model, self.venv.reset())
 
     # ----- the loop -----------------------------------------------------------------------------
-    round_size: int  # environment steps per round, set by subclasses
-
     def _round(self, callback: BaseCallback) -> None:
-        """Collect one round of experience and update the generator (and the discriminator)."""
+        """Collect one round of experience and update the learner (and its parts)."""
         raise NotImplementedError
 
     def _before_first_round(self) -> None:
-        pass
+        """Work a new run does once, before its first evaluation (e.g. a BC warm start)."""
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop = True
 
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
         """Run to ``config.steps``; returns the evaluation history.
@@ -322,16 +356,14 @@ class ImitationRun:
             self._write_config()
             self._before_first_round()
         self._reset_envs()
-        # logger and episode buffers; the schedules (e.g. DQN's exploration) run to config.steps
-        self.model._setup_learn(max(0, cfg.steps - self.model.num_timesteps), callback=None,
-                                reset_num_timesteps=False)
+        start_learning(self.model, cfg.steps)  # logger and episode buffers; schedules run to cfg.steps
         self.writer = SummaryWriter(str(self.out / "tb"))
 
         def per(n: int) -> int:
             return max(1, round(n / self.round_size)) * self.round_size
 
         eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
-        bar = progress_bar(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=cfg.algo.upper(),
+        bar = progress_bar(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=self.name.upper(),
                            enabled=cfg.progress, dynamic_ncols=True)
         callback = _Progress(bar, self)
         callback.init_callback(self.model)
@@ -369,85 +401,32 @@ class ImitationRun:
         return (f"interrupted at {now:,} steps; the checkpoint in {self.out / 'checkpoint'} holds step "
                 f"{saved_at:,}: continue with the same command and --resume")
 
+    # ----- a saved run ------------------------------------------------------------------------
+    @classmethod
+    def saved_configs(cls, directory: str | Path, **overrides: Any) -> tuple[Any, dict[str, Any]]:
+        """The config and part configs a run directory was started with (``overrides`` replace
+        config fields). ``demos`` points at the run's own copy when it has one, so the run does
+        not depend on the directory it was started from."""
+        directory = Path(directory)
+        meta = read_json(directory / "config.json", what="run")
+        source = directory / "config.json"
+        fields = dict(meta["config"], **overrides)
+        fields["out"] = directory
+        if (directory / DEMOS_COPY).is_file():
+            fields["demos"] = directory / DEMOS_COPY
+        config = config_from_dict(cls.Config, fields, source=f"{source} (config)")
+        parts = {part: config_from_dict(part_cls, meta.get(part, {}), source=f"{source} ({part})")
+                 for part, part_cls in cls.parts.items()}
+        return config, parts
 
-class AdversarialImitation(ImitationRun):
-    """GAIL / AIRL with a PPO generator, owning a run directory (see the module docstring)."""
-
-    def __init__(self, config: ImitationConfig, disc_config: DiscriminatorConfig | None = None,
-                 *, demos: Demonstrations | None = None):
-        super().__init__(config, disc_config, demos=demos)
-        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
-        self.model = RelabelingPPO(
-            "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
-            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
-            ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
-            use_sde=config.use_sde, sde_sample_freq=4 if config.use_sde else -1,
-        )
-        self.disc = Discriminator(self.venv.observation_space, self.venv.action_space, self.disc_config)
-        self.disc_updates = config.disc_updates
-        self.round_size = config.n_envs * config.n_steps
-
-    def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
-        if not self.disc_config.airl:
-            return None
-        with torch.no_grad():
-            obs_t, _ = self.model.policy.obs_to_tensor(obs)
-            _, log_prob, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(acts))
-        return log_prob.numpy()
-
-    # ----- one round ------------------------------------------------------------------------------
-    def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
-        flat = buffer.flat()
-        n, bs = len(flat["obs"]), self.disc_config.batch_size
-        for _ in range(self.disc_updates):
-            j = self.rng.integers(0, n, size=bs)
-            policy = DiscBatch.from_numpy(flat["obs"][j], flat["acts"][j], flat["next_obs"][j], flat["dones"][j],
-                                          flat["log_probs"][j] if self.disc_config.airl else None)
-            self.disc_stats = self.disc.train_step(self._expert_batch(bs), policy)
-        if self.config.balance and self.disc_stats:
-            acc = self.disc_stats["accuracy"]
-            if acc > self.config.balance_high:
-                self.disc_updates = max(1, self.disc_updates - 1)
-            elif acc < self.config.balance_low:
-                self.disc_updates = min(4 * self.config.disc_updates, self.disc_updates + 1)
-        rewards = self.disc.reward(flat["obs"], flat["acts"], flat["next_obs"], flat["dones"],
-                                   flat["log_probs"] if self.disc_config.airl else None)
-        buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
-        self._log_disc(rewards, flat["env_rewards"])
-        if self.writer is not None:
-            self.writer.add_scalar("discriminator/updates_per_round", self.disc_updates, self.model.num_timesteps)
-
-    def _round(self, callback: BaseCallback) -> None:
-        self.model.collect_rollouts(self.venv, callback, self.model.rollout_buffer, self.config.n_steps)
-        self.model._update_current_progress_remaining(self.model.num_timesteps, self.config.steps)
-        self.model.train()
-
-    def _before_first_round(self) -> None:
-        if self.config.bc_steps > 0:  # BC warm start of the actor
-            from gailkit.agents.bc import BCConfig, pretrain_policy
-
-            pretrain_policy(self.model.policy, self.expert_data,
-                            BCConfig(steps=self.config.bc_steps, seed=self.config.seed), progress=False)
-
-    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return {}, {"disc_updates": self.disc_updates}
-
-    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        self.disc_updates = state["disc_updates"]
-
-
-def saved_configs(directory: str | Path, **overrides: Any) -> tuple[ImitationConfig, DiscriminatorConfig]:
-    """The configs a run directory was started with (``overrides`` replace imitation fields).
-
-    ``demos`` points at the run's own copy when it has one, so the run does not depend on the
-    directory it was started from.
-    """
-    directory = Path(directory)
-    meta = read_json(directory / "config.json", what="run")
-    fields = dict(meta["imitation"], **overrides)
-    fields["out"] = directory
-    if (directory / DEMOS_COPY).is_file():
-        fields["demos"] = directory / DEMOS_COPY
-    return (config_from_dict(ImitationConfig, fields, source=f"{directory / 'config.json'} (imitation)"),
-            config_from_dict(DiscriminatorConfig, meta.get("discriminator", {}),
-                             source=f"{directory / 'config.json'} (discriminator)"))
+    @classmethod
+    def load(cls, directory: str | Path) -> Run:
+        """Rebuild a run from its directory with its final (or latest checkpoint's) policy."""
+        directory = Path(directory)
+        config, parts = cls.saved_configs(directory, progress=False)
+        run = cls(config, **parts)
+        path = directory / "policy.safetensors"
+        if not path.exists():  # an unfinished run: its last checkpoint
+            path = verify_dir(directory / "checkpoint", what="run") / "policy.safetensors"
+        load_weights(run.model.policy, path, what="run")
+        return run

@@ -1,0 +1,116 @@
+"""GAIL (Ho & Ermon, 2016) and AIRL (Fu et al., 2018) with a PPO generator.
+
+A round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
+``disc_updates`` steps on expert vs. those policy samples; the whole rollout is relabelled by
+one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO updates. AIRL is
+GAIL with the discriminator in AIRL's form, ``logit = f(s, a, s') - log pi(a|s)`` with
+``f = g + gamma * h(s') - h(s)`` (:mod:`gailkit.discriminators`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from gailkit.agents.adversarial import AdversarialRun
+from gailkit.agents.base import TrainingConfig
+from gailkit.agents.cloning import BCConfig, pretrain_policy
+from gailkit.agents.onpolicy import PPOOptions, PPORun
+from gailkit.agents.registry import register
+from gailkit.buffers import ImitationRolloutBuffer
+from gailkit.configs import doc
+from gailkit.discriminators import DiscBatch, DiscriminatorConfig
+from gailkit.errors import UsageError
+
+__all__ = ["AIRL", "AIRLConfig", "GAIL", "GAILConfig"]
+
+field = dataclasses.field
+
+
+@dataclasses.dataclass(kw_only=True)
+class GAILConfig(PPOOptions, TrainingConfig):
+    """What ``gailkit imitate gail`` takes (the discriminator's options are ``--disc-*``)."""
+
+    disc_updates: int = field(default=16, metadata=doc("discriminator steps per round"))
+    balance: bool = field(default=False, metadata=doc(
+        "adapt disc_updates to keep the discriminator's accuracy in [balance_low, balance_high]"))
+    balance_low: float = field(default=0.6, metadata=doc("lower accuracy bound"))
+    balance_high: float = field(default=0.85, metadata=doc("upper accuracy bound"))
+    bc_steps: int = field(default=0, metadata=doc("behaviour-cloning steps that warm-start the actor (0: none)"))
+
+    bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **PPOOptions.bounds, "disc_updates": "[1, inf)",
+                                        "balance_low": "[0, 1]", "balance_high": "[0, 1]", "bc_steps": "[0, inf)"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.balance_high <= self.balance_low:
+            raise UsageError(f"--balance-high {self.balance_high} must exceed --balance-low {self.balance_low}")
+
+
+@register("gail")
+class GAIL(AdversarialRun, PPORun):
+    """Generative adversarial imitation learning with a PPO generator."""
+
+    Config = GAILConfig
+
+    def __init__(self, config: GAILConfig, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.disc_updates = config.disc_updates
+
+    def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
+        flat = buffer.flat()
+        n, bs = len(flat["obs"]), self.disc_config.batch_size
+        log_probs = flat["log_probs"] if self.disc_config.airl else None
+        for _ in range(self.disc_updates):
+            j = self.rng.integers(0, n, size=bs)
+            self._train_disc(DiscBatch.from_numpy(flat["obs"][j], flat["acts"][j], flat["next_obs"][j],
+                                                  flat["dones"][j], None if log_probs is None else log_probs[j]))
+        if self.config.balance and self.stats:
+            acc = self.stats["accuracy"]
+            if acc > self.config.balance_high:
+                self.disc_updates = max(1, self.disc_updates - 1)
+            elif acc < self.config.balance_low:
+                self.disc_updates = min(4 * self.config.disc_updates, self.disc_updates + 1)
+        rewards = self.disc.reward(flat["obs"], flat["acts"], flat["next_obs"], flat["dones"], log_probs)
+        buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
+        self._log_disc(rewards, flat["env_rewards"])
+        self._log("discriminator", {"updates_per_round": self.disc_updates})
+
+    def _before_first_round(self) -> None:
+        if self.config.bc_steps > 0:  # BC warm start of the actor
+            pretrain_policy(self.model.policy, self.expert_data,
+                            BCConfig(steps=self.config.bc_steps, seed=self.config.seed), progress=False)
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {}, {"disc_updates": self.disc_updates}
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        self.disc_updates = state["disc_updates"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class AIRLConfig(GAILConfig):
+    """What ``gailkit imitate airl`` takes (the discriminator's options are ``--disc-*``)."""
+
+
+@register("airl")
+class AIRL(GAIL):
+    """Adversarial inverse reinforcement learning: GAIL with AIRL's discriminator, whose ``g``
+    is a reward that can be transferred (``gailkit imitate ppo-on-reward``)."""
+
+    Config = AIRLConfig
+
+    @classmethod
+    def disc_defaults(cls, config: AIRLConfig, disc: DiscriminatorConfig) -> DiscriminatorConfig:
+        # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only when it
+        # is discounted like the policy's return
+        return dataclasses.replace(disc, airl=True, gamma=config.gamma)
+
+    def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
+        with torch.no_grad():
+            obs_t, _ = self.model.policy.obs_to_tensor(obs)
+            _, log_prob, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(acts))
+        return log_prob.numpy()

@@ -1,0 +1,124 @@
+"""The off-policy generator of imitation runs: SAC (continuous) or DQN (discrete) on the
+Numba replay buffer.
+
+:class:`OffPolicyRun` builds SB3's SAC or DQN with :class:`~gailkit.buffers.NumbaReplayBuffer`
+(or a subclass, ``replay_buffer_class``); ``_replay_options`` passes the buffer what the
+algorithm needs (a reward hook for DAC, expert rows for SQIL). A round is one of SB3's
+collection periods (``train_freq``) followed by its gradient steps. A checkpoint holds the
+replay buffer (``extra.safetensors``), the entropy coefficient and the exploration counters,
+so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import DQN, SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+from gailkit.agents.base import Run
+from gailkit.buffers import NumbaReplayBuffer
+from gailkit.configs import doc
+
+__all__ = ["GENERATORS", "OffPolicyOptions", "OffPolicyRun"]
+
+field = dataclasses.field
+
+# SB3 hyperparameters of the generators (RL Zoo's for SAC and for CartPole's DQN); the
+# options of OffPolicyOptions override them where given.
+GENERATORS: dict[str, dict[str, Any]] = {
+    "sac": dict(learning_rate=1e-3, buffer_size=300_000, learning_starts=1000, batch_size=256, train_freq=1,
+                gradient_steps=1),
+    "dqn": dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+                target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
+}
+
+
+@dataclasses.dataclass(kw_only=True)
+class OffPolicyOptions:
+    """The off-policy learner's options; unset ones come from its preset (``GENERATORS``)."""
+
+    n_envs: int = field(default=1, metadata=doc("parallel environments"))
+    learning_rate: float | None = field(default=None, metadata=doc(
+        "learning rate (default: SAC 1e-3, DQN 2.3e-3)"))
+    batch_size: int | None = field(default=None, metadata=doc("minibatch size (default: SAC 256, DQN 64)"))
+    buffer_size: int | None = field(default=None, metadata=doc(
+        "replay buffer capacity in transitions (default: SAC 300000, DQN 100000)"))
+    learning_starts: int | None = field(default=None, metadata=doc(
+        "environment steps before the first gradient step (default: 1000)"))
+
+    bounds: ClassVar[dict[str, str]] = {"n_envs": "[1, inf)", "learning_rate": "(0, inf)", "batch_size": "[1, inf)",
+                                        "buffer_size": "[1, inf)", "learning_starts": "[0, inf)"}
+
+
+class OffPolicyRun(Run):
+    """A run whose learner is SAC or DQN on gailkit's replay buffer."""
+
+    replay_buffer_class: ClassVar[type[NumbaReplayBuffer]] = NumbaReplayBuffer
+    _REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+    def __init__(self, config: Any, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
+        discrete = isinstance(self.venv.action_space, spaces.Discrete)
+        algo, name = (DQN, "dqn") if discrete else (SAC, "sac")
+        options = {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
+                   if getattr(config, k) is not None}
+        self.model = algo(
+            "MlpPolicy", self.venv, gamma=config.gamma, seed=config.seed, device="cpu",
+            replay_buffer_class=self.replay_buffer_class,
+            replay_buffer_kwargs={"seed": config.seed, **self._replay_options()},
+            **{**GENERATORS[name], **options},
+        )
+        self.round_size = self.model.train_freq.frequency * config.n_envs
+
+    def _replay_options(self) -> dict[str, Any]:
+        """Keyword arguments of the replay buffer beyond SB3's and ``seed``."""
+        return {}
+
+    def _after_collect(self) -> None:
+        """Work between a round's collection and its gradient steps (e.g. discriminator updates)."""
+
+    def _round(self, callback: BaseCallback) -> None:
+        m = self.model
+        rollout = m.collect_rollouts(self.venv, train_freq=m.train_freq, action_noise=m.action_noise,
+                                     callback=callback, learning_starts=m.learning_starts,
+                                     replay_buffer=m.replay_buffer, log_interval=None)
+        if not rollout.continue_training:
+            self._stop = True
+            return
+        self._after_collect()
+        if m.num_timesteps > m.learning_starts:
+            steps = m.gradient_steps if m.gradient_steps >= 0 else rollout.episode_timesteps
+            if steps > 0:
+                m.train(batch_size=m.batch_size, gradient_steps=steps)
+
+    def _replay_size(self) -> int:
+        """Transitions stored in the replay buffer (over all envs)."""
+        buf = self.model.replay_buffer
+        return (buf.buffer_size if buf.full else buf.pos) * buf.n_envs
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        buf, m = self.model.replay_buffer, self.model
+        n = buf.buffer_size if buf.full else buf.pos
+        tensors = {f"replay.{k}": torch.from_numpy(np.ascontiguousarray(getattr(buf, k)[:n])) for k in self._REPLAY}
+        if getattr(m, "log_ent_coef", None) is not None:
+            tensors["log_ent_coef"] = m.log_ent_coef.detach()
+        return tensors, {"replay": {"pos": buf.pos, "full": buf.full, "rng": buf.rng.bit_generator.state}}
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        buf, m = self.model.replay_buffer, self.model
+        for k in self._REPLAY:
+            data = tensors[f"replay.{k}"].numpy()
+            getattr(buf, k)[: len(data)] = data
+        buf.pos, buf.full = state["replay"]["pos"], state["replay"]["full"]
+        buf.rng.bit_generator.state = state["replay"]["rng"]
+        if "log_ent_coef" in tensors:
+            with torch.no_grad():
+                m.log_ent_coef.copy_(tensors["log_ent_coef"])

@@ -1,0 +1,58 @@
+"""SQIL: imitation by off-policy RL with sparse rewards (Reddy et al., 2020).
+
+No discriminator. The learner is SAC (continuous actions) or DQN (discrete) on
+:class:`~gailkit.buffers.ExpertMixReplayBuffer`: every minibatch holds ``expert_fraction``
+expert transitions with reward 1 and the agent's own replay with reward 0 (the environment's
+reward is never used). Episodes end in absorbing states (``--absorbing``, the default) as in
+DAC: the expert rows include the absorbing-state transitions of
+:func:`~gailkit.envs.wrappers.absorbing_transitions` (reward 1, like every expert row) and the
+agent's absorbing steps carry reward 0, so neither termination nor episode length leaks reward.
+The expert rows are rebuilt from the run's demonstrations on resume; the agent replay is in
+the checkpoint like every off-policy run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from gailkit.agents.base import TrainingConfig
+from gailkit.agents.offpolicy import OffPolicyOptions, OffPolicyRun
+from gailkit.agents.registry import register
+from gailkit.buffers import ExpertMixReplayBuffer
+from gailkit.configs import doc
+
+__all__ = ["SQIL", "SQILConfig"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class SQILConfig(OffPolicyOptions, TrainingConfig):
+    """What ``gailkit imitate sqil`` takes."""
+
+    expert_fraction: float = dataclasses.field(default=0.5, metadata=doc(
+        "share of every minibatch drawn from the demonstrations, in (0, 1)"))
+
+    bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
+                                        "expert_fraction": "(0, 1)"}
+
+
+@register("sqil")
+class SQIL(OffPolicyRun):
+    """Soft Q imitation learning: reward 1 on expert transitions, 0 on the agent's."""
+
+    Config = SQILConfig
+    replay_buffer_class = ExpertMixReplayBuffer
+
+    def __init__(self, config: SQILConfig, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        d = self.expert_data
+        acts = d.acts
+        if isinstance(self.venv.action_space, spaces.Box):  # SB3 stores Box actions scaled to [-1, 1]
+            acts = np.clip(self.model.policy.scale_action(np.asarray(acts, np.float32)), -1.0, 1.0)
+        self.model.replay_buffer.set_expert(d.obs, acts, d.next_obs, d.dones)
+
+    def _replay_options(self) -> dict[str, Any]:
+        return {"expert_fraction": self.config.expert_fraction}
