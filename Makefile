@@ -24,9 +24,9 @@ demo: install
 	rm -rf $(DEMO_DIR)  # the demo's own output folder: every run starts clean
 	$(GK) expert train --env CartPole-v1 --out $(DEMO_DIR)/expert
 	$(GK) demos collect --expert $(DEMO_DIR)/expert --episodes 10 --out $(DEMO_DIR)/cartpole_demos.npz
-	$(GK) imitate --algo bc   --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/bc
-	$(GK) imitate --algo gail --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/gail --steps 100000
-	$(GK) imitate --algo dac  --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/dac --steps 30000 --eval-every 5000
+	$(GK) imitate bc   --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/bc
+	$(GK) imitate gail --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/gail --steps 100000
+	$(GK) imitate dac  --env CartPole-v1 --demos $(DEMO_DIR)/cartpole_demos.npz --out $(DEMO_DIR)/dac --steps 30000 --eval-every 5000
 	$(GK) report --runs bc=$(DEMO_DIR)/bc gail=$(DEMO_DIR)/gail dac=$(DEMO_DIR)/dac \
 		--plot $(DEMO_DIR)/curves.png --json $(DEMO_DIR)/table.json --title "CartPole-v1, 10 expert episodes"
 

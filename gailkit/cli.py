@@ -133,7 +133,7 @@ def _algorithm_parser(name: str, cls: type) -> argparse.ArgumentParser:
                      description=(cls.__doc__ or "").strip().split("\n")[0])
     add_config_args(parser.add_argument_group(f"{name} options"), cls.Config)
     for part, part_cls in cls.parts.items():
-        add_config_args(parser, part_cls, prefix=part, skip=("seed",))
+        add_config_args(parser, part_cls, prefix=part, skip=cls.fixed.get(part, ()))
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     return parser
 
@@ -155,16 +155,19 @@ def cmd_imitate(args: argparse.Namespace) -> None:
     from gailkit.agents.imitate import imitate
     from gailkit.agents.registry import algorithms
 
-    name = args.algorithm or args.algo
-    if args.algorithm and args.algo and args.algorithm != args.algo:
-        raise UsageError(f"imitate {args.algorithm} --algo {args.algo}: two algorithms; give one")
+    rest = list(args.algo_options)
+    positional = rest.pop(0) if rest and not rest[0].startswith("-") else None
+    if positional and args.algo and positional != args.algo:
+        raise UsageError(f"imitate {positional} --algo {args.algo}: two algorithms; give one")
+    name = positional or args.algo
     found = algorithms()
     if name is None:
         if args.help:
             args.imitate_parser.print_help()
             print("\nalgorithms (gailkit imitate ALGO --help shows each one's options):")
             for other, cls in found.items():
-                print(f"  {other:<14} {(cls.__doc__ or '').strip().splitlines()[0]}")
+                summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+                print(f"  {other:<14} {summary}")
             return
         raise UsageError(f"give an algorithm: gailkit imitate ALGO ... with ALGO one of {', '.join(found)}")
     if name not in found:
@@ -174,7 +177,7 @@ def cmd_imitate(args: argparse.Namespace) -> None:
     if args.help:
         parser.print_help()
         return
-    options, leftover = parser.parse_known_args(args.algo_options)
+    options, leftover = parser.parse_known_args(rest)
     if leftover:
         _refuse_foreign_flags(name, leftover, found)
     config = config_from_args(cls.Config, options)
@@ -347,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("imitate", add_help=False, usage=_IMITATE_USAGE,
                        help="train an imitation algorithm (bc, gail, airl, dac, sqil, ...) from demonstrations",
                        description="Train an imitation algorithm from demonstrations in a run directory.")
-    p.add_argument("algorithm", nargs="?", metavar="ALGO", help="the algorithm (gailkit imitate --help lists them)")
-    p.add_argument("--algo", help="the same as ALGO")
+    # ALGO is read from the arguments argparse leaves over (cmd_imitate): as a positional here it
+    # would take the value of the first generated flag it does not know (--env CartPole-v1)
+    p.add_argument("--algo", help="the algorithm, the same as the positional ALGO")
     p.add_argument("-h", "--help", action="store_true", help="show the options (with ALGO: that algorithm's)")
     p.set_defaults(func=cmd_imitate, accepts_extra="algo_options", imitate_parser=p)
 

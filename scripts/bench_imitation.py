@@ -1,14 +1,21 @@
-"""Benchmark: BC, GAIL, AIRL and DAC from 10 expert episodes, normalised returns over seeds.
+"""Benchmark: BC, GAIL, AIRL, DAC and SQIL from 10 expert episodes, and reward transfer.
 
-Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1 Hopper-v5]
-Experts come from runs/bench/experts/ENV (trained with the preset when missing and cheap; for
-Hopper-v5 train one first: `gailkit expert train --env Hopper-v5 --out runs/bench/experts/Hopper-v5`,
-its preset is 1M SAC steps). Prints a table and writes one JSON per run, named by its envs,
-seeds and algorithms (no run overwrites another's):
-scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>].json, with each expert's card (return
-mean and std over its evaluation episodes, training wall time), and one learning-curve PNG per
-env. Normalised return = (R - random) / (expert - random), both measured on the expert card's
-evaluation episodes.
+Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
+
+Experts come from ROOT/experts/ENV (trained with the env's preset when missing and cheap; for
+Hopper-v5 train one first: `gailkit expert train --env Hopper-v5 --out ROOT/experts/Hopper-v5`).
+ROOT defaults to ~/.cache/gailkit/bench/imitation, outside the repository: every run is a
+normal run directory there, and a rerun reuses finished runs and resumes unfinished ones from
+their checkpoints, so an interrupted benchmark continues where it stopped.
+
+``--transfer``: for each env and seed, PPO from scratch on the final reward of the AIRL run and
+of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true reward.
+
+Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
+(no run overwrites another's): scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_transfer].json,
+with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
+each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
+expert card's evaluation episodes.
 """
 
 from __future__ import annotations
@@ -22,16 +29,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.agents.bc import BCRunConfig
+from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
+from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate, plot_runs
-from gailkit.agents.imitation import ImitationConfig
-from gailkit.nn.checkpoint import write_json
+from gailkit.agents.sqil import SQILConfig
+from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.files import write_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1", "Hopper-v5"])
-parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac"])
-parser.add_argument("--root", type=Path, default=Path("runs/bench"))
+parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1"])
+parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac", "sqil"])
+parser.add_argument("--transfer", action="store_true", help="also PPO from scratch on AIRL's and GAIL's rewards")
+parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "imitation")
 parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
 parser.add_argument("--max-expert-steps", type=int, default=200_000,
                     help="train a missing expert only if its preset needs at most this many steps")
@@ -39,18 +51,57 @@ args = parser.parse_args()
 args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
 torch.set_num_threads(1)
 
+CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
+           "ppo-on-reward": PPOOnRewardConfig}
 # RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
 PENDULUM_PPO = dict(n_envs=4, n_steps=1024, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, use_sde=True)
-# Per env: steps per algorithm and the settings that differ from ImitationConfig's defaults.
+OFF_POLICY_CARTPOLE = dict(eval_every=5000)
+OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
+# Per env: environment steps per algorithm (BC takes none) and the settings that differ from
+# each config's defaults ("common" applies where the config has the field).
 SETTINGS = {
-    "CartPole-v1": dict(steps={"bc": 0, "gail": 100_000, "airl": 100_000, "dac": 50_000}, common={},
-                        per_algo={"dac": dict(eval_every=5000)}),
-    "Pendulum-v1": dict(steps={"bc": 0, "gail": 100_000, "airl": 100_000, "dac": 30_000},
+    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 50_000, "sqil": 50_000,
+                               "ppo-on-reward": 100_000},
+                        common={}, per_algo={"dac": OFF_POLICY_CARTPOLE, "sqil": OFF_POLICY_CARTPOLE}),
+    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 30_000, "sqil": 30_000,
+                               "ppo-on-reward": 200_000},
                         common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
-                        per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "dac": dict(eval_every=2000, gamma=0.99)}),
-    "Hopper-v5": dict(steps={"bc": 0, "gail": 1_000_000, "airl": 1_000_000, "dac": 1_000_000},
-                      common={}, per_algo={"dac": dict(eval_every=20_000)}),
+                        per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "ppo-on-reward": PENDULUM_PPO,
+                                  "dac": OFF_POLICY_PENDULUM, "sqil": OFF_POLICY_PENDULUM}),
+    "Hopper-v5": dict(steps={"gail": 1_000_000, "airl": 1_000_000, "dac": 1_000_000, "sqil": 1_000_000},
+                      common={}, per_algo={"dac": dict(eval_every=20_000), "sqil": dict(eval_every=20_000)}),
 }
+
+
+def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
+    """The config of one benchmark run: the env's settings for ``algo`` on the config's defaults."""
+    cls, s = CONFIGS[algo], SETTINGS[env_id]
+    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {k: v for k, v in {**s["common"], **s["per_algo"].get(algo, {})}.items() if k in names}
+    if "steps" in names:
+        fields["steps"] = s["steps"][algo]
+    return cls(**{**fields, **given, "seed": seed, "out": out, "progress": False})
+
+
+def run_once(config) -> list[dict]:
+    """The evaluation history of a run: reused when finished, resumed when partial, else trained."""
+    out = Path(config.out)
+    finished = (out / "policy.safetensors").exists() or (out / "bc").is_dir()
+    if not finished:
+        imitate(config, resume=(out / "checkpoint").is_dir())
+    return json.loads((out / "eval.json").read_text())["history"]
+
+
+def summarise(histories: list[list[dict]], steps: int | None, config) -> dict:
+    finals = [h[-1]["normalised"] for h in histories]
+    last5 = [float(np.mean([e["normalised"] for e in h[-5:]])) for h in histories]
+    hits = [next((e for e in h if e["normalised"] >= 0.9), None) for h in histories]
+    return dict(final_normalised=finals, mean_last5_normalised=last5,
+                steps_to_0_9=[e["steps"] if e else None for e in hits],
+                wall_to_0_9=[e.get("wall_s") if e else None for e in hits],
+                wall_s=[h[-1].get("wall_s", float("nan")) for h in histories], steps=steps or 0,
+                config={k: str(v) for k, v in dataclasses.asdict(config).items()})
+
 
 results: dict[str, dict] = {}
 for env_id in args.envs:
@@ -61,32 +112,33 @@ for env_id in args.envs:
                   f"`gailkit expert train --env {env_id} --out {expert_dir}` ({PRESETS[env_id].steps:,} steps)")
             continue
         train_expert(ExpertConfig(env=env_id, out=expert_dir, progress=False))
-    demos_path, demos = collect_demos(CollectConfig(expert=expert_dir, episodes=10, seed=0,
-                                                    out=args.root / "demos" / f"{env_id}.npz"))
-    card = demos.metadata["expert_card"]
-    s = SETTINGS[env_id]
+    demos_path = args.root / "demos" / f"{env_id}.npz"
+    if not demos_path.exists():
+        collect_demos(CollectConfig(expert=expert_dir, episodes=10, seed=0, out=demos_path))
+    card = json.loads((expert_dir / "card.json").read_text())
     env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
-                "expert_card": card, "algos": {}}
+                "expert_card": card, "algos": {}, "transfer": {}}
     for algo in args.algos:
-        finals, to_09_steps, to_09_wall, walls = [], [], [], []
-        for seed in range(args.seeds):
-            out = args.root / env_id / f"{algo}_seed{seed}"
-            fields = dict(s["common"], **s["per_algo"].get(algo, {}))
-            cfg = ImitationConfig(env=env_id, demos=demos_path, algo=algo, steps=max(1, s["steps"][algo]),
-                                  out=out, seed=seed, progress=False, **fields)
-            finished = (out / "policy.safetensors").exists() or (algo == "bc" and (out / "eval.json").exists())
-            if not finished:  # a new run, or one stopped before its end: resumed from its checkpoint
-                imitate(cfg, resume=(out / "checkpoint").is_dir())
-            history = json.loads((out / "eval.json").read_text())["history"]
-            finals.append(history[-1]["normalised"])
-            walls.append(history[-1].get("wall_s", float("nan")))
-            hit = next((h for h in history if h["normalised"] >= 0.9), None)
-            to_09_steps.append(hit["steps"] if hit else None)
-            to_09_wall.append(hit.get("wall_s") if hit else None)
-        env_rows["algos"][algo] = dict(final_normalised=finals, steps_to_0_9=to_09_steps, wall_to_0_9=to_09_wall,
-                                       wall_s=walls, steps=s["steps"][algo],
-                                       config={k: str(v) for k, v in dataclasses.asdict(cfg).items()})
-        print(f"{env_id} {algo}: final normalised {np.round(finals, 3).tolist()}, steps to 0.9 {to_09_steps}")
+        configs = [config_for(algo, env_id, seed, args.root / env_id / f"{algo}_seed{seed}", env=env_id,
+                              demos=demos_path) for seed in range(args.seeds)]
+        histories = [run_once(c) for c in configs]
+        env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1])
+        a = env_rows["algos"][algo]
+        print(f"{env_id} {algo}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
+              f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
+    if args.transfer:
+        for source in ("airl", "gail"):
+            configs = [config_for("ppo-on-reward", env_id, seed, args.root / env_id / f"ppo-on-{source}_seed{seed}",
+                                  reward_from=args.root / env_id / f"{source}_seed{seed}")
+                       for seed in range(args.seeds)]
+            missing = [c.reward_from for c in configs if not (c.reward_from / "policy.safetensors").exists()]
+            if missing:
+                print(f"skipping transfer of {source} on {env_id}: run --algos {source} first ({missing[0]} is missing)")
+                continue
+            env_rows["transfer"][source] = summarise([run_once(c) for c in configs],
+                                                     SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
+            t = env_rows["transfer"][source]
+            print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
     plot_runs(args.out / f"bench_imitation_{env_id}.png",
               {f"{a} (seed 0)": args.root / env_id / f"{a}_seed0" for a in args.algos},
               title=f"{env_id}, 10 expert episodes")
@@ -100,16 +152,28 @@ def fmt_median(values):
     return f"{statistics.median(hits):,.0f}"
 
 
-print(f"\n| env | expert | random | method | env steps | final normalised: mean (min-max) over {args.seeds} seeds "
-      f"| steps to 0.9 (median) | wall s to 0.9 (median) |")
-print("|---|---:|---:|---|---:|---:|---:|---:|")
+def fmt_spread(values):
+    f = np.array(values)
+    return f"{np.median(f):.3f} ({f.min():.3f}-{f.max():.3f})"
+
+
+print(f"\n| env | expert | random | method | env steps | final normalised: median (min-max) over {args.seeds} seeds "
+      f"| mean of last 5 evaluations: median (min-max) | steps to 0.9 (median) | wall s to 0.9 (median) |")
+print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
 for env_id, r in results.items():
     for algo, a in r["algos"].items():
-        f = np.array(a["final_normalised"])
         print(f"| {env_id} | {r['expert_return']:.1f} | {r['random_return']:.1f} | {algo} | {a['steps']:,} | "
-              f"{f.mean():.3f} ({f.min():.3f}-{f.max():.3f}) | {fmt_median(a['steps_to_0_9'])} | "
-              f"{fmt_median(a['wall_to_0_9'])} |")
+              f"{fmt_spread(a['final_normalised'])} | {fmt_spread(a['mean_last5_normalised'])} | "
+              f"{fmt_median(a['steps_to_0_9'])} | {fmt_median(a['wall_to_0_9'])} |")
+if args.transfer:
+    print(f"\n| env | reward learned by | PPO steps on it | final normalised (true reward): median (min-max) over "
+          f"{args.seeds} seeds | per seed |")
+    print("|---|---|---:|---:|---|")
+    for env_id, r in results.items():
+        for source, t in r["transfer"].items():
+            print(f"| {env_id} | {source} | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
+                  f"{', '.join(f'{v:.3f}' for v in t['final_normalised'])} |")
 algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
-path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}.json"
+path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}.json"
 write_json(path, results)
 print(f"\nwrote {path} and the learning curves next to it")

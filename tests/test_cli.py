@@ -4,6 +4,7 @@ fix, exit status 2, nothing written; a bug keeps its traceback; ``--help`` stays
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def fails_cleanly(argv: list[str], capsys, *expected: str) -> str:
 
 
 def imitate(demos, out, *extra: str) -> list[str]:
-    return ["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(demos), "--out", str(out),
+    return ["imitate", "gail", "--env", "CartPole-v1", "--demos", str(demos), "--out", str(out),
             "--steps", "128", *FAST, *extra]
 
 
@@ -57,7 +58,6 @@ def test_bad_imitate_options_are_refused_before_anything_is_written(tmp_path, ca
 @pytest.mark.parametrize("argv, says", [
     (["eval", "--run", "RUN", "--episodes", "0"], "--episodes: 0: must be >= 1"),
     (["eval", "--run", "RUN", "--episodes", "-1"], "--episodes: -1: must be >= 1"),
-    (["imitate", "--env", "CartPole-v1", "--demos", "d.npz", "--see", "1"], "unrecognized arguments: --see"),
     (["worldmodel", "eval", "--generations", "0"], "--generations: 0: must be >= 1"),
     (["--threads", "0", "envs"], "--threads: 0: must be >= 1"),
 ])
@@ -98,9 +98,11 @@ def damaged(run: Path, tmp_path: Path, file: str, drop: list[str]) -> Path:
 
 
 @pytest.mark.parametrize("file, drop, says", [
-    ("config.json", ["imitation"], "is not an imitation run"),
-    ("config.json", ["imitation", "env"], "missing ['env']"),
-    ("config.json", ["discriminator", "lr"], None),  # a default fills it: still evaluates
+    ("config.json", ["algo"], "is not an imitation run (its config.json has no 'algo' entry)"),
+    ("config.json", ["config"], "is not an imitation run"),
+    ("config.json", ["config", "env"], "missing ['env']"),
+    ("config.json", ["disc", "lr"], None),  # a default fills it: still evaluates
+    ("config.json", ["disc"], None),
 ])
 def test_eval_of_a_damaged_run_config(tmp_path, finished, capsys, file, drop, says):
     run = damaged(finished, tmp_path, file, drop)
@@ -182,8 +184,88 @@ def test_help_imports_no_heavy_library():
 
 def test_lazy_package_exports_are_the_objects_not_submodules():
     """``gailkit.agents.imitate`` is both a module and the function it exports; the package gives
-    the function, as README's ``from gailkit.agents import ImitationConfig, imitate, load_run``."""
-    code = ("from gailkit.agents import ImitationConfig, imitate, load_run; import gailkit.agents as a; "
-            "print(callable(imitate), callable(a.imitate), callable(load_run))")
+    the function, as README's ``from gailkit.agents import GAILConfig, imitate, load_run``."""
+    code = ("from gailkit.agents import GAILConfig, imitate, load_run; import gailkit.agents as a; "
+            "from gailkit.agents.gail import GAILConfig as G; "
+            "print(callable(imitate), callable(a.imitate), callable(load_run), GAILConfig is G)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split() == ["True", "True", "True"], out.stdout
+    assert out.stdout.split() == ["True", "True", "True", "True"], out.stdout
+
+
+# ----- gailkit imitate ALGO: each algorithm's own flags ------------------------------------------
+def help_of(algo: str, capsys) -> set[str]:
+    """The flags ``gailkit imitate ALGO --help`` lists."""
+    capsys.readouterr()
+    assert main(["imitate", algo, "--help"]) == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", capsys.readouterr().out))
+
+
+def test_imitate_help_lists_each_algorithm_s_own_flags(capsys):
+    dac, gail, bc, sqil = (help_of(a, capsys) for a in ("dac", "gail", "bc", "sqil"))
+    assert {"--disc-every", "--learning-starts", "--buffer-size", "--disc-lr", "--steps"} <= dac
+    assert "--n-epochs" not in dac and "--n-steps" not in dac
+    assert {"--n-epochs", "--n-steps", "--disc-lr", "--disc-updates", "--bc-steps"} <= gail
+    assert "--buffer-size" not in gail and "--disc-every" not in gail
+    assert {"--bc-steps", "--bc-batch-size", "--env", "--demos", "--out"} <= bc
+    assert "--steps" not in bc and not any(f.startswith("--disc-") for f in bc)
+    assert {"--expert-fraction", "--learning-starts"} <= sqil and not any(f.startswith("--disc-") for f in sqil)
+    assert "--reward-from" in help_of("ppo-on-reward", capsys)
+    # options an algorithm sets itself have no flag: the run's seed, AIRL's form and discount
+    assert not {"--disc-seed", "--bc-seed", "--disc-airl"} & (dac | gail | bc)
+    capsys.readouterr()
+    assert main(["imitate", "--help"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("bc", "gail", "airl", "dac", "sqil", "ppo-on-reward"):
+        assert re.search(rf"^\s+{re.escape(name)}\s", listing, re.M), f"{name} not listed:\n{listing}"
+
+
+@pytest.mark.parametrize("algo, flag, owners", [
+    ("dac", "--n-epochs", "airl, gail, ppo-on-reward"), ("dac", "--n-epochs=3", "airl, gail, ppo-on-reward"),
+    ("sqil", "--disc-lr", "airl, dac, gail"), ("bc", "--steps", "airl, dac, gail, ppo-on-reward, sqil"),
+    ("gail", "--disc-every", "dac"), ("airl", "--expert-fraction", "sqil"),
+])
+def test_a_flag_of_another_algorithm_is_refused_naming_its_owners(tmp_path, cartpole_demos, capsys, algo, flag,
+                                                                   owners):
+    out = tmp_path / "run"
+    argv = ["imitate", algo, "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out), flag]
+    if "=" not in flag:
+        argv.append("3")
+    name = flag.split("=")[0]
+    fails_cleanly(argv, capsys, f"{name} is an option of {owners}, not of {algo}", f"gailkit imitate {algo} --help")
+    assert not out.exists()
+
+
+def test_an_unknown_imitate_flag_is_one_line(tmp_path, cartpole_demos, capsys):
+    out = tmp_path / "run"
+    fails_cleanly(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
+                   "--see", "1"], capsys, "unrecognized arguments: --see 1", "gailkit imitate gail --help")
+    fails_cleanly(["imitate"], capsys, "give an algorithm", "airl, bc, dac, gail, ppo-on-reward, sqil")
+    fails_cleanly(["imitate", "gail", "--algo", "airl"], capsys, "two algorithms")
+    assert not out.exists()
+
+
+def test_imitate_bc_needs_no_steps(tmp_path, cartpole_demos, capsys):
+    out = tmp_path / "bc"
+    assert main(["imitate", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
+                 "--bc-steps", "20", "--eval-episodes", "1", "--no-progress"]) == 0
+    assert f"wrote run to {out}" in capsys.readouterr().out
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["algo"] == "bc" and meta["bc"]["steps"] == 20
+
+
+def test_algo_flag_is_an_alias_for_help():
+    assert main(["imitate", "--algo", "dac", "--help"]) == 0
+
+
+def test_algo_flag_is_an_alias_for_the_positional(tmp_path, cartpole_demos, capsys):
+    out = tmp_path / "bc"
+    assert main(["imitate", "--algo", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out",
+                 str(out), "--bc-steps", "20", "--eval-episodes", "1", "--no-progress"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["algo"] == "bc"
+
+
+def test_imitate_without_an_algorithm_asks_for_one(tmp_path, cartpole_demos, capsys):
+    out = tmp_path / "run"
+    fails_cleanly(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out)], capsys,
+                  "give an algorithm")
+    assert not out.exists()

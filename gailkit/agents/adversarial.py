@@ -25,6 +25,9 @@ class AdversarialRun(Run):
     """A run whose reward is a discriminator trained on expert vs. policy transitions."""
 
     parts: ClassVar[dict[str, type]] = {"disc": DiscriminatorConfig}
+    # the run's seed, and AIRL's form and discount, which the algorithm decides
+    fixed: ClassVar[dict[str, tuple[str, ...]]] = {"disc": ("seed", "airl", "gamma")}
+    airl: ClassVar[bool] = False  # whether the algorithm feeds the discriminator log pi(a|s) (AIRL's form)
 
     def __init__(self, config: TrainingConfig, *, disc: DiscriminatorConfig | None = None, **kwargs: Any):
         super().__init__(config, **kwargs)  # the generator's __init__ builds self.venv and self.model
@@ -39,6 +42,9 @@ class AdversarialRun(Run):
     @classmethod
     def resolve_parts(cls, config: Any, parts: dict[str, Any]) -> dict[str, Any]:
         disc = parts.get("disc") or DiscriminatorConfig(seed=config.seed)
+        if disc.airl and not cls.airl:
+            raise UsageError(f"{cls.name}: DiscriminatorConfig(airl=True) is AIRL's discriminator, which needs the "
+                             "policy's log-probabilities; train the airl algorithm instead")
         return {**parts, "disc": cls.disc_defaults(config, disc)}
 
     @classmethod

@@ -142,12 +142,14 @@ class Run:
     """A run of one imitation algorithm in ``config.out`` (see the module docstring).
 
     Subclasses set ``Config`` (their options), ``parts`` (option groups of their parts, each a
-    keyword of ``__init__`` and a ``--PART-*`` flag group), ``self.model``, ``self.venv`` and
+    keyword of ``__init__`` and a ``--PART-*`` flag group; ``fixed`` names the part fields the
+    algorithm sets itself, which get no flag), ``self.model``, ``self.venv`` and
     ``round_size``, and define ``_round``. Registered with :func:`gailkit.agents.registry.register`.
     """
 
     Config: ClassVar[type] = TrainingConfig
     parts: ClassVar[dict[str, type]] = {}
+    fixed: ClassVar[dict[str, tuple[str, ...]]] = {}  # part fields the algorithm sets itself (no flags)
     name: ClassVar[str] = "run"
     resumable: ClassVar[bool] = True
     model: BaseAlgorithm

@@ -34,6 +34,7 @@ class BehaviourCloning(Run):
 
     Config = BCRunConfig
     parts: ClassVar[dict[str, type]] = {"bc": BCConfig}
+    fixed: ClassVar[dict[str, tuple[str, ...]]] = {"bc": ("seed",)}  # the run's seed
     resumable = False
 
     def __init__(self, config: BCRunConfig, *, bc: BCConfig | None = None, demos: Demonstrations | None = None):

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
 from gailkit.agents.adversarial import AdversarialRun
 from gailkit.agents.base import TrainingConfig
@@ -62,8 +63,15 @@ class DAC(AdversarialRun, OffPolicyRun):
     def _replay_options(self) -> dict[str, Any]:
         return {"reward_fn": self._reward}
 
+    def _env_actions(self, acts: np.ndarray) -> np.ndarray:
+        """Replay actions in the env's units: SB3 stores Box actions scaled to [-1, 1], the expert's
+        are the env's, and the discriminator must compare like with like."""
+        if isinstance(self.venv.action_space, spaces.Box):
+            return self.model.policy.unscale_action(acts)
+        return acts
+
     def _reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        return self.disc.reward(obs, acts, next_obs, dones)
+        return self.disc.reward(obs, self._env_actions(acts), next_obs, dones)
 
     def _after_collect(self) -> None:
         if self.model.num_timesteps % self.config.disc_every == 0:
@@ -78,7 +86,7 @@ class DAC(AdversarialRun, OffPolicyRun):
         for _ in range(self.config.disc_updates):
             flat = self.rng.integers(0, stored, size=bs)
             pos, env = flat // n, flat % n
-            policy = DiscBatch.from_numpy(buf.observations[pos, env], buf.actions[pos, env],
+            policy = DiscBatch.from_numpy(buf.observations[pos, env], self._env_actions(buf.actions[pos, env]),
                                           buf.next_observations[pos, env],
                                           buf.dones[pos, env] * (1 - buf.timeouts[pos, env]))
             self._train_disc(policy)

@@ -102,6 +102,7 @@ class AIRL(GAIL):
     is a reward that can be transferred (``gailkit imitate ppo-on-reward``)."""
 
     Config = AIRLConfig
+    airl = True
 
     @classmethod
     def disc_defaults(cls, config: AIRLConfig, disc: DiscriminatorConfig) -> DiscriminatorConfig:

@@ -67,14 +67,15 @@ def _with_source_defaults(config: PPOOnRewardConfig) -> PPOOnRewardConfig:
 
 @register("ppo-on-reward")
 class PPOOnReward(PPORun):
-    """PPO from scratch on another run's learned reward (see the module docstring)."""
+    """PPO from scratch on another run's learned reward, to test whether that reward transfers."""
 
     Config = PPOOnRewardConfig
 
     def __init__(self, config: PPOOnRewardConfig, **kwargs: Any):
-        config = _with_source_defaults(config)
-        super().__init__(config, **kwargs)
         own = Path(config.out) / REWARD_DIR
+        if not (own / "discriminator.json").is_file():  # a new run (a started one has its own copy)
+            config = _with_source_defaults(config)
+        super().__init__(config, **kwargs)
         self.reward_model = Discriminator.load(own if (own / "discriminator.json").is_file()
                                                else config.reward_from / "checkpoint")
         spaces = (self.venv.observation_space, self.venv.action_space)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-from gailkit.agents.bc import BC, BCConfig, bc_loss, pretrain_policy
+from gailkit.agents.cloning import BC, BCConfig, bc_loss, pretrain_policy
 from gailkit.agents.experts import evaluate_policy, random_returns, rollout_episodes
 from gailkit.data.demos import Demonstrations
 from gailkit.data.types import Transitions

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from gailkit.agents.bc import BCRunConfig
+from gailkit.agents.cloning import BCConfig
+from gailkit.agents.dac import DACConfig
+from gailkit.agents.gail import GAIL, AIRLConfig, GAILConfig
 from gailkit.agents.imitate import evaluate_run, imitate
-from gailkit.agents.imitation import AdversarialImitation, ImitationConfig
 from gailkit.cli import main
 from gailkit.data import DemoFormatError, Trajectory, load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
@@ -58,8 +61,8 @@ def test_discriminator_reward_separates_expert_from_random_transitions():
 
 @pytest.mark.slow
 def test_gail_beats_random_within_41k_steps(cartpole_demos, tmp_path):
-    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=40_960, out=tmp_path, eval_every=8192,
-                          **{**FAST, "n_envs": 8})
+    cfg = GAILConfig(env="CartPole-v1", demos=cartpole_demos, steps=40_960, out=tmp_path, eval_every=8192,
+                     **{**FAST, "n_envs": 8})
     result = imitate(cfg)  # the defaults are the tuned CartPole settings
     random_return = load_demos(cartpole_demos).metadata["expert_card"]["random_return_mean"]
     # measured with seeds 0 / 1 / 2: return 305 / 500 / 488 (random 23); GAIL is noisy at 16k steps (19 / 83 / 236)
@@ -70,19 +73,25 @@ def test_gail_beats_random_within_41k_steps(cartpole_demos, tmp_path):
 
 
 def run(tmp_path, demos, steps, resume=False, algo="gail"):
-    fast = dict(FAST, n_steps=64) if algo != "dac" else dict(progress=False, eval_episodes=3)
-    cfg = ImitationConfig(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, algo=algo,
-                          checkpoint_every=512 if algo == "dac" else 1024, eval_every=1024, **fast)
-    return imitate(cfg, DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
+    common = dict(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, eval_every=512)
+    if algo == "dac":  # DQN learns from step 256 on: both halves of the resumed run train
+        cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=3)
+    else:
+        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo](**common, checkpoint_every=1024, **dict(FAST, n_steps=64))
+    return imitate(cfg, disc=DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
 @pytest.mark.parametrize("algo", ["gail", "airl", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
-    total = 1536 if algo == "dac" else 2048  # DAC: DQN learns from step 1000 on
-    run(tmp_path / "straight", cartpole_demos, total, algo=algo)
-    run(tmp_path / "resumed", cartpole_demos, 1024, algo=algo)
-    run(tmp_path / "resumed", cartpole_demos, total, resume=True, algo=algo)
-    for name in ("policy.safetensors", "discriminator.safetensors", "policy_optim.safetensors"):
+    half = 512 if algo == "dac" else 1024
+    run(tmp_path / "straight", cartpole_demos, 2 * half, algo=algo)
+    run(tmp_path / "resumed", cartpole_demos, half, algo=algo)
+    run(tmp_path / "resumed", cartpole_demos, 2 * half, resume=True, algo=algo)
+    history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+    assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
+    names = ["policy.safetensors", "discriminator.safetensors", "discriminator_optim.safetensors", "rng.safetensors"]
+    names += ["extra.safetensors"] if algo == "dac" else ["policy_optim.safetensors"]
+    for name in names:
         a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
         assert a.keys() == b.keys()
@@ -100,7 +109,7 @@ def test_resume_and_restart_errors(cartpole_demos, tmp_path):
 
 def test_demos_for_another_env(cartpole_demos, tmp_path):
     with pytest.raises(DemoFormatError, match="does not match Pendulum-v1"):
-        AdversarialImitation(ImitationConfig(env="Pendulum-v1", demos=cartpole_demos, out=tmp_path, **FAST))
+        GAIL(GAILConfig(env="Pendulum-v1", demos=cartpole_demos, out=tmp_path, **FAST))
 
 
 def test_too_few_transitions_for_a_batch(tmp_path):
@@ -108,8 +117,8 @@ def test_too_few_transitions_for_a_batch(tmp_path):
     traj = Trajectory(np.zeros((11, 4), np.float32), np.zeros(10, np.int64), np.ones(10), True)
     path = save_demos(tmp_path / "tiny.npz", [traj], env_id="CartPole-v1",
                       observation_space=env.observation_space, action_space=env.action_space)
-    with pytest.raises(ValueError, match="too few for a discriminator batch of 256"):
-        AdversarialImitation(ImitationConfig(env="CartPole-v1", demos=path, out=tmp_path, absorbing=False, **FAST))
+    with pytest.raises(UsageError, match="too few for a discriminator batch of 256"):
+        GAIL(GAILConfig(env="CartPole-v1", demos=path, out=tmp_path, absorbing=False, **FAST))
 
 
 class NaNReward(gym.Wrapper):
@@ -121,33 +130,37 @@ class NaNReward(gym.Wrapper):
 def test_nan_reward_from_env_is_a_clear_error(cartpole_demos, tmp_path):
     gym.register("gailkit-test/NaNCartPole-v1", entry_point=lambda: NaNReward(gym.make("CartPole-v1")),
                  max_episode_steps=500)
-    cfg = ImitationConfig(env="gailkit-test/NaNCartPole-v1", demos=cartpole_demos, out=tmp_path, steps=1024, **FAST)
+    cfg = GAILConfig(env="gailkit-test/NaNCartPole-v1", demos=cartpole_demos, out=tmp_path, steps=1024, **FAST)
     with pytest.raises(ValueError, match="reward nan .*not finite|non-finite reward"):
         imitate(cfg)
 
 
 def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     out = tmp_path / "bc"
-    assert main(["imitate", "--algo", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+    assert main(["imitate", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
                  "--out", str(out), "--bc-steps", "300", "--no-progress", "--eval-episodes", "3"]) == 0
     text = capsys.readouterr().out
     assert "normalised" in text and f"wrote run to {out}" in text
     assert main(["eval", "--run", str(out), "--episodes", "2"]) == 0
     assert "bc run" in capsys.readouterr().out
-    assert main(["imitate", "--algo", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
-    assert "choose one of bc, gail, airl, dac" in capsys.readouterr().err
-    assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
-    assert "choose one of" in capsys.readouterr().err
+    assert main(["imitate", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
+    assert "unknown imitation algorithm 'dagger'; choose one of airl, bc, dac, gail" in capsys.readouterr().err
+    assert main(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
+    assert "discriminator reward='x'; choose one of" in capsys.readouterr().err
+    # no default algorithm any more (it was gail)
+    assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
+    assert "airl, bc, dac, gail, ppo-on-reward, sqil" in capsys.readouterr().err
 
 
 def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_demos, tmp_path):
     from gailkit.agents.dac import DAC
 
-    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, algo="dac", steps=1536, out=tmp_path,
-                          eval_every=1536, progress=False, eval_episodes=2)
+    cfg = DACConfig(env="CartPole-v1", demos=cartpole_demos, steps=768, out=tmp_path, learning_starts=256,
+                    eval_every=768, progress=False, eval_episodes=2)
     trainer = DAC(cfg)
     history = trainer.train()
-    assert [h["steps"] for h in history] == [0, 1536] and trainer.disc_stats  # the discriminator trained
+    assert [h["steps"] for h in history] == [0, 768] and "accuracy" in trainer.stats  # the discriminator trained
+    assert trainer.disc_config.reward == "logit"  # DAC's default reward
     assert (tmp_path / "checkpoint" / "discriminator.safetensors").exists()
     sample = trainer.model.replay_buffer.sample(32)
     want = trainer.disc.reward(sample.observations.numpy(), sample.actions.numpy(),
@@ -160,17 +173,17 @@ def test_balancer_moves_discriminator_updates_towards_the_band(cartpole_demos, t
     # 4 rounds of 512 steps; an accuracy above the band removes one update per round, below adds one. A
     # discriminator that barely learns (lr 1e-6) never classifies all 256 + 256 samples right, so its
     # accuracy stays below the second band (a normal one reaches 1.0 on CartPole within two rounds)
-    cfg = ImitationConfig(env="CartPole-v1", demos=cartpole_demos, steps=2048, out=tmp_path, balance=True,
-                          balance_low=low, balance_high=high, **FAST)
-    trainer = AdversarialImitation(cfg, DiscriminatorConfig(lr=1e-6))
+    cfg = GAILConfig(env="CartPole-v1", demos=cartpole_demos, steps=2048, out=tmp_path, balance=True,
+                     balance_low=low, balance_high=high, **FAST)
+    trainer = GAIL(cfg, disc=DiscriminatorConfig(lr=1e-6))
     trainer.train()
     assert trainer.disc_updates == expected
 
 
 def test_report_table_and_plot(cartpole_demos, tmp_path, capsys):
     for name in ("a", "b"):
-        imitate(ImitationConfig(env="CartPole-v1", demos=cartpole_demos, algo="bc", bc_steps=50,
-                                out=tmp_path / name, progress=False, eval_episodes=2))
+        imitate(BCRunConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path / name, progress=False,
+                            eval_episodes=2), bc=BCConfig(steps=50))
     assert main(["report", "--runs", f"first={tmp_path / 'a'}", str(tmp_path / "b"),
                  "--plot", str(tmp_path / "c.png"), "--json", str(tmp_path / "t.json")]) == 0
     text = capsys.readouterr().out
@@ -197,7 +210,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+    cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
            "--out", str(out), "--steps", "200000", "--no-progress", "--eval-episodes", "2", "--n-envs", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     deadline = time.time() + 60
@@ -211,7 +224,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert 0 < state["num_timesteps"] < 200_000
     steps = state["num_timesteps"] + 1024
-    assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
+    assert main(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
                  "--steps", str(steps), "--resume", "--no-progress"]) == 0
     assert json.loads((out / "checkpoint" / "state.json").read_text())["num_timesteps"] >= steps
 
@@ -225,16 +238,22 @@ def test_dac_with_sac_resumes_exactly(tmp_path):
                        observation_space=env.observation_space, action_space=env.action_space)
 
     def go(out, steps, resume=False):
-        cfg = ImitationConfig(env="Pendulum-v1", demos=demos, algo="dac", steps=steps, out=out, absorbing=False,
-                              checkpoint_every=1100, eval_every=1100, progress=False, eval_episodes=1)
-        return imitate(cfg, resume=resume)
+        cfg = DACConfig(env="Pendulum-v1", demos=demos, steps=steps, out=out, absorbing=False, learning_starts=100,
+                        batch_size=64, disc_every=100, checkpoint_every=200, eval_every=200, progress=False,
+                        eval_episodes=1)
+        return imitate(cfg, disc=DiscriminatorConfig(batch_size=64), resume=resume)
 
-    # SAC learns from step 1000: the checkpoint at 1100 holds trained optimisers and a replay buffer
-    go(tmp_path / "straight", 1300)
-    go(tmp_path / "resumed", 1100)
-    go(tmp_path / "resumed", 1300, resume=True)
+    # SAC learns from step 100 and the discriminator from step 100 on: the checkpoint at 200 holds
+    # trained optimisers, discriminator and a replay buffer
+    go(tmp_path / "straight", 300)
+    go(tmp_path / "resumed", 200)
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["counters"]["n_updates"] > 0, state["counters"]
+    disc = json.loads((tmp_path / "resumed" / "checkpoint" / "discriminator.json").read_text())
+    assert disc["optimizer_steps"] > 0, "the discriminator never trained before the checkpoint"
+    go(tmp_path / "resumed", 300, resume=True)
     for name in ("policy.safetensors", "actor_optim.safetensors", "critic_optim.safetensors",
-                 "discriminator.safetensors", "extra.safetensors"):
+                 "ent_coef_optim.safetensors", "discriminator.safetensors", "extra.safetensors"):
         a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
         for key in a:

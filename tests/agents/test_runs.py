@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gailkit.agents.imitation import AdversarialImitation
+from gailkit.agents.gail import GAIL
 from gailkit.agents.run import claim_run_dir
 from gailkit.cli import main
 from gailkit.nn.checkpoint import CheckpointError, load_tensors, verify_dir, write_json, write_verified_dir
@@ -25,7 +25,7 @@ TINY = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", 
 
 
 def gail(demos: Path, out: Path, steps: int = 768, *extra: str) -> list[str]:
-    return ["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(demos), "--out", str(out),
+    return ["imitate", "gail", "--env", "CartPole-v1", "--demos", str(demos), "--out", str(out),
             "--steps", str(steps), *TINY, *extra]
 
 
@@ -52,10 +52,10 @@ def same_weights(a: dict, b: dict) -> bool:
 # ----- one atomic, verified checkpoint -----------------------------------------------------------
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    import gailkit.agents.imitation as imitation
+    import gailkit.agents.base as base
     from gailkit.cli import main
 
-    calls, kill_at, original = [0], int(sys.argv[1]), imitation.save_tensors
+    calls, kill_at, original = [0], int(sys.argv[1]), base.save_tensors
 
     def save_then_die(path, tensors):
         calls[0] += 1
@@ -63,7 +63,7 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return original(path, tensors)
 
-    imitation.save_tensors = save_then_die
+    base.save_tensors = save_then_die
     sys.exit(main(sys.argv[2:]))
 """)
 
@@ -71,7 +71,8 @@ KILLER = textwrap.dedent("""
 def test_kill_9_during_a_save_resumes_from_the_last_whole_checkpoint(tmp_path, cartpole_demos):
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert main(gail(cartpole_demos, full, 512)) == 0
-    # Each checkpoint saves 3 files through imitation.save_tensors (policy, its optimiser, RNGs):
+    # Each checkpoint saves 3 files through base.save_tensors (policy, its optimiser, RNGs; the
+    # discriminator saves its own):
     # call 5 is the middle of the second checkpoint, the last one, at 512 steps.
     proc = subprocess.run([sys.executable, "-c", KILLER, "5", *gail(cartpole_demos, killed, 512)],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -131,20 +132,28 @@ def test_a_tampered_checkpoint_is_refused_on_resume(tmp_path, cartpole_demos, ca
 # ----- resume keeps the run's options ------------------------------------------------------------
 @pytest.mark.parametrize("change, named", [
     (["--seed", "1"], "--seed 1"), (["--n-envs", "4"], "--n-envs 4"), (["--disc-lr", "0.01"], "--disc-lr 0.01"),
-    (["--algo", "airl"], "--algo airl"), (["--gamma", "0.9"], "--gamma 0.9"), (["--no-absorbing"], "--absorbing False"),
+    (["--gamma", "0.9"], "--gamma 0.9"), (["--no-absorbing"], "--absorbing False"),
+    (["--disc-updates", "3"], "--disc-updates 3"), (["--disc-hidden", "32"], "--disc-hidden 32"),
 ])
 def test_resume_refuses_a_changed_option_and_names_it(tmp_path, cartpole_demos, capsys, finished, change, named):
     out = copy_of(finished, tmp_path)
     before = (out / "checkpoint" / "manifest.json").read_text()
     capsys.readouterr()
-    argv = gail(cartpole_demos, out, 512, "--resume")
-    if change[0] == "--algo":
-        argv[argv.index("--algo") + 1] = change[1]
-    else:
-        argv += change
-    assert main(argv) == 2
+    assert main(gail(cartpole_demos, out, 512, "--resume", *change)) == 2
     err = capsys.readouterr().err
     assert named in err and "only --steps may change" in err, err
+    assert (out / "checkpoint" / "manifest.json").read_text() == before, "the refused resume touched the run"
+
+
+def test_resume_as_another_algorithm_is_refused_and_names_the_run_s(tmp_path, cartpole_demos, capsys, finished):
+    out = copy_of(finished, tmp_path)
+    before = (out / "checkpoint" / "manifest.json").read_text()
+    capsys.readouterr()
+    argv = gail(cartpole_demos, out, 512, "--resume")
+    argv[argv.index("gail")] = "airl"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a gail run, not airl" in err and "gailkit imitate gail ... --resume" in err, err
     assert (out / "checkpoint" / "manifest.json").read_text() == before, "the refused resume touched the run"
 
 
@@ -168,17 +177,21 @@ def test_resume_refuses_other_demonstrations_and_another_env(tmp_path, cartpole_
 
 
 def test_python_resume_compares_every_option(tmp_path, cartpole_demos):
-    from gailkit.agents.configs import ImitationConfig
+    from gailkit.agents.gail import GAILConfig
     from gailkit.agents.imitate import imitate
+    from gailkit.discriminators import DiscriminatorConfig
     from gailkit.errors import UsageError
 
     fast = dict(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, eval_every=256, eval_episodes=2,
                 checkpoint_every=256, disc_updates=2, progress=False)
-    imitate(ImitationConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=256, **fast))
+    imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=256, **fast))
     with pytest.raises(UsageError, match="--ent-coef 0.5 differs"):
-        imitate(ImitationConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=512, ent_coef=0.5,
-                                **fast), resume=True)
-    result = imitate(ImitationConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=512, **fast),
+        imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=512, ent_coef=0.5,
+                           **fast), resume=True)
+    with pytest.raises(UsageError, match="--disc-lr 0.5 differs"):
+        imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=512, **fast),
+                disc=DiscriminatorConfig(lr=0.5), resume=True)
+    result = imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path, steps=512, **fast),
                      resume=True)
     assert result["steps"] == 512
 
@@ -198,7 +211,7 @@ def test_a_run_started_with_relative_paths_is_evaluated_and_resumed_from_elsewhe
     saved = json.loads((run / "config.json").read_text())
     assert Path(saved["demos"]["path"]).is_absolute(), saved["demos"]
     # the run's own copy serves as --demos too: the same bytes as the file it started with
-    assert main(["imitate", "--algo", "gail", "--env", "CartPole-v1", "--demos", str(run / "demos.npz"),
+    assert main(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(run / "demos.npz"),
                  "--out", str(run), "--steps", "512", *TINY, "--resume"]) == 0
     assert json.loads((run / "eval.json").read_text())["history"][-1]["steps"] == 512
 
@@ -209,7 +222,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, cartpole_demos, 
     capsys.readouterr()
     assert main(gail(cartpole_demos, out, 256)) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert main(["imitate", "--algo", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+    assert main(["imitate", "bc", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
                  "--out", str(out), "--bc-steps", "10", "--no-progress"]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
@@ -235,7 +248,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path, cartpole_demos, capsys):
 # ----- Ctrl-C ------------------------------------------------------------------------------------
 def interrupt_on_evaluation(monkeypatch, which: int, times: int = 1) -> None:
     """Deliver SIGINT ``times`` times during the ``which``-th evaluation (1 = the first)."""
-    original, count = AdversarialImitation.evaluate, [0]
+    original, count = GAIL.evaluate, [0]
 
     def evaluate(self, episodes=None):
         count[0] += 1
@@ -244,7 +257,7 @@ def interrupt_on_evaluation(monkeypatch, which: int, times: int = 1) -> None:
                 signal.raise_signal(signal.SIGINT)
         return original(self, episodes)
 
-    monkeypatch.setattr(AdversarialImitation, "evaluate", evaluate)
+    monkeypatch.setattr(GAIL, "evaluate", evaluate)
 
 
 def test_ctrl_c_during_the_first_evaluation_saves_and_exits_130(tmp_path, cartpole_demos, capsys, monkeypatch):

@@ -1,0 +1,77 @@
+"""SQIL: minibatches half expert (reward 1), half agent (reward 0); exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from gailkit.agents.imitate import imitate
+from gailkit.agents.sqil import SQILConfig
+from gailkit.buffers import ExpertMixReplayBuffer
+from gailkit.nn.checkpoint import load_tensors
+
+
+def test_a_minibatch_is_half_expert_rows_with_reward_1_and_half_agent_rows_with_reward_0():
+    obs_space, act_space = spaces.Box(-1000, 1000, (3,), np.float32), spaces.Discrete(4)
+    buf = ExpertMixReplayBuffer(200, obs_space, act_space, device="cpu", seed=0, expert_fraction=0.5)
+    n_exp = 40  # expert rows: positive observations whose first entry is the row's index + 1
+    e_obs = np.stack([np.arange(n_exp) + 1, np.full(n_exp, 1.0), np.full(n_exp, 2.0)], 1).astype(np.float32)
+    e_next = e_obs + 100
+    e_acts = np.arange(n_exp) % 4
+    e_dones = (np.arange(n_exp) % 7 == 0)
+    buf.set_expert(e_obs, e_acts.reshape(-1, 1), e_next, e_dones)
+    for t in range(60):  # agent rows: negative observations, an env reward of 5 that must be ignored
+        o = np.array([[-1.0 - t, -1.0, -1.0]], np.float32)
+        buf.add(o, o - 100, np.array([[t % 4]]), np.array([5.0]), np.array([t % 9 == 0]), [{}])
+
+    s = buf.sample(64)
+    obs, acts, nxt = s.observations.numpy(), s.actions.numpy(), s.next_observations.numpy()
+    dones, rewards = s.dones.numpy()[:, 0], s.rewards.numpy()[:, 0]
+    assert len(obs) == 64
+    expert, agent = slice(0, 32), slice(32, 64)  # expert rows first
+    np.testing.assert_array_equal(rewards[expert], 1.0)
+    np.testing.assert_array_equal(rewards[agent], 0.0)
+    i = obs[expert, 0].astype(int) - 1  # each expert row is the set_expert row it names
+    assert (obs[expert] > 0).all() and (obs[agent] < 0).all()
+    np.testing.assert_array_equal(obs[expert], e_obs[i])
+    np.testing.assert_array_equal(nxt[expert], e_next[i])
+    np.testing.assert_array_equal(acts[expert, 0], e_acts[i])
+    np.testing.assert_array_equal(dones[expert], e_dones[i])
+    t = (-obs[agent, 0] - 1).astype(int)  # each agent row is the transition added at step t
+    np.testing.assert_array_equal(nxt[agent], obs[agent] - 100)
+    np.testing.assert_array_equal(acts[agent, 0], t % 4)
+    np.testing.assert_array_equal(dones[agent], t % 9 == 0)
+    assert len(set(i)) > 10 and len(set(t)) > 10, "rows should be drawn across both sets"
+
+    quarter = ExpertMixReplayBuffer(200, obs_space, act_space, device="cpu", seed=0, expert_fraction=0.25)
+    quarter.set_expert(e_obs, e_acts.reshape(-1, 1), e_next, e_dones)
+    quarter.add(e_obs[:1] * -1, e_obs[:1] * -1, np.array([[0]]), np.array([5.0]), np.array([False]), [{}])
+    assert (quarter.sample(64).rewards.numpy() == 1).sum() == 16
+
+
+def run(demos, out, steps, resume=False):
+    cfg = SQILConfig(env="CartPole-v1", demos=demos, out=out, steps=steps, learning_starts=256, buffer_size=5000, batch_size=32,
+                     checkpoint_every=512, eval_every=512, progress=False, eval_episodes=2)
+    return imitate(cfg, resume=resume)
+
+
+def test_sqil_resumes_exactly(cartpole_demos, tmp_path):
+    # DQN collects 256 steps a round and learns from step 256 on: both halves train
+    run(cartpole_demos, tmp_path / "straight", 1024)
+    run(cartpole_demos, tmp_path / "resumed", 512)
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["counters"]["n_updates"] > 0, state["counters"]
+    run(cartpole_demos, tmp_path / "resumed", 1024, resume=True)
+    meta = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert meta["algo"] == "sqil" and "disc" not in meta
+    history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+    assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
+    for name in ("policy.safetensors", "policy_optim.safetensors", "extra.safetensors", "rng.safetensors"):
+        a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
+        b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
+        assert a.keys() == b.keys(), name
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
