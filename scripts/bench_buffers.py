@@ -38,8 +38,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.experts import evaluate_policy
-from gailkit.agents.imitate import EVAL_SEED  # the library's evaluation seeds: disjoint from training
 from gailkit.buffers import NumbaRolloutBuffer
+from gailkit.evaluation import EVAL_SEED  # the library's evaluation seeds: disjoint from training
 from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"

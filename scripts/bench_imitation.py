@@ -63,7 +63,7 @@ SETTINGS = {
     "CartPole-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 50_000, "sqil": 50_000,
                                "ppo-on-reward": 100_000},
                         common={}, per_algo={"dac": OFF_POLICY_CARTPOLE, "sqil": OFF_POLICY_CARTPOLE}),
-    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 30_000, "sqil": 30_000,
+    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 20_000, "sqil": 20_000,
                                "ppo-on-reward": 200_000},
                         common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
                         per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "ppo-on-reward": PENDULUM_PPO,

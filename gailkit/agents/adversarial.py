@@ -25,8 +25,8 @@ class AdversarialRun(Run):
     """A run whose reward is a discriminator trained on expert vs. policy transitions."""
 
     parts: ClassVar[dict[str, type]] = {"disc": DiscriminatorConfig}
-    # the run's seed, and AIRL's form and discount, which the algorithm decides
-    fixed: ClassVar[dict[str, tuple[str, ...]]] = {"disc": ("seed", "airl", "gamma")}
+    # the run's seed, and AIRL's form, discount and absorbing state, which the algorithm decides
+    fixed: ClassVar[dict[str, tuple[str, ...]]] = {"disc": ("seed", "airl", "gamma", "absorbing")}
     airl: ClassVar[bool] = False  # whether the algorithm feeds the discriminator log pi(a|s) (AIRL's form)
 
     def __init__(self, config: TrainingConfig, *, disc: DiscriminatorConfig | None = None, **kwargs: Any):

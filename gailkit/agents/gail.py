@@ -108,7 +108,8 @@ class AIRL(GAIL):
     def disc_defaults(cls, config: AIRLConfig, disc: DiscriminatorConfig) -> DiscriminatorConfig:
         # the shaping term gamma * h(s') - h(s) leaves the optimal policy unchanged only when it
         # is discounted like the policy's return
-        return dataclasses.replace(disc, airl=True, gamma=config.gamma)
+        # and h is 0 in the absorbing state, which is terminal for the shaping
+        return dataclasses.replace(disc, airl=True, gamma=config.gamma, absorbing=config.absorbing)
 
     def _log_probs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray | None:
         with torch.no_grad():

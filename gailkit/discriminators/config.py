@@ -23,11 +23,16 @@ class DiscriminatorConfig:
     hidden: str = dataclasses.field(default="64,64", metadata=doc("hidden layer sizes, comma-separated"))
     reward: str | None = dataclasses.field(default=None, metadata=doc(
         "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), shaped = AIRL's f; "
-        "default: logit for AIRL and DAC, gail otherwise"))
+        "default: shaped for AIRL (f alone; the policy's entropy bonus is PPO's --ent-coef, as in the imitation "
+        "library: logit = f - log pi adds a temperature-1 entropy bonus that swamps f), logit for DAC, gail otherwise"))
     airl: bool = dataclasses.field(default=False, metadata=doc(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
     gamma: float = dataclasses.field(default=0.99, metadata=doc(
         "discount of the AIRL shaping term (imitation runs set it to the policy's --gamma)"))
+    absorbing: bool | None = dataclasses.field(default=None, metadata=doc(
+        "AIRL: observations end with AbsorbingStateWrapper's flag, and the potential h is 0 in the "
+        "absorbing state (terminal for the shaping term, so it telescopes within the episode and D cannot "
+        "pay a one-off bonus for dying through a large h(absorbing)); default: the run's --absorbing"))
     gradient_penalty: str = dataclasses.field(default="r1", metadata=doc("none, wgan-gp or r1"))
     gp_weight: float = dataclasses.field(default=1.0, metadata=doc(
         "gradient penalty weight (R1 adds weight/2 * E||grad||^2 on expert samples)"))
@@ -48,8 +53,6 @@ class DiscriminatorConfig:
                               ("gradient_penalty", PENALTIES)):
             if getattr(self, name) not in allowed and not (name == "reward" and self.reward is None):
                 raise UsageError(f"discriminator {name}={getattr(self, name)!r}; choose one of {allowed}")
-        if self.reward == "shaped" and not self.airl:
-            raise UsageError("reward='shaped' is AIRL's f(s, a, s'); it needs airl=True")
         if self.airl and self.vail:
             raise UsageError("airl and vail cannot be combined: AIRL's shaped form has no bottleneck here")
         if not 0.0 <= self.label_smoothing < 0.5:
@@ -60,8 +63,8 @@ class DiscriminatorConfig:
 
     @property
     def reward_kind(self) -> str:
-        """``reward`` with its default resolved: logit for AIRL, gail otherwise."""
-        return self.reward or ("logit" if self.airl else "gail")
+        """``reward`` with its default resolved: shaped for AIRL, gail otherwise."""
+        return self.reward or ("shaped" if self.airl else "gail")
 
     @property
     def hidden_sizes(self) -> list[int]:

@@ -8,8 +8,13 @@ Sign convention: ``D = sigmoid(logit)`` is the probability that a sample came fr
 * ``log_d``: ``log D = -softplus(-logit)``, always negative (a step penalty);
 * ``logit``: ``log D - log(1 - D)``, both signs; with ``airl=True`` it is AIRL's
   ``f(s, a, s') - log pi(a|s)``, the entropy-regularised reward of Fu et al. (2018);
-* ``shaped`` (AIRL only): ``f(s, a, s')`` without the ``-log pi`` term, as the ``imitation``
-  library trains its policy (the entropy bonus is then PPO's ``ent_coef``).
+* ``shaped`` (AIRL only, its default): ``f(s, a, s')`` without the ``-log pi`` term, as the
+  ``imitation`` library trains its policy (the entropy bonus is then PPO's ``ent_coef``). With
+  ``logit`` the policy earns ``-log pi`` at temperature 1: on CartPole that keeps it uniform, on
+  Pendulum (clipped Gaussian actions) it is unbounded and the policy inflates its std instead.
+
+With ``absorbing`` (AbsorbingStateWrapper observations), ``h`` is 0 in the absorbing state: it
+is terminal for the shaping, so ``gamma * h(s') - h(s)`` telescopes within each episode.
 
 ``forward`` keeps gradients for the training loss; ``reward`` is no-grad, eval mode and
 batched over a whole rollout.
@@ -74,6 +79,8 @@ class Discriminator(nn.Module):
             raise UnsupportedError(f"Discriminator needs a Box observation space, got {observation_space}")
         if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
             raise UnsupportedError(f"Discriminator supports Box and Discrete actions, got {action_space}")
+        if config.reward_kind == "shaped" and not config.airl:
+            raise UsageError("reward='shaped' is AIRL's f(s, a, s'); it needs airl=True (or --algo airl)")
         if config.airl and config.inputs not in ("s", "sa"):
             raise UsageError(f"AIRL's g takes inputs 's' or 'sa', not {config.inputs!r}")
         self.observation_space, self.action_space = observation_space, action_space
@@ -118,8 +125,13 @@ class Discriminator(nn.Module):
     def encode(self, batch: DiscBatch) -> torch.Tensor:
         """The network input ``(B, D)``: normalised ``[s, a, s', done]`` (AIRL) or the chosen parts."""
         s, a, s2 = self._obs(batch.obs), self._acts(batch.acts), self._obs(batch.next_obs)
-        if self.config.airl:
-            return torch.cat([s, a, s2, batch.dones.reshape(-1, 1).float()], dim=1)
+        if self.config.airl:  # [s, a, s', mask of h(s'), mask of h(s)]
+            done = batch.dones.reshape(-1).float()
+            keep = torch.ones_like(done)
+            if self.config.absorbing:  # h(absorbing) := 0: the absorbing state is terminal for the shaping
+                done = torch.maximum(done, batch.next_obs.reshape(len(done), -1)[:, -1].float())
+                keep = 1 - batch.obs.reshape(len(done), -1)[:, -1].float()
+            return torch.cat([s, a, s2, done.reshape(-1, 1), keep.reshape(-1, 1)], dim=1)
         parts = {"s": [s], "sa": [s, a], "ss": [s, s2], "sas": [s, a, s2]}[self.config.inputs]
         return torch.cat(parts, dim=1)
 
@@ -128,9 +140,10 @@ class Discriminator(nn.Module):
         c = self.config
         if c.airl:
             o, a = self.obs_dim, self.act_dim
-            s, act, s2, done = x[:, :o], x[:, o : o + a], x[:, o + a : 2 * o + a], x[:, -1]
+            s, act, s2 = x[:, :o], x[:, o : o + a], x[:, o + a : 2 * o + a]
+            done, keep = x[:, -2].detach(), x[:, -1].detach()  # masks: no gradient penalty on them
             g_in = torch.cat([s, act], 1) if c.inputs == "sa" else s
-            f = self.g(g_in).squeeze(-1) + c.gamma * (1 - done) * self.h(s2).squeeze(-1) - self.h(s).squeeze(-1)
+            f = self.g(g_in).squeeze(-1) + c.gamma * (1 - done) * self.h(s2).squeeze(-1) - keep * self.h(s).squeeze(-1)
             if log_probs is None:
                 raise ValueError("AIRL needs the policy's log pi(a|s) for every sample (log_probs)")
             return f - log_probs, torch.zeros_like(f)

@@ -55,13 +55,15 @@ def test_airl_logit_is_g_plus_discounted_h_difference_minus_log_pi(action_space,
     np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
     assert np.abs(h_next[dones == 1]).min() > 1e-4, "h(s') of terminal rows must be non-zero for the test to bite"
 
-    # the rewards built on it: logit (AIRL's default), shaped = f without -log pi, transfer = g alone
-    np.testing.assert_allclose(disc.reward(obs, acts, next_obs, dones, log_probs), want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(disc.transfer_reward(obs, acts, next_obs, dones), g, rtol=1e-5, atol=1e-5)
-    shaped = Discriminator(obs_space, action_space, dataclasses.replace(disc.config, reward="shaped"))
-    shaped.load_state_dict(disc.state_dict())
-    np.testing.assert_allclose(shaped.reward(obs, acts, next_obs, dones, log_probs), want + log_probs,
+    # the rewards built on it: shaped (AIRL's default) = f without -log pi, logit = f - log pi,
+    # transfer = g alone
+    assert disc.config.reward_kind == "shaped"
+    np.testing.assert_allclose(disc.reward(obs, acts, next_obs, dones, log_probs), want + log_probs,
                                rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(disc.transfer_reward(obs, acts, next_obs, dones), g, rtol=1e-5, atol=1e-5)
+    logit = Discriminator(obs_space, action_space, dataclasses.replace(disc.config, reward="logit"))
+    logit.load_state_dict(disc.state_dict())
+    np.testing.assert_allclose(logit.reward(obs, acts, next_obs, dones, log_probs), want, rtol=1e-5, atol=1e-5)
 
 
 def test_airl_logit_normalises_its_inputs_with_the_running_statistics():

@@ -109,6 +109,25 @@ def test_airl_logit_is_shaped_reward_minus_log_pi():
         d.reward(*numpy_args(b)[:4])
 
 
+def test_airl_potential_is_zero_in_the_absorbing_state():
+    cfg = DiscriminatorConfig(airl=True, reward="shaped", gamma=0.9, normalize_inputs=False, absorbing=True)
+    d = Discriminator(OBS, ACT, cfg)
+    rng = np.random.default_rng(3)
+    real = np.concatenate([rng.normal(size=(3, 3)), np.zeros((3, 1))], 1)
+    absorbing = np.tile([0.0, 0.0, 0.0, 1.0], (3, 1))
+    # real -> real, real -> absorbing (the step into it), absorbing -> absorbing
+    obs, nxt = np.concatenate([real, real, absorbing]), np.concatenate([real[::-1], absorbing, absorbing])
+    acts, zeros = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0]), np.zeros(9)
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        g = d.g(torch.cat([t(obs), F.one_hot(t(acts).long(), 2).float()], 1)).squeeze(-1)
+        h, h2 = d.h(t(obs)).squeeze(-1), d.h(t(nxt)).squeeze(-1)
+    keep, keep2 = 1 - t(obs[:, -1]), 1 - t(nxt[:, -1])
+    want = g + 0.9 * keep2 * h2 - keep * h
+    np.testing.assert_allclose(d.reward(obs, acts, nxt, zeros, zeros), want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d.reward(obs[6:], acts[6:], nxt[6:], zeros[6:], zeros[6:]), g[6:].numpy(), rtol=1e-5)
+
+
 def test_vail_beta_rises_while_kl_exceeds_target():
     d = Discriminator(OBS, ACT, DiscriminatorConfig(vail=True, vail_target_kl=0.01, vail_beta_lr=0.1))
     for _ in range(20):
@@ -148,6 +167,9 @@ def test_bad_config_and_checkpoint_errors(tmp_path):
         DiscriminatorConfig(reward="wasserstein")
     with pytest.raises(ValueError, match="cannot be combined"):
         DiscriminatorConfig(airl=True, vail=True)
+    with pytest.raises(ValueError, match="needs airl=True"):
+        Discriminator(OBS, ACT, DiscriminatorConfig(reward="shaped"))
+    assert DiscriminatorConfig(airl=True).reward_kind == "shaped"
     with pytest.raises(ValueError, match="comma-separated integers"):
         DiscriminatorConfig(hidden="64,x")
     with pytest.raises(CheckpointError, match="discriminator.json is missing"):
