@@ -60,11 +60,11 @@ OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
 # Per env: environment steps per algorithm (BC takes none) and the settings that differ from
 # each config's defaults ("common" applies where the config has the field).
 SETTINGS = {
-    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 50_000, "sqil": 50_000,
+    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 200_000, "dac": 50_000, "sqil": 50_000,
                                "ppo-on-reward": 100_000},
                         common={}, per_algo={"dac": OFF_POLICY_CARTPOLE, "sqil": OFF_POLICY_CARTPOLE}),
-    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 20_000, "sqil": 20_000,
-                               "ppo-on-reward": 200_000},
+    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 200_000, "dac": 20_000, "sqil": 20_000,
+                               "ppo-on-reward": 100_000},
                         common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
                         per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "ppo-on-reward": PENDULUM_PPO,
                                   "dac": OFF_POLICY_PENDULUM, "sqil": OFF_POLICY_PENDULUM}),

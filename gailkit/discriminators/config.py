@@ -23,16 +23,18 @@ class DiscriminatorConfig:
     hidden: str = dataclasses.field(default="64,64", metadata=doc("hidden layer sizes, comma-separated"))
     reward: str | None = dataclasses.field(default=None, metadata=doc(
         "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), shaped = AIRL's f; "
-        "default: shaped for AIRL (f alone; the policy's entropy bonus is PPO's --ent-coef, as in the imitation "
-        "library: logit = f - log pi adds a temperature-1 entropy bonus that swamps f), logit for DAC, gail otherwise"))
+        "default: for AIRL shaped (f alone; the policy's entropy bonus is PPO's --ent-coef, as in the imitation "
+        "library: logit = f - log pi adds a temperature-1 entropy bonus that swamps f), but gail with an absorbing "
+        "state (f is unbounded below on every state only the policy visits, so off-expert states can sink below "
+        "the absorbing state and dying becomes a relief; -log(1 - D) ties them all at 0); logit for DAC; gail otherwise"))
     airl: bool = dataclasses.field(default=False, metadata=doc(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
     gamma: float = dataclasses.field(default=0.99, metadata=doc(
         "discount of the AIRL shaping term (imitation runs set it to the policy's --gamma)"))
     absorbing: bool | None = dataclasses.field(default=None, metadata=doc(
         "AIRL: observations end with AbsorbingStateWrapper's flag, and the potential h is 0 in the "
-        "absorbing state (terminal for the shaping term, so it telescopes within the episode and D cannot "
-        "pay a one-off bonus for dying through a large h(absorbing)); default: the run's --absorbing"))
+        "absorbing state (terminal for the shaping term, so it telescopes within the episode instead of paying "
+        "gamma * h(absorbing) once for dying); default: the run's --absorbing"))
     gradient_penalty: str = dataclasses.field(default="r1", metadata=doc("none, wgan-gp or r1"))
     gp_weight: float = dataclasses.field(default=1.0, metadata=doc(
         "gradient penalty weight (R1 adds weight/2 * E||grad||^2 on expert samples)"))
@@ -63,8 +65,10 @@ class DiscriminatorConfig:
 
     @property
     def reward_kind(self) -> str:
-        """``reward`` with its default resolved: shaped for AIRL, gail otherwise."""
-        return self.reward or ("shaped" if self.airl else "gail")
+        """``reward`` with its default resolved: for AIRL gail with an absorbing state, else shaped; gail otherwise."""
+        if self.reward is not None:
+            return self.reward
+        return "shaped" if self.airl and not self.absorbing else "gail"
 
     @property
     def hidden_sizes(self) -> list[int]:

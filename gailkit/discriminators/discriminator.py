@@ -8,7 +8,9 @@ Sign convention: ``D = sigmoid(logit)`` is the probability that a sample came fr
 * ``log_d``: ``log D = -softplus(-logit)``, always negative (a step penalty);
 * ``logit``: ``log D - log(1 - D)``, both signs; with ``airl=True`` it is AIRL's
   ``f(s, a, s') - log pi(a|s)``, the entropy-regularised reward of Fu et al. (2018);
-* ``shaped`` (AIRL only, its default): ``f(s, a, s')`` without the ``-log pi`` term, as the
+* ``shaped`` (AIRL only; AIRL's default without an absorbing state, ``gail`` with one, where an
+  unbounded-below reward would let states only the policy visits sink below the absorbing
+  state): ``f(s, a, s')`` without the ``-log pi`` term, as the
   ``imitation`` library trains its policy (the entropy bonus is then PPO's ``ent_coef``). With
   ``logit`` the policy earns ``-log pi`` at temperature 1: on CartPole that keeps it uniform, on
   Pendulum (clipped Gaussian actions) it is unbounded and the policy inflates its std instead.
@@ -123,7 +125,8 @@ class Discriminator(nn.Module):
         return self.obs_norm(obs) if self.config.normalize_inputs else obs
 
     def encode(self, batch: DiscBatch) -> torch.Tensor:
-        """The network input ``(B, D)``: normalised ``[s, a, s', done]`` (AIRL) or the chosen parts."""
+        """The network input ``(B, D)``: normalised ``[s, a, s']`` and the masks of ``h(s')`` and ``h(s)``
+        (AIRL), or the chosen parts."""
         s, a, s2 = self._obs(batch.obs), self._acts(batch.acts), self._obs(batch.next_obs)
         if self.config.airl:  # [s, a, s', mask of h(s'), mask of h(s)]
             done = batch.dones.reshape(-1).float()
