@@ -68,15 +68,20 @@ class OffPolicyRun(Run):
         self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
         algo, name = (DQN, "dqn") if discrete else (SAC, "sac")
-        options = {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
-                   if getattr(config, k) is not None}
+        options = {**GENERATORS[name], **self._generator_options(name)}
         self.model = algo(
             "MlpPolicy", self.venv, gamma=config.gamma, seed=config.seed, device="cpu",
             replay_buffer_class=self.replay_buffer_class,
             replay_buffer_kwargs={"seed": config.seed, **self._replay_options()},
-            **{**GENERATORS[name], **options},
+            **options,
         )
         self.round_size = self.model.train_freq.frequency * config.n_envs
+
+    def _generator_options(self, name: str) -> dict[str, Any]:
+        """SB3 keyword arguments that replace the preset ``GENERATORS[name]`` (``"sac"`` or ``"dqn"``)."""
+        config = self.config
+        return {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
+                if getattr(config, k) is not None}
 
     def _replay_options(self) -> dict[str, Any]:
         """Keyword arguments of the replay buffer beyond SB3's and ``seed``."""

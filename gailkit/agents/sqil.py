@@ -18,9 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.utils import LinearSchedule
 
 from gailkit.agents.base import TrainingConfig
-from gailkit.agents.offpolicy import OffPolicyOptions, OffPolicyRun
+from gailkit.agents.offpolicy import GENERATORS, OffPolicyOptions, OffPolicyRun
 from gailkit.agents.registry import register
 from gailkit.buffers import ExpertMixReplayBuffer
 from gailkit.configs import doc
@@ -34,6 +35,9 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
 
     expert_fraction: float = dataclasses.field(default=0.5, metadata=doc(
         "share of every minibatch drawn from the demonstrations, in (0, 1)"))
+    lr_decay: bool = dataclasses.field(default=True, metadata=doc(
+        "decay the learning rate linearly to 0 over --steps (at a constant rate DQN's Q diverged on one CartPole "
+        "seed in three: rewards in {0, 1} bound Q by 1 / (1 - gamma), yet it grew past 40,000)"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
                                         "expert_fraction": "(0, 1)"}
@@ -53,6 +57,13 @@ class SQIL(OffPolicyRun):
         if isinstance(self.venv.action_space, spaces.Box):  # SB3 stores Box actions scaled to [-1, 1]
             acts = np.clip(self.model.policy.scale_action(np.asarray(acts, np.float32)), -1.0, 1.0)
         self.model.replay_buffer.set_expert(d.obs, acts, d.next_obs, d.dones)
+
+    def _generator_options(self, name: str) -> dict[str, Any]:
+        options = super()._generator_options(name)
+        if self.config.lr_decay:
+            lr = options.get("learning_rate", GENERATORS[name]["learning_rate"])
+            options["learning_rate"] = LinearSchedule(lr, 0.0, 1.0)  # of the progress through --steps
+        return options
 
     def _replay_options(self) -> dict[str, Any]:
         return {"expert_fraction": self.config.expert_fraction}
