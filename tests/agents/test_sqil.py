@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -52,26 +54,56 @@ def test_a_minibatch_is_half_expert_rows_with_reward_1_and_half_agent_rows_with_
     assert (quarter.sample(64).rewards.numpy() == 1).sum() == 16
 
 
-def run(demos, out, steps, resume=False):
+def run(demos, out, steps, resume=False, **options):
     cfg = SQILConfig(env="CartPole-v1", demos=demos, out=out, steps=steps, learning_starts=256, buffer_size=5000, batch_size=32,
-                     checkpoint_every=512, eval_every=512, progress=False, eval_episodes=2)
+                     checkpoint_every=512, eval_every=512, progress=False, eval_episodes=2, **options)
     return imitate(cfg, resume=resume)
 
 
-def test_sqil_resumes_exactly(cartpole_demos, tmp_path):
-    # DQN collects 256 steps a round and learns from step 256 on: both halves train
-    run(cartpole_demos, tmp_path / "straight", 1024)
-    run(cartpole_demos, tmp_path / "resumed", 512)
-    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
-    assert state["counters"]["n_updates"] > 0, state["counters"]
-    run(cartpole_demos, tmp_path / "resumed", 1024, resume=True)
-    meta = json.loads((tmp_path / "resumed" / "config.json").read_text())
-    assert meta["algo"] == "sqil" and "disc" not in meta
-    history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+def same_runs(straight: Path, resumed: Path) -> None:
+    history = [json.loads((r / "eval.json").read_text())["history"] for r in (straight, resumed)]
     assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
     for name in ("policy.safetensors", "policy_optim.safetensors", "extra.safetensors", "rng.safetensors"):
-        a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
-        b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
+        a = load_tensors(straight / "checkpoint" / name)
+        b = load_tensors(resumed / "checkpoint" / name)
         assert a.keys() == b.keys(), name
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
+
+
+def test_sqil_resumes_exactly(cartpole_demos, tmp_path):
+    """Extended with a larger --steps: exact with a constant learning rate (the decay runs over
+    --steps, so extending a run changes its schedule, as DQN's exploration schedule does)."""
+    # DQN collects 256 steps a round and learns from step 256 on: both halves train
+    run(cartpole_demos, tmp_path / "straight", 1024, lr_decay=False)
+    run(cartpole_demos, tmp_path / "resumed", 512, lr_decay=False)
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["counters"]["n_updates"] > 0, state["counters"]
+    run(cartpole_demos, tmp_path / "resumed", 1024, resume=True, lr_decay=False)
+    meta = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert meta["algo"] == "sqil" and "disc" not in meta
+    same_runs(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_sqil_with_its_learning_rate_decay_resumes_exactly_after_a_stop(cartpole_demos, tmp_path, monkeypatch):
+    """Stopped at a checkpoint (as by Ctrl-C) and resumed with the same --steps: bit-exact, the
+    learning rate schedule included."""
+    from gailkit.agents.sqil import SQIL
+    from gailkit.errors import RunInterrupted
+
+    run(cartpole_demos, tmp_path / "straight", 1024)
+    original = SQIL._round
+
+    def stop_at_512(self, callback):
+        original(self, callback)
+        if self.model.num_timesteps >= 512:
+            self._stop = True
+
+    monkeypatch.setattr(SQIL, "_round", stop_at_512)
+    with pytest.raises(RunInterrupted, match="holds step 512"):
+        run(cartpole_demos, tmp_path / "resumed", 1024)
+    monkeypatch.undo()
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    run(cartpole_demos, tmp_path / "resumed", 1024, resume=True)
+    same_runs(tmp_path / "straight", tmp_path / "resumed")
+    assert state["counters"]["n_updates"] > 0, "the stop came before any gradient step"
