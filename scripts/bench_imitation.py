@@ -36,6 +36,7 @@ from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate, plot_runs
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.discriminators import DiscriminatorConfig
 from gailkit.files import write_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,17 +58,20 @@ CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DAC
 PENDULUM_PPO = dict(n_envs=4, n_steps=1024, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, use_sde=True)
 OFF_POLICY_CARTPOLE = dict(eval_every=5000)
 OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
-# Per env: environment steps per algorithm (BC takes none) and the settings that differ from
-# each config's defaults ("common" applies where the config has the field).
+# Per env: environment steps per algorithm (BC takes none), the settings that differ from each
+# config's defaults ("common" applies where the config has the field) and part options ("parts").
 SETTINGS = {
-    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 200_000, "dac": 50_000, "sqil": 50_000,
+    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 50_000, "sqil": 50_000,
                                "ppo-on-reward": 100_000},
                         common={}, per_algo={"dac": OFF_POLICY_CARTPOLE, "sqil": OFF_POLICY_CARTPOLE}),
     "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 200_000, "dac": 20_000, "sqil": 20_000,
                                "ppo-on-reward": 100_000},
                         common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
                         per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "ppo-on-reward": PENDULUM_PPO,
-                                  "dac": OFF_POLICY_PENDULUM, "sqil": OFF_POLICY_PENDULUM}),
+                                  "dac": OFF_POLICY_PENDULUM, "sqil": OFF_POLICY_PENDULUM},
+                        # a state-only g(s): the disentangled reward that the transfer table tests
+                        # (with g(s, a) PPO from scratch reached -0.27 / 0.19 / 0.66 here)
+                        parts={"airl": {"disc": DiscriminatorConfig(inputs="s")}}),
     "Hopper-v5": dict(steps={"gail": 1_000_000, "airl": 1_000_000, "dac": 1_000_000, "sqil": 1_000_000},
                       common={}, per_algo={"dac": dict(eval_every=20_000), "sqil": dict(eval_every=20_000)}),
 }
@@ -83,16 +87,19 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
     return cls(**{**fields, **given, "seed": seed, "out": out, "progress": False})
 
 
-def run_once(config) -> list[dict]:
-    """The evaluation history of a run: reused when finished, resumed when partial, else trained."""
+def run_once(config, parts: dict | None = None) -> list[dict]:
+    """The evaluation history of a run: reused when finished, resumed (or extended to more steps)
+    when partial, else trained."""
     out = Path(config.out)
-    finished = (out / "policy.safetensors").exists() or (out / "bc").is_dir()
+    history = json.loads((out / "eval.json").read_text())["history"] if (out / "eval.json").exists() else []
+    finished = (out / "bc").is_dir() or (
+        (out / "policy.safetensors").exists() and history and history[-1]["steps"] >= config.steps)
     if not finished:
-        imitate(config, resume=(out / "checkpoint").is_dir())
+        imitate(config, resume=(out / "checkpoint").is_dir(), **(parts or {}))
     return json.loads((out / "eval.json").read_text())["history"]
 
 
-def summarise(histories: list[list[dict]], steps: int | None, config) -> dict:
+def summarise(histories: list[list[dict]], steps: int | None, config, parts: dict | None = None) -> dict:
     finals = [h[-1]["normalised"] for h in histories]
     last5 = [float(np.mean([e["normalised"] for e in h[-5:]])) for h in histories]
     hits = [next((e for e in h if e["normalised"] >= 0.9), None) for h in histories]
@@ -100,9 +107,11 @@ def summarise(histories: list[list[dict]], steps: int | None, config) -> dict:
                 steps_to_0_9=[e["steps"] if e else None for e in hits],
                 wall_to_0_9=[e.get("wall_s") if e else None for e in hits],
                 wall_s=[h[-1].get("wall_s", float("nan")) for h in histories], steps=steps or 0,
-                config={k: str(v) for k, v in dataclasses.asdict(config).items()})
+                config={k: str(v) for k, v in dataclasses.asdict(config).items()},
+                parts={name: dataclasses.asdict(p) for name, p in (parts or {}).items()})
 
 
+algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
 results: dict[str, dict] = {}
 for env_id in args.envs:
     expert_dir = args.root / "experts" / env_id
@@ -121,8 +130,9 @@ for env_id in args.envs:
     for algo in args.algos:
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{algo}_seed{seed}", env=env_id,
                               demos=demos_path) for seed in range(args.seeds)]
-        histories = [run_once(c) for c in configs]
-        env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1])
+        parts = SETTINGS[env_id].get("parts", {}).get(algo)
+        histories = [run_once(c, parts) for c in configs]
+        env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
         a = env_rows["algos"][algo]
         print(f"{env_id} {algo}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
               f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
@@ -139,7 +149,7 @@ for env_id in args.envs:
                                                      SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
-    plot_runs(args.out / f"bench_imitation_{env_id}.png",
+    plot_runs(args.out / f"bench_imitation_{env_id}{algos}.png",
               {f"{a} (seed 0)": args.root / env_id / f"{a}_seed0" for a in args.algos},
               title=f"{env_id}, 10 expert episodes")
     results[env_id] = env_rows
@@ -173,7 +183,6 @@ if args.transfer:
         for source, t in r["transfer"].items():
             print(f"| {env_id} | {source} | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
                   f"{', '.join(f'{v:.3f}' for v in t['final_normalised'])} |")
-algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
 path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}.json"
 write_json(path, results)
 print(f"\nwrote {path} and the learning curves next to it")
