@@ -166,7 +166,7 @@ def cmd_imitate(args: argparse.Namespace) -> None:
             args.imitate_parser.print_help()
             print("\nalgorithms (gailkit imitate ALGO --help shows each one's options):")
             for other, cls in found.items():
-                summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+                summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("``", "")
                 print(f"  {other:<14} {summary}")
             return
         raise UsageError(f"give an algorithm: gailkit imitate ALGO ... with ALGO one of {', '.join(found)}")

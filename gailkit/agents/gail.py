@@ -98,8 +98,14 @@ class AIRLConfig(GAILConfig):
 
 @register("airl")
 class AIRL(GAIL):
-    """Adversarial inverse reinforcement learning: GAIL with AIRL's discriminator, whose ``g``
-    is a reward that can be transferred (``gailkit imitate ppo-on-reward``)."""
+    """Adversarial inverse RL: GAIL with AIRL's discriminator, whose ``g`` is a transferable reward.
+
+    The policy's reward is ``f`` (PPO's ``ent_coef`` is its entropy bonus: ``-log pi`` at
+    temperature 1 swamps ``f``), or ``-log(1 - D)`` on AIRL's ``D`` when the env has an absorbing
+    state (``f`` is unbounded below on states only the policy visits, which then sink below the
+    absorbing state and make dying pay). For a reward to transfer, learn a state-only ``g(s)``
+    (``--disc-inputs s``), the disentangled reward of Fu et al. (2018).
+    """
 
     Config = AIRLConfig
     airl = True
