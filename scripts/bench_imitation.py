@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -98,7 +99,10 @@ def run_once(config, parts: dict | None = None) -> list[dict]:
     finished = (out / "bc").is_dir() or (
         (out / "policy.safetensors").exists() and history and history[-1]["steps"] >= config.steps)
     if not finished:
-        imitate(config, resume=(out / "checkpoint").is_dir(), **(parts or {}))
+        resume = (out / "checkpoint").is_dir()
+        if not resume and out.exists():  # stopped before its first checkpoint: nothing to resume
+            shutil.rmtree(out)
+        imitate(config, resume=resume, **(parts or {}))
     return json.loads((out / "eval.json").read_text())["history"]
 
 
