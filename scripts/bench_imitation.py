@@ -198,7 +198,8 @@ if args.transfer:
     print("|---|---|---:|---:|---|")
     for env_id, r in results.items():
         for source, t in r["transfer"].items():
-            print(f"| {env_id} | {source.split('_')[0]}, its final reward after {t['source_steps']:,} steps | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
+            learned_by = f"{source.split('_')[0]}, its final reward after {t['source_steps']:,} steps"
+            print(f"| {env_id} | {learned_by} | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
                   f"{', '.join(f'{v:.3f}' for v in t['final_normalised'])} |")
 path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}.json"
 write_json(path, results)

@@ -14,7 +14,6 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 
 from gailkit.agents.adversarial import AdversarialRun
 from gailkit.agents.base import TrainingConfig
@@ -63,13 +62,7 @@ class DAC(AdversarialRun, OffPolicyRun):
     def _replay_options(self) -> dict[str, Any]:
         return {"reward_fn": self._reward}
 
-    def _env_actions(self, acts: np.ndarray) -> np.ndarray:
-        """Replay actions in the env's units: SB3 stores Box actions scaled to [-1, 1], the expert's
-        are the env's, and the discriminator must compare like with like."""
-        if isinstance(self.venv.action_space, spaces.Box):
-            return self.model.policy.unscale_action(acts)
-        return acts
-
+    # the discriminator compares the expert's actions with replay actions in the env's units
     def _reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
         return self.disc.reward(obs, self._env_actions(acts), next_obs, dones)
 

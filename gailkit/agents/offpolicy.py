@@ -104,6 +104,20 @@ class OffPolicyRun(Run):
             if steps > 0:
                 m.train(batch_size=m.batch_size, gradient_steps=steps)
 
+    # SB3 stores Box actions in replay scaled to [-1, 1]; demonstrations and discriminators use the
+    # env's units. Discrete actions are the same in both.
+    def _env_actions(self, acts: np.ndarray) -> np.ndarray:
+        """Replay actions in the env's units."""
+        if isinstance(self.venv.action_space, spaces.Box):
+            return self.model.policy.unscale_action(acts)
+        return acts
+
+    def _replay_actions(self, acts: np.ndarray) -> np.ndarray:
+        """Env-unit actions (e.g. the expert's) in the units SB3 stores in replay."""
+        if isinstance(self.venv.action_space, spaces.Box):
+            return np.clip(self.model.policy.scale_action(np.asarray(acts, np.float32)), -1.0, 1.0)
+        return acts
+
     def _replay_size(self) -> int:
         """Transitions stored in the replay buffer (over all envs)."""
         buf = self.model.replay_buffer

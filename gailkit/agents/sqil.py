@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.utils import LinearSchedule
 
 from gailkit.agents.base import TrainingConfig
@@ -53,10 +51,7 @@ class SQIL(OffPolicyRun):
     def __init__(self, config: SQILConfig, **kwargs: Any):
         super().__init__(config, **kwargs)
         d = self.expert_data
-        acts = d.acts
-        if isinstance(self.venv.action_space, spaces.Box):  # SB3 stores Box actions scaled to [-1, 1]
-            acts = np.clip(self.model.policy.scale_action(np.asarray(acts, np.float32)), -1.0, 1.0)
-        self.model.replay_buffer.set_expert(d.obs, acts, d.next_obs, d.dones)
+        self.model.replay_buffer.set_expert(d.obs, self._replay_actions(d.acts), d.next_obs, d.dones)
 
     def _generator_options(self, name: str) -> dict[str, Any]:
         options = super()._generator_options(name)
