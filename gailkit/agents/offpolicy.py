@@ -1,8 +1,9 @@
 """The off-policy generator of imitation runs: SAC (continuous) or DQN (discrete) on the
 Numba replay buffer.
 
-:class:`OffPolicyRun` builds SB3's SAC or DQN with :class:`~gailkit.buffers.NumbaReplayBuffer`
-(or a subclass, ``replay_buffer_class``); ``_replay_options`` passes the buffer what the
+:class:`OffPolicyRun` builds SAC (:class:`~gailkit.agents.fast_sac.FastSAC`: SB3's SAC with a
+faster, numerically equivalent gradient step) or SB3's DQN with
+:class:`~gailkit.buffers.NumbaReplayBuffer` (or a subclass, ``replay_buffer_class``); ``_replay_options`` passes the buffer what the
 algorithm needs (a reward hook for DAC, expert rows for SQIL). A round is one of SB3's
 collection periods (``train_freq``) followed by its gradient steps. A checkpoint holds the
 replay buffer (``extra.safetensors``), the entropy coefficient and the exploration counters,
@@ -17,11 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3 import DQN, SAC
+from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.base import Run
+from gailkit.agents.fast_sac import FastSAC
 from gailkit.buffers import NumbaReplayBuffer
 from gailkit.configs import doc
 
@@ -67,7 +69,7 @@ class OffPolicyRun(Run):
         super().__init__(config, **kwargs)
         self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
-        algo, name = (DQN, "dqn") if discrete else (SAC, "sac")
+        algo, name = (DQN, "dqn") if discrete else (FastSAC, "sac")
         options = {**GENERATORS[name], **self._generator_options(name)}
         self.model = algo(
             "MlpPolicy", self.venv, gamma=config.gamma, seed=config.seed, device="cpu",

@@ -35,8 +35,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from gailkit.buffers.rollout import ImitationRolloutBuffer
 from gailkit.errors import UsageError
 
-__all__ = ["RelabelingPPO", "counters", "restart_episodes", "restore_counters", "start_learning",
-           "update_progress"]
+__all__ = ["RelabelingPPO", "begin_training", "count_updates", "counters", "restart_episodes", "restore_counters",
+           "start_learning", "update_progress"]
 
 Relabel = Callable[[ImitationRolloutBuffer], None]
 
@@ -57,6 +57,19 @@ def restart_episodes(model: BaseAlgorithm, obs: np.ndarray) -> None:
 def update_progress(model: BaseAlgorithm, total_steps: int) -> None:
     """Advance the learning-rate and clip-range schedules to ``num_timesteps / total_steps``."""
     model._update_current_progress_remaining(model.num_timesteps, total_steps)
+
+
+def begin_training(model: BaseAlgorithm, optimizers: list[th.optim.Optimizer]) -> None:
+    """What SB3's ``train()`` does first: training mode, and the optimisers' learning rates set from
+    the schedule at the current progress (logged as ``train/learning_rate``)."""
+    model.policy.set_training_mode(True)
+    model._update_learning_rate(optimizers)
+
+
+def count_updates(model: BaseAlgorithm, steps: int) -> int:
+    """Add ``steps`` gradient steps to the model's update counter; returns the new count."""
+    model._n_updates += steps
+    return model._n_updates
 
 
 def counters(model: BaseAlgorithm) -> dict[str, int]:

@@ -6,6 +6,7 @@ set of expert transitions (:meth:`set_expert`). Every :meth:`sample` of ``batch_
 ``expert_reward``, and the rest uniformly from the agent's replay, with reward ``agent_reward``
 (the rewards the environment returned are ignored). Both draws use the buffer's own seeded
 generator, so a restored ``rng`` state reproduces the same minibatches. Expert rows come first.
+:meth:`sample_into` fills a caller's :class:`~gailkit.buffers.ReplayArrays` the same way.
 
 Expert actions must be stored the way SB3 stores actions in replay: Box actions scaled to
 ``[-1, 1]`` (``policy.scale_action``), discrete actions as ``(N, 1)`` integers.
@@ -14,11 +15,10 @@ Expert actions must be stored the way SB3 stores actions in replay: Box actions 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from gailkit.buffers.replay import NumbaReplayBuffer
+from gailkit.buffers.replay import NumbaReplayBuffer, ReplayArrays
 
 __all__ = ["ExpertMixReplayBuffer"]
 
@@ -57,19 +57,16 @@ class ExpertMixReplayBuffer(NumbaReplayBuffer):
             "dones": np.asarray(dones, dtype=np.float32).reshape(n, 1),
         }
 
-    def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
+    def sample_into(self, out: ReplayArrays, env: VecNormalize | None = None) -> ReplayBufferSamples:
         if self.expert is None:
             raise ValueError("ExpertMixReplayBuffer: call set_expert before sampling")
-        n_exp = min(batch_size - 1, max(1, round(self.expert_fraction * batch_size)))
-        agent = super().sample(batch_size - n_exp, env)  # agent rows, rewards from _agent_rewards
+        b = len(out.rewards)
+        n_exp = min(b - 1, max(1, round(self.expert_fraction * b)))
+        self._draw_into(ReplayArrays(*(x[n_exp:] for x in out)))  # agent rows, rewards from _agent_rewards
         e = self.expert
         i = self.rng.integers(0, len(e["obs"]), size=n_exp)
-        expert = (
-            self._normalize_obs(e["obs"][i], env),
-            e["acts"][i],
-            self._normalize_obs(e["next_obs"][i], env),
-            e["dones"][i],
-            self._normalize_reward(np.full((n_exp, 1), self.expert_reward, dtype=np.float32), env),
-        )
-        expert_t = [self.to_torch(x) for x in expert]
-        return ReplayBufferSamples(*(torch.cat([x, y]) for x, y in zip(expert_t, agent[:5])))
+        for key, dest in (("obs", out.observations), ("acts", out.actions), ("next_obs", out.next_observations),
+                          ("dones", out.dones)):
+            np.take(e[key], i, axis=0, out=dest[:n_exp])
+        out.rewards[:n_exp] = self.expert_reward
+        return self._as_samples(out, env)

@@ -1,0 +1,218 @@
+"""Benchmark: gailkit's FastSAC against Stable-Baselines3's SAC, for speed and for learning.
+
+Both use the same hyperparameters: gailkit's SAC generator preset (``GENERATORS["sac"]``: RL Zoo's
+batch 256, 256x256 networks, one gradient step per env step; learning rate 1e-3, buffer 300k,
+learning_starts 1000), SB3's defaults otherwise, one torch thread.
+
+  --speed   Hopper-v5: both models pass learning_starts, then alternate blocks of --block-steps
+            env steps (SB3 first in even blocks, FastSAC first in odd ones) in one process;
+            median env steps/s of each and the ratio. Times need the machine to themselves.
+            -> scripts/results/bench_sac_speed_<UTC stamp>.json
+  --curves  evaluation return (deterministic, --eval-episodes on the library's evaluation seeds)
+            every --eval-every steps for both implementations on --envs x --seeds (same seeds).
+            Runs live in ROOT/<env>/<impl>/seed<k> (ROOT: ~/.cache/gailkit/bench/sac) and save a
+            checkpoint every --chunk steps (safetensors + JSON): a rerun resumes each unfinished
+            run from its checkpoint and reuses finished ones.
+            -> scripts/results/bench_sac_curves_<envs>_seeds<N>_<steps>steps.{json,png}
+
+Run:  OMP_NUM_THREADS=1 python scripts/bench_sac.py --speed
+      OMP_NUM_THREADS=1 nice python scripts/bench_sac.py --curves --envs Pendulum-v1 Hopper-v5 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.env_util import make_vec_env
+
+from gailkit.agents.experts import rollout_episodes
+from gailkit.agents.fast_sac import FastSAC
+from gailkit.agents.offpolicy import GENERATORS
+from gailkit.agents.run import save_learning_curve
+from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters
+from gailkit.buffers import NumbaReplayBuffer
+from gailkit.evaluation import EVAL_SEED
+from gailkit.files import write_json
+from gailkit.nn.checkpoint import (
+    capture_rng,
+    load_optimizer_tensors,
+    load_tensors,
+    optimizer_tensors,
+    read_json,
+    restore_rng,
+    save_tensors,
+    write_verified_dir,
+)
+from gailkit.versions import versions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+IMPLS = {"sb3": SAC, "fast": FastSAC}
+PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
+REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def make(impl: str, env_id: str, seed: int) -> SAC:
+    """One implementation on ``env_id`` with the preset; FastSAC on gailkit's replay buffer, SB3 on its own."""
+    extra = {"replay_buffer_class": NumbaReplayBuffer, "replay_buffer_kwargs": {"seed": seed}} if impl == "fast" else {}
+    venv = make_vec_env(env_id, n_envs=1, seed=seed)
+    return IMPLS[impl]("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **PRESET, **extra)
+
+
+# ----- speed --------------------------------------------------------------------------------------
+def speed(block_steps: int, blocks: int) -> dict[str, Any]:
+    """Median env steps/s of each implementation on Hopper-v5, blocks interleaved."""
+    models = {impl: make(impl, "Hopper-v5", 0) for impl in IMPLS}
+    for m in models.values():  # past learning_starts, and one block of warm-up
+        m.learn(m.learning_starts + block_steps, reset_num_timesteps=False)
+    rates: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    for b in range(blocks):
+        for impl in (list(IMPLS) if b % 2 == 0 else list(IMPLS)[::-1]):
+            start = time.perf_counter()
+            models[impl].learn(block_steps, reset_num_timesteps=False)
+            rates[impl].append(block_steps / (time.perf_counter() - start))
+    medians = {impl: statistics.median(r) for impl, r in rates.items()}
+    return {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
+            "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"]}
+
+
+# ----- curves -------------------------------------------------------------------------------------
+def evaluate(model: SAC, env_id: str, episodes: int) -> float:
+    """Mean deterministic return on the library's evaluation seeds."""
+    trajs = rollout_episodes(lambda o: model.predict(o, deterministic=True)[0], env_id, episodes,
+                             seed=EVAL_SEED, with_obs=False)
+    return float(np.mean([t.episode_return for t in trajs]))
+
+
+def save(model: SAC, run: Path, history: list[dict[str, float]], chunk_index: int) -> None:
+    """Everything a resume needs, as one verified folder (gailkit's checkpoint format)."""
+    buf, rng_tensors, rng_meta = model.replay_buffer, *capture_rng()
+    n = buf.buffer_size if buf.full else buf.pos
+
+    def write(ckpt: Path) -> None:
+        save_tensors(ckpt / "policy.safetensors", model.policy.state_dict())
+        optimizers = {"actor": model.actor.optimizer, "critic": model.critic.optimizer, "ent": model.ent_coef_optimizer}
+        for name, opt in optimizers.items():
+            save_tensors(ckpt / f"{name}_optim.safetensors", optimizer_tensors(opt))
+        save_tensors(ckpt / "state.safetensors", {
+            "log_ent_coef": model.log_ent_coef.detach(), **rng_tensors,
+            **{f"replay.{k}": torch.from_numpy(np.ascontiguousarray(getattr(buf, k)[:n])) for k in REPLAY}})
+        write_json(ckpt / "state.json", {
+            "num_timesteps": model.num_timesteps, "counters": counters(model), "chunk_index": chunk_index,
+            "history": history, "rng": rng_meta, "replay": {"pos": buf.pos, "full": buf.full},
+            "replay_rng": buf.rng.bit_generator.state if hasattr(buf, "rng") else None,
+            "action_space_rng": model.action_space.np_random.bit_generator.state})
+
+    write_verified_dir(run / "checkpoint", write)
+
+
+def load(model: SAC, run: Path) -> tuple[list[dict[str, float]], int]:
+    """Inverse of :func:`save`; returns the history and the chunk index."""
+    ckpt, buf = run / "checkpoint", model.replay_buffer
+    model.policy.load_state_dict(load_tensors(ckpt / "policy.safetensors"))
+    for name, opt in {"actor": model.actor.optimizer, "critic": model.critic.optimizer,
+                      "ent": model.ent_coef_optimizer}.items():
+        load_optimizer_tensors(opt, load_tensors(ckpt / f"{name}_optim.safetensors"))
+    tensors, state = load_tensors(ckpt / "state.safetensors"), read_json(ckpt / "state.json")
+    with torch.no_grad():
+        model.log_ent_coef.copy_(tensors["log_ent_coef"])
+    restore_rng(tensors, state["rng"])
+    for k in REPLAY:
+        data = tensors[f"replay.{k}"].numpy()
+        getattr(buf, k)[: len(data)] = data
+    buf.pos, buf.full = state["replay"]["pos"], state["replay"]["full"]
+    if state["replay_rng"] is not None:
+        buf.rng.bit_generator.state = state["replay_rng"]
+    model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+    model.num_timesteps = state["num_timesteps"]
+    restore_counters(model, state["counters"])
+    return state["history"], state["chunk_index"]
+
+
+def curve(impl: str, env_id: str, seed: int, args: argparse.Namespace) -> list[dict[str, float]]:
+    """Train (or resume) one run to ``args.steps``; its evaluation history."""
+    run = args.root / env_id / impl / f"seed{seed}"
+    model = make(impl, env_id, seed)
+    history, chunk_index = load(model, run) if (run / "checkpoint" / "state.json").exists() else ([], 0)
+    started = time.perf_counter()
+    while model.num_timesteps < args.steps:
+        model.env.seed(seed + 7919 * (chunk_index + 1))  # as gailkit's runs: a resume restarts here too
+        restart_episodes(model, model.env.reset())
+        target = min(args.steps, (chunk_index + 1) * args.chunk)
+        while model.num_timesteps < target:
+            model.learn(min(args.eval_every - model.num_timesteps % args.eval_every, target - model.num_timesteps),
+                        reset_num_timesteps=False)
+            if model.num_timesteps % args.eval_every == 0 or model.num_timesteps == args.steps:
+                history.append({"steps": model.num_timesteps, "return_mean": evaluate(model, env_id, args.eval_episodes),
+                                "wall_s": round(time.perf_counter() - started, 1)})
+                print(f"{env_id} {impl} seed {seed}: {history[-1]}", flush=True)
+        chunk_index += 1
+        save(model, run, history, chunk_index)
+    return history
+
+
+def curves(args: argparse.Namespace) -> dict[str, Any]:
+    """Per env: each implementation's evaluation histories over the seeds, and a PNG."""
+    results: dict[str, Any] = {}
+    for env_id in args.envs:
+        runs = {impl: [curve(impl, env_id, seed, args) for seed in range(args.seeds)] for impl in IMPLS}
+        mean = {impl: [{"steps": e[0]["steps"], "return_mean": float(np.mean([x["return_mean"] for x in e])),
+                        "return_std": float(np.std([x["return_mean"] for x in e]))} for e in zip(*h, strict=True)]
+                for impl, h in runs.items()}
+        png = args.out / f"bench_sac_curves_{env_id}_seeds{args.seeds}_{args.steps}steps.png"
+        save_learning_curve(png, {f"{impl} (mean of {args.seeds} seeds)": m for impl, m in mean.items()},
+                            title=f"SB3 SAC vs FastSAC on {env_id}")
+        results[env_id] = {"per_seed": runs, "mean": mean, "png": png.name}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--block-steps", type=int, default=200)
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--curves", action="store_true")
+    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "Hopper-v5"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=5000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--chunk", type=int, default=5000, help="env steps between checkpoints")
+    parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "sac")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.chunk % args.eval_every and args.eval_every % args.chunk:
+        parser.error("--chunk and --eval-every must divide one another")
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(),
+             "torch_threads": torch.get_num_threads(), "preset": {k: str(v) for k, v in PRESET.items()}}
+    if args.speed:
+        result = speed(args.block_steps, args.blocks)
+        m = result["median_steps_per_s"]
+        print(f"| Hopper-v5 env steps/s (median of {args.blocks} blocks of {args.block_steps}) | SB3 SAC | FastSAC "
+              f"| ratio |\n|---|---:|---:|---:|\n| | {m['sb3']:.1f} | {m['fast']:.1f} | "
+              f"{result['ratio_fast_over_sb3']:.2f} |")
+        now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        print("wrote", write_json(args.out / f"bench_sac_speed_{now}.json", {**stamp, **result}))
+    if args.curves:
+        result = curves(args)
+        print("| env | impl | final return: mean (std) over seeds |\n|---|---|---:|")
+        for env_id, r in result.items():
+            for impl, m in r["mean"].items():
+                print(f"| {env_id} | {impl} | {m[-1]['return_mean']:.1f} ({m[-1]['return_std']:.1f}) |")
+        name = f"bench_sac_curves_{'_'.join(args.envs)}_seeds{args.seeds}_{args.steps}steps.json"
+        print("wrote", write_json(args.out / name, {**stamp, "steps": args.steps, "eval_every": args.eval_every,
+                                                    "envs": result}))
+
+
+if __name__ == "__main__":
+    main()

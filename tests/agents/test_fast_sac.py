@@ -1,0 +1,118 @@
+"""FastSAC against SB3's SAC as the reference: same weights, same minibatches, same updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import Logger
+
+from gailkit.agents.fast_sac import FastSAC, TwinCritic
+from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
+
+TIGHT = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding: fused Adam, one MSE over both critics
+
+
+def pair(**kwargs) -> tuple[SAC, FastSAC]:
+    """SB3's SAC and FastSAC on Pendulum with one seed, their replay buffers holding the same 300 transitions."""
+    options = dict(learning_starts=0, batch_size=64, seed=0, device="cpu", policy_kwargs={"net_arch": [64, 64]},
+                   replay_buffer_class=NumbaReplayBuffer, replay_buffer_kwargs={"seed": 0}, **kwargs)
+    models = SAC("MlpPolicy", "Pendulum-v1", **options), FastSAC("MlpPolicy", "Pendulum-v1", **options)
+    rng = np.random.default_rng(0)
+    rows = [(rng.normal(size=(1, 3)), rng.normal(size=(1, 3)), rng.uniform(-1, 1, (1, 1)), rng.normal(size=1),
+             rng.random(1) < 0.05, [{"TimeLimit.truncated": bool(rng.random() < 0.5)}]) for _ in range(300)]
+    for model in models:
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        for row in rows:
+            model.replay_buffer.add(*row)
+    return models
+
+
+def test_same_seed_same_initial_weights_and_sb3_state_dict_keys():
+    sb3, fast = pair()
+    a, b = sb3.policy.state_dict(), fast.policy.state_dict()
+    assert list(a) == list(b), "FastSAC's state dict must use SB3's keys, in SB3's order"
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert isinstance(fast.critic, TwinCritic) and fast.critic.weights[1].shape == (2, 64, 64)
+
+
+def test_the_twin_critic_gives_the_q_values_of_two_sb3_critics_and_loads_either_way():
+    sb3, fast = pair()
+    obs, acts = torch.randn(32, 3), torch.rand(32, 1) * 2 - 1
+    for mine, ref in zip(fast.critic(obs, acts), sb3.critic(obs, acts), strict=True):
+        torch.testing.assert_close(mine, ref, **TIGHT)
+    torch.testing.assert_close(fast.critic.q1_forward(obs, acts), sb3.critic.q1_forward(obs, acts), **TIGHT)
+    with torch.no_grad():  # other weights in SB3, loaded into ours through SB3's keys
+        for p in sb3.critic.parameters():
+            p.add_(torch.randn_like(p))
+    fast.critic.load_state_dict(sb3.critic.state_dict())
+    torch.testing.assert_close(fast.critic.q_values(obs, acts), torch.stack(sb3.critic(obs, acts)), **TIGHT)
+
+
+def test_predict_is_sb3_s():
+    sb3, fast = pair()
+    obs = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(fast.predict(obs, deterministic=True)[0], sb3.predict(obs, deterministic=True)[0])
+    torch.manual_seed(3)
+    stochastic = sb3.predict(obs)[0]
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(fast.predict(obs)[0], stochastic)
+
+
+@pytest.mark.parametrize("options", [{}, {"ent_coef": 0.2, "target_update_interval": 2}], ids=["auto", "fixed"])
+def test_gradient_steps_match_sb3_s(options):
+    """Same minibatches (same buffer seed) and same noise (same torch seed): same losses and weights."""
+    sb3, fast = pair(**options)
+    for model in (sb3, fast):
+        torch.manual_seed(7)
+        model.train(gradient_steps=3, batch_size=64)
+    logged = [m.logger.name_to_value for m in (sb3, fast)]
+    assert set(logged[0]) == set(logged[1])
+    for key in logged[0]:
+        np.testing.assert_allclose(logged[1][key], logged[0][key], **TIGHT, err_msg=key)
+    assert fast._n_updates == sb3._n_updates == 3
+    a, b = sb3.policy.state_dict(), fast.policy.state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], **TIGHT, msg=key)
+    assert not torch.equal(a["critic.qf0.0.weight"], pair()[0].policy.state_dict()["critic.qf0.0.weight"])
+    if "ent_coef" not in options:
+        torch.testing.assert_close(fast.log_ent_coef, sb3.log_ent_coef, **TIGHT)
+
+
+def test_fused_optimiser_state_matches_sb3_s_layout_by_layout():
+    sb3, fast = pair()
+    for model in (sb3, fast):
+        torch.manual_seed(7)
+        model.train(gradient_steps=2, batch_size=64)
+    assert all(g["fused"] for g in fast.critic.optimizer.param_groups + fast.actor.optimizer.param_groups)
+    ref = [sb3.critic.optimizer.state[p]["exp_avg_sq"] for p in sb3.critic.parameters()]  # qf0 layers, then qf1
+    mine = fast.critic.optimizer.state
+    for k, (w, b) in enumerate(zip(fast.critic.weights, fast.critic.biases, strict=True)):
+        for i in range(2):
+            torch.testing.assert_close(mine[w]["exp_avg_sq"][i].T, ref[6 * i + 2 * k], **TIGHT)
+            torch.testing.assert_close(mine[b]["exp_avg_sq"][i], ref[6 * i + 2 * k + 1], **TIGHT)
+
+
+def test_a_reused_minibatch_is_sampled_like_a_fresh_one_for_both_replay_buffers():
+    sb3, _ = pair()
+    plain = sb3.replay_buffer
+    mixed = ExpertMixReplayBuffer(400, plain.observation_space, plain.action_space, device="cpu", seed=0)
+    mixed.set_expert(np.ones((10, 3)), np.zeros((10, 1)), np.ones((10, 3)), np.zeros(10, bool))
+    for i in range(300):
+        mixed.add(plain.observations[i], plain.next_observations[i], plain.actions[i], plain.rewards[i],
+                  plain.dones[i], [{}])
+    for buf in (plain, mixed):
+        out, state = buf.batch_arrays(64), buf.rng.bit_generator.state
+        fresh = buf.sample(64)
+        buf.rng.bit_generator.state = state
+        reused = buf.sample_into(out)
+        for x, y in zip(fresh[:5], reused[:5], strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+        assert reused.observations.data_ptr() == out.observations.__array_interface__["data"][0], "not zero-copy"
+
+
+def test_gsde_is_refused():
+    with pytest.raises(ValueError, match="gSDE"):
+        FastSAC("MlpPolicy", "Pendulum-v1", use_sde=True, device="cpu")
