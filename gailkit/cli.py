@@ -61,7 +61,8 @@ def cmd_expert_presets(args: argparse.Namespace) -> None:
     for env_id, p in PRESETS.items():
         hp = ", ".join(f"{k}={v}" for k, v in p.hyperparams.items())
         arch = f", net_arch={p.net_arch}" if p.net_arch else ""
-        print(f"{env_id:<16} {p.algo:<5} {p.steps:>9,} {p.n_envs:>4}  {hp}{arch}")
+        extra = "".join(f", {k}={v}" for k, v in p.policy.items()) + (", normalize" if p.normalize else "")
+        print(f"{env_id:<16} {p.algo:<5} {p.steps:>9,} {p.n_envs:>4}  {hp}{arch}{extra}")
 
 
 def cmd_expert_train(args: argparse.Namespace) -> None:
@@ -110,6 +111,50 @@ def _print_summary(s: dict) -> None:
         ("steps", f"{s['steps']:,}"), ("return", ret),
         ("observation space", s["observation_space"]), ("action space", s["action_space"]),
     ])
+
+
+@dataclasses.dataclass
+class ZooDemosConfig:
+    """What ``gailkit zoo demos`` takes."""
+
+    env: str = dataclasses.field(metadata={"help": "env id of a zoo expert (`gailkit zoo list`)"})
+    episodes: int = dataclasses.field(default=10, metadata={"help": "episodes to record"})
+    out: Path = dataclasses.field(default=Path("demos.npz"), metadata={"help": "output .npz file"})
+    seed: int = dataclasses.field(default=1000, metadata={"help": "episode i is reset with seed + i (the shipped "
+                                                                  "demos.npz used seeds 0-24)"})
+    stochastic: bool = dataclasses.field(default=False, metadata={"help": "sample actions instead of the mode"})
+
+    bounds: ClassVar[dict[str, str]] = {"episodes": "[1, inf)", "seed": "[0, 2**32)"}
+
+    def __post_init__(self) -> None:
+        check_bounds(self, self.bounds)
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> None:
+    from gailkit.zoo import REFERENCE_SOURCE, zoo_cards
+
+    cards = zoo_cards()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return
+    print(f"{'env':<16} {'algo':<4} {'steps':>9}  {'return (50 episodes)':>20}  {'random':>8}  {'reference':>16}  {'train':>6}")
+    for c in cards:
+        ref = c.get("reference", {})
+        print(f"{c['env_id']:<16} {c['algo']:<4} {c['steps']:>9,}  {c['return_mean']:>10.1f} +/- {c['return_std']:<6.1f}  "
+              f"{c['random_return_mean']:>8.1f}  {ref.get('return_mean', float('nan')):>8.1f} ({ref.get('algo', '?')}) "
+              f" {c['wall_time_s'] / 60:>4.0f} min")
+    print(f"reference: {REFERENCE_SOURCE}; demonstrations: --demos zoo:ENV, or `gailkit zoo demos ENV`")
+
+
+def cmd_zoo_demos(args: argparse.Namespace) -> None:
+    from gailkit.agents.experts import CollectConfig, collect_demos
+    from gailkit.zoo import zoo_expert_dir
+
+    cfg = config_from_args(ZooDemosConfig, args)
+    path, demos = collect_demos(CollectConfig(expert=zoo_expert_dir(cfg.env), episodes=cfg.episodes, out=cfg.out,
+                                              seed=cfg.seed, stochastic=cfg.stochastic))
+    _print_summary(demos.summary())
+    print(f"wrote {len(demos)} episodes to {path}")
 
 
 def cmd_demos_info(args: argparse.Namespace) -> None:
@@ -345,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, DemosInfoConfig, positional=("file",))
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_demos_info)
+    zoo = sub.add_parser("zoo", help="the experts shipped with gailkit and their demonstrations")
+    zsub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
+    p = zsub.add_parser("list", help="table of the zoo's experts with their returns")
+    p.add_argument("--json", action="store_true", help="print the cards as JSON")
+    p.set_defaults(func=cmd_zoo_list)
+    p = zsub.add_parser("demos", help="record fresh episodes of a zoo expert to a .npz file")
+    add_config_args(p, ZooDemosConfig, positional=("env",))
+    p.set_defaults(func=cmd_zoo_demos)
+
     # ALGO's flags are generated from its config once ALGO is known (importing the algorithms
     # needs torch, which `gailkit --help` should not wait for)
     p = sub.add_parser("imitate", add_help=False, usage=_IMITATE_USAGE,

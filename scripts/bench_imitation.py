@@ -2,8 +2,9 @@
 
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
 
-Experts come from ROOT/experts/ENV (trained with the env's preset when missing and cheap; for
-Hopper-v5 train one first: `gailkit expert train --env Hopper-v5 --out ROOT/experts/Hopper-v5`).
+Experts: ROOT/experts/ENV when there is one (trained with the env's preset when missing and
+cheap), else the shipped zoo expert (`gailkit zoo list`: the MuJoCo envs); the 10 expert
+episodes are recorded from the former, or are the first 10 of the zoo's demonstrations.
 ROOT defaults to ~/.cache/gailkit/bench/imitation, outside the repository: every run is a
 normal run directory there, and a rerun reuses finished runs and resumes unfinished ones from
 their checkpoints, so an interrupted benchmark continues where it stopped.
@@ -31,14 +32,18 @@ import numpy as np
 import torch
 
 from gailkit.agents.bc import BCRunConfig
+from gailkit.agents.cloning import BCConfig
 from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
 from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate, plot_runs
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
+from gailkit.envs.make import make_env
 from gailkit.files import write_json
+from gailkit.zoo import zoo_envs, zoo_expert_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, default=3)
@@ -59,6 +64,11 @@ CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DAC
 PENDULUM_PPO = dict(n_envs=4, n_steps=1024, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, use_sde=True)
 OFF_POLICY_CARTPOLE = dict(eval_every=5000)
 OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
+MUJOCO_SAC = dict(learning_rate=3e-4, learning_starts=10_000, buffer_size=1_000_000)
+# 10 episodes are 10k transitions: BC's default 2,000 steps left HalfCheetah at 0.18-0.28 (seeds 0-2)
+MUJOCO_BC = {"bc": BCConfig(steps=20_000)}
+MUJOCO_PPO = dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=3e-4, gae_lambda=0.95,
+                  ent_coef=0.0)
 # Per env: environment steps per algorithm (BC takes none), the settings that differ from each
 # config's defaults ("common" applies where the config has the field) and part options ("parts").
 SETTINGS = {
@@ -76,8 +86,17 @@ SETTINGS = {
                         # AIRL's reward at 200k steps does not transfer (-0.27 / 0.09 / 0.20 on seeds
                         # 0-2); the same algorithm stopped at 100k gives one that does: both are shown
                         transfer_at={"airl": [100_000]}),
-    "Hopper-v5": dict(steps={"gail": 1_000_000, "airl": 1_000_000, "dac": 1_000_000, "sqil": 1_000_000},
-                      common={}, per_algo={"dac": dict(eval_every=20_000), "sqil": dict(eval_every=20_000)}),
+    # MuJoCo: SAC at RL Zoo's MuJoCo settings (lr 3e-4, 10k random steps first) for DAC and SQIL;
+    # PPO for GAIL and AIRL (no observation normalisation: the discriminator's reward is the signal)
+    "Hopper-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
+                      common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000),
+                      per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO, "airl": MUJOCO_PPO},
+                      parts={"bc": MUJOCO_BC}),
+    "HalfCheetah-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
+                           common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000, absorbing=False),
+                           per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO,
+                                     "airl": MUJOCO_PPO},
+                           parts={"bc": MUJOCO_BC}),
 }
 
 
@@ -122,13 +141,21 @@ algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args
 results: dict[str, dict] = {}
 for env_id in args.envs:
     expert_dir = args.root / "experts" / env_id
+    demos_path = args.root / "demos" / f"{env_id}.npz"
+    if not (expert_dir / "card.json").exists() and env_id in zoo_envs():
+        expert_dir = zoo_expert_dir(env_id)
+        if not demos_path.exists():  # the first 10 of the zoo's 25 episodes
+            zoo = load_demos(f"zoo:{env_id}")
+            env = make_env(env_id)
+            save_demos(demos_path, zoo.trajectories[:10], env_id=env_id, observation_space=env.observation_space,
+                       action_space=env.action_space, metadata={**zoo.metadata, "expert": f"zoo:{env_id}"})
+            env.close()
     if not (expert_dir / "card.json").exists():
         if PRESETS[env_id].steps > args.max_expert_steps:
             print(f"skipping {env_id}: no expert in {expert_dir}; train one with "
                   f"`gailkit expert train --env {env_id} --out {expert_dir}` ({PRESETS[env_id].steps:,} steps)")
             continue
         train_expert(ExpertConfig(env=env_id, out=expert_dir, progress=False))
-    demos_path = args.root / "demos" / f"{env_id}.npz"
     if not demos_path.exists():
         collect_demos(CollectConfig(expert=expert_dir, episodes=10, seed=0, out=demos_path))
     card = json.loads((expert_dir / "card.json").read_text())

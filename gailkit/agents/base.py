@@ -59,6 +59,7 @@ from gailkit.nn.checkpoint import (
 )
 from gailkit.progress import progress_bar
 from gailkit.versions import versions
+from gailkit.zoo import resolve_demos
 
 __all__ = ["Run", "RunConfig", "TrainingConfig", "references", "saved_run"]
 
@@ -70,7 +71,7 @@ class RunConfig:
     """What every imitation algorithm takes."""
 
     env: str = field(metadata=doc("Gymnasium env id to imitate in"))
-    demos: Path = field(metadata=doc("demonstration .npz file"))
+    demos: Path = field(metadata=doc("demonstration .npz file, or zoo:ENV for the zoo's (`gailkit zoo list`)"))
     out: Path = field(default=Path("runs/imitate"), metadata=doc("run directory"))
     seed: int = field(default=0, metadata=doc("random seed"))
     eval_episodes: int = field(default=10, metadata=doc("episodes per evaluation"))
@@ -82,7 +83,7 @@ class RunConfig:
         check_types(self)
         self.out = Path(self.out)
         if self.demos is not None:
-            self.demos = Path(self.demos)
+            self.demos = resolve_demos(self.demos)
         check_bounds(self, self.bounds)
 
 

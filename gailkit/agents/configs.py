@@ -47,7 +47,8 @@ class ExpertConfig:
 class CollectConfig:
     """What ``gailkit demos collect`` takes."""
 
-    expert: Path = dataclasses.field(metadata=doc("expert directory (from `gailkit expert train`)"))
+    expert: Path = dataclasses.field(metadata=doc(
+        "expert directory (from `gailkit expert train`), or zoo:ENV for the zoo's"))
     episodes: int = dataclasses.field(default=10, metadata=doc("episodes to record"))
     out: Path = dataclasses.field(default=Path("demos.npz"), metadata=doc("output .npz file"))
     seed: int = dataclasses.field(default=0, metadata=doc("episode i is reset with seed + i"))

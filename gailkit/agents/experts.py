@@ -4,8 +4,14 @@ An expert directory holds::
 
     config.json          env id, algorithm, hyperparameters, versions (enough to rebuild it)
     policy.safetensors   the SB3 policy's weights
+    obs_norm.safetensors the observation statistics, for presets trained with normalisation
     card.json            evaluation card: mean/std return, random baseline, steps, wall time
     tb/                  TensorBoard logs of the training run
+    manifest.json        (shipped zoo experts) every file's size and SHA-256, checked on load
+
+Presets with ``normalize`` train under SB3's ``VecNormalize``; what the policy needs of it at
+run time, the running mean and variance of observations, is saved as arrays and applied by
+:meth:`Expert.predict` (never a pickled ``VecNormalize``).
 
 Hyperparameters follow the RL Baselines3 Zoo, trimmed to what runs on a laptop CPU.
 """
@@ -13,6 +19,7 @@ Hyperparameters follow the RL Baselines3 Zoo, trimmed to what runs on a laptop C
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +28,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecNormalize
 
 from gailkit.agents.configs import CollectConfig, ExpertConfig
+from gailkit.agents.fast_sac import FastSAC
 from gailkit.agents.run import claim_run_dir
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
 from gailkit.configs import config_from_dict
@@ -35,15 +44,27 @@ from gailkit.data.types import Trajectory
 from gailkit.envs.make import check_env_id, make_env
 from gailkit.errors import UsageError
 from gailkit.evaluation import EVAL_SEED
-from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
+from gailkit.nn.checkpoint import (
+    MANIFEST,
+    CheckpointError,
+    load_tensors,
+    load_weights,
+    read_json,
+    save_tensors,
+    verify_dir,
+    write_json,
+)
 from gailkit.progress import show_progress
 from gailkit.versions import versions
+from gailkit.zoo import PREFIX as ZOO_PREFIX
+from gailkit.zoo import zoo_expert_dir
 
 __all__ = [
     "PRESETS",
     "ExpertPreset",
     "ExpertConfig",
     "Expert",
+    "ObsNormalizer",
     "train_expert",
     "load_expert",
     "evaluate_policy",
@@ -53,7 +74,7 @@ __all__ = [
     "collect_demos",
 ]
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "dqn": DQN}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": FastSAC, "dqn": DQN}  # FastSAC: SB3 SAC, faster step
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
 
 
@@ -68,7 +89,12 @@ class ExpertPreset:
     hyperparams: dict[str, Any]
     net_arch: Any = None
     activation: str | None = None
+    normalize: bool = False  # VecNormalize observations and rewards while training
+    policy: dict[str, Any] = dataclasses.field(default_factory=dict)  # more policy kwargs: log_std_init, ortho_init
 
+
+_MUJOCO_POLICY: dict[str, Any] = dict(normalize=True, net_arch=dict(pi=[256, 256], vf=[256, 256]), activation="relu",
+                                      policy=dict(log_std_init=-2.0, ortho_init=False))
 
 # fmt: off
 PRESETS: dict[str, ExpertPreset] = {
@@ -78,8 +104,11 @@ PRESETS: dict[str, ExpertPreset] = {
     "MountainCar-v0": ExpertPreset("dqn", 120_000,   1, dict(learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000, gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2, exploration_final_eps=0.07), net_arch=[256, 256]),
     "Pendulum-v1":    ExpertPreset("sac",  20_000,   1, dict(learning_rate=1e-3)),
     "LunarLander-v3": ExpertPreset("ppo", 1_000_000, 16, dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01)),
-    "Hopper-v5":      ExpertPreset("sac", 1_000_000, 1, dict(learning_starts=10_000)),
-    "HalfCheetah-v5": ExpertPreset("sac", 1_000_000, 1, dict(learning_starts=10_000)),
+    # MuJoCo: RL Zoo's tuned PPO with normalisation (its HalfCheetah-v3 / Walker2d-v3 rows), SAC for Hopper
+    # (RL Zoo's tuned Hopper PPO reached 984.8 on Hopper-v5 here, seed 0: the zoo's Hopper is SAC at RL Zoo's settings)
+    "Hopper-v5":      ExpertPreset("sac",  300_000,  1, dict(learning_starts=10_000, learning_rate=3e-4, buffer_size=300_000)),
+    "HalfCheetah-v5": ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096), **_MUJOCO_POLICY),
+    "Walker2d-v5":    ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045, clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923), normalize=True),
 }
 # fmt: on
 
@@ -96,11 +125,13 @@ def _policy_kwargs(preset: ExpertPreset) -> dict[str, Any]:
         kwargs["net_arch"] = preset.net_arch
     if preset.activation is not None:
         kwargs["activation_fn"] = ACTIVATIONS[preset.activation]
-    return kwargs
+    return {**kwargs, **preset.policy}
 
 
 def _build(env_id: str, preset: ExpertPreset, seed: int, device: str, tb: str | None) -> BaseAlgorithm:
-    venv = make_vec_env(env_id, n_envs=preset.n_envs, seed=seed)
+    venv = make_vec_env(make_env, n_envs=preset.n_envs, seed=seed, env_kwargs={"env_id": env_id})
+    if preset.normalize:
+        venv = VecNormalize(venv, gamma=preset.hyperparams.get("gamma", 0.99))
     kwargs = {k: _resolve(v) for k, v in preset.hyperparams.items()}
     if preset.algo == "ppo":
         kwargs["rollout_buffer_class"] = NumbaRolloutBuffer
@@ -113,13 +144,50 @@ def _build(env_id: str, preset: ExpertPreset, seed: int, device: str, tb: str | 
     )
 
 
-class Expert:
-    """A trained SB3 policy with its card; ``predict`` maps observations to actions."""
+@dataclasses.dataclass
+class ObsNormalizer:
+    """What a policy trained under ``VecNormalize`` sees: ``clip((obs - mean) / sqrt(var + eps))``."""
 
-    def __init__(self, model: BaseAlgorithm, env_id: str, card: dict[str, Any] | None = None):
-        self.model, self.env_id, self.card = model, env_id, card or {}
+    mean: np.ndarray
+    var: np.ndarray
+    clip: float = 10.0
+    epsilon: float = 1e-8
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        z = (np.asarray(obs, np.float64) - self.mean) / np.sqrt(self.var + self.epsilon)
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+    @classmethod
+    def of(cls, venv: VecNormalize) -> ObsNormalizer:
+        return cls(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy(), float(venv.clip_obs), float(venv.epsilon))
+
+    def save(self, path: Path) -> dict[str, float]:
+        """Write the arrays to ``path`` (safetensors); returns the scalars for config.json."""
+        save_tensors(path, {"mean": torch.from_numpy(self.mean), "var": torch.from_numpy(self.var)})
+        return {"clip": self.clip, "epsilon": self.epsilon}
+
+    @classmethod
+    def load(cls, path: Path, scalars: dict[str, float], shape: tuple[int, ...]) -> ObsNormalizer:
+        t = load_tensors(path, what="expert")
+        if set(t) != {"mean", "var"} or any(tuple(t[k].shape) != shape for k in t):
+            raise CheckpointError(f"expert: {path} does not hold observation mean and var of shape {shape}; "
+                                  "the expert is damaged")
+        norm = cls(t["mean"].numpy(), t["var"].numpy(), float(scalars["clip"]), float(scalars["epsilon"]))
+        if not (np.isfinite(norm.mean).all() and (norm.var >= 0).all()):
+            raise CheckpointError(f"expert: {path} holds non-finite means or negative variances; the expert is damaged")
+        return norm
+
+
+class Expert:
+    """A trained SB3 policy with its card; ``predict`` maps raw observations to actions."""
+
+    def __init__(self, model: BaseAlgorithm, env_id: str, card: dict[str, Any] | None = None,
+                 obs_norm: ObsNormalizer | None = None):
+        self.model, self.env_id, self.card, self.obs_norm = model, env_id, card or {}, obs_norm
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs)
         action, _ = self.model.predict(obs, deterministic=deterministic)
         return action
 
@@ -134,6 +202,8 @@ class Expert:
     def save(self, directory: str | Path, config: dict[str, Any]) -> Path:
         directory = Path(directory)
         save_tensors(directory / "policy.safetensors", self.model.policy.state_dict())
+        if self.obs_norm is not None:
+            config = {**config, "obs_norm": self.obs_norm.save(directory / "obs_norm.safetensors")}
         write_json(directory / "config.json", config)
         if self.card:
             write_json(directory / "card.json", self.card)
@@ -143,20 +213,30 @@ class Expert:
 def load_expert(directory: str | Path, *, device: str = "cpu") -> Expert:
     """Rebuild an expert from ``config.json`` and load ``policy.safetensors`` (no pickle).
 
+    ``directory`` may be ``zoo:ENV``, the zoo's expert for ENV (:mod:`gailkit.zoo`).
+
     Raises:
         CheckpointError: the directory is missing files or holds another architecture.
     """
+    if os.fspath(directory).startswith(ZOO_PREFIX):
+        directory = zoo_expert_dir(os.fspath(directory)[len(ZOO_PREFIX):])
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"expert directory {directory} does not exist; train one with "
                               "`gailkit expert train --env ENV --out DIR`")
+    if (directory / MANIFEST).exists():  # a sealed expert (the zoo's): every byte as written
+        verify_dir(directory, what="expert")
     config = read_json(directory / "config.json", what="expert")
     preset = config_from_dict(ExpertPreset, config["preset"], source=f"expert: {directory / 'config.json'} (preset)")
     model = _build(config["env_id"], preset, seed=config.get("seed", 0), device=device, tb=None)
     load_weights(model.policy, directory / "policy.safetensors", what="expert")
+    obs_norm = None
+    if preset.normalize:
+        obs_norm = ObsNormalizer.load(directory / "obs_norm.safetensors", config["obs_norm"],
+                                      model.observation_space.shape)
     card_path = directory / "card.json"
     card = read_json(card_path, what="expert") if card_path.exists() else {}
-    return Expert(model, config["env_id"], card)
+    return Expert(model, config["env_id"], card, obs_norm)
 
 
 PolicyFn = Callable[[np.ndarray], Any]
@@ -237,8 +317,9 @@ def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tupl
     model = _build(config.env, preset, config.seed, config.device, tb=str(out / "tb"))
     model.learn(total_timesteps=preset.steps, progress_bar=show_progress(config.progress), tb_log_name="expert")
     wall = time.perf_counter() - start
-    returns = evaluate_policy(lambda o: model.predict(o, deterministic=True)[0], config.env,
-                              config.eval_episodes, seed=EVAL_SEED)
+    venv = model.get_vec_normalize_env()
+    expert = Expert(model, config.env, obs_norm=ObsNormalizer.of(venv) if venv is not None else None)
+    returns = evaluate_policy(expert.predict, config.env, config.eval_episodes, seed=EVAL_SEED)
     rand = random_returns(config.env, config.eval_episodes, seed=EVAL_SEED)
     card = {
         "env_id": config.env,
@@ -251,14 +332,15 @@ def _train_expert(config: ExpertConfig, preset: ExpertPreset, out: Path) -> tupl
         "random_return_mean": float(rand.mean()),
         "random_return_std": float(rand.std()),
         "wall_time_s": round(wall, 2),
+        "versions": versions("mujoco", "Box2D"),
     }
     cfg = {
         "env_id": config.env,
         "seed": config.seed,
         "preset": dataclasses.asdict(preset),
-        "versions": versions(),
+        "versions": card["versions"],
     }
-    expert = Expert(model, config.env, card)
+    expert.card = card
     expert.save(out, cfg)
     return expert, out
 

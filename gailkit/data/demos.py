@@ -305,7 +305,7 @@ def load_demos(
     """Load and validate a demonstration file.
 
     Args:
-        path: file written by :func:`save_demos`.
+        path: file written by :func:`save_demos`, or ``zoo:ENV`` for the zoo's demonstrations of ENV.
         env: optional environment (instance or id) the demonstrations must fit; its
             observation and action spaces are compared with the file's.
 
@@ -314,7 +314,9 @@ def load_demos(
         DemoFormatError: the file is corrupt, uses pickles, has another schema, holds
             NaN/inf, or does not fit ``env``. The message names the problem and the fix.
     """
-    path = Path(path)
+    from gailkit.zoo import resolve_demos
+
+    path = resolve_demos(path)
     data = _read_npz(path)
     version = data["schema_version"]
     if version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= SCHEMA_VERSION:
