@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gailkit.data.images import ImageData, load_digits_data
-from gailkit.generators import FAMILIES, _REGISTRY, register
+from gailkit.generators import _REGISTRY, FAMILIES, register
 from gailkit.generators.base import GeneratorConfig, TorchGenerator
 from gailkit.generators.pictures import image_grid
 from gailkit.nn.checkpoint import CheckpointError
