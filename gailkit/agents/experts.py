@@ -19,7 +19,6 @@ Hyperparameters follow the RL Baselines3 Zoo, trimmed to what runs on a laptop C
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +55,7 @@ from gailkit.nn.checkpoint import (
 )
 from gailkit.progress import show_progress
 from gailkit.versions import versions
-from gailkit.zoo import PREFIX as ZOO_PREFIX
-from gailkit.zoo import zoo_expert_dir
+from gailkit.zoo import resolve_expert
 
 __all__ = [
     "PRESETS",
@@ -218,9 +216,7 @@ def load_expert(directory: str | Path, *, device: str = "cpu") -> Expert:
     Raises:
         CheckpointError: the directory is missing files or holds another architecture.
     """
-    if os.fspath(directory).startswith(ZOO_PREFIX):
-        directory = zoo_expert_dir(os.fspath(directory)[len(ZOO_PREFIX):])
-    directory = Path(directory)
+    directory = resolve_expert(directory)
     if not directory.is_dir():
         raise CheckpointError(f"expert directory {directory} does not exist; train one with "
                               "`gailkit expert train --env ENV --out DIR`")

@@ -19,7 +19,7 @@ from typing import Any
 from gailkit.errors import UsageError
 
 __all__ = ["PREFIX", "REFERENCES", "ZOO_DIR", "zoo_envs", "zoo_expert_dir", "zoo_demos_path", "resolve_demos",
-           "zoo_cards"]
+           "resolve_expert", "zoo_cards"]
 
 ZOO_DIR = Path(__file__).parent
 PREFIX = "zoo:"
@@ -63,15 +63,19 @@ def zoo_demos_path(env_id: str) -> Path:
     return _checked(env_id) / DEMOS
 
 
-def resolve_demos(path: str | os.PathLike) -> Path:
-    """``zoo:ENV`` -> the zoo's demonstration file of ENV; any other path unchanged."""
+def resolve_expert(path: str | os.PathLike) -> Path:
+    """``zoo:ENV`` -> the zoo's expert directory of ENV; any other path unchanged."""
     text = os.fspath(path)
-    if text.startswith(PREFIX):
+    return _checked(text[len(PREFIX):]) if text.startswith(PREFIX) else Path(path)
+
+
+def resolve_demos(path: str | os.PathLike) -> Path:
+    """``zoo:ENV`` -> the zoo's demonstration file of ENV (its folder checked against its
+    manifest first); any other path unchanged."""
+    if os.fspath(path).startswith(PREFIX):
         from gailkit.nn.checkpoint import verify_dir
 
-        expert = _checked(text[len(PREFIX):])
-        verify_dir(expert, what="zoo expert")
-        return expert / DEMOS
+        return verify_dir(resolve_expert(path), what="zoo expert") / DEMOS
     return Path(path)
 
 
