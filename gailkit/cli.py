@@ -290,12 +290,14 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels.data import collect_chunks
     from gailkit.worldmodels.pictures import dream_strip, reconstruction_grid
     from gailkit.worldmodels.presets import WM_PRESETS
-    from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+    from gailkit.worldmodels.real import evaluate_controller
+    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
     p = WM_PRESETS[args.preset]
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
                                            ("generations", args.generations), ("popsize", args.popsize),
-                                           ("rollouts", args.rollouts)) if v is not None})
+                                           ("rollouts", args.rollouts), ("frame_skip", args.frame_skip))
+                                 if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
     ctrl = root / f"controller_{args.where}{'_vonly' if args.v_only else ''}"
@@ -319,7 +321,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                                    resume=args.resume)
         else:
             _, history = train_controller_in_real(model_dir, p.env, cfg, ctrl, workers=args.workers,
-                                                  timeout_s=args.timeout, resume=args.resume)
+                                                  timeout_s=args.timeout, resume=args.resume, backend=args.backend,
+                                                  ray_address=args.ray_address)
         print(f"generation {history[-1]['generation']}: mean {history[-1]['mean']:.1f}, best "
               f"{history[-1]['best']:.1f} ({args.where} return); wrote {ctrl}/")
     elif action == "eval":
@@ -327,7 +330,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
 
         model = WorldModel.load(model_dir)
         best = CMAES.load(ctrl).best_x
-        ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes) for x in (best, None))
+        ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes, frame_skip=p.frame_skip)
+                     for x in (best, None))
         _print_table([("controller", f"{ret.mean():.1f} +/- {ret.std():.1f}"),
                       ("random", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
                       ("episodes", str(args.eval_episodes))])
@@ -431,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollouts", type=int_in(1), help="episodes (or dreams) per candidate (default: the preset's)")
     p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
     p.add_argument("--workers", type=int_in(1), default=2, help="worker processes for --where real")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where --where real evaluates candidates: local processes, or Ray (extra ray)")
+    p.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
+    p.add_argument("--frame-skip", type=int_in(1), help="hold each action this many env steps (default: the preset's)")
     p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")
     p.add_argument("--seed", type=int, default=0, help="random seed")

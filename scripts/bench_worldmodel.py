@@ -35,7 +35,8 @@ from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
 
 def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):

@@ -31,7 +31,8 @@ from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, next_latent_errors, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.train import next_latent_errors, start_latents, train_mdn, train_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELD_OUT_EPISODES = 4

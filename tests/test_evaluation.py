@@ -23,7 +23,7 @@ def test_normalised_return_is_zero_at_random_and_one_at_the_expert():
 def test_every_library_evaluation_uses_the_evaluation_seeds():
     """Training seeds stay below EVAL_SEED; the CLI's expert eval defaults to it."""
     from gailkit.cli import ExpertEvalConfig
-    from gailkit.worldmodels.train import evaluate_controller
+    from gailkit.worldmodels.real import evaluate_controller
 
     assert EVAL_SEED >= 2**20
     assert ExpertEvalConfig(expert="x").seed == EVAL_SEED

@@ -10,7 +10,8 @@ import gymnasium as gym
 from gailkit.envs.pixels import PixelObservation
 from gailkit.envs.wrappers import AbsorbingStateWrapper
 
-__all__ = ["AbsorbingStateWrapper", "NEEDS_ARGUMENTS", "PixelObservation", "registered_ids", "REGISTRY"]
+__all__ = ["AbsorbingStateWrapper", "NEEDS_ARGUMENTS", "PixelObservation", "registered_ids", "REGISTRY", "SAME_FRAMES",
+           "same_frames"]
 
 # id -> (entry point, max_episode_steps, kwargs, what it is)
 REGISTRY: dict[str, tuple[str, int, dict, str]] = {
@@ -71,6 +72,15 @@ REGISTRY["gailkit/ChoraleComposer-v0"] = (
     "gailkit.generators.music.composer_env:make_composer_env", 1024, {},
     "write a 4-part chorale token by token; music-theory reward plus a critic's log D (n_bars=2 by default)",
 )
+# ids whose observations are the same pictures of the same task (a world model fits them all)
+SAME_FRAMES = [frozenset({"gailkit/CarRacing64-v3", "gailkit/FastCarRacing64-v3"})]
+
+
+def same_frames(a: str, b: str) -> bool:
+    """Whether envs ``a`` and ``b`` show the same frames (equal ids, or one of :data:`SAME_FRAMES`)."""
+    return a == b or any(a in group and b in group for group in SAME_FRAMES)
+
+
 NEEDS_ARGUMENTS = frozenset({"gailkit/Dream-v0"})  # cannot be made without user arguments
 
 

@@ -20,7 +20,7 @@ from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import BatchedDream
 from gailkit.worldmodels.linear_controller import LinearController, controller_for
 from gailkit.worldmodels.model import WorldModel
-from gailkit.worldmodels.train import evaluate_controller
+from gailkit.worldmodels.real import check_frame_skip, evaluate_controllers
 
 __all__ = [
     "DreamTrainingConfig",
@@ -42,6 +42,7 @@ class DreamTrainingConfig:
     sigma0: float = 0.5
     seed: int = 0
     memory: bool = True  # controller sees [z, h]; False: z only (V-only, train it in the real env)
+    frame_skip: int = 1  # real env only: each action held for this many env steps
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -75,8 +76,9 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
         raise CheckpointError(f"cannot resume {out}: its controller has {es.n} parameters, this world model's needs "
                               f"{n_params} (the world model or --v-only changed); train without --resume into "
                               f"another directory")
-    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
-               if k != "generations" and saved.get(k) != v]
+    defaults = dataclasses.asdict(DreamTrainingConfig())  # fields newer than the checkpoint had these values
+    changed = [f"{k}: {saved.get(k, defaults[k])!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
+               if k != "generations" and saved.get(k, defaults[k]) != v]
     if changed:
         raise CheckpointError(f"cannot resume {out} with other options ({', '.join(changed)}); pass the run's options "
                               f"again (only the number of generations may change) or train into another directory")
@@ -132,27 +134,38 @@ def _init_worker(model_dir: str, env_id: str) -> None:
     _WORKER["model"], _WORKER["env_id"] = WorldModel.load(model_dir), env_id
 
 
-def _real_return(task: tuple[np.ndarray, int, int, int]) -> float:
-    params, episodes, seed, max_steps = task
-    return float(evaluate_controller(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed,
-                                     max_steps=max_steps).mean())
+def _real_returns(task: tuple[np.ndarray, int, int, int, int]) -> np.ndarray:
+    """Mean real return of each candidate of a chunk ``(C, n_params)`` -> ``(C,)``, episodes batched."""
+    params, episodes, seed, max_steps, frame_skip = task
+    return evaluate_controllers(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed,
+                                max_steps=max_steps, frame_skip=frame_skip).mean(1)
 
 
 def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
                              workers: int = 2, timeout_s: float = 600.0, resume: bool = False,
-                             progress: bool = True) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES on real-environment returns, candidates evaluated in a :class:`ResilientPool`.
+                             progress: bool = True, backend: str = "local",
+                             ray_address: str | None = None) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on real-environment returns.
 
-    Training episodes are cut at ``config.max_steps`` (evaluation later runs them in full).
+    Each generation's candidates are split into chunks, one per worker, evaluated by a
+    :mod:`~gailkit.worldmodels.backends` backend (``"local"`` process pool or ``"ray"``); each
+    chunk runs all its candidates' episodes as one batch (:func:`evaluate_controllers`). All
+    candidates of a generation play the same tracks, so the numbers do not depend on the backend
+    or the number of workers. Training episodes are cut at ``config.max_steps`` (evaluation later
+    runs them in full).
     """
-    from gailkit.worldmodels.workers import ResilientPool
+    from gailkit.worldmodels.backends import make_backend
 
     model = WorldModel.load(model_dir)
+    model.check_env(env_id, f"world model {model_dir}")
     controller = controller_for(model, memory=config.memory)
-    with ResilientPool(workers, timeout_s=timeout_s, initializer=_init_worker,
-                       initargs=(str(model_dir), env_id)) as pool:
+    check_frame_skip(config.frame_skip, config.max_steps, "--max-steps")
+    with make_backend(backend, workers, timeout_s=timeout_s, initializer=_init_worker,
+                      initargs=(str(model_dir), env_id), ray_address=ray_address) as pool:
         def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
             seed = config.seed * 100_003 + gen * config.rollouts
-            return np.array(pool.map(_real_return, [(c, config.rollouts, seed, config.max_steps) for c in candidates]))
+            chunks = np.array_split(candidates, min(workers, len(candidates)))
+            tasks = [(chunk, config.rollouts, seed, config.max_steps, config.frame_skip) for chunk in chunks]
+            return np.concatenate(pool.map(_real_returns, tasks))
 
         return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)")

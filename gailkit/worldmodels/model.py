@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
+from gailkit.envs import same_frames
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import CheckpointError, load_weights, read_json, save_tensors, write_json
 from gailkit.nn.vae import ConvVAE
@@ -29,7 +30,8 @@ __all__ = ["WorldModel"]
 class WorldModel:
     """V + M for one action space; ``save``/``load`` a directory."""
 
-    def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5):
+    def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5,
+                 env_id: str | None = None):
         if isinstance(action_space, gym.spaces.Discrete):
             action_dim, discrete = int(action_space.n), True
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
@@ -37,7 +39,7 @@ class WorldModel:
         else:
             raise UsageError(f"world models support Discrete or flat Box actions, got {action_space}; "
                              f"use an env with such actions (gailkit envs lists the pixel envs)")
-        self.action_space = action_space
+        self.action_space, self.env_id = action_space, env_id  # env_id: whose frames V was trained on
         self.vae = ConvVAE(latent_dim)
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
                                        hidden=hidden, n_mixtures=n_mixtures)
@@ -53,7 +55,7 @@ class WorldModel:
         save_tensors(directory / "mdn_rnn.safetensors", self.mdn.state_dict())
         write_json(directory / "world_model.json", {
             "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
-            "frame_shape": [64, 64, 3], "versions": versions(),
+            "frame_shape": [64, 64, 3], "env_id": self.env_id, "versions": versions(),
         })
         return directory
 
@@ -68,10 +70,18 @@ class WorldModel:
                 f"world model {directory} was trained for actions {describe_space(saved_space)}, not "
                 f"{describe_space(action_space)} ({diff}); train one for this environment")
         cfg = meta["mdn_rnn"]
-        model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"])
+        model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"],
+                    env_id=meta.get("env_id"))
         load_weights(model.vae, directory / "vae.safetensors", what="world model")
         load_weights(model.mdn, directory / "mdn_rnn.safetensors", what="world model")
         return model
+
+    def check_env(self, env_id: str, where: str = "this world model") -> None:
+        """UsageError unless V was trained on ``env_id``'s frames (or an id that draws the same ones)."""
+        if self.env_id is None or same_frames(self.env_id, env_id):
+            return
+        raise UsageError(f"{where} was trained on {self.env_id} frames, not {env_id}'s; use it with {self.env_id}, "
+                         f"or train one for {env_id} (gailkit worldmodel collect --env {env_id} ...)")
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None,

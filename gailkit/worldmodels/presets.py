@@ -24,6 +24,7 @@ class WorldModelPreset:
     collect_policy: str = "random"  # a key of gailkit.worldmodels.data.COLLECT_POLICIES
     vae_loss: str = "mse"  # V's reconstruction term: "mse" (paper) or "bce" (mostly-white frames)
     vae_batch: int = 64  # small batches for small data: V needs ~1,000 steps before z carries the pole
+    frame_skip: int = 1  # C in the real env holds each action this many steps
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -37,7 +38,7 @@ class WorldModelPreset:
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
         return {"generations": self.generations, "popsize": self.popsize, "rollouts": self.rollouts,
-                "max_steps": self.max_steps, "tau": self.tau}
+                "max_steps": self.max_steps, "tau": self.tau, "frame_skip": self.frame_skip}
 
 
 # fmt: off

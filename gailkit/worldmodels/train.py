@@ -1,4 +1,4 @@
-"""Training V and M from collected chunks, and running a controller in the real environment."""
+"""Training V and M from collected chunks."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import numpy as np
 import torch
 
 from gailkit.data.spaces import space_from_json
-from gailkit.envs.make import make_env
-from gailkit.evaluation import EVAL_SEED
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.vae import elbo_loss
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.data import chunk_paths, load_chunk
-from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["evaluate_controller", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
+__all__ = ["next_latent_errors", "start_latents", "train_mdn", "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -39,7 +36,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
     frames = _frames(data_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim)
+        model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim, env_id=meta.get("env_id"))
         opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -107,39 +104,6 @@ def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, 
                 opt.step()
     model.save(model_dir)
     return model
-
-
-@torch.no_grad()
-def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
-                        seed: int = EVAL_SEED, max_steps: int | None = None) -> np.ndarray:
-    """Returns ``(episodes,)`` of the controller in the real pixel env (``params=None``: random actions).
-
-    Whether the controller sees ``[z, h]`` or ``z`` alone follows from the size of ``params``;
-    ``max_steps`` cuts episodes short (for training), None runs them to the env's own end.
-    """
-    env = make_env(env_id)  # an unknown id is a one-line error
-    controller = controller_for(model, n_params=params.shape[-1]) if params is not None else None
-    gen = torch.Generator().manual_seed(seed)
-    returns = []
-    env.action_space.seed(seed)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        state, h, total, steps = None, torch.zeros(1, model.mdn_config.hidden), 0.0, 0
-        while True:
-            z = model.encode_frames(obs[None], generator=gen)
-            if params is None:
-                action = env.action_space.sample()
-            else:
-                action = controller.act(params[None], torch.cat([z, h], 1).numpy()[:, :controller.in_dim])[0]
-            _, _, _, state, h = model.mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, generator=gen)
-            obs, reward, term, trunc, _ = env.step(action)
-            total += float(reward)
-            steps += 1
-            if term or trunc or steps == max_steps:
-                break
-        returns.append(total)
-    env.close()
-    return np.array(returns)
 
 
 def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> torch.Tensor:

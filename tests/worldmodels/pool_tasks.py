@@ -28,3 +28,8 @@ def hang_once(args):
 
 def always_die(x):
     os._exit(1)
+
+
+def pid_square(x):
+    """``(x * x, the worker's pid)``: which process ran a task."""
+    return x * x, os.getpid()

@@ -199,7 +199,8 @@ def test_quick_pipeline_mechanics(tmp_path):
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
     from gailkit.worldmodels.data import collect_chunks
-    from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+    from gailkit.worldmodels.real import evaluate_controller
+    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
     collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=4, progress=False)
     train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)

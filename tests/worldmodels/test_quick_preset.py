@@ -18,7 +18,8 @@ from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import evaluate_controller, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
 ENV = WM_PRESETS["quick"].env
 

@@ -1,0 +1,145 @@
+"""Controllers in the real environment, batched: many episodes (of many candidates) in lockstep.
+
+Every tick, the frames of all running episodes go through V in one call, their actions through
+one batched controller product, and (for a controller that sees ``[z, h]``) M advances all of
+their memories in one LSTM call. Episodes are slots ``(candidate, episode)`` handed to a fixed
+set of environments as they free up.
+
+Every slot draws V's sampling noise from its own generator, seeded by ``(seed, episode)``, and
+plays track ``seed + episode``; so a candidate's returns do not depend on which other
+candidates share its batch, its worker or its backend, and all candidates of a generation meet
+the same tracks and the same noise (common random numbers, which CMA-ES ranks better with).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gailkit.envs.make import make_env
+from gailkit.errors import UsageError
+from gailkit.evaluation import EVAL_SEED
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+
+__all__ = ["check_frame_skip", "evaluate_controller", "evaluate_controllers"]
+
+
+def check_frame_skip(frame_skip: int, horizon: int | None, what: str = "the episode") -> None:
+    """UsageError unless ``frame_skip`` >= 1 divides ``horizon`` (``None``: no horizon to check)."""
+    if frame_skip < 1:
+        raise UsageError(f"--frame-skip {frame_skip}: must be >= 1 (1 acts on every frame)")
+    if horizon is not None and horizon % frame_skip:
+        divisors = [k for k in range(1, min(horizon, 10) + 1) if horizon % k == 0]
+        raise UsageError(f"--frame-skip {frame_skip} does not divide {what} ({horizon} steps): the last action "
+                         f"would be cut short; use one of {divisors}")
+
+
+@torch.no_grad()
+def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
+                         seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1,
+                         n_envs: int | None = None) -> np.ndarray:
+    """Returns ``(P, episodes)``: candidate ``p``'s return on tracks ``seed .. seed + episodes - 1``.
+
+    Args:
+        model: V (and M, when the controller sees ``[z, h]``).
+        params: ``(P, n_params)`` controllers (``[z, h]`` or ``z`` alone, from the size); ``None``:
+            one uniformly random policy (``P = 1``).
+        env_id: a pixel env with 64x64 frames, e.g. ``gailkit/FastCarRacing64-v3``.
+        episodes: episodes per candidate.
+        seed: the first track's seed (the evaluation seed by default).
+        max_steps: cut episodes after this many env steps (training); None: run to the env's end.
+        frame_skip: repeat each action for this many env steps (rewards summed); V, M and C see
+            every ``frame_skip``-th frame. Must divide the env's horizon and ``max_steps``.
+        n_envs: environments stepped together (default: all ``P x episodes`` slots at once).
+    """
+    if episodes < 1:
+        raise UsageError(f"episodes={episodes}: must be >= 1")
+    model.check_env(env_id)
+    envs = [make_env(env_id)]  # an unknown id is a one-line error
+    horizon = envs[0].spec.max_episode_steps if envs[0].spec is not None else None
+    check_frame_skip(frame_skip, horizon, f"{env_id}'s episode")
+    if max_steps is not None:
+        check_frame_skip(frame_skip, max_steps, "--max-steps")
+    if tuple(envs[0].observation_space.shape) != (64, 64, 3):
+        raise UsageError(f"{env_id} gives {envs[0].observation_space.shape} observations; world models see 64x64 RGB "
+                         "frames: use a 64x64 id such as gailkit/FastCarRacing64-v3")
+
+    controller = controller_for(model, n_params=params.shape[-1]) if params is not None else None
+    n_cand = 1 if params is None else len(params)
+    slots = [(p, e) for p in range(n_cand) for e in range(episodes)]
+    n_envs = min(len(slots), n_envs or len(slots))
+    envs += [make_env(env_id) for _ in range(n_envs - 1)]
+    memory = controller is not None and controller.in_dim > model.latent_dim
+    hidden = model.mdn_config.hidden
+    h = torch.zeros(1, n_envs, hidden)
+    c = torch.zeros(1, n_envs, hidden)
+
+    returns = np.zeros((n_cand, episodes))
+    slot_of: list[tuple[int, int] | None] = [None] * n_envs
+    rngs: list[np.random.Generator | None] = [None] * n_envs
+    obs = np.zeros((n_envs, 64, 64, 3), np.uint8)
+    steps = np.zeros(n_envs, np.int64)
+    queue = iter(slots)
+
+    def start(i: int) -> None:
+        slot = next(queue, None)
+        slot_of[i] = slot
+        if slot is None:
+            return
+        episode = slot[1]
+        obs[i], _ = envs[i].reset(seed=seed + episode)
+        rngs[i] = np.random.default_rng([seed, episode])
+        steps[i] = 0
+        h[:, i], c[:, i] = 0.0, 0.0
+
+    for i in range(n_envs):
+        start(i)
+    space = envs[0].action_space
+    while True:
+        rows = [i for i in range(n_envs) if slot_of[i] is not None]
+        if not rows:
+            break
+        idx = torch.as_tensor(rows)
+        x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
+        mu, logvar = model.vae.encode(x)
+        eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
+        z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
+        if controller is None:
+            actions = np.stack([_random_action(space, rngs[i]) for i in rows])
+        else:
+            inputs = torch.cat([z, h[0, idx]], 1) if memory else z
+            actions = controller.act(params[[slot_of[i][0] for i in rows]], inputs.numpy())
+        if memory:  # M remembers what V saw and C did
+            state = (h[:, idx].contiguous(), c[:, idx].contiguous())
+            out = model.mdn(z[:, None], torch.as_tensor(np.asarray(actions))[:, None], state)
+            h[:, idx], c[:, idx] = out.state
+        for k, i in enumerate(rows):
+            p, e = slot_of[i]
+            done = False
+            for _ in range(frame_skip):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k])
+                returns[p, e] += float(reward)
+                steps[i] += 1
+                done = terminated or truncated or steps[i] == max_steps
+                if done:
+                    break
+            if done:
+                start(i)
+    for env in envs:
+        env.close()
+    return returns
+
+
+def _random_action(space, rng: np.random.Generator) -> np.ndarray:
+    if hasattr(space, "n"):
+        return np.asarray(rng.integers(space.n))
+    return rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
+                        seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1) -> np.ndarray:
+    """One controller's ``(episodes,)`` returns (``params=None``: random actions); see :func:`evaluate_controllers`."""
+    batch = None if params is None else np.asarray(params)[None]
+    return evaluate_controllers(model, batch, env_id, episodes, seed=seed, max_steps=max_steps,
+                                frame_skip=frame_skip)[0]

@@ -1,0 +1,70 @@
+"""Batched real-environment evaluation equals one-by-one evaluation, whatever the batching."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gailkit.errors import UsageError
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import evaluate_controller, evaluate_controllers
+
+ENV = "gailkit/CartPoleCentredPixels-v1"  # 64x64 frames, cheap
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2)  # random V and M
+
+
+@pytest.mark.parametrize("memory", [True, False], ids=["z+h", "z only"])
+def test_batched_equals_one_by_one(model, memory):
+    c = controller_for(model, memory=memory)
+    params = np.random.default_rng(0).normal(0, 1.0, (3, c.n_params))
+    batched = evaluate_controllers(model, params, ENV, 4, seed=7, max_steps=60)
+    assert batched.shape == (3, 4)
+    one_by_one = np.stack([evaluate_controller(model, p, ENV, 4, seed=7, max_steps=60) for p in params])
+    np.testing.assert_array_equal(batched, one_by_one)
+    few_envs = evaluate_controllers(model, params, ENV, 4, seed=7, max_steps=60, n_envs=2)  # slots reuse envs
+    np.testing.assert_array_equal(batched, few_envs)
+    assert len(np.unique(batched)) > 2, f"controllers should differ: {batched}"
+
+
+def test_random_policy_and_tracks(model):
+    a = evaluate_controller(model, None, ENV, 6, seed=3)
+    np.testing.assert_array_equal(a, evaluate_controller(model, None, ENV, 6, seed=3))  # same seed, same numbers
+    assert not np.array_equal(a, evaluate_controller(model, None, ENV, 6, seed=4))
+    assert 10 < a.mean() < 60, f"random CartPole lasts ~22 steps, got {a}"
+
+
+def test_frame_skip(model):
+    c = controller_for(model)
+    push = np.zeros((1, c.n_params))
+    push[0, -1] = 1.0  # bias only: always the same action, so holding it changes nothing
+    for skip in (2, 4):
+        np.testing.assert_array_equal(evaluate_controllers(model, push, ENV, 3, frame_skip=skip),
+                                      evaluate_controllers(model, push, ENV, 3))
+    with pytest.raises(UsageError, match="does not divide .*500"):  # CartPole's 500 steps
+        evaluate_controllers(model, push, ENV, 1, frame_skip=3)
+    with pytest.raises(UsageError, match="does not divide --max-steps"):
+        evaluate_controllers(model, push, ENV, 1, frame_skip=4, max_steps=50)
+
+
+def test_env_with_other_frames_is_refused(model):
+    with pytest.raises(UsageError, match="64x64"):
+        evaluate_controllers(model, None, "gailkit/FastCarRacing96-v3", 1)
+
+
+def test_world_model_of_another_env_is_refused(tmp_path):
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2, env_id=ENV)
+    model.save(tmp_path / "m")
+    loaded = WorldModel.load(tmp_path / "m")
+    assert loaded.env_id == ENV
+    with pytest.raises(UsageError, match="trained on gailkit/CartPoleCentredPixels-v1 frames, not"):
+        evaluate_controllers(loaded, None, "gailkit/PendulumPixels-v1", 1)
+    racing = WorldModel(gym.spaces.Box(-1, 1, (3,)), env_id="gailkit/CarRacing64-v3")
+    racing.check_env("gailkit/FastCarRacing64-v3")  # the same pictures: accepted
