@@ -85,8 +85,9 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
 
 
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
-                fitness_fn, desc: str) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES maximising ``fitness_fn(candidates, generation)``; checkpoints every generation."""
+                fitness_fn, desc: str, x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES maximising ``fitness_fn(candidates, generation)`` from ``x0`` (default zeros);
+    checkpoints every generation."""
     if resume:
         es = CMAES.load(out)
         saved = read_json(out / "history.json", what="controller")
@@ -96,7 +97,7 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         if (out / "history.json").exists():
             raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
                              "to train a new one")
-        es = CMAES(np.zeros(n_params), config.sigma0, popsize=config.popsize, seed=config.seed)
+        es = CMAES(np.zeros(n_params) if x0 is None else x0, config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
         candidates = es.ask()
@@ -110,8 +111,8 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
                               start_z: torch.Tensor | None = None, resume: bool = False,
-                              progress: bool = True) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES on dream returns; checkpoints every generation in ``out``.
+                              progress: bool = True, x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on dream returns from ``x0`` (default zeros); checkpoints every generation in ``out``.
 
     Returns:
         The best parameters found and the per-generation history (mean / best dream return).
@@ -123,7 +124,7 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
                              tau=config.tau, seed=config.seed * 100_003 + gen, start_z=start_z)
 
     with torch.random.fork_rng(devices=[]):
-        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)")
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)", x0)
 
 
 _WORKER: dict = {}
@@ -143,8 +144,8 @@ def _real_returns(task: tuple[np.ndarray, int, int, int, int]) -> np.ndarray:
 
 def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
                              workers: int = 2, timeout_s: float = 600.0, resume: bool = False,
-                             progress: bool = True, backend: str = "local",
-                             ray_address: str | None = None) -> tuple[np.ndarray, list[dict]]:
+                             progress: bool = True, backend: str = "local", ray_address: str | None = None,
+                             x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES on real-environment returns.
 
     Each generation's candidates are split into chunks, one per worker, evaluated by a
@@ -168,4 +169,4 @@ def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTr
             tasks = [(chunk, config.rollouts, seed, config.max_steps, config.frame_skip) for chunk in chunks]
             return np.concatenate(pool.map(_real_returns, tasks))
 
-        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)")
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)", x0)

@@ -72,7 +72,7 @@ def collect_chunks(env_id: str, directory: str | Path, episodes: int, *, episode
 
     Args:
         policy: ``(obs, rng) -> action``, or a name in :data:`COLLECT_POLICIES`; default uniform
-            random actions.
+            random actions. A policy with a ``reset()`` method has it called before each episode.
     """
     if isinstance(policy, str):
         if policy not in COLLECT_POLICIES:
@@ -119,6 +119,8 @@ def _record(env: gym.Env, episode_ids, policy, seed: int) -> dict[str, np.ndarra
         rng = np.random.default_rng(seed + ep)
         env.action_space.seed(seed + ep)
         obs, _ = env.reset(seed=seed + ep)
+        if hasattr(policy, "reset"):  # a policy with memory (a world-model controller) starts afresh
+            policy.reset()
         frames.append(obs)
         n = 0
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,11 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
     return model
 
 
-def _sequences(model: WorldModel, data_dir: Path, seed: int):
+def _sequences(model: WorldModel, data_dirs: list[Path], seed: int):
     """Per episode: z ``(T+1, Z)`` (sampled from V), actions, rewards, dones ``(T,)``."""
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for path in chunk_paths(data_dir):
+    for path in (p for d in data_dirs for p in chunk_paths(d)):
         chunk = load_chunk(path)
         z_all = model.encode_frames(chunk["frames"], generator=gen)
         f0 = a0 = 0
@@ -69,17 +70,21 @@ def _sequences(model: WorldModel, data_dir: Path, seed: int):
     return out
 
 
-def train_mdn(data_dir: str | Path, model_dir: str | Path, *, epochs: int = 20, seq_len: int = 32,
-              batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5, seed: int = 0,
-              progress: bool = True) -> WorldModel:
+def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
+              seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
+              seed: int = 0, progress: bool = True) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
-    the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``."""
+    the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
+
+    ``data_dir``: one folder of chunks, or several (all of them are used, in order).
+    """
     model = WorldModel.load(model_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures)
         model.mdn = MDNRNN(model.mdn_config)
-    episodes = _sequences(model, Path(data_dir), seed)
+    dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    episodes = _sequences(model, dirs, seed)
     windows = []  # (z (L+1, Z), a (L,...), r (L,), d (L,), mask (L,))
     for z, a, r, d in episodes:
         for s in range(0, len(a), seq_len):

@@ -1,0 +1,158 @@
+"""World Models' iterative training: collect with the current controller, retrain M, retrain C.
+
+The paper's procedure for tasks that random rollouts do not cover: a world model fitted to
+random play knows nothing of the states a good controller reaches, and a controller trained in
+its dream exploits exactly those gaps. Each iteration here
+
+1. records ``episodes`` real episodes with the current controller (V+M+C acting frame by frame,
+   Gaussian exploration noise on its actions; iteration 0 uses the data already collected),
+2. retrains M on *all* data so far (V stays fixed: its latents define M's space),
+3. continues C's CMA-ES from the previous best, in the dream or in the real env,
+4. measures the dream/real gap: the new controller's mean dream return beside its real return.
+
+Every step writes into ``out/iter_<k>/`` and ``out/iterations.json``; a rerun skips finished
+iterations and resumes the unfinished one (collection and CMA-ES resume on their own).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import read_json, write_json
+from gailkit.worldmodels.controller import (
+    DreamTrainingConfig,
+    dream_fitness,
+    train_controller_in_dream,
+    train_controller_in_real,
+)
+from gailkit.worldmodels.data import collect_chunks
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.train import start_latents, train_mdn
+
+__all__ = ["ControllerPolicy", "IterativeConfig", "train_iteratively"]
+
+
+@dataclasses.dataclass
+class IterativeConfig:
+    """Options of :func:`train_iteratively` (C's own are a :class:`DreamTrainingConfig`)."""
+
+    iterations: int = 3
+    episodes: int = 32  # real episodes recorded per iteration with the current controller
+    noise: float = 0.1  # std of the Gaussian added to the controller's actions while recording
+    where: str = "dream"  # where C trains: "dream" (the paper's iterative setting) or "real"
+    mdn_epochs: int = 20
+    eval_episodes: int = 8  # real episodes (and dreams x 4) measuring the dream/real gap
+    seed: int = 0
+
+
+class ControllerPolicy:
+    """V+M+C acting in a real env one frame at a time, as a ``collect_chunks`` policy.
+
+    ``(obs, rng) -> action``: V's sampling noise and the exploration noise come from the
+    episode's ``rng``, so recordings are reproducible; ``reset()`` clears M's memory.
+    """
+
+    def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0):
+        self.model, self.params, self.noise = model, np.asarray(params)[None], float(noise)
+        self.controller = controller_for(model, n_params=self.params.shape[1])
+        self.memory = self.controller.in_dim > model.latent_dim
+        self.reset()
+
+    def reset(self) -> None:
+        self.state, self.h = None, torch.zeros(1, self.model.mdn_config.hidden)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator):
+        x = torch.from_numpy(obs[None]).permute(0, 3, 1, 2).float() / 255.0
+        mu, logvar = self.model.vae.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(rng.standard_normal(mu.shape)).float()
+        inputs = torch.cat([z, self.h], 1) if self.memory else z
+        action = self.controller.act(self.params, inputs.numpy())
+        space = self.controller.action_space
+        if self.noise > 0 and not self.controller.discrete:
+            action = np.clip(action + rng.normal(0.0, self.noise, action.shape), space.low, space.high)
+            action = action.astype(np.float32)
+        if self.memory:
+            out = self.model.mdn(z[:, None], torch.as_tensor(np.asarray(action))[:, None], self.state)
+            self.state, self.h = out.state, out.state[0][0]
+        return action[0]
+
+
+def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, config: IterativeConfig,
+                      controller: DreamTrainingConfig, out: str | Path, *, mdn_options: dict | None = None,
+                      workers: int = 2, backend: str = "local", ray_address: str | None = None,
+                      progress: bool = True) -> list[dict]:
+    """Run (or resume) ``config.iterations`` iterations; returns one record per iteration.
+
+    Args:
+        model_dir: a world model with V trained (and M, which iteration 0 retrains anyway).
+        data_dir: the initial (e.g. random-play) chunks V and M were trained on.
+        env_id: the real pixel env.
+        controller: C's CMA-ES options per iteration (``generations`` per iteration).
+        out: folder of the iterations: ``iter_<k>/{data,model,controller}``, ``iterations.json``.
+        mdn_options: keyword arguments of :func:`~gailkit.worldmodels.train.train_mdn` besides epochs.
+
+    Returns:
+        Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return``, ``real_return``
+        (means of the new controller), ``gap`` (dream minus real), ``generations``.
+    """
+    if config.where not in ("dream", "real"):
+        raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
+    out, data_dirs = Path(out), [Path(data_dir)]
+    WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
+    state_path = out / "iterations.json"
+    records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []
+    best: np.ndarray | None = None
+    for k in range(config.iterations):
+        it = out / f"iter_{k}"
+        model_k = it / "model"
+        if k > 0:  # record real episodes with the previous controller
+            prev = WorldModel.load(out / f"iter_{k - 1}" / "model")
+            policy = ControllerPolicy(prev, best, noise=config.noise)
+            collect_chunks(env_id, it / "data", config.episodes, seed=config.seed * 1_000_003 + k * 10_007,
+                           policy=policy, progress=progress)
+            data_dirs.append(it / "data")
+        if k < len(records):  # finished before: its controller is the next start
+            best = np.asarray(records[k]["best_x"])
+            continue
+        if not (model_k / "mdn_rnn.safetensors").exists() or not (it / "m_done").exists():
+            model_k.mkdir(parents=True, exist_ok=True)
+            for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
+                shutil.copyfile(Path(model_dir) / name, model_k / name)  # V fixed; M refitted below
+            train_mdn(data_dirs, model_k, epochs=config.mdn_epochs, seed=config.seed + k, progress=progress,
+                      **(mdn_options or {}))
+            (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
+        model = WorldModel.load(model_k)
+        ctrl_dir = it / "controller"
+        resume = (ctrl_dir / "history.json").exists()
+        cfg = dataclasses.replace(controller, seed=controller.seed + k)
+        if config.where == "dream":
+            best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=start_latents(model, data_dirs[0]),
+                                                      resume=resume, progress=progress, x0=best)
+        else:
+            best, history = train_controller_in_real(model_k, env_id, cfg, ctrl_dir, workers=workers, resume=resume,
+                                                     progress=progress, backend=backend, ray_address=ray_address,
+                                                     x0=best)
+        dream = dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
+                              rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=1.0,
+                              seed=config.seed + k, start_z=start_latents(model, data_dirs[0]))[0]
+        real = evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
+                                   frame_skip=controller.frame_skip).mean()
+        records.append({"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
+                        "generations": history[-1]["generation"], "dream_return": float(dream),
+                        "real_return": float(real), "gap": float(dream - real), "best_x": best.tolist()})
+        write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
+                                "controller": dataclasses.asdict(controller)})
+    return [{k: v for k, v in r.items() if k != "best_x"} for r in records]
+
+
+def _episodes(data_dir: Path) -> int:
+    return int(read_json(data_dir / "meta.json", what="rollout data")["episodes"])

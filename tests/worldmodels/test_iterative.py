@@ -1,0 +1,45 @@
+"""Iterative training: collect with the controller, refit M on all data, continue C; resumes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gailkit.worldmodels.controller import DreamTrainingConfig
+from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+from gailkit.worldmodels.iterative import ControllerPolicy, IterativeConfig, train_iteratively
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.train import train_mdn, train_vae
+
+ENV = "gailkit/CartPoleCentredPixels-v1"
+
+
+def test_controller_policy_records_what_it_does(tmp_path):
+    collect_chunks(ENV, tmp_path / "data", 2, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=0, progress=False)
+    model = train_mdn(tmp_path / "data", tmp_path / "model", epochs=1, hidden=16, progress=False)
+    c = controller_for(model)
+    left = np.zeros(c.n_params)
+    left[-2] = 1.0  # bias only: always push left (action 0)
+    collect_chunks(ENV, tmp_path / "left", 3, policy=ControllerPolicy(model, left), progress=False)
+    actions = load_chunk(chunk_paths(tmp_path / "left")[0])["actions"]
+    assert set(actions.tolist()) == {0}, "the recorded actions are the controller's"
+
+
+def test_iterations_run_record_the_gap_and_resume(tmp_path):
+    collect_chunks(ENV, tmp_path / "data", 4, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=1, progress=False)
+    train_mdn(tmp_path / "data", tmp_path / "model", epochs=1, hidden=16, progress=False)
+    cfg = IterativeConfig(iterations=2, episodes=3, mdn_epochs=2, eval_episodes=2)
+    ctrl = DreamTrainingConfig(generations=2, popsize=4, rollouts=1, max_steps=30)
+    kw = dict(mdn_options={"hidden": 16}, progress=False)
+    records = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
+    assert [r["iteration"] for r in records] == [0, 1]
+    assert [r["episodes"] for r in records] == [4, 7]  # the controller's 3 episodes joined the data
+    for r in records:
+        assert np.isfinite(r["gap"]) and r["gap"] == r["dream_return"] - r["real_return"]
+        assert 1 <= r["real_return"] <= 30
+    assert len(chunk_paths(tmp_path / "it" / "iter_1" / "data")) == 1
+    assert WorldModel.load(tmp_path / "it" / "iter_1" / "model").env_id == ENV
+    again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
+    assert again == records  # finished iterations are read back, not redone
