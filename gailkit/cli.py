@@ -300,7 +300,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                  if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
-    ctrl = root / f"controller_{args.where}{'_vonly' if args.v_only else ''}"
+    where = args.where or p.controller_where
+    ctrl = root / f"controller_{where}{'_vonly' if args.v_only else ''}"
     action = args.action
     if action == "collect":
         paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
@@ -315,7 +316,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
-        if args.where == "dream":
+        if where == "dream":
             model = WorldModel.load(model_dir)
             _, history = train_controller_in_dream(model, cfg, ctrl, start_z=start_latents(model, data),
                                                    resume=args.resume)
@@ -324,7 +325,20 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                                   timeout_s=args.timeout, resume=args.resume, backend=args.backend,
                                                   ray_address=args.ray_address)
         print(f"generation {history[-1]['generation']}: mean {history[-1]['mean']:.1f}, best "
-              f"{history[-1]['best']:.1f} ({args.where} return); wrote {ctrl}/")
+              f"{history[-1]['best']:.1f} ({where} return); wrote {ctrl}/")
+    elif action == "iterate":
+        from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
+        it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed)
+        records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
+                                    mdn_options={"hidden": p.hidden, "n_mixtures": p.n_mixtures}, workers=args.workers,
+                                    backend=args.backend, ray_address=args.ray_address)
+        print("| iteration | episodes | dream return | real return | gap |\n|---:|---:|---:|---:|---:|")
+        for r in records:
+            print(f"| {r['iteration']} | {r['episodes']} | {r['dream_return']:.1f} | {r['real_return']:.1f} | "
+                  f"{r['gap']:+.1f} |")
+        print(f"wrote {root / 'iterations'}/")
     elif action == "eval":
         from gailkit.worldmodels.cmaes import CMAES
 
@@ -424,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gailkit.worldmodels.presets import WM_PRESETS
 
     p = sub.add_parser("worldmodel", help="world-model pipeline: collect, train V / M / C, evaluate, dream")
-    p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "eval",
+    p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "iterate", "eval",
                                       "dream-video"])
     p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
     p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
@@ -433,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generations", type=int_in(1), help="CMA-ES generations (default: the preset's)")
     p.add_argument("--popsize", type=int_in(1), help="CMA-ES candidates per generation (default: the preset's)")
     p.add_argument("--rollouts", type=int_in(1), help="episodes (or dreams) per candidate (default: the preset's)")
-    p.add_argument("--where", choices=["dream", "real"], default="dream", help="train the controller where")
+    p.add_argument("--where", choices=["dream", "real"], help="train the controller where (default: the preset's)")
+    p.add_argument("--iterations", type=int_in(1), default=3,
+                   help="iterate: rounds of collect with C -> refit M on all data -> continue C")
     p.add_argument("--workers", type=int_in(1), default=2, help="worker processes for --where real")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where --where real evaluates candidates: local processes, or Ray (extra ray)")

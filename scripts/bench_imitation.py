@@ -1,6 +1,7 @@
 """Benchmark: BC, GAIL, AIRL, DAC and SQIL from 10 expert episodes, and reward transfer.
 
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
+      ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
 Experts: ROOT/experts/ENV when there is one (trained with the env's preset when missing and
 cheap), else the shipped zoo expert (`gailkit zoo list`: the MuJoCo envs); the 10 expert
@@ -52,6 +53,10 @@ parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac", 
 parser.add_argument("--transfer", action="store_true", help="also PPO from scratch on AIRL's and GAIL's rewards")
 parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "imitation")
 parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="local: runs one after another in this process; ray: each seed's run as a Ray task")
+parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: Ray on this machine)")
+parser.add_argument("--workers", type=int, default=2, help="Ray CPUs to start when there is no --ray-address")
 parser.add_argument("--max-expert-steps", type=int, default=200_000,
                     help="train a missing expert only if its preset needs at most this many steps")
 args = parser.parse_args()
@@ -137,6 +142,26 @@ def summarise(histories: list[list[dict]], steps: int | None, config, parts: dic
                 parts={name: dataclasses.asdict(p) for name, p in (parts or {}).items()})
 
 
+def run_task(task: tuple) -> list[dict]:
+    """One seed's run on a backend worker."""
+    torch.set_num_threads(1)
+    return run_once(*task)
+
+
+pool = None
+if args.backend == "ray":
+    from gailkit.worldmodels.backends import make_backend
+
+    pool = make_backend("ray", args.workers, timeout_s=7 * 24 * 3600, ray_address=args.ray_address)
+
+
+def run_seeds(configs: list, parts: dict | None = None) -> list[list[dict]]:
+    """Every seed's history: on the Ray cluster with --backend ray, else one after another here."""
+    if pool is None:
+        return [run_once(c, parts) for c in configs]
+    return pool.map(run_task, [(c, parts) for c in configs])
+
+
 algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
 results: dict[str, dict] = {}
 for env_id in args.envs:
@@ -165,7 +190,7 @@ for env_id in args.envs:
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{algo}_seed{seed}", env=env_id,
                               demos=demos_path) for seed in range(args.seeds)]
         parts = SETTINGS[env_id].get("parts", {}).get(algo)
-        histories = [run_once(c, parts) for c in configs]
+        histories = run_seeds(configs, parts)
         env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
         a = env_rows["algos"][algo]
         print(f"{env_id} {algo}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
@@ -188,7 +213,7 @@ for env_id in args.envs:
             if missing:
                 print(f"skipping transfer of {source} on {env_id}: run --algos {algo} first ({missing[0]} is missing)")
                 continue
-            env_rows["transfer"][source] = summarise([run_once(c) for c in configs],
+            env_rows["transfer"][source] = summarise(run_seeds(configs),
                                                      SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
             env_rows["transfer"][source]["source_steps"] = steps
             t = env_rows["transfer"][source]
@@ -231,3 +256,5 @@ if args.transfer:
 path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}.json"
 write_json(path, results)
 print(f"\nwrote {path} and the learning curves next to it")
+if pool is not None:
+    pool.close()

@@ -1,17 +1,20 @@
-"""Benchmark: the World Models pipeline on CarRacing-v3 (64x64), every stage timed.
+"""Benchmark: the World Models pipeline on CarRacing (64x64), every stage timed.
 
-Run:  python scripts/bench_worldmodel.py [--preset cpu-hour] [--eval-episodes 20]
+Run:  python scripts/bench_worldmodel.py [--preset fast-2h] [--eval-episodes 100]
+      python scripts/bench_worldmodel.py --backend ray --ray-address HEAD:6379 --workers 64  (a cluster)
 Small smoke run: python scripts/bench_worldmodel.py --episodes 2 --vae-epochs 1 --mdn-epochs 1 \
           --generations 2 --vonly-generations 1 --eval-episodes 2 --dir runs/bench_wm_smoke \
           --out runs/bench_wm_smoke/result.json
 
-Prints a table and writes scripts/results/bench_worldmodel.json (and a CMA-ES curve PNG beside it):
-- V+M+C: the controller over [z, h] trained in M's dream, evaluated on real tracks;
+Prints a table and writes scripts/results/bench_worldmodel_<preset>.json (with a CMA-ES curve PNG
+and a GIF of the V+M+C controller on a real track beside it):
+- V+M+C: the controller over [z, h], trained where the preset says (``fast-2h``: in the real env,
+  the paper's best setting; ``cpu-hour``: in M's dream), evaluated on real tracks;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream);
 - the random policy on the same tracks;
-with real-environment steps used, the wall time of each stage, the dream/real score gap, and
-batched dream steps/s against real-environment steps/s measured in this run. Every stage resumes
-from what an interrupted run left in --dir.
+with real-environment steps used, the wall time of each stage, the controller's dream/real score
+gap, and batched dream steps/s against real-environment steps/s measured in this run. Every
+stage resumes from what an interrupted run left in --dir (CMA-ES from its last generation).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from gailkit.worldmodels.controller import (
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.real import evaluate_controllers
 from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
 
@@ -49,22 +53,23 @@ def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **f
     return out
 
 
-def plot_curves(path: Path, dream_history: list[dict], vonly_history: list[dict], real: dict[str, float]) -> None:
+def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list[dict], real: dict[str, float],
+                title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
-    ax.plot([h["generation"] for h in dream_history], [h["mean"] for h in dream_history], label="V+M+C: dream, mean")
-    ax.plot([h["generation"] for h in dream_history], [h["best"] for h in dream_history], label="V+M+C: dream, best",
+    ax.plot([h["generation"] for h in history], [h["mean"] for h in history], label=f"V+M+C: {where}, mean")
+    ax.plot([h["generation"] for h in history], [h["best"] for h in history], label=f"V+M+C: {where}, best",
             alpha=0.6)
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
                 label="V only: real (cut episodes), mean")
     for i, (label, value) in enumerate(real.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
-    ax.set(xlabel="CMA-ES generation", ylabel="return", title="CarRacing-v3 (64x64), cpu-hour preset")
+    ax.set(xlabel="CMA-ES generation", ylabel="return", title=title)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
@@ -73,55 +78,71 @@ def plot_curves(path: Path, dream_history: list[dict], vonly_history: list[dict]
 
 if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-import this file
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu-hour", choices=sorted(WM_PRESETS))
-    parser.add_argument("--dir", type=Path, default=Path("runs/bench_wm"))
+    parser.add_argument("--preset", default="fast-2h", choices=sorted(WM_PRESETS))
+    parser.add_argument("--dir", type=Path, help="run folder (default: ~/.cache/gailkit/bench/worldmodel/<preset>)")
     parser.add_argument("--episodes", type=int)
     parser.add_argument("--vae-epochs", type=int)
     parser.add_argument("--mdn-epochs", type=int)
     parser.add_argument("--generations", type=int)
-    parser.add_argument("--vonly-generations", type=int, default=12, help="CMA-ES generations of the V-only row")
-    parser.add_argument("--vonly-popsize", type=int, default=16)
-    parser.add_argument("--vonly-steps", type=int, default=300, help="steps per V-only training episode")
+    parser.add_argument("--vonly-generations", type=int, help="CMA-ES generations of the V-only row (default: V+M+C's)")
+    parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
+    parser.add_argument("--vonly-steps", type=int, help="steps per V-only training episode (default: as V+M+C)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_worldmodel.json")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--out", type=Path, help="default: scripts/results/bench_worldmodel_<preset>.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations)) if v}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
-    data, model_dir = args.dir / "data", args.dir / "model"
-    args.dir.mkdir(parents=True, exist_ok=True)
-    wall_file = args.dir / "wall.json"
+    run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
+    out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
+    data, model_dir = run_dir / "data", run_dir / "model"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wall_file = run_dir / "wall.json"
     wall: dict[str, float] = json.loads(wall_file.read_text()) if wall_file.exists() else {}
+    backend = dict(workers=args.workers, backend=args.backend, ray_address=args.ray_address)
 
     timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
     real_steps = {"collect": sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))}
-    if not (args.dir / "V.done").exists():
+    if not (run_dir / "V.done").exists():
         timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options())
-        (args.dir / "V.done").touch()
-    if (args.dir / "M.done").exists():
+        (run_dir / "V.done").touch()
+    if (run_dir / "M.done").exists():
         model = WorldModel.load(model_dir)
     else:
         model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options())
-        (args.dir / "M.done").touch()
+        (run_dir / "M.done").touch()
 
     cfg = DreamTrainingConfig(**p.controller_options())
     z0 = start_latents(model, data)
-    dream_dir = args.dir / "controller_dream"
-    best, dream_history = timed(wall, wall_file, "C in the dream (V+M+C)", train_controller_in_dream, model, cfg, dream_dir,
-                                start_z=z0, resume=(dream_dir / "cmaes.json").exists())
+    where = p.controller_where
+    c_dir = run_dir / f"controller_{where}"
+    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C)"
+    if where == "dream":
+        best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
+                              resume=(c_dir / "cmaes.json").exists())
+    else:
+        best, history = timed(wall, wall_file, stage, train_controller_in_real, model_dir, p.env, cfg, c_dir,
+                              resume=(c_dir / "cmaes.json").exists(), **backend)
+        real_steps["V+M+C training"] = p.generations * p.popsize * p.rollouts * p.max_steps  # upper bound
 
-    vonly_cfg = DreamTrainingConfig(generations=args.vonly_generations, popsize=args.vonly_popsize, rollouts=1,
-                                    max_steps=args.vonly_steps, tau=p.tau, memory=False)
-    vonly_dir = args.dir / "controller_vonly"
-    best_v, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir, p.env,
-                                  vonly_cfg, vonly_dir, workers=args.workers,
-                                  resume=(vonly_dir / "cmaes.json").exists())
-    real_steps["V-only training"] = args.vonly_generations * args.vonly_popsize * args.vonly_steps  # upper bound
+    vonly_cfg = DreamTrainingConfig(generations=args.vonly_generations or p.generations,
+                                    popsize=args.vonly_popsize or p.popsize,
+                                    rollouts=1 if where == "dream" else p.rollouts,
+                                    max_steps=args.vonly_steps or p.max_steps, tau=p.tau, memory=False,
+                                    frame_skip=p.frame_skip)
+    vonly_dir = run_dir / "controller_vonly"
+    best_v, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir,
+                                  p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
+    real_steps["V-only training"] = (vonly_cfg.generations * vonly_cfg.popsize * vonly_cfg.rollouts
+                                     * vonly_cfg.max_steps)  # upper bound
 
     start = time.perf_counter()
-    returns = {name: evaluate_controller(model, params, p.env, args.eval_episodes)
+    returns = {name: evaluate_controllers(model, None if params is None else params[None], p.env, args.eval_episodes,
+                                          frame_skip=p.frame_skip)[0]
                for name, params in (("V+M+C", best), ("V only", best_v), ("random", None))}
     wall["evaluation"] = time.perf_counter() - start
     controller = controller_for(model)
@@ -135,15 +156,17 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                   start_z=z0)
     dream_sps = n * steps / (time.perf_counter() - start)
     real_sps = real_steps["collect"] / wall["collect"] if wall.get("collect", 0) > 1 else float("nan")
+    gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
     rows = {
-        "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes,
+        "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes, "controller_where": where,
         "returns": {k: {"mean": float(v.mean()), "std": float(v.std()), "all": v.tolist()} for k, v in returns.items()},
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": wall, "dream_history": dream_history, "vonly_history": vonly_history,
-        "preset_values": dataclasses.asdict(p),
+        "wall_s": wall, "controller_history": history, "vonly_history": vonly_history,
+        "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
+        "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
     }
     print(f"\n| {p.env} ({args.preset}), {args.eval_episodes} tracks | real return (mean +/- std) |\n|---|---:|")
     for name, v in returns.items():
@@ -153,13 +176,13 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     print("\n| stage | wall time |\n|---|---:|")
     for stage, seconds in wall.items():
         print(f"| {stage} | {seconds / 60:.1f} min |")
-    print(f"\nreal-environment steps: {real_steps['collect']:,} collected for V and M; "
-          f"<= {real_steps['V-only training']:,} to train the V-only controller; "
-          f"{3 * args.eval_episodes} evaluation tracks")
+    print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
+          + f"; {3 * args.eval_episodes} evaluation tracks")
     print(f"batched dream steps/s (1024 dreams, with the controller) vs real env steps/s: "
           f"{dream_sps:,.0f} vs {real_sps:,.0f} ({dream_sps / real_sps:,.0f}x)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2))
-    curve = args.out.with_name(args.out.stem + "_curve.png")
-    plot_curves(curve, dream_history, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")})
-    print(f"\nwrote {args.out} and {curve}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    curve = out.with_name(out.stem + "_curve.png")
+    plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
+                f"{p.env}, {args.preset} preset")
+    print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")

@@ -21,7 +21,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import read_json, write_json
@@ -34,10 +33,10 @@ from gailkit.worldmodels.controller import (
 from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
-from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
 from gailkit.worldmodels.train import start_latents, train_mdn
 
-__all__ = ["ControllerPolicy", "IterativeConfig", "train_iteratively"]
+__all__ = ["IterativeConfig", "train_iteratively"]
 
 
 @dataclasses.dataclass
@@ -51,39 +50,6 @@ class IterativeConfig:
     mdn_epochs: int = 20
     eval_episodes: int = 8  # real episodes (and dreams x 4) measuring the dream/real gap
     seed: int = 0
-
-
-class ControllerPolicy:
-    """V+M+C acting in a real env one frame at a time, as a ``collect_chunks`` policy.
-
-    ``(obs, rng) -> action``: V's sampling noise and the exploration noise come from the
-    episode's ``rng``, so recordings are reproducible; ``reset()`` clears M's memory.
-    """
-
-    def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0):
-        self.model, self.params, self.noise = model, np.asarray(params)[None], float(noise)
-        self.controller = controller_for(model, n_params=self.params.shape[1])
-        self.memory = self.controller.in_dim > model.latent_dim
-        self.reset()
-
-    def reset(self) -> None:
-        self.state, self.h = None, torch.zeros(1, self.model.mdn_config.hidden)
-
-    @torch.no_grad()
-    def __call__(self, obs: np.ndarray, rng: np.random.Generator):
-        x = torch.from_numpy(obs[None]).permute(0, 3, 1, 2).float() / 255.0
-        mu, logvar = self.model.vae.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(rng.standard_normal(mu.shape)).float()
-        inputs = torch.cat([z, self.h], 1) if self.memory else z
-        action = self.controller.act(self.params, inputs.numpy())
-        space = self.controller.action_space
-        if self.noise > 0 and not self.controller.discrete:
-            action = np.clip(action + rng.normal(0.0, self.noise, action.shape), space.low, space.high)
-            action = action.astype(np.float32)
-        if self.memory:
-            out = self.model.mdn(z[:, None], torch.as_tensor(np.asarray(action))[:, None], self.state)
-            self.state, self.h = out.state, out.state[0][0]
-        return action[0]
 
 
 def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, config: IterativeConfig,

@@ -1,4 +1,4 @@
-"""Pictures of a world model: reconstructions beside real frames, a dream beside reality."""
+"""Pictures of a world model: reconstructions beside real frames, a dream beside reality, a controller driving."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from PIL import Image
 
 from gailkit.envs.make import make_env
 from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import ControllerPolicy
 
-__all__ = ["reconstruction_grid", "dream_strip"]
+__all__ = ["controller_gif", "dream_strip", "reconstruction_grid"]
 
 
 def _row(frames: np.ndarray) -> np.ndarray:
@@ -57,3 +58,28 @@ def dream_strip(model: WorldModel, env_id: str, path: str | Path, *, steps: int 
     pairs = [Image.fromarray(np.concatenate([r, d], axis=1)) for r, d in zip(real, dream)]
     pairs[0].save(Path(path).with_suffix(".gif"), save_all=True, append_images=pairs[1:], duration=80, loop=0)
     return Path(path)
+
+
+def controller_gif(model: WorldModel, params: np.ndarray, env_id: str, path: str | Path, *, seed: int = 0,
+                   max_steps: int = 1000, every: int = 4, width: int = 300) -> tuple[Path, float]:
+    """A GIF of the controller on one real track, from the env's own ``rgb_array`` renderer.
+
+    Returns:
+        The GIF's path and the episode's return.
+    """
+    env = make_env(env_id, render_mode="rgb_array")
+    policy = ControllerPolicy(model, params)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    frames, total = [], 0.0
+    for t in range(max_steps):
+        obs, reward, term, trunc, _ = env.step(policy(obs, rng))
+        total += float(reward)
+        if t % every == 0:
+            picture = Image.fromarray(env.render())
+            frames.append(picture.resize((width, round(width * picture.height / picture.width)), Image.BILINEAR))
+        if term or trunc:
+            break
+    env.close()
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=40 * every, loop=0, optimize=True)
+    return Path(path), total

@@ -25,6 +25,7 @@ class WorldModelPreset:
     vae_loss: str = "mse"  # V's reconstruction term: "mse" (paper) or "bce" (mostly-white frames)
     vae_batch: int = 64  # small batches for small data: V needs ~1,000 steps before z carries the pole
     frame_skip: int = 1  # C in the real env holds each action this many steps
+    controller_where: str = "dream"  # where the V+M+C controller trains: "dream" or "real"
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -42,12 +43,16 @@ class WorldModelPreset:
 
 
 # fmt: off
-# V-ep are passes over every frame; C runs in the dream (cheap), so its budget is generous.
+# V-ep are passes over every frame; C runs in the dream (cheap), so its budget is generous, except
+# where controller_where="real" (gens x pop x roll x steps real env steps).
 WM_PRESETS: dict[str, WorldModelPreset] = {
     #                    env                                  eps  Z  V-ep M-ep  hid  K  gens  pop roll steps  tau  collect
     "quick":    WorldModelPreset("gailkit/CartPoleCentredPixels-v1", 60, 16,  12, 300, 256, 5,   30,  32, 16,  200, 1.15,
                                  vae_loss="bce", vae_batch=16),
     "cpu-hour": WorldModelPreset("gailkit/CarRacing64-v3",       64, 32,   2,  20, 256, 5,  150,  32,  8,  500, 1.15, "drive"),
     "paper":    WorldModelPreset("gailkit/CarRacing64-v3",   10_000, 32,  10,  20, 256, 5, 1800,  64, 16, 1000, 1.15, "drive"),
+    # the fast env makes the paper's best setting affordable: C trained in the *real* env on [z, h]
+    "fast-2h":  WorldModelPreset("gailkit/FastCarRacing64-v3",  100, 32,   3,  10, 256, 5,  100,  16,  4, 1000, 1.15, "drive",
+                                 controller_where="real"),
 }
 # fmt: on

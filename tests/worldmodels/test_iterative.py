@@ -6,9 +6,10 @@ import numpy as np
 
 from gailkit.worldmodels.controller import DreamTrainingConfig
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
-from gailkit.worldmodels.iterative import ControllerPolicy, IterativeConfig, train_iteratively
+from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import ControllerPolicy
 from gailkit.worldmodels.train import train_mdn, train_vae
 
 ENV = "gailkit/CartPoleCentredPixels-v1"
