@@ -4,6 +4,9 @@
             and of the physics alone (CarRacing-v3 that draws nothing: the floor), in alternating
             blocks of --block-steps steps of one fixed drive, in one process; the median of each
             and the ratios to CarRacing-v3. Times need the machine to themselves.
+  batched   a World Models controller (V 32, M 256 units, random weights) on FastCarRacing64:
+            8 candidates x 2 episodes of --batch-steps steps, all 16 in lockstep (one V encode and
+            one M step per tick) against one episode at a time (one frame per forward pass).
   fidelity  --seeds tracks x --steps steps of the same fixed drive (``fixed_actions``) through
             CarRacing-v3 and both fast envs in lockstep: rewards and terminations compared
             exactly, frames by mean absolute difference per pixel and channel (0-255) against
@@ -22,18 +25,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from gymnasium import spaces
 from gymnasium.envs.box2d.car_racing import CarRacing
 from PIL import Image
 
 from gailkit.envs.car_racing import FastCarRacing, fixed_actions
 from gailkit.files import write_json
 from gailkit.versions import versions
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import evaluate_controllers
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--seeds", type=int, default=5)
 parser.add_argument("--steps", type=int, default=1000)
 parser.add_argument("--block-steps", type=int, default=200)
 parser.add_argument("--blocks", type=int, default=5, help="timed blocks per env")
+parser.add_argument("--batch-steps", type=int, default=250)
 parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_envs.json")
 args = parser.parse_args()
 
@@ -73,6 +82,21 @@ print(f"{'env':<18}{'steps/s':>10}{'x CarRacing-v3':>16}")
 for name, rate in speed.items():
     print(f"{name:<18}{rate:>10.0f}{rate / base:>16.1f}")
 
+# ---------------------------------------------------------------------------------------- batched
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = WorldModel(spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32)),
+                   env_id="gailkit/FastCarRacing64-v3")
+params = np.random.default_rng(0).normal(0, 0.1, (8, controller_for(model).n_params))
+batched_rates = {}
+for label, n_envs in (("one at a time", 1), ("16 in lockstep", 16)):
+    start = time.perf_counter()
+    evaluate_controllers(model, params, "gailkit/FastCarRacing64-v3", 2, max_steps=args.batch_steps, n_envs=n_envs)
+    batched_rates[label] = 16 * args.batch_steps / (time.perf_counter() - start)
+print(f"\nV+M+C controller on FastCarRacing64: {batched_rates['one at a time']:,.0f} env steps/s one episode at a "
+      f"time, {batched_rates['16 in lockstep']:,.0f} with 16 in lockstep "
+      f"({batched_rates['16 in lockstep'] / batched_rates['one at a time']:.1f}x)")
+
 # --------------------------------------------------------------------------------------- fidelity
 ref, fast = CarRacing(), {64: FastCarRacing(size=64), 96: FastCarRacing(size=96)}
 mads = {64: [], 96: []}
@@ -108,6 +132,7 @@ write_json(args.out, {
     "what": "CarRacing-v3 vs gailkit's FastCarRacing: env steps/s (median of blocks, one process) and fidelity",
     "steps_per_s": speed, "ratio_to_carracing_v3": {n: r / base for n, r in speed.items()},
     "blocks": args.blocks, "block_steps": args.block_steps, "rates": rates, "fidelity": fidelity,
+    "controller_steps_per_s": batched_rates, "batch_steps": args.batch_steps,
     "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},
     "versions": versions(),
 })

