@@ -93,10 +93,15 @@ SETTINGS = {
                         transfer_at={"airl": [100_000]}),
     # MuJoCo: SAC at RL Zoo's MuJoCo settings (lr 3e-4, 10k random steps first) for DAC and SQIL;
     # PPO for GAIL and AIRL (no observation normalisation: the discriminator's reward is the signal)
+    # The zoo's Hopper expert falls in 9 of the 10 demonstration episodes (mean length 721): with
+    # absorbing states 28% of the expert's transitions are absorbing, so D cannot make falling
+    # costly. Seed 0 at 100k steps: logit reward + absorbing 0.14, gail reward + absorbing 0.00-0.09
+    # (60k), gail reward without absorbing states 0.45; the last is DAC's setting here.
     "Hopper-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
                       common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000),
-                      per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO, "airl": MUJOCO_PPO},
-                      parts={"bc": MUJOCO_BC}),
+                      per_algo={"dac": {**MUJOCO_SAC, "absorbing": False}, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO,
+                                "airl": MUJOCO_PPO},
+                      parts={"bc": MUJOCO_BC, "dac": {"disc": DiscriminatorConfig(reward="gail")}}),
     "HalfCheetah-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
                            common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000, absorbing=False),
                            per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO,

@@ -13,6 +13,8 @@ the same tracks and the same noise (common random numbers, which CMA-ES ranks be
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -22,7 +24,7 @@ from gailkit.evaluation import EVAL_SEED
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["ControllerPolicy", "check_frame_skip", "evaluate_controller", "evaluate_controllers"]
+__all__ = ["ControllerPolicy", "check_frame_skip", "evaluate_controller", "evaluate_controllers", "fast_encoder"]
 
 
 def check_frame_skip(frame_skip: int, horizon: int | None, what: str = "the episode") -> None:
@@ -66,6 +68,7 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
                          "frames: use a 64x64 id such as gailkit/FastCarRacing64-v3")
 
     controller = controller_for(model, n_params=params.shape[-1]) if params is not None else None
+    vae = fast_encoder(model)
     n_cand = 1 if params is None else len(params)
     slots = [(p, e) for p in range(n_cand) for e in range(episodes)]
     n_envs = min(len(slots), n_envs or len(slots))
@@ -102,7 +105,7 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
             break
         idx = torch.as_tensor(rows)
         x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
-        mu, logvar = model.vae.encode(x)
+        mu, logvar = vae.encode(x)
         eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
         z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
         if controller is None:
@@ -131,6 +134,12 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
     return returns
 
 
+def fast_encoder(model: WorldModel) -> torch.nn.Module:
+    """A copy of V in channels-last layout: frames arrive as NHWC arrays, and its convolutions then
+    run ~1.3x faster on a CPU (the model's own V is left as it is, for training and saving)."""
+    return copy.deepcopy(model.vae).eval().to(memory_format=torch.channels_last)
+
+
 def _random_action(space, rng: np.random.Generator) -> np.ndarray:
     if hasattr(space, "n"):
         return np.asarray(rng.integers(space.n))
@@ -155,6 +164,7 @@ class ControllerPolicy:
     def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0):
         self.model, self.params, self.noise = model, np.asarray(params)[None], float(noise)
         self.controller = controller_for(model, n_params=self.params.shape[1])
+        self.vae = fast_encoder(model)
         self.memory = self.controller.in_dim > model.latent_dim
         self.reset()
 
@@ -164,7 +174,7 @@ class ControllerPolicy:
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, rng: np.random.Generator):
         x = torch.from_numpy(obs[None]).permute(0, 3, 1, 2).float() / 255.0
-        mu, logvar = self.model.vae.encode(x)
+        mu, logvar = self.vae.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(rng.standard_normal(mu.shape)).float()
         inputs = torch.cat([z, self.h], 1) if self.memory else z
         action = self.controller.act(self.params, inputs.numpy())
