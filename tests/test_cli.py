@@ -3,6 +3,7 @@ fix, exit status 2, nothing written; a bug keeps its traceback; ``--help`` stays
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -269,3 +270,33 @@ def test_imitate_without_an_algorithm_asks_for_one(tmp_path, cartpole_demos, cap
     fails_cleanly(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out)], capsys,
                   "give an algorithm")
     assert not out.exists()
+
+
+def test_worldmodel_backend_frame_skip_and_env_are_checked(tmp_path, capsys):
+    import socket
+
+    import gymnasium as gym
+
+    from gailkit.worldmodels.model import WorldModel
+
+    with pytest.raises(SystemExit) as exit_info:  # an unknown backend
+        main(["worldmodel", "train-controller", "--where", "real", "--backend", "dask", "--dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'dask'" in capsys.readouterr().err
+    WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2,
+               env_id="gailkit/PendulumPixels-v1").save(tmp_path / "model")  # trained on another env
+    common = ["--dir", str(tmp_path), "--generations", "1", "--popsize", "2", "--rollouts", "1"]
+    fails_cleanly(["worldmodel", "train-controller", "--where", "real", *common], capsys,
+                  "trained on gailkit/PendulumPixels-v1 frames, not gailkit/CartPoleCentredPixels-v1")
+    WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2,
+               env_id="gailkit/CartPoleCentredPixels-v1").save(tmp_path / "model")
+    fails_cleanly(["worldmodel", "train-controller", "--where", "real", "--frame-skip", "7", *common], capsys,
+                  "--frame-skip 7 does not divide --max-steps (200 steps)")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if importlib.util.find_spec("ray") is not None:
+        fails_cleanly(["worldmodel", "train-controller", "--where", "real", "--backend", "ray", "--ray-address",
+                       f"127.0.0.1:{port}", *common], capsys, "does not answer")
+    fails_cleanly(["worldmodel", "train-controller", "--where", "real", "--ray-address", f"127.0.0.1:{port}",
+                   *common], capsys, "--ray-address needs --backend ray")
+    assert not (tmp_path / "controller_real").exists()
