@@ -56,6 +56,9 @@ class CollectConfig:
         "record in another env with the same spaces, e.g. gailkit/CartPoleFixedHorizon-v1 "
         "(default: the expert's env)"))
     stochastic: bool = dataclasses.field(default=False, metadata=doc("sample actions instead of the mode"))
+    pixels: str | None = dataclasses.field(default=None, metadata=doc(
+        "save the frames of this pixel env instead of states, e.g. gailkit/CartPoleCentredPixels-v1: it is "
+        "stepped beside the expert's env with the same seeds and actions (the expert still sees states)"))
 
     bounds: ClassVar[dict[str, str]] = {"episodes": "[1, inf)", "seed": "[0, 2**32)"}
 

@@ -38,7 +38,8 @@ from gailkit.agents.fast_sac import FastSAC
 from gailkit.agents.run import claim_run_dir
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
 from gailkit.configs import config_from_dict
-from gailkit.data.demos import Demonstrations, check_compatible, load_demos, save_demos
+from gailkit.data.demos import Demonstrations, check_compatible, is_image_space, load_demos, save_demos
+from gailkit.data.spaces import describe_space, space_mismatch
 from gailkit.data.types import Trajectory
 from gailkit.envs.make import check_env_id, make_env
 from gailkit.errors import UsageError
@@ -349,16 +350,64 @@ def collect_demos(config: CollectConfig) -> tuple[Path, Demonstrations]:
         check_compatible(expert.observation_space, expert.action_space, env_id,
                          source=f"expert {config.expert} (trained in {expert.env_id})")
     deterministic = not config.stochastic
-    trajectories = rollout_episodes(lambda o: expert.predict(o, deterministic), env_id,
-                                    config.episodes, seed=config.seed)
-    env = make_env(env_id)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return expert.predict(obs, deterministic)
+
     meta = {
         "expert": str(config.expert),
         "expert_card": expert.card,
         "seed": config.seed,
         "deterministic": deterministic,
     }
+    if config.pixels:
+        trajectories = rollout_pixel_episodes(policy, env_id, config.pixels, config.episodes, seed=config.seed)
+        env_id, meta["states_from"] = config.pixels, env_id
+    else:
+        trajectories = rollout_episodes(policy, env_id, config.episodes, seed=config.seed)
+    env = make_env(env_id)
     path = save_demos(config.out, trajectories, env_id=env_id, observation_space=env.observation_space,
                       action_space=env.action_space, metadata=meta)
     env.close()
     return path, load_demos(path)
+
+
+def rollout_pixel_episodes(policy: PolicyFn, state_env_id: str, pixel_env_id: str, episodes: int, *,
+                           seed: int) -> list[Trajectory]:
+    """Episodes of ``policy`` (acting on the states of ``state_env_id``) recorded as the frames of
+    ``pixel_env_id``, a pixel version of the same task stepped beside it with the same seeds and
+    actions. Rewards and ends must agree at every step: otherwise the two envs are not the same
+    task, and the error says where they parted.
+    """
+    state, pixels = make_env(state_env_id), make_env(pixel_env_id)
+    try:
+        if not is_image_space(pixels.observation_space):
+            raise UsageError(f"--pixels {pixel_env_id}: its observations are "
+                             f"{describe_space(pixels.observation_space)}, not image frames; give a pixel env such as "
+                             "gailkit/CartPoleCentredPixels-v1")
+        if space_mismatch(state.action_space, pixels.action_space):
+            raise UsageError(f"--pixels {pixel_env_id} takes {describe_space(pixels.action_space)}, the expert's env "
+                             f"{state_env_id} {describe_space(state.action_space)}; give a pixel version of "
+                             f"{state_env_id}")
+        out = []
+        for i in range(episodes):
+            obs, _ = state.reset(seed=seed + i)
+            frame, _ = pixels.reset(seed=seed + i)
+            frames, acts, rews = [frame], [], []
+            while True:
+                action = policy(obs)
+                obs, reward, terminated, truncated, _ = state.step(action)
+                frame, pixel_reward, pixel_terminated, pixel_truncated, _ = pixels.step(action)
+                if (reward, terminated, truncated) != (pixel_reward, pixel_terminated, pixel_truncated):
+                    raise UsageError(
+                        f"--pixels {pixel_env_id} parted from {state_env_id} at step {len(acts)} of episode {i} "
+                        f"(reward, terminated, truncated: {(pixel_reward, pixel_terminated, pixel_truncated)} vs "
+                        f"{(reward, terminated, truncated)}); give a pixel version of the expert's env")
+                frames.append(frame), acts.append(action), rews.append(reward)
+                if terminated or truncated:
+                    break
+            out.append(Trajectory(np.asarray(frames), np.asarray(acts), np.asarray(rews), terminated))
+        return out
+    finally:
+        state.close()
+        pixels.close()

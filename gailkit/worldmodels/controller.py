@@ -151,8 +151,9 @@ def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTr
     Each generation's candidates are split into chunks, one per worker, evaluated by a
     :mod:`~gailkit.worldmodels.backends` backend (``"local"`` process pool or ``"ray"``); each
     chunk runs all its candidates' episodes as one batch (:func:`evaluate_controllers`). All
-    candidates of a generation play the same tracks, so the numbers do not depend on the backend
-    or the number of workers. Training episodes are cut at ``config.max_steps`` (evaluation later
+    candidates of a generation play the same tracks with per-episode noise seeds, so the numbers do
+    not depend on the backend (nor, up to float rounding of batched network calls, on how many
+    workers share the candidates). Training episodes are cut at ``config.max_steps`` (evaluation later
     runs them in full).
     """
     from gailkit.worldmodels.backends import make_backend
