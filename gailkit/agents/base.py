@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
 from gailkit.agents.experts import rollout_episodes
+from gailkit.agents.perception import Perception
 from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
 from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters, start_learning
 from gailkit.configs import check_bounds, check_types, config_from_dict, doc, json_fields
@@ -76,6 +77,11 @@ class RunConfig:
     seed: int = field(default=0, metadata=doc("random seed"))
     eval_episodes: int = field(default=10, metadata=doc("episodes per evaluation"))
     progress: bool = field(default=True, metadata=doc("show a progress bar"))
+    perception: Path | None = field(default=None, metadata=doc(
+        "a world model (from `gailkit worldmodel`) trained on this pixel env: the policy and the discriminator "
+        "see its [z, h] instead of frames"))
+    perception_memory: bool = field(default=True, metadata=doc(
+        "with --perception: M's memory h beside V's z (--no-perception-memory: z alone)"))
 
     bounds: ClassVar[dict[str, str]] = {"seed": "[0, 2**32)", "eval_episodes": "[1, inf)"}
 
@@ -84,6 +90,8 @@ class RunConfig:
         self.out = Path(self.out)
         if self.demos is not None:
             self.demos = resolve_demos(self.demos)
+        if self.perception is not None:  # absolute: the run directory can be evaluated from anywhere
+            self.perception = Path(self.perception).resolve()
         check_bounds(self, self.bounds)
 
 
@@ -161,7 +169,13 @@ class Run:
         self.config = config
         self.out = Path(config.out)
         raw_env = make_env(config.env)
+        self.perception = None
+        if getattr(config, "perception", None) is not None:
+            self.perception = Perception(config.perception, memory=config.perception_memory)
+            self.perception.check(config.env, raw_env.observation_space)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
+        if self.perception is not None and self.demos.observation_space.shape == (64, 64, 3):
+            self.demos = self.perception.encode_demos(self.demos)
         self.horizon = raw_env.spec.max_episode_steps if raw_env.spec else None
         raw_env.close()
         self.expert_data = self._expert_transitions()
@@ -186,6 +200,8 @@ class Run:
     # ----- environment and data ----------------------------------------------------------------
     def _make_env(self) -> gym.Env:
         env = make_env(self.config.env)
+        if self.perception is not None:
+            env = self.perception.wrap(env)
         return AbsorbingStateWrapper(env) if getattr(self.config, "absorbing", False) else env
 
     def _expert_transitions(self) -> Transitions:

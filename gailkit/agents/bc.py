@@ -50,8 +50,9 @@ class BehaviourCloning(Run):
         return {"bc": self.bc_config}
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        returns = evaluate_policy(self.policy.predict, self.config.env, episodes or self.config.eval_episodes,
-                                  seed=EVAL_SEED)
+        env = self._make_env()  # through the perception, if the run has one
+        returns = evaluate_policy(self.policy.predict, env, episodes or self.config.eval_episodes, seed=EVAL_SEED)
+        env.close()
         result = {"steps": 0, "return_mean": float(returns.mean()), "return_std": float(returns.std())}
         norm = normalised_return(result["return_mean"], self.expert_return, self.random_return)
         if norm is not None:

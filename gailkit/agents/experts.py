@@ -279,8 +279,8 @@ def rollout_episodes(
     return out
 
 
-def evaluate_policy(policy: PolicyFn, env_id: str, episodes: int, *, seed: int) -> np.ndarray:
-    """Undiscounted returns ``(episodes,)`` of ``policy``."""
+def evaluate_policy(policy: PolicyFn, env_id: str | gym.Env, episodes: int, *, seed: int) -> np.ndarray:
+    """Undiscounted returns ``(episodes,)`` of ``policy`` (in an env id, or an env instance left open)."""
     return np.array([t.episode_return for t in rollout_episodes(policy, env_id, episodes, seed=seed, with_obs=False)])
 
 

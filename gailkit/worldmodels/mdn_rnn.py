@@ -58,6 +58,11 @@ class MDNRNN(nn.Module):
             return F.one_hot(a.long(), self.config.action_dim).float()
         return a.float().reshape(*a.shape[:2], self.config.action_dim)
 
+    def memory(self, z: torch.Tensor, a: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+        """The LSTM alone (no heads): ``z (B, T, Z)``, ``a (B, T[, A])`` -> ``h (B, T, hidden)``, state.
+        ``h[:, t]`` is M's memory after seeing ``z[:, t]`` and ``a[:, t]``: what a controller sees next."""
+        return self.lstm(torch.cat([z, self._actions(a)], dim=-1), state)
+
     def forward(self, z: torch.Tensor, a: torch.Tensor, state=None) -> MDNOutput:
         x = torch.cat([z, self._actions(a)], dim=-1)  # (B, T, Z + A)
         h, state = self.lstm(x, state)  # h: (B, T, hidden)

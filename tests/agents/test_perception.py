@@ -1,0 +1,68 @@
+"""--perception: imitation on a world model's [z, h], from pixel demonstrations."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gailkit.agents.experts import CollectConfig, collect_demos
+from gailkit.agents.perception import Perception
+from gailkit.cli import main
+from gailkit.data import load_demos
+from gailkit.worldmodels.model import WorldModel
+
+PIXELS = "gailkit/CartPoleCentredPixels-v1"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("perception")
+    torch.manual_seed(0)
+    WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2, env_id=PIXELS).save(root / "wm")
+    collect_demos(CollectConfig(expert="zoo:CartPole-v1", episodes=2, out=root / "px.npz", pixels=PIXELS))
+    return root
+
+
+def test_wrapper_and_demo_encoding_agree(setup):
+    perception = Perception(setup / "wm")
+    demos = load_demos(setup / "px.npz")
+    encoded = perception.encode_demos(demos)
+    assert encoded.observation_space.shape == (24,) and encoded.trajectories[0].obs.shape == (501, 24)
+    env = perception.wrap(gym.make(PIXELS))  # the env seen through V and M gives the demos' encoding
+    obs, _ = env.reset(seed=0)
+    traj = encoded.trajectories[0]
+    np.testing.assert_allclose(obs, traj.obs[0], atol=1e-5)
+    for t in range(5):
+        obs, *_ = env.step(traj.acts[t])
+        np.testing.assert_allclose(obs, traj.obs[t + 1], atol=1e-5)
+    assert np.abs(traj.obs[3, 8:]).sum() > 0  # h moves once actions are taken
+    z_only = Perception(setup / "wm", memory=False).encode_demos(demos)
+    np.testing.assert_allclose(z_only.trajectories[0].obs, traj.obs[:, :8], atol=1e-6)
+
+
+@pytest.mark.parametrize("algo, steps", [("bc", None), ("dac", "600"), ("gail", "512")])
+def test_imitation_runs_on_latents(setup, tmp_path, algo, steps):
+    argv = ["imitate", algo, "--env", PIXELS, "--demos", str(setup / "px.npz"), "--perception", str(setup / "wm"),
+            "--out", str(tmp_path / algo), "--no-progress", "--eval-episodes", "1"]
+    if steps:
+        argv += ["--steps", steps, "--eval-every", steps, "--no-absorbing"]
+    if algo == "bc":
+        argv += ["--bc-steps", "20"]
+    assert main(argv) == 0
+    assert main(["eval", "--run", str(tmp_path / algo), "--episodes", "1"]) == 0
+
+
+def test_perception_mismatches_are_one_line_errors(setup, tmp_path, capsys):
+    from tests.test_cli import fails_cleanly
+
+    WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2,
+               env_id="gailkit/CartPolePixels-v1").save(tmp_path / "other")
+    base = ["imitate", "bc", "--demos", str(setup / "px.npz"), "--out", str(tmp_path / "r")]
+    fails_cleanly([*base, "--env", PIXELS, "--perception", str(tmp_path / "other")], capsys,
+                  "trained on gailkit/CartPolePixels-v1 frames, not gailkit/CartPoleCentredPixels-v1")
+    fails_cleanly([*base, "--env", "CartPole-v1", "--perception", str(setup / "wm")], capsys,
+                  "trained on gailkit/CartPoleCentredPixels-v1 frames, not CartPole-v1")
+    fails_cleanly([*base, "--env", "CartPole-v1"], capsys, "observation space does not match CartPole-v1")
+    assert not (tmp_path / "r").exists()
