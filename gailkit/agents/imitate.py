@@ -74,7 +74,9 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
                          "start a new run in another --out")
     saved, saved_parts = cls.saved_configs(run, steps=config.steps, progress=config.progress)
     ours, original = dataclasses.asdict(config), meta["config"]
-    pairs = [(f"--{k.replace('_', '-')}", ours[k], original.get(k)) for k in ours
+    # options added after the run was written: it ran with their defaults
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    pairs = [(f"--{k.replace('_', '-')}", ours[k], original.get(k, defaults.get(k))) for k in ours
              if k not in RESUMABLE_CHANGES and k != "demos" and (given is None or k in given)
              and ours[k] is not None]  # None: "the default", which the run resolved when it started
     resolved = cls.resolve_parts(config, parts)

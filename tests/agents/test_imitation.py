@@ -99,6 +99,16 @@ def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
 
 
+def test_a_run_from_before_new_options_resumes(cartpole_demos, tmp_path):
+    run(tmp_path / "old", cartpole_demos, 512)
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    for newer in ("perception", "perception_memory"):  # options a later gailkit added
+        del config["config"][newer]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    run(tmp_path / "old", cartpole_demos, 1024, resume=True)  # they count as their defaults
+    assert json.loads((tmp_path / "old" / "eval.json").read_text())["history"][-1]["steps"] == 1024
+
+
 def test_resume_and_restart_errors(cartpole_demos, tmp_path):
     with pytest.raises(UsageError, match="holds no run .*start a new run without --resume"):
         run(tmp_path / "nothing", cartpole_demos, 1024, resume=True)
