@@ -11,6 +11,7 @@ from gailkit.agents.experts import CollectConfig, collect_demos
 from gailkit.agents.perception import Perception
 from gailkit.cli import main
 from gailkit.data import load_demos
+from gailkit.nn.checkpoint import load_tensors
 from gailkit.worldmodels.model import WorldModel
 
 PIXELS = "gailkit/CartPoleCentredPixels-v1"
@@ -66,3 +67,25 @@ def test_perception_mismatches_are_one_line_errors(setup, tmp_path, capsys):
                   "trained on gailkit/CartPoleCentredPixels-v1 frames, not CartPole-v1")
     fails_cleanly([*base, "--env", "CartPole-v1"], capsys, "observation space does not match CartPole-v1")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_latent_run_equals_an_uninterrupted_one(setup, tmp_path):
+    import json
+
+    from gailkit.agents.dac import DACConfig
+    from gailkit.agents.imitate import imitate
+
+    def dac(out, steps, resume=False):
+        cfg = DACConfig(env=PIXELS, demos=setup / "px.npz", perception=setup / "wm", out=out, steps=steps,
+                        eval_every=256, checkpoint_every=256, learning_starts=128, absorbing=False, progress=False,
+                        eval_episodes=1)
+        return imitate(cfg, resume=resume)
+
+    dac(tmp_path / "straight", 512)
+    dac(tmp_path / "resumed", 256)
+    dac(tmp_path / "resumed", 512, resume=True)
+    history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+    assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
+    a, b = (load_tensors(tmp_path / r / "policy.safetensors") for r in ("straight", "resumed"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
