@@ -96,41 +96,43 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
         steps[i] = 0
         h[:, i], c[:, i] = 0.0, 0.0
 
-    for i in range(n_envs):
-        start(i)
-    space = envs[0].action_space
-    while True:
-        rows = [i for i in range(n_envs) if slot_of[i] is not None]
-        if not rows:
-            break
-        idx = torch.as_tensor(rows)
-        x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
-        mu, logvar = vae.encode(x)
-        eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
-        z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
-        if controller is None:
-            actions = np.stack([_random_action(space, rngs[i]) for i in rows])
-        else:
-            inputs = torch.cat([z, h[0, idx]], 1) if memory else z
-            actions = controller.act(params[[slot_of[i][0] for i in rows]], inputs.numpy())
-        if memory:  # M remembers what V saw and C did
-            state = (h[:, idx].contiguous(), c[:, idx].contiguous())
-            out = model.mdn(z[:, None], torch.as_tensor(np.asarray(actions))[:, None], state)
-            h[:, idx], c[:, idx] = out.state
-        for k, i in enumerate(rows):
-            p, e = slot_of[i]
-            done = False
-            for _ in range(frame_skip):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k])
-                returns[p, e] += float(reward)
-                steps[i] += 1
-                done = terminated or truncated or steps[i] == max_steps
+    try:
+        for i in range(n_envs):
+            start(i)
+        space = envs[0].action_space
+        while True:
+            rows = [i for i in range(n_envs) if slot_of[i] is not None]
+            if not rows:
+                break
+            idx = torch.as_tensor(rows)
+            x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
+            mu, logvar = vae.encode(x)
+            eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
+            z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
+            if controller is None:
+                actions = np.stack([_random_action(space, rngs[i]) for i in rows])
+            else:
+                inputs = torch.cat([z, h[0, idx]], 1) if memory else z
+                actions = controller.act(params[[slot_of[i][0] for i in rows]], inputs.numpy())
+            if memory:  # M remembers what V saw and C did
+                state = (h[:, idx].contiguous(), c[:, idx].contiguous())
+                _, (h[:, idx], c[:, idx]) = model.mdn.memory(z[:, None], torch.as_tensor(np.asarray(actions))[:, None],
+                                                             state)  # the LSTM alone: its heads are not needed
+            for k, i in enumerate(rows):
+                p, e = slot_of[i]
+                done = False
+                for _ in range(frame_skip):
+                    obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k])
+                    returns[p, e] += float(reward)
+                    steps[i] += 1
+                    done = terminated or truncated or steps[i] == max_steps
+                    if done:
+                        break
                 if done:
-                    break
-            if done:
-                start(i)
-    for env in envs:
-        env.close()
+                    start(i)
+    finally:
+        for env in envs:
+            env.close()
     return returns
 
 
