@@ -45,22 +45,26 @@ def test_dead_ray_address_fails_fast():
         make_backend("ray", 2, timeout_s=10, ray_address="nonsense")
 
 
-def _ray_task_pids() -> list[int]:
-    """Processes of Ray workers that are running one of our tasks right now (``ray::_run``)."""
+def _ray_task_pids(ray_tmpdir: str) -> list[int]:
+    """Workers of *this test's* Ray instance (their environment holds its RAY_TMPDIR) that are
+    running one of our tasks right now (``ray::_run``); other Ray instances on the machine are
+    left alone."""
+    mark = f"RAY_TMPDIR={ray_tmpdir}".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_run"):
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_run") and \
+                        mark in (entry / "environ").read_bytes().split(b"\0"):
                     pids.append(int(entry.name))
             except OSError:
                 pass
     return pids
 
 
-def _kill_first_task_worker(stop: threading.Event, killed: list) -> None:
+def _kill_first_task_worker(stop: threading.Event, killed: list, ray_tmpdir: str) -> None:
     while not stop.is_set() and not killed:
-        pids = _ray_task_pids()
+        pids = _ray_task_pids(ray_tmpdir)
         if pids:
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
@@ -87,7 +91,7 @@ def test_ray_equals_local_and_survives_a_killed_worker(tmp_path, ray_tmpdir):
     best_local, local = train_controller_in_real(tmp_path / "model", ENV, cfg, tmp_path / "local", **kw)
 
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_first_task_worker, args=(stop, killed), daemon=True)
+    killer = threading.Thread(target=_kill_first_task_worker, args=(stop, killed, ray_tmpdir), daemon=True)
     killer.start()
     try:
         best_ray, on_ray = train_controller_in_real(tmp_path / "model", ENV, cfg, tmp_path / "ray",
