@@ -349,6 +349,16 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         _print_table([("controller", f"{ret.mean():.1f} +/- {ret.std():.1f}"),
                       ("random", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
                       ("episodes", str(args.eval_episodes))])
+    elif action == "demos":
+        from gailkit.worldmodels.cmaes import CMAES
+        from gailkit.worldmodels.real import record_controller_demos
+
+        if args.out is None:
+            raise UsageError("worldmodel demos needs --out FILE.npz (where to write the demonstrations)")
+        model = WorldModel.load(model_dir)
+        path = record_controller_demos(model, CMAES.load(ctrl).best_x, p.env, args.episodes or 10, args.out,
+                                       seed=args.seed)
+        print(f"wrote {path}: {args.episodes or 10} episodes of {p.env} frames by the controller in {ctrl}/")
     elif action == "dream-video":
         strip = dream_strip(WorldModel.load(model_dir), p.env, root / "dream.png", seed=args.seed)
         print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
@@ -439,11 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worldmodel", help="world-model pipeline: collect, train V / M / C, evaluate, dream")
     p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "iterate", "eval",
-                                      "dream-video"])
+                                      "demos", "dream-video"])
+    p.add_argument("--out", type=Path, help="demos: the pixel demonstration file to write")
     p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
     p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
     p.add_argument("--env", help="pixel env id (default: the preset's)")
-    p.add_argument("--episodes", type=int_in(1), help="episodes to collect (default: the preset's)")
+    p.add_argument("--episodes", type=int_in(1),
+                   help="episodes to collect (default: the preset's), or to record with demos (default: 10)")
     p.add_argument("--generations", type=int_in(1), help="CMA-ES generations (default: the preset's)")
     p.add_argument("--popsize", type=int_in(1), help="CMA-ES candidates per generation (default: the preset's)")
     p.add_argument("--rollouts", type=int_in(1), help="episodes (or dreams) per candidate (default: the preset's)")

@@ -14,6 +14,7 @@ the same tracks and the same noise (common random numbers, which CMA-ES ranks be
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ from gailkit.evaluation import EVAL_SEED
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["ControllerPolicy", "check_frame_skip", "evaluate_controller", "evaluate_controllers", "fast_encoder"]
+__all__ = ["ControllerPolicy", "check_frame_skip", "evaluate_controller", "evaluate_controllers", "fast_encoder",
+           "record_controller_demos"]
 
 
 def check_frame_skip(frame_skip: int, horizon: int | None, what: str = "the episode") -> None:
@@ -188,3 +190,41 @@ class ControllerPolicy:
             out = self.model.mdn(z[:, None], torch.as_tensor(np.asarray(action))[:, None], self.state)
             self.state, self.h = out.state, out.state[0][0]
         return action[0]
+
+
+def record_controller_demos(model: WorldModel, params: np.ndarray, env_id: str, episodes: int,
+                            out: str | Path, *, seed: int = 0, random_episodes: int = 10) -> Path:
+    """Pixel demonstrations of a world-model controller: ``episodes`` real episodes (reset seeds
+    ``seed + i``) saved as a demonstration file of frames, with an expert card (the controller's
+    mean return over them, and the random policy's over ``random_episodes`` evaluation tracks)
+    so that imitation runs report normalised returns.
+    """
+    from gailkit.data.demos import save_demos
+    from gailkit.data.types import Trajectory
+
+    model.check_env(env_id)
+    env = make_env(env_id)
+    trajectories = []
+    try:
+        for i in range(episodes):
+            policy, rng = ControllerPolicy(model, params), np.random.default_rng([seed, i])
+            frame, _ = env.reset(seed=seed + i)
+            frames, acts, rews = [frame], [], []
+            while True:
+                action = policy(frame, rng)
+                frame, reward, terminated, truncated, _ = env.step(action)
+                frames.append(frame), acts.append(action), rews.append(reward)
+                if terminated or truncated:
+                    break
+            trajectories.append(Trajectory(np.asarray(frames), np.asarray(acts), np.asarray(rews, np.float64),
+                                           terminated))
+        returns = np.array([t.episode_return for t in trajectories])
+        random = evaluate_controller(model, None, env_id, random_episodes)
+        memory = controller_for(model, n_params=len(params)).in_dim > model.latent_dim
+        card = {"env": env_id, "algo": "world model (V+M+C)" if memory else "world model (V+C)",
+                "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                "random_return_mean": float(random.mean()), "episodes": episodes}
+        return save_demos(out, trajectories, env_id=env_id, observation_space=env.observation_space,
+                          action_space=env.action_space, metadata={"expert_card": card, "seed": seed})
+    finally:
+        env.close()

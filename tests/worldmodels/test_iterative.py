@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 
 from gailkit.worldmodels.controller import DreamTrainingConfig
@@ -44,3 +45,21 @@ def test_iterations_run_record_the_gap_and_resume(tmp_path):
     assert WorldModel.load(tmp_path / "it" / "iter_1" / "model").env_id == ENV
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
     assert again == records  # finished iterations are read back, not redone
+
+
+def test_controller_demos_are_pixel_demos_with_a_card(tmp_path, capsys):
+    from gailkit.cli import main
+    from gailkit.data import load_demos
+    from gailkit.worldmodels.real import record_controller_demos
+
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2, env_id=ENV)
+    params = np.zeros(controller_for(model).n_params)
+    params[-1] = 1.0  # bias only: always push right
+    record_controller_demos(model, params, ENV, 2, tmp_path / "wm_demos.npz", random_episodes=3)
+    demos = load_demos(tmp_path / "wm_demos.npz", env=ENV)
+    card = demos.metadata["expert_card"]
+    assert len(demos) == 2 and demos.trajectories[0].obs.shape[1:] == (64, 64, 3)
+    assert set(np.concatenate([t.acts for t in demos.trajectories]).tolist()) == {1}
+    assert card["return_mean"] == float(np.mean(demos.returns)) and card["algo"] == "world model (V+M+C)"
+    assert main(["worldmodel", "demos", "--dir", str(tmp_path)]) == 2  # no --out: a one-line error
+    assert "needs --out" in capsys.readouterr().err
