@@ -177,7 +177,7 @@ class ControllerPolicy:
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, rng: np.random.Generator):
-        x = torch.from_numpy(obs[None]).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(np.array(obs[None])).permute(0, 3, 1, 2).float() / 255.0  # a copy: frames may be read-only
         mu, logvar = self.vae.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(rng.standard_normal(mu.shape)).float()
         inputs = torch.cat([z, self.h], 1) if self.memory else z
