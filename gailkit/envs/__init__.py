@@ -60,7 +60,7 @@ for _size in (64, 96):
     REGISTRY[f"gailkit/FastCarRacing{_size}-v3"] = (
         "gailkit.envs.car_racing:FastCarRacing", 1000, {"size": _size},
         f"CarRacing-v3's dynamics, track and reward; {_size}x{_size} observations drawn by Numba, "
-        "~30x faster (extra box2d)",
+        "26-31x faster (scripts/bench_envs.py; extra box2d)",
     )
 REGISTRY["gailkit/Dream-v0"] = (
     "gailkit.worldmodels.dream:DreamEnv", 1000, {},
