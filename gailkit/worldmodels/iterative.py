@@ -97,11 +97,12 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
                       **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
+        z0 = start_latents(model, data_dirs[0])  # dreams start from real first frames (V is fixed)
         ctrl_dir = it / "controller"
         resume = (ctrl_dir / "history.json").exists()
         cfg = dataclasses.replace(controller, seed=controller.seed + k)
         if config.where == "dream":
-            best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=start_latents(model, data_dirs[0]),
+            best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=z0,
                                                       resume=resume, progress=progress, x0=best)
         else:
             best, history = train_controller_in_real(model_k, env_id, cfg, ctrl_dir, workers=workers, resume=resume,
@@ -109,7 +110,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
                                                      x0=best)
         dream = dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
                               rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=1.0,
-                              seed=config.seed + k, start_z=start_latents(model, data_dirs[0]))[0]
+                              seed=config.seed + k, start_z=z0)[0]
         real = evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
                                    frame_skip=controller.frame_skip).mean()
         records.append({"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
