@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from gailkit.agents.cloning import BCConfig
 from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
 from gailkit.agents.gail import AIRLConfig, GAILConfig
-from gailkit.agents.imitate import imitate, plot_runs
+from gailkit.agents.imitate import imitate_or_resume, plot_runs
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
 from gailkit.data.demos import load_demos, save_demos
@@ -121,18 +120,7 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
 
 
 def run_once(config, parts: dict | None = None) -> list[dict]:
-    """The evaluation history of a run: reused when finished, resumed (or extended to more steps)
-    when partial, else trained."""
-    out = Path(config.out)
-    history = json.loads((out / "eval.json").read_text())["history"] if (out / "eval.json").exists() else []
-    finished = (out / "bc").is_dir() or (
-        (out / "policy.safetensors").exists() and history and history[-1]["steps"] >= config.steps)
-    if not finished:
-        resume = (out / "checkpoint").is_dir()
-        if not resume and out.exists():  # stopped before its first checkpoint: nothing to resume
-            shutil.rmtree(out)
-        imitate(config, resume=resume, **(parts or {}))
-    return json.loads((out / "eval.json").read_text())["history"]
+    return imitate_or_resume(config, **(parts or {}))
 
 
 def summarise(histories: list[list[dict]], steps: int | None, config, parts: dict | None = None) -> dict:

@@ -30,11 +30,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 from torch.utils.tensorboard import SummaryWriter
 
 from gailkit.agents.experts import rollout_episodes
-from gailkit.agents.perception import Perception
+from gailkit.agents.perception import Perception, VecPerception
 from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
 from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters, start_learning
 from gailkit.configs import check_bounds, check_types, config_from_dict, doc, json_fields
@@ -175,7 +177,7 @@ class Run:
             self.perception.check(config.env, raw_env.observation_space)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
         if self.perception is not None and self.demos.observation_space.shape == (64, 64, 3):
-            self.demos = self.perception.encode_demos(self.demos)
+            self.demos = self._encode_demos(self.demos)
         self.horizon = raw_env.spec.max_episode_steps if raw_env.spec else None
         raw_env.close()
         self.expert_data = self._expert_transitions()
@@ -198,11 +200,25 @@ class Run:
         return {}
 
     # ----- environment and data ----------------------------------------------------------------
+    def _encode_demos(self, demos: Demonstrations) -> Demonstrations:
+        """Pixel demonstrations as the perception's ``[z, h]`` (V's posterior means)."""
+        return self.perception.encode_demos(demos)
+
     def _make_env(self) -> gym.Env:
         env = make_env(self.config.env)
         if self.perception is not None:
             env = self.perception.wrap(env)
         return AbsorbingStateWrapper(env) if getattr(self.config, "absorbing", False) else env
+
+    def _vec_env(self, n_envs: int) -> VecEnv:
+        """``n_envs`` training envs, seeded by the run's seed. Through a perception they are one
+        vector whose frames V encodes together (unless an absorbing state wraps each env)."""
+        if self.perception is not None and not getattr(self.config, "absorbing", False):
+            frames = make_vec_env(lambda: make_env(self.config.env), n_envs=n_envs, seed=self.config.seed)
+            return VecPerception(frames, self.perception)
+        venv = make_vec_env(self._make_env, n_envs=n_envs, seed=self.config.seed)
+        # frames channels-first, as SB3's CNN policies take them
+        return VecTransposeImage(venv) if is_image_space(venv.observation_space) else venv
 
     def _expert_transitions(self) -> Transitions:
         if getattr(self.config, "absorbing", False):

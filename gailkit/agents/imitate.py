@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import filecmp
+import shutil
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -20,7 +21,7 @@ from gailkit.errors import UsageError
 from gailkit.evaluation import normalised_return
 from gailkit.nn.checkpoint import read_json
 
-__all__ = ["evaluate_run", "imitate", "load_run", "plot_runs", "summarise_runs"]
+__all__ = ["evaluate_run", "imitate", "imitate_or_resume", "load_run", "plot_runs", "summarise_runs"]
 
 # what a resumed run may change: how far it goes, whether a bar is drawn, and where the run is
 # (the folder was named by --out to find it)
@@ -59,6 +60,23 @@ def imitate(config: Any, *, resume: bool = False, given: Collection[str] | None 
         result = dict(run.history[-1])
     result["wall_time_s"] = round(time.perf_counter() - start, 2)
     return result
+
+
+def imitate_or_resume(config: Any, **parts: Any) -> list[dict[str, Any]]:
+    """The evaluation history of the run in ``config.out``: reused when finished, resumed (or
+    extended to more steps) when partial, else trained: what a benchmark that may be
+    interrupted calls for each of its runs."""
+    out = Path(config.out)
+    eval_path = out / "eval.json"
+    history = read_json(eval_path, what="run")["history"] if eval_path.exists() else []
+    finished = (out / "bc").is_dir() or ((out / "policy.safetensors").exists() and history
+                                        and history[-1]["steps"] >= getattr(config, "steps", 0))
+    if not finished:
+        resume = (out / "checkpoint").is_dir()
+        if not resume and out.exists():  # stopped before its first checkpoint: nothing to resume
+            shutil.rmtree(out)
+        imitate(config, resume=resume, **parts)
+    return read_json(eval_path, what="run")["history"]
 
 
 def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],

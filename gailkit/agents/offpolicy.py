@@ -20,7 +20,6 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.base import Run
 from gailkit.agents.fast_sac import FastSAC
@@ -67,7 +66,7 @@ class OffPolicyRun(Run):
 
     def __init__(self, config: Any, **kwargs: Any):
         super().__init__(config, **kwargs)
-        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
+        self.venv = self._vec_env(config.n_envs)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
         algo, name = (DQN, "dqn") if discrete else (FastSAC, "sac")
         options = {**GENERATORS[name], **self._generator_options(name)}

@@ -12,7 +12,8 @@ import dataclasses
 from typing import Any, ClassVar
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.vec_env import VecEnv
 
 from gailkit.agents.base import Run, TrainingConfig
 from gailkit.agents.sb3_adapter import RelabelingPPO, update_progress
@@ -48,14 +49,19 @@ class PPORun(Run):
 
     def __init__(self, config: Any, **kwargs: Any):
         super().__init__(config, **kwargs)
-        self.venv = make_vec_env(self._make_env, n_envs=config.n_envs, seed=config.seed)
+        self.venv = self._training_venv()
+        policy = "CnnPolicy" if is_image_space(self.venv.observation_space) else "MlpPolicy"
         self.model = RelabelingPPO(
-            "MlpPolicy", self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+            policy, self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
             learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
             ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
             use_sde=config.use_sde, sde_sample_freq=4 if config.use_sde else -1,
         )
         self.round_size = config.n_envs * config.n_steps
+
+    def _training_venv(self) -> VecEnv:
+        """The envs PPO collects from (:meth:`~gailkit.agents.base.Run._vec_env`)."""
+        return self._vec_env(self.config.n_envs)
 
     def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
         """Write the rewards PPO learns from into ``buffer.rewards`` (shape ``(n_steps, n_envs)``)."""

@@ -15,13 +15,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from gailkit.data.demos import Demonstrations
 from gailkit.data.types import Trajectory
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["Perception", "PerceptionWrapper"]
+__all__ = ["Perception", "PerceptionWrapper", "VecPerception"]
 
 
 class Perception:
@@ -43,24 +44,34 @@ class Perception:
                              f"{self.model.env_id or 'gailkit/CartPoleCentredPixels-v1'})")
 
     @torch.no_grad()
-    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
-        """``(N, 64, 64, 3)`` uint8 -> posterior means ``(N, Z)``."""
-        return self.model.encode_frames(frames, mean=True)
+    def encode_frames(self, frames: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(N, 64, 64, 3)`` uint8 -> posterior means ``(N, Z)`` (samples, with a ``generator``)."""
+        return self.model.encode_frames(frames, mean=generator is None, generator=generator)
 
     @torch.no_grad()
-    def encode_episode(self, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """An episode's ``T + 1`` frames and ``T`` actions -> ``(T + 1, D)`` float32 observations."""
-        z = self.encode_frames(frames)  # (T+1, Z)
+    def observations(self, z: torch.Tensor, actions: np.ndarray) -> np.ndarray:
+        """An episode's ``T + 1`` latents and ``T`` actions -> ``(T + 1, D)`` float32 ``[z, h]``
+        (``z`` alone without memory); ``h_0 = 0``, ``h_t`` is M's memory after ``z_{t-1}``, ``a_{t-1}``."""
         if not self.memory:
             return z.numpy().astype(np.float32)
         out, _ = self.model.mdn.memory(z[None, :-1], torch.as_tensor(np.array(actions))[None])  # (1, T, H)
-        h = torch.cat([torch.zeros(1, self.model.mdn_config.hidden), out[0]])  # h_0 = 0
+        h = torch.cat([torch.zeros(1, self.model.mdn_config.hidden), out[0]])
         return torch.cat([z, h], 1).numpy().astype(np.float32)
 
-    def encode_demos(self, demos: Demonstrations) -> Demonstrations:
-        """The demonstrations with every frame replaced by its ``[z, h]``."""
-        trajectories = tuple(Trajectory(self.encode_episode(t.obs, t.acts), t.acts, t.rews, t.terminal)
+    def encode_episode(self, frames: np.ndarray, actions: np.ndarray,
+                       generator: torch.Generator | None = None) -> np.ndarray:
+        """An episode's ``T + 1`` frames and ``T`` actions -> ``(T + 1, D)`` float32 observations."""
+        return self.observations(self.encode_frames(frames, generator), actions)
+
+    def encode_demos(self, demos: Demonstrations, generator: torch.Generator | None = None) -> Demonstrations:
+        """The demonstrations with every frame replaced by its ``[z, h]`` (``z`` sampled from V
+        with a ``generator``, as M saw it in training and as dreams produce it)."""
+        trajectories = tuple(Trajectory(self.encode_episode(t.obs, t.acts, generator), t.acts, t.rews, t.terminal)
                              for t in demos.trajectories)
+        return self.latent_demos(demos, trajectories)
+
+    def latent_demos(self, demos: Demonstrations, trajectories: tuple[Trajectory, ...]) -> Demonstrations:
+        """``demos`` with these latent trajectories and this perception's observation space."""
         return Demonstrations(trajectories, demos.env_id, self.observation_space, demos.action_space,
                               {**demos.metadata, "perception": str(self.directory)})
 
@@ -97,3 +108,51 @@ class PerceptionWrapper(gym.Wrapper):
             self._h = out[:, 0]
         frame, reward, terminated, truncated, info = self.env.step(action)
         return self._observe(frame), reward, terminated, truncated, info
+
+
+class VecPerception(VecEnvWrapper):
+    """:class:`PerceptionWrapper` for a whole vector of pixel envs: one V encode of all their
+    frames and one M step per tick (a single-frame encode costs most of a batch of 8's)."""
+
+    def __init__(self, venv: VecEnv, perception: Perception):
+        super().__init__(venv, observation_space=perception.observation_space)
+        self.perception = perception
+        n, hidden = venv.num_envs, perception.model.mdn_config.hidden
+        self._z = torch.zeros(n, perception.model.latent_dim)
+        self._h = torch.zeros(n, hidden)
+        self._state = (torch.zeros(1, n, hidden), torch.zeros(1, n, hidden))
+
+    def _observe(self, z: torch.Tensor, h: torch.Tensor) -> np.ndarray:
+        parts = [z, h] if self.perception.memory else [z]
+        return torch.cat(parts, 1).numpy().astype(np.float32)
+
+    def reset(self) -> np.ndarray:
+        self._z = self.perception.encode_frames(self.venv.reset())
+        self._h.zero_(), self._state[0].zero_(), self._state[1].zero_()
+        return self._observe(self._z, self._h)
+
+    @torch.no_grad()
+    def step_async(self, actions: np.ndarray) -> None:
+        if self.perception.memory:
+            out, self._state = self.perception.model.mdn.memory(self._z[:, None], torch.as_tensor(actions)[:, None],
+                                                                self._state)
+            self._h = out[:, 0]
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        frames, rewards, dones, infos = self.venv.step_wait()
+        ended = np.flatnonzero(dones)
+        if len(ended):  # the terminal frame with the memory that reached it; then a fresh memory
+            last = self.perception.encode_frames(np.stack([infos[i]["terminal_observation"] for i in ended]))
+            for row, i in enumerate(ended):
+                infos[i]["terminal_observation"] = self._observe(last[row : row + 1], self._h[i : i + 1])[0]
+        self._z = self.perception.encode_frames(frames)
+        obs = self._observe(self._z, self._h)
+        if len(ended):
+            self._h = self._h.clone()
+            self._h[ended] = 0.0
+            self._state = tuple(s.clone() for s in self._state)
+            for s in self._state:
+                s[:, ended] = 0.0
+            obs[ended] = self._observe(self._z[ended], self._h[ended])
+        return obs, rewards, dones, infos

@@ -1,5 +1,9 @@
 """The discriminator: a reward net over (s, a), (s, s'), s or (s, a, s').
 
+Frames (``uint8`` ``(H, W, C)`` or ``(C, H, W)`` observations) pass through a small CNN
+(:class:`~gailkit.nn.blocks.FrameEncoder`, the Nature-DQN encoder) whose features take the
+state's place; its gradient penalty is on those features.
+
 Sign convention: ``D = sigmoid(logit)`` is the probability that a sample came from the
 *expert*. Every reward is increasing in ``D``, so more expert-like behaviour earns more:
 
@@ -38,7 +42,7 @@ from gailkit.data.spaces import space_from_json, space_to_json
 from gailkit.discriminators.config import DiscriminatorConfig
 from gailkit.errors import UnsupportedError, UsageError
 from gailkit.nn.adversarial import bce_logits_loss, bernoulli_entropy, gaussian_kl, r1_penalty, wgan_gradient_penalty
-from gailkit.nn.blocks import RunningNorm, mlp
+from gailkit.nn.blocks import FrameEncoder, RunningNorm, mlp
 from gailkit.nn.checkpoint import (
     load_optimizer_tensors,
     load_tensors,
@@ -95,7 +99,15 @@ class Discriminator(nn.Module):
         self.last_stats: dict[str, float] = {}
 
     def _build(self, observation_space: gym.Space, action_space: gym.Space, config: DiscriminatorConfig) -> None:
-        self.obs_dim = int(np.prod(observation_space.shape))
+        shape = tuple(observation_space.shape)
+        self.image = observation_space.dtype == np.uint8 and len(shape) == 3
+        if self.image:  # frames: a CNN's features stand in for the observation
+            channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
+            self.frame_shape = (shape[2], shape[0], shape[1]) if channels_last else shape  # (C, H, W)
+            self.cnn = FrameEncoder(self.frame_shape[0], self.frame_shape[1:])
+            self.obs_dim = self.cnn.features
+        else:
+            self.obs_dim = int(np.prod(shape))
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
         self.obs_norm = RunningNorm(self.obs_dim)
@@ -121,6 +133,9 @@ class Discriminator(nn.Module):
         return self.act_norm(acts) if self.config.normalize_inputs else acts
 
     def _obs(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.image:  # uint8 frames, (B, H, W, C) (demonstrations) or (B, C, H, W) (SB3's rollouts)
+            x = obs.float() / 255.0
+            return self.cnn(x if tuple(x.shape[1:]) == self.frame_shape else x.permute(0, 3, 1, 2))
         obs = obs.reshape(len(obs), -1).float()
         return self.obs_norm(obs) if self.config.normalize_inputs else obs
 
@@ -201,7 +216,8 @@ class Discriminator(nn.Module):
         """One optimiser step; updates the input statistics with both batches first."""
         if self.config.normalize_inputs:
             for b in (expert, policy):
-                self.obs_norm.update(b.obs.reshape(len(b.obs), -1))
+                if not self.image:  # frames are scaled to [0, 1] instead
+                    self.obs_norm.update(b.obs.reshape(len(b.obs), -1))
                 if not self.discrete:
                     self.act_norm.update(b.acts.reshape(len(b.acts), -1))
         self.train()

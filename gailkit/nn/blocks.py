@@ -1,4 +1,4 @@
-"""Small shared blocks: MLPs and running input normalisation."""
+"""Small shared blocks: MLPs, a frame encoder and running input normalisation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["mlp", "RunningNorm"]
+__all__ = ["FrameEncoder", "mlp", "RunningNorm"]
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, activation: type[nn.Module] = nn.ReLU,
@@ -26,6 +26,24 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, activation: type[nn
         if i < len(dims) - 2:
             layers.append(activation())
     return nn.Sequential(*layers)
+
+
+class FrameEncoder(nn.Module):
+    """Frames ``(B, C, H, W)`` in ``[0, 1]`` -> ``(B, features)``: the Nature-DQN convolutions
+    (8x8/4, 4x4/2, 3x3/1) and a linear layer, as SB3's ``NatureCNN`` for the policy."""
+
+    def __init__(self, channels: int, size: tuple[int, int] = (64, 64), features: int = 256):
+        super().__init__()
+        self.features = features
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, channels, *size)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.conv(x))
 
 
 class RunningNorm(nn.Module):

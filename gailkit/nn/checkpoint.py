@@ -185,8 +185,18 @@ def read_json(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[str,
 
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> Path:
-    """Save a flat name -> tensor mapping as safetensors, atomically (tensors made contiguous)."""
-    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    """Save a flat name -> tensor mapping as safetensors, atomically (tensors made contiguous).
+
+    Tensors that share memory (SB3's policy shares one CNN between actor and critic, so its
+    ``state_dict`` names each weight three times) are written once per name: loading the
+    ``state_dict`` back ties them again.
+    """
+    flat, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.detach().cpu().contiguous()
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        flat[k] = v.clone() if key in seen and v.numel() else v
+        seen.add(key)
     return atomic_write(path, lambda tmp: save_file(flat, tmp))
 
 

@@ -40,6 +40,7 @@ class WorldModel:
             raise UsageError(f"world models support Discrete or flat Box actions, got {action_space}; "
                              f"use an env with such actions (gailkit envs lists the pixel envs)")
         self.action_space, self.env_id = action_space, env_id  # env_id: whose frames V was trained on
+        self.data_steps: int | None = None  # real env steps of the data V and M were trained on
         self.vae = ConvVAE(latent_dim)
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
                                        hidden=hidden, n_mixtures=n_mixtures)
@@ -55,7 +56,8 @@ class WorldModel:
         save_tensors(directory / "mdn_rnn.safetensors", self.mdn.state_dict())
         write_json(directory / "world_model.json", {
             "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
-            "frame_shape": [64, 64, 3], "env_id": self.env_id, "versions": versions(),
+            "frame_shape": [64, 64, 3], "env_id": self.env_id, "data_steps": self.data_steps,
+            "versions": versions(),
         })
         return directory
 
@@ -72,6 +74,7 @@ class WorldModel:
         cfg = meta["mdn_rnn"]
         model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"],
                     env_id=meta.get("env_id"))
+        model.data_steps = meta.get("data_steps")
         load_weights(model.vae, directory / "vae.safetensors", what="world model")
         load_weights(model.mdn, directory / "mdn_rnn.safetensors", what="world model")
         return model

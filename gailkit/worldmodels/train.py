@@ -17,11 +17,16 @@ from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["next_latent_errors", "start_latents", "train_mdn", "train_vae"]
+__all__ = ["fit_mdn", "mdn_windows", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
     return np.concatenate([load_chunk(p)["frames"] for p in chunk_paths(data_dir)])
+
+
+def _steps(data_dirs: Sequence[Path]) -> int:
+    """Environment steps (actions) recorded in the chunks of ``data_dirs``."""
+    return int(sum(load_chunk(p)["lengths"].sum() for d in data_dirs for p in chunk_paths(d)))
 
 
 def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, epochs: int = 10,
@@ -38,6 +43,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim, env_id=meta.get("env_id"))
+        model.data_steps = _steps([data_dir])
         opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -84,8 +90,22 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
         model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures)
         model.mdn = MDNRNN(model.mdn_config)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
-    episodes = _sequences(model, dirs, seed)
-    windows = []  # (z (L+1, Z), a (L,...), r (L,), d (L,), mask (L,))
+    model.data_steps = max(model.data_steps or 0, _steps(dirs))
+    windows = mdn_windows(_sequences(model, dirs, seed), seq_len)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
+        rng = np.random.default_rng(seed)
+        for _ in progress_bar(range(epochs), desc="M", enabled=progress):
+            fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
+    model.save(model_dir)
+    return model
+
+
+def mdn_windows(episodes, seq_len: int = 32) -> list[tuple[torch.Tensor, ...]]:
+    """Episodes ``(z (T+1, Z), a (T[, A]), r (T,), d (T,))`` cut into windows of ``seq_len`` steps,
+    padded at an episode's end: ``(z (L+1, Z), a, r, d, mask (L,))`` each."""
+    windows = []
     for z, a, r, d in episodes:
         for s in range(0, len(a), seq_len):
             n = min(seq_len, len(a) - s)
@@ -95,20 +115,23 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
             windows.append((zw, aw, torch.nn.functional.pad(r[s : s + n], (0, pad)),
                             torch.nn.functional.pad(d[s : s + n], (0, pad)),
                             torch.cat([torch.ones(n), torch.zeros(pad)])))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
-        rng = np.random.default_rng(seed)
-        for _ in progress_bar(range(epochs), desc="M", enabled=progress):
-            for idx in np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size)):
-                z, a, r, d, m = (torch.stack(t) for t in zip(*(windows[i] for i in idx)))
-                loss, _ = model.mdn.loss(z, a, r, d, m)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.mdn.parameters(), 1.0)
-                opt.step()
-    model.save(model_dir)
-    return model
+    return windows
+
+
+def fit_mdn(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimizer: torch.optim.Optimizer,
+            rng: np.random.Generator, *, batch_size: int = 32, max_batches: int | None = None) -> dict[str, float]:
+    """One pass of M's teacher-forced loss over ``windows`` (:func:`mdn_windows`) in shuffled
+    minibatches (at most ``max_batches`` of them); returns the last batch's loss parts."""
+    parts: dict[str, float] = {}
+    batches = np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size))
+    for idx in batches[:max_batches]:
+        z, a, r, d, m = (torch.stack(t) for t in zip(*(windows[i] for i in idx)))
+        loss, parts = mdn.loss(z, a, r, d, m)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mdn.parameters(), 1.0)
+        optimizer.step()
+    return parts
 
 
 def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> torch.Tensor:

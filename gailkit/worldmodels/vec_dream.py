@@ -36,6 +36,7 @@ class DreamVecEnv(VecEnv):
     def __init__(self, model: WorldModel, n_envs: int, *, start_z: torch.Tensor | None = None, tau: float = 1.15,
                  max_steps: int = 1000, seed: int = 0):
         dim = model.latent_dim + model.mdn_config.hidden
+        self.render_mode = None  # dreams are not drawn here (dream-video draws them)
         super().__init__(n_envs, gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32), model.action_space)
         self.model, self.max_steps, self.start_z = model, max_steps, start_z
         # the batched dream's own step limit is never reached: each dream keeps its own clock

@@ -89,3 +89,31 @@ def test_a_resumed_latent_run_equals_an_uninterrupted_one(setup, tmp_path):
     a, b = (load_tensors(tmp_path / r / "policy.safetensors") for r in ("straight", "resumed"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_vec_perception_equals_one_wrapper_per_env(setup):
+    """The batched perception gives each env what its own PerceptionWrapper gives, through episode ends."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from gailkit.agents.perception import VecPerception
+
+    perception = Perception(setup / "wm")
+    venv = VecPerception(make_vec_env(PIXELS, n_envs=3, seed=5), perception)
+    singles = [perception.wrap(gym.make(PIXELS)) for _ in range(3)]
+    obs = venv.reset()
+    expected = np.stack([env.reset(seed=5 + i)[0] for i, env in enumerate(singles)])
+    np.testing.assert_allclose(obs, expected, atol=1e-4)
+    rng, ends = np.random.default_rng(0), 0
+    for _ in range(60):
+        actions = rng.integers(0, 2, size=3)
+        obs, _, dones, infos = venv.step(actions)
+        for i, env in enumerate(singles):
+            single, _, terminated, truncated, _ = env.step(actions[i])
+            assert dones[i] == (terminated or truncated)
+            if dones[i]:  # the terminal observation, then the next episode's first (h back to 0)
+                ends += 1
+                np.testing.assert_allclose(infos[i]["terminal_observation"], single, atol=1e-4)
+                single, _ = env.reset()
+                assert np.abs(obs[i, 8:]).sum() == 0
+            np.testing.assert_allclose(obs[i], single, atol=1e-4)
+    assert ends >= 3  # random actions drop the pole within 60 steps

@@ -207,6 +207,10 @@ def test_quick_pipeline_mechanics(tmp_path):
     before = WorldModel.load(tmp_path / "wm").mdn.state_dict()
     model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=2, seq_len=16, progress=False)
     assert any(not torch.equal(before[k], v) for k, v in model.mdn.state_dict().items())  # M trained
+    from gailkit.worldmodels.data import chunk_paths, load_chunk
+
+    steps = sum(int(load_chunk(p)["lengths"].sum()) for p in chunk_paths(tmp_path / "data"))
+    assert model.data_steps == steps == WorldModel.load(tmp_path / "wm").data_steps  # what the data cost
     z0 = start_latents(model, tmp_path / "data")
     assert z0.shape == (4, 4)
     best, history = train_controller_in_dream(model, DreamTrainingConfig(generations=2, popsize=6, rollouts=2,
