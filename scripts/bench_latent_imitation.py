@@ -39,9 +39,8 @@ import numpy as np
 import torch
 
 from gailkit.agents.dac import DACConfig
-from gailkit.agents.dream import DreamGAILConfig
 from gailkit.agents.experts import CollectConfig, collect_demos
-from gailkit.agents.gail import GAILConfig
+from gailkit.agents.gail import DreamGAILConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume
 from gailkit.files import write_json
 from gailkit.worldmodels.model import WorldModel

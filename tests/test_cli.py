@@ -221,8 +221,10 @@ def test_imitate_help_lists_each_algorithm_s_own_flags(capsys):
 
 
 @pytest.mark.parametrize("algo, flag, owners", [
-    ("dac", "--n-epochs", "airl, gail, ppo-on-reward"), ("dac", "--n-epochs=3", "airl, gail, ppo-on-reward"),
-    ("sqil", "--disc-lr", "airl, dac, gail"), ("bc", "--steps", "airl, dac, gail, ppo-on-reward, sqil"),
+    ("dac", "--n-epochs", "airl, dream-gail, gail, ppo-on-reward"),
+    ("dac", "--n-epochs=3", "airl, dream-gail, gail, ppo-on-reward"),
+    ("sqil", "--disc-lr", "airl, dac, dream-gail, gail"),
+    ("bc", "--steps", "airl, dac, dream-gail, gail, ppo-on-reward, sqil"), ("gail", "--ground-every", "dream-gail"),
     ("gail", "--disc-every", "dac"), ("airl", "--expert-fraction", "sqil"),
 ])
 def test_a_flag_of_another_algorithm_is_refused_naming_its_owners(tmp_path, cartpole_demos, capsys, algo, flag,
@@ -240,7 +242,7 @@ def test_an_unknown_imitate_flag_is_one_line(tmp_path, cartpole_demos, capsys):
     out = tmp_path / "run"
     fails_cleanly(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
                    "--see", "1"], capsys, "unrecognized arguments: --see 1", "gailkit imitate gail --help")
-    fails_cleanly(["imitate"], capsys, "give an algorithm", "airl, bc, dac, gail, ppo-on-reward, sqil")
+    fails_cleanly(["imitate"], capsys, "give an algorithm", "airl, bc, dac, dream-gail, gail, ppo-on-reward, sqil")
     fails_cleanly(["imitate", "gail", "--algo", "airl"], capsys, "two algorithms")
     assert not out.exists()
 

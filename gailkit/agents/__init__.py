@@ -17,6 +17,8 @@ _WHERE = {
     "GAILConfig": "gailkit.agents.gail",
     "AIRL": "gailkit.agents.gail",
     "AIRLConfig": "gailkit.agents.gail",
+    "DreamGAIL": "gailkit.agents.gail",
+    "DreamGAILConfig": "gailkit.agents.gail",
     "DAC": "gailkit.agents.dac",
     "DACConfig": "gailkit.agents.dac",
     "SQIL": "gailkit.agents.sqil",

@@ -1,4 +1,5 @@
-"""Dream GAIL: GAIL whose policy trains inside a world model's dream, grounded by real episodes.
+"""Imitation inside a world model's dream, grounded by real episodes: the shared part of
+``gailkit imitate dream-gail`` (:class:`gailkit.agents.gail.DreamGAIL` = ``DreamRun`` + GAIL).
 
 ``gailkit imitate dream-gail --perception DIR`` (a world model trained on the pixel env):
 
@@ -37,8 +38,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from gailkit.agents.base import Run
-from gailkit.agents.gail import GAIL, GAILConfig
-from gailkit.agents.registry import register
 from gailkit.configs import doc
 from gailkit.data.demos import Demonstrations
 from gailkit.data.types import Trajectory, flatten_trajectories
@@ -55,18 +54,16 @@ from gailkit.nn.checkpoint import (
 from gailkit.worldmodels.train import fit_mdn, mdn_windows
 from gailkit.worldmodels.vec_dream import DreamVecEnv
 
-__all__ = ["DreamGAIL", "DreamGAILConfig"]
+__all__ = ["DreamOptions", "DreamRun"]
 
 field = dataclasses.field
 
 
 @dataclasses.dataclass(kw_only=True)
-class DreamGAILConfig(GAILConfig):
-    """What ``gailkit imitate dream-gail`` takes: GAIL's options (``--steps`` counts dream steps)
-    and the dream's."""
+class DreamOptions:
+    """The dream's options (``--steps`` counts dream steps); a config adds them to its algorithm's
+    and calls :meth:`check_dream` after its own checks."""
 
-    absorbing: bool = field(default=False, metadata=doc(
-        "must stay off: a dream ends where M's done head says, with no absorbing state"))
     dream_tau: float = field(default=1.0, metadata=doc("M's sampling temperature in the dream"))
     ground_every: int = field(default=8192, metadata=doc(
         "dream steps between groundings (real episodes that refresh M)"))
@@ -76,18 +73,18 @@ class DreamGAILConfig(GAILConfig):
     m_window: int = field(default=32, metadata=doc("M's training windows, in steps"))
 
     bounds: ClassVar[dict[str, str]] = {
-        **GAILConfig.bounds, "dream_tau": "(0, inf)", "ground_every": "[1, inf)", "ground_episodes": "[1, inf)",
-        "m_updates": "[0, inf)", "m_lr": "(0, inf)", "m_window": "[1, inf)"}
+        "dream_tau": "(0, inf)", "ground_every": "[1, inf)", "ground_episodes": "[1, inf)", "m_updates": "[0, inf)",
+        "m_lr": "(0, inf)", "m_window": "[1, inf)"}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.perception is None:
-            raise UsageError("dream-gail trains inside a world model's dream: pass --perception DIR (a world model "
+    def check_dream(self) -> None:
+        name = getattr(self, "name", "dream-gail")
+        if getattr(self, "perception", None) is None:
+            raise UsageError(f"{name} trains inside a world model's dream: pass --perception DIR (a world model "
                              "from `gailkit worldmodel` trained on this pixel env)")
-        if not self.perception_memory:
-            raise UsageError("dream-gail: the dream's observations are [z, h]; drop --no-perception-memory")
-        if self.absorbing:
-            raise UsageError("dream-gail: a dream has no absorbing state; pass --no-absorbing")
+        if not getattr(self, "perception_memory", True):
+            raise UsageError(f"{name}: the dream's observations are [z, h]; drop --no-perception-memory")
+        if getattr(self, "absorbing", False):
+            raise UsageError(f"{name}: a dream has no absorbing state; pass --no-absorbing")
 
 
 class _Frames(gym.Wrapper):
@@ -104,13 +101,11 @@ class _Frames(gym.Wrapper):
         return (frame, *rest)
 
 
-@register("dream-gail")
-class DreamGAIL(GAIL):
-    """GAIL with a PPO generator trained in a world model's dream (see the module docstring)."""
+class DreamRun(Run):
+    """A run whose PPO generator collects in a world model's dream (see the module docstring);
+    combine it with an algorithm, dream first: ``class DreamGAIL(DreamRun, GAIL)``."""
 
-    Config = DreamGAILConfig
-
-    def __init__(self, config: DreamGAILConfig, **kwargs: Any):
+    def __init__(self, config: Any, **kwargs: Any):
         self._latent_gen = torch.Generator().manual_seed(config.seed)  # V's samples of the expert's frames
         self.grounded: list[tuple[torch.Tensor, np.ndarray, np.ndarray, bool]] = []  # (z, a, r, terminal)
         super().__init__(config, **kwargs)

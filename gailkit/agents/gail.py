@@ -4,7 +4,8 @@ A round: PPO collects ``n_envs x n_steps`` transitions; the discriminator takes
 ``disc_updates`` steps on expert vs. those policy samples; the whole rollout is relabelled by
 one batched ``Discriminator.reward`` call; GAE runs on the new rewards; PPO updates. AIRL is
 GAIL with the discriminator in AIRL's form, ``logit = f(s, a, s') - log pi(a|s)`` with
-``f = g + gamma * h(s') - h(s)`` (:mod:`gailkit.discriminators`).
+``f = g + gamma * h(s') - h(s)`` (:mod:`gailkit.discriminators`). Dream GAIL is GAIL whose PPO
+collects in a world model's dream (:mod:`gailkit.agents.dream`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from gailkit.agents.adversarial import AdversarialRun
 from gailkit.agents.base import TrainingConfig
 from gailkit.agents.cloning import BCConfig, pretrain_policy
+from gailkit.agents.dream import DreamOptions, DreamRun
 from gailkit.agents.onpolicy import PPOOptions, PPORun
 from gailkit.agents.registry import register
 from gailkit.buffers import ImitationRolloutBuffer
@@ -25,7 +27,7 @@ from gailkit.configs import doc
 from gailkit.discriminators import DiscBatch, DiscriminatorConfig
 from gailkit.errors import UsageError
 
-__all__ = ["AIRL", "AIRLConfig", "GAIL", "GAILConfig"]
+__all__ = ["AIRL", "AIRLConfig", "DreamGAIL", "DreamGAILConfig", "GAIL", "GAILConfig"]
 
 field = dataclasses.field
 
@@ -122,3 +124,24 @@ class AIRL(GAIL):
             obs_t, _ = self.model.policy.obs_to_tensor(obs)
             _, log_prob, _ = self.model.policy.evaluate_actions(obs_t, torch.as_tensor(acts))
         return log_prob.numpy()
+
+
+@dataclasses.dataclass(kw_only=True)
+class DreamGAILConfig(DreamOptions, GAILConfig):
+    """What ``gailkit imitate dream-gail`` takes: GAIL's options (``--steps``: dream steps) and the dream's."""
+
+    absorbing: bool = field(default=False, metadata=doc(
+        "must stay off: a dream ends where M's done head says, with no absorbing state"))
+
+    bounds: ClassVar[dict[str, str]] = {**GAILConfig.bounds, **DreamOptions.bounds}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_dream()
+
+
+@register("dream-gail")
+class DreamGAIL(DreamRun, GAIL):
+    """GAIL trained in a world model's dream, grounded by real episodes (:mod:`gailkit.agents.dream`)."""
+
+    Config = DreamGAILConfig

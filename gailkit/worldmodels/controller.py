@@ -8,6 +8,7 @@ product. Every generation is checkpointed (CMA-ES state + best parameters), so t
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +101,12 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         es = CMAES(np.zeros(n_params) if x0 is None else x0, config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
+        start = time.perf_counter()
         candidates = es.ask()
         fitness = fitness_fn(candidates, gen)
         es.tell(-fitness)  # CMA-ES minimises
-        history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max())})
+        history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max()),
+                        "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
         es.save(out)
         write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
     return es.best_x, history

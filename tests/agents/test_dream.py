@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gailkit.agents.dream import DreamGAILConfig
 from gailkit.agents.experts import CollectConfig, collect_demos
+from gailkit.agents.gail import DreamGAILConfig
 from gailkit.agents.imitate import evaluate_run, imitate
 from gailkit.cli import main
 from gailkit.nn.checkpoint import load_tensors

@@ -154,12 +154,12 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert main(["eval", "--run", str(out), "--episodes", "2"]) == 0
     assert "bc run" in capsys.readouterr().out
     assert main(["imitate", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
-    assert "unknown imitation algorithm 'dagger'; choose one of airl, bc, dac, gail" in capsys.readouterr().err
+    assert "unknown imitation algorithm 'dagger'; choose one of airl, bc, dac, dream-gail, gail" in capsys.readouterr().err
     assert main(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
     assert "discriminator reward='x'; choose one of" in capsys.readouterr().err
     # no default algorithm any more (it was gail)
     assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
-    assert "airl, bc, dac, gail, ppo-on-reward, sqil" in capsys.readouterr().err
+    assert "airl, bc, dac, dream-gail, gail, ppo-on-reward, sqil" in capsys.readouterr().err
 
 
 def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_demos, tmp_path):

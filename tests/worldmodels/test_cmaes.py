@@ -78,3 +78,4 @@ def test_controller_improves_its_dream_return(tmp_path):
     resumed_cfg = dataclasses.replace(cfg, generations=14)
     _, more = train_controller_in_dream(model, resumed_cfg, tmp_path, resume=True, progress=False)
     assert [h["generation"] for h in more] == list(range(1, 15))
+    assert all(h["wall_s"] > 0 for h in more)  # each generation timed, resumed or not
