@@ -44,10 +44,16 @@ from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
 
 def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):
-    """Run one stage; its wall time is kept in ``wall_file`` so a resumed run still reports it."""
+    """Run one stage; its wall time is kept in ``wall_file`` so a resumed run still reports it.
+    A CMA-ES stage (it returns ``(best, history)``) is timed by the sum of its generations' own
+    times, which stay right when the stage was interrupted and resumed."""
     start = time.perf_counter()
     out = fn(*fn_args, **fn_kwargs)
-    if stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
+    history = out[1] if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list) else None
+    if history and all("wall_s" in h for h in history):
+        wall[stage] = sum(h["wall_s"] for h in history)
+        wall_file.write_text(json.dumps(wall, indent=2))
+    elif stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
         wall[stage] = time.perf_counter() - start
         wall_file.write_text(json.dumps(wall, indent=2))
     return out

@@ -36,7 +36,7 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     def observation(self, observation: Any) -> np.ndarray:
         frame = self.env.render() if self.source == "render" else observation
         image = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((self.size, self.size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        return np.array(image, dtype=np.uint8)  # writable: torch warns on read-only arrays
 
 
 def make_pixels(base_id: str, size: int = 64, **kwargs: Any) -> gym.Env:
@@ -98,7 +98,7 @@ class CartPoleCentredPixels(gym.ObservationWrapper, gym.utils.RecordConstructorA
         top = (centre + pole * np.sin(theta), track_y - cart_h / 2 - pole * np.cos(theta))
         draw.line([(centre, track_y - cart_h / 2), top], fill=(150, 60, 20), width=max(2, s // 16))
         image = image.resize((self.size, self.size), Image.BOX)
-        return np.asarray(image, dtype=np.uint8)
+        return np.array(image, dtype=np.uint8)  # writable: torch warns on read-only arrays
 
 
 _SUPERSAMPLE = 4
