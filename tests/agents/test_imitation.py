@@ -1,5 +1,6 @@
 """Adversarial imitation end to end: learning, exact resume, run directory, bad input."""
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -268,3 +269,24 @@ def test_dac_with_sac_resumes_exactly(tmp_path):
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
+
+
+def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpole_demos, tmp_path):
+    """What benchmarks call per run: a finished run is read back, not retrained; a shorter one is
+    continued from its checkpoint; a run stopped before its first checkpoint starts again."""
+    from gailkit.agents.imitate import imitate_or_resume
+
+    def cfg(steps):
+        return GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path / "run", steps=steps,
+                          eval_every=512, checkpoint_every=512, **FAST)
+
+    first = imitate_or_resume(cfg(512))
+    policy = tmp_path / "run" / "policy.safetensors"
+    stamp = policy.stat().st_mtime_ns
+    assert imitate_or_resume(cfg(512)) == first and policy.stat().st_mtime_ns == stamp  # read back
+    longer = imitate_or_resume(cfg(1024))
+    assert longer[: len(first)] == first and longer[-1]["steps"] == 1024  # continued, not restarted
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text("{}")  # a run killed before its first checkpoint
+    again = imitate_or_resume(dataclasses.replace(cfg(512), out=tmp_path / "other"))
+    assert [e["steps"] for e in again] == [0, 512]
