@@ -100,5 +100,8 @@ def test_ray_equals_local_and_survives_a_killed_worker(tmp_path, ray_tmpdir):
         stop.set()
         killer.join()
     assert killed, "no Ray worker was caught running a task"
-    assert on_ray == local, f"ray {on_ray} != local {local}"
+    def scores(history):  # each generation's own wall time differs between backends, nothing else may
+        return [{k: v for k, v in h.items() if k != "wall_s"} for h in history]
+
+    assert scores(on_ray) == scores(local), f"ray {on_ray} != local {local}"
     np.testing.assert_array_equal(best_ray, best_local)
