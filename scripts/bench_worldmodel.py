@@ -72,7 +72,7 @@ def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list
             alpha=0.6)
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
-                label="V only: real (cut episodes), mean")
+                label="V only: real, mean")
     for i, (label, value) in enumerate(real.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
     ax.set(xlabel="CMA-ES generation", ylabel="return", title=title)

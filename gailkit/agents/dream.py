@@ -77,14 +77,13 @@ class DreamOptions:
         "m_lr": "(0, inf)", "m_window": "[1, inf)"}
 
     def check_dream(self) -> None:
-        name = getattr(self, "name", "dream-gail")
         if getattr(self, "perception", None) is None:
-            raise UsageError(f"{name} trains inside a world model's dream: pass --perception DIR (a world model "
+            raise UsageError("dream-gail trains inside a world model's dream: pass --perception DIR (a world model "
                              "from `gailkit worldmodel` trained on this pixel env)")
         if not getattr(self, "perception_memory", True):
-            raise UsageError(f"{name}: the dream's observations are [z, h]; drop --no-perception-memory")
+            raise UsageError("dream-gail: the dream's observations are [z, h]; drop --no-perception-memory")
         if getattr(self, "absorbing", False):
-            raise UsageError(f"{name}: a dream has no absorbing state; pass --no-absorbing")
+            raise UsageError("dream-gail: a dream has no absorbing state; pass --no-absorbing")
 
 
 class _Frames(gym.Wrapper):
