@@ -86,6 +86,11 @@ class DreamOptions:
             raise UsageError("dream-gail: a dream has no absorbing state; pass --no-absorbing")
 
 
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under ``prefix``, without it."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 class _Frames(gym.Wrapper):
     """Keeps the frames of the current episode (under a perception wrapper)."""
 
@@ -131,9 +136,10 @@ class DreamRun(Run):
     def _start_latents(self) -> torch.Tensor:
         return torch.stack([z[0] for z, *_ in self._expert_z + self.grounded])
 
-    def _training_venv(self) -> VecEnv:
+    def _vec_env(self, n_envs: int) -> VecEnv:
+        """``n_envs`` dreams instead of real envs."""
         cfg = self.config
-        return DreamVecEnv(self.perception.model, cfg.n_envs, start_z=self._start_latents(), tau=cfg.dream_tau,
+        return DreamVecEnv(self.perception.model, n_envs, start_z=self._start_latents(), tau=cfg.dream_tau,
                            max_steps=self.horizon or 1000, seed=cfg.seed)
 
     # ----- grounding --------------------------------------------------------------------------
@@ -184,6 +190,10 @@ class DreamRun(Run):
             done_steps += batches
         mdn.eval()
         self._log("m", parts)
+        self._follow_m()
+
+    def _follow_m(self) -> None:
+        """The expert's ``h`` and the dreams' start latents from the current M."""
         self.demos = self._latent_demos()
         self.expert_data = flatten_trajectories(self.demos.trajectories)
         self.venv.start_z = self._start_latents()
@@ -211,16 +221,13 @@ class DreamRun(Run):
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         super()._load_extra_state(tensors, state)
-        mdn = self.perception.model.mdn
-        mdn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("mdn.")})
-        load_optimizer_tensors(self.m_optimizer, {k[8:]: v for k, v in tensors.items() if k.startswith("m_optim.")})
+        self.perception.model.mdn.load_state_dict(_part(tensors, "mdn."))
+        load_optimizer_tensors(self.m_optimizer, _part(tensors, "m_optim."))
         self._latent_gen.set_state(tensors["latent_generator"])
         self.grounded = [(tensors[f"ground.{i}.z"], tensors[f"ground.{i}.a"].numpy(), tensors[f"ground.{i}.r"].numpy(),
                           bool(terminal)) for i, terminal in enumerate(state["ground_terminal"])]
         self.real_steps, self.ground_returns = state["real_steps"], state["ground_returns"]
-        self.demos = self._latent_demos()
-        self.expert_data = flatten_trajectories(self.demos.trajectories)
-        self.venv.start_z = self._start_latents()
+        self._follow_m()
 
     @classmethod
     def load(cls, directory: str | Path) -> Run:
@@ -231,5 +238,5 @@ class DreamRun(Run):
             load_weights(run.perception.model.mdn, path, what="run")
         else:  # an unfinished run: M of its last checkpoint
             tensors = load_tensors(verify_dir(directory / "checkpoint", what="run") / "extra.safetensors", what="run")
-            run.perception.model.mdn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("mdn.")})
+            run.perception.model.mdn.load_state_dict(_part(tensors, "mdn."))
         return run

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.vec_env import VecEnv
 
 from gailkit.agents.base import Run, TrainingConfig
 from gailkit.agents.sb3_adapter import RelabelingPPO, update_progress
@@ -49,7 +48,7 @@ class PPORun(Run):
 
     def __init__(self, config: Any, **kwargs: Any):
         super().__init__(config, **kwargs)
-        self.venv = self._training_venv()
+        self.venv = self._vec_env(config.n_envs)
         policy = "CnnPolicy" if is_image_space(self.venv.observation_space) else "MlpPolicy"
         self.model = RelabelingPPO(
             policy, self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
@@ -58,10 +57,6 @@ class PPORun(Run):
             use_sde=config.use_sde, sde_sample_freq=4 if config.use_sde else -1,
         )
         self.round_size = config.n_envs * config.n_steps
-
-    def _training_venv(self) -> VecEnv:
-        """The envs PPO collects from (:meth:`~gailkit.agents.base.Run._vec_env`)."""
-        return self._vec_env(self.config.n_envs)
 
     def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
         """Write the rewards PPO learns from into ``buffer.rewards`` (shape ``(n_steps, n_envs)``)."""

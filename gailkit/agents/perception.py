@@ -58,15 +58,13 @@ class Perception:
         h = torch.cat([torch.zeros(1, self.model.mdn_config.hidden), out[0]])
         return torch.cat([z, h], 1).numpy().astype(np.float32)
 
-    def encode_episode(self, frames: np.ndarray, actions: np.ndarray,
-                       generator: torch.Generator | None = None) -> np.ndarray:
+    def encode_episode(self, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """An episode's ``T + 1`` frames and ``T`` actions -> ``(T + 1, D)`` float32 observations."""
-        return self.observations(self.encode_frames(frames, generator), actions)
+        return self.observations(self.encode_frames(frames), actions)
 
-    def encode_demos(self, demos: Demonstrations, generator: torch.Generator | None = None) -> Demonstrations:
-        """The demonstrations with every frame replaced by its ``[z, h]`` (``z`` sampled from V
-        with a ``generator``, as M saw it in training and as dreams produce it)."""
-        trajectories = tuple(Trajectory(self.encode_episode(t.obs, t.acts, generator), t.acts, t.rews, t.terminal)
+    def encode_demos(self, demos: Demonstrations) -> Demonstrations:
+        """The demonstrations with every frame replaced by its ``[z, h]``."""
+        trajectories = tuple(Trajectory(self.encode_episode(t.obs, t.acts), t.acts, t.rews, t.terminal)
                              for t in demos.trajectories)
         return self.latent_demos(demos, trajectories)
 
