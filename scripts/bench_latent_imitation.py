@@ -1,6 +1,7 @@
 """Benchmark: imitation from pixels, with and without a world model as perception.
 
-Run:  python scripts/bench_latent_imitation.py [--seeds 3] [--methods state-gail latent-gail latent-dac dream-gail pixel-gail]
+Run:  python scripts/bench_latent_imitation.py [--seeds 3] [--methods state-gail latent-gail latent-gail-vm latent-dac
+      dream-gail pixel-gail]
 
 The test bed is pixel CartPole (`gailkit/CartPoleCentredPixels-v1`, 64x64 frames) with 10
 episodes of the zoo's CartPole expert, recorded as frames (and, for the state reference, as
@@ -10,7 +11,9 @@ states: the same seeds, so the same episodes). Methods:
 * pixel-gail: GAIL on raw frames, CNN policy (SB3's NatureCNN) and CNN discriminator: the
   model-free baseline;
 * latent-gail, latent-dac: GAIL / DAC in the real pixel env on the world model's ``[z, h]``
-  (``--perception``);
+  (``--perception``), V and M frozen;
+* latent-gail-vm: latent GAIL that keeps training V and M on the expert's and its own frames
+  (``--perception-train vm``, default settings);
 * dream-gail: GAIL trained in the world model's dream, grounded by a few real episodes that
   refresh M (``gailkit imitate dream-gail``).
 
@@ -46,7 +49,7 @@ from gailkit.files import write_json
 from gailkit.worldmodels.model import WorldModel
 
 PIXELS = "gailkit/CartPoleCentredPixels-v1"
-METHODS = ("state-gail", "latent-gail", "latent-dac", "dream-gail", "pixel-gail")
+METHODS = ("state-gail", "latent-gail", "latent-gail-vm", "latent-dac", "dream-gail", "pixel-gail")
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, default=3)
@@ -61,8 +64,8 @@ torch.set_num_threads(1)
 # environment steps (dream steps for dream-gail) per method; GAIL's default settings everywhere.
 # pixel-gail runs at ~100 steps/s here (CNN policy and discriminator), so it stops at 50k: where it
 # has not reached 0.9 by then, its steps to 0.9 are only bounded below (> 50k).
-STEPS = {"state-gail": 60_000, "pixel-gail": 50_000, "latent-gail": 50_000, "latent-dac": 30_000,
-         "dream-gail": 30_000}
+STEPS = {"state-gail": 60_000, "pixel-gail": 50_000, "latent-gail": 50_000, "latent-gail-vm": 50_000,
+         "latent-dac": 30_000, "dream-gail": 30_000}
 COMMON = dict(absorbing=False, eval_every=4_096, checkpoint_every=8_192, progress=False)
 
 
@@ -95,6 +98,8 @@ def config_for(method: str, seed: int, root: Path, state: Path, pixels: Path, mo
         return GAILConfig(env=PIXELS, demos=pixels, **common)
     if method == "latent-gail":
         return GAILConfig(env=PIXELS, demos=pixels, perception=model, **common)
+    if method == "latent-gail-vm":
+        return GAILConfig(env=PIXELS, demos=pixels, perception=model, perception_train="vm", **common)
     if method == "latent-dac":
         return DACConfig(env=PIXELS, demos=pixels, perception=model, **common)
     return DreamGAILConfig(env=PIXELS, demos=pixels, perception=model, **common)

@@ -37,8 +37,15 @@ from torch.utils.tensorboard import SummaryWriter
 
 from gailkit.agents.experts import rollout_episodes
 from gailkit.agents.perception import Perception, VecPerception
+from gailkit.agents.perception_training import Episode, PerceptionTrainer
 from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
-from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters, start_learning
+from gailkit.agents.sb3_adapter import (
+    counters,
+    replace_observations,
+    restart_episodes,
+    restore_counters,
+    start_learning,
+)
 from gailkit.configs import check_bounds, check_types, config_from_dict, doc, json_fields
 from gailkit.data.demos import Demonstrations, load_demos
 from gailkit.data.types import Transitions, flatten_trajectories
@@ -56,6 +63,7 @@ from gailkit.nn.checkpoint import (
     read_json,
     recover_dir,
     save_tensors,
+    tensors_under,
     verify_dir,
     write_json,
     write_verified_dir,
@@ -65,6 +73,8 @@ from gailkit.versions import versions
 from gailkit.zoo import resolve_demos
 
 __all__ = ["Run", "RunConfig", "TrainingConfig", "references", "saved_run"]
+
+TRAINED_PERCEPTION = "world_model"  # a run's trained world model (--perception-train), beside its policy
 
 field = dataclasses.field
 
@@ -171,10 +181,12 @@ class Run:
         self.config = config
         self.out = Path(config.out)
         raw_env = make_env(config.env)
-        self.perception = None
+        self.perception, self.trainer = None, None
         if getattr(config, "perception", None) is not None:
             self.perception = Perception(config.perception, memory=config.perception_memory)
             self.perception.check(config.env, raw_env.observation_space)
+            if getattr(config, "perception_train", "none") != "none":
+                self.trainer = PerceptionTrainer(self.perception.model, config, config.seed)
         self.demos = demos if demos is not None else load_demos(config.demos, env=raw_env)
         if self.perception is not None and self.demos.observation_space.shape == (64, 64, 3):
             self.demos = self._encode_demos(self.demos)
@@ -202,6 +214,11 @@ class Run:
     # ----- environment and data ----------------------------------------------------------------
     def _encode_demos(self, demos: Demonstrations) -> Demonstrations:
         """Pixel demonstrations as the perception's ``[z, h]`` (V's posterior means)."""
+        if self.trainer is not None:  # the world model trains on the expert's frames too
+            if any(t.rews is None for t in demos.trajectories):
+                raise UsageError(f"{self.config.demos}: --perception-train trains M, whose loss needs the expert's "
+                                 "rewards; record the demonstrations with rewards (gailkit demos collect does)")
+            self.pixel_demos = demos
         return self.perception.encode_demos(demos)
 
     def _make_env(self) -> gym.Env:
@@ -215,7 +232,8 @@ class Run:
         vector whose frames V encodes together (unless an absorbing state wraps each env)."""
         if self.perception is not None and not getattr(self.config, "absorbing", False):
             frames = make_vec_env(lambda: make_env(self.config.env), n_envs=n_envs, seed=self.config.seed)
-            return VecPerception(frames, self.perception)
+            return VecPerception(frames, self.perception,
+                                 on_episode=None if self.trainer is None else self.trainer.add_episode)
         venv = make_vec_env(self._make_env, n_envs=n_envs, seed=self.config.seed)
         # frames channels-first, as SB3's CNN policies take them
         return VecTransposeImage(venv) if is_image_space(venv.observation_space) else venv
@@ -227,6 +245,21 @@ class Run:
                                  "(pass --no-absorbing)")
             return absorbing_transitions(self.demos.trajectories, self.horizon)
         return flatten_trajectories(self.demos.trajectories)
+
+    def _train_perception(self) -> None:
+        """One update of the perception's world model (:mod:`gailkit.agents.perception_training`),
+        then every latent the run holds recomputed with it."""
+        expert = [Episode(t.obs, t.acts, t.rews, t.terminal) for t in self.pixel_demos.trajectories]
+        stats = self.trainer.update(expert)
+        if stats:
+            self._log("perception", stats)
+            self._follow_perception()
+            replace_observations(self.model, self.venv.refresh())
+
+    def _follow_perception(self) -> None:
+        """The expert's latents from the perception's current V and M."""
+        self.demos = self.perception.encode_demos(self.pixel_demos)
+        self.expert_data = self._expert_transitions()
 
     # ----- evaluation and records ---------------------------------------------------------------
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
@@ -278,7 +311,10 @@ class Run:
                             expert=self.expert_return, random_return=self.random_return)
 
     def save_policy(self) -> Path:
-        """The final policy alone (``policy.safetensors``), loaded by :meth:`load`."""
+        """The final policy alone (``policy.safetensors``), loaded by :meth:`load`; with
+        ``--perception-train``, the trained world model beside it (``world_model/``)."""
+        if self.trainer is not None:
+            self.perception.model.save(self.out / TRAINED_PERCEPTION)
         save_tensors(self.out / "policy.safetensors", self.model.policy.state_dict())
         return self.out / "policy.safetensors"
 
@@ -309,6 +345,7 @@ class Run:
         (a crash mid-save leaves the previous checkpoint, never a mix of old and new files)."""
         rng_tensors, rng_meta = capture_rng()
         extra_tensors, extra_state = self._extra_state()
+        perception_tensors, perception_state = self.trainer.state() if self.trainer is not None else ({}, None)
 
         def write(ckpt: Path) -> None:
             save_tensors(ckpt / "policy.safetensors", self.model.policy.state_dict())
@@ -318,11 +355,14 @@ class Run:
             save_tensors(ckpt / "rng.safetensors", rng_tensors)
             if extra_tensors:
                 save_tensors(ckpt / "extra.safetensors", extra_tensors)
+            if perception_tensors:
+                save_tensors(ckpt / "perception.safetensors", perception_tensors)
             write_json(ckpt / "state.json", {
                 "num_timesteps": self.model.num_timesteps, "counters": counters(self.model),
                 "checkpoint_index": self.checkpoint_index, "history": self.history, "rng": rng_meta,
                 "trainer_rng": self.rng.bit_generator.state,
                 "action_space_rng": self.model.action_space.np_random.bit_generator.state,
+                **({} if perception_state is None else {"perception_training": perception_state}),
                 **extra_state,
             })
 
@@ -348,6 +388,10 @@ class Run:
         self.history = state["history"]
         extra = ckpt / "extra.safetensors"
         self._load_extra_state(load_tensors(extra, what="run") if extra.exists() else {}, state)
+        if self.trainer is not None:
+            self.trainer.load_state(load_tensors(ckpt / "perception.safetensors", what="run"),
+                                    state["perception_training"])
+            self._follow_perception()
 
     def _checkpoint_boundary(self) -> None:
         """Save, then reset the envs: a resumed run starts from exactly this state."""
@@ -398,6 +442,7 @@ class Run:
             return max(1, round(n / self.round_size)) * self.round_size
 
         eval_every, ckpt_every = per(cfg.eval_every), per(cfg.checkpoint_every)
+        perception_every = per(getattr(cfg, "perception_every", 1))
         bar = progress_bar(total=cfg.steps, initial=self.model.num_timesteps, unit="step", desc=self.name.upper(),
                            enabled=cfg.progress, dynamic_ncols=True)
         callback = _Progress(bar, self)
@@ -410,6 +455,8 @@ class Run:
             while self.model.num_timesteps < cfg.steps and not self._stop:
                 self._round(callback)
                 t = self.model.num_timesteps
+                if self.trainer is not None and t % perception_every == 0:
+                    self._train_perception()
                 if t % eval_every == 0 or t >= cfg.steps:
                     self._record(self.evaluate())
                 if t % ckpt_every == 0 or t >= cfg.steps or self._stop:
@@ -464,4 +511,13 @@ class Run:
         if not path.exists():  # an unfinished run: its last checkpoint
             path = verify_dir(directory / "checkpoint", what="run") / "policy.safetensors"
         load_weights(run.model.policy, path, what="run")
+        if run.trainer is not None:  # the world model as the run trained it
+            model, trained = run.perception.model, directory / TRAINED_PERCEPTION
+            if trained.is_dir():
+                load_weights(model.vae, trained / "vae.safetensors", what="run")
+                load_weights(model.mdn, trained / "mdn_rnn.safetensors", what="run")
+            else:
+                tensors = load_tensors(path.parent / "perception.safetensors", what="run")
+                model.vae.load_state_dict(tensors_under(tensors, "vae."))
+                model.mdn.load_state_dict(tensors_under(tensors, "mdn."))
         return run

@@ -49,6 +49,7 @@ from gailkit.nn.checkpoint import (
     load_weights,
     optimizer_tensors,
     save_tensors,
+    tensors_under,
     verify_dir,
 )
 from gailkit.worldmodels.train import fit_mdn, mdn_windows
@@ -84,11 +85,9 @@ class DreamOptions:
             raise UsageError("dream-gail: the dream's observations are [z, h]; drop --no-perception-memory")
         if getattr(self, "absorbing", False):
             raise UsageError("dream-gail: a dream has no absorbing state; pass --no-absorbing")
-
-
-def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors saved under ``prefix``, without it."""
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if getattr(self, "perception_train", "none") != "none":
+            raise UsageError("dream-gail refreshes M from its grounding episodes itself (--m-updates); "
+                             "drop --perception-train")
 
 
 class _Frames(gym.Wrapper):
@@ -221,8 +220,8 @@ class DreamRun(Run):
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         super()._load_extra_state(tensors, state)
-        self.perception.model.mdn.load_state_dict(_part(tensors, "mdn."))
-        load_optimizer_tensors(self.m_optimizer, _part(tensors, "m_optim."))
+        self.perception.model.mdn.load_state_dict(tensors_under(tensors, "mdn."))
+        load_optimizer_tensors(self.m_optimizer, tensors_under(tensors, "m_optim."))
         self._latent_gen.set_state(tensors["latent_generator"])
         self.grounded = [(tensors[f"ground.{i}.z"], tensors[f"ground.{i}.a"].numpy(), tensors[f"ground.{i}.r"].numpy(),
                           bool(terminal)) for i, terminal in enumerate(state["ground_terminal"])]
@@ -238,5 +237,5 @@ class DreamRun(Run):
             load_weights(run.perception.model.mdn, path, what="run")
         else:  # an unfinished run: M of its last checkpoint
             tensors = load_tensors(verify_dir(directory / "checkpoint", what="run") / "extra.safetensors", what="run")
-            run.perception.model.mdn.load_state_dict(_part(tensors, "mdn."))
+            run.perception.model.mdn.load_state_dict(tensors_under(tensors, "mdn."))
         return run

@@ -21,6 +21,7 @@ from gailkit.agents.base import TrainingConfig
 from gailkit.agents.cloning import BCConfig, pretrain_policy
 from gailkit.agents.dream import DreamOptions, DreamRun
 from gailkit.agents.onpolicy import PPOOptions, PPORun
+from gailkit.agents.perception_training import PerceptionTrainingOptions
 from gailkit.agents.registry import register
 from gailkit.buffers import ImitationRolloutBuffer
 from gailkit.configs import doc
@@ -33,7 +34,7 @@ field = dataclasses.field
 
 
 @dataclasses.dataclass(kw_only=True)
-class GAILConfig(PPOOptions, TrainingConfig):
+class GAILConfig(PerceptionTrainingOptions, PPOOptions, TrainingConfig):
     """What ``gailkit imitate gail`` takes (the discriminator's options are ``--disc-*``)."""
 
     disc_updates: int = field(default=16, metadata=doc("discriminator steps per round"))
@@ -43,13 +44,15 @@ class GAILConfig(PPOOptions, TrainingConfig):
     balance_high: float = field(default=0.85, metadata=doc("upper accuracy bound"))
     bc_steps: int = field(default=0, metadata=doc("behaviour-cloning steps that warm-start the actor (0: none)"))
 
-    bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **PPOOptions.bounds, "disc_updates": "[1, inf)",
+    bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **PPOOptions.bounds,
+                                        **PerceptionTrainingOptions.bounds, "disc_updates": "[1, inf)",
                                         "balance_low": "[0, 1]", "balance_high": "[0, 1]", "bc_steps": "[0, inf)"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.balance_high <= self.balance_low:
             raise UsageError(f"--balance-high {self.balance_high} must exceed --balance-low {self.balance_low}")
+        self.check_perception_training()
 
 
 @register("gail")

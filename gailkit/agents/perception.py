@@ -4,11 +4,13 @@
 env and the learner: every frame becomes V's posterior mean ``z``, and M's LSTM, fed ``z`` and
 the action taken, carries the memory ``h``. The policy and the discriminator both see
 ``[z, h]`` (``z`` alone with ``perception_memory=False``); pixel demonstrations are encoded by
-the same V and M, so expert and policy meet in one latent space. V and M are frozen.
+the same V and M, so expert and policy meet in one latent space. V and M are frozen unless the
+run trains them (``--perception-train``, :mod:`gailkit.agents.perception_training`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from gailkit.agents.perception_training import Episode
 from gailkit.data.demos import Demonstrations
 from gailkit.data.types import Trajectory
 from gailkit.errors import UsageError
@@ -26,7 +29,7 @@ __all__ = ["Perception", "PerceptionWrapper", "VecPerception"]
 
 
 class Perception:
-    """V (and M) of a saved world model, frozen, as an observation encoder."""
+    """V (and M) of a saved world model as an observation encoder."""
 
     def __init__(self, directory: str | Path, *, memory: bool = True):
         self.directory, self.memory = Path(directory), bool(memory)
@@ -112,21 +115,28 @@ class VecPerception(VecEnvWrapper):
     """:class:`PerceptionWrapper` for a whole vector of pixel envs: one V encode of all their
     frames and one M step per tick (a single-frame encode costs most of a batch of 8's)."""
 
-    def __init__(self, venv: VecEnv, perception: Perception):
+    def __init__(self, venv: VecEnv, perception: Perception, *,
+                 on_episode: Callable[[Episode], None] | None = None):
         super().__init__(venv, observation_space=perception.observation_space)
-        self.perception = perception
+        self.perception, self.on_episode = perception, on_episode
         n, hidden = venv.num_envs, perception.model.mdn_config.hidden
         self._z = torch.zeros(n, perception.model.latent_dim)
         self._h = torch.zeros(n, hidden)
         self._state = (torch.zeros(1, n, hidden), torch.zeros(1, n, hidden))
+        # with on_episode: every env's episode so far (frames, actions, rewards), handed over when it ends
+        self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(n)]
+        self._actions: np.ndarray | None = None
 
     def _observe(self, z: torch.Tensor, h: torch.Tensor) -> np.ndarray:
         parts = [z, h] if self.perception.memory else [z]
         return torch.cat(parts, 1).numpy().astype(np.float32)
 
     def reset(self) -> np.ndarray:
-        self._z = self.perception.encode_frames(self.venv.reset())
+        frames = self.venv.reset()
+        self._z = self.perception.encode_frames(frames)
         self._h.zero_(), self._state[0].zero_(), self._state[1].zero_()
+        if self.on_episode is not None:  # unfinished episodes are dropped
+            self._episodes = [([frame], [], []) for frame in frames]
         return self._observe(self._z, self._h)
 
     @torch.no_grad()
@@ -135,11 +145,14 @@ class VecPerception(VecEnvWrapper):
             out, self._state = self.perception.model.mdn.memory(self._z[:, None], torch.as_tensor(actions)[:, None],
                                                                 self._state)
             self._h = out[:, 0]
+        self._actions = np.array(actions)
         self.venv.step_async(actions)
 
     def step_wait(self):
         frames, rewards, dones, infos = self.venv.step_wait()
         ended = np.flatnonzero(dones)
+        if self.on_episode is not None:
+            self._record(frames, rewards, dones, infos)
         if len(ended):  # the terminal frame with the memory that reached it; then a fresh memory
             last = self.perception.encode_frames(np.stack([infos[i]["terminal_observation"] for i in ended]))
             for row, i in enumerate(ended):
@@ -154,3 +167,29 @@ class VecPerception(VecEnvWrapper):
                 s[:, ended] = 0.0
             obs[ended] = self._observe(self._z[ended], self._h[ended])
         return obs, rewards, dones, infos
+
+    def _record(self, frames: np.ndarray, rewards: np.ndarray, dones: np.ndarray, infos: list[dict]) -> None:
+        for i, (kept_frames, actions, kept_rewards) in enumerate(self._episodes):
+            actions.append(self._actions[i]), kept_rewards.append(rewards[i])
+            if dones[i]:
+                kept_frames.append(infos[i]["terminal_observation"])
+                self.on_episode(Episode(np.stack(kept_frames), np.stack(actions), np.asarray(kept_rewards, np.float32),
+                                        not infos[i].get("TimeLimit.truncated", False)))
+                self._episodes[i] = ([frames[i]], [], [])
+            else:
+                kept_frames.append(frames[i])
+
+    @torch.no_grad()
+    def refresh(self) -> np.ndarray:
+        """Every env's current observation, and M's state, recomputed from its episode so far with
+        the perception's current V and M (after they were trained); needs ``on_episode``."""
+        model = self.perception.model
+        for i, (frames, actions, _) in enumerate(self._episodes):
+            z = self.perception.encode_frames(np.stack(frames))
+            self._z[i] = z[-1]
+            if actions:
+                out, (h, c) = model.mdn.memory(z[None, :-1], torch.as_tensor(np.stack(actions))[None])
+                self._h[i], self._state[0][:, i], self._state[1][:, i] = out[0, -1], h[:, 0], c[:, 0]
+            else:
+                self._h[i], self._state[0][:, i], self._state[1][:, i] = 0.0, 0.0, 0.0
+        return self._observe(self._z, self._h)

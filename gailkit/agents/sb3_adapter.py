@@ -35,8 +35,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from gailkit.buffers.rollout import ImitationRolloutBuffer
 from gailkit.errors import UsageError
 
-__all__ = ["RelabelingPPO", "begin_training", "count_updates", "counters", "restart_episodes", "restore_counters",
-           "start_learning", "update_progress"]
+__all__ = ["RelabelingPPO", "begin_training", "count_updates", "counters", "replace_observations",
+           "restart_episodes", "restore_counters", "start_learning", "update_progress"]
 
 Relabel = Callable[[ImitationRolloutBuffer], None]
 
@@ -52,6 +52,12 @@ def restart_episodes(model: BaseAlgorithm, obs: np.ndarray) -> None:
     an episode start."""
     model._last_obs = obs
     model._last_episode_starts = np.ones(len(obs), dtype=bool)
+
+
+def replace_observations(model: BaseAlgorithm, obs: np.ndarray) -> None:
+    """Make ``obs`` the observation the next step acts on, the episodes continuing (e.g. the same
+    frames re-encoded by a retrained perception)."""
+    model._last_obs = obs
 
 
 def update_progress(model: BaseAlgorithm, total_steps: int) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "recover_dir",
     "restore_rng",
     "save_tensors",
+    "tensors_under",
     "verify_dir",
     "write_json",
     "write_verified_dir",
@@ -209,6 +210,11 @@ def load_tensors(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[s
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{what}: {path} is corrupt or not safetensors ({e})") from None
+
+
+def tensors_under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under the key prefix ``prefix`` (e.g. ``"vae."``), without it."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -41,6 +41,7 @@ class WorldModel:
                              f"use an env with such actions (gailkit envs lists the pixel envs)")
         self.action_space, self.env_id = action_space, env_id  # env_id: whose frames V was trained on
         self.data_steps: int | None = None  # real env steps of the data V and M were trained on
+        self.reconstruction = "mse"  # V's reconstruction term (gailkit.nn.vae.elbo_loss)
         self.vae = ConvVAE(latent_dim)
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
                                        hidden=hidden, n_mixtures=n_mixtures)
@@ -57,6 +58,7 @@ class WorldModel:
         write_json(directory / "world_model.json", {
             "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
             "frame_shape": [64, 64, 3], "env_id": self.env_id, "data_steps": self.data_steps,
+            "reconstruction": self.reconstruction,
             "versions": versions(),
         })
         return directory
@@ -75,6 +77,7 @@ class WorldModel:
         model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"],
                     env_id=meta.get("env_id"))
         model.data_steps = meta.get("data_steps")
+        model.reconstruction = meta.get("reconstruction", "mse")
         load_weights(model.vae, directory / "vae.safetensors", what="world model")
         load_weights(model.mdn, directory / "mdn_rnn.safetensors", what="world model")
         return model

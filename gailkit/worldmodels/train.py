@@ -43,7 +43,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim, env_id=meta.get("env_id"))
-        model.data_steps = _steps([data_dir])
+        model.data_steps, model.reconstruction = _steps([data_dir]), reconstruction
         opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)

@@ -203,7 +203,7 @@ def test_quick_pipeline_mechanics(tmp_path):
     from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
     collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=4, progress=False)
-    train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, reconstruction="bce", progress=False)
     before = WorldModel.load(tmp_path / "wm").mdn.state_dict()
     model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=2, seq_len=16, progress=False)
     assert any(not torch.equal(before[k], v) for k, v in model.mdn.state_dict().items())  # M trained
@@ -211,6 +211,7 @@ def test_quick_pipeline_mechanics(tmp_path):
 
     steps = sum(int(load_chunk(p)["lengths"].sum()) for p in chunk_paths(tmp_path / "data"))
     assert model.data_steps == steps == WorldModel.load(tmp_path / "wm").data_steps  # what the data cost
+    assert WorldModel.load(tmp_path / "wm").reconstruction == "bce"  # V's loss, for training it further
     z0 = start_latents(model, tmp_path / "data")
     assert z0.shape == (4, 4)
     best, history = train_controller_in_dream(model, DreamTrainingConfig(generations=2, popsize=6, rollouts=2,
