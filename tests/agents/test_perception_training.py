@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from gailkit.agents.experts import CollectConfig, collect_demos
 from gailkit.agents.gail import GAILConfig
 from gailkit.agents.imitate import evaluate_run, imitate
 from gailkit.agents.perception import Perception, VecPerception
@@ -18,23 +17,13 @@ from gailkit.agents.registry import algorithm
 from gailkit.nn.checkpoint import load_tensors
 from gailkit.nn.vae import elbo_loss
 from gailkit.worldmodels.model import WorldModel
-
-PIXELS = "gailkit/CartPoleCentredPixels-v1"
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("perception_training")
-    torch.manual_seed(0)
-    WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2, env_id=PIXELS).save(root / "wm")
-    collect_demos(CollectConfig(expert="zoo:CartPole-v1", episodes=2, out=root / "px.npz", pixels=PIXELS))
-    return root
+from tests.agents.conftest import PIXELS
 
 
-def gail(setup, out, steps, *, resume=False, **kw):
+def gail(pixel_world, out, steps, *, resume=False, **kw):
     options = dict(n_envs=2, n_steps=64, eval_every=256, checkpoint_every=256, eval_episodes=1, progress=False,
                    absorbing=False, perception_train="vm", perception_every=128, perception_updates=3)
-    cfg = GAILConfig(env=PIXELS, demos=setup / "px.npz", perception=setup / "wm", out=out, steps=steps,
+    cfg = GAILConfig(env=PIXELS, demos=pixel_world / "px.npz", perception=pixel_world / "wm", out=out, steps=steps,
                      **{**options, **kw})
     return imitate(cfg, resume=resume)
 
@@ -44,10 +33,10 @@ def changed(trained: dict, original: dict) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["vm", "m"])
-def test_the_run_trains_its_world_model_and_evaluates_with_it(setup, tmp_path, mode):
-    gail(setup, tmp_path / "run", 256, perception_train=mode)
+def test_the_run_trains_its_world_model_and_evaluates_with_it(pixel_world, tmp_path, mode):
+    gail(pixel_world, tmp_path / "run", 256, perception_train=mode)
     trained = {part: load_tensors(tmp_path / "run" / "world_model" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
-    original = {part: load_tensors(setup / "wm" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
+    original = {part: load_tensors(pixel_world / "wm" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
     assert changed(trained["mdn_rnn"], original["mdn_rnn"])
     assert changed(trained["vae"], original["vae"]) == (mode == "vm")  # V frozen unless fine-tuned
     run = algorithm("gail").load(tmp_path / "run")  # a saved run perceives with the trained world model
@@ -59,10 +48,10 @@ def test_the_run_trains_its_world_model_and_evaluates_with_it(setup, tmp_path, m
     assert evaluate_run(tmp_path / "run", episodes=1)["return_mean"] == history[-1]["return_mean"]
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(setup, tmp_path):
-    gail(setup, tmp_path / "straight", 512)
-    gail(setup, tmp_path / "resumed", 256)
-    gail(setup, tmp_path / "resumed", 512, resume=True)
+def test_a_resumed_run_equals_an_uninterrupted_one(pixel_world, tmp_path):
+    gail(pixel_world, tmp_path / "straight", 512)
+    gail(pixel_world, tmp_path / "resumed", 256)
+    gail(pixel_world, tmp_path / "resumed", 512, resume=True)
     history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
     assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
     for name in ("policy.safetensors", "world_model/vae.safetensors", "world_model/mdn_rnn.safetensors"):
@@ -71,12 +60,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one(setup, tmp_path):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}: {key}")
 
 
-def test_refresh_re_encodes_each_episode_so_far_like_a_fresh_wrapper(setup, tmp_path):
+def test_refresh_re_encodes_each_episode_so_far_like_a_fresh_wrapper(pixel_world, tmp_path):
     """After V and M change, every env's observation is what a wrapper with the new V and M gives
     on the same episode; finished episodes are handed over whole."""
     from stable_baselines3.common.env_util import make_vec_env
 
-    WorldModel.load(setup / "wm").save(tmp_path / "wm")
+    WorldModel.load(pixel_world / "wm").save(tmp_path / "wm")
     perception, episodes = Perception(tmp_path / "wm"), []
     venv = VecPerception(make_vec_env(PIXELS, n_envs=3, seed=5), perception, on_episode=episodes.append)
     venv.reset()
@@ -107,10 +96,10 @@ def test_refresh_re_encodes_each_episode_so_far_like_a_fresh_wrapper(setup, tmp_
         np.testing.assert_allclose(obs[i], expected, atol=1e-5)
 
 
-def test_fine_tuning_v_lowers_its_error_on_the_policys_frames(setup):
+def test_fine_tuning_v_lowers_its_error_on_the_policys_frames(pixel_world):
     """V, fine-tuned on expert and policy frames, reconstructs the policy's frames better (a
     clear effect: the error falls to 0.23-0.24 of its start on 3 seeds; the threshold is 0.5)."""
-    model = WorldModel.load(setup / "wm")
+    model = WorldModel.load(pixel_world / "wm")
     env = gym.make(PIXELS)
     frame, _ = env.reset(seed=3)
     frames, actions = [frame], []
@@ -151,12 +140,12 @@ def test_kept_policy_frames_are_bounded_by_whole_episodes():
     assert [len(e.frames) for e in trainer.recent] == [41]  # one episode is always kept
 
 
-def test_bad_perception_training_input_is_one_line(setup, tmp_path, capsys):
+def test_bad_perception_training_input_is_one_line(pixel_world, tmp_path, capsys):
     from tests.test_cli import fails_cleanly
 
-    base = ["imitate", "gail", "--env", PIXELS, "--demos", str(setup / "px.npz"), "--out", str(tmp_path / "r"),
+    base = ["imitate", "gail", "--env", PIXELS, "--demos", str(pixel_world / "px.npz"), "--out", str(tmp_path / "r"),
             "--no-absorbing"]
-    perception = ["--perception", str(setup / "wm")]
+    perception = ["--perception", str(pixel_world / "wm")]
     fails_cleanly([*base, "--perception-train", "vm"], capsys, "pass --perception DIR too")
     fails_cleanly([*base, *perception, "--perception-train", "v"], capsys, "must be one of none, m, vm")
     fails_cleanly([*base[:-1], *perception, "--perception-train", "vm"], capsys, "pass --no-absorbing")
