@@ -254,7 +254,11 @@ class Run:
         if stats:
             self._log("perception", stats)
             self._follow_perception()
+            self._relatent_experience()
             replace_observations(self.model, self.venv.refresh())
+
+    def _relatent_experience(self) -> None:
+        """Stored experience in latents (a replay buffer's) encoded again after a perception update."""
 
     def _follow_perception(self) -> None:
         """The expert's latents from the perception's current V and M."""

@@ -18,6 +18,7 @@ import numpy as np
 from gailkit.agents.adversarial import AdversarialRun
 from gailkit.agents.base import TrainingConfig
 from gailkit.agents.offpolicy import OffPolicyOptions, OffPolicyRun
+from gailkit.agents.perception_training import PerceptionTrainingOptions
 from gailkit.agents.registry import register
 from gailkit.configs import doc
 from gailkit.discriminators import DiscBatch, DiscriminatorConfig
@@ -29,7 +30,7 @@ field = dataclasses.field
 
 
 @dataclasses.dataclass(kw_only=True)
-class DACConfig(OffPolicyOptions, TrainingConfig):
+class DACConfig(PerceptionTrainingOptions, OffPolicyOptions, TrainingConfig):
     """What ``gailkit imitate dac`` takes (the discriminator's options are ``--disc-*``)."""
 
     disc_updates: int = field(default=4, metadata=doc("discriminator steps per update"))
@@ -38,7 +39,12 @@ class DACConfig(OffPolicyOptions, TrainingConfig):
         "DQN 256 steps x n_envs, SAC n_envs)"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
-                                        "disc_updates": "[1, inf)", "disc_every": "[1, inf)"}
+                                        **PerceptionTrainingOptions.bounds, "disc_updates": "[1, inf)",
+                                        "disc_every": "[1, inf)"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_perception_training()
 
 
 @register("dac")

@@ -23,8 +23,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from gailkit.agents.base import Run
 from gailkit.agents.fast_sac import FastSAC
+from gailkit.agents.perception_training import ReplayFrames
 from gailkit.buffers import NumbaReplayBuffer
 from gailkit.configs import doc
+from gailkit.nn.checkpoint import tensors_under
 
 __all__ = ["GENERATORS", "OffPolicyOptions", "OffPolicyRun"]
 
@@ -77,6 +79,10 @@ class OffPolicyRun(Run):
             **options,
         )
         self.round_size = self.model.train_freq.frequency * config.n_envs
+        self.replay_frames = None
+        if self.trainer is not None:  # the frames behind the replay's latents, to encode them again
+            self.replay_frames = ReplayFrames(self.model.replay_buffer)
+            self.venv.frame_sink = self.replay_frames
 
     def _generator_options(self, name: str) -> dict[str, Any]:
         """SB3 keyword arguments that replace the preset ``GENERATORS[name]`` (``"sac"`` or ``"dqn"``)."""
@@ -124,13 +130,21 @@ class OffPolicyRun(Run):
         buf = self.model.replay_buffer
         return (buf.buffer_size if buf.full else buf.pos) * buf.n_envs
 
+    def _relatent_experience(self) -> None:
+        if self.replay_frames is not None:
+            self.replay_frames.relatent(self.perception, self._env_actions)
+
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         buf, m = self.model.replay_buffer, self.model
         n = buf.buffer_size if buf.full else buf.pos
         tensors = {f"replay.{k}": torch.from_numpy(np.ascontiguousarray(getattr(buf, k)[:n])) for k in self._REPLAY}
         if getattr(m, "log_ent_coef", None) is not None:
             tensors["log_ent_coef"] = m.log_ent_coef.detach()
-        return tensors, {"replay": {"pos": buf.pos, "full": buf.full, "rng": buf.rng.bit_generator.state}}
+        state = {"replay": {"pos": buf.pos, "full": buf.full, "rng": buf.rng.bit_generator.state}}
+        if self.replay_frames is not None:
+            frames, state["replay_frames"] = self.replay_frames.state()
+            tensors.update({f"replay_frames.{k}": v for k, v in frames.items()})
+        return tensors, state
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         buf, m = self.model.replay_buffer, self.model
@@ -142,3 +156,5 @@ class OffPolicyRun(Run):
         if "log_ent_coef" in tensors:
             with torch.no_grad():
                 m.log_ent_coef.copy_(tensors["log_ent_coef"])
+        if self.replay_frames is not None:
+            self.replay_frames.load_state(tensors_under(tensors, "replay_frames."), state["replay_frames"])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from gailkit.agents.perception_training import Episode
+from gailkit.agents.perception_training import Episode, ReplayFrames
 from gailkit.data.demos import Demonstrations
 from gailkit.data.types import Trajectory
 from gailkit.errors import UsageError
@@ -126,13 +126,18 @@ class VecPerception(VecEnvWrapper):
         # with on_episode: every env's episode so far (frames, actions, rewards), handed over when it ends
         self._episodes: list[tuple[list, list, list]] = [([], [], []) for _ in range(n)]
         self._actions: np.ndarray | None = None
+        self._frames: np.ndarray | None = None  # the frames of the current observations
+        # an off-policy run's ReplayFrames: told every step's frames, and where a reset cuts episodes
+        self.frame_sink: ReplayFrames | None = None
 
     def _observe(self, z: torch.Tensor, h: torch.Tensor) -> np.ndarray:
         parts = [z, h] if self.perception.memory else [z]
         return torch.cat(parts, 1).numpy().astype(np.float32)
 
     def reset(self) -> np.ndarray:
-        frames = self.venv.reset()
+        if self.frame_sink is not None:
+            self.frame_sink.cut()
+        frames = self._frames = self.venv.reset()
         self._z = self.perception.encode_frames(frames)
         self._h.zero_(), self._state[0].zero_(), self._state[1].zero_()
         if self.on_episode is not None:  # unfinished episodes are dropped
@@ -153,6 +158,12 @@ class VecPerception(VecEnvWrapper):
         ended = np.flatnonzero(dones)
         if self.on_episode is not None:
             self._record(frames, rewards, dones, infos)
+        if self.frame_sink is not None:
+            after = frames.copy()
+            for i in ended:
+                after[i] = infos[i]["terminal_observation"]
+            self.frame_sink.step(self._frames, after, dones)
+        self._frames = frames
         if len(ended):  # the terminal frame with the memory that reached it; then a fresh memory
             last = self.perception.encode_frames(np.stack([infos[i]["terminal_observation"] for i in ended]))
             for row, i in enumerate(ended):

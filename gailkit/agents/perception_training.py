@@ -12,9 +12,10 @@ trained with:
   windows of both sets of episodes, their latents sampled from V as when M was first trained.
 
 After an update every latent the learner holds is recomputed: the expert's ``[z, h]`` (the
-discriminator's expert data) and each training env's current observation (its episode so far,
-re-encoded). Only on-policy learners take this option: a replay buffer would keep latents of
-the V and M that saw them (DAC keeps V and M frozen).
+discriminator's expert data), each training env's current observation (its episode so far,
+re-encoded) and, for an off-policy learner (DAC), every row of its replay buffer, from the
+frames :class:`ReplayFrames` keeps behind them (12 KiB per stored transition: size the buffer
+with ``--buffer-size``).
 
 The world model's weights, its optimisers, the kept episodes and the sampling generator are part
 of every checkpoint, so a resumed run equals an uninterrupted one; the final world model is
@@ -27,6 +28,7 @@ import dataclasses
 from collections import deque
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -37,7 +39,7 @@ from gailkit.nn.vae import elbo_loss
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.train import fit_mdn, mdn_windows
 
-__all__ = ["Episode", "PerceptionTrainer", "PerceptionTrainingOptions"]
+__all__ = ["Episode", "PerceptionTrainer", "PerceptionTrainingOptions", "ReplayFrames"]
 
 field = dataclasses.field
 
@@ -188,3 +190,89 @@ class PerceptionTrainer:
         self.recent = deque(Episode(tensors[f"recent.{i}.frames"].numpy(), tensors[f"recent.{i}.actions"].numpy(),
                                     tensors[f"recent.{i}.rewards"].numpy(), bool(terminal))
                             for i, terminal in enumerate(state["recent_terminal"]))
+
+
+class ReplayFrames:
+    """The frames behind an off-policy replay buffer's latent rows, so that they can be encoded
+    again when V or M change (:meth:`relatent`).
+
+    Row ``(pos, env)`` of the buffer keeps the frame its observation came from. Episodes are
+    told apart by a start flag; the frame after an episode's last row (its terminal frame, or
+    the frame where a checkpoint's reset cut it) is kept beside, and the frame after the newest
+    row is the env's live frame. Rows of an episode whose beginning the ring has overwritten get
+    ``h`` from a fresh memory at their first kept frame. Memory: one 64x64 RGB frame (12 KiB) per
+    stored transition, allocated as rows are written.
+    """
+
+    def __init__(self, buffer: Any):
+        self.buffer = buffer
+        size, n = buffer.buffer_size, buffer.n_envs
+        self.frames = np.zeros((size, n, 64, 64, 3), np.uint8)
+        self.starts = np.zeros((size, n), bool)
+        self.ends: dict[tuple[int, int], np.ndarray] = {}  # (row, env) -> the frame after the row
+        self.last_next = np.zeros((n, 64, 64, 3), np.uint8)  # the frame after each env's newest row
+        self.new_episode = np.ones(n, bool)
+        self.rows = 0  # rows written so far
+
+    def step(self, frames: np.ndarray, next_frames: np.ndarray, dones: np.ndarray) -> None:
+        """A vector step about to be stored at the buffer's ``pos``: the frames acted on, the
+        frames after (terminal frames where an episode ended)."""
+        row = self.buffer.pos
+        self.frames[row] = frames
+        self.starts[row] = self.new_episode
+        for env in range(len(dones)):
+            self.ends.pop((row, env), None)
+            if dones[env]:
+                self.ends[(row, env)] = next_frames[env].copy()
+        self.last_next[:] = next_frames
+        self.new_episode = np.asarray(dones, bool).copy()
+        self.rows += 1
+
+    def cut(self) -> None:
+        """The envs are reset mid-episode: the newest rows end where they stand."""
+        if self.rows:
+            row = (self.buffer.pos - 1) % self.buffer.buffer_size
+            for env in np.flatnonzero(~self.new_episode):
+                self.ends[(row, int(env))] = self.last_next[env].copy()
+        self.new_episode[:] = True
+
+    @torch.no_grad()
+    def relatent(self, perception: Any, env_actions: Any) -> None:
+        """Rewrite every stored row's observation and next observation with ``perception``'s
+        current V and M; ``env_actions`` turns replay actions into the env's units."""
+        buf = self.buffer
+        stored = buf.buffer_size if buf.full else buf.pos
+        order = np.r_[buf.pos:buf.buffer_size, 0:buf.pos] if buf.full else np.arange(stored)
+        for env in range(buf.n_envs):
+            starts = np.flatnonzero(self.starts[order, env])
+            bounds = np.r_[0, starts[starts > 0], len(order)]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                rows = order[a:b]
+                after = self.ends.get((int(rows[-1]), env), self.last_next[env])
+                z = perception.encode_frames(np.concatenate([self.frames[rows, env], after[None]]))
+                acts = env_actions(buf.actions[rows, env])
+                if not isinstance(perception.model.action_space, gym.spaces.Box):
+                    acts = acts.reshape(len(rows)).astype(np.int64)
+                latents = perception.observations(z, acts)
+                buf.observations[rows, env] = latents[:-1]
+                buf.next_observations[rows, env] = latents[1:]
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        buf = self.buffer
+        n = buf.buffer_size if buf.full else buf.pos
+        keys = sorted(self.ends)
+        tensors = {"frames": torch.from_numpy(np.ascontiguousarray(self.frames[:n])),
+                   "starts": torch.from_numpy(self.starts[:n].copy()),
+                   "last_next": torch.from_numpy(self.last_next.copy()),
+                   "new_episode": torch.from_numpy(self.new_episode.copy())}
+        if keys:
+            tensors["end_frames"] = torch.from_numpy(np.stack([self.ends[k] for k in keys]))
+        return tensors, {"end_rows": [list(k) for k in keys], "rows": self.rows}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        n = len(tensors["frames"])
+        self.frames[:n], self.starts[:n] = tensors["frames"].numpy(), tensors["starts"].numpy()
+        self.last_next[:], self.new_episode[:] = tensors["last_next"].numpy(), tensors["new_episode"].numpy()
+        ends = tensors["end_frames"].numpy() if "end_frames" in tensors else []
+        self.ends = {(int(r), int(e)): frame for (r, e), frame in zip(state["end_rows"], ends)}
+        self.rows = state["rows"]

@@ -153,5 +153,46 @@ def test_bad_perception_training_input_is_one_line(pixel_world, tmp_path, capsys
                   "pass --perception-train vm")
     dream = ["imitate", "dream-gail", *base[2:], *perception, "--perception-train", "vm"]
     fails_cleanly(dream, capsys, "drop --perception-train")
-    fails_cleanly(["imitate", "dac", *base[2:], *perception, "--perception-train", "vm"], capsys, "perception-train")
+    fails_cleanly(["imitate", "dac", *base[2:-1], *perception, "--perception-train", "m"], capsys, "pass --no-absorbing")
     assert not (tmp_path / "r").exists()
+
+
+def test_dac_encodes_its_replay_again_and_resumes_exactly(pixel_world, tmp_path):
+    """DAC keeps the frames behind its replay rows; after each update every row (through a ring
+    that wrapped, episode ends and a checkpoint's cut) holds what the trained V and M give."""
+    from gailkit.agents.dac import DACConfig
+
+    def dac(out, steps, resume=False):
+        cfg = DACConfig(env=PIXELS, demos=pixel_world / "px.npz", perception=pixel_world / "wm", out=out, steps=steps,
+                        eval_every=512, checkpoint_every=256, learning_starts=128, buffer_size=300, absorbing=False,
+                        progress=False, eval_episodes=1, perception_train="vm", perception_every=256,
+                        perception_updates=3)
+        return imitate(cfg, resume=resume)
+
+    dac(tmp_path / "straight", 512)
+    dac(tmp_path / "resumed", 256)
+    dac(tmp_path / "resumed", 512, resume=True)
+    for name in ("policy.safetensors", "world_model/vae.safetensors", "world_model/mdn_rnn.safetensors"):
+        a, b = (load_tensors(tmp_path / r / name) for r in ("straight", "resumed"))
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}: {key}")
+    ckpt = tmp_path / "straight" / "checkpoint"
+    tensors = load_tensors(ckpt / "extra.safetensors")
+    state = json.loads((ckpt / "state.json").read_text())
+    pos = state["replay"]["pos"]
+    assert state["replay"]["full"] and state["perception_training"]["updates"] == 2
+    order = np.r_[pos:300, 0:pos]  # oldest row first
+    frames, starts = tensors["replay_frames.frames"].numpy()[:, 0], tensors["replay_frames.starts"].numpy()[:, 0]
+    ends = dict(zip((r for r, _ in state["replay_frames"]["end_rows"]), tensors["replay_frames.end_frames"].numpy()))
+    obs, next_obs = tensors["replay.observations"].numpy()[:, 0], tensors["replay.next_observations"].numpy()[:, 0]
+    acts = tensors["replay.actions"].numpy()[:, 0, 0].astype(np.int64)
+    perception = Perception(tmp_path / "straight" / "world_model")
+    firsts = np.flatnonzero(starts[order])
+    bounds = [0, *firsts[firsts > 0], len(order)]
+    assert len(bounds) >= 4  # several episodes in the ring
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        rows = order[a:b]
+        after = ends.get(int(rows[-1]), tensors["replay_frames.last_next"].numpy()[0])
+        expected = perception.encode_episode(np.concatenate([frames[rows], after[None]]), acts[rows])
+        np.testing.assert_allclose(obs[rows], expected[:-1], atol=1e-5)
+        np.testing.assert_allclose(next_obs[rows], expected[1:], atol=1e-5)
