@@ -6,7 +6,10 @@ learning_starts 1000), SB3's defaults otherwise, one torch thread.
 
   --speed   Hopper-v5: both models pass learning_starts, then alternate blocks of --block-steps
             env steps (SB3 first in even blocks, FastSAC first in odd ones) in one process;
-            median env steps/s of each and the ratio. Times need the machine to themselves.
+            median env steps/s of each and the ratio; then the floor: each one's gradient step
+            split into matrix products and the rest (torch profiler), the machine's 256^3 matmul
+            rate, and FastSAC's ceiling ratio if all but its matrix products were free. Times need
+            the machine to themselves.
             -> scripts/results/bench_sac_speed_<UTC stamp>.json
   --curves  evaluation return (deterministic, --eval-episodes on the library's evaluation seeds)
             every --eval-every steps for both implementations on --envs x --seeds (same seeds).
@@ -80,8 +83,38 @@ def speed(block_steps: int, blocks: int) -> dict[str, Any]:
             models[impl].learn(block_steps, reset_num_timesteps=False)
             rates[impl].append(block_steps / (time.perf_counter() - start))
     medians = {impl: statistics.median(r) for impl, r in rates.items()}
-    return {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
-            "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"]}
+    result = {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
+              "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"]}
+    return {**result, "floor": floor(models, medians)}
+
+
+def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -> dict[str, Any]:
+    """Where a gradient step's time goes: matrix products vs the rest (torch profiler), the
+    machine's 256x256x256 matmul rate, and the fastest env steps/s FastSAC could reach if
+    everything but its matrix products cost nothing (its ceiling against SB3)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    for _ in range(50):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(1000):
+        torch.mm(a, b)
+    gflops = 2 * 256**3 / ((time.perf_counter() - start) / 1000) / 1e9
+    out: dict[str, Any] = {"matmul_256_gflop_per_s": gflops}
+    for impl, model in models.items():
+        start = time.perf_counter()
+        model.train(gradient_steps=steps, batch_size=model.batch_size)
+        step_ms = (time.perf_counter() - start) / steps * 1e3
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.train(gradient_steps=steps, batch_size=model.batch_size)
+        self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+        out[impl] = {"train_step_ms": step_ms, "env_step_ms": 1e3 / medians[impl],
+                     "matmul_ms": (self_us.get("aten::mm", 0) + self_us.get("aten::addmm", 0)) / steps / 1e3}
+    fast = out["fast"]
+    best_ms = fast["env_step_ms"] - fast["train_step_ms"] + fast["matmul_ms"]
+    out["fast_ceiling_ratio"] = out["sb3"]["env_step_ms"] / best_ms
+    return out
 
 
 # ----- curves -------------------------------------------------------------------------------------
@@ -201,6 +234,11 @@ def main() -> None:
         print(f"| Hopper-v5 env steps/s (median of {args.blocks} blocks of {args.block_steps}) | SB3 SAC | FastSAC "
               f"| ratio |\n|---|---:|---:|---:|\n| | {m['sb3']:.1f} | {m['fast']:.1f} | "
               f"{result['ratio_fast_over_sb3']:.2f} |")
+        f = result["floor"]
+        print(f"256^3 matmul: {f['matmul_256_gflop_per_s']:.0f} GFLOP/s; per env step (ms): " + "; ".join(
+            f"{impl} {f[impl]['env_step_ms']:.1f} (gradient step {f[impl]['train_step_ms']:.1f}, of which matrix "
+            f"products {f[impl]['matmul_ms']:.1f})" for impl in IMPLS)
+            + f"; FastSAC's ceiling with free non-matmul work: {f['fast_ceiling_ratio']:.2f}x SB3")
         now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         print("wrote", write_json(args.out / f"bench_sac_speed_{now}.json", {**stamp, **result}))
     if args.curves:
