@@ -196,3 +196,57 @@ def test_dac_encodes_its_replay_again_and_resumes_exactly(pixel_world, tmp_path)
         expected = perception.encode_episode(np.concatenate([frames[rows], after[None]]), acts[rows])
         np.testing.assert_allclose(obs[rows], expected[:-1], atol=1e-5)
         np.testing.assert_allclose(next_obs[rows], expected[1:], atol=1e-5)
+
+
+def test_replay_frames_with_box_actions_through_a_cut_and_a_wrapped_ring(tmp_path):
+    """Continuous actions (CarRacing's), two envs, a mid-episode reset and a ring that wrapped:
+    unchanged V and M re-encode the stored rows as they were collected; changed ones as a fresh
+    encoding of each stored episode."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from gailkit.agents.perception_training import ReplayFrames
+    from gailkit.buffers import NumbaReplayBuffer
+
+    env_id = "gailkit/FastCarRacing64-v3"
+    space = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    torch.manual_seed(0)
+    WorldModel(space, latent_dim=4, hidden=8, n_mixtures=2, env_id=env_id).save(tmp_path / "wm")
+    perception = Perception(tmp_path / "wm")
+    venv = VecPerception(make_vec_env(env_id, n_envs=2, seed=0), perception)
+    buf = NumbaReplayBuffer(50, perception.observation_space, space, n_envs=2, seed=0)
+    frames = venv.frame_sink = ReplayFrames(buf)
+    rng, obs = np.random.default_rng(0), venv.reset()
+    for t in range(80):
+        if t == 65:
+            obs = venv.reset()  # a checkpoint's cut
+        actions = rng.uniform(space.low, space.high, (2, 3)).astype(np.float32)
+        next_obs, rewards, dones, infos = venv.step(actions)
+        buf.add(obs, next_obs, actions, rewards, dones, infos)
+        obs = next_obs
+    size = buf.buffer_size  # 25 rows of 2 envs: steps 55-79 are kept
+    assert buf.full and not dones.any()
+    order = np.r_[buf.pos:size, 0:buf.pos]
+
+    def segments(env):
+        firsts = np.flatnonzero(frames.starts[order, env])
+        bounds = [0, *firsts[firsts > 0], size]
+        return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    collected = buf.observations.copy(), buf.next_observations.copy()
+    frames.relatent(perception, lambda a: a)
+    for env in range(2):
+        for rows in segments(env)[1:]:  # the oldest lost its first frames to the ring
+            np.testing.assert_allclose(buf.observations[rows, env], collected[0][rows, env], atol=1e-5)
+            np.testing.assert_allclose(buf.next_observations[rows, env], collected[1][rows, env], atol=1e-5)
+    with torch.no_grad():
+        for p in [*perception.model.vae.parameters(), *perception.model.mdn.parameters()]:
+            p.add_(0.05 * torch.randn_like(p))
+    frames.relatent(perception, lambda a: a)
+    for env in range(2):
+        assert len(segments(env)) == 2  # before and after the cut
+        for rows in segments(env):
+            after = frames.ends.get((int(rows[-1]), env), frames.last_next[env])
+            expected = perception.encode_episode(np.concatenate([frames.frames[rows, env], after[None]]),
+                                                 buf.actions[rows, env])
+            np.testing.assert_allclose(buf.observations[rows, env], expected[:-1], atol=1e-5)
+            np.testing.assert_allclose(buf.next_observations[rows, env], expected[1:], atol=1e-5)
