@@ -25,6 +25,7 @@ scripts/results/bench_latent_car.json (the evaluation history, `finished`) and a
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 from gailkit.agents.dac import DACConfig
@@ -76,15 +77,21 @@ if args.final_tracks:
     tracks = read_json(RESULTS / "bench_worldmodel_fast-2h.json")["returns"]
     ours = evaluate_run(run, episodes=args.final_tracks)
     demonstrator, rand = (float(np.mean(tracks[k]["all"][: args.final_tracks])) for k in ("V+M+C", "random"))
-    final = {"tracks": args.final_tracks, "steps": history[-1]["steps"], "return_mean": ours["return_mean"],
+    done = (run / "policy.safetensors").exists()  # else the latest checkpoint's policy is evaluated
+    steps = history[-1]["steps"] if done else read_json(run / "checkpoint" / "state.json")["num_timesteps"]
+    final = {"tracks": args.final_tracks, "steps": steps, "return_mean": ours["return_mean"],
              "return_std": ours["return_std"], "demonstrator_return": demonstrator, "random_return": rand,
              "normalised": (ours["return_mean"] - rand) / (demonstrator - rand)}
 best = max(history, key=lambda e: e["normalised"])
+late = [e["normalised"] for e in history if e["steps"] > history[-1]["steps"] / 2]  # the second half
 result = {"env": ENV, "demonstrator": {"controller": str(args.wm_dir), "episodes": 10,
                                        "return_mean": meta["expert_return"]},
           "random_return": meta["random_return"], "run": str(run), "steps_planned": args.steps,
           "finished": history[-1]["steps"] >= args.steps and (run / "policy.safetensors").exists(),
-          "final": history[-1], "best": best, "same_tracks": final, "history": history}
+          "final": history[-1], "best": best,
+          "second_half": {"evaluations": len(late), "median_normalised": statistics.median(late),
+                          "min_normalised": min(late), "max_normalised": max(late)},
+          "same_tracks": final, "history": history}
 print(f"demonstrator {meta['expert_return']:.1f}, random {meta['random_return']:.1f}")
 print("| steps | return (5 tracks) | normalised | wall min |\n|---:|---:|---:|---:|")
 for e in history:
@@ -105,6 +112,8 @@ fig.tight_layout()
 args.out.mkdir(parents=True, exist_ok=True)
 fig.savefig(args.out / "bench_latent_car.png")
 write_json(args.out / "bench_latent_car.json", result)
+print(f"best evaluation {best['normalised']:.3f} at {best['steps']:,} steps; the second half's {len(late)} evaluations: "
+      f"median {statistics.median(late):.3f} ({min(late):.3f} to {max(late):.3f})")
 if final:
     print(f"latest policy ({final['steps']:,} steps) on {final['tracks']} tracks: {final['return_mean']:.1f} +/- "
           f"{final['return_std']:.1f}; demonstrator {final['demonstrator_return']:.1f}, random "
