@@ -52,7 +52,7 @@ from gailkit.nn.checkpoint import (
     tensors_under,
     verify_dir,
 )
-from gailkit.worldmodels.train import fit_mdn, mdn_windows
+from gailkit.worldmodels.train import fit_mdn_steps, mdn_windows
 from gailkit.worldmodels.vec_dream import DreamVecEnv
 
 __all__ = ["DreamOptions", "DreamRun"]
@@ -180,14 +180,7 @@ class DreamRun(Run):
             done[-1] = float(terminal)
             episodes.append((z, torch.tensor(a), torch.tensor(r), torch.tensor(done)))
         windows = mdn_windows(episodes, self.config.m_window)
-        mdn = self.perception.model.mdn
-        mdn.train()
-        done_steps, parts = 0, {}
-        while done_steps < self.config.m_updates:
-            batches = min(self.config.m_updates - done_steps, max(1, len(windows) // 32))
-            parts = fit_mdn(mdn, windows, self.m_optimizer, self.rng, batch_size=32, max_batches=batches)
-            done_steps += batches
-        mdn.eval()
+        parts = fit_mdn_steps(self.perception.model.mdn, windows, self.m_optimizer, self.rng, self.config.m_updates)
         self._log("m", parts)
         self._follow_m()
 

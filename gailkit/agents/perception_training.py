@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -37,7 +38,7 @@ from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import load_optimizer_tensors, optimizer_tensors, tensors_under
 from gailkit.nn.vae import elbo_loss
 from gailkit.worldmodels.model import WorldModel
-from gailkit.worldmodels.train import fit_mdn, mdn_windows
+from gailkit.worldmodels.train import fit_mdn_steps, mdn_windows
 
 __all__ = ["Episode", "PerceptionTrainer", "PerceptionTrainingOptions", "ReplayFrames"]
 
@@ -149,17 +150,8 @@ class PerceptionTrainer:
             z = self.model.encode_frames(e.frames, generator=self.generator)
             sequences.append((z, torch.tensor(np.array(e.actions)), torch.tensor(np.array(e.rewards, np.float32)),
                               torch.from_numpy(done)))
-        windows = mdn_windows(sequences, self.WINDOW)
-        mdn, parts, done_steps = self.model.mdn, {}, 0
-        mdn.train()
-        while done_steps < self.options.perception_updates:  # passes over the windows, cut at the step budget
-            batches = min(self.options.perception_updates - done_steps,
-                          max(1, len(windows) // self.options.perception_batch))
-            parts = fit_mdn(mdn, windows, self.m_optimizer, self.rng, batch_size=self.options.perception_batch,
-                            max_batches=batches)
-            done_steps += batches
-        mdn.eval()
-        return parts
+        return fit_mdn_steps(self.model.mdn, mdn_windows(sequences, self.WINDOW), self.m_optimizer, self.rng,
+                             self.options.perception_updates, batch_size=self.options.perception_batch)
 
     # ----- checkpoints ------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -237,9 +229,9 @@ class ReplayFrames:
         self.new_episode[:] = True
 
     @torch.no_grad()
-    def relatent(self, perception: Any, env_actions: Any) -> None:
-        """Rewrite every stored row's observation and next observation with ``perception``'s
-        current V and M; ``env_actions`` turns replay actions into the env's units."""
+    def relatent(self, perception: Any, env_actions: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Rewrite every stored row's observation and next observation with ``perception``'s (a
+        :class:`gailkit.agents.perception.Perception`) current V and M; ``env_actions`` turns replay actions into the env's units."""
         buf = self.buffer
         stored = buf.buffer_size if buf.full else buf.pos
         order = np.r_[buf.pos:buf.buffer_size, 0:buf.pos] if buf.full else np.arange(stored)

@@ -17,7 +17,7 @@ from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["fit_mdn", "mdn_windows", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
+__all__ = ["fit_mdn", "fit_mdn_steps", "mdn_windows", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -131,6 +131,20 @@ def fit_mdn(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimizer: tor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(mdn.parameters(), 1.0)
         optimizer.step()
+    return parts
+
+
+def fit_mdn_steps(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimizer: torch.optim.Optimizer,
+                  rng: np.random.Generator, steps: int, *, batch_size: int = 32) -> dict[str, float]:
+    """``steps`` minibatch steps of M's loss: passes over ``windows`` (:func:`fit_mdn`), the last
+    one cut at the budget; M is left in eval mode. Returns the last batch's loss parts."""
+    mdn.train()
+    done, parts = 0, {}
+    while done < steps:
+        batches = min(steps - done, max(1, len(windows) // batch_size))
+        parts = fit_mdn(mdn, windows, optimizer, rng, batch_size=batch_size, max_batches=batches)
+        done += batches
+    mdn.eval()
     return parts
 
 
