@@ -241,11 +241,10 @@ class ReplayFrames:
             for a, b in zip(bounds[:-1], bounds[1:]):
                 rows = order[a:b]
                 after = self.ends.get((int(rows[-1]), env), self.last_next[env])
-                z = perception.encode_frames(np.concatenate([self.frames[rows, env], after[None]]))
                 acts = env_actions(buf.actions[rows, env])
                 if not isinstance(perception.model.action_space, gym.spaces.Box):
                     acts = acts.reshape(len(rows)).astype(np.int64)
-                latents = perception.observations(z, acts)
+                latents = perception.encode_episode(np.concatenate([self.frames[rows, env], after[None]]), acts)
                 buf.observations[rows, env] = latents[:-1]
                 buf.next_observations[rows, env] = latents[1:]
 
