@@ -15,11 +15,12 @@ learning_starts 1000), SB3's defaults otherwise, one torch thread.
             every --eval-every steps for both implementations on --envs x --seeds (same seeds).
             Runs live in ROOT/<env>/<impl>/seed<k> (ROOT: ~/.cache/gailkit/bench/sac) and save a
             checkpoint every --chunk steps (safetensors + JSON): a rerun resumes each unfinished
-            run from its checkpoint and reuses finished ones.
+            run from its checkpoint and reuses finished ones. --workers N trains N runs at once,
+            one process and one torch thread each (SB3's and FastSAC's run of a seed side by side).
             -> scripts/results/bench_sac_curves_<envs>_seeds<N>_<steps>steps.{json,png}
 
 Run:  OMP_NUM_THREADS=1 python scripts/bench_sac.py --speed
-      OMP_NUM_THREADS=1 nice python scripts/bench_sac.py --curves --envs Pendulum-v1 Hopper-v5 --seeds 3
+      OMP_NUM_THREADS=1 nice python scripts/bench_sac.py --curves --envs Pendulum-v1 Hopper-v5 --seeds 3 --workers 2
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from gailkit.nn.checkpoint import (
     write_verified_dir,
 )
 from gailkit.versions import versions
+from gailkit.worldmodels.backends import make_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
 IMPLS = {"sb3": SAC, "fast": FastSAC}
@@ -192,11 +194,24 @@ def curve(impl: str, env_id: str, seed: int, args: argparse.Namespace) -> list[d
     return history
 
 
+def curve_task(task: tuple[str, str, int, argparse.Namespace]) -> list[dict[str, float]]:
+    """One run in a worker process, on one torch thread."""
+    torch.set_num_threads(1)
+    return curve(*task)
+
+
 def curves(args: argparse.Namespace) -> dict[str, Any]:
     """Per env: each implementation's evaluation histories over the seeds, and a PNG."""
+    tasks = [(impl, env_id, seed, args) for env_id in args.envs for seed in range(args.seeds) for impl in IMPLS]
+    if args.workers > 1:
+        with make_backend("local", args.workers, timeout_s=30 * 24 * 3600) as pool:
+            done = pool.map(curve_task, tasks)
+    else:
+        done = [curve(*task) for task in tasks]
+    histories = {task[:3]: history for task, history in zip(tasks, done, strict=True)}
     results: dict[str, Any] = {}
     for env_id in args.envs:
-        runs = {impl: [curve(impl, env_id, seed, args) for seed in range(args.seeds)] for impl in IMPLS}
+        runs = {impl: [histories[impl, env_id, seed] for seed in range(args.seeds)] for impl in IMPLS}
         mean = {impl: [{"steps": e[0]["steps"], "return_mean": float(np.mean([x["return_mean"] for x in e])),
                         "return_std": float(np.std([x["return_mean"] for x in e]))} for e in zip(*h, strict=True)]
                 for impl, h in runs.items()}
@@ -219,6 +234,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=5000, help="env steps between checkpoints")
+    parser.add_argument("--workers", type=int, default=1, help="--curves: runs trained at once, in processes")
     parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "sac")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
