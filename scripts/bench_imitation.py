@@ -71,8 +71,9 @@ OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
 MUJOCO_SAC = dict(learning_rate=3e-4, learning_starts=10_000, buffer_size=1_000_000)
 # 10 episodes are 10k transitions: BC's default 2,000 steps left HalfCheetah at 0.18-0.28 (seeds 0-2)
 MUJOCO_BC = {"bc": BCConfig(steps=20_000)}
+# Over 3M steps, an evaluation (10 episodes, up to 10k steps) every 50k rather than every 10k
 MUJOCO_PPO = dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=3e-4, gae_lambda=0.95,
-                  ent_coef=0.0)
+                  ent_coef=0.0, eval_every=50_000)
 # Per env: environment steps per algorithm (BC takes none), the settings that differ from each
 # config's defaults ("common" applies where the config has the field) and part options ("parts").
 SETTINGS = {
