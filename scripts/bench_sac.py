@@ -218,8 +218,23 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
         png = args.out / f"bench_sac_curves_{env_id}_seeds{args.seeds}_{args.steps}steps.png"
         save_learning_curve(png, {f"{impl} (mean of {args.seeds} seeds)": m for impl, m in mean.items()},
                             title=f"SB3 SAC vs FastSAC on {env_id}")
-        results[env_id] = {"per_seed": runs, "mean": mean, "png": png.name}
+        results[env_id] = {"per_seed": runs, "mean": mean, "compare": compare(runs), "png": png.name}
     return results
+
+
+def compare(runs: dict[str, list[list[dict[str, float]]]]) -> dict[str, Any]:
+    """FastSAC minus SB3 over the seeds, for the final return and for the mean over the whole curve,
+    beside the standard error of that difference (from the spread between seeds): a gap within two
+    standard errors is within seed noise."""
+    out: dict[str, Any] = {}
+    for name, score in {"final": lambda h: h[-1]["return_mean"],
+                        "curve_mean": lambda h: float(np.mean([e["return_mean"] for e in h]))}.items():
+        per = {impl: np.array([score(h) for h in histories]) for impl, histories in runs.items()}
+        gap = float(per["fast"].mean() - per["sb3"].mean())
+        se = float(np.sqrt(sum(v.var(ddof=1) / len(v) for v in per.values()))) if len(per["sb3"]) > 1 else float("nan")
+        out[name] = {"sb3": per["sb3"].tolist(), "fast": per["fast"].tolist(), "fast_minus_sb3": gap,
+                     "standard_error": se, "within_seed_noise": bool(abs(gap) <= 2 * se)}
+    return out
 
 
 def main() -> None:
@@ -263,6 +278,11 @@ def main() -> None:
         for env_id, r in result.items():
             for impl, m in r["mean"].items():
                 print(f"| {env_id} | {impl} | {m[-1]['return_mean']:.1f} ({m[-1]['return_std']:.1f}) |")
+        print("\n| env | score | FastSAC - SB3 | standard error | within seed noise (2 SE) |\n|---|---|---:|---:|---|")
+        for env_id, r in result.items():
+            for name, c in r["compare"].items():
+                print(f"| {env_id} | {name} | {c['fast_minus_sb3']:.1f} | {c['standard_error']:.1f} | "
+                      f"{'yes' if c['within_seed_noise'] else 'no'} |")
         name = f"bench_sac_curves_{'_'.join(args.envs)}_seeds{args.seeds}_{args.steps}steps.json"
         print("wrote", write_json(args.out / name, {**stamp, "steps": args.steps, "eval_every": args.eval_every,
                                                     "envs": result}))
