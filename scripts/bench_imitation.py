@@ -99,8 +99,8 @@ SETTINGS = {
     # (60k), gail reward without absorbing states 0.45; the last is DAC's setting here. GAIL with
     # absorbing states stayed at 0.01-0.14 for 737k steps (seed 0). So no algorithm uses them on
     # Hopper; for SQIL, whose expert rows all earn 1, 9 expert falls would make the absorbing state a goal.
-    # Without them AIRL's default reward (its shaped f, mostly negative) taught the policy to fall at
-    # once: -0.01 from 196k to 442k steps (seed 0). AIRL takes DAC's positive gail reward here.
+    # Without them AIRL's default reward (its shaped f, -5 to -7 per step on average) taught the policy
+    # to fall at once: -0.01 from 196k to 442k steps (seed 0). AIRL takes DAC's positive gail reward here.
     "Hopper-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
                       common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000, absorbing=False),
                       per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_PPO, "airl": MUJOCO_PPO},
