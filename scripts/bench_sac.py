@@ -207,7 +207,7 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
         with make_backend("local", args.workers, timeout_s=30 * 24 * 3600) as pool:
             done = pool.map(curve_task, tasks)
     else:
-        done = [curve(*task) for task in tasks]
+        done = [curve_task(task) for task in tasks]
     histories = {task[:3]: history for task, history in zip(tasks, done, strict=True)}
     results: dict[str, Any] = {}
     for env_id in args.envs:
