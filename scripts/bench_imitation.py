@@ -1,6 +1,7 @@
 """Benchmark: BC, GAIL, AIRL, DAC and SQIL from 10 expert episodes, and reward transfer.
 
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
+      ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
 Experts: ROOT/experts/ENV when there is one (trained with the env's preset when missing and
@@ -43,24 +44,8 @@ from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.envs.make import make_env
 from gailkit.files import write_json
+from gailkit.worldmodels.backends import Backend, make_backend
 from gailkit.zoo import zoo_envs, zoo_expert_dir
-
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1"])
-parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac", "sqil"])
-parser.add_argument("--transfer", action="store_true", help="also PPO from scratch on AIRL's and GAIL's rewards")
-parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "imitation")
-parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                    help="local: runs one after another in this process; ray: each seed's run as a Ray task")
-parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: Ray on this machine)")
-parser.add_argument("--workers", type=int, default=2, help="Ray CPUs to start when there is no --ray-address")
-parser.add_argument("--max-expert-steps", type=int, default=200_000,
-                    help="train a missing expert only if its preset needs at most this many steps")
-args = parser.parse_args()
-args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
-torch.set_num_threads(1)
 
 CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
            "ppo-on-reward": PPOOnRewardConfig}
@@ -146,23 +131,15 @@ def run_task(task: tuple) -> list[dict]:
     return run_once(*task)
 
 
-pool = None
-if args.backend == "ray":
-    from gailkit.worldmodels.backends import make_backend
-
-    pool = make_backend("ray", args.workers, timeout_s=7 * 24 * 3600, ray_address=args.ray_address)
-
-
-def run_seeds(configs: list, parts: dict | None = None) -> list[list[dict]]:
-    """Every seed's history: on the Ray cluster with --backend ray, else one after another here."""
+def run_seeds(configs: list, pool: Backend | None, parts: dict | None = None) -> list[list[dict]]:
+    """Every seed's history: on the backend's workers, or one after another here when there is none."""
     if pool is None:
         return [run_once(c, parts) for c in configs]
     return pool.map(run_task, [(c, parts) for c in configs])
 
 
-algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
-results: dict[str, dict] = {}
-for env_id in args.envs:
+def expert_and_demos(env_id: str, args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The env's expert folder and its 10-episode demonstration file, made when missing (None: skip the env)."""
     expert_dir = args.root / "experts" / env_id
     demos_path = args.root / "demos" / f"{env_id}.npz"
     if not (expert_dir / "card.json").exists() and env_id in zoo_envs():
@@ -177,10 +154,19 @@ for env_id in args.envs:
         if PRESETS[env_id].steps > args.max_expert_steps:
             print(f"skipping {env_id}: no expert in {expert_dir}; train one with "
                   f"`gailkit expert train --env {env_id} --out {expert_dir}` ({PRESETS[env_id].steps:,} steps)")
-            continue
+            return None
         train_expert(ExpertConfig(env=env_id, out=expert_dir, progress=False))
     if not demos_path.exists():
         collect_demos(CollectConfig(expert=expert_dir, episodes=10, seed=0, out=demos_path))
+    return expert_dir, demos_path
+
+
+def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos: str) -> dict | None:
+    """One env's rows (every algorithm, then the transfer runs) and its learning-curve PNG."""
+    found = expert_and_demos(env_id, args)
+    if found is None:
+        return None
+    expert_dir, demos_path = found
     card = json.loads((expert_dir / "card.json").read_text())
     env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
                 "expert_card": card, "algos": {}, "transfer": {}}
@@ -188,7 +174,7 @@ for env_id in args.envs:
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{algo}_seed{seed}", env=env_id,
                               demos=demos_path) for seed in range(args.seeds)]
         parts = SETTINGS[env_id].get("parts", {}).get(algo)
-        histories = run_seeds(configs, parts)
+        histories = run_seeds(configs, pool, parts)
         env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
         a = env_rows["algos"][algo]
         print(f"{env_id} {algo}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
@@ -200,10 +186,9 @@ for env_id in args.envs:
         for algo, steps in sources:
             source = algo if steps == SETTINGS[env_id]["steps"][algo] else f"{algo}_{steps // 1000}k"
             if steps != SETTINGS[env_id]["steps"][algo]:  # the source runs themselves, stopped at `steps`
-                parts = SETTINGS[env_id].get("parts", {}).get(algo)
-                for seed in range(args.seeds):
-                    run_once(config_for(algo, env_id, seed, args.root / env_id / f"{source}_seed{seed}", env=env_id,
-                                        demos=demos_path, steps=steps), parts)
+                run_seeds([config_for(algo, env_id, seed, args.root / env_id / f"{source}_seed{seed}", env=env_id,
+                                      demos=demos_path, steps=steps) for seed in range(args.seeds)],
+                          pool, SETTINGS[env_id].get("parts", {}).get(algo))
             configs = [config_for("ppo-on-reward", env_id, seed, args.root / env_id / f"ppo-on-{source}_seed{seed}",
                                   reward_from=args.root / env_id / f"{source}_seed{seed}")
                        for seed in range(args.seeds)]
@@ -211,7 +196,7 @@ for env_id in args.envs:
             if missing:
                 print(f"skipping transfer of {source} on {env_id}: run --algos {algo} first ({missing[0]} is missing)")
                 continue
-            env_rows["transfer"][source] = summarise(run_seeds(configs),
+            env_rows["transfer"][source] = summarise(run_seeds(configs, pool),
                                                      SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
             env_rows["transfer"][source]["source_steps"] = steps
             t = env_rows["transfer"][source]
@@ -219,7 +204,7 @@ for env_id in args.envs:
     plot_runs(args.out / f"bench_imitation_{env_id}{algos}.png",
               {f"{a} (seed 0)": args.root / env_id / f"{a}_seed0" for a in args.algos},
               title=f"{env_id}, 10 expert episodes")
-    results[env_id] = env_rows
+    return env_rows
 
 
 def fmt_median(values):
@@ -234,25 +219,74 @@ def fmt_spread(values):
     return f"{np.median(f):.3f} ({f.min():.3f}-{f.max():.3f})"
 
 
-print(f"\n| env | expert | random | method | env steps | final normalised: median (min-max) over {args.seeds} seeds "
-      f"| mean of last 5 evaluations: median (min-max) | steps to 0.9 (median) | wall s to 0.9 (median) |")
-print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
-for env_id, r in results.items():
-    for algo, a in r["algos"].items():
-        print(f"| {env_id} | {r['expert_return']:.1f} | {r['random_return']:.1f} | {algo} | {a['steps']:,} | "
-              f"{fmt_spread(a['final_normalised'])} | {fmt_spread(a['mean_last5_normalised'])} | "
-              f"{fmt_median(a['steps_to_0_9'])} | {fmt_median(a['wall_to_0_9'])} |")
-if args.transfer:
-    print(f"\n| env | reward learned by | PPO steps on it | final normalised (true reward): median (min-max) over "
-          f"{args.seeds} seeds | per seed |")
-    print("|---|---|---:|---:|---|")
+def print_tables(results: dict[str, dict], args: argparse.Namespace) -> None:
+    print(f"\n| env | expert | random | method | env steps | final normalised: median (min-max) over "
+          f"{args.seeds} seeds | mean of last 5 evaluations: median (min-max) | steps to 0.9 (median) "
+          f"| wall s to 0.9 (median) |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for env_id, r in results.items():
-        for source, t in r["transfer"].items():
-            learned_by = f"{source.split('_')[0]}, its final reward after {t['source_steps']:,} steps"
-            print(f"| {env_id} | {learned_by} | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
-                  f"{', '.join(f'{v:.3f}' for v in t['final_normalised'])} |")
-path = args.out / f"bench_imitation_{'_'.join(results)}_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}.json"
-write_json(path, results)
-print(f"\nwrote {path} and the learning curves next to it")
-if pool is not None:
-    pool.close()
+        for algo, a in r["algos"].items():
+            print(f"| {env_id} | {r['expert_return']:.1f} | {r['random_return']:.1f} | {algo} | {a['steps']:,} | "
+                  f"{fmt_spread(a['final_normalised'])} | {fmt_spread(a['mean_last5_normalised'])} | "
+                  f"{fmt_median(a['steps_to_0_9'])} | {fmt_median(a['wall_to_0_9'])} |")
+    if args.transfer:
+        print(f"\n| env | reward learned by | PPO steps on it | final normalised (true reward): median (min-max) over "
+              f"{args.seeds} seeds | per seed |")
+        print("|---|---|---:|---:|---|")
+        for env_id, r in results.items():
+            for source, t in r["transfer"].items():
+                learned_by = f"{source.split('_')[0]}, its final reward after {t['source_steps']:,} steps"
+                print(f"| {env_id} | {learned_by} | {t['steps']:,} | {fmt_spread(t['final_normalised'])} | "
+                      f"{', '.join(f'{v:.3f}' for v in t['final_normalised'])} |")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1"])
+    parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac", "sqil"])
+    parser.add_argument("--transfer", action="store_true", help="also PPO from scratch on AIRL's and GAIL's rewards")
+    parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "imitation")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: seeds one after another here, or in --workers processes; ray: Ray tasks")
+    parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: Ray on this machine)")
+    parser.add_argument("--workers", type=int, help="seeds run at once: local processes (default 1), or the Ray "
+                                                     "CPUs to start when there is no --ray-address (default 2)")
+    parser.add_argument("--max-expert-steps", type=int, default=200_000,
+                        help="train a missing expert only if its preset needs at most this many steps")
+    return parser
+
+
+def main() -> None:
+    parser = make_parser()
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
+    torch.set_num_threads(1)
+    workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
+    algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
+    if args.ray_address and args.backend != "ray":
+        parser.error("--ray-address needs --backend ray")
+    if workers < 1:
+        parser.error(f"--workers {workers}: must be >= 1")
+    pool = None
+    if args.backend == "ray" or workers > 1:
+        pool = make_backend(args.backend, workers, timeout_s=30 * 24 * 3600, ray_address=args.ray_address)
+    results: dict[str, dict] = {}
+    try:
+        for env_id in args.envs:
+            env_rows = bench_env(env_id, args, pool, algos)
+            if env_rows is not None:
+                results[env_id] = env_rows
+    finally:
+        if pool is not None:
+            pool.close()
+    print_tables(results, args)
+    suffix = f"_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}"
+    path = args.out / f"bench_imitation_{'_'.join(results)}{suffix}.json"
+    write_json(path, results)
+    print(f"\nwrote {path} and the learning curves next to it")
+
+
+if __name__ == "__main__":
+    main()
