@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.files import write_json
 from gailkit.worldmodels.controller import (
     DreamTrainingConfig,
     dream_fitness,
@@ -52,11 +53,18 @@ def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **f
     history = out[1] if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list) else None
     if history and all("wall_s" in h for h in history):
         wall[stage] = sum(h["wall_s"] for h in history)
-        wall_file.write_text(json.dumps(wall, indent=2))
+        write_json(wall_file, wall)
     elif stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
         wall[stage] = time.perf_counter() - start
-        wall_file.write_text(json.dumps(wall, indent=2))
+        write_json(wall_file, wall)
     return out
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
+    """``a - b`` over the same tracks: its mean, the standard error of that mean, and the tracks each way."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return {"mean": float(d.mean()), "standard_error": float(d.std(ddof=1) / np.sqrt(len(d))),
+            "tracks_ahead": int((d > 0).sum()), "tracks_behind": int((d < 0).sum())}
 
 
 def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list[dict], real: dict[str, float],
@@ -165,9 +173,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
+    paired = {other: paired_difference(returns["V+M+C"], returns[other]) for other in ("V only", "random")}
     rows = {
         "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes, "controller_where": where,
         "returns": {k: {"mean": float(v.mean()), "std": float(v.std()), "all": v.tolist()} for k, v in returns.items()},
+        "vmc_minus_on_same_tracks": paired,
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
         "wall_s": wall, "controller_history": history, "vonly_history": vonly_history,
@@ -179,6 +189,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"| {name} | {v.mean():.1f} +/- {v.std():.1f} |")
     print(f"| V+M+C in its own dream (1000 steps, tau 1) / gap to real | {dream_score:.1f} / "
           f"{dream_score - means['V+M+C']:+.1f} |")
+    for other, d in paired.items():
+        print(f"V+M+C minus {other}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
+              f"{d['standard_error']:.1f}; V+M+C ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
     for stage, seconds in wall.items():
         print(f"| {stage} | {seconds / 60:.1f} min |")
@@ -186,8 +199,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
           + f"; {3 * args.eval_episodes} evaluation tracks")
     print(f"batched dream steps/s (1024 dreams, with the controller) vs real env steps/s: "
           f"{dream_sps:,.0f} vs {real_sps:,.0f} ({dream_sps / real_sps:,.0f}x)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    write_json(out, rows)
     curve = out.with_name(out.stem + "_curve.png")
     plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
                 f"{p.env}, {args.preset} preset")
