@@ -113,6 +113,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # the GIF and the curve are written beside it
     data, model_dir = run_dir / "data", run_dir / "model"
     run_dir.mkdir(parents=True, exist_ok=True)
     wall_file = run_dir / "wall.json"
