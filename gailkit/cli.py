@@ -284,6 +284,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.controller import (
         DreamTrainingConfig,
+        load_solution,
         train_controller_in_dream,
         train_controller_in_real,
     )
@@ -296,7 +297,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     p = WM_PRESETS[args.preset]
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
                                            ("generations", args.generations), ("popsize", args.popsize),
-                                           ("rollouts", args.rollouts), ("frame_skip", args.frame_skip))
+                                           ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
+                                           ("controller_solution", args.solution))
                                  if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
@@ -340,23 +342,20 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                   f"{r['gap']:+.1f} |")
         print(f"wrote {root / 'iterations'}/")
     elif action == "eval":
-        from gailkit.worldmodels.cmaes import CMAES
-
         model = WorldModel.load(model_dir)
-        best = CMAES.load(ctrl).best_x
+        best = load_solution(ctrl, args.solution)
         ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes, frame_skip=p.frame_skip)
                      for x in (best, None))
         _print_table([("controller", f"{ret.mean():.1f} +/- {ret.std():.1f}"),
                       ("random", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
                       ("episodes", str(args.eval_episodes))])
     elif action == "demos":
-        from gailkit.worldmodels.cmaes import CMAES
         from gailkit.worldmodels.real import record_controller_demos
 
         if args.out is None:
             raise UsageError("worldmodel demos needs --out FILE.npz (where to write the demonstrations)")
         model = WorldModel.load(model_dir)
-        path = record_controller_demos(model, CMAES.load(ctrl).best_x, p.env, args.episodes or 10, args.out,
+        path = record_controller_demos(model, load_solution(ctrl, args.solution), p.env, args.episodes or 10, args.out,
                                        seed=args.seed)
         print(f"wrote {path}: {args.episodes or 10} episodes of {p.env} frames by the controller in {ctrl}/")
     elif action == "dream-video":
@@ -473,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--v-only", action="store_true",
                    help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
     p.add_argument("--resume", action="store_true", help="continue the controller's CMA-ES")
+    p.add_argument("--solution", choices=["best", "mean"],
+                   help="the controller: the best candidate seen, or the CMA-ES mean (the paper's); train-controller "
+                        "default: the preset's; eval and demos default: the one the run was trained for")
     p.set_defaults(func=cmd_worldmodel)
 
     p = sub.add_parser("eval", help="evaluate the policy of an imitation run")

@@ -12,6 +12,8 @@ and a GIF of the V+M+C controller on a real track beside it):
   the paper's best setting; ``cpu-hour``: in M's dream), evaluated on real tracks;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream);
 - the random policy on the same tracks;
+- both controllers again with the other choice of solution (the preset's is the CMA-ES mean for
+  ``fast-2h``, as in the paper's code, or the best candidate seen; the other is a second row each);
 with real-environment steps used, the wall time of each stage, the controller's dream/real score
 gap, and batched dream steps/s against real-environment steps/s measured in this run. Every
 stage resumes from what an interrupted run left in --dir (CMA-ES from its last generation).
@@ -30,8 +32,10 @@ import torch
 
 from gailkit.files import write_json
 from gailkit.worldmodels.controller import (
+    SOLUTIONS,
     DreamTrainingConfig,
     dream_fitness,
+    load_solution,
     train_controller_in_dream,
     train_controller_in_real,
 )
@@ -42,6 +46,8 @@ from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import evaluate_controllers
 from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+
+SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 
 
 def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):
@@ -148,17 +154,25 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                                     popsize=args.vonly_popsize or p.popsize,
                                     rollouts=1 if where == "dream" else p.rollouts,
                                     max_steps=args.vonly_steps or p.max_steps, tau=p.tau, memory=False,
-                                    frame_skip=p.frame_skip)
+                                    frame_skip=p.frame_skip, solution=p.controller_solution)
     vonly_dir = run_dir / "controller_vonly"
-    best_v, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir,
+    _, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir,
                                   p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
     real_steps["V-only training"] = (vonly_cfg.generations * vonly_cfg.popsize * vonly_cfg.rollouts
                                      * vonly_cfg.max_steps)  # upper bound
 
+    # each controller with both solutions, batched: the preset's is the row, the other a second row
+    other = next(s for s in SOLUTIONS if s != p.controller_solution)
     start = time.perf_counter()
-    returns = {name: evaluate_controllers(model, None if params is None else params[None], p.env, args.eval_episodes,
-                                          frame_skip=p.frame_skip)[0]
-               for name, params in (("V+M+C", best), ("V only", best_v), ("random", None))}
+    returns = {}
+    for name, run in (("V+M+C", c_dir), ("V only", vonly_dir)):
+        both = evaluate_controllers(model, np.stack([load_solution(run, p.controller_solution),
+                                                     load_solution(run, other)]), p.env, args.eval_episodes,
+                                    frame_skip=p.frame_skip)
+        returns[name], returns[f"{name} ({SOLUTION_LABELS[other]})"] = both
+    returns["random"] = evaluate_controllers(model, None, p.env, args.eval_episodes, frame_skip=p.frame_skip)[0]
+    returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
+                                       f"V only ({SOLUTION_LABELS[other]})")}
     wall["evaluation"] = time.perf_counter() - start
     controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
@@ -174,11 +188,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
-    paired = {other: paired_difference(returns["V+M+C"], returns[other]) for other in ("V only", "random")}
+    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random")}
+    alt = f" ({SOLUTION_LABELS[other]})"
+    paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])
     rows = {
         "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes, "controller_where": where,
         "returns": {k: {"mean": float(v.mean()), "std": float(v.std()), "all": v.tolist()} for k, v in returns.items()},
-        "vmc_minus_on_same_tracks": paired,
+        "solution": p.controller_solution, "vmc_minus_on_same_tracks": paired,
+        "other_solution": {"solution": other, "vmc_minus_vonly_on_same_tracks": paired_other},
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
         "wall_s": wall, "controller_history": history, "vonly_history": vonly_history,
@@ -190,14 +207,15 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"| {name} | {v.mean():.1f} +/- {v.std():.1f} |")
     print(f"| V+M+C in its own dream (1000 steps, tau 1) / gap to real | {dream_score:.1f} / "
           f"{dream_score - means['V+M+C']:+.1f} |")
-    for other, d in paired.items():
-        print(f"V+M+C minus {other}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
-              f"{d['standard_error']:.1f}; V+M+C ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
+    for b, d in [*paired.items(), ("V only" + alt, paired_other)]:
+        a = "V+M+C" + (alt if b.endswith(alt) else "")
+        print(f"{a} minus {b}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
+              f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
     for stage, seconds in wall.items():
         print(f"| {stage} | {seconds / 60:.1f} min |")
     print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
-          + f"; {3 * args.eval_episodes} evaluation tracks")
+          + f"; {len(returns) * args.eval_episodes} evaluation tracks")
     print(f"batched dream steps/s (1024 dreams, with the controller) vs real env steps/s: "
           f"{dream_sps:,.0f} vs {real_sps:,.0f} ({dream_sps / real_sps:,.0f}x)")
     write_json(out, rows)

@@ -3,6 +3,10 @@
 All candidates x rollouts of a generation run as one :class:`BatchedDream`: one LSTM call per
 dream step for the whole population, with each dream's controller applied by a batched matrix
 product. Every generation is checkpointed (CMA-ES state + best parameters), so training resumes.
+
+The trained controller is either the best candidate seen (``solution="best"``, chosen on its own
+noisy fitness) or the CMA-ES mean (``solution="mean"``: what the paper's code, estool, evaluates,
+and the usual choice when fitness is noisy: the best of many noisy scores is biased upwards).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import check_frame_skip, evaluate_controllers
 
 __all__ = [
+    "SOLUTIONS",
     "DreamTrainingConfig",
     "dream_fitness",
+    "load_solution",
     "train_controller_in_dream",
     "train_controller_in_real",
 ]
@@ -44,6 +50,29 @@ class DreamTrainingConfig:
     seed: int = 0
     memory: bool = True  # controller sees [z, h]; False: z only (V-only, train it in the real env)
     frame_skip: int = 1  # real env only: each action held for this many env steps
+    solution: str = "best"  # the controller returned: "best" candidate seen, or the CMA-ES "mean"
+
+    def __post_init__(self):
+        if self.solution not in SOLUTIONS:
+            raise UsageError(f"unknown controller solution {self.solution!r}; choose one of {', '.join(SOLUTIONS)}")
+
+
+SOLUTIONS = ("best", "mean")
+
+
+def _solution(es: CMAES, which: str) -> np.ndarray:
+    return es.mean.copy() if which == "mean" else es.best_x.copy()
+
+
+def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray:
+    """The controller parameters trained in ``directory``: ``which`` (``"best"`` or ``"mean"``), by
+    default the run's own ``solution``."""
+    directory = Path(directory)
+    saved = read_json(directory / "history.json", what="controller")["config"]
+    which = which or saved.get("solution", "best")
+    if which not in SOLUTIONS:
+        raise UsageError(f"unknown controller solution {which!r}; choose one of {', '.join(SOLUTIONS)}")
+    return _solution(CMAES.load(directory), which)
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -79,10 +108,11 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
                               f"another directory")
     defaults = dataclasses.asdict(DreamTrainingConfig())  # fields newer than the checkpoint had these values
     changed = [f"{k}: {saved.get(k, defaults[k])!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
-               if k != "generations" and saved.get(k, defaults[k]) != v]
+               if k not in ("generations", "solution") and saved.get(k, defaults[k]) != v]
     if changed:
         raise CheckpointError(f"cannot resume {out} with other options ({', '.join(changed)}); pass the run's options "
-                              f"again (only the number of generations may change) or train into another directory")
+                              "again (only the number of generations and the solution may change) or train into "
+                              "another directory")
 
 
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
@@ -109,7 +139,9 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
                         "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
         es.save(out)
         write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
-    return es.best_x, history
+    if resume:  # the solution may have changed: record the one returned
+        write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
+    return _solution(es, config.solution), history
 
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
@@ -118,7 +150,7 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     """CMA-ES on dream returns from ``x0`` (default zeros); checkpoints every generation in ``out``.
 
     Returns:
-        The best parameters found and the per-generation history (mean / best dream return).
+        The controller (``config.solution``) and the per-generation history (mean / best dream return).
     """
     controller = controller_for(model, memory=config.memory)
 

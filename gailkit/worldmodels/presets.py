@@ -26,6 +26,7 @@ class WorldModelPreset:
     vae_batch: int = 64  # small batches for small data: V needs ~1,000 steps before z carries the pole
     frame_skip: int = 1  # C in the real env holds each action this many steps
     controller_where: str = "dream"  # where the V+M+C controller trains: "dream" or "real"
+    controller_solution: str = "best"  # the trained C: best candidate seen, or the CMA-ES "mean" (the paper's)
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -39,7 +40,8 @@ class WorldModelPreset:
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
         return {"generations": self.generations, "popsize": self.popsize, "rollouts": self.rollouts,
-                "max_steps": self.max_steps, "tau": self.tau, "frame_skip": self.frame_skip}
+                "max_steps": self.max_steps, "tau": self.tau, "frame_skip": self.frame_skip,
+                "solution": self.controller_solution}
 
 
 # fmt: off
@@ -53,6 +55,6 @@ WM_PRESETS: dict[str, WorldModelPreset] = {
     "paper":    WorldModelPreset("gailkit/CarRacing64-v3",   10_000, 32,  10,  20, 256, 5, 1800,  64, 16, 1000, 1.15, "drive"),
     # the fast env makes the paper's best setting affordable: C trained in the *real* env on [z, h]
     "fast-2h":  WorldModelPreset("gailkit/FastCarRacing64-v3",  100, 32,   3,  10, 256, 5,  100,  16,  4, 1000, 1.15, "drive",
-                                 controller_where="real"),
+                                 controller_where="real", controller_solution="mean"),
 }
 # fmt: on

@@ -79,3 +79,34 @@ def test_controller_improves_its_dream_return(tmp_path):
     _, more = train_controller_in_dream(model, resumed_cfg, tmp_path, resume=True, progress=False)
     assert [h["generation"] for h in more] == list(range(1, 15))
     assert all(h["wall_s"] > 0 for h in more)  # each generation timed, resumed or not
+
+
+def test_controller_solution_is_the_best_candidate_or_the_cmaes_mean(tmp_path):
+    import gymnasium as gym
+    import pytest
+    import torch
+
+    from gailkit.errors import UsageError
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.cmaes import CMAES
+    from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution, train_controller_in_dream
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    cfg = DreamTrainingConfig(generations=3, popsize=6, rollouts=2, max_steps=10, seed=0)
+    best, _ = train_controller_in_dream(model, cfg, tmp_path, progress=False)
+    es = CMAES.load(tmp_path)
+    assert not np.allclose(es.mean, es.best_x)  # else this test could not tell them apart
+    np.testing.assert_array_equal(best, es.best_x)
+    np.testing.assert_array_equal(load_solution(tmp_path), es.best_x)  # the run's own choice
+    np.testing.assert_array_equal(load_solution(tmp_path, "mean"), es.mean)
+    # the solution may change on resume (it does not touch the search), and the run records it
+    mean, history = train_controller_in_dream(model, dataclasses.replace(cfg, solution="mean"), tmp_path,
+                                              resume=True, progress=False)
+    np.testing.assert_array_equal(mean, es.mean)
+    assert len(history) == 3
+    np.testing.assert_array_equal(load_solution(tmp_path), es.mean)
+    with pytest.raises(UsageError, match="unknown controller solution 'median'; choose one of best, mean"):
+        DreamTrainingConfig(solution="median")
+    with pytest.raises(UsageError, match="unknown controller solution"):
+        load_solution(tmp_path, "median")

@@ -245,6 +245,7 @@ def test_cli_pipeline(tmp_path, capsys):
     for action in ("collect", "train-vae", "train-mdn", "train-controller", "eval", "dream-video"):
         assert main(["worldmodel", action, *common]) == 0, action
     assert main(["worldmodel", "train-controller", "--where", "real", "--workers", "1", *common]) == 0
+    assert main(["worldmodel", "eval", "--solution", "mean", *common]) == 0  # the CMA-ES mean, not the best candidate
     out = capsys.readouterr().out
     assert "reconstructions.png" in out and "(dream return)" in out and "(real return)" in out
     assert "controller" in out and "random" in out
