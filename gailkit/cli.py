@@ -317,6 +317,9 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
+        if p.warm_start_generations:
+            raise UsageError(f"preset {args.preset} starts V+M+C's search from a V-only controller, which this "
+                             f"command does not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if where == "dream":
             model = WorldModel.load(model_dir)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from gailkit.worldmodels.controller import (
     train_controller_in_real,
 )
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
-from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.linear_controller import controller_for, with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
@@ -74,16 +75,18 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
 
 
 def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list[dict], real: dict[str, float],
-                title: str) -> None:
+                title: str, warm: int = 0) -> None:
+    """CMA-ES curves; a V+M+C search that started from V only's generation ``warm`` is drawn from there."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
-    ax.plot([h["generation"] for h in history], [h["mean"] for h in history], label=f"V+M+C: {where}, mean")
-    ax.plot([h["generation"] for h in history], [h["best"] for h in history], label=f"V+M+C: {where}, best",
-            alpha=0.6)
+    gens = [warm + h["generation"] for h in history]
+    start = f" (from V only at {warm})" if warm else ""
+    ax.plot(gens, [h["mean"] for h in history], label=f"V+M+C: {where}, mean{start}")
+    ax.plot(gens, [h["best"] for h in history], label=f"V+M+C: {where}, best", alpha=0.6)
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
                 label="V only: real, mean")
@@ -104,7 +107,10 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--vae-epochs", type=int)
     parser.add_argument("--mdn-epochs", type=int)
     parser.add_argument("--generations", type=int)
-    parser.add_argument("--vonly-generations", type=int, help="CMA-ES generations of the V-only row (default: V+M+C's)")
+    parser.add_argument("--warm-start-generations", type=int,
+                        help="V+M+C starts from V only's controller after this many generations (default: the preset's)")
+    parser.add_argument("--vonly-generations", type=int,
+                        help="CMA-ES generations of the V-only row (default: V+M+C's, warm start included)")
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
     parser.add_argument("--vonly-steps", type=int, help="steps per V-only training episode (default: as V+M+C)")
     parser.add_argument("--workers", type=int, default=2)
@@ -115,7 +121,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
-                                   ("mdn_epochs", args.mdn_epochs), ("generations", args.generations)) if v}
+                                   ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
+                                   ("warm_start_generations", args.warm_start_generations)) if v is not None}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
@@ -137,29 +144,52 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options())
         (run_dir / "M.done").touch()
 
+    def vonly_config(generations: int) -> DreamTrainingConfig:
+        return DreamTrainingConfig(generations=generations, popsize=args.vonly_popsize or p.popsize,
+                                   rollouts=1 if where == "dream" else p.rollouts,
+                                   max_steps=args.vonly_steps or p.max_steps, tau=p.tau, memory=False,
+                                   frame_skip=p.frame_skip, solution=p.controller_solution)
+
+    def vonly_steps(config: DreamTrainingConfig) -> int:  # an upper bound: episodes may end early
+        return config.generations * config.popsize * config.rollouts * config.max_steps
+
     cfg = DreamTrainingConfig(**p.controller_options())
     z0 = start_latents(model, data)
     where = p.controller_where
-    c_dir = run_dir / f"controller_{where}"
-    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C)"
+    warm, x0 = p.warm_start_generations, None
+    if warm:  # V+M+C's search starts from V only's controller after `warm` generations (h weights 0)
+        start_dir = run_dir / "controller_vonly"
+        warm_stage = f"C in the real env (V only, generations 1-{warm}: V+M+C's start)"
+        x0, first = timed(wall, wall_file, warm_stage, train_controller_in_real, model_dir, p.env, vonly_config(warm), start_dir,
+                          resume=(start_dir / "cmaes.json").exists(), **backend)
+        if len(first) != warm:
+            parser.error(f"{start_dir} holds {len(first)} generations of V only, not the preset's {warm}: "
+                         "use another --dir")
+        x0 = with_memory(model, x0)
+        real_steps["V-only training, V+M+C's start"] = vonly_steps(vonly_config(warm))
+    c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else ""))
+    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''})"
     if where == "dream":
         best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
-                              resume=(c_dir / "cmaes.json").exists())
+                              resume=(c_dir / "cmaes.json").exists(), x0=x0)
     else:
         best, history = timed(wall, wall_file, stage, train_controller_in_real, model_dir, p.env, cfg, c_dir,
-                              resume=(c_dir / "cmaes.json").exists(), **backend)
+                              resume=(c_dir / "cmaes.json").exists(), x0=x0, **backend)
         real_steps["V+M+C training"] = p.generations * p.popsize * p.rollouts * p.max_steps  # upper bound
+    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), stage]
 
-    vonly_cfg = DreamTrainingConfig(generations=args.vonly_generations or p.generations,
-                                    popsize=args.vonly_popsize or p.popsize,
-                                    rollouts=1 if where == "dream" else p.rollouts,
-                                    max_steps=args.vonly_steps or p.max_steps, tau=p.tau, memory=False,
-                                    frame_skip=p.frame_skip, solution=p.controller_solution)
+    vonly_cfg = vonly_config(args.vonly_generations or warm + p.generations)
     vonly_dir = run_dir / "controller_vonly"
+    if warm:  # the V only row continues a copy of V+M+C's start to as many generations as V+M+C had in all
+        vonly_dir = run_dir / f"controller_vonly_{vonly_cfg.generations}"
+        if not vonly_dir.exists():
+            tmp = vonly_dir.with_name(vonly_dir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(start_dir, tmp)
+            tmp.rename(vonly_dir)
     _, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir,
-                                  p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
-    real_steps["V-only training"] = (vonly_cfg.generations * vonly_cfg.popsize * vonly_cfg.rollouts
-                                     * vonly_cfg.max_steps)  # upper bound
+                             p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
+    real_steps["V-only training"] = vonly_steps(vonly_cfg)
 
     # each controller with both solutions, batched: the preset's is the row, the other a second row
     other = next(s for s in SOLUTIONS if s != p.controller_solution)
@@ -199,6 +229,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
         "wall_s": wall, "controller_history": history, "vonly_history": vonly_history,
+        "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
     }
@@ -212,8 +243,10 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"{a} minus {b}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
               f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
-    for stage, seconds in wall.items():
-        print(f"| {stage} | {seconds / 60:.1f} min |")
+    for name, seconds in wall.items():
+        print(f"| {name} | {seconds / 60:.1f} min |")
+    if rows["vmc_pipeline_s"] is not None:
+        print(f"| V+M+C in all: collect, V, M and its C stage(s) | {rows['vmc_pipeline_s'] / 60:.1f} min |")
     print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
           + f"; {len(returns) * args.eval_episodes} evaluation tracks")
     print(f"batched dream steps/s (1024 dreams, with the controller) vs real env steps/s: "
@@ -221,5 +254,5 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     write_json(out, rows)
     curve = out.with_name(out.stem + "_curve.png")
     plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
-                f"{p.env}, {args.preset} preset")
+                f"{p.env}, {args.preset} preset", warm)
     print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")

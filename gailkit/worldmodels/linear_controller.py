@@ -13,7 +13,7 @@ import numpy as np
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "controller_for"]
+__all__ = ["LinearController", "controller_for", "with_memory"]
 
 
 class LinearController:
@@ -51,3 +51,16 @@ def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | No
         raise UsageError(f"controller parameters ({n_params}) fit neither [z, h] ({full.n_params}) nor z alone "
                          f"({v_only.n_params}) of this world model; was it trained with another one?")
     return LinearController(z + h if memory else z, model.action_space)
+
+
+def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
+    """A V-only controller's parameters as a V+M+C controller's: the same map from ``z``, zero
+    weights on ``h``; so the two act alike, and a search from there learns only what ``h`` adds."""
+    small, full = controller_for(model, memory=False), controller_for(model)
+    v_only = np.asarray(v_only, dtype=np.float64)
+    if v_only.shape != (small.n_params,):
+        raise UsageError(f"a V-only controller of this world model has {small.n_params} parameters, not "
+                         f"{v_only.shape}")
+    W = np.zeros((full.out_dim, full.in_dim))
+    W[:, : small.in_dim] = v_only[: small.out_dim * small.in_dim].reshape(small.out_dim, small.in_dim)
+    return np.concatenate([W.ravel(), v_only[small.out_dim * small.in_dim:]])

@@ -27,6 +27,10 @@ class WorldModelPreset:
     frame_skip: int = 1  # C in the real env holds each action this many steps
     controller_where: str = "dream"  # where the V+M+C controller trains: "dream" or "real"
     controller_solution: str = "best"  # the trained C: best candidate seen, or the CMA-ES "mean" (the paper's)
+    controller_sigma0: float = 0.5  # CMA-ES's first step size
+    # > 0: V+M+C's search starts from the V-only controller (real env) after this many generations, with
+    # h's weights at 0; the V only row then gets warm_start_generations + generations in all
+    warm_start_generations: int = 0
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -41,7 +45,7 @@ class WorldModelPreset:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
         return {"generations": self.generations, "popsize": self.popsize, "rollouts": self.rollouts,
                 "max_steps": self.max_steps, "tau": self.tau, "frame_skip": self.frame_skip,
-                "solution": self.controller_solution}
+                "solution": self.controller_solution, "sigma0": self.controller_sigma0}
 
 
 # fmt: off
@@ -57,4 +61,8 @@ WM_PRESETS: dict[str, WorldModelPreset] = {
     "fast-2h":  WorldModelPreset("gailkit/FastCarRacing64-v3",  100, 32,   3,  10, 256, 5,  100,  16,  4, 1000, 1.15, "drive",
                                  controller_where="real", controller_solution="mean"),
 }
+# the same, but V+M+C's CMA-ES starts from V only's controller after 100 generations (h weights 0)
+# and refines it for 60 more; V only's row gets the same 160 generations
+WM_PRESETS["fast-2h-warm"] = dataclasses.replace(WM_PRESETS["fast-2h"], generations=60, warm_start_generations=100,
+                                                 controller_sigma0=0.2)
 # fmt: on

@@ -298,3 +298,23 @@ def test_sb3_ppo_learns_in_a_dream_vec_env(tmp_path):
     ppo.learn(1024)
     # measured with world-model and PPO seeds 0 / 1 / 2: P(1) 0.50 -> 0.725 / 0.714 / 0.699
     assert before == pytest.approx(0.5, abs=0.05) and p_push_1() > 0.6, f"P(push 1) {before:.3f} -> {p_push_1():.3f}"
+
+
+def test_a_v_only_controller_widened_with_memory_acts_the_same(tmp_path):
+    from gailkit.errors import UsageError
+    from gailkit.worldmodels.linear_controller import controller_for, with_memory
+
+    model, _ = tiny_world_model(tmp_path, gym.spaces.Box(-1.0, 1.0, (3,)))
+    small, full = controller_for(model, memory=False), controller_for(model)
+    rng = np.random.default_rng(0)
+    v_only = rng.normal(size=small.n_params)
+    wide = with_memory(model, v_only)
+    assert wide.shape == (full.n_params,)
+    obs = rng.normal(size=(16, full.in_dim))  # [z, h]
+    np.testing.assert_array_equal(full.act(np.repeat(wide[None], 16, 0), obs),
+                                  small.act(np.repeat(v_only[None], 16, 0), obs[:, :small.in_dim]))
+    moved = wide.copy()
+    moved[small.in_dim] = 5.0  # a weight on h (row 0, first h input) is live
+    assert not np.allclose(full.act(moved[None], obs[:1]), full.act(wide[None], obs[:1]))
+    with pytest.raises(UsageError, match=f"has {small.n_params} parameters"):
+        with_memory(model, wide)
