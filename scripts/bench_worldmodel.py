@@ -9,8 +9,11 @@ Small smoke run: python scripts/bench_worldmodel.py --episodes 2 --vae-epochs 1 
 Prints a table and writes scripts/results/bench_worldmodel_<preset>.json (with a CMA-ES curve PNG
 and a GIF of the V+M+C controller on a real track beside it):
 - V+M+C: the controller over [z, h], trained where the preset says (``fast-2h``: in the real env,
-  the paper's best setting; ``cpu-hour``: in M's dream), evaluated on real tracks;
-- V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream);
+  the paper's best setting; ``cpu-hour``: in M's dream), evaluated on real tracks.
+  With ``fast-2h-warm``, V+M+C's search starts from V only's controller after 100 generations
+  (its weights on h at 0) and refines it for 60 more;
+- V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
+  for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
 - both controllers again with the other choice of solution (the preset's is the CMA-ES mean for
   ``fast-2h``, as in the paper's code, or the best candidate seen; the other is a second row each);

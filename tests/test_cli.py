@@ -301,4 +301,8 @@ def test_worldmodel_backend_frame_skip_and_env_are_checked(tmp_path, capsys):
                        f"127.0.0.1:{port}", *common], capsys, "does not answer")
     fails_cleanly(["worldmodel", "train-controller", "--where", "real", "--ray-address", f"127.0.0.1:{port}",
                    *common], capsys, "--ray-address needs --backend ray")
+    fails_cleanly(["worldmodel", "train-controller", "--preset", "fast-2h-warm", *common], capsys,
+                  "preset fast-2h-warm starts V+M+C's search from a V-only controller",
+                  "python scripts/bench_worldmodel.py --preset fast-2h-warm")
+    fails_cleanly(["worldmodel", "eval", *common], capsys, "controller")  # nothing trained yet
     assert not (tmp_path / "controller_real").exists()
