@@ -358,8 +358,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         if args.out is None:
             raise UsageError("worldmodel demos needs --out FILE.npz (where to write the demonstrations)")
         model = WorldModel.load(model_dir)
-        path = record_controller_demos(model, load_solution(ctrl, args.solution), p.env, args.episodes or 10, args.out,
-                                       seed=args.seed)
+        path = record_controller_demos(model, load_solution(ctrl, args.solution), p.env, args.episodes or 10,
+                                       args.out, seed=args.seed)
         print(f"wrote {path}: {args.episodes or 10} episodes of {p.env} frames by the controller in {ctrl}/")
     elif action == "dream-video":
         strip = dream_strip(WorldModel.load(model_dir), p.env, root / "dream.png", seed=args.seed)

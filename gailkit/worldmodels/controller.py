@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+SOLUTIONS = ("best", "mean")  # the trained controller: the best candidate seen, or the CMA-ES mean
+
+
 @dataclasses.dataclass
 class DreamTrainingConfig:
     """CMA-ES in the dream (or, with ``train_controller_in_real``, in the real env)."""
@@ -55,9 +58,6 @@ class DreamTrainingConfig:
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
             raise UsageError(f"unknown controller solution {self.solution!r}; choose one of {', '.join(SOLUTIONS)}")
-
-
-SOLUTIONS = ("best", "mean")
 
 
 def _solution(es: CMAES, which: str) -> np.ndarray:
