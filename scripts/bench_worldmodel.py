@@ -111,7 +111,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--mdn-epochs", type=int)
     parser.add_argument("--generations", type=int)
     parser.add_argument("--warm-start-generations", type=int,
-                        help="V+M+C starts from V only's controller after this many generations (default: the preset's)")
+                        help="V+M+C starts from V only's controller after this many generations (default: preset's)")
     parser.add_argument("--vonly-generations", type=int,
                         help="CMA-ES generations of the V-only row (default: V+M+C's, warm start included)")
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
@@ -147,6 +147,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options())
         (run_dir / "M.done").touch()
 
+    where = p.controller_where
+
     def vonly_config(generations: int) -> DreamTrainingConfig:
         return DreamTrainingConfig(generations=generations, popsize=args.vonly_popsize or p.popsize,
                                    rollouts=1 if where == "dream" else p.rollouts,
@@ -158,13 +160,12 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
 
     cfg = DreamTrainingConfig(**p.controller_options())
     z0 = start_latents(model, data)
-    where = p.controller_where
     warm, x0 = p.warm_start_generations, None
     if warm:  # V+M+C's search starts from V only's controller after `warm` generations (h weights 0)
         start_dir = run_dir / "controller_vonly"
         warm_stage = f"C in the real env (V only, generations 1-{warm}: V+M+C's start)"
-        x0, first = timed(wall, wall_file, warm_stage, train_controller_in_real, model_dir, p.env, vonly_config(warm), start_dir,
-                          resume=(start_dir / "cmaes.json").exists(), **backend)
+        x0, first = timed(wall, wall_file, warm_stage, train_controller_in_real, model_dir, p.env,
+                          vonly_config(warm), start_dir, resume=(start_dir / "cmaes.json").exists(), **backend)
         if len(first) != warm:
             parser.error(f"{start_dir} holds {len(first)} generations of V only, not the preset's {warm}: "
                          "use another --dir")
