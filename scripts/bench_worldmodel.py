@@ -88,11 +88,11 @@ def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
     gens = [warm + h["generation"] for h in history]
     start = f" (from V only at {warm})" if warm else ""
-    ax.plot(gens, [h["mean"] for h in history], label=f"V+M+C: {where}, mean{start}")
-    ax.plot(gens, [h["best"] for h in history], label=f"V+M+C: {where}, best", alpha=0.6)
+    ax.plot(gens, [h["mean"] for h in history], label=f"V+M+C: {where}, candidates' average{start}")
+    ax.plot(gens, [h["best"] for h in history], label=f"V+M+C: {where}, generation's best", alpha=0.6)
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
-                label="V only: real, mean")
+                label="V only: real, candidates' average")
     for i, (label, value) in enumerate(real.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
     ax.set(xlabel="CMA-ES generation", ylabel="return", title=title)
