@@ -4,20 +4,22 @@ Both use the same hyperparameters: gailkit's SAC generator preset (``GENERATORS[
 batch 256, 256x256 networks, one gradient step per env step; learning rate 1e-3, buffer 300k,
 learning_starts 1000), SB3's defaults otherwise, one torch thread.
 
-  --speed   Hopper-v5: both models pass learning_starts, then alternate blocks of --block-steps
-            env steps (SB3 first in even blocks, FastSAC first in odd ones) in one process;
-            median env steps/s of each and the ratio; then the floor: each one's gradient step
+  --speed   Hopper-v5: SB3's SAC, FastSAC and FastSAC with bfloat16 products (matmul_dtype) pass
+            learning_starts, then alternate blocks of --block-steps env steps (in turn, the order
+            reversed every other block) in one process; median env steps/s of each and the ratios
+            to SB3; then the floor: each one's gradient step
             split into matrix products and the rest (torch profiler), the machine's 256^3 matmul
             rate, and FastSAC's ceiling ratio if all but its matrix products were free. Times need
             the machine to themselves.
             -> scripts/results/bench_sac_speed_<UTC stamp>.json
   --curves  evaluation return (deterministic, --eval-episodes on the library's evaluation seeds)
-            every --eval-every steps for both implementations on --envs x --seeds (same seeds).
+            every --eval-every steps for each of --impls (default: sb3 fast; fast_bf16 is FastSAC with
+            bfloat16 products) on --envs x --seeds (same seeds).
             Runs live in ROOT/<env>/<impl>/seed<k> (ROOT: ~/.cache/gailkit/bench/sac) and save a
             checkpoint every --chunk steps (safetensors + JSON): a rerun resumes each unfinished
             run from its checkpoint and reuses finished ones. --workers N trains N runs at once,
             one process and one torch thread each (SB3's and FastSAC's run of a seed side by side).
-            -> scripts/results/bench_sac_curves_<envs>_seeds<N>_<steps>steps.{json,png}
+            -> scripts/results/bench_sac_curves_<envs>_seeds<N>_<steps>steps[_<impls>].{json,png}
 
 Run:  OMP_NUM_THREADS=1 python scripts/bench_sac.py --speed
       OMP_NUM_THREADS=1 nice python scripts/bench_sac.py --curves --envs Pendulum-v1 Hopper-v5 --seeds 3 --workers 2
@@ -60,21 +62,26 @@ from gailkit.versions import versions
 from gailkit.worldmodels.backends import make_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
-IMPLS = {"sb3": SAC, "fast": FastSAC}
+IMPLS: dict[str, tuple[type[SAC], dict[str, Any]]] = {  # name: class, options
+    "sb3": (SAC, {}), "fast": (FastSAC, {}), "fast_bf16": (FastSAC, {"matmul_dtype": "bfloat16"})}
+DEFAULT_IMPLS = ["sb3", "fast"]
 PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
 REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 def make(impl: str, env_id: str, seed: int) -> SAC:
     """One implementation on ``env_id`` with the preset; FastSAC on gailkit's replay buffer, SB3 on its own."""
-    extra = {"replay_buffer_class": NumbaReplayBuffer, "replay_buffer_kwargs": {"seed": seed}} if impl == "fast" else {}
+    cls, options = IMPLS[impl]
+    if cls is FastSAC:
+        options = {**options, "replay_buffer_class": NumbaReplayBuffer, "replay_buffer_kwargs": {"seed": seed}}
     venv = make_vec_env(env_id, n_envs=1, seed=seed)
-    return IMPLS[impl]("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **PRESET, **extra)
+    return cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **PRESET, **options)
 
 
 # ----- speed --------------------------------------------------------------------------------------
 def speed(block_steps: int, blocks: int) -> dict[str, Any]:
-    """Median env steps/s of each implementation on Hopper-v5, blocks interleaved."""
+    """Median env steps/s on Hopper-v5 of SB3's SAC, FastSAC and FastSAC with bfloat16 products,
+    blocks interleaved."""
     models = {impl: make(impl, "Hopper-v5", 0) for impl in IMPLS}
     for m in models.values():  # past learning_starts, and one block of warm-up
         m.learn(m.learning_starts + block_steps, reset_num_timesteps=False)
@@ -86,14 +93,15 @@ def speed(block_steps: int, blocks: int) -> dict[str, Any]:
             rates[impl].append(block_steps / (time.perf_counter() - start))
     medians = {impl: statistics.median(r) for impl, r in rates.items()}
     result = {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
-              "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"]}
+              "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"],
+              "ratio_fast_bf16_over_sb3": medians["fast_bf16"] / medians["sb3"]}
     return {**result, "floor": floor(models, medians)}
 
 
 def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -> dict[str, Any]:
     """Where a gradient step's time goes: matrix products vs the rest (torch profiler), the
     machine's 256x256x256 matmul rate, and the fastest env steps/s FastSAC could reach if
-    everything but its matrix products cost nothing (its ceiling against SB3)."""
+    everything but its matrix products cost nothing (its ceiling against SB3), in float32 and bfloat16."""
     from torch.profiler import ProfilerActivity, profile
 
     a, b = torch.randn(256, 256), torch.randn(256, 256)
@@ -113,9 +121,9 @@ def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -
         self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
         out[impl] = {"train_step_ms": step_ms, "env_step_ms": 1e3 / medians[impl],
                      "matmul_ms": (self_us.get("aten::mm", 0) + self_us.get("aten::addmm", 0)) / steps / 1e3}
-    fast = out["fast"]
-    best_ms = fast["env_step_ms"] - fast["train_step_ms"] + fast["matmul_ms"]
-    out["fast_ceiling_ratio"] = out["sb3"]["env_step_ms"] / best_ms
+    for name in ("fast", "fast_bf16"):
+        best_ms = out[name]["env_step_ms"] - out[name]["train_step_ms"] + out[name]["matmul_ms"]
+        out[f"{name}_ceiling_ratio"] = out["sb3"]["env_step_ms"] / best_ms
     return out
 
 
@@ -202,7 +210,7 @@ def curve_task(task: tuple[str, str, int, argparse.Namespace]) -> list[dict[str,
 
 def curves(args: argparse.Namespace) -> dict[str, Any]:
     """Per env: each implementation's evaluation histories over the seeds, and a PNG."""
-    tasks = [(impl, env_id, seed, args) for env_id in args.envs for seed in range(args.seeds) for impl in IMPLS]
+    tasks = [(impl, env_id, seed, args) for env_id in args.envs for seed in range(args.seeds) for impl in args.impls]
     if args.workers > 1:
         with make_backend("local", args.workers, timeout_s=30 * 24 * 3600) as pool:
             done = pool.map(curve_task, tasks)
@@ -211,29 +219,37 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
     histories = {task[:3]: history for task, history in zip(tasks, done, strict=True)}
     results: dict[str, Any] = {}
     for env_id in args.envs:
-        runs = {impl: [histories[impl, env_id, seed] for seed in range(args.seeds)] for impl in IMPLS}
+        runs = {impl: [histories[impl, env_id, seed] for seed in range(args.seeds)] for impl in args.impls}
         mean = {impl: [{"steps": e[0]["steps"], "return_mean": float(np.mean([x["return_mean"] for x in e])),
                         "return_std": float(np.std([x["return_mean"] for x in e]))} for e in zip(*h, strict=True)]
                 for impl, h in runs.items()}
-        png = args.out / f"bench_sac_curves_{env_id}_seeds{args.seeds}_{args.steps}steps.png"
+        png = args.out / f"bench_sac_curves_{env_id}_seeds{args.seeds}_{args.steps}steps{impls_tag(args)}.png"
         save_learning_curve(png, {f"{impl} (mean of {args.seeds} seeds)": m for impl, m in mean.items()},
-                            title=f"SB3 SAC vs FastSAC on {env_id}")
+                            title=f"SB3 SAC vs {' vs '.join(i for i in args.impls if i != 'sb3')} on {env_id}")
         results[env_id] = {"per_seed": runs, "mean": mean, "compare": compare(runs), "png": png.name}
     return results
 
 
+def impls_tag(args: argparse.Namespace) -> str:
+    """File-name suffix for a set of implementations other than the default (SB3 and FastSAC)."""
+    return "" if args.impls == DEFAULT_IMPLS else "_" + "_".join(args.impls)
+
+
 def compare(runs: dict[str, list[list[dict[str, float]]]]) -> dict[str, Any]:
-    """FastSAC minus SB3 over the seeds, for the final return and for the mean over the whole curve,
-    beside the standard error of that difference (from the spread between seeds): a gap within two
-    standard errors is within seed noise."""
+    """Each implementation minus SB3 over the seeds, for the final return and for the mean over the
+    whole curve, beside the standard error of that difference (from the spread between seeds): a gap
+    within two standard errors is within seed noise."""
     out: dict[str, Any] = {}
     for name, score in {"final": lambda h: h[-1]["return_mean"],
                         "curve_mean": lambda h: float(np.mean([e["return_mean"] for e in h]))}.items():
         per = {impl: np.array([score(h) for h in histories]) for impl, histories in runs.items()}
-        gap = float(per["fast"].mean() - per["sb3"].mean())
-        se = float(np.sqrt(sum(v.var(ddof=1) / len(v) for v in per.values()))) if len(per["sb3"]) > 1 else float("nan")
-        out[name] = {"sb3": per["sb3"].tolist(), "fast": per["fast"].tolist(), "fast_minus_sb3": gap,
-                     "standard_error": se, "within_seed_noise": bool(abs(gap) <= 2 * se)}
+        out[name] = {impl: v.tolist() for impl, v in per.items()}
+        for impl in (i for i in per if i != "sb3"):
+            pair = (per[impl], per["sb3"])
+            gap = float(pair[0].mean() - pair[1].mean())
+            se = float(np.sqrt(sum(v.var(ddof=1) / len(v) for v in pair))) if len(pair[1]) > 1 else float("nan")
+            out[name][f"{impl}_minus_sb3"] = {"gap": gap, "standard_error": se,
+                                              "within_seed_noise": bool(abs(gap) <= 2 * se)}
     return out
 
 
@@ -244,6 +260,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "Hopper-v5"])
+    parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=DEFAULT_IMPLS,
+                        help="--curves: implementations to train; sb3 is always the reference")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=5000)
@@ -253,6 +271,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "sac")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if "sb3" not in args.impls:
+        parser.error("--impls must include sb3, the reference")
     if args.chunk % args.eval_every and args.eval_every % args.chunk:
         parser.error("--chunk and --eval-every must divide one another")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -263,13 +283,15 @@ def main() -> None:
         result = speed(args.block_steps, args.blocks)
         m = result["median_steps_per_s"]
         print(f"| Hopper-v5 env steps/s (median of {args.blocks} blocks of {args.block_steps}) | SB3 SAC | FastSAC "
-              f"| ratio |\n|---|---:|---:|---:|\n| | {m['sb3']:.1f} | {m['fast']:.1f} | "
-              f"{result['ratio_fast_over_sb3']:.2f} |")
+              f"| ratio | FastSAC, bfloat16 products | ratio |\n|---|---:|---:|---:|---:|---:|\n| | {m['sb3']:.1f} | "
+              f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {m['fast_bf16']:.1f} | "
+              f"{result['ratio_fast_bf16_over_sb3']:.2f} |")
         f = result["floor"]
         print(f"256^3 matmul: {f['matmul_256_gflop_per_s']:.0f} GFLOP/s; per env step (ms): " + "; ".join(
             f"{impl} {f[impl]['env_step_ms']:.1f} (gradient step {f[impl]['train_step_ms']:.1f}, of which matrix "
             f"products {f[impl]['matmul_ms']:.1f})" for impl in IMPLS)
-            + f"; FastSAC's ceiling with free non-matmul work: {f['fast_ceiling_ratio']:.2f}x SB3")
+            + f"; ceiling with free non-matmul work: FastSAC {f['fast_ceiling_ratio']:.2f}x SB3, "
+            f"bfloat16 {f['fast_bf16_ceiling_ratio']:.2f}x")
         now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         print("wrote", write_json(args.out / f"bench_sac_speed_{now}.json", {**stamp, **result}))
     if args.curves:
@@ -278,12 +300,15 @@ def main() -> None:
         for env_id, r in result.items():
             for impl, m in r["mean"].items():
                 print(f"| {env_id} | {impl} | {m[-1]['return_mean']:.1f} ({m[-1]['return_std']:.1f}) |")
-        print("\n| env | score | FastSAC - SB3 | standard error | within seed noise (2 SE) |\n|---|---|---:|---:|---|")
+        print("\n| env | score | impl | impl - SB3 | standard error | within seed noise (2 SE) |\n"
+              "|---|---|---|---:|---:|---|")
         for env_id, r in result.items():
             for name, c in r["compare"].items():
-                print(f"| {env_id} | {name} | {c['fast_minus_sb3']:.1f} | {c['standard_error']:.1f} | "
-                      f"{'yes' if c['within_seed_noise'] else 'no'} |")
-        name = f"bench_sac_curves_{'_'.join(args.envs)}_seeds{args.seeds}_{args.steps}steps.json"
+                for impl in (i for i in args.impls if i != "sb3"):
+                    g = c[f"{impl}_minus_sb3"]
+                    print(f"| {env_id} | {name} | {impl} | {g['gap']:.1f} | {g['standard_error']:.1f} | "
+                          f"{'yes' if g['within_seed_noise'] else 'no'} |")
+        name = f"bench_sac_curves_{'_'.join(args.envs)}_seeds{args.seeds}_{args.steps}steps{impls_tag(args)}.json"
         print("wrote", write_json(args.out / name, {**stamp, "steps": args.steps, "eval_every": args.eval_every,
                                                     "envs": result}))
 

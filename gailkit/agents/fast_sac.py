@@ -3,9 +3,13 @@
 :class:`FastSAC` is SB3's ``SAC`` (same actor, ``predict``, ``collect_rollouts``, schedules and
 hyperparameters) whose gradient step does the same arithmetic with less overhead:
 
+* for ReLU MLPs (SB3's ``MlpPolicy`` default) the gradients are written out by hand: each network's
+  forward keeps its activations and the backward is a few matrix products and ReLU masks, so no
+  autograd graph is built; other activations take an autograd step with the points below;
 * the twin critics are one :class:`TwinCritic`: layer ``k`` of all ``n_critics`` Q-networks is one
-  stacked weight, updated by one fused Adam kernel and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load either way;
-* fused Adam for actor, critics and entropy coefficient;
+  stacked weight, updated by one fused Adam kernel and one Polyak call; its state dict is SB3's
+  ``ContinuousCritic``'s, so policies load either way;
+* fused Adam for actor, critics and entropy coefficient, called without the optimiser's Python layers;
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
   there and discards them at the next ``zero_grad``);
 * the squashed Gaussian's log-probability in closed form from the standard-normal noise;
@@ -14,13 +18,18 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
 
 Same seed, same initial weights and same random draws as SB3's SAC; the updates agree with SB3's
 to float32 rounding (``tests/agents/test_fast_sac.py``).
+
+``matmul_dtype="bfloat16"`` (opt-in, experimental) runs the hidden-to-hidden products of the
+written-out step in bfloat16 with float32 accumulation (twice float32's rate on CPUs with
+AVX512-BF16); weights, optimiser state, activations and gradients stay float32. Its updates are
+no longer SB3's to float32 rounding, and its learning curves are not measured.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +37,9 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.policies import BaseModel
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from stable_baselines3.sac.policies import Actor, SACPolicy
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
 from gailkit.agents.sb3_adapter import begin_training, count_updates
@@ -39,6 +48,7 @@ from gailkit.buffers import NumbaReplayBuffer, ReplayArrays
 __all__ = ["FastSAC", "FastSACPolicy", "TwinCritic", "squashed_action_log_prob"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_MATMUL_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}  # None: no cast
 
 
 class TwinCritic(BaseModel):
@@ -88,6 +98,10 @@ class TwinCritic(BaseModel):
                 x = self.activation(x)
         return x
 
+    def layers(self) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Per Q-network, its layers' ``(weight (in, out), bias)`` (views of the stacked parameters)."""
+        return [[(w[i], b[i]) for w, b in zip(self.weights, self.biases)] for i in range(self.n_critics)]
+
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """SB3's interface: one ``(B, 1)`` tensor per Q-network."""
         return tuple(self.q_values(obs, actions).unbind(0))
@@ -130,6 +144,12 @@ class FastSACPolicy(SACPolicy):
             optimizer_kwargs = {"fused": True, **(optimizer_kwargs or {})}
         super().__init__(*args, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs, **kwargs)
 
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's, skipped when actor and critic are already in ``mode``: SB3 calls it twice per env step,
+        and each call walks every submodule (~0.4 ms per step on Hopper)."""
+        if not (mode == self.training == self.actor.training == self.critic.training):
+            super().set_training_mode(mode)
+
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> TwinCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         return TwinCritic(**critic_kwargs).to(self.device)
@@ -143,10 +163,136 @@ def squashed_action_log_prob(actor: Actor, obs: torch.Tensor) -> tuple[torch.Ten
     (SB3 computes ``(u - mean) / std``, which is ``eps`` up to rounding).
     """
     mean, log_std, _ = actor.get_action_dist_params(obs)  # log_std clamped as in SB3
-    eps = torch.empty_like(mean).normal_()
-    action = torch.tanh(torch.addcmul(mean, eps, log_std.exp()))
+    action, log_prob, _ = _squash(mean, log_std, torch.empty_like(mean).normal_())
+    return action, log_prob
+
+
+def _squash(mean: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`squashed_action_log_prob` from the Gaussian's parameters and noise; also ``std``."""
+    std = log_std.exp()
+    action = torch.tanh(torch.addcmul(mean, eps, std))
     log_prob = (0.5 * eps.square() + log_std + torch.log(1 - action.square() + 1e-6)).sum(dim=1, keepdim=True)
-    return action, -(log_prob + mean.shape[1] * _HALF_LOG_2PI)
+    return action, -(log_prob + mean.shape[1] * _HALF_LOG_2PI), std
+
+
+def _graph_free_ok(policy: SACPolicy) -> bool:
+    """Whether :meth:`FastSAC._graph_free_step` applies: ReLU MLPs (at least one hidden layer) on
+    parameter-free flattened features; anything else takes the autograd step."""
+    actor, critic = policy.actor, policy.critic
+    hidden = list(actor.latent_pi)
+    return (isinstance(critic, TwinCritic) and isinstance(critic.activation, nn.ReLU)
+            and len(hidden) > 0 and all(isinstance(m, nn.Linear if k % 2 == 0 else nn.ReLU) for k, m in enumerate(hidden))
+            and len(hidden) % 2 == 0 and not actor.use_sde
+            and all(type(m.features_extractor) is FlattenExtractor for m in (actor, critic)))
+
+
+# ----- the gradient step written out: forward and backward of ReLU MLPs, no autograd graph ----------
+class _Pass(NamedTuple):
+    """What :func:`_relu_mlp` keeps for :func:`_relu_mlp_backward`."""
+
+    acts: list[torch.Tensor]  # every layer's input (float32), then the output
+    low: dict[int, tuple[torch.Tensor, torch.Tensor]]  # layer k -> its input and weight in the low dtype
+
+
+def _relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], *, last_relu: bool = False,
+              low_dtype: torch.dtype | None = None) -> _Pass:
+    """``x`` through ``layers`` (``(weight (in, out), bias)``), ReLU between them (and after the last
+    if ``last_relu``). With ``low_dtype``, the products from one hidden activation to the next (the
+    256x256 ones, nearly all the FLOPs) run in that dtype (float32 accumulation, the output rounded
+    to it); the first and last layers, every activation and every gradient stay float32."""
+    acts, low = [x], {}
+    for k, (w, b) in enumerate(layers):
+        if low_dtype is not None and k > 0 and (last_relu or k < len(layers) - 1):
+            low[k] = x.to(low_dtype), w.to(low_dtype)
+            x = torch.addmm(b.to(low_dtype), *low[k]).float()
+        else:
+            x = torch.addmm(b, x, w)
+        if last_relu or k < len(layers) - 1:
+            x = x.relu_()
+        acts.append(x)
+    return _Pass(acts, low)
+
+
+def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
+                       grads: list[tuple[torch.Tensor, torch.Tensor]] | None, d_out: torch.Tensor,
+                       *, input_grad: bool = False) -> torch.Tensor | None:
+    """Backpropagate ``d_out`` (gradient of the output of the :func:`_relu_mlp` ``run``) through ``layers``.
+
+    With ``grads`` (``(weight, bias)`` gradient tensors, same layout as ``layers``) the parameter
+    gradients are written there; returns the gradient of the input if ``input_grad``.
+    ``acts[k]`` (``k > 0``) is the output of ReLU ``k``, so ``acts[k] > 0`` is its derivative's mask.
+    """
+    d = d_out
+    for k in reversed(range(len(layers))):
+        x, w = run.low.get(k, (run.acts[k], layers[k][0]))
+        d_low = d.to(x.dtype)
+        if grads is not None:
+            if x.dtype == d.dtype:
+                torch.mm(x.T, d, out=grads[k][0])
+            else:
+                grads[k][0].copy_(x.T @ d_low)
+            torch.sum(d, dim=0, out=grads[k][1])
+        if k == 0 and not input_grad:
+            return None
+        d = (d_low @ w.T).float()
+        if k > 0:
+            d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
+    return d
+
+
+def _fused_adam_step(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:
+    """``optimizer.step()`` of a one-group fused ``Adam`` with ``grads`` (one per parameter, in the
+    group's order), minus its Python layers: the same step count and ``_fused_adam_`` kernel on the
+    same state tensors. The first step (no state yet) and other optimisers go through ``step()``."""
+    group = optimizer.param_groups[0]
+    params = group["params"]
+    if (len(optimizer.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["maximize"]
+            or group.get("decoupled_weight_decay") or any(p not in optimizer.state for p in params)):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        optimizer.step()
+        return
+    states = [optimizer.state[p] for p in params]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
+                       amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+                       eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+
+class _Views(NamedTuple):
+    """What the graph-free step reads and writes, as views built once per policy: layers as
+    ``(weight (in, out), bias)``, gradient buffers in the same layout, and the buffers again in
+    each optimiser's parameter order."""
+
+    policy: SACPolicy
+    hidden: list[tuple[torch.Tensor, torch.Tensor]]  # the actor's hidden layers
+    heads: list[tuple[torch.Tensor, torch.Tensor]]  # its mean and log-std heads
+    actor_grads: list[tuple[torch.Tensor, torch.Tensor]]  # hidden, then heads
+    actor_grad_list: list[torch.Tensor]
+    critics: list[list[tuple[torch.Tensor, torch.Tensor]]]  # per Q-network
+    critic_grads: list[list[tuple[torch.Tensor, torch.Tensor]]]
+    critic_grad_list: list[torch.Tensor]
+    targets: list[list[tuple[torch.Tensor, torch.Tensor]]]
+    polyak: tuple[list[torch.Tensor], list[torch.Tensor]]  # target parameters, online parameters
+
+    @classmethod
+    def build(cls, policy: SACPolicy) -> _Views:
+        actor, critic = policy.actor, policy.critic
+        linears = [m for m in actor.latent_pi if isinstance(m, nn.Linear)] + [actor.mu, actor.log_std]
+        grad = {p: torch.zeros_like(p) for p in (*actor.parameters(), *critic.parameters())}
+        for p, g in grad.items():
+            p.grad = g  # SB3 leaves the last gradients there too
+        actor_layers = [(m.weight.T, m.bias) for m in linears]
+        actor_grads = [(grad[m.weight].T, grad[m.bias]) for m in linears]
+        critic_grads = [[(grad[w][i], grad[b][i]) for w, b in zip(critic.weights, critic.biases)]
+                        for i in range(critic.n_critics)]
+        return cls(policy, actor_layers[:-2], actor_layers[-2:], actor_grads,
+                   [grad[p] for p in actor.optimizer.param_groups[0]["params"]], critic.layers(), critic_grads,
+                   [grad[p] for p in critic.optimizer.param_groups[0]["params"]], policy.critic_target.layers(),
+                   (list(policy.critic_target.parameters()), list(critic.parameters())))
 
 
 class FastSAC(SAC):
@@ -157,6 +303,12 @@ class FastSAC(SAC):
     critic: TwinCritic
     critic_target: TwinCritic
 
+    def __init__(self, *args: Any, matmul_dtype: str = "float32", **kwargs: Any):
+        if matmul_dtype not in _MATMUL_DTYPES:
+            raise ValueError(f"matmul_dtype must be one of {sorted(_MATMUL_DTYPES)}, got {matmul_dtype!r}")
+        self.matmul_dtype = matmul_dtype
+        super().__init__(*args, **kwargs)
+
     def _setup_model(self) -> None:
         if self.use_sde:
             raise ValueError("FastSAC does not implement gSDE; use stable_baselines3.SAC")
@@ -164,6 +316,12 @@ class FastSAC(SAC):
         if self.ent_coef_optimizer is not None:
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1), fused=True)
         self._batch: ReplayArrays | None = None
+        self._graph_free = _graph_free_ok(self.policy)
+        self._low_dtype = _MATMUL_DTYPES[self.matmul_dtype]
+        if self._low_dtype is not None and not self._graph_free:
+            raise ValueError(f"matmul_dtype={self.matmul_dtype!r} needs ReLU MLPs on flattened observations "
+                             "(the default MlpPolicy); use matmul_dtype='float32'")
+        self._views: _Views | None = None
 
     def _sample(self, batch_size: int) -> ReplayBufferSamples:
         """A minibatch; the Numba buffer gathers it into storage reused by every step."""
@@ -188,6 +346,9 @@ class FastSAC(SAC):
 
     def _step(self, data: ReplayBufferSamples, *, polyak: bool) -> torch.Tensor:
         """One gradient step of SB3's SAC; returns (ent_coef, actor loss, critic loss, ent_coef loss)."""
+        if self._graph_free:
+            with torch.no_grad():
+                return self._graph_free_step(data, polyak=polyak)
         actions_pi, log_prob = squashed_action_log_prob(self.actor, data.observations)
         ent_coef, ent_coef_loss = self._update_ent_coef(log_prob)
         discounts = data.discounts if data.discounts is not None else self.gamma
@@ -202,11 +363,87 @@ class FastSAC(SAC):
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
         self._minimise(self.actor.optimizer, actor_loss)
         if polyak:
-            with torch.no_grad():
-                target, online = list(self.critic_target.parameters()), list(self.critic.parameters())
-                torch._foreach_mul_(target, 1 - self.tau)  # SB3's polyak_update, in two calls
-                torch._foreach_add_(target, online, alpha=self.tau)
+            self._polyak()
         return torch.stack([ent_coef.reshape(()), actor_loss.detach(), critic_loss.detach(), ent_coef_loss])
+
+    def _graph_free_step(self, data: ReplayBufferSamples, *, polyak: bool) -> torch.Tensor:
+        """:meth:`_step` with the gradients written out (ReLU MLPs, parameter-free features): the same
+        arithmetic as autograd's, in SB3's order, without building a graph. Runs under ``no_grad``."""
+        if self._views is None or self._views.policy is not self.policy:
+            self._views = _Views.build(self.policy)
+        v, low, n = self._views, self._low_dtype, self.critic.n_critics
+        features = self.actor.features_extractor  # parameter-free, so the critics' features are the same
+        obs = self.actor.extract_features(data.observations, features)
+        batch, n_actions = obs.shape[0], data.actions.shape[1]
+        # the policy's action on obs, kept for the actor's backward
+        run = _relu_mlp(obs, v.hidden, last_relu=True, low_dtype=low)
+        latent = run.acts[-1]
+        mean, log_std_raw = (torch.addmm(b, latent, w) for w, b in v.heads)
+        eps = torch.empty_like(mean).normal_()
+        action_pi, log_prob, std = _squash(mean, log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX), eps)
+        ent_coef, ent_coef_loss = self._graph_free_ent_coef(log_prob)
+        # the critics' target
+        next_obs = self.actor.extract_features(data.next_observations, features)
+        next_latent = _relu_mlp(next_obs, v.hidden, last_relu=True, low_dtype=low).acts[-1]
+        next_mean, next_log_std = (torch.addmm(b, next_latent, w) for w, b in v.heads)
+        next_action, next_log_prob, _ = _squash(next_mean, next_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX),
+                                                torch.empty_like(next_mean).normal_())
+        next_x = torch.cat([next_obs, next_action], 1)
+        next_q = torch.stack([_relu_mlp(next_x, v.targets[i], low_dtype=low).acts[-1] for i in range(n)]).amin(dim=0)
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        target_q = data.rewards + (1 - data.dones) * discounts * (next_q - ent_coef * next_log_prob)
+        # critic step: 0.5 * sum over critics of the MSE to the target
+        x = torch.cat([obs, data.actions], 1)
+        runs = [_relu_mlp(x, v.critics[i], low_dtype=low) for i in range(n)]
+        errors = torch.stack([r.acts[-1] for r in runs]) - target_q  # (n, B, 1)
+        critic_loss = 0.5 * errors.square().mean(dim=(1, 2)).sum()
+        d_q = errors / batch
+        for i in range(n):
+            _relu_mlp_backward(runs[i], v.critics[i], v.critic_grads[i], d_q[i])
+        _fused_adam_step(self.critic.optimizer, v.critic_grad_list)
+        # actor step: mean of ent_coef * log_prob - min_i Q_i(obs, action_pi), with the updated critics
+        runs = [_relu_mlp(torch.cat([obs, action_pi], 1), v.critics[i], low_dtype=low) for i in range(n)]
+        min_q_pi, argmin = torch.stack([r.acts[-1] for r in runs]).min(dim=0)  # SB3's th.min: ties to the first
+        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
+        d_action = torch.zeros_like(action_pi)
+        for i in range(n):
+            d_q_i = (argmin == i).to(min_q_pi.dtype).mul_(-1 / batch)
+            d_action += _relu_mlp_backward(runs[i], v.critics[i], None, d_q_i, input_grad=True)[:, -n_actions:]
+        # through tanh and the log-probability (eps, the sampled noise, is a constant)
+        c = ent_coef / batch  # d loss / d log_prob
+        one_minus_a2 = 1 - action_pi.square()
+        d_action += c * 2 * action_pi / (one_minus_a2 + 1e-6)
+        d_u = d_action * one_minus_a2  # d loss / d mean
+        d_log_std = (d_u * eps * std - c) * ((log_std_raw >= LOG_STD_MIN) & (log_std_raw <= LOG_STD_MAX))
+        (w_mean, _), (w_log_std, _) = v.heads
+        for (gw, gb), d in zip(v.actor_grads[-2:], (d_u, d_log_std)):
+            torch.mm(latent.T, d, out=gw)
+            torch.sum(d, dim=0, out=gb)
+        d_latent = torch.addmm(d_u @ w_mean.T, d_log_std, w_log_std.T)
+        d_latent = torch.ops.aten.threshold_backward(d_latent, latent, 0)
+        _relu_mlp_backward(run, v.hidden, v.actor_grads[:-2], d_latent)
+        _fused_adam_step(self.actor.optimizer, v.actor_grad_list)
+        if polyak:
+            self._polyak(*v.polyak)
+        return torch.stack([ent_coef.reshape(()), actor_loss, critic_loss, ent_coef_loss])
+
+    def _polyak(self, target: list[torch.Tensor] | None = None, online: list[torch.Tensor] | None = None) -> None:
+        """SB3's ``polyak_update`` of the target critics, in two foreach calls."""
+        with torch.no_grad():
+            target = target if target is not None else list(self.critic_target.parameters())
+            online = online if online is not None else list(self.critic.parameters())
+            torch._foreach_mul_(target, 1 - self.tau)
+            torch._foreach_add_(target, online, alpha=self.tau)
+
+    def _graph_free_ent_coef(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_update_ent_coef` with the gradient of its loss written out."""
+        if self.ent_coef_optimizer is None:
+            return self.ent_coef_tensor, torch.tensor(math.nan)
+        ent_coef = self.log_ent_coef.exp()
+        shifted = log_prob + self.target_entropy
+        loss = -(self.log_ent_coef * shifted).mean()
+        _fused_adam_step(self.ent_coef_optimizer, [-shifted.mean().reshape(1)])
+        return ent_coef, loss
 
     def _update_ent_coef(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The entropy coefficient of this step (before its own update) and its loss (NaN if fixed)."""

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.wrappers import DtypeObservation
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
+from torch import nn
 
-from gailkit.agents.fast_sac import FastSAC, TwinCritic
+from gailkit.agents.fast_sac import FastSAC, TwinCritic, _fused_adam_step
 from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
 
 TIGHT = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding: fused Adam, one MSE over both critics
 
 
-def pair(**kwargs) -> tuple[SAC, FastSAC]:
+def pair(activation: type[nn.Module] = nn.ReLU, obs_dtype: type = np.float32, fast_kwargs: dict | None = None,
+         **kwargs) -> tuple[SAC, FastSAC]:
     """SB3's SAC and FastSAC on Pendulum with one seed, their replay buffers holding the same 300 transitions."""
-    options = dict(learning_starts=0, batch_size=64, seed=0, device="cpu", policy_kwargs={"net_arch": [64, 64]},
+    options = dict(learning_starts=0, batch_size=64, seed=0, device="cpu",
+                   policy_kwargs={"net_arch": [64, 64], "activation_fn": activation},
                    replay_buffer_class=NumbaReplayBuffer, replay_buffer_kwargs={"seed": 0}, **kwargs)
-    models = SAC("MlpPolicy", "Pendulum-v1", **options), FastSAC("MlpPolicy", "Pendulum-v1", **options)
+    models = tuple(cls("MlpPolicy", DtypeObservation(gym.make("Pendulum-v1"), obs_dtype), **options, **extra)
+                   for cls, extra in ((SAC, {}), (FastSAC, fast_kwargs or {})))
     rng = np.random.default_rng(0)
     rows = [(rng.normal(size=(1, 3)), rng.normal(size=(1, 3)), rng.uniform(-1, 1, (1, 1)), rng.normal(size=1),
              rng.random(1) < 0.05, [{"TimeLimit.truncated": bool(rng.random() < 0.5)}]) for _ in range(300)]
@@ -61,10 +67,14 @@ def test_predict_is_sb3_s():
     np.testing.assert_array_equal(fast.predict(obs)[0], stochastic)
 
 
-@pytest.mark.parametrize("options", [{}, {"ent_coef": 0.2, "target_update_interval": 2}], ids=["auto", "fixed"])
+@pytest.mark.parametrize("options", [
+    {}, {"ent_coef": 0.2, "target_update_interval": 2},
+    {"activation": nn.Tanh}, {"obs_dtype": np.float64}], ids=["auto", "fixed", "autograd-step", "float64-obs"])
 def test_gradient_steps_match_sb3_s(options):
-    """Same minibatches (same buffer seed) and same noise (same torch seed): same losses and weights."""
+    """Same minibatches (same buffer seed) and same noise (same torch seed): same losses and weights,
+    both for the written-out step (ReLU) and for the autograd one (other activations)."""
     sb3, fast = pair(**options)
+    assert fast._graph_free == (options.get("activation", nn.ReLU) is nn.ReLU)
     for model in (sb3, fast):
         torch.manual_seed(7)
         model.train(gradient_steps=3, batch_size=64)
@@ -116,3 +126,41 @@ def test_a_reused_minibatch_is_sampled_like_a_fresh_one_for_both_replay_buffers(
 def test_gsde_is_refused():
     with pytest.raises(ValueError, match="gSDE"):
         FastSAC("MlpPolicy", "Pendulum-v1", use_sde=True, device="cpu")
+
+
+def test_the_optimiser_call_without_python_layers_is_adam_s_step_bit_for_bit():
+    torch.manual_seed(0)
+    params = [torch.randn(64, 8, requires_grad=True), torch.randn(8, requires_grad=True)]
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    ref, mine = (torch.optim.Adam(ps, lr=3e-3, fused=True) for ps in (params, twin))
+    for _ in range(4):  # the first step (no state yet) goes through step(), the others through the kernel
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        ref.step()
+        _fused_adam_step(mine, grads)
+    for a, b in zip(params, twin, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+        torch.testing.assert_close(mine.state[b]["exp_avg_sq"], ref.state[a]["exp_avg_sq"], rtol=0, atol=0)
+        assert mine.state[b]["step"] == ref.state[a]["step"] == 4
+
+
+def test_bfloat16_products_stay_close_to_float32_and_are_refused_where_they_do_not_apply():
+    """bfloat16 hidden products change the arithmetic: the losses and weights of three steps stay
+    within bfloat16's rounding of the float32 step's, and differ from them."""
+    _, fast32 = pair()
+    _, fast16 = pair(fast_kwargs={"matmul_dtype": "bfloat16"})
+    for model in (fast32, fast16):
+        torch.manual_seed(7)
+        model.train(gradient_steps=3, batch_size=64)
+    a, b = fast32.policy.state_dict(), fast16.policy.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a), "bfloat16 products left every weight unchanged"
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=2e-2, atol=2e-3, msg=key)
+    for key, value in fast32.logger.name_to_value.items():
+        np.testing.assert_allclose(fast16.logger.name_to_value[key], value, rtol=3e-3, err_msg=key)
+    with pytest.raises(ValueError, match="matmul_dtype must be one of"):
+        FastSAC("MlpPolicy", "Pendulum-v1", matmul_dtype="float16", device="cpu")
+    with pytest.raises(ValueError, match="needs ReLU MLPs"):
+        FastSAC("MlpPolicy", "Pendulum-v1", matmul_dtype="bfloat16", policy_kwargs={"activation_fn": nn.Tanh},
+                device="cpu")
