@@ -194,6 +194,10 @@ class _Pass(NamedTuple):
     acts: list[torch.Tensor]  # every layer's input (float32), then the output
     low: dict[int, tuple[torch.Tensor, torch.Tensor]]  # layer k -> its input and weight in the low dtype
 
+    def rows(self, index: slice) -> _Pass:
+        """The pass of the rows ``index`` of the input alone (views)."""
+        return _Pass([a[index] for a in self.acts], {k: (x[index], w) for k, (x, w) in self.low.items()})
+
 
 def _relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], *, last_relu: bool = False,
               low_dtype: torch.dtype | None = None) -> _Pass:
@@ -375,17 +379,18 @@ class FastSAC(SAC):
         features = self.actor.features_extractor  # parameter-free, so the critics' features are the same
         obs = self.actor.extract_features(data.observations, features)
         batch, n_actions = obs.shape[0], data.actions.shape[1]
-        # the policy's action on obs, kept for the actor's backward
-        run = _relu_mlp(obs, v.hidden, last_relu=True, low_dtype=low)
+        # the actor on obs and next_obs in one pass (same weights); the obs half is kept for its backward
+        next_obs = self.actor.extract_features(data.next_observations, features)
+        both = _relu_mlp(torch.cat([obs, next_obs]), v.hidden, last_relu=True, low_dtype=low)
+        run = both.rows(slice(0, batch))
         latent = run.acts[-1]
-        mean, log_std_raw = (torch.addmm(b, latent, w) for w, b in v.heads)
+        mean_both, log_std_both = (torch.addmm(b, both.acts[-1], w) for w, b in v.heads)
+        mean, log_std_raw = mean_both[:batch], log_std_both[:batch]
         eps = torch.empty_like(mean).normal_()
         action_pi, log_prob, std = _squash(mean, log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX), eps)
         ent_coef, ent_coef_loss = self._graph_free_ent_coef(log_prob)
         # the critics' target
-        next_obs = self.actor.extract_features(data.next_observations, features)
-        next_latent = _relu_mlp(next_obs, v.hidden, last_relu=True, low_dtype=low).acts[-1]
-        next_mean, next_log_std = (torch.addmm(b, next_latent, w) for w, b in v.heads)
+        next_mean, next_log_std = mean_both[batch:], log_std_both[batch:]
         next_action, next_log_prob, _ = _squash(next_mean, next_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX),
                                                 torch.empty_like(next_mean).normal_())
         next_x = torch.cat([next_obs, next_action], 1)
