@@ -407,7 +407,8 @@ class FastSAC(SAC):
             _relu_mlp_backward(runs[i], v.critics[i], v.critic_grads[i], d_q[i])
         _fused_adam_step(self.critic.optimizer, v.critic_grad_list)
         # actor step: mean of ent_coef * log_prob - min_i Q_i(obs, action_pi), with the updated critics
-        runs = [_relu_mlp(torch.cat([obs, action_pi], 1), v.critics[i], low_dtype=low) for i in range(n)]
+        x_pi = torch.cat([obs, action_pi], 1)
+        runs = [_relu_mlp(x_pi, v.critics[i], low_dtype=low) for i in range(n)]
         min_q_pi, argmin = torch.stack([r.acts[-1] for r in runs]).min(dim=0)  # SB3's th.min: ties to the first
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
         d_action = torch.zeros_like(action_pi)
