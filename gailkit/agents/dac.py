@@ -44,6 +44,7 @@ class DACConfig(PerceptionTrainingOptions, OffPolicyOptions, TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_off_policy()
         self.check_perception_training()
 
 

@@ -45,10 +45,10 @@ from torch import nn
 from gailkit.agents.sb3_adapter import begin_training, count_updates
 from gailkit.buffers import NumbaReplayBuffer, ReplayArrays
 
-__all__ = ["FastSAC", "FastSACPolicy", "TwinCritic", "squashed_action_log_prob"]
+__all__ = ["MATMUL_DTYPES", "FastSAC", "FastSACPolicy", "TwinCritic", "squashed_action_log_prob"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-_MATMUL_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}  # None: no cast
+MATMUL_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}  # None: no cast
 
 
 class TwinCritic(BaseModel):
@@ -308,8 +308,8 @@ class FastSAC(SAC):
     critic_target: TwinCritic
 
     def __init__(self, *args: Any, matmul_dtype: str = "float32", **kwargs: Any):
-        if matmul_dtype not in _MATMUL_DTYPES:
-            raise ValueError(f"matmul_dtype must be one of {sorted(_MATMUL_DTYPES)}, got {matmul_dtype!r}")
+        if matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(f"matmul_dtype must be one of {sorted(MATMUL_DTYPES)}, got {matmul_dtype!r}")
         self.matmul_dtype = matmul_dtype
         super().__init__(*args, **kwargs)
 
@@ -321,7 +321,7 @@ class FastSAC(SAC):
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1), fused=True)
         self._batch: ReplayArrays | None = None
         self._graph_free = _graph_free_ok(self.policy)
-        self._low_dtype = _MATMUL_DTYPES[self.matmul_dtype]
+        self._low_dtype = MATMUL_DTYPES[self.matmul_dtype]
         if self._low_dtype is not None and not self._graph_free:
             raise ValueError(f"matmul_dtype={self.matmul_dtype!r} needs ReLU MLPs on flattened observations "
                              "(the default MlpPolicy); use matmul_dtype='float32'")

@@ -22,10 +22,11 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 
 from gailkit.agents.base import Run
-from gailkit.agents.fast_sac import FastSAC
+from gailkit.agents.fast_sac import MATMUL_DTYPES, FastSAC
 from gailkit.agents.perception_training import ReplayFrames
 from gailkit.buffers import NumbaReplayBuffer
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import tensors_under
 
 __all__ = ["GENERATORS", "OffPolicyOptions", "OffPolicyRun"]
@@ -56,6 +57,14 @@ class OffPolicyOptions:
     learning_starts: int | None = field(default=None, metadata=doc(
         "environment steps before the first gradient step (default: 1000)"))
 
+    matmul_dtype: str = field(default="float32", metadata=doc(
+        "SAC's hidden-layer products: float32 (SB3's arithmetic) or bfloat16 (experimental: faster on CPUs with "
+        "AVX512-BF16; the updates are no longer SB3's to float32 rounding)"))
+
+    def check_off_policy(self) -> None:
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise UsageError(f"--matmul-dtype must be one of {', '.join(MATMUL_DTYPES)}, got {self.matmul_dtype!r}")
+
     bounds: ClassVar[dict[str, str]] = {"n_envs": "[1, inf)", "learning_rate": "(0, inf)", "batch_size": "[1, inf)",
                                         "buffer_size": "[1, inf)", "learning_starts": "[0, inf)"}
 
@@ -71,6 +80,9 @@ class OffPolicyRun(Run):
         self.venv = self._vec_env(config.n_envs)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
         algo, name = (DQN, "dqn") if discrete else (FastSAC, "sac")
+        if discrete and config.matmul_dtype != "float32":
+            raise UsageError(f"--matmul-dtype {config.matmul_dtype} applies to SAC, the learner of continuous "
+                             f"actions; {config.env} has discrete ones (DQN): leave it at float32")
         options = {**GENERATORS[name], **self._generator_options(name)}
         self.model = algo(
             "MlpPolicy", self.venv, gamma=config.gamma, seed=config.seed, device="cpu",
@@ -87,8 +99,9 @@ class OffPolicyRun(Run):
     def _generator_options(self, name: str) -> dict[str, Any]:
         """SB3 keyword arguments that replace the preset ``GENERATORS[name]`` (``"sac"`` or ``"dqn"``)."""
         config = self.config
-        return {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
-                if getattr(config, k) is not None}
+        options = {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
+                   if getattr(config, k) is not None}
+        return {**options, "matmul_dtype": config.matmul_dtype} if name == "sac" else options
 
     def _replay_options(self) -> dict[str, Any]:
         """Keyword arguments of the replay buffer beyond SB3's and ``seed``."""

@@ -40,6 +40,10 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
                                         "expert_fraction": "(0, 1)"}
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_off_policy()
+
 
 @register("sqil")
 class SQIL(OffPolicyRun):

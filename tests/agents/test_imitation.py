@@ -161,6 +161,14 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     # no default algorithm any more (it was gail)
     assert main(["imitate", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
     assert "airl, bc, dac, dream-gail, gail, ppo-on-reward, sqil" in capsys.readouterr().err
+    # SAC's bfloat16 products: a dtype it does not have, and a discrete env (DQN); nothing is written
+    assert main(["imitate", "sqil", "--env", "Pendulum-v1", "--demos", str(cartpole_demos), "--matmul-dtype",
+                 "float16", "--out", str(tmp_path / "x")]) == 2
+    assert "--matmul-dtype must be one of float32, bfloat16, got 'float16'" in capsys.readouterr().err
+    assert main(["imitate", "dac", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--matmul-dtype",
+                 "bfloat16", "--out", str(tmp_path / "x")]) == 2
+    assert "--matmul-dtype bfloat16 applies to SAC" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_dac_relabels_replay_samples_with_the_current_discriminator(cartpole_demos, tmp_path):
@@ -269,6 +277,20 @@ def test_dac_with_sac_resumes_exactly(tmp_path):
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
+
+
+def test_dac_hands_its_matmul_dtype_to_sac(tmp_path):
+    from gailkit.agents.dac import DAC
+    from gailkit.agents.experts import rollout_episodes
+
+    env = gym.make("Pendulum-v1")
+    trajs = rollout_episodes(lambda o: np.zeros(1, np.float32), "Pendulum-v1", 2, seed=0)
+    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
+                       observation_space=env.observation_space, action_space=env.action_space)
+    for dtype in ("float32", "bfloat16"):
+        run = DAC(DACConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / dtype, absorbing=False,
+                            matmul_dtype=dtype, progress=False))
+        assert run.model.matmul_dtype == dtype and run.model._graph_free
 
 
 def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpole_demos, tmp_path):
