@@ -180,11 +180,11 @@ def _graph_free_ok(policy: SACPolicy) -> bool:
     """Whether :meth:`FastSAC._graph_free_step` applies: ReLU MLPs (at least one hidden layer) on
     parameter-free flattened features; anything else takes the autograd step."""
     actor, critic = policy.actor, policy.critic
-    hidden = list(actor.latent_pi)
-    return (isinstance(critic, TwinCritic) and isinstance(critic.activation, nn.ReLU)
-            and len(hidden) > 0 and all(isinstance(m, nn.Linear if k % 2 == 0 else nn.ReLU) for k, m in enumerate(hidden))
-            and len(hidden) % 2 == 0 and not actor.use_sde
-            and all(type(m.features_extractor) is FlattenExtractor for m in (actor, critic)))
+    hidden = list(actor.latent_pi)  # Linear, ReLU, Linear, ReLU, ...
+    relu_mlp = len(hidden) > 0 and len(hidden) % 2 == 0 and all(
+        isinstance(m, nn.Linear if k % 2 == 0 else nn.ReLU) for k, m in enumerate(hidden))
+    return (relu_mlp and isinstance(critic, TwinCritic) and isinstance(critic.activation, nn.ReLU)
+            and not actor.use_sde and all(type(m.features_extractor) is FlattenExtractor for m in (actor, critic)))
 
 
 # ----- the gradient step written out: forward and backward of ReLU MLPs, no autograd graph ----------
