@@ -69,6 +69,18 @@ PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
 REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
+def cpu() -> dict[str, Any]:
+    """The CPU's model and whether it multiplies bfloat16 natively (Linux; empty elsewhere): the
+    bfloat16 column's speed depends on it."""
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return {}
+    lines = info.read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    return {"cpu": model, "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def make(impl: str, env_id: str, seed: int) -> SAC:
     """One implementation on ``env_id`` with the preset; FastSAC on gailkit's replay buffer, SB3 on its own."""
     cls, options = IMPLS[impl]
@@ -280,7 +292,7 @@ def main() -> None:
         parser.error("--chunk and --eval-every must divide one another")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(),
+    stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(), **cpu(),
              "torch_threads": torch.get_num_threads(), "preset": {k: str(v) for k, v in PRESET.items()}}
     if args.speed:
         result = speed(args.block_steps, args.blocks)
