@@ -17,11 +17,11 @@ from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
 TIGHT = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding: fused Adam, one MSE over both critics
 
 
-def pair(activation: type[nn.Module] = nn.ReLU, obs_dtype: type = np.float32, fast_kwargs: dict | None = None,
-         **kwargs) -> tuple[SAC, FastSAC]:
+def pair(activation: type[nn.Module] = nn.ReLU, obs_dtype: type = np.float32, n_critics: int = 2,
+         fast_kwargs: dict | None = None, **kwargs) -> tuple[SAC, FastSAC]:
     """SB3's SAC and FastSAC on Pendulum with one seed, their replay buffers holding the same 300 transitions."""
     options = dict(learning_starts=0, batch_size=64, seed=0, device="cpu",
-                   policy_kwargs={"net_arch": [64, 64], "activation_fn": activation},
+                   policy_kwargs={"net_arch": [64, 64], "activation_fn": activation, "n_critics": n_critics},
                    replay_buffer_class=NumbaReplayBuffer, replay_buffer_kwargs={"seed": 0}, **kwargs)
     models = tuple(cls("MlpPolicy", DtypeObservation(gym.make("Pendulum-v1"), obs_dtype), **options, **extra)
                    for cls, extra in ((SAC, {}), (FastSAC, fast_kwargs or {})))
@@ -69,7 +69,8 @@ def test_predict_is_sb3_s():
 
 @pytest.mark.parametrize("options", [
     {}, {"ent_coef": 0.2, "target_update_interval": 2},
-    {"activation": nn.Tanh}, {"obs_dtype": np.float64}], ids=["auto", "fixed", "autograd-step", "float64-obs"])
+    {"activation": nn.Tanh}, {"obs_dtype": np.float64}, {"n_critics": 3}],
+    ids=["auto", "fixed", "autograd-step", "float64-obs", "three-critics"])
 def test_gradient_steps_match_sb3_s(options):
     """Same minibatches (same buffer seed) and same noise (same torch seed): same losses and weights,
     both for the written-out step (ReLU) and for the autograd one (other activations)."""
