@@ -1,6 +1,7 @@
 """Benchmark: BC, GAIL, AIRL, DAC and SQIL from 10 expert episodes, and reward transfer.
 
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
+      ... --disc-reward logit                       (GAIL, AIRL and DAC with that discriminator reward)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
@@ -15,7 +16,8 @@ their checkpoints, so an interrupted benchmark continues where it stopped.
 of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true reward.
 
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
-(no run overwrites another's): scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_transfer].json,
+(no run overwrites another's):
+scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_transfer].json,
 with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
 each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
 expert card's evaluation episodes.
@@ -42,11 +44,13 @@ from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
 from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
+from gailkit.discriminators.config import REWARD_TYPES
 from gailkit.envs.make import make_env
 from gailkit.files import write_json
 from gailkit.worldmodels.backends import Backend, make_backend
 from gailkit.zoo import zoo_envs, zoo_expert_dir
 
+ADVERSARIAL = ("gail", "airl", "dac")  # the algorithms with a discriminator
 CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
            "ppo-on-reward": PPOOnRewardConfig}
 # RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
@@ -107,6 +111,17 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
     if "steps" in names:
         fields["steps"] = s["steps"][algo]
     return cls(**{**fields, **given, "seed": seed, "out": out, "progress": False})
+
+
+def run_variant(algo: str, env_id: str, disc_reward: str | None) -> tuple[str, dict | None]:
+    """The name of ``algo``'s runs (their folders' and rows' name) and its part options: the env's
+    settings, with the discriminator's reward replaced by ``disc_reward`` for the adversarial
+    algorithms (a variant: ``<algo>-<reward>``, in folders of its own)."""
+    parts = SETTINGS[env_id].get("parts", {}).get(algo)
+    if disc_reward is None or algo not in ADVERSARIAL:
+        return algo, parts
+    disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
+    return f"{algo}-{disc_reward}", {**(parts or {}), "disc": disc}
 
 
 def run_once(config, parts: dict | None = None) -> list[dict]:
@@ -171,13 +186,13 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
                 "expert_card": card, "algos": {}, "transfer": {}}
     for algo in args.algos:
-        configs = [config_for(algo, env_id, seed, args.root / env_id / f"{algo}_seed{seed}", env=env_id,
+        name, parts = run_variant(algo, env_id, args.disc_reward)
+        configs = [config_for(algo, env_id, seed, args.root / env_id / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path) for seed in range(args.seeds)]
-        parts = SETTINGS[env_id].get("parts", {}).get(algo)
         histories = run_seeds(configs, pool, parts)
-        env_rows["algos"][algo] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
-        a = env_rows["algos"][algo]
-        print(f"{env_id} {algo}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
+        env_rows["algos"][name] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
+        a = env_rows["algos"][name]
+        print(f"{env_id} {name}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
               f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
     if args.transfer:
         # the final reward of each row's runs, and of runs stopped earlier where "transfer_at" asks
@@ -202,7 +217,8 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
     plot_runs(args.out / f"bench_imitation_{env_id}{algos}.png",
-              {f"{a} (seed 0)": args.root / env_id / f"{a}_seed0" for a in args.algos},
+              {f"{name} (seed 0)": args.root / env_id / f"{name}_seed0"
+               for name in (run_variant(a, env_id, args.disc_reward)[0] for a in args.algos)},
               title=f"{env_id}, 10 expert episodes")
     return env_rows
 
@@ -253,6 +269,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: Ray on this machine)")
     parser.add_argument("--workers", type=int, help="seeds run at once: local processes (default 1), or the Ray "
                                                      "CPUs to start when there is no --ray-address (default 2)")
+    parser.add_argument("--disc-reward", choices=REWARD_TYPES,
+                        help="the discriminator's reward for GAIL, AIRL and DAC instead of each env's setting: "
+                             "runs named <algo>-<reward>, in folders of their own")
     parser.add_argument("--max-expert-steps", type=int, default=200_000,
                         help="train a missing expert only if its preset needs at most this many steps")
     return parser
@@ -265,6 +284,10 @@ def main() -> None:
     torch.set_num_threads(1)
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
+    if args.disc_reward and args.transfer:
+        parser.error("--transfer uses the rows' own rewards; run it without --disc-reward")
+    if args.disc_reward:
+        algos += f"_disc-{args.disc_reward}"
     if args.ray_address and args.backend != "ray":
         parser.error("--ray-address needs --backend ray")
     if workers < 1:

@@ -1,0 +1,50 @@
+"""The benchmark scripts' own logic (their runs are long; these parts are not)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def script(name: str):
+    """``scripts/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script is loading
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_other_parts():
+    bench = script("bench_imitation")
+    assert bench.run_variant("airl", "Hopper-v5", None) == ("airl", bench.SETTINGS["Hopper-v5"]["parts"]["airl"])
+    name, parts = bench.run_variant("airl", "HalfCheetah-v5", "logit")
+    assert name == "airl-logit" and parts["disc"].reward == "logit"
+    name, parts = bench.run_variant("bc", "HalfCheetah-v5", "logit")  # no discriminator: unchanged
+    assert name == "bc" and parts == bench.SETTINGS["HalfCheetah-v5"]["parts"]["bc"]
+    pendulum_airl = bench.SETTINGS["Pendulum-v1"]["parts"]["airl"]["disc"]
+    _, parts = bench.run_variant("airl", "Pendulum-v1", "gail")
+    assert parts["disc"].inputs == pendulum_airl.inputs == "s" and pendulum_airl.reward is None
+    with pytest.raises(SystemExit):
+        bench.make_parser().parse_args(["--disc-reward", "nope"])
+
+
+def test_sac_curves_compare_each_implementation_with_sb3_over_the_seeds():
+    bench = script("bench_sac")
+
+    def runs(finals):
+        return [[{"steps": 5000, "return_mean": f - 10}, {"steps": 10000, "return_mean": f}] for f in finals]
+
+    out = bench.compare({"sb3": runs([-150, -160, -170]), "fast_bf16": runs([-155, -165, -175]),
+                         "fast": runs([-300, -310, -320])})
+    gap = out["final"]["fast_bf16_minus_sb3"]
+    assert gap["gap"] == pytest.approx(-5.0)
+    assert gap["standard_error"] == pytest.approx(np.sqrt(2 * 100 / 3))  # each: variance 100 over 3 seeds
+    assert gap["within_seed_noise"] and not out["final"]["fast_minus_sb3"]["within_seed_noise"]
+    assert out["curve_mean"]["sb3"] == [-155, -165, -175]
