@@ -199,6 +199,12 @@ class _Pass(NamedTuple):
         """The pass of the rows ``index`` of the input alone (views)."""
         return _Pass([a[index] for a in self.acts], {k: (x[index], w) for k, (x, w) in self.low.items()})
 
+    def masks(self, rows: torch.Tensor) -> _Pass:
+        """The pass of the input rows ``rows`` (indices), with what an input gradient needs alone: the
+        hidden activations (ReLU masks) and the low-dtype weights (copies)."""
+        hidden = [a.index_select(0, rows) for a in self.acts[1:-1]]
+        return _Pass([self.acts[0][:0], *hidden, self.acts[-1][:0]], {k: (x[:0], w) for k, (x, w) in self.low.items()})
+
 
 def _relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], *, last_relu: bool = False,
               low_dtype: torch.dtype | None = None) -> _Pass:
@@ -412,10 +418,15 @@ class FastSAC(SAC):
         runs = [_relu_mlp(x_pi, v.critics[i], low_dtype=low) for i in range(n)]
         min_q_pi, argmin = torch.stack([r.acts[-1] for r in runs]).min(dim=0)  # SB3's th.min: ties to the first
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
-        d_action = torch.zeros_like(action_pi)
+        # each row's gradient flows through the critic that attains its minimum alone: backpropagate
+        # each critic on its own rows (the other rows' gradients are exact zeros)
+        d_action = torch.empty_like(action_pi)
         for i in range(n):
-            d_q_i = (argmin == i).to(min_q_pi.dtype).mul_(-1 / batch)
-            d_action += _relu_mlp_backward(runs[i], v.critics[i], None, d_q_i, input_grad=True)[:, -n_actions:]
+            rows = (argmin.view(-1) == i).nonzero().view(-1)
+            if len(rows):
+                d_q_i = torch.full((len(rows), 1), -1 / batch)
+                d_x = _relu_mlp_backward(runs[i].masks(rows), v.critics[i], None, d_q_i, input_grad=True)
+                d_action.index_copy_(0, rows, d_x[:, -n_actions:])
         # through tanh and the log-probability (eps, the sampled noise, is a constant)
         c = ent_coef / batch  # d loss / d log_prob
         one_minus_a2 = 1 - action_pi.square()
