@@ -41,7 +41,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.experts import rollout_episodes
-from gailkit.agents.fast_sac import FastSAC
+from gailkit.agents.fast_sac import FastSAC, cpu_info
 from gailkit.agents.offpolicy import GENERATORS
 from gailkit.agents.run import save_learning_curve
 from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters
@@ -67,18 +67,6 @@ IMPLS: dict[str, tuple[type[SAC], dict[str, Any]]] = {  # name: class, options
 DEFAULT_IMPLS = ["sb3", "fast"]
 PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
 REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-
-
-def cpu() -> dict[str, Any]:
-    """The CPU's model and whether it multiplies bfloat16 natively (Linux; empty elsewhere): the
-    bfloat16 column's speed depends on it."""
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return {}
-    lines = info.read_text().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
-    return {"cpu": model, "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
 
 
 def make(impl: str, env_id: str, seed: int) -> SAC:
@@ -292,7 +280,7 @@ def main() -> None:
         parser.error("--chunk and --eval-every must divide one another")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(), **cpu(),
+    stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(), **cpu_info(),
              "torch_threads": torch.get_num_threads(), "preset": {k: str(v) for k, v in PRESET.items()}}
     if args.speed:
         result = speed(args.block_steps, args.blocks)

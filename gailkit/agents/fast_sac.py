@@ -29,7 +29,10 @@ no longer SB3's to float32 rounding; its learning curves match SB3's within seed
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
+from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -46,10 +49,23 @@ from torch import nn
 from gailkit.agents.sb3_adapter import begin_training, count_updates
 from gailkit.buffers import NumbaReplayBuffer, ReplayArrays
 
-__all__ = ["MATMUL_DTYPES", "FastSAC", "FastSACPolicy", "TwinCritic", "squashed_action_log_prob"]
+__all__ = ["MATMUL_DTYPES", "FastSAC", "FastSACPolicy", "TwinCritic", "cpu_info", "squashed_action_log_prob"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 MATMUL_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}  # None: no cast
+
+
+@cache
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model and its native bfloat16 instruction sets (``avx512_bf16``, ``amx_bf16``), read
+    from ``/proc/cpuinfo``; ``{}`` where there is none (not Linux): then nothing is known."""
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return {}
+    lines = info.read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    return {"cpu": model, "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
 
 
 class TwinCritic(BaseModel):
@@ -318,6 +334,9 @@ class FastSAC(SAC):
         if matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(f"matmul_dtype must be one of {sorted(MATMUL_DTYPES)}, got {matmul_dtype!r}")
         self.matmul_dtype = matmul_dtype
+        if matmul_dtype == "bfloat16" and cpu_info().get("cpu_bf16") == []:
+            warnings.warn("this CPU has no native bfloat16 products (neither AVX512-BF16 nor AMX): "
+                          "matmul_dtype='bfloat16' is emulated and likely slower than 'float32'", stacklevel=2)
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:

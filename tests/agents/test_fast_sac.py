@@ -11,6 +11,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from torch import nn
 
+from gailkit.agents import fast_sac
 from gailkit.agents.fast_sac import FastSAC, TwinCritic, _fused_adam_step
 from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
 
@@ -165,3 +166,22 @@ def test_bfloat16_products_stay_close_to_float32_and_are_refused_where_they_do_n
     with pytest.raises(ValueError, match="needs ReLU MLPs"):
         FastSAC("MlpPolicy", "Pendulum-v1", matmul_dtype="bfloat16", policy_kwargs={"activation_fn": nn.Tanh},
                 device="cpu")
+
+
+@pytest.mark.parametrize(("info", "warns"), [({"cpu": "old", "cpu_bf16": []}, True),
+                                             ({"cpu": "new", "cpu_bf16": ["avx512_bf16"]}, False),
+                                             ({}, False)])  # not Linux: nothing known, no warning
+def test_bfloat16_products_warn_on_a_cpu_without_native_bfloat16(monkeypatch, recwarn, info, warns):
+    monkeypatch.setattr(fast_sac, "cpu_info", lambda: info)
+    FastSAC("MlpPolicy", "Pendulum-v1", matmul_dtype="bfloat16", device="cpu")
+    FastSAC("MlpPolicy", "Pendulum-v1", device="cpu")  # float32 never warns
+    messages = [str(w.message) for w in recwarn if "bfloat16" in str(w.message)]
+    assert len(messages) == warns, messages
+    assert not warns or "emulated" in messages[0]
+
+
+def test_cpu_info_reads_the_model_and_native_bfloat16_flags():
+    info = fast_sac.cpu_info()
+    if not info:
+        pytest.skip("no /proc/cpuinfo here")
+    assert set(info) == {"cpu", "cpu_bf16"} and set(info["cpu_bf16"]) <= {"avx512_bf16", "amx_bf16"}, info
