@@ -443,7 +443,7 @@ class FastSAC(SAC):
         for i in range(n):
             rows = (argmin.view(-1) == i).nonzero().view(-1)
             if len(rows):
-                d_q_i = torch.full((len(rows), 1), -1 / batch)
+                d_q_i = torch.full((len(rows), 1), -1 / batch, dtype=min_q_pi.dtype)
                 d_x = _relu_mlp_backward(runs[i].masks(rows), v.critics[i], None, d_q_i, input_grad=True)
                 d_action.index_copy_(0, rows, d_x[:, -n_actions:])
         # through tanh and the log-probability (eps, the sampled noise, is a constant)
