@@ -11,7 +11,8 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
   ``ContinuousCritic``'s, so policies load either way;
 * fused Adam for actor, critics and entropy coefficient, called without the optimiser's Python layers;
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
-  there and discards them at the next ``zero_grad``);
+  there and discards them at the next ``zero_grad``), through each critic on the rows where that
+  critic is the minimum alone (elsewhere its gradient is exactly zero);
 * the squashed Gaussian's log-probability in closed form from the standard-normal noise;
 * minibatches gathered by the Numba replay kernel into arrays the learner owns (zero copy);
 * losses kept as tensors and logged as means once per ``train()`` call.
