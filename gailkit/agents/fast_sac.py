@@ -218,7 +218,7 @@ class _Pass(NamedTuple):
 
     def masks(self, rows: torch.Tensor) -> _Pass:
         """The pass of the input rows ``rows`` (indices), with what an input gradient needs alone: the
-        hidden activations (ReLU masks) and the low-dtype weights (copies)."""
+        hidden activations (the ReLU masks) and the low-dtype weights; inputs and output are left empty."""
         hidden = [a.index_select(0, rows) for a in self.acts[1:-1]]
         return _Pass([self.acts[0][:0], *hidden, self.acts[-1][:0]], {k: (x[:0], w) for k, (x, w) in self.low.items()})
 
