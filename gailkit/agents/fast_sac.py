@@ -22,9 +22,10 @@ to float32 rounding (``tests/agents/test_fast_sac.py``).
 
 ``matmul_dtype="bfloat16"`` (opt-in, experimental) runs the hidden-to-hidden products of the
 written-out step in bfloat16 with float32 accumulation (twice float32's rate on CPUs with
-AVX512-BF16); weights, optimiser state, activations and gradients stay float32. Its updates are
-no longer SB3's to float32 rounding; its learning curves match SB3's within seed noise on Pendulum
-(3 seeds, ``scripts/bench_sac.py --curves``) and are not measured on harder tasks.
+AVX512-BF16 or AMX; elsewhere it is emulated, slower, and warned about); weights, optimiser state,
+activations and gradients stay float32. Its updates are no longer SB3's to float32 rounding; its
+learning curves match SB3's within seed noise on Pendulum and Hopper (3 seeds each,
+``scripts/bench_sac.py --curves``).
 """
 
 from __future__ import annotations
