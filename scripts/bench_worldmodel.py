@@ -117,12 +117,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
     parser.add_argument("--vonly-steps", type=int, help="steps per V-only training episode (default: as V+M+C)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of this process: V, M and the evaluation (C's workers use one each)")
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--out", type=Path, help="default: scripts/results/bench_worldmodel_<preset>.json")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
                                    ("warm_start_generations", args.warm_start_generations)) if v is not None}
@@ -236,6 +238,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
+        "threads": args.threads,
     }
     print(f"\n| {p.env} ({args.preset}), {args.eval_episodes} tracks | real return (mean +/- std) |\n|---|---:|")
     for name, v in returns.items():

@@ -65,4 +65,8 @@ WM_PRESETS: dict[str, WorldModelPreset] = {
 # and refines it for 60 more; V only's row gets the same 160 generations
 WM_PRESETS["fast-2h-warm"] = dataclasses.replace(WM_PRESETS["fast-2h"], generations=60, warm_start_generations=100,
                                                  controller_sigma0=0.2)
+# within 2 hours: a 32-unit M (C over [z, h] has 195 weights, not 867), V+M+C's search starts from V only's
+# controller after 60 generations and refines it for 40; V only's row gets the same 100 generations
+WM_PRESETS["fast-2h-m32"] = dataclasses.replace(WM_PRESETS["fast-2h"], hidden=32, generations=40,
+                                                warm_start_generations=60, controller_sigma0=0.2)
 # fmt: on
