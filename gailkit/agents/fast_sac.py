@@ -129,7 +129,8 @@ class TwinCritic(BaseModel):
         """``(B, 1)`` Q-values of the first network alone (features without gradient, as SB3)."""
         with torch.no_grad():
             features = self.extract_features(obs, self.features_extractor)
-        return self._mlp(torch.cat([features, actions], dim=1), [(w[0], b[0]) for w, b in zip(self.weights, self.biases)])
+        first = [(w[0], b[0]) for w, b in zip(self.weights, self.biases)]
+        return self._mlp(torch.cat([features, actions], dim=1), first)
 
     def _sb3_keys(self, prefix: str, k: int) -> list[tuple[str, str]]:
         """SB3's (weight, bias) keys of layer ``k`` for each Q-network."""
