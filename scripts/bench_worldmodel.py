@@ -110,6 +110,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--vae-epochs", type=int)
     parser.add_argument("--mdn-epochs", type=int)
     parser.add_argument("--generations", type=int)
+    parser.add_argument("--sigma0", type=float, help="V+M+C's first CMA-ES step size (default: preset's)")
     parser.add_argument("--warm-start-generations", type=int,
                         help="V+M+C starts from V only's controller after this many generations (default: preset's)")
     parser.add_argument("--vonly-generations", type=int,
@@ -127,7 +128,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
-                                   ("warm_start_generations", args.warm_start_generations)) if v is not None}
+                                   ("warm_start_generations", args.warm_start_generations),
+                                   ("controller_sigma0", args.sigma0)) if v is not None}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
