@@ -126,6 +126,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--out", type=Path, help="default: scripts/results/bench_worldmodel_<preset>.json")
     args = parser.parse_args()
+    if args.threads < 1 or (args.sigma0 is not None and not args.sigma0 > 0):
+        parser.error("--threads must be at least 1 and --sigma0 above 0")
     torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
