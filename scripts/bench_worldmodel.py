@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.configs import int_in
 from gailkit.files import write_json
 from gailkit.worldmodels.controller import (
     SOLUTIONS,
@@ -119,15 +120,15 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
     parser.add_argument("--vonly-steps", type=int, help="steps per V-only training episode (default: as V+M+C)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2,
+    parser.add_argument("--threads", type=int_in(1), default=2,
                         help="torch threads of this process: V, M and the evaluation (C's workers use one each)")
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--out", type=Path, help="default: scripts/results/bench_worldmodel_<preset>.json")
     args = parser.parse_args()
-    if args.threads < 1 or (args.sigma0 is not None and not args.sigma0 > 0):
-        parser.error("--threads must be at least 1 and --sigma0 above 0")
+    if args.sigma0 is not None and not args.sigma0 > 0:
+        parser.error(f"--sigma0 {args.sigma0}: must be > 0")
     torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
