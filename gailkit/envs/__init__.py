@@ -62,6 +62,11 @@ for _size in (64, 96):
         f"CarRacing-v3's dynamics, track and reward; {_size}x{_size} observations drawn by Numba, "
         "26-31x faster (scripts/bench_envs.py; extra box2d)",
     )
+    REGISTRY[f"gailkit/FastCarRacing{_size}NoIndicators-v3"] = (
+        "gailkit.envs.car_racing:FastCarRacing", 1000, {"size": _size, "indicators": False},
+        f"FastCarRacing{_size}-v3 with the bar under the view left black (no speed, steering or wheel "
+        "gauges): the World Models paper's input, which cropped the bar off (extra box2d)",
+    )
 REGISTRY["gailkit/Dream-v0"] = (
     "gailkit.worldmodels.dream:DreamEnv", 1000, {},
     "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",

@@ -74,12 +74,16 @@ class FastCarRacing(CarRacing):
     Args:
         size: observation side in pixels (64: World Models' input; 96: CarRacing-v3's own).
         supersample: draw at ``supersample`` times the size and average blocks (anti-aliasing).
+        indicators: draw the gauges on the bar under the view (speed, wheels' spin, steering, yaw
+            rate). ``False`` leaves the bar black: the frame shows the view alone, as the World Models
+            paper's input (it cropped the bar off), so speed must be inferred from frames over time.
         **kwargs: ``CarRacing``'s (``render_mode``, ``lap_complete_percent``, ``domain_randomize``,
             ``continuous``, ``verbose``).
     """
 
-    def __init__(self, size: int = 64, supersample: int = 2, **kwargs: Any):
+    def __init__(self, size: int = 64, supersample: int = 2, indicators: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
+        self.indicators = bool(indicators)
         if size < 8 or supersample < 1:
             raise ValueError(f"size={size}, supersample={supersample}: need size >= 8 and supersample >= 1")
         self.size, self.supersample = int(size), int(supersample)
@@ -159,6 +163,9 @@ class FastCarRacing(CarRacing):
         W, H = WINDOW_W, WINDOW_H
         s, h = W / 40.0, H / 40.0
         verts, counts, _ = self._indicators
+        if not self.indicators:
+            counts[1:] = 0  # the black bar only
+            return
         car, wheels = self.car, self.car.wheels
         vx, vy = car.hull.linearVelocity
         speed = math.sqrt(vx * vx + vy * vy)

@@ -69,4 +69,8 @@ WM_PRESETS["fast-2h-warm"] = dataclasses.replace(WM_PRESETS["fast-2h"], generati
 # controller after 60 generations and refines it for 40; V only's row gets the same 100 generations
 WM_PRESETS["fast-2h-m32"] = dataclasses.replace(WM_PRESETS["fast-2h"], hidden=32, generations=40,
                                                 warm_start_generations=60, controller_sigma0=0.2)
+# the same on the World Models paper's input: the view without the bar's gauges (the paper cropped the bar
+# off), so speed is not in a single frame and only M's h, which sees frames over time, can carry it
+WM_PRESETS["fast-2h-m32-noindicators"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"],
+                                                             env="gailkit/FastCarRacing64NoIndicators-v3")
 # fmt: on

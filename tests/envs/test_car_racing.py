@@ -58,3 +58,23 @@ def test_frames_show_the_car_on_the_road():
     assert red > 4, f"hull pixels: {red}"
     bar = obs[88:].mean()  # the black indicator bar, with its few coloured indicators
     assert bar < 60, f"mean of the bottom rows: {bar:.1f}"
+
+
+def test_no_indicators_shows_the_same_view_over_a_black_bar():
+    import gymnasium as gym
+
+    import gailkit  # noqa: F401  (registers the ids)
+
+    with_bar, view = gym.make("gailkit/FastCarRacing64-v3"), gym.make("gailkit/FastCarRacing64NoIndicators-v3")
+    bar_rows = 64 * 7 // 8  # the bar is the window's bottom eighth
+    a, _ = with_bar.reset(seed=3)
+    b, _ = view.reset(seed=3)
+    gauges = 0
+    for action in fixed_actions(300, seed=3):
+        a, ra, ta, _, _ = with_bar.step(action)
+        b, rb, tb, _, _ = view.step(action)
+        assert (ra, ta) == (rb, tb)
+        np.testing.assert_array_equal(a[: bar_rows - 1], b[: bar_rows - 1])  # the row above may share a blend
+        assert b[bar_rows:].max() == 0, "the bar should be black, with no gauges"
+        gauges += int(a[bar_rows:].max() > 0)
+    assert gauges > 250, f"the gauges were drawn on only {gauges} of 300 frames of the env with them"
