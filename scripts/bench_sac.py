@@ -2,7 +2,7 @@
 
 Both use the same hyperparameters: gailkit's SAC generator preset (``GENERATORS["sac"]``: RL Zoo's
 batch 256, 256x256 networks, one gradient step per env step; learning rate 1e-3, buffer 300k,
-learning_starts 1000), SB3's defaults otherwise, one torch thread.
+learning_starts 1000), SB3's defaults otherwise, one torch thread (--speed --threads 2: two, for all three).
 
   --speed   Hopper-v5: SB3's SAC, FastSAC and FastSAC with bfloat16 products (matmul_dtype) pass
             learning_starts, then alternate blocks of --block-steps env steps (in turn, the order
@@ -22,6 +22,7 @@ learning_starts 1000), SB3's defaults otherwise, one torch thread.
             -> scripts/results/bench_sac_curves_<envs>_seeds<N>_<steps>steps[_<impls>].{json,png}
 
 Run:  OMP_NUM_THREADS=1 python scripts/bench_sac.py --speed
+      python scripts/bench_sac.py --speed --threads 2
       OMP_NUM_THREADS=1 nice python scripts/bench_sac.py --curves --envs Pendulum-v1 Hopper-v5 --seeds 3 --workers 2
 """
 
@@ -46,6 +47,7 @@ from gailkit.agents.offpolicy import GENERATORS
 from gailkit.agents.run import save_learning_curve
 from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters
 from gailkit.buffers import NumbaReplayBuffer
+from gailkit.configs import int_in
 from gailkit.evaluation import EVAL_SEED
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import (
@@ -265,6 +267,8 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--block-steps", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--threads", type=int_in(1), default=1,
+                        help="--speed: torch threads of the one process timing all three (--curves: one per run)")
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "Hopper-v5"])
     parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=DEFAULT_IMPLS,
@@ -283,7 +287,7 @@ def main() -> None:
     if args.chunk % args.eval_every and args.eval_every % args.chunk:
         parser.error("--chunk and --eval-every must divide one another")
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads if args.speed else 1)
     stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(), **cpu_info(),
              "torch_threads": torch.get_num_threads(), "preset": {k: str(v) for k, v in PRESET.items()}}
     if args.speed:
