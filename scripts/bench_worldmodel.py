@@ -51,7 +51,7 @@ from gailkit.worldmodels.linear_controller import controller_for, with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.real import evaluate_controllers
+from gailkit.worldmodels.real import ControllerPolicy, evaluate_controllers
 from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
 
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
@@ -116,6 +116,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--sigma0", type=float, help="V+M+C's first CMA-ES step size (default: preset's)")
     parser.add_argument("--warm-start-generations", type=int,
                         help="V+M+C starts from V only's controller after this many generations (default: preset's)")
+    parser.add_argument("--refit-m-episodes", type=int_in(0),
+                        help="episodes driven by V only's controller that M is refitted on before V+M+C's "
+                             "search (needs a warm start; default: preset's)")
     parser.add_argument("--vonly-generations", type=int,
                         help="CMA-ES generations of the V-only row (default: V+M+C's, warm start included)")
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
@@ -134,8 +137,12 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     overrides = {k: v for k, v in (("episodes", args.episodes), ("vae_epochs", args.vae_epochs),
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
                                    ("warm_start_generations", args.warm_start_generations),
-                                   ("controller_sigma0", args.sigma0)) if v is not None}
+                                   ("controller_sigma0", args.sigma0),
+                                   ("refit_m_episodes", args.refit_m_episodes)) if v is not None}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
+    if p.refit_m_episodes and not p.warm_start_generations:
+        parser.error(f"--refit-m-episodes {p.refit_m_episodes} needs V only's controller to drive: "
+                     "set --warm-start-generations above 0")
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # the GIF and the curve are written beside it
@@ -170,6 +177,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     cfg = DreamTrainingConfig(**p.controller_options())
     z0 = start_latents(model, data)
     warm, x0 = p.warm_start_generations, None
+    vmc_model_dir = model_dir  # V+M+C's world model: M refitted in a folder of its own with refit_m_episodes
     if warm:  # V+M+C's search starts from V only's controller after `warm` generations (h weights 0)
         start_dir = run_dir / "controller_vonly"
         warm_stage = f"C in the real env (V only, generations 1-{warm}: V+M+C's start)"
@@ -178,18 +186,34 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         if len(first) != warm:
             parser.error(f"{start_dir} holds {len(first)} generations of V only, not the preset's {warm}: "
                          "use another --dir")
-        x0 = with_memory(model, x0)
         real_steps["V-only training, V+M+C's start"] = vonly_steps(vonly_config(warm))
+        if p.refit_m_episodes:  # M refitted on data that V only's controller drove as well (V unchanged)
+            refit_data, vmc_model_dir = run_dir / "data_vonly", run_dir / "model_refit"
+            timed(wall, wall_file, "collect (V only's controller)", collect_chunks, p.env, refit_data,
+                  p.refit_m_episodes, policy=ControllerPolicy(model, x0, noise=0.1), seed=1_000_000)
+            real_steps["collect (V only's controller)"] = sum(int(load_chunk(c)["lengths"].sum())
+                                                              for c in chunk_paths(refit_data))
+            if (run_dir / "M_refit.done").exists():
+                model = WorldModel.load(vmc_model_dir)
+            else:
+                vmc_model_dir.mkdir(exist_ok=True)
+                for name in ("world_model.json", "vae.safetensors"):
+                    shutil.copyfile(model_dir / name, vmc_model_dir / name)
+                model = timed(wall, wall_file, "M refit (all data)", train_mdn, [data, refit_data], vmc_model_dir,
+                              **p.mdn_options())
+                (run_dir / "M_refit.done").touch()
+        x0 = with_memory(model, x0)
     c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else ""))
     stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''})"
     if where == "dream":
         best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
                               resume=(c_dir / "cmaes.json").exists(), x0=x0)
     else:
-        best, history = timed(wall, wall_file, stage, train_controller_in_real, model_dir, p.env, cfg, c_dir,
+        best, history = timed(wall, wall_file, stage, train_controller_in_real, vmc_model_dir, p.env, cfg, c_dir,
                               resume=(c_dir / "cmaes.json").exists(), x0=x0, **backend)
         real_steps["V+M+C training"] = p.generations * p.popsize * p.rollouts * p.max_steps  # upper bound
-    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), stage]
+    refit_stages = ["collect (V only's controller)", "M refit (all data)"] if p.refit_m_episodes else []
+    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), *refit_stages, stage]
 
     vonly_cfg = vonly_config(args.vonly_generations or warm + p.generations)
     vonly_dir = run_dir / "controller_vonly"

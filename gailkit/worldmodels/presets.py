@@ -31,6 +31,10 @@ class WorldModelPreset:
     # > 0: V+M+C's search starts from the V-only controller (real env) after this many generations, with
     # h's weights at 0; the V only row then gets warm_start_generations + generations in all
     warm_start_generations: int = 0
+    # > 0 (with a warm start): before V+M+C's search, record this many real episodes with V only's controller
+    # (Gaussian noise 0.1 on its actions) and refit M on all data: the paper's iterative step, so h has seen
+    # the states a driving controller reaches, not only the collection policy's
+    refit_m_episodes: int = 0
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -73,4 +77,6 @@ WM_PRESETS["fast-2h-m32"] = dataclasses.replace(WM_PRESETS["fast-2h"], hidden=32
 # off), so speed is not in a single frame and only M's h, which sees frames over time, can carry it
 WM_PRESETS["fast-2h-m32-noindicators"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"],
                                                              env="gailkit/FastCarRacing64NoIndicators-v3")
+# fast-2h-m32 with M refitted on 50 more episodes driven by V only's controller before V+M+C's search
+WM_PRESETS["fast-2h-m32-refit"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], refit_m_episodes=50)
 # fmt: on
