@@ -12,8 +12,10 @@ and a GIF of the V+M+C controller on a real track beside it):
   the paper's best setting; ``cpu-hour``: in M's dream), evaluated on real tracks.
   With ``fast-2h-warm``, V+M+C's search starts from V only's controller after 100 generations
   (its weights on h at 0) and refines it for 60 more; ``fast-2h-m32`` does the same after 60
-  generations, for 40, with a 32-unit M (C over [z, h] has 195 weights, not 867), and
-  ``fast-2h-m32-noindicators`` the same on frames without the speed gauge (the paper's input);
+  generations, for 40, with a 32-unit M (C over [z, h] has 195 weights, not 867);
+  ``fast-2h-m32-noindicators`` is that on frames without the speed gauge (the paper's input);
+  ``fast-2h-m32-refit`` refits M, before V+M+C's search, on 50 more episodes driven by V only's
+  controller (the paper's iterative step; ``--refit-m-episodes N``);
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
