@@ -199,8 +199,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                 model = WorldModel.load(vmc_model_dir)
             else:
                 vmc_model_dir.mkdir(exist_ok=True)
-                for name in ("world_model.json", "vae.safetensors"):
-                    shutil.copyfile(model_dir / name, vmc_model_dir / name)
+                for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
+                    shutil.copyfile(model_dir / name, vmc_model_dir / name)  # train_mdn fits a fresh M
                 model = timed(wall, wall_file, "M refit (all data)", train_mdn, [data, refit_data], vmc_model_dir,
                               **p.mdn_options())
                 (run_dir / "M_refit.done").touch()
