@@ -49,6 +49,7 @@ from gailkit.worldmodels.controller import (
     train_controller_in_real,
 )
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+from gailkit.worldmodels.iterative import refit_memory
 from gailkit.worldmodels.linear_controller import controller_for, with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
@@ -198,11 +199,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             if (run_dir / "M_refit.done").exists():
                 model = WorldModel.load(vmc_model_dir)
             else:
-                vmc_model_dir.mkdir(exist_ok=True)
-                for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
-                    shutil.copyfile(model_dir / name, vmc_model_dir / name)  # train_mdn fits a fresh M
-                model = timed(wall, wall_file, "M refit (all data)", train_mdn, [data, refit_data], vmc_model_dir,
-                              **p.mdn_options())
+                model = timed(wall, wall_file, "M refit (all data)", refit_memory, model_dir, [data, refit_data],
+                              vmc_model_dir, **p.mdn_options())
                 (run_dir / "M_refit.done").touch()
         x0 = with_memory(model, x0)
     c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else ""))

@@ -36,7 +36,7 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
 from gailkit.worldmodels.train import start_latents, train_mdn
 
-__all__ = ["IterativeConfig", "train_iteratively"]
+__all__ = ["IterativeConfig", "refit_memory", "train_iteratively"]
 
 
 @dataclasses.dataclass
@@ -90,11 +90,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
             best = np.asarray(records[k]["best_x"])
             continue
         if not (model_k / "mdn_rnn.safetensors").exists() or not (it / "m_done").exists():
-            model_k.mkdir(parents=True, exist_ok=True)
-            for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
-                shutil.copyfile(Path(model_dir) / name, model_k / name)  # V fixed; M refitted below
-            train_mdn(data_dirs, model_k, epochs=config.mdn_epochs, seed=config.seed + k, progress=progress,
-                      **(mdn_options or {}))
+            refit_memory(model_dir, data_dirs, model_k, epochs=config.mdn_epochs, seed=config.seed + k,
+                         progress=progress, **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
         z0 = start_latents(model, data_dirs[0])  # dreams start from real first frames (V is fixed)
@@ -119,6 +116,16 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
         write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
                                 "controller": dataclasses.asdict(controller)})
     return [{k: v for k, v in r.items() if k != "best_x"} for r in records]
+
+
+def refit_memory(model_dir: str | Path, data_dirs: list[Path], out: str | Path, **mdn_options) -> WorldModel:
+    """The world model in ``model_dir`` copied to ``out`` with a fresh M fitted on ``data_dirs``
+    (V unchanged: its latents define M's space); ``mdn_options`` are :func:`train_mdn`'s."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
+        shutil.copyfile(Path(model_dir) / name, out / name)
+    return train_mdn(data_dirs, out, **mdn_options)
 
 
 def _episodes(data_dir: Path) -> int:
