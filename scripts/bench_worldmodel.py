@@ -48,7 +48,7 @@ from gailkit.worldmodels.controller import (
     train_controller_in_dream,
     train_controller_in_real,
 )
-from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+from gailkit.worldmodels.data import collect_chunks, recorded_steps
 from gailkit.worldmodels.iterative import refit_memory
 from gailkit.worldmodels.linear_controller import controller_for, with_memory
 from gailkit.worldmodels.model import WorldModel
@@ -156,7 +156,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     backend = dict(workers=args.workers, backend=args.backend, ray_address=args.ray_address)
 
     timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
-    real_steps = {"collect": sum(int(load_chunk(c)["lengths"].sum()) for c in chunk_paths(data))}
+    real_steps = {"collect": recorded_steps(data)}
     if not (run_dir / "V.done").exists():
         timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options())
         (run_dir / "V.done").touch()
@@ -194,8 +194,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             refit_data, vmc_model_dir = run_dir / "data_vonly", run_dir / "model_refit"
             timed(wall, wall_file, "collect (V only's controller)", collect_chunks, p.env, refit_data,
                   p.refit_m_episodes, policy=ControllerPolicy(model, x0, noise=0.1), seed=1_000_000)
-            real_steps["collect (V only's controller)"] = sum(int(load_chunk(c)["lengths"].sum())
-                                                              for c in chunk_paths(refit_data))
+            real_steps["collect (V only's controller)"] = recorded_steps(refit_data)
             if (run_dir / "M_refit.done").exists():
                 model = WorldModel.load(vmc_model_dir)
             else:

@@ -26,7 +26,8 @@ from gailkit.errors import GailkitError, MissingFileError, UsageError
 from gailkit.nn.checkpoint import atomic_write, write_json
 from gailkit.progress import progress_bar
 
-__all__ = ["COLLECT_POLICIES", "DataChunkError", "chunk_paths", "collect_chunks", "driving_policy", "load_chunk"]
+__all__ = ["COLLECT_POLICIES", "DataChunkError", "chunk_paths", "collect_chunks", "driving_policy", "load_chunk",
+           "recorded_steps"]
 
 _KEYS = ("frames", "actions", "rewards", "terminal", "lengths")
 
@@ -134,6 +135,15 @@ def _record(env: gym.Env, episode_ids, policy, seed: int) -> dict[str, np.ndarra
     return {"frames": np.asarray(frames, np.uint8), "actions": np.asarray(actions),
             "rewards": np.asarray(rewards, np.float32), "terminal": np.asarray(terminal, bool),
             "lengths": np.asarray(lengths, np.int64)}
+
+
+def recorded_steps(directory: str | Path) -> int:
+    """Env steps recorded in ``directory``'s chunks, read from their episode lengths alone (no frames)."""
+    total = 0
+    for path in chunk_paths(directory):
+        with np.load(path, allow_pickle=False) as z:
+            total += int(z["lengths"].sum())
+    return total
 
 
 def load_chunk(path: str | Path) -> dict[str, np.ndarray]:
