@@ -68,6 +68,26 @@ def test_predict_is_sb3_s():
     np.testing.assert_array_equal(fast.predict(obs)[0], stochastic)
 
 
+def test_exploration_draws_sb3_s_actions_and_training_mode_sets_sb3_s_flags():
+    sb3, fast = pair(obs_dtype=np.float64)
+    rng = np.random.default_rng(2)
+    for step in range(5):  # FastSAC's own path (past learning_starts) against SB3's, from one RNG state
+        fast._last_obs = rng.normal(size=(1, 3))
+        state = torch.get_rng_state()
+        mine = fast._sample_action(learning_starts=0)
+        torch.set_rng_state(state)
+        ref = SAC._sample_action(fast, learning_starts=0)
+        for a, b in zip(mine, ref, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+    for mode in (True, False, True):
+        sb3.policy.set_training_mode(mode)
+        fast.policy.set_training_mode(mode)
+        flags = [m.training for m in (fast.policy, *fast.actor.modules(), *fast.critic.modules())]
+        assert flags == [mode] * len(flags)
+        assert fast.policy.critic_target.training is sb3.policy.critic_target.training is False
+
+
 @pytest.mark.parametrize("options", [
     {}, {"ent_coef": 0.2, "target_update_interval": 2},
     {"activation": nn.Tanh}, {"obs_dtype": np.float64}, {"n_critics": 3}],
