@@ -227,6 +227,10 @@ class _Pass(NamedTuple):
         """The pass of the rows ``index`` of the input alone (views)."""
         return _Pass([a[index] for a in self.acts], {k: (x[index], w) for k, (x, w) in self.low.items()})
 
+    def network(self, i: int) -> _Pass:
+        """Network ``i``'s pass of a :func:`_stacked_relu_mlp` run (views), for :func:`_relu_mlp_backward`."""
+        return _Pass([self.acts[0], *(a[i] for a in self.acts[1:])], {k: (x[i], w[i]) for k, (x, w) in self.low.items()})
+
     def masks(self, rows: torch.Tensor) -> _Pass:
         """The pass of the input rows ``rows`` (indices), with what an input gradient needs alone: the
         hidden activations (the ReLU masks) and the low-dtype weights; inputs and output are left empty."""
@@ -254,18 +258,60 @@ def _relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], 
     return _Pass(acts, kept)
 
 
-def _low_layers(weights: list[torch.Tensor], biases: list[torch.Tensor], dtype: torch.dtype | None,
-                last_relu: bool = False) -> list[dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-    """The products from one hidden activation to the next (the 256x256 ones, nearly all the FLOPs),
-    weight and bias cast to ``dtype`` for :func:`_relu_mlp`'s ``low``: one dict per network of a
-    stack (``weights[k]`` ``(n, in, out)``, ``biases[k]`` ``(n, out)``), each stacked layer cast once.
-    Empty dicts if ``dtype`` is None."""
-    n = len(weights[0])
+def _low_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype | None,
+                last_relu: bool = False) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """``low`` for :func:`_relu_mlp` and :func:`_stacked_relu_mlp`: the layers from one hidden
+    activation to the next (the 256x256 ones, nearly all the FLOPs), weight and bias cast to ``dtype``
+    (stacked layers cast once for all their networks); empty if ``dtype`` is None."""
     if dtype is None:
-        return [{} for _ in range(n)]
-    hidden = [k for k in range(1, len(weights)) if last_relu or k < len(weights) - 1]
-    cast = {k: (weights[k].to(dtype), biases[k].to(dtype)) for k in hidden}
-    return [{k: (w[i], b[i]) for k, (w, b) in cast.items()} for i in range(n)]
+        return {}
+    return {k: (w.to(dtype), b.to(dtype)) for k, (w, b) in enumerate(layers)
+            if k > 0 and (last_relu or k < len(layers) - 1)}
+
+
+def _stacked_relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]],
+                      low: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> _Pass:
+    """:func:`_relu_mlp` of ``n`` networks on the same input ``x`` ``(B, in)``, their layers stacked
+    (``(weight (n, in, out), bias (n, out))``, a :class:`TwinCritic`'s): one batched
+    product and one element-wise pass per layer for all. The activations are stacked ``(n, B, out)``
+    (``acts[0]`` is ``x``). The last layer (one output) is one product per network: a batched product
+    with one output column rounds differently from ``addmm``; the others give ``addmm``'s bits."""
+    n, last = len(layers[0][0]), len(layers) - 1
+    acts, kept, h = [x], {}, x.expand(n, *x.shape)
+    for k, (w, b) in enumerate(layers):
+        if k == last:
+            h = torch.stack([torch.addmm(b[i], h[i], w[i]) for i in range(n)])
+        elif k in low:
+            w_low, b_low = low[k]
+            kept[k] = h.to(w_low.dtype), w_low
+            h = torch.baddbmm(b_low.unsqueeze(1), *kept[k]).float().relu_()
+        else:
+            h = torch.baddbmm(b.unsqueeze(1), h, w).relu_()
+        acts.append(h)
+    return _Pass(acts, kept)
+
+
+def _stacked_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
+                      grads: list[tuple[torch.Tensor, torch.Tensor]], d_out: torch.Tensor) -> None:
+    """:func:`_relu_mlp_backward` of a :func:`_stacked_relu_mlp` run: ``d_out`` ``(n, B, 1)``, the
+    parameter gradients written into ``grads`` (``(weight (n, in, out), bias (n, out))`` per layer)."""
+    n, d = len(layers[0][0]), d_out
+    for k in reversed(range(len(layers))):
+        x, w = run.low.get(k, (run.acts[k], layers[k][0]))
+        if k == 0:
+            x = x.expand(n, *x.shape)
+        if k == len(layers) - 1:  # one output column: a product per network, as in the forward
+            for i in range(n):
+                torch.mm(x[i].T, d[i], out=grads[k][0][i])
+        elif x.dtype == d.dtype:
+            torch.bmm(x.transpose(1, 2), d, out=grads[k][0])
+        else:
+            grads[k][0].copy_(torch.bmm(x.transpose(1, 2), d.to(x.dtype)))
+        torch.sum(d, dim=1, out=grads[k][1])
+        if k == 0:
+            return
+        d = torch.bmm(d.to(w.dtype), w.transpose(1, 2)).float()
+        d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
 
 
 def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
@@ -328,10 +374,11 @@ class _Views(NamedTuple):
     heads: list[tuple[torch.Tensor, torch.Tensor]]  # its mean and log-std heads
     actor_grads: list[tuple[torch.Tensor, torch.Tensor]]  # hidden, then heads
     actor_grad_list: list[torch.Tensor]
+    critic_stack: list[tuple[torch.Tensor, torch.Tensor]]  # the Q-networks' layers stacked: (n, in, out), (n, out)
     critics: list[list[tuple[torch.Tensor, torch.Tensor]]]  # per Q-network
-    critic_grads: list[list[tuple[torch.Tensor, torch.Tensor]]]
+    critic_grads: list[tuple[torch.Tensor, torch.Tensor]]  # stacked
     critic_grad_list: list[torch.Tensor]
-    targets: list[list[tuple[torch.Tensor, torch.Tensor]]]
+    targets: list[tuple[torch.Tensor, torch.Tensor]]  # stacked
     polyak: tuple[list[torch.Tensor], list[torch.Tensor]]  # target parameters, online parameters
 
     @classmethod
@@ -343,12 +390,14 @@ class _Views(NamedTuple):
             p.grad = g  # SB3 leaves the last gradients there too
         actor_layers = [(m.weight.T, m.bias) for m in linears]
         actor_grads = [(grad[m.weight].T, grad[m.bias]) for m in linears]
-        critic_grads = [[(grad[w][i], grad[b][i]) for w, b in zip(critic.weights, critic.biases)]
-                        for i in range(critic.n_critics)]
+        target = policy.critic_target
         return cls(policy, actor_layers[:-2], actor_layers[-2:], actor_grads,
-                   [grad[p] for p in actor.optimizer.param_groups[0]["params"]], critic.layers(), critic_grads,
-                   [grad[p] for p in critic.optimizer.param_groups[0]["params"]], policy.critic_target.layers(),
-                   (list(policy.critic_target.parameters()), list(critic.parameters())))
+                   [grad[p] for p in actor.optimizer.param_groups[0]["params"]],
+                   list(zip(critic.weights, critic.biases, strict=True)), critic.layers(),
+                   [(grad[w], grad[b]) for w, b in zip(critic.weights, critic.biases, strict=True)],
+                   [grad[p] for p in critic.optimizer.param_groups[0]["params"]],
+                   list(zip(target.weights, target.biases, strict=True)),
+                   (list(target.parameters()), list(critic.parameters())))
 
 
 class FastSAC(SAC):
@@ -462,8 +511,7 @@ class FastSAC(SAC):
         batch, n_actions = obs.shape[0], data.actions.shape[1]
         # the actor on obs and next_obs in one pass (same weights); the obs half is kept for its backward
         next_obs = self.actor.extract_features(data.next_observations, features)
-        (actor_low,) = _low_layers([w[None] for w, _ in v.hidden], [b[None] for _, b in v.hidden], low, True)
-        both = _relu_mlp(torch.cat([obs, next_obs]), v.hidden, last_relu=True, low=actor_low)
+        both = _relu_mlp(torch.cat([obs, next_obs]), v.hidden, last_relu=True, low=_low_layers(v.hidden, low, True))
         run = both.rows(slice(0, batch))
         latent = run.acts[-1]
         mean_both, log_std_both = (torch.addmm(b, both.acts[-1], w) for w, b in v.heads)
@@ -476,25 +524,21 @@ class FastSAC(SAC):
         next_action, next_log_prob, _ = _squash(next_mean, next_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX),
                                                 torch.empty_like(next_mean).normal_())
         next_x = torch.cat([next_obs, next_action], 1)
-        target_low = _low_layers(self.critic_target.weights, self.critic_target.biases, low)
-        next_q = torch.stack([_relu_mlp(next_x, v.targets[i], low=target_low[i]).acts[-1] for i in range(n)]).amin(dim=0)
+        next_q = _stacked_relu_mlp(next_x, v.targets, _low_layers(v.targets, low)).acts[-1]
+        next_q = next_q.amin(dim=0)
         discounts = data.discounts if data.discounts is not None else self.gamma
         target_q = data.rewards + (1 - data.dones) * discounts * (next_q - ent_coef * next_log_prob)
         # critic step: 0.5 * sum over critics of the MSE to the target
         x = torch.cat([obs, data.actions], 1)
-        critic_low = _low_layers(self.critic.weights, self.critic.biases, low)
-        runs = [_relu_mlp(x, v.critics[i], low=critic_low[i]) for i in range(n)]
-        errors = torch.stack([r.acts[-1] for r in runs]) - target_q  # (n, B, 1)
+        runs = _stacked_relu_mlp(x, v.critic_stack, _low_layers(v.critic_stack, low))
+        errors = runs.acts[-1] - target_q  # (n, B, 1)
         critic_loss = 0.5 * errors.square().mean(dim=(1, 2)).sum()
-        d_q = errors / batch
-        for i in range(n):
-            _relu_mlp_backward(runs[i], v.critics[i], v.critic_grads[i], d_q[i])
+        _stacked_backward(runs, v.critic_stack, v.critic_grads, errors / batch)
         _fused_adam_step(self.critic.optimizer, v.critic_grad_list)
         # actor step: mean of ent_coef * log_prob - min_i Q_i(obs, action_pi), with the updated critics
         x_pi = torch.cat([obs, action_pi], 1)
-        critic_low = _low_layers(self.critic.weights, self.critic.biases, low)  # the updated critics
-        runs = [_relu_mlp(x_pi, v.critics[i], low=critic_low[i]) for i in range(n)]
-        min_q_pi, argmin = torch.stack([r.acts[-1] for r in runs]).min(dim=0)  # SB3's th.min: ties to the first
+        runs = _stacked_relu_mlp(x_pi, v.critic_stack, _low_layers(v.critic_stack, low))  # the updated critics
+        min_q_pi, argmin = runs.acts[-1].min(dim=0)  # SB3's th.min: ties to the first
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
         # each row's gradient flows through the critic that attains its minimum alone: backpropagate
         # each critic on its own rows (the other rows' gradients are exact zeros)
@@ -503,7 +547,7 @@ class FastSAC(SAC):
             rows = (argmin.view(-1) == i).nonzero().view(-1)
             if len(rows):
                 d_q_i = torch.full((len(rows), 1), -1 / batch, dtype=min_q_pi.dtype)
-                d_x = _relu_mlp_backward(runs[i].masks(rows), v.critics[i], None, d_q_i, input_grad=True)
+                d_x = _relu_mlp_backward(runs.network(i).masks(rows), v.critics[i], None, d_q_i, input_grad=True)
                 d_action.index_copy_(0, rows, d_x[:, -n_actions:])
         # through tanh and the log-probability (eps, the sampled noise, is a constant)
         c = ent_coef / batch  # d loss / d log_prob
