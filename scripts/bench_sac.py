@@ -68,6 +68,7 @@ IMPLS: dict[str, tuple[type[SAC], dict[str, Any]]] = {  # name: class, options
     "sb3": (SAC, {}), "fast": (FastSAC, {}), "fast_bf16": (FastSAC, {"matmul_dtype": "bfloat16"})}
 DEFAULT_IMPLS = ["sb3", "fast"]
 PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")  # the profiler's names of the products
 REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -129,7 +130,7 @@ def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -
             model.train(gradient_steps=steps, batch_size=model.batch_size)
         self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
         out[impl] = {"train_step_ms": statistics.median(step_ms[impl]), "env_step_ms": 1e3 / medians[impl],
-                     "matmul_ms": (self_us.get("aten::mm", 0) + self_us.get("aten::addmm", 0)) / steps / 1e3}
+                     "matmul_ms": sum(self_us.get(op, 0) for op in MATMUL_OPS) / steps / 1e3}
     for name in ("fast", "fast_bf16"):
         best_ms = out[name]["env_step_ms"] - out[name]["train_step_ms"] + out[name]["matmul_ms"]
         out[f"{name}_ceiling_ratio"] = out["sb3"]["env_step_ms"] / best_ms
