@@ -7,14 +7,17 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
   forward keeps its activations and the backward is a few matrix products and ReLU masks, so no
   autograd graph is built; other activations take an autograd step with the points below;
 * the twin critics are one :class:`TwinCritic`: layer ``k`` of all ``n_critics`` Q-networks is one
-  stacked weight, updated by one fused Adam kernel and one Polyak call; its state dict is SB3's
-  ``ContinuousCritic``'s, so policies load either way;
+  stacked weight, run by one batched product in the written-out step and updated by one fused Adam
+  kernel and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load
+  either way;
 * fused Adam for actor, critics and entropy coefficient, called without the optimiser's Python layers;
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
   there and discards them at the next ``zero_grad``), through each critic on the rows where that
   critic is the minimum alone (elsewhere its gradient is exactly zero);
 * the squashed Gaussian's log-probability in closed form from the standard-normal noise;
 * minibatches gathered by the Numba replay kernel into arrays the learner owns (zero copy);
+* exploration actions drawn by the same arithmetic as ``predict``'s without its layers, and SB3's
+  training-mode switches (two per env step) set on a cached module list;
 * losses kept as tensors and logged as means once per ``train()`` call.
 
 Same seed, same initial weights and same random draws as SB3's SAC; the updates agree with SB3's
@@ -77,8 +80,9 @@ class TwinCritic(BaseModel):
 
     Layer ``k`` is ``weights[k]`` ``(n_critics, in, out)`` (``nn.Linear``'s weight transposed, so its
     gradient needs no copy) and ``biases[k]`` ``(n_critics, out)``: one tensor per layer for fused Adam
-    and the Polyak update. The networks are evaluated one ``addmm`` per layer each: on a CPU that
-    measured ~4% faster per SAC step than one ``baddbmm`` for all (MKL's batched GEMM is slower).
+    and the Polyak update. Its ``forward`` (SB3's, for the autograd step and for users) runs one
+    ``addmm`` per layer per network; FastSAC's written-out step runs all networks at once
+    (:func:`_stacked_relu_mlp`).
     The state dict uses SB3's keys (``qf{i}.{j}.weight``, ``qf{i}.{j}.bias``) both ways.
     Arguments are ``ContinuousCritic``'s.
     """
