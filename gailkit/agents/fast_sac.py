@@ -304,17 +304,18 @@ def _stacked_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]
         x, w = run.low.get(k, (run.acts[k], layers[k][0]))
         if k == 0:
             x = x.expand(n, *x.shape)
+        d_low = d.to(x.dtype)
         if k == len(layers) - 1:  # one output column: a product per network, as in the forward
             for i in range(n):
                 torch.mm(x[i].T, d[i], out=grads[k][0][i])
         elif x.dtype == d.dtype:
             torch.bmm(x.transpose(1, 2), d, out=grads[k][0])
         else:
-            grads[k][0].copy_(torch.bmm(x.transpose(1, 2), d.to(x.dtype)))
+            grads[k][0].copy_(torch.bmm(x.transpose(1, 2), d_low))
         torch.sum(d, dim=1, out=grads[k][1])
         if k == 0:
             return
-        d = torch.bmm(d.to(w.dtype), w.transpose(1, 2)).float()
+        d = torch.bmm(d_low, w.transpose(1, 2)).float()
         d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
 
 
