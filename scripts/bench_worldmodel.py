@@ -40,6 +40,7 @@ import torch
 
 from gailkit.configs import int_in
 from gailkit.files import write_json
+from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.controller import (
     SOLUTIONS,
     DreamTrainingConfig,
@@ -122,6 +123,10 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--refit-m-episodes", type=int_in(0),
                         help="episodes driven by V only's controller that M is refitted on before V+M+C's "
                              "search (needs a warm start; default: preset's)")
+    parser.add_argument("--seed", type=int_in(0), default=0,
+                        help="seed of the searches after the warm start (V+M+C's and V only's last generations: "
+                             "their CMA-ES draws and training tracks), in folders and stage names of their own; the "
+                             "data, V, M and the warm start are shared (needs a warm start; default: 0)")
     parser.add_argument("--vonly-generations", type=int,
                         help="CMA-ES generations of the V-only row (default: V+M+C's, warm start included)")
     parser.add_argument("--vonly-popsize", type=int, help="default: as V+M+C")
@@ -143,11 +148,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                                    ("controller_sigma0", args.sigma0),
                                    ("refit_m_episodes", args.refit_m_episodes)) if v is not None}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
+    if args.seed and not p.warm_start_generations:
+        parser.error(f"--seed {args.seed} seeds the searches after a warm start: set --warm-start-generations above 0")
     if p.refit_m_episodes and not p.warm_start_generations:
         parser.error(f"--refit-m-episodes {p.refit_m_episodes} needs V only's controller to drive: "
                      "set --warm-start-generations above 0")
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
-    out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}.json"
+    tag = f"_seed{args.seed}" if args.seed else ""  # the seeded searches' folders, stages and default result
+    out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # the GIF and the curve are written beside it
     data, model_dir = run_dir / "data", run_dir / "model"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +185,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     def vonly_steps(config: DreamTrainingConfig) -> int:  # an upper bound: episodes may end early
         return config.generations * config.popsize * config.rollouts * config.max_steps
 
-    cfg = DreamTrainingConfig(**p.controller_options())
+    cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
     z0 = start_latents(model, data)
     warm, x0 = p.warm_start_generations, None
     vmc_model_dir = model_dir  # V+M+C's world model: M refitted in a folder of its own with refit_m_episodes
@@ -202,8 +210,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                               vmc_model_dir, **p.mdn_options())
                 (run_dir / "M_refit.done").touch()
         x0 = with_memory(model, x0)
-    c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else ""))
-    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''})"
+    c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else "") + tag)
+    seeded = f", seed {args.seed}" if args.seed else ""
+    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''}{seeded})"
     if where == "dream":
         best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
                               resume=(c_dir / "cmaes.json").exists(), x0=x0)
@@ -214,16 +223,23 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     refit_stages = ["collect (V only's controller)", "M refit (all data)"] if p.refit_m_episodes else []
     vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), *refit_stages, stage]
 
-    vonly_cfg = vonly_config(args.vonly_generations or warm + p.generations)
+    vonly_cfg = dataclasses.replace(vonly_config(args.vonly_generations or warm + p.generations), seed=args.seed)
     vonly_dir = run_dir / "controller_vonly"
     if warm:  # the V only row continues a copy of V+M+C's start to as many generations as V+M+C had in all
-        vonly_dir = run_dir / f"controller_vonly_{vonly_cfg.generations}"
+        vonly_dir = run_dir / f"controller_vonly_{vonly_cfg.generations}{tag}"
         if not vonly_dir.exists():
             tmp = vonly_dir.with_name(vonly_dir.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(start_dir, tmp)
+            if args.seed:  # its own CMA-ES draws from the warm start on (its tracks follow vonly_cfg.seed)
+                es = CMAES.load(tmp)
+                es.rng = np.random.default_rng([args.seed, warm])
+                es.save(tmp)
+                saved = json.loads((tmp / "history.json").read_text())
+                write_json(tmp / "history.json", {**saved, "config": {**saved["config"], "seed": args.seed}})
             tmp.rename(vonly_dir)
-    _, vonly_history = timed(wall, wall_file, "C in the real env (V only)", train_controller_in_real, model_dir,
+    vonly_stage = f"C in the real env (V only{seeded})"
+    _, vonly_history = timed(wall, wall_file, vonly_stage, train_controller_in_real, model_dir,
                              p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
     real_steps["V-only training"] = vonly_steps(vonly_cfg)
 
@@ -280,8 +296,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"{a} minus {b}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
               f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
-    for name, seconds in wall.items():
-        print(f"| {name} | {seconds / 60:.1f} min |")
+    for name in (*vmc_stages, vonly_stage, "evaluation"):  # wall.json also holds other seeds' stages
+        print(f"| {name} | {wall[name] / 60:.1f} min |")
     if rows["vmc_pipeline_s"] is not None:
         print(f"| V+M+C in all: collect, V, M and its C stage(s) | {rows['vmc_pipeline_s'] / 60:.1f} min |")
     print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
