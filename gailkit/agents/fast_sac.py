@@ -233,7 +233,8 @@ class _Pass(NamedTuple):
 
     def network(self, i: int) -> _Pass:
         """Network ``i``'s pass of a :func:`_stacked_relu_mlp` run (views), for :func:`_relu_mlp_backward`."""
-        return _Pass([self.acts[0], *(a[i] for a in self.acts[1:])], {k: (x[i], w[i]) for k, (x, w) in self.low.items()})
+        low = {k: (x[i], w[i]) for k, (x, w) in self.low.items()}
+        return _Pass([self.acts[0], *(a[i] for a in self.acts[1:])], low)
 
     def masks(self, rows: torch.Tensor) -> _Pass:
         """The pass of the input rows ``rows`` (indices), with what an input gradient needs alone: the
