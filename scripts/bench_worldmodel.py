@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from gailkit.configs import int_in
-from gailkit.files import write_json
+from gailkit.files import read_json, write_json
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.controller import (
     SOLUTIONS,
@@ -235,7 +235,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                 es = CMAES.load(tmp)
                 es.rng = np.random.default_rng([args.seed, warm])
                 es.save(tmp)
-                saved = json.loads((tmp / "history.json").read_text())
+                saved = read_json(tmp / "history.json", what="controller")
                 write_json(tmp / "history.json", {**saved, "config": {**saved["config"], "seed": args.seed}})
             tmp.rename(vonly_dir)
     vonly_stage = f"C in the real env (V only{seeded})"
@@ -297,7 +297,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
               f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
     for name in (*vmc_stages, vonly_stage, "evaluation"):  # wall.json also holds other seeds' stages
-        print(f"| {name} | {wall[name] / 60:.1f} min |")
+        if name in wall:
+            print(f"| {name} | {wall[name] / 60:.1f} min |")
     if rows["vmc_pipeline_s"] is not None:
         print(f"| V+M+C in all: collect, V, M and its C stage(s) | {rows['vmc_pipeline_s'] / 60:.1f} min |")
     print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
