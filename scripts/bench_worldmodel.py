@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from gailkit.configs import int_in
-from gailkit.files import read_json, write_json
+from gailkit.files import write_json
+from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.controller import (
     SOLUTIONS,
