@@ -48,3 +48,14 @@ def test_sac_curves_compare_each_implementation_with_sb3_over_the_seeds():
     assert gap["standard_error"] == pytest.approx(np.sqrt(2 * 100 / 3))  # each: variance 100 over 3 seeds
     assert gap["within_seed_noise"] and not out["final"]["fast_minus_sb3"]["within_seed_noise"]
     assert out["curve_mean"]["sb3"] == [-155, -165, -175]
+
+
+def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing(tmp_path):
+    import subprocess
+
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), "--preset", "fast-2h", "--seed", "1",
+                          "--dir", str(run), "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "--seed 1 seeds the searches after a warm start" in out.stderr.strip().splitlines()[-1]
+    assert not run.exists() and not (tmp_path / "r.json").exists()
