@@ -446,6 +446,12 @@ class FastSAC(SAC):
             self._batch = buf.batch_arrays(batch_size)
         return buf.sample_into(self._batch, env=env)
 
+    def _policy_views(self) -> _Views:
+        """The current policy's :class:`_Views`, built again when the policy object changed (a load)."""
+        if self._views is None or self._views.policy is not self.policy:
+            self._views = _Views.build(self.policy)
+        return self._views
+
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """SB3's, with the policy's action drawn by :meth:`_explore` rather than through ``predict``
@@ -461,9 +467,7 @@ class FastSAC(SAC):
     def _explore(self, obs: np.ndarray) -> np.ndarray:
         """The actor's stochastic actions in [-1, 1] for a batch of observations, as SB3's
         ``actor(obs)`` computes them: ``tanh(mean + eps * std)``, ``eps`` drawn by ``normal_``."""
-        if self._views is None or self._views.policy is not self.policy:
-            self._views = _Views.build(self.policy)
-        v = self._views
+        v = self._policy_views()
         with torch.no_grad():
             x = self.actor.extract_features(torch.as_tensor(obs, device=self.device), self.actor.features_extractor)
             latent = _relu_mlp(x, v.hidden, last_relu=True).acts[-1]
@@ -509,9 +513,7 @@ class FastSAC(SAC):
     def _graph_free_step(self, data: ReplayBufferSamples, *, polyak: bool) -> torch.Tensor:
         """:meth:`_step` with the gradients written out (ReLU MLPs, parameter-free features): the same
         arithmetic as autograd's, in SB3's order, without building a graph. Runs under ``no_grad``."""
-        if self._views is None or self._views.policy is not self.policy:
-            self._views = _Views.build(self.policy)
-        v, low, n = self._views, self._low_dtype, self.critic.n_critics
+        v, low, n = self._policy_views(), self._low_dtype, self.critic.n_critics
         features = self.actor.features_extractor  # parameter-free, so the critics' features are the same
         obs = self.actor.extract_features(data.observations, features)
         batch, n_actions = obs.shape[0], data.actions.shape[1]
