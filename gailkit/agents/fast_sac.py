@@ -10,6 +10,8 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
   stacked weight, run by one batched product in the written-out step and updated by one fused Adam
   kernel and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load
   either way;
+* the Q heads' input gradient (one output column, so an outer product) as a broadcast multiply, the
+  same bits as the matrix product at a tenth of its cost;
 * fused Adam for actor, critics and entropy coefficient, called without the optimiser's Python layers;
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
   there and discards them at the next ``zero_grad``), through each critic on the rows where that
@@ -285,7 +287,10 @@ def _stacked_relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Te
     acts, kept, h = [x], {}, x.expand(n, *x.shape)
     for k, (w, b) in enumerate(layers):
         if k == last:
-            h = torch.stack([torch.addmm(b[i], h[i], w[i]) for i in range(n)])
+            out = h.new_empty(n, h.shape[1], w.shape[-1])
+            for i in range(n):
+                torch.addmm(b[i], h[i], w[i], out=out[i])
+            h = out
         elif k in low:
             w_low, b_low = low[k]
             kept[k] = h.to(w_low.dtype), w_low
@@ -316,8 +321,18 @@ def _stacked_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]
         torch.sum(d, dim=1, out=grads[k][1])
         if k == 0:
             return
-        d = torch.bmm(d_low, w.transpose(1, 2)).float()
+        d = _input_grad(d_low, w.transpose(1, 2))
         d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
+
+
+def _input_grad(d: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+    """``(d @ w_t).float()``: a layer's input gradient from its output gradient ``d`` and transposed
+    weight ``w_t`` (batched or not). For a one-output layer (a Q head) it is an outer product, done as a
+    broadcast multiply: the same bits (one product per element, no sum), without the matrix product's
+    cost (~150 us for the twin critics' heads, 10x the multiply)."""
+    if d.shape[-1] == 1:
+        return (d * w_t).float()
+    return torch.matmul(d, w_t).float()
 
 
 def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
@@ -343,7 +358,7 @@ def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor
             torch.sum(d, dim=0, out=grads[k][1])
         if k == 0 and not input_grad:
             return None
-        d = (d_low @ w.T).float()
+        d = _input_grad(d_low, w.T)
         if k > 0:
             d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
     return d
