@@ -281,7 +281,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "other_solution": {"solution": other, "vmc_minus_vonly_on_same_tracks": paired_other},
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": wall, "controller_history": history, "vonly_history": vonly_history,
+        "wall_s": {k: wall[k] for k in (*vmc_stages, vonly_stage, "evaluation") if k in wall},  # this run's stages
+        "controller_history": history, "vonly_history": vonly_history,
         "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
@@ -297,9 +298,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"{a} minus {b}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
               f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
-    for name in (*vmc_stages, vonly_stage, "evaluation"):  # wall.json also holds other seeds' stages
-        if name in wall:
-            print(f"| {name} | {wall[name] / 60:.1f} min |")
+    for name, seconds in rows["wall_s"].items():  # wall.json also holds other seeds' stages
+        print(f"| {name} | {seconds / 60:.1f} min |")
     if rows["vmc_pipeline_s"] is not None:
         print(f"| V+M+C in all: collect, V, M and its C stage(s) | {rows['vmc_pipeline_s'] / 60:.1f} min |")
     print("\nreal-environment steps: " + ", ".join(f"{k} {v:,}" for k, v in real_steps.items())
@@ -309,5 +309,5 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     write_json(out, rows)
     curve = out.with_name(out.stem + "_curve.png")
     plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
-                f"{p.env}, {args.preset} preset", warm)
+                f"{p.env}, {args.preset} preset{seeded}", warm)
     print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")
