@@ -52,7 +52,7 @@ from gailkit.worldmodels.controller import (
 )
 from gailkit.worldmodels.data import collect_chunks, recorded_steps
 from gailkit.worldmodels.iterative import refit_memory
-from gailkit.worldmodels.linear_controller import controller_for, with_memory
+from gailkit.worldmodels.linear_controller import controller_for, with_memory, without_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
@@ -257,6 +257,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
                                        f"V only ({SOLUTION_LABELS[other]})")}
     wall["evaluation"] = time.perf_counter() - start
+    ablation = "V+M+C, h's weights dropped"  # M's ablation: does C use h, or drive on its z-weights alone?
+    vmc = load_solution(c_dir, p.controller_solution)
+    if len(vmc) == controller_for(model).n_params:  # (a separate batch: the rows above keep their numbers)
+        returns[ablation] = evaluate_controllers(model, without_memory(model, vmc)[None], p.env, args.eval_episodes,
+                                                 frame_skip=p.frame_skip)[0]
     controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
                                       max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
@@ -271,7 +276,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
-    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random")}
+    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random", ablation)
+              if b in returns}
     alt = f" ({SOLUTION_LABELS[other]})"
     paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])
     rows = {

@@ -13,7 +13,7 @@ import numpy as np
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "controller_for", "with_memory"]
+__all__ = ["LinearController", "controller_for", "with_memory", "without_memory"]
 
 
 class LinearController:
@@ -64,3 +64,16 @@ def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
     W = np.zeros((full.out_dim, full.in_dim))
     W[:, : small.in_dim] = v_only[: small.out_dim * small.in_dim].reshape(small.out_dim, small.in_dim)
     return np.concatenate([W.ravel(), v_only[small.out_dim * small.in_dim:]])
+
+
+def without_memory(model: WorldModel, params: np.ndarray) -> np.ndarray:
+    """A V+M+C controller's parameters with its weights on ``h`` dropped, as a V-only controller's
+    (the inverse of :func:`with_memory`): what C does with ``z`` alone. Evaluated beside the full
+    controller, it shows whether the search learned to use ``h`` (the ablation of M)."""
+    small, full = controller_for(model, memory=False), controller_for(model)
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape != (full.n_params,):
+        raise UsageError(f"a V+M+C controller of this world model has {full.n_params} parameters, not "
+                         f"{params.shape}")
+    W = params[: full.out_dim * full.in_dim].reshape(full.out_dim, full.in_dim)
+    return np.concatenate([W[:, : small.in_dim].ravel(), params[full.out_dim * full.in_dim:]])

@@ -300,9 +300,9 @@ def test_sb3_ppo_learns_in_a_dream_vec_env(tmp_path):
     assert before == pytest.approx(0.5, abs=0.05) and p_push_1() > 0.6, f"P(push 1) {before:.3f} -> {p_push_1():.3f}"
 
 
-def test_a_v_only_controller_widened_with_memory_acts_the_same(tmp_path):
+def test_a_v_only_controller_widened_with_memory_acts_the_same_and_narrows_back(tmp_path):
     from gailkit.errors import UsageError
-    from gailkit.worldmodels.linear_controller import controller_for, with_memory
+    from gailkit.worldmodels.linear_controller import controller_for, with_memory, without_memory
 
     model, _ = tiny_world_model(tmp_path, gym.spaces.Box(-1.0, 1.0, (3,)))
     small, full = controller_for(model, memory=False), controller_for(model)
@@ -318,3 +318,10 @@ def test_a_v_only_controller_widened_with_memory_acts_the_same(tmp_path):
     assert not np.allclose(full.act(moved[None], obs[:1]), full.act(wide[None], obs[:1]))
     with pytest.raises(UsageError, match=f"has {small.n_params} parameters"):
         with_memory(model, wide)
+    np.testing.assert_array_equal(without_memory(model, wide), v_only)  # the inverse
+    narrowed = without_memory(model, moved)  # h's weights dropped, z's and the biases kept
+    np.testing.assert_array_equal(narrowed, v_only)
+    moved[0] = 7.0  # a weight on z (row 0, first z input) is kept
+    assert without_memory(model, moved)[0] == 7.0
+    with pytest.raises(UsageError, match=f"has {full.n_params} parameters"):
+        without_memory(model, v_only)
