@@ -57,7 +57,7 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controllers
-from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
 
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 
@@ -257,10 +257,15 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
                                        f"V only ({SOLUTION_LABELS[other]})")}
     wall["evaluation"] = time.perf_counter() - start
-    ablation = "V+M+C, h's weights dropped"  # M's ablation: does C use h, or drive on its z-weights alone?
+    # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
+    # constant: h's variation gone); separate batches, so the rows above keep their numbers
+    ablations = {"V+M+C, h's weights dropped": None, "V+M+C, h held at its data mean": "mean"}
     vmc = load_solution(c_dir, p.controller_solution)
-    if len(vmc) == controller_for(model).n_params:  # (a separate batch: the rows above keep their numbers)
-        returns[ablation] = evaluate_controllers(model, without_memory(model, vmc)[None], p.env, args.eval_episodes,
+    if len(vmc) == controller_for(model).n_params:
+        h_mean = mean_memory(model, data)
+        for name, h in ablations.items():
+            narrowed = without_memory(model, vmc, h_mean if h == "mean" else None)
+            returns[name] = evaluate_controllers(model, narrowed[None], p.env, args.eval_episodes,
                                                  frame_skip=p.frame_skip)[0]
     controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
@@ -276,7 +281,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
-    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random", ablation)
+    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random", *ablations)
               if b in returns}
     alt = f" ({SOLUTION_LABELS[other]})"
     paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])

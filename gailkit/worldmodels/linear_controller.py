@@ -66,14 +66,19 @@ def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
     return np.concatenate([W.ravel(), v_only[small.out_dim * small.in_dim:]])
 
 
-def without_memory(model: WorldModel, params: np.ndarray) -> np.ndarray:
-    """A V+M+C controller's parameters with its weights on ``h`` dropped, as a V-only controller's
-    (the inverse of :func:`with_memory`): what C does with ``z`` alone. Evaluated beside the full
-    controller, it shows whether the search learned to use ``h`` (the ablation of M)."""
+def without_memory(model: WorldModel, params: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
+    """A V+M+C controller's parameters as a V-only controller's (the inverse of :func:`with_memory`):
+    its weights on ``h`` dropped (``h`` taken as 0), or with ``h`` a constant ``(hidden,)`` (e.g.
+    :func:`~gailkit.worldmodels.train.mean_memory`), their product with it folded into the bias.
+    Evaluated beside the full controller, it shows what C does with ``z`` alone: whether the search
+    learned to use ``h`` (M's ablation)."""
     small, full = controller_for(model, memory=False), controller_for(model)
     params = np.asarray(params, dtype=np.float64)
     if params.shape != (full.n_params,):
         raise UsageError(f"a V+M+C controller of this world model has {full.n_params} parameters, not "
                          f"{params.shape}")
     W = params[: full.out_dim * full.in_dim].reshape(full.out_dim, full.in_dim)
-    return np.concatenate([W[:, : small.in_dim].ravel(), params[full.out_dim * full.in_dim:]])
+    bias = params[full.out_dim * full.in_dim:]
+    if h is not None:
+        bias = bias + W[:, small.in_dim:] @ np.asarray(h, dtype=np.float64)
+    return np.concatenate([W[:, : small.in_dim].ravel(), bias])

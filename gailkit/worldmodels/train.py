@@ -17,7 +17,8 @@ from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["fit_mdn", "fit_mdn_steps", "mdn_windows", "next_latent_errors", "start_latents", "train_mdn", "train_vae"]
+__all__ = ["fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory", "next_latent_errors", "start_latents", "train_mdn",
+           "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -181,3 +182,23 @@ def next_latent_errors(model: WorldModel, data_dir: str | Path) -> tuple[float, 
             copy_err.append(((ze[:-1] - ze[1:]) ** 2).sum(-1))
             f0, a0 = f0 + length + 1, a0 + length
     return torch.cat(m_err).mean().item(), torch.cat(copy_err).mean().item()
+
+
+@torch.no_grad()
+def mean_memory(model: WorldModel, data_dir: str | Path) -> np.ndarray:
+    """M's memory ``h`` averaged over every step of the episodes in ``data_dir`` ``(hidden,)``: V's
+    posterior means and the recorded actions in, as a controller would see ``h`` at steps 1..T. Held
+    at this constant, ``h`` keeps its average and loses its variation
+    (:func:`~gailkit.worldmodels.linear_controller.without_memory` folds it into C's bias)."""
+    total, steps = torch.zeros(model.mdn_config.hidden, dtype=torch.float64), 0
+    for path in chunk_paths(Path(data_dir)):
+        chunk = load_chunk(path)
+        z = model.encode_frames(chunk["frames"], mean=True)  # (frames, Z)
+        f0 = a0 = 0
+        for length in chunk["lengths"]:
+            actions = torch.as_tensor(chunk["actions"][a0 : a0 + length])
+            h, _ = model.mdn.memory(z[None, f0 : f0 + length], actions[None])
+            total += h[0].double().sum(0)
+            steps += int(length)
+            f0, a0 = f0 + length + 1, a0 + length
+    return (total / steps).numpy()

@@ -325,3 +325,36 @@ def test_a_v_only_controller_widened_with_memory_acts_the_same_and_narrows_back(
     assert without_memory(model, moved)[0] == 7.0
     with pytest.raises(UsageError, match=f"has {full.n_params} parameters"):
         without_memory(model, v_only)
+    h = rng.normal(size=full.in_dim - small.in_dim)  # h held at a constant: folded into the bias
+    with_h = np.concatenate([obs[:, :small.in_dim], np.repeat(h[None], 16, 0)], 1)
+    folded = np.repeat(without_memory(model, moved, h)[None], 16, 0)
+    np.testing.assert_allclose(small.act(folded, obs[:, :small.in_dim]),
+                               full.act(np.repeat(moved[None], 16, 0), with_h), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(without_memory(model, moved, h), without_memory(model, moved))
+
+
+def test_mean_memory_is_the_average_h_of_m_stepped_frame_by_frame(tmp_path):
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+    from gailkit.worldmodels.train import mean_memory
+
+    collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=3, episodes_per_chunk=2, progress=False)
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    hs = []  # as the real-env evaluation steps M: one frame at a time, its state carried, reset per episode
+    with torch.no_grad():
+        for path in chunk_paths(tmp_path / "data"):
+            chunk = load_chunk(path)
+            z = model.encode_frames(chunk["frames"], mean=True)
+            f0 = a0 = 0
+            for length in chunk["lengths"]:
+                state = None
+                for t in range(length):
+                    h, state = model.mdn.memory(z[None, f0 + t : f0 + t + 1],
+                                                torch.as_tensor(chunk["actions"][a0 + t : a0 + t + 1])[None], state)
+                    hs.append(h[0, 0].double())
+                f0, a0 = f0 + length + 1, a0 + length
+    expected = torch.stack(hs).mean(0).numpy()
+    got = mean_memory(model, tmp_path / "data")
+    assert got.shape == (8,) and np.abs(got).max() > 1e-3, got
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
