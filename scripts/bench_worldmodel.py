@@ -21,9 +21,13 @@ and a GIF of the V+M+C controller on a real track beside it):
 - the random policy on the same tracks;
 - both controllers again with the other choice of solution (the preset's is the CMA-ES mean for
   ``fast-2h``, as in the paper's code, or the best candidate seen; the other is a second row each);
+- M's ablation: V+M+C's controller with its weights on h dropped (h = 0), and with h held at its
+  average over the collected data (folded into the bias): does C use what h varies with?
 with real-environment steps used, the wall time of each stage, the controller's dream/real score
 gap, and batched dream steps/s against real-environment steps/s measured in this run. Every
 stage resumes from what an interrupted run left in --dir (CMA-ES from its last generation).
+``--seed N`` reruns the searches after a warm start with their own draws (one result per seed;
+``scripts/bench_worldmodel_seeds.py`` sums the seeds up).
 """
 
 from __future__ import annotations

@@ -59,3 +59,34 @@ def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing
     assert out.returncode == 2, out.stderr
     assert "--seed 1 seeds the searches after a warm start" in out.stderr.strip().splitlines()[-1]
     assert not run.exists() and not (tmp_path / "r.json").exists()
+
+
+def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_path):
+    import json
+    import subprocess
+
+    def result(vmc, vonly, **extra):
+        rows = {"V+M+C": vmc, "V only": vonly, "random": [-30.0, -30.0], **extra}
+        return {"returns": {k: {"all": v} for k, v in rows.items()}}
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bench_worldmodel_p.json").write_text(json.dumps(result([700.0, 600.0], [650.0, 650.0])))
+    (results / "bench_worldmodel_p_seed1.json").write_text(  # a later run: one more row, left out (seed 0 lacks it)
+        json.dumps(result([600.0, 700.0], [700.0, 640.0], **{"V+M+C, h's weights dropped": [1.0, 2.0]})))
+    (results / "bench_worldmodel_other_seed1.json").write_text("{}")  # another preset's: not read
+    cmd = [sys.executable, str(SCRIPTS / "bench_worldmodel_seeds.py"), "--preset", "p", "--results", str(results)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((results / "bench_worldmodel_p_seeds.json").read_text())
+    assert summary["rows"] == ["V+M+C", "V only", "random"] and summary["over_seeds"]["seeds"] == [0, 1]
+    gap = summary["over_seeds"]["differences"]["V+M+C minus V only"]
+    # per track, averaged over the seeds: (50 - 100) / 2 = -25 and (-50 + 60) / 2 = +5
+    assert gap["over_tracks"]["mean"] == pytest.approx(-10.0)
+    assert gap["over_tracks"]["standard_error"] == pytest.approx(np.std([-25.0, 5.0], ddof=1) / np.sqrt(2))
+    assert gap["over_tracks"]["tracks_ahead"] == 1 and gap["over_tracks"]["tracks_behind"] == 1
+    assert gap["per_seed"] == pytest.approx([0.0, -20.0])
+    assert summary["over_seeds"]["means"]["V+M+C"]["mean"] == pytest.approx(650.0)
+    (results / "bench_worldmodel_p_seed1.json").unlink()  # one seed left: nothing to sum up
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 2 and "found 1 result(s) of --preset p" in out.stderr.strip().splitlines()[-1]
