@@ -263,14 +263,12 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     wall["evaluation"] = time.perf_counter() - start
     # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
     # constant: h's variation gone); separate batches, so the rows above keep their numbers
-    ablations = {"V+M+C, h's weights dropped": None, "V+M+C, h held at its data mean": "mean"}
+    ablations = ("V+M+C, h's weights dropped", "V+M+C, h held at its data mean")
     vmc = load_solution(c_dir, p.controller_solution)
     if len(vmc) == controller_for(model).n_params:
-        h_mean = mean_memory(model, data)
-        for name, h in ablations.items():
-            narrowed = without_memory(model, vmc, h_mean if h == "mean" else None)
-            returns[name] = evaluate_controllers(model, narrowed[None], p.env, args.eval_episodes,
-                                                 frame_skip=p.frame_skip)[0]
+        for name, h in zip(ablations, (None, mean_memory(model, data)), strict=True):
+            returns[name] = evaluate_controllers(model, without_memory(model, vmc, h)[None], p.env,
+                                                 args.eval_episodes, frame_skip=p.frame_skip)[0]
     controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
                                       max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
