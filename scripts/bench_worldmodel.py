@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,9 @@ from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controllers
 from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a package)
+
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 
 
@@ -84,9 +88,7 @@ def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **f
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
     """``a - b`` over the same tracks: its mean, the standard error of that mean, and the tracks each way."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return {"mean": float(d.mean()), "standard_error": float(d.std(ddof=1) / np.sqrt(len(d))),
-            "tracks_ahead": int((d > 0).sum()), "tracks_behind": int((d < 0).sum())}
+    return difference(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
 
 
 def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list[dict], real: dict[str, float],
@@ -264,12 +266,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
     # constant: h's variation gone); separate batches, so the rows above keep their numbers
     ablations = ("V+M+C, h's weights dropped", "V+M+C, h held at its data mean")
-    vmc = load_solution(c_dir, p.controller_solution)
-    if len(vmc) == controller_for(model).n_params:
+    vmc, controller = load_solution(c_dir, p.controller_solution), controller_for(model)
+    if len(vmc) == controller.n_params:
         for name, h in zip(ablations, (None, mean_memory(model, data)), strict=True):
             returns[name] = evaluate_controllers(model, without_memory(model, vmc, h)[None], p.env,
                                                  args.eval_episodes, frame_skip=p.frame_skip)[0]
-    controller = controller_for(model)
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
                                       max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
 
