@@ -15,7 +15,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   generations, for 40, with a 32-unit M (C over [z, h] has 195 weights, not 867);
   ``fast-2h-m32-noindicators`` is that on frames without the speed gauge (the paper's input);
   ``fast-2h-m32-refit`` refits M, before V+M+C's search, on 50 more episodes driven by V only's
-  controller (the paper's iterative step; ``--refit-m-episodes N``);
+  controller (the paper's iterative step; ``--refit-m-episodes N``); ``fast-2h-m32-continue``
+  continues V only's CMA-ES itself (its step size and covariance, h's weights as new coordinates)
+  instead of a fresh search at step size 0.2;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
@@ -57,7 +59,7 @@ from gailkit.worldmodels.controller import (
 )
 from gailkit.worldmodels.data import collect_chunks, recorded_steps
 from gailkit.worldmodels.iterative import refit_memory
-from gailkit.worldmodels.linear_controller import controller_for, with_memory, without_memory
+from gailkit.worldmodels.linear_controller import controller_for, memory_index, with_memory, without_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
@@ -157,6 +159,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
     if args.seed and not p.warm_start_generations:
         parser.error(f"--seed {args.seed} seeds the searches after a warm start: set --warm-start-generations above 0")
+    if p.warm_start_continue and (not p.warm_start_generations or args.sigma0 is not None):
+        parser.error(f"preset {args.preset} continues V only's search (and its step size) after a warm start: "
+                     "set --warm-start-generations above 0 and drop --sigma0")
     if p.refit_m_episodes and not p.warm_start_generations:
         parser.error(f"--refit-m-episodes {p.refit_m_episodes} needs V only's controller to drive: "
                      "set --warm-start-generations above 0")
@@ -217,6 +222,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                               vmc_model_dir, **p.mdn_options())
                 (run_dir / "M_refit.done").touch()
         x0 = with_memory(model, x0)
+        if p.warm_start_continue:  # V only's search goes on, h's weights its new coordinates
+            x0 = CMAES.load(start_dir).widened(len(x0), memory_index(model), popsize=p.popsize, seed=args.seed)
+            cfg = dataclasses.replace(cfg, sigma0=x0.sigma)
     c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else "") + tag)
     seeded = f", seed {args.seed}" if args.seed else ""
     stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''}{seeded})"

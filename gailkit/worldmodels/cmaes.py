@@ -44,6 +44,25 @@ class CMAES:
         self._pending: np.ndarray | None = None
         self.best_x, self.best_f = self.mean.copy(), math.inf
 
+    def widened(self, n: int, index: np.ndarray, *, popsize: int | None = None, seed: int = 0) -> CMAES:
+        """This search continued on ``R^n``, where coordinates ``index`` are this one's (in order) and
+        the others are new. It keeps the mean (new coordinates at 0), the step size and, on the old
+        coordinates, the learned covariance; the new ones start uncorrelated, with the old ones'
+        average variance. Evolution paths and the generation count start afresh, as the strategy's
+        constants (which depend on ``n``) do. World models: V+M+C's search continuing V only's,
+        with the weights on ``h`` as the new coordinates, instead of restarting from a guessed step size.
+        """
+        index = np.asarray(index)
+        if index.shape != (self.n,) or len(np.unique(index)) != self.n or index.min() < 0 or index.max() >= n:
+            raise ValueError(f"index must place this search's {self.n} coordinates at distinct positions in "
+                             f"[0, {n}), got shape {index.shape}")
+        mean = np.zeros(n)
+        mean[index] = self.mean
+        es = CMAES(mean, self.sigma, popsize=popsize, seed=seed)
+        es.C = np.eye(n) * np.mean(np.diag(self.C))
+        es.C[np.ix_(index, index)] = self.C
+        return es
+
     def _eigen(self) -> tuple[np.ndarray, np.ndarray]:
         self.C = np.triu(self.C) + np.triu(self.C, 1).T  # keep it exactly symmetric
         d2, B = np.linalg.eigh(self.C)

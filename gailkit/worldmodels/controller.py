@@ -116,8 +116,9 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
 
 
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
-                fitness_fn, desc: str, x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES maximising ``fitness_fn(candidates, generation)`` from ``x0`` (default zeros);
+                fitness_fn, desc: str, x0: np.ndarray | CMAES | None = None) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES maximising ``fitness_fn(candidates, generation)`` from ``x0`` (default zeros), or
+    continuing ``x0`` if it is a :class:`CMAES` (its popsize and step size those of ``config``);
     checkpoints every generation."""
     if resume:
         es = CMAES.load(out)
@@ -128,7 +129,14 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         if (out / "history.json").exists():
             raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
                              "to train a new one")
-        es = CMAES(np.zeros(n_params) if x0 is None else x0, config.sigma0, popsize=config.popsize, seed=config.seed)
+        if isinstance(x0, CMAES):  # a search to continue (e.g. CMAES.widened), not a start point
+            if (x0.n, x0.lam, x0.sigma) != (n_params, config.popsize, config.sigma0):
+                raise ValueError(f"the search to continue has n={x0.n}, popsize {x0.lam}, sigma {x0.sigma}; the "
+                                 f"controller and config need {n_params}, {config.popsize}, {config.sigma0}")
+            es = x0
+        else:
+            es = CMAES(np.zeros(n_params) if x0 is None else x0, config.sigma0, popsize=config.popsize,
+                       seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
         start = time.perf_counter()
@@ -146,8 +154,10 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
                               start_z: torch.Tensor | None = None, resume: bool = False,
-                              progress: bool = True, x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES on dream returns from ``x0`` (default zeros); checkpoints every generation in ``out``.
+                              progress: bool = True, x0: np.ndarray | CMAES | None = None
+                              ) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on dream returns from ``x0`` (default zeros) or continuing a :class:`CMAES`;
+    checkpoints every generation in ``out``.
 
     Returns:
         The controller (``config.solution``) and the per-generation history (mean / best dream return).
@@ -180,8 +190,8 @@ def _real_returns(task: tuple[np.ndarray, int, int, int, int]) -> np.ndarray:
 def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
                              workers: int = 2, timeout_s: float = 600.0, resume: bool = False,
                              progress: bool = True, backend: str = "local", ray_address: str | None = None,
-                             x0: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """CMA-ES on real-environment returns.
+                             x0: np.ndarray | CMAES | None = None) -> tuple[np.ndarray, list[dict]]:
+    """CMA-ES on real-environment returns, from ``x0`` (default zeros) or continuing a :class:`CMAES`.
 
     Each generation's candidates are split into chunks, one per worker, evaluated by a
     :mod:`~gailkit.worldmodels.backends` backend (``"local"`` process pool or ``"ray"``); each

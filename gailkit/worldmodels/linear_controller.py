@@ -13,7 +13,7 @@ import numpy as np
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "controller_for", "with_memory", "without_memory"]
+__all__ = ["LinearController", "controller_for", "memory_index", "with_memory", "without_memory"]
 
 
 class LinearController:
@@ -53,6 +53,14 @@ def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | No
     return LinearController(z + h if memory else z, model.action_space)
 
 
+def memory_index(model: WorldModel) -> np.ndarray:
+    """Where a V-only controller's parameters sit among a V+M+C controller's: its weights on ``z``
+    (each row's first ``latent_dim`` inputs), then its biases; the rest are the weights on ``h``."""
+    small, full = controller_for(model, memory=False), controller_for(model)
+    rows = np.arange(small.out_dim)[:, None] * full.in_dim + np.arange(small.in_dim)
+    return np.concatenate([rows.ravel(), full.out_dim * full.in_dim + np.arange(small.out_dim)])
+
+
 def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
     """A V-only controller's parameters as a V+M+C controller's: the same map from ``z``, zero
     weights on ``h``; so the two act alike, and a search from there learns only what ``h`` adds."""
@@ -61,9 +69,9 @@ def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
     if v_only.shape != (small.n_params,):
         raise UsageError(f"a V-only controller of this world model has {small.n_params} parameters, not "
                          f"{v_only.shape}")
-    W = np.zeros((full.out_dim, full.in_dim))
-    W[:, : small.in_dim] = v_only[: small.out_dim * small.in_dim].reshape(small.out_dim, small.in_dim)
-    return np.concatenate([W.ravel(), v_only[small.out_dim * small.in_dim:]])
+    wide = np.zeros(full.n_params)
+    wide[memory_index(model)] = v_only
+    return wide
 
 
 def without_memory(model: WorldModel, params: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:

@@ -35,6 +35,9 @@ class WorldModelPreset:
     # (Gaussian noise 0.1 on its actions) and refit M on all data: the paper's iterative step, so h has seen
     # the states a driving controller reaches, not only the collection policy's
     refit_m_episodes: int = 0
+    # with a warm start: V+M+C's search continues V only's (its mean, step size and covariance; h's weights as new
+    # coordinates, see CMAES.widened) instead of a fresh CMA-ES from controller_sigma0
+    warm_start_continue: bool = False
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -79,4 +82,7 @@ WM_PRESETS["fast-2h-m32-noindicators"] = dataclasses.replace(WM_PRESETS["fast-2h
                                                              env="gailkit/FastCarRacing64NoIndicators-v3")
 # fast-2h-m32 with M refitted on 50 more episodes driven by V only's controller before V+M+C's search
 WM_PRESETS["fast-2h-m32-refit"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], refit_m_episodes=50)
+# fast-2h-m32 with V+M+C's search continuing V only's at 60 generations (step size and covariance kept),
+# rather than restarting at sigma 0.2 with an identity covariance
+WM_PRESETS["fast-2h-m32-continue"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_continue=True)
 # fmt: on
