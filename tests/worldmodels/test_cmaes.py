@@ -110,3 +110,51 @@ def test_controller_solution_is_the_best_candidate_or_the_cmaes_mean(tmp_path):
         DreamTrainingConfig(solution="median")
     with pytest.raises(UsageError, match="unknown controller solution"):
         load_solution(tmp_path, "median")
+
+
+def test_widened_search_keeps_step_size_and_covariance_and_goes_on():
+    scales = 10.0 ** np.linspace(0, 2, 4)
+    narrow = run(CMAES(np.ones(4), 1.0, seed=0), lambda x: float(np.sum((scales * (x - 1)) ** 2)), 80)
+    index = np.array([0, 2, 3, 5])  # the old coordinates' places among 6; 1 and 4 are new
+    wide = narrow.widened(6, index, popsize=narrow.lam, seed=1)
+    np.testing.assert_array_equal(wide.mean[index], narrow.mean)
+    assert wide.mean[[1, 4]].tolist() == [0.0, 0.0] and wide.sigma == narrow.sigma and wide.n == 6
+    np.testing.assert_array_equal(wide.C[np.ix_(index, index)], narrow.C)
+    np.testing.assert_array_equal(wide.C[[1, 4]][:, [1, 4]], np.eye(2) * np.diag(narrow.C).mean())
+    assert not wide.C[np.ix_([1, 4], index)].any()
+    # what is carried over was learned: the cheap axis stretched, C[0,0] / C[3,3] (seeds 0 / 1 / 2: 874 / 3810 / 1068)
+    assert narrow.C[0, 0] > 100 * narrow.C[3, 3], np.diag(narrow.C)
+    all_scales = np.array([scales[0], 1.0, scales[1], scales[2], 1.0, scales[3]])
+    wide = run(wide, lambda x: float(np.sum((all_scales * (x - 1)) ** 2)), 300)
+    assert wide.best_f < 1e-8, f"best f {wide.best_f:.2e}"  # seeds 0 / 1 / 2: 2e-24 / 1e-26 / 4e-25
+    with pytest.raises(ValueError, match="distinct positions"):
+        narrow.widened(6, np.array([0, 0, 1, 2]))
+    with pytest.raises(ValueError, match="distinct positions"):
+        narrow.widened(4, np.array([0, 2, 3, 5]))
+
+
+def test_a_v_only_search_continues_as_v_m_c_with_its_step_size_and_covariance(tmp_path):
+    import gymnasium as gym
+    import torch
+
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+    from gailkit.worldmodels.linear_controller import controller_for, memory_index
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    cfg = DreamTrainingConfig(generations=4, popsize=6, rollouts=2, max_steps=10, seed=0, memory=False)
+    train_controller_in_dream(model, cfg, tmp_path / "v_only", progress=False)
+    v_only = CMAES.load(tmp_path / "v_only")
+    full = controller_for(model).n_params
+    start = v_only.widened(full, memory_index(model), popsize=6, seed=1)
+    vmc = dataclasses.replace(cfg, memory=True, seed=1, sigma0=start.sigma, generations=2)
+    with pytest.raises(ValueError, match="popsize 6, sigma"):  # the config must describe the search it continues
+        train_controller_in_dream(model, dataclasses.replace(vmc, sigma0=0.5), tmp_path / "bad", x0=start,
+                                  progress=False)
+    train_controller_in_dream(model, vmc, tmp_path / "vmc", x0=start, progress=False)
+    es = CMAES.load(tmp_path / "vmc")
+    assert es.n == full and es.generation == 2
+    again = v_only.widened(full, memory_index(model), popsize=6, seed=1)  # the same start gives the same run
+    train_controller_in_dream(model, vmc, tmp_path / "vmc2", x0=again, progress=False)
+    np.testing.assert_array_equal(CMAES.load(tmp_path / "vmc2").mean, es.mean)

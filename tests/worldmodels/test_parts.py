@@ -302,7 +302,7 @@ def test_sb3_ppo_learns_in_a_dream_vec_env(tmp_path):
 
 def test_a_v_only_controller_widened_with_memory_acts_the_same_and_narrows_back(tmp_path):
     from gailkit.errors import UsageError
-    from gailkit.worldmodels.linear_controller import controller_for, with_memory, without_memory
+    from gailkit.worldmodels.linear_controller import controller_for, memory_index, with_memory, without_memory
 
     model, _ = tiny_world_model(tmp_path, gym.spaces.Box(-1.0, 1.0, (3,)))
     small, full = controller_for(model, memory=False), controller_for(model)
@@ -310,6 +310,17 @@ def test_a_v_only_controller_widened_with_memory_acts_the_same_and_narrows_back(
     v_only = rng.normal(size=small.n_params)
     wide = with_memory(model, v_only)
     assert wide.shape == (full.n_params,)
+    index = memory_index(model)  # z's weights and the biases: zero them and only h moves the output
+    np.testing.assert_array_equal(wide[index], v_only)
+    h_only = rng.normal(size=full.n_params)
+    h_only[index] = 0.0
+    z_moved = rng.normal(size=(2, full.in_dim))
+    z_moved[1, small.in_dim:] = z_moved[0, small.in_dim:]
+    acts = full.act(np.repeat(h_only[None], 2, 0), z_moved)
+    np.testing.assert_array_equal(acts[0], acts[1])
+    z_moved[1] = -z_moved[0]  # h moved as well
+    acts = full.act(np.repeat(h_only[None], 2, 0), z_moved)
+    assert not np.allclose(acts[0], acts[1])
     obs = rng.normal(size=(16, full.in_dim))  # [z, h]
     np.testing.assert_array_equal(full.act(np.repeat(wide[None], 16, 0), obs),
                                   small.act(np.repeat(v_only[None], 16, 0), obs[:, :small.in_dim]))
