@@ -1,6 +1,7 @@
 """Sums up `bench_worldmodel.py --seed N` runs of one preset: V+M+C against V only over the seeds.
 
 Run:  python scripts/bench_worldmodel_seeds.py --preset fast-2h-m32
+      python scripts/bench_worldmodel_seeds.py --preset fast-2h-m32-continue --against fast-2h-m32
 
 Reads scripts/results/bench_worldmodel_<preset>.json (seed 0) and ..._seed<N>.json (every seed
 found), whose rows share their evaluation tracks, and writes
@@ -8,6 +9,8 @@ scripts/results/bench_worldmodel_<preset>_seeds.json: per seed, each row's mean 
 each other row track by track; over the seeds, each row's mean and standard deviation, and V+M+C
 minus each other row (V only with the same choice of solution) averaged over the seeds track by track
 (its standard error over the tracks) and taken per seed (its standard error over the seeds).
+With ``--against OTHER``, also this preset's V+M+C minus OTHER's over the seeds both have (same
+tracks), and whether their V only rows are the same (the two presets shared V only's searches).
 """
 
 from __future__ import annotations
@@ -74,10 +77,23 @@ def summarise(runs: dict[int, dict]) -> dict:
     return {"rows": names, "per_seed": per_seed, "over_seeds": over}
 
 
+def against(runs: dict[int, dict], others: dict[int, dict], other: str) -> dict:
+    """This preset's V+M+C minus another's, over the seeds both ran, as :func:`summarise` compares rows."""
+    seeds = [s for s in runs if s in others]
+    a, b = (np.array([r[s]["returns"][VMC]["all"] for s in seeds], dtype=float) for r in (runs, others))
+    gaps = a.mean(1) - b.mean(1)
+    return {"preset": other, "seeds": seeds,
+            "V+M+C minus its V+M+C": {"over_tracks": difference((a - b).mean(0)), "per_seed": gaps.tolist(),
+                                      "standard_error_over_seeds": float(gaps.std(ddof=1) / np.sqrt(len(gaps)))},
+            "same_v_only": all(runs[s]["returns"]["V only"]["all"] == others[s]["returns"]["V only"]["all"]
+                               for s in seeds)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fast-2h-m32")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-seed results")
+    parser.add_argument("--against", metavar="PRESET", help="also compare V+M+C with this preset's, seed by seed")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     files = seed_files(args.preset, args.results)
@@ -85,9 +101,20 @@ def main() -> None:
         parser.error(f"found {len(files)} result(s) of --preset {args.preset} in {args.results}; run "
                      f"`python scripts/bench_worldmodel.py --preset {args.preset} --seed N` for two or more seeds")
     runs = {s: json.loads(p.read_text()) for s, p in files.items()}
-    if len({len(r["returns"][VMC]["all"]) for r in runs.values()}) != 1:
+    n_tracks = len(runs[min(runs)]["returns"][VMC]["all"])
+    if {len(r["returns"][VMC]["all"]) for r in runs.values()} != {n_tracks}:
         parser.error("the runs were evaluated on different numbers of tracks; rerun them with the same --eval-episodes")
     summary = {"preset": args.preset, "files": {s: p.name for s, p in files.items()}, **summarise(runs)}
+    if args.against:
+        other_files = seed_files(args.against, args.results)
+        common = [s for s in files if s in other_files]
+        if len(common) < 2:
+            parser.error(f"--against {args.against}: it shares {len(common)} seed(s) with --preset {args.preset} in "
+                         f"{args.results}; two or more are needed")
+        others = {s: json.loads(other_files[s].read_text()) for s in common}
+        if {len(r["returns"][VMC]["all"]) for r in [*runs.values(), *others.values()]} != {n_tracks}:
+            parser.error(f"--against {args.against}: evaluated on another number of tracks")
+        summary["against"] = against(runs, others, args.against)
     out = args.out or args.results / f"bench_worldmodel_{args.preset}_seeds.json"
     write_json(out, summary)
     over = summary["over_seeds"]
@@ -103,6 +130,13 @@ def main() -> None:
               f"ahead on {t['tracks_ahead']}, behind on {t['tracks_behind']}; "
               f"{d['standard_error_over_seeds']:.1f} over the seeds: "
               + ", ".join(f"{g:+.1f}" for g in d["per_seed"]) + ")")
+    if args.against:
+        d, vs = summary["against"]["V+M+C minus its V+M+C"], summary["against"]
+        t = d["over_tracks"]
+        print(f"V+M+C minus {args.against}'s, seeds {', '.join(map(str, vs['seeds']))}: {t['mean']:+.1f} (standard "
+              f"error {t['standard_error']:.1f} over the tracks, ahead on {t['tracks_ahead']}, behind on "
+              f"{t['tracks_behind']}; {d['standard_error_over_seeds']:.1f} over the seeds: "
+              + ", ".join(f"{g:+.1f}" for g in d["per_seed"]) + f"); same V only rows: {vs['same_v_only']}")
     print(f"wrote {out}")
 
 

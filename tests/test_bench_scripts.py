@@ -87,6 +87,18 @@ def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_pa
     assert gap["over_tracks"]["tracks_ahead"] == 1 and gap["over_tracks"]["tracks_behind"] == 1
     assert gap["per_seed"] == pytest.approx([0.0, -20.0])
     assert summary["over_seeds"]["means"]["V+M+C"]["mean"] == pytest.approx(650.0)
+    # another preset on the same seeds and tracks (its own V+M+C, the same V only): compared seed by seed
+    (results / "bench_worldmodel_q.json").write_text(json.dumps(result([720.0, 640.0], [650.0, 650.0])))
+    (results / "bench_worldmodel_q_seed1.json").write_text(json.dumps(result([600.0, 760.0], [700.0, 640.0])))
+    out = subprocess.run([*cmd[:3], "q", *cmd[4:], "--against", "p"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    vs = json.loads((results / "bench_worldmodel_q_seeds.json").read_text())["against"]
+    assert vs["preset"] == "p" and vs["seeds"] == [0, 1] and vs["same_v_only"]
+    # per track, averaged over the seeds: (20 + 0) / 2 = 10 and (40 + 60) / 2 = 50
+    assert vs["V+M+C minus its V+M+C"]["over_tracks"]["mean"] == pytest.approx(30.0)
+    assert vs["V+M+C minus its V+M+C"]["per_seed"] == pytest.approx([30.0, 30.0])
+    out = subprocess.run([*cmd[:3], "q", *cmd[4:], "--against", "nothing"], capture_output=True, text=True)
+    assert out.returncode == 2 and "shares 0 seed(s)" in out.stderr.strip().splitlines()[-1]
     (results / "bench_worldmodel_p_seed1.json").unlink()  # one seed left: nothing to sum up
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 2 and "found 1 result(s) of --preset p" in out.stderr.strip().splitlines()[-1]
