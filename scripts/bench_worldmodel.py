@@ -17,7 +17,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   ``fast-2h-m32-refit`` refits M, before V+M+C's search, on 50 more episodes driven by V only's
   controller (the paper's iterative step; ``--refit-m-episodes N``); ``fast-2h-m32-continue``
   continues V only's CMA-ES itself (its step size and covariance, h's weights as new coordinates)
-  instead of a fresh search at step size 0.2;
+  instead of a fresh search at step size 0.2; ``fast-2h-m32-centred`` searches C over
+  [z, h - h's mean over the collected data] (the same controllers; a step in a weight on h then
+  moves the action through h's variation, not its mean);
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
@@ -225,6 +227,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         if p.warm_start_continue:  # V only's search goes on, h's weights its new coordinates
             x0 = CMAES.load(start_dir).widened(len(x0), memory_index(model), popsize=p.popsize, seed=args.seed)
             cfg = dataclasses.replace(cfg, sigma0=x0.sigma)
+    h_mean = mean_memory(model, data) if p.centre_memory else None
+    if p.centre_memory:  # V+M+C's search over [z, h - h's data mean]
+        cfg = dataclasses.replace(cfg, input_offset=[0.0] * model.latent_dim + h_mean.tolist())
     c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else "") + tag)
     seeded = f", seed {args.seed}" if args.seed else ""
     stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''}{seeded})"
@@ -276,7 +281,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     ablations = ("V+M+C, h's weights dropped", "V+M+C, h held at its data mean")
     vmc, controller = load_solution(c_dir, p.controller_solution), controller_for(model)
     if len(vmc) == controller.n_params:
-        for name, h in zip(ablations, (None, mean_memory(model, data)), strict=True):
+        h_mean = mean_memory(model, data) if h_mean is None else h_mean
+        for name, h in zip(ablations, (None, h_mean), strict=True):
             returns[name] = evaluate_controllers(model, without_memory(model, vmc, h)[None], p.env,
                                                  args.eval_episodes, frame_skip=p.frame_skip)[0]
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,

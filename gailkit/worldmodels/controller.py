@@ -23,7 +23,7 @@ from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import BatchedDream
-from gailkit.worldmodels.linear_controller import LinearController, controller_for
+from gailkit.worldmodels.linear_controller import LinearController, controller_for, shift_inputs
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import check_frame_skip, evaluate_controllers
 
@@ -54,10 +54,18 @@ class DreamTrainingConfig:
     memory: bool = True  # controller sees [z, h]; False: z only (V-only, train it in the real env)
     frame_skip: int = 1  # real env only: each action held for this many env steps
     solution: str = "best"  # the controller returned: "best" candidate seen, or the CMA-ES "mean"
+    # CMA-ES searches the controller over inputs - input_offset (e.g. [0 for z, M's data mean of h]: h centred,
+    # so that a step in an h weight does not move the action's bias by its product with h's mean); the
+    # controllers evaluated, returned and loaded are the same ones over the raw inputs (shift_inputs)
+    input_offset: list[float] | None = None
 
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
             raise UsageError(f"unknown controller solution {self.solution!r}; choose one of {', '.join(SOLUTIONS)}")
+
+    def to_raw(self, params: np.ndarray) -> np.ndarray:
+        """Searched parameters (over ``inputs - input_offset``) as the controller's over the raw inputs."""
+        return params if self.input_offset is None else shift_inputs(params, np.asarray(self.input_offset))
 
 
 def _solution(es: CMAES, which: str) -> np.ndarray:
@@ -72,7 +80,9 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
     which = which or saved.get("solution", "best")
     if which not in SOLUTIONS:
         raise UsageError(f"unknown controller solution {which!r}; choose one of {', '.join(SOLUTIONS)}")
-    return _solution(CMAES.load(directory), which)
+    params = _solution(CMAES.load(directory), which)
+    offset = saved.get("input_offset")
+    return params if offset is None else shift_inputs(params, np.asarray(offset))
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -118,7 +128,8 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
                 fitness_fn, desc: str, x0: np.ndarray | CMAES | None = None) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES maximising ``fitness_fn(candidates, generation)`` from ``x0`` (default zeros), or
-    continuing ``x0`` if it is a :class:`CMAES` (its popsize and step size those of ``config``);
+    continuing ``x0`` if it is a :class:`CMAES` (its popsize and step size those of ``config``; with
+    ``config.input_offset`` its state is over the shifted inputs, as the search's);
     checkpoints every generation."""
     if resume:
         es = CMAES.load(out)
@@ -135,13 +146,15 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
                                  f"controller and config need {n_params}, {config.popsize}, {config.sigma0}")
             es = x0
         else:
-            es = CMAES(np.zeros(n_params) if x0 is None else x0, config.sigma0, popsize=config.popsize,
-                       seed=config.seed)
+            start = np.zeros(n_params) if x0 is None else np.asarray(x0, dtype=np.float64)
+            if config.input_offset is not None:  # x0 is over the raw inputs: the search is over the shifted ones
+                start = shift_inputs(start, -np.asarray(config.input_offset))
+            es = CMAES(start, config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
         start = time.perf_counter()
         candidates = es.ask()
-        fitness = fitness_fn(candidates, gen)
+        fitness = fitness_fn(config.to_raw(candidates), gen)
         es.tell(-fitness)  # CMA-ES minimises
         history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max()),
                         "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
@@ -149,7 +162,7 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
     if resume:  # the solution may have changed: record the one returned
         write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
-    return _solution(es, config.solution), history
+    return config.to_raw(_solution(es, config.solution)), history
 
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,

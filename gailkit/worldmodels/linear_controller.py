@@ -13,7 +13,7 @@ import numpy as np
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "controller_for", "memory_index", "with_memory", "without_memory"]
+__all__ = ["LinearController", "controller_for", "memory_index", "shift_inputs", "with_memory", "without_memory"]
 
 
 class LinearController:
@@ -51,6 +51,22 @@ def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | No
         raise UsageError(f"controller parameters ({n_params}) fit neither [z, h] ({full.n_params}) nor z alone "
                          f"({v_only.n_params}) of this world model; was it trained with another one?")
     return LinearController(z + h if memory else z, model.action_space)
+
+
+def shift_inputs(params: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Parameters of a linear controller over ``x - offset`` as the same controller's over ``x``:
+    ``W`` unchanged, ``b - W offset`` (``-offset`` maps back). ``params (..., n_params)``, batched over
+    the leading axes; ``offset (in_dim,)`` fixes the layout. With ``offset = [0, mean of h]``, a
+    search over the first parameters moves the bias only through what ``h`` varies with, not its mean."""
+    params, offset = np.asarray(params, dtype=np.float64), np.asarray(offset, dtype=np.float64)
+    in_dim = len(offset)
+    out_dim = params.shape[-1] // (in_dim + 1)
+    if out_dim * (in_dim + 1) != params.shape[-1] or out_dim == 0:
+        raise UsageError(f"{params.shape[-1]} controller parameters do not fit an input offset of {in_dim} values")
+    W = params[..., : out_dim * in_dim].reshape(*params.shape[:-1], out_dim, in_dim)
+    shifted = params.copy()
+    shifted[..., out_dim * in_dim :] -= W @ offset
+    return shifted
 
 
 def memory_index(model: WorldModel) -> np.ndarray:

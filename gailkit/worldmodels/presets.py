@@ -38,6 +38,9 @@ class WorldModelPreset:
     # with a warm start: V+M+C's search continues V only's (its mean, step size and covariance; h's weights as new
     # coordinates, see CMAES.widened) instead of a fresh CMA-ES from controller_sigma0
     warm_start_continue: bool = False
+    # C's search over [z, h - h's data mean] (DreamTrainingConfig.input_offset): h's weights then move the action
+    # through what h varies with, not through its mean (which, per unit, is ~2x its spread on CarRacing)
+    centre_memory: bool = False
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -85,4 +88,7 @@ WM_PRESETS["fast-2h-m32-refit"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"],
 # fast-2h-m32 with V+M+C's search continuing V only's at 60 generations (step size and covariance kept),
 # rather than restarting at sigma 0.2 with an identity covariance
 WM_PRESETS["fast-2h-m32-continue"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_continue=True)
+# fast-2h-m32 with V+M+C's search over [z, h - h's mean over the collected data]: the same controllers, but a
+# step in a weight on h no longer shifts the action by that weight times h's mean
+WM_PRESETS["fast-2h-m32-centred"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], centre_memory=True)
 # fmt: on

@@ -158,3 +158,43 @@ def test_a_v_only_search_continues_as_v_m_c_with_its_step_size_and_covariance(tm
     again = v_only.widened(full, memory_index(model), popsize=6, seed=1)  # the same start gives the same run
     train_controller_in_dream(model, vmc, tmp_path / "vmc2", x0=again, progress=False)
     np.testing.assert_array_equal(CMAES.load(tmp_path / "vmc2").mean, es.mean)
+
+
+def test_a_search_over_centred_inputs_evaluates_and_returns_raw_controllers(tmp_path, monkeypatch):
+    import gymnasium as gym
+    import torch
+
+    import gailkit.worldmodels.controller as controller_module
+    from gailkit.errors import UsageError
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution, train_controller_in_dream
+    from gailkit.worldmodels.linear_controller import LinearController, controller_for, shift_inputs
+
+    small = LinearController(5, gym.spaces.Box(-1.0, 1.0, (3,)))
+    rng = np.random.default_rng(0)
+    params, x, offset = rng.normal(size=(4, small.n_params)), rng.normal(size=(4, 5)), rng.normal(size=5)
+    np.testing.assert_allclose(small.act(shift_inputs(params, offset), x), small.act(params, x - offset), atol=1e-6)
+    np.testing.assert_allclose(shift_inputs(shift_inputs(params, offset), -offset), params, atol=1e-12)
+    with pytest.raises(UsageError, match="do not fit an input offset of 4 values"):
+        shift_inputs(params, offset[:4])
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    n = controller_for(model).n_params
+    offset = np.concatenate([np.zeros(4), rng.normal(size=8)])  # [z, h - h_mean]
+    cfg = DreamTrainingConfig(generations=2, popsize=6, rollouts=2, max_steps=10, seed=0, solution="mean",
+                              input_offset=offset.tolist())
+    x0 = rng.normal(size=n)  # a controller over the raw inputs
+    seen = []
+    fitness = controller_module.dream_fitness
+    monkeypatch.setattr(controller_module, "dream_fitness",
+                        lambda m, c, candidates, **kw: seen.append(candidates) or fitness(m, c, candidates, **kw))
+    best, _ = train_controller_in_dream(model, cfg, tmp_path, x0=x0, progress=False)
+    # the first generation, drawn again: CMA-ES starts from x0 over the shifted inputs and draws there;
+    # the controllers evaluated are those candidates over the raw inputs
+    replay = CMAES(shift_inputs(x0, -offset), cfg.sigma0, popsize=6, seed=0)
+    np.testing.assert_allclose(seen[0], shift_inputs(replay.ask(), offset), atol=1e-12)
+    es = CMAES.load(tmp_path)
+    np.testing.assert_allclose(best, shift_inputs(es.mean, offset), atol=1e-12)
+    np.testing.assert_array_equal(load_solution(tmp_path), best)  # loaded over the raw inputs too
+    assert not np.allclose(best, es.mean)  # (which differs from the search's own)
