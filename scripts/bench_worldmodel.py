@@ -164,6 +164,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if p.warm_start_continue and (not p.warm_start_generations or args.sigma0 is not None):
         parser.error(f"preset {args.preset} continues V only's search (and its step size) after a warm start: "
                      "set --warm-start-generations above 0 and drop --sigma0")
+    if p.warm_start_continue and p.centre_memory:
+        parser.error(f"preset {args.preset} both continues V only's search and centres h; choose one")
     if p.refit_m_episodes and not p.warm_start_generations:
         parser.error(f"--refit-m-episodes {p.refit_m_episodes} needs V only's controller to drive: "
                      "set --warm-start-generations above 0")

@@ -39,7 +39,7 @@ class WorldModelPreset:
     # coordinates, see CMAES.widened) instead of a fresh CMA-ES from controller_sigma0
     warm_start_continue: bool = False
     # C's search over [z, h - h's data mean] (DreamTrainingConfig.input_offset): h's weights then move the action
-    # through what h varies with, not through its mean (which, per unit, is ~2x its spread on CarRacing)
+    # through what h varies with, not through its mean (on CarRacing most of h's units sit far from 0)
     centre_memory: bool = False
 
     def vae_options(self) -> dict:
