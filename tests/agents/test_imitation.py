@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -232,10 +234,17 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
            "--out", str(out), "--steps", "200000", "--no-progress", "--eval-episodes", "2", "--n-envs", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
-    deadline = time.time() + 60
+
+    def cpu_s() -> float:  # the run's CPU time: a busy machine slows its wall clock, not this
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    deadline = time.time() + 120
     while not (out / "eval.json").exists() and time.time() < deadline:  # training has started
         time.sleep(0.2)
-    time.sleep(2)
+    started = cpu_s()
+    while cpu_s() < started + 2 and time.time() < deadline:  # and run for 2 s of its own
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     text, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, text  # interrupted: not a success
