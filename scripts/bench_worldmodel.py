@@ -19,7 +19,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   continues V only's CMA-ES itself (its step size and covariance, h's weights as new coordinates)
   instead of a fresh search at step size 0.2; ``fast-2h-m32-centred`` searches C over
   [z, h - h's mean over the collected data] (the same controllers; a step in a weight on h then
-  moves the action through h's variation, not its mean);
+  moves the action through h's variation, not its mean); ``fast-2h-m32-hold-z`` starts from V only
+  after 100 generations and searches only the weights on h and the bias (99 parameters, as V only's),
+  the weights on z held at V only's;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
@@ -164,8 +166,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if p.warm_start_continue and (not p.warm_start_generations or args.sigma0 is not None):
         parser.error(f"preset {args.preset} continues V only's search (and its step size) after a warm start: "
                      "set --warm-start-generations above 0 and drop --sigma0")
-    if p.warm_start_continue and p.centre_memory:
-        parser.error(f"preset {args.preset} both continues V only's search and centres h; choose one")
+    if sum((p.warm_start_continue, p.centre_memory, p.hold_z)) > 1:
+        parser.error(f"preset {args.preset} sets more than one of continuing V only's search, centring h and "
+                     "holding z's weights; choose one")
+    if p.hold_z and not p.warm_start_generations:
+        parser.error(f"preset {args.preset} holds z's weights at V only's: set --warm-start-generations above 0")
     if p.refit_m_episodes and not p.warm_start_generations:
         parser.error(f"--refit-m-episodes {p.refit_m_episodes} needs V only's controller to drive: "
                      "set --warm-start-generations above 0")
@@ -229,6 +234,10 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         if p.warm_start_continue:  # V only's search goes on, h's weights its new coordinates
             x0 = CMAES.load(start_dir).widened(len(x0), memory_index(model), popsize=p.popsize, seed=args.seed)
             cfg = dataclasses.replace(cfg, sigma0=x0.sigma)
+        if p.hold_z:  # the weights on z stay V only's; the search moves those on h and the bias
+            z_weights = memory_index(model)[: -controller_for(model, memory=False).out_dim]  # then the biases
+            searched = np.setdiff1d(np.arange(len(x0)), z_weights)
+            cfg = dataclasses.replace(cfg, search_index=searched.tolist(), held=x0.tolist())
     h_mean = mean_memory(model, data) if p.centre_memory else None
     if p.centre_memory:  # V+M+C's search over [z, h - h's data mean]
         cfg = dataclasses.replace(cfg, input_offset=[0.0] * model.latent_dim + h_mean.tolist())

@@ -58,13 +58,50 @@ class DreamTrainingConfig:
     # so that a step in an h weight does not move the action's bias by its product with h's mean); the
     # controllers evaluated, returned and loaded are the same ones over the raw inputs (shift_inputs)
     input_offset: list[float] | None = None
+    # CMA-ES moves only the controller's parameters at search_index; the others stay at held's values (a full
+    # controller: e.g. V only's weights on z held while the search learns the weights on h and the bias)
+    search_index: list[int] | None = None
+    held: list[float] | None = None
 
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
             raise UsageError(f"unknown controller solution {self.solution!r}; choose one of {', '.join(SOLUTIONS)}")
+        if (self.search_index is None) != (self.held is None):
+            raise ValueError("search_index and held go together: the parameters searched and the others' values")
+        if self.search_index is not None:
+            if self.input_offset is not None:
+                raise ValueError("a search over some parameters (search_index) and over shifted inputs "
+                                 "(input_offset) do not combine; choose one")
+            index = np.asarray(self.search_index)
+            if (not len(index) or len(np.unique(index)) != len(index) or index.min() < 0
+                    or index.max() >= len(self.held)):
+                raise ValueError(f"search_index must be distinct positions among the {len(self.held)} held "
+                                 f"parameters, got {len(index)} from {index.min(initial=0)} to {index.max(initial=0)}")
+
+    def search_size(self, n_params: int) -> int:
+        """How many numbers CMA-ES searches for a controller of ``n_params``."""
+        if self.search_index is None:
+            return n_params
+        if len(self.held) != n_params:
+            raise ValueError(f"held has {len(self.held)} parameters; the controller has {n_params}")
+        return len(self.search_index)
+
+    def to_search(self, params: np.ndarray) -> np.ndarray:
+        """A controller (over the raw inputs) as the point CMA-ES searches from (inverse of :meth:`to_raw`
+        on the searched parameters)."""
+        params = np.asarray(params, dtype=np.float64)
+        if self.search_index is not None:
+            return params[..., self.search_index]
+        return params if self.input_offset is None else shift_inputs(params, -np.asarray(self.input_offset))
 
     def to_raw(self, params: np.ndarray) -> np.ndarray:
-        """Searched parameters (over ``inputs - input_offset``) as the controller's over the raw inputs."""
+        """Searched parameters (over ``inputs - input_offset``, or the ones at ``search_index``) as the
+        controller's over the raw inputs."""
+        if self.search_index is not None:
+            full = np.broadcast_to(np.asarray(self.held, dtype=np.float64), (*params.shape[:-1], len(self.held)))
+            full = full.copy()
+            full[..., self.search_index] = params
+            return full
         return params if self.input_offset is None else shift_inputs(params, np.asarray(self.input_offset))
 
 
@@ -81,8 +118,8 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
     if which not in SOLUTIONS:
         raise UsageError(f"unknown controller solution {which!r}; choose one of {', '.join(SOLUTIONS)}")
     params = _solution(CMAES.load(directory), which)
-    offset = saved.get("input_offset")
-    return params if offset is None else shift_inputs(params, np.asarray(offset))
+    known = {f.name for f in dataclasses.fields(DreamTrainingConfig)}
+    return DreamTrainingConfig(**{k: v for k, v in saved.items() if k in known}).to_raw(params)
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -112,10 +149,10 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
 
 def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: DreamTrainingConfig) -> None:
     """CheckpointError unless the search in ``out`` can go on with this controller and config."""
-    if es.n != n_params:
-        raise CheckpointError(f"cannot resume {out}: its controller has {es.n} parameters, this world model's needs "
-                              f"{n_params} (the world model or --v-only changed); train without --resume into "
-                              f"another directory")
+    if es.n != config.search_size(n_params):
+        raise CheckpointError(f"cannot resume {out}: its search has {es.n} parameters, this world model's controller "
+                              f"needs {config.search_size(n_params)} (the world model, --v-only or the parameters "
+                              "searched changed); train without --resume into another directory")
     defaults = dataclasses.asdict(DreamTrainingConfig())  # fields newer than the checkpoint had these values
     changed = [f"{k}: {saved.get(k, defaults[k])!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
                if k not in ("generations", "solution") and saved.get(k, defaults[k]) != v]
@@ -141,14 +178,14 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
             raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
                              "to train a new one")
         if isinstance(x0, CMAES):  # a search to continue (e.g. CMAES.widened), not a start point
-            if (x0.n, x0.lam, x0.sigma) != (n_params, config.popsize, config.sigma0):
+            n_search = config.search_size(n_params)
+            if (x0.n, x0.lam, x0.sigma) != (n_search, config.popsize, config.sigma0):
                 raise ValueError(f"the search to continue has n={x0.n}, popsize {x0.lam}, sigma {x0.sigma}; the "
-                                 f"controller and config need {n_params}, {config.popsize}, {config.sigma0}")
+                                 f"controller and config need {n_search}, {config.popsize}, {config.sigma0}")
             es = x0
-        else:
-            start = np.zeros(n_params) if x0 is None else np.asarray(x0, dtype=np.float64)
-            if config.input_offset is not None:  # x0 is over the raw inputs: the search is over the shifted ones
-                start = shift_inputs(start, -np.asarray(config.input_offset))
+        else:  # x0 is a controller over the raw inputs: the search starts from its searched form
+            config.search_size(n_params)  # checks held's length
+            start = config.to_search(np.zeros(n_params) if x0 is None else x0)
             es = CMAES(start, config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
     for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):

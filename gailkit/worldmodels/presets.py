@@ -41,6 +41,9 @@ class WorldModelPreset:
     # C's search over [z, h - h's data mean] (DreamTrainingConfig.input_offset): h's weights then move the action
     # through what h varies with, not through its mean (on CarRacing most of h's units sit far from 0)
     centre_memory: bool = False
+    # with a warm start: V+M+C's search moves only the weights on h and the bias; the weights on z stay V only's
+    # (DreamTrainingConfig.search_index), so the search has as many parameters as V only's had
+    hold_z: bool = False
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -91,4 +94,8 @@ WM_PRESETS["fast-2h-m32-continue"] = dataclasses.replace(WM_PRESETS["fast-2h-m32
 # fast-2h-m32 with V+M+C's search over [z, h - h's mean over the collected data]: the same controllers, but a
 # step in a weight on h no longer shifts the action by that weight times h's mean
 WM_PRESETS["fast-2h-m32-centred"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], centre_memory=True)
+# V+M+C from V only's controller after 100 generations (its seed 0 in fast-2h-m32), with z's weights held at V
+# only's: 40 generations search h's weights and the bias alone; V only's row gets the same 140 generations
+WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_generations=100,
+                                                      hold_z=True)
 # fmt: on
