@@ -61,6 +61,22 @@ def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing
     assert not run.exists() and not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize("preset, message", [
+    ("fast-2h-m32-hold-z", "holds z's weights at V only's: set --warm-start-generations above 0"),
+    ("fast-2h-m32-continue", "continues V only's search (and its step size) after a warm start"),
+])
+def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(tmp_path, preset, message):
+    import subprocess
+
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), "--preset", preset,
+                          "--warm-start-generations", "0", "--dir", str(run), "--out", str(tmp_path / "r.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
+    assert not run.exists() and not (tmp_path / "r.json").exists()
+
+
 def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_path):
     import json
     import subprocess

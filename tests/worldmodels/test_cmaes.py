@@ -198,3 +198,64 @@ def test_a_search_over_centred_inputs_evaluates_and_returns_raw_controllers(tmp_
     np.testing.assert_allclose(best, shift_inputs(es.mean, offset), atol=1e-12)
     np.testing.assert_array_equal(load_solution(tmp_path), best)  # loaded over the raw inputs too
     assert not np.allclose(best, es.mean)  # (which differs from the search's own)
+
+
+def test_a_search_over_some_parameters_holds_the_others(tmp_path, monkeypatch):
+    import gymnasium as gym
+    import torch
+
+    import gailkit.worldmodels.controller as controller_module
+    from gailkit.nn.checkpoint import CheckpointError
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution, train_controller_in_dream
+    from gailkit.worldmodels.linear_controller import controller_for, memory_index
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    n = controller_for(model).n_params
+    rng = np.random.default_rng(0)
+    held = rng.normal(size=n)  # e.g. V only's controller, widened
+    z_weights = memory_index(model)[:-2]  # the biases are searched with h's weights
+    searched = np.setdiff1d(np.arange(n), z_weights)
+    cfg = DreamTrainingConfig(generations=2, popsize=6, rollouts=2, max_steps=10, seed=0, solution="mean",
+                              search_index=searched.tolist(), held=held.tolist())
+    seen = []
+    fitness = controller_module.dream_fitness
+    monkeypatch.setattr(controller_module, "dream_fitness",
+                        lambda m, c, candidates, **kw: seen.append(candidates) or fitness(m, c, candidates, **kw))
+    best, _ = train_controller_in_dream(model, cfg, tmp_path / "c", x0=held, progress=False)
+    # CMA-ES searches len(searched) numbers from held's values there; every controller evaluated is a full
+    # one, with held's values everywhere else
+    es = CMAES.load(tmp_path / "c")
+    assert es.n == len(searched) == n - len(z_weights)
+    replay = CMAES(held[searched], cfg.sigma0, popsize=6, seed=0).ask()
+    assert seen[0].shape == (6, n)
+    np.testing.assert_array_equal(seen[0][:, searched], replay)
+    for candidates in seen:
+        np.testing.assert_array_equal(candidates[:, z_weights], np.broadcast_to(held[z_weights], (6, len(z_weights))))
+    np.testing.assert_array_equal(best[searched], es.mean)
+    np.testing.assert_array_equal(best[z_weights], held[z_weights])
+    np.testing.assert_array_equal(load_solution(tmp_path / "c"), best)
+    assert not np.array_equal(best[searched], held[searched])
+    # resuming with more generations goes on; with other held values it is refused
+    train_controller_in_dream(model, dataclasses.replace(cfg, generations=3), tmp_path / "c", resume=True,
+                              progress=False)
+    assert CMAES.load(tmp_path / "c").generation == 3
+    with pytest.raises(CheckpointError, match="held"):
+        train_controller_in_dream(model, dataclasses.replace(cfg, generations=4, held=(held + 1).tolist()),
+                                  tmp_path / "c", resume=True, progress=False)
+
+
+def test_search_index_is_checked():
+    from gailkit.worldmodels.controller import DreamTrainingConfig
+
+    with pytest.raises(ValueError, match="go together"):
+        DreamTrainingConfig(search_index=[0, 1])
+    with pytest.raises(ValueError, match="distinct positions among the 3"):
+        DreamTrainingConfig(search_index=[0, 0], held=[0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="distinct positions among the 3"):
+        DreamTrainingConfig(search_index=[1, 3], held=[0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="do not combine"):
+        DreamTrainingConfig(search_index=[1], held=[0.0, 1.0], input_offset=[0.0])
+    with pytest.raises(ValueError, match="held has 3 parameters; the controller has 5"):
+        DreamTrainingConfig(search_index=[1], held=[0.0, 1.0, 2.0]).search_size(5)
