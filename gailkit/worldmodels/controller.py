@@ -98,8 +98,8 @@ class DreamTrainingConfig:
         """Searched parameters (over ``inputs - input_offset``, or the ones at ``search_index``) as the
         controller's over the raw inputs."""
         if self.search_index is not None:
-            full = np.broadcast_to(np.asarray(self.held, dtype=np.float64), (*params.shape[:-1], len(self.held)))
-            full = full.copy()
+            full = np.empty((*np.shape(params)[:-1], len(self.held)))
+            full[...] = self.held
             full[..., self.search_index] = params
             return full
         return params if self.input_offset is None else shift_inputs(params, np.asarray(self.input_offset))

@@ -94,8 +94,8 @@ WM_PRESETS["fast-2h-m32-continue"] = dataclasses.replace(WM_PRESETS["fast-2h-m32
 # fast-2h-m32 with V+M+C's search over [z, h - h's mean over the collected data]: the same controllers, but a
 # step in a weight on h no longer shifts the action by that weight times h's mean
 WM_PRESETS["fast-2h-m32-centred"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], centre_memory=True)
-# V+M+C from V only's controller after 100 generations (its seed 0 in fast-2h-m32), with z's weights held at V
-# only's: 40 generations search h's weights and the bias alone; V only's row gets the same 140 generations
+# V+M+C from V only's controller after 100 generations, with z's weights held at V only's: 40 generations
+# search h's weights and the bias alone (99 numbers, as V only's search); V only's row gets the same 140 generations
 WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_generations=100,
                                                       hold_z=True)
 # fmt: on
