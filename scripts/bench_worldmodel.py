@@ -21,7 +21,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   [z, h - h's mean over the collected data] (the same controllers; a step in a weight on h then
   moves the action through h's variation, not its mean); ``fast-2h-m32-hold-z`` starts from V only
   after 100 generations and searches only the weights on h and the bias (99 parameters, as V only's),
-  the weights on z held at V only's;
+  the weights on z held at V only's; its control row, "V only, biases searched (z held)", is V only's
+  controller from the same start with the same 40-generation search over its 3 biases alone (the
+  same step size, population and training tracks): what V+M+C gains over it, h's weights gained;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
@@ -74,6 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a package)
 
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
+HELD_ROW = "V only, biases searched (z held)"  # hold-z's control row
 
 
 def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):
@@ -98,8 +101,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
 
 
 def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list[dict], real: dict[str, float],
-                title: str, warm: int = 0) -> None:
-    """CMA-ES curves; a V+M+C search that started from V only's generation ``warm`` is drawn from there."""
+                title: str, warm: int = 0, extra: dict[str, list[dict]] | None = None) -> None:
+    """CMA-ES curves; a V+M+C search that started from V only's generation ``warm`` is drawn from there,
+    and so is each ``extra`` search (a control row's, by name)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,6 +117,9 @@ def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
                 label="V only: real, candidates' average")
+    for name, extra_history in (extra or {}).items():
+        ax.plot([warm + h["generation"] for h in extra_history], [h["mean"] for h in extra_history],
+                label=f"{name}: real, candidates' average")
     for i, (label, value) in enumerate(real.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
     ax.set(xlabel="CMA-ES generation", ylabel="return", title=title)
@@ -230,7 +237,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                 model = timed(wall, wall_file, "M refit (all data)", refit_memory, model_dir, [data, refit_data],
                               vmc_model_dir, **p.mdn_options())
                 (run_dir / "M_refit.done").touch()
-        x0 = with_memory(model, x0)
+        x_vonly, x0 = x0, with_memory(model, x0)
         if p.warm_start_continue:  # V only's search goes on, h's weights its new coordinates
             x0 = CMAES.load(start_dir).widened(len(x0), memory_index(model), popsize=p.popsize, seed=args.seed)
             cfg = dataclasses.replace(cfg, sigma0=x0.sigma)
@@ -273,6 +280,18 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     _, vonly_history = timed(wall, wall_file, vonly_stage, train_controller_in_real, model_dir,
                              p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
     real_steps["V-only training"] = vonly_steps(vonly_cfg)
+    extra_histories = {}  # name: CMA-ES history of a control row
+    if p.hold_z:  # the control: V only's controller from V+M+C's start, its biases alone searched as V+M+C's search
+        small = controller_for(model, memory=False)  # its parameters: the weights on z, then the biases
+        bias_cfg = dataclasses.replace(vonly_config(p.generations), seed=args.seed, sigma0=cfg.sigma0,
+                                       search_index=list(range(small.n_params - small.out_dim, small.n_params)),
+                                       held=x_vonly.tolist())
+        bias_dir = run_dir / f"controller_vonly_biases{tag}"
+        bias_stage = f"C in the real env (V only, biases searched{seeded})"
+        _, extra_histories[HELD_ROW] = timed(wall, wall_file, bias_stage, train_controller_in_real, model_dir, p.env,
+                                             bias_cfg, bias_dir, resume=(bias_dir / "cmaes.json").exists(),
+                                             x0=x_vonly, **backend)
+        real_steps["V-only training, biases searched"] = vonly_steps(bias_cfg)
 
     # each controller with both solutions, batched: the preset's is the row, the other a second row
     other = next(s for s in SOLUTIONS if s != p.controller_solution)
@@ -286,6 +305,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     returns["random"] = evaluate_controllers(model, None, p.env, args.eval_episodes, frame_skip=p.frame_skip)[0]
     returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
                                        f"V only ({SOLUTION_LABELS[other]})")}
+    if p.hold_z:  # a batch of its own, so the rows above keep their numbers
+        returns[HELD_ROW] = evaluate_controllers(model, load_solution(bias_dir)[None], p.env, args.eval_episodes,
+                                                 frame_skip=p.frame_skip)[0]
     wall["evaluation"] = time.perf_counter() - start
     # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
     # constant: h's variation gone); separate batches, so the rows above keep their numbers
@@ -309,7 +331,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
-    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", "random", *ablations)
+    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", HELD_ROW, "random", *ablations)
               if b in returns}
     alt = f" ({SOLUTION_LABELS[other]})"
     paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])
@@ -320,8 +342,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "other_solution": {"solution": other, "vmc_minus_vonly_on_same_tracks": paired_other},
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": {k: wall[k] for k in (*vmc_stages, vonly_stage, "evaluation") if k in wall},  # this run's stages
+        "wall_s": {k: wall[k] for k in (*vmc_stages, vonly_stage, *([bias_stage] if p.hold_z else []), "evaluation")
+                   if k in wall},  # this run's stages
         "controller_history": history, "vonly_history": vonly_history,
+        **({"vonly_biases_history": extra_histories[HELD_ROW], "vonly_biases_values": dataclasses.asdict(bias_cfg)}
+           if p.hold_z else {}),
         "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
@@ -348,5 +373,5 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     write_json(out, rows)
     curve = out.with_name(out.stem + "_curve.png")
     plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
-                f"{p.env}, {args.preset} preset{seeded}", warm)
+                f"{p.env}, {args.preset} preset{seeded}", warm, extra_histories)
     print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")

@@ -47,10 +47,10 @@ def difference(d: np.ndarray) -> dict[str, float | int]:
 
 def comparisons(names: list[str]) -> list[tuple[str, str]]:
     """``(a, b)`` pairs for ``a minus b``: V+M+C against V only with the same choice of solution,
-    and V+M+C against every other row but its own other solution (random, the ablations)."""
+    and V+M+C against every other row but its own other solution (random, the ablations, a V-only control)."""
     pairs = []
     for n in names:
-        if n.startswith("V only"):
+        if n.startswith("V only") and VMC + n[len("V only"):] in names:
             pairs.append((VMC + n[len("V only"):], n))
         elif n != VMC and not n.startswith(VMC + " ("):
             pairs.append((VMC, n))
