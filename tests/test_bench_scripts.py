@@ -118,3 +118,12 @@ def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_pa
     (results / "bench_worldmodel_p_seed1.json").unlink()  # one seed left: nothing to sum up
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 2 and "found 1 result(s) of --preset p" in out.stderr.strip().splitlines()[-1]
+
+
+def test_worldmodel_seeds_compare_v_plus_m_plus_c_with_each_row_once():
+    comparisons = script("bench_worldmodel_seeds").comparisons
+    names = ["V+M+C", "V only", "random", "V+M+C (CMA-ES mean)", "V only (CMA-ES mean)",
+             "V only, biases searched (z held)", "V+M+C, h's weights dropped"]
+    assert comparisons(names) == [  # V only against the V+M+C with the same solution; a control row against V+M+C
+        ("V+M+C", "V only"), ("V+M+C", "random"), ("V+M+C (CMA-ES mean)", "V only (CMA-ES mean)"),
+        ("V+M+C", "V only, biases searched (z held)"), ("V+M+C", "V+M+C, h's weights dropped")]
