@@ -117,9 +117,9 @@ def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list
     if vonly_history:
         ax.plot([h["generation"] for h in vonly_history], [h["mean"] for h in vonly_history],
                 label="V only: real, candidates' average")
-    for name, extra_history in (extra or {}).items():
+    for k, (name, extra_history) in enumerate((extra or {}).items()):  # colours after the lines below
         ax.plot([warm + h["generation"] for h in extra_history], [h["mean"] for h in extra_history],
-                label=f"{name}: real, candidates' average")
+                color=f"C{3 + len(real) + k}", label=f"{name}: real, candidates' average")
     for i, (label, value) in enumerate(real.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 3}", label=f"{label}: real, full tracks")
     ax.set(xlabel="CMA-ES generation", ylabel="return", title=title)
