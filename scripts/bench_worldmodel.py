@@ -79,17 +79,20 @@ SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 HELD_ROW = "V only, biases searched (z held)"  # hold-z's control row
 
 
-def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, **fn_kwargs):
+def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, started_before: bool = False,
+          **fn_kwargs):
     """Run one stage; its wall time is kept in ``wall_file`` so a resumed run still reports it.
     A CMA-ES stage (it returns ``(best, history)``) is timed by the sum of its generations' own
-    times, which stay right when the stage was interrupted and resumed."""
+    times, which stay right when the stage was interrupted and resumed. Another stage that had
+    ``started_before`` this call without its time kept (interrupted, or run by an older version)
+    is left untimed: this call saw only its rest."""
     start = time.perf_counter()
     out = fn(*fn_args, **fn_kwargs)
     history = out[1] if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list) else None
     if history and all("wall_s" in h for h in history):
         wall[stage] = sum(h["wall_s"] for h in history)
         write_json(wall_file, wall)
-    elif stage not in wall:  # a resumed stage that had finished before takes ~0 s now: keep the first time
+    elif stage not in wall and not started_before:  # a stage timed before keeps its first time
         wall[stage] = time.perf_counter() - start
         write_json(wall_file, wall)
     return out
@@ -191,7 +194,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     wall: dict[str, float] = json.loads(wall_file.read_text()) if wall_file.exists() else {}
     backend = dict(workers=args.workers, backend=args.backend, ray_address=args.ray_address)
 
-    timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy)
+    timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy,
+          started_before=data.exists())
     real_steps = {"collect": recorded_steps(data)}
     if not (run_dir / "V.done").exists():
         timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options())
@@ -229,7 +233,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         if p.refit_m_episodes:  # M refitted on data that V only's controller drove as well (V unchanged)
             refit_data, vmc_model_dir = run_dir / "data_vonly", run_dir / "model_refit"
             timed(wall, wall_file, "collect (V only's controller)", collect_chunks, p.env, refit_data,
-                  p.refit_m_episodes, policy=ControllerPolicy(model, x0, noise=0.1), seed=1_000_000)
+                  p.refit_m_episodes, policy=ControllerPolicy(model, x0, noise=0.1), seed=1_000_000,
+                  started_before=refit_data.exists())
             real_steps["collect (V only's controller)"] = recorded_steps(refit_data)
             if (run_dir / "M_refit.done").exists():
                 model = WorldModel.load(vmc_model_dir)

@@ -127,3 +127,17 @@ def test_worldmodel_seeds_compare_v_plus_m_plus_c_with_each_row_once():
     assert comparisons(names) == [  # V only against the V+M+C with the same solution; a control row against V+M+C
         ("V+M+C", "V only"), ("V+M+C", "random"), ("V+M+C (CMA-ES mean)", "V only (CMA-ES mean)"),
         ("V+M+C", "V only, biases searched (z held)"), ("V+M+C", "V+M+C, h's weights dropped")]
+
+
+def test_a_stage_resumed_without_its_first_time_is_left_untimed_not_timed_at_its_rest(tmp_path):
+    import json
+
+    timed = script("bench_worldmodel").timed
+    wall, wall_file = {}, tmp_path / "wall.json"
+    assert timed(wall, wall_file, "collect", lambda n: n + 1, 1, started_before=True) == 2
+    assert "collect" not in wall and not wall_file.exists()  # e.g. data an interrupted or older run left
+    timed(wall, wall_file, "collect", lambda: None)  # a fresh stage is timed and kept
+    first = json.loads(wall_file.read_text())["collect"]
+    assert first >= 0 and wall == {"collect": first}
+    timed(wall, wall_file, "collect", lambda: None, started_before=True)  # resumed later: its first time stays
+    assert json.loads(wall_file.read_text()) == {"collect": first}
