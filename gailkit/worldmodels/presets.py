@@ -96,6 +96,7 @@ WM_PRESETS["fast-2h-m32-continue"] = dataclasses.replace(WM_PRESETS["fast-2h-m32
 WM_PRESETS["fast-2h-m32-centred"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], centre_memory=True)
 # V+M+C from V only's controller after 100 generations, with z's weights held at V only's: 40 generations
 # search h's weights and the bias alone (99 numbers, as V only's search); V only's row gets the same 140 generations
+# (bench_worldmodel.py adds a control: V only's controller from the same start, its biases alone searched as V+M+C's)
 WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_generations=100,
                                                       hold_z=True)
 # fmt: on
