@@ -2,12 +2,15 @@
 
 Both use the same hyperparameters: gailkit's SAC generator preset (``GENERATORS["sac"]``: RL Zoo's
 batch 256, 256x256 networks, one gradient step per env step; learning rate 1e-3, buffer 300k,
-learning_starts 1000), SB3's defaults otherwise, one torch thread (--speed --threads 2: two, for all three).
+learning_starts 1000), SB3's defaults otherwise, one torch thread (--speed --threads 2: two, for all four).
 
   --speed   Hopper-v5: SB3's SAC, FastSAC and FastSAC with bfloat16 products (matmul_dtype) pass
             learning_starts, then alternate blocks of --block-steps env steps (in turn, the order
             reversed every other block) in one process; median env steps/s of each and the ratios
-            to SB3; then the floor: each one's gradient step
+            to SB3. A fourth model, SB3's SAC with its blocks run under flush-to-zero
+            (torch.set_flush_denormal on the timing thread), says how much of FastSAC's lead is
+            its Adam kernel's flushing of subnormal moments, which SB3 users get with one line
+            (one thread only: with more, the intra-op workers keep their own float mode). Then the floor: each one's gradient step
             split into matrix products and the rest (torch profiler), the machine's 256^3 matmul
             rate, and FastSAC's ceiling ratio if all but its matrix products were free. Times need
             the machine to themselves.
@@ -29,9 +32,11 @@ Run:  OMP_NUM_THREADS=1 python scripts/bench_sac.py --speed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 IMPLS: dict[str, tuple[type[SAC], dict[str, Any]]] = {  # name: class, options
     "sb3": (SAC, {}), "fast": (FastSAC, {}), "fast_bf16": (FastSAC, {"matmul_dtype": "bfloat16"})}
 DEFAULT_IMPLS = ["sb3", "fast"]
+SB3_FLUSH = "sb3_flush_denormal"  # --speed's reference: SB3's SAC timed under flush-to-zero
 PRESET = {**GENERATORS["sac"], "policy_kwargs": {"net_arch": [256, 256]}}
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")  # the profiler's names of the products
 REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -82,26 +88,45 @@ def make(impl: str, env_id: str, seed: int) -> SAC:
 
 
 # ----- speed --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def flushing(impl: str) -> Iterator[None]:
+    """Flush-to-zero on this thread while ``impl`` runs if it is :data:`SB3_FLUSH` (switched off after)."""
+    if impl != SB3_FLUSH:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def speed(block_steps: int, blocks: int) -> dict[str, Any]:
-    """Median env steps/s on Hopper-v5 of SB3's SAC, FastSAC and FastSAC with bfloat16 products,
-    blocks interleaved."""
-    models = {impl: make(impl, "Hopper-v5", 0) for impl in IMPLS}
-    for m in models.values():  # past learning_starts, and one block of warm-up
-        m.learn(m.learning_starts + block_steps, reset_num_timesteps=False)
-    rates: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    """Median env steps/s on Hopper-v5 of SB3's SAC, FastSAC and FastSAC with bfloat16 products
+    (and SB3's SAC under flush-to-zero), blocks interleaved."""
+    names = [*IMPLS, SB3_FLUSH]
+    models = {impl: make(impl if impl != SB3_FLUSH else "sb3", "Hopper-v5", 0) for impl in names}
+    for impl, m in models.items():  # past learning_starts, and one block of warm-up
+        with flushing(impl):
+            m.learn(m.learning_starts + block_steps, reset_num_timesteps=False)
+    rates: dict[str, list[float]] = {impl: [] for impl in names}
     for b in range(blocks):
-        for impl in (list(IMPLS) if b % 2 == 0 else list(IMPLS)[::-1]):
-            start = time.perf_counter()
-            models[impl].learn(block_steps, reset_num_timesteps=False)
-            rates[impl].append(block_steps / (time.perf_counter() - start))
+        for impl in (names if b % 2 == 0 else names[::-1]):
+            with flushing(impl):
+                start = time.perf_counter()
+                models[impl].learn(block_steps, reset_num_timesteps=False)
+                rates[impl].append(block_steps / (time.perf_counter() - start))
     medians = {impl: statistics.median(r) for impl, r in rates.items()}
     # also block by block (each block's models ran back to back), which the machine's drift affects less
     paired = {impl: statistics.median(x / s for x, s in zip(rates[impl], rates["sb3"], strict=True))
-              for impl in ("fast", "fast_bf16")}
+              for impl in ("fast", "fast_bf16", SB3_FLUSH)}
     result = {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
               "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"],
               "ratio_fast_bf16_over_sb3": medians["fast_bf16"] / medians["sb3"],
-              "paired_ratio_fast_over_sb3": paired["fast"], "paired_ratio_fast_bf16_over_sb3": paired["fast_bf16"]}
+              f"ratio_{SB3_FLUSH}_over_sb3": medians[SB3_FLUSH] / medians["sb3"],
+              "ratio_fast_over_sb3_flush_denormal": medians["fast"] / medians[SB3_FLUSH],
+              "paired_ratio_fast_over_sb3": paired["fast"], "paired_ratio_fast_bf16_over_sb3": paired["fast_bf16"],
+              f"paired_ratio_{SB3_FLUSH}_over_sb3": paired[SB3_FLUSH]}
     return {**result, "floor": floor(models, medians)}
 
 
@@ -122,11 +147,12 @@ def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -
     step_ms: dict[str, list[float]] = {impl: [] for impl in models}
     for _ in range(5):  # gradient steps alone, interleaved like the blocks; the median of 5
         for impl, model in models.items():
-            start = time.perf_counter()
-            model.train(gradient_steps=steps, batch_size=model.batch_size)
-            step_ms[impl].append((time.perf_counter() - start) / steps * 1e3)
+            with flushing(impl):
+                start = time.perf_counter()
+                model.train(gradient_steps=steps, batch_size=model.batch_size)
+                step_ms[impl].append((time.perf_counter() - start) / steps * 1e3)
     for impl, model in models.items():
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with flushing(impl), profile(activities=[ProfilerActivity.CPU]) as prof:
             model.train(gradient_steps=steps, batch_size=model.batch_size)
         self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
         out[impl] = {"train_step_ms": statistics.median(step_ms[impl]), "env_step_ms": 1e3 / medians[impl],
@@ -269,7 +295,7 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--threads", type=int_in(1), default=1,
-                        help="--speed: torch threads of the one process timing all three (--curves: one per run)")
+                        help="--speed: torch threads of the one process timing all four (--curves: one per run)")
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "Hopper-v5"])
     parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=DEFAULT_IMPLS,
@@ -298,11 +324,15 @@ def main() -> None:
               f"| ratio | FastSAC, bfloat16 products | ratio |\n|---|---:|---:|---:|---:|---:|\n| | {m['sb3']:.1f} | "
               f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {m['fast_bf16']:.1f} | "
               f"{result['ratio_fast_bf16_over_sb3']:.2f} |\n| block by block, median ratio | | | "
-              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {result['paired_ratio_fast_bf16_over_sb3']:.2f} |")
+              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {result['paired_ratio_fast_bf16_over_sb3']:.2f} |\n"
+              f"SB3 SAC under flush-to-zero: {m[SB3_FLUSH]:.1f} env steps/s, "
+              f"{result[f'ratio_{SB3_FLUSH}_over_sb3']:.2f}x SB3 (block by block "
+              f"{result[f'paired_ratio_{SB3_FLUSH}_over_sb3']:.2f}); FastSAC "
+              f"{result['ratio_fast_over_sb3_flush_denormal']:.2f}x it")
         f = result["floor"]
         print(f"256^3 matmul: {f['matmul_256_gflop_per_s']:.0f} GFLOP/s; per env step (ms): " + "; ".join(
             f"{impl} {f[impl]['env_step_ms']:.1f} (gradient step {f[impl]['train_step_ms']:.1f}, of which matrix "
-            f"products {f[impl]['matmul_ms']:.1f})" for impl in IMPLS)
+            f"products {f[impl]['matmul_ms']:.1f})" for impl in f if isinstance(f[impl], dict))
             + f"; ceiling with free non-matmul work: FastSAC {f['fast_ceiling_ratio']:.2f}x SB3, "
             f"bfloat16 {f['fast_bf16_ceiling_ratio']:.2f}x")
         now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections import OrderedDict
 from functools import cache
 from pathlib import Path
@@ -46,6 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from numba import njit, types
+from numba.extending import intrinsic
 from stable_baselines3 import SAC
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BaseModel
@@ -364,25 +367,101 @@ def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor
     return d
 
 
-def _fused_adam_step(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:
-    """``optimizer.step()`` of a one-group fused ``Adam`` with ``grads`` (one per parameter, in the
-    group's order), minus its Python layers: the same step count and ``_fused_adam_`` kernel on the
-    same state tensors. The first step (no state yet) and other optimisers go through ``step()``."""
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``fma``; float32), inside Numba kernels."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adam_kernel(params, grads, exp_avgs, exp_avg_sqs, beta1, beta2, step_size, bias_correction2_sqrt, eps):
+    """One Adam step over tuples of flat float32 arrays, in place: torch 2.13's fused CPU Adam
+    (``_fused_adam_``; no weight decay, amsgrad or maximize) as it computes with the CPU's
+    flush-to-zero on, without touching the thread's float mode: bit for bit torch's where nothing falls
+    below the smallest normal float32 (its vectorised body; its scalar tail, ``size % 16`` elements,
+    rounds a little differently), and 0 where a moment or a product would (a moment is stored as 0, a
+    parameter update under ``1e-30`` is skipped).
+
+    Without the flush, the moments of parameters whose gradient has stopped (dead ReLU units) decay
+    geometrically into subnormal floats (``exp_avg_sq`` by 0.999 a step, so for thousands of steps),
+    and every operation that reads or makes a subnormal takes a slow microcode path: on Hopper after a
+    few hundred steps ~6% of the critics' and ~13% of the actor's moments were subnormal, and torch's
+    kernel ran 6x slower. Inputs that would make a subnormal product are zeroed before the product.
+    ``step_size`` is ``lr / (1 - beta1^step)``, ``bias_correction2_sqrt`` is ``sqrt(1 - beta2^step)``.
+    """
+    weight, b2, c2 = np.float32(1.0 - beta1), np.float32(beta2), np.float32(1.0 - beta2)
+    size, denom_scale, e = np.float32(step_size), np.float32(bias_correction2_sqrt), np.float32(eps)
+    tiny, zero = np.float32(np.finfo(np.float32).tiny), np.float32(0.0)
+    # below these, g * c2, v * b2 and size * m would be subnormal (size >= tiny: lr is not that small)
+    g_min, v_min, m_min = tiny / c2, tiny / b2, tiny / max(size, tiny)
+    for t in range(len(params)):
+        param, grad, exp_avg, exp_avg_sq = params[t], grads[t], exp_avgs[t], exp_avg_sqs[t]
+        for i in range(param.size):
+            g, m, v = grad[i], exp_avg[i], exp_avg_sq[i]
+            # exp_avg.lerp(grad, 1 - beta1) as torch's vectorised lerp rounds it
+            m = _fma(weight, g - m, m) if weight < 0.5 else _fma(weight - np.float32(1.0), g - m, g)
+            v = _fma((g if abs(g) >= g_min else zero) * c2, g, (v if v >= v_min else zero) * b2)
+            m = m if abs(m) >= tiny else zero
+            v = v if v >= tiny else zero
+            exp_avg[i], exp_avg_sq[i] = m, v
+            param[i] = param[i] - size * (m if abs(m) >= m_min else zero) / (np.sqrt(v) / denom_scale + e)
+
+
+class _AdamArrays(NamedTuple):
+    """What :func:`_adam_step` hands :func:`adam_kernel` for one optimiser: flat NumPy views of its
+    params, grads, exp_avgs and exp_avg_sqs, and its step-count tensors."""
+
+    key: tuple[Any, ...]  # (optimizer.state, its parameter list, the grads list): rebuilt when any is another object
+    arrays: tuple[tuple[np.ndarray, ...], ...]
+    steps: list[torch.Tensor]
+
+
+_ADAM_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optimiser -> _AdamArrays, or None
+
+
+def _adam_arrays(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> _AdamArrays | None:
+    """The optimiser's :class:`_AdamArrays`, cached (``load_state_dict`` makes a new ``state``, so the
+    key changes), or None where :func:`adam_kernel` does not apply: several groups, options other than
+    torch's fused default (amsgrad, maximize, weight decay), no state yet (before the first step), or
+    tensors that are not contiguous float32 on the CPU."""
+    params = optimizer.param_groups[0]["params"]
+    key = (optimizer.state, params, grads)
+    cached = _ADAM_ARRAYS.get(optimizer)
+    if cached is not None and all(a is b for a, b in zip(cached.key, key, strict=True)):
+        return cached
     group = optimizer.param_groups[0]
-    params = group["params"]
     if (len(optimizer.param_groups) != 1 or not group.get("fused") or group["amsgrad"] or group["maximize"]
-            or group.get("decoupled_weight_decay") or any(p not in optimizer.state for p in params)):
-        for p, g in zip(params, grads, strict=True):
+            or group["weight_decay"] or group.get("decoupled_weight_decay") or group.get("differentiable")
+            or any(p not in optimizer.state for p in params)):
+        return None
+    states = [optimizer.state[p] for p in params]
+    groups = (params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states])
+    if not all(t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu" for g in groups for t in g):
+        return None
+    arrays = tuple(tuple(t.detach().numpy().reshape(-1) for t in g) for g in groups)
+    cached = _ADAM_ARRAYS[optimizer] = _AdamArrays(key, arrays, [s["step"] for s in states])
+    return cached
+
+
+def _adam_step(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:
+    """``optimizer.step()`` of a one-group fused ``Adam`` with ``grads`` (one per parameter, in the
+    group's order; pass the same list every step), minus its Python layers: the same step count, and
+    :func:`adam_kernel` (torch's fused kernel, subnormal moments flushed) on the same state tensors.
+    The first step (no state yet) and other optimisers go through ``step()``."""
+    prepared = _adam_arrays(optimizer, grads)
+    if prepared is None:
+        for p, g in zip(optimizer.param_groups[0]["params"], grads, strict=True):
             p.grad = g
         optimizer.step()
         return
-    states = [optimizer.state[p] for p in params]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)
+    group = optimizer.param_groups[0]
+    torch._foreach_add_(prepared.steps, 1)
+    step = int(prepared.steps[0].item())
     beta1, beta2 = group["betas"]
-    torch._fused_adam_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [], steps,
-                       amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-                       eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+    adam_kernel(*prepared.arrays, float(beta1), float(beta2), float(group["lr"]) / (1 - beta1**step),
+                math.sqrt(1 - beta2**step), float(group["eps"]))
 
 
 class _Views(NamedTuple):
@@ -444,6 +523,7 @@ class FastSAC(SAC):
         super()._setup_model()
         if self.ent_coef_optimizer is not None:
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1), fused=True)
+        self._ent_coef_grad = [torch.zeros(1)]  # reused, so the optimiser's arrays stay cached
         self._batch: ReplayArrays | None = None
         self._graph_free = _graph_free_ok(self.policy)
         self._low_dtype = MATMUL_DTYPES[self.matmul_dtype]
@@ -557,7 +637,7 @@ class FastSAC(SAC):
         errors = runs.acts[-1] - target_q  # (n, B, 1)
         critic_loss = 0.5 * errors.square().mean(dim=(1, 2)).sum()
         _stacked_backward(runs, v.critic_stack, v.critic_grads, errors / batch)
-        _fused_adam_step(self.critic.optimizer, v.critic_grad_list)
+        _adam_step(self.critic.optimizer, v.critic_grad_list)
         # actor step: mean of ent_coef * log_prob - min_i Q_i(obs, action_pi), with the updated critics
         x_pi = torch.cat([obs, action_pi], 1)
         runs = _stacked_relu_mlp(x_pi, v.critic_stack, _low_layers(v.critic_stack, low))  # the updated critics
@@ -585,7 +665,7 @@ class FastSAC(SAC):
         d_latent = torch.addmm(d_u @ w_mean.T, d_log_std, w_log_std.T)
         d_latent = torch.ops.aten.threshold_backward(d_latent, latent, 0)
         _relu_mlp_backward(run, v.hidden, v.actor_grads[:-2], d_latent)
-        _fused_adam_step(self.actor.optimizer, v.actor_grad_list)
+        _adam_step(self.actor.optimizer, v.actor_grad_list)
         if polyak:
             self._polyak(*v.polyak)
         return torch.stack([ent_coef.reshape(()), actor_loss, critic_loss, ent_coef_loss])
@@ -605,7 +685,8 @@ class FastSAC(SAC):
         ent_coef = self.log_ent_coef.exp()
         shifted = log_prob + self.target_entropy
         loss = -(self.log_ent_coef * shifted).mean()
-        _fused_adam_step(self.ent_coef_optimizer, [-shifted.mean().reshape(1)])
+        torch.neg(shifted.mean().reshape(1), out=self._ent_coef_grad[0])
+        _adam_step(self.ent_coef_optimizer, self._ent_coef_grad)
         return ent_coef, loss
 
     def _update_ent_coef(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

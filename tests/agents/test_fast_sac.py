@@ -12,7 +12,7 @@ from stable_baselines3.common.logger import Logger
 from torch import nn
 
 from gailkit.agents import fast_sac
-from gailkit.agents.fast_sac import FastSAC, TwinCritic, _fused_adam_step
+from gailkit.agents.fast_sac import FastSAC, TwinCritic, _adam_step
 from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
 
 TIGHT = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding: fused Adam, one MSE over both critics
@@ -160,11 +160,37 @@ def test_the_optimiser_call_without_python_layers_is_adam_s_step_bit_for_bit():
         for p, g in zip(params, grads, strict=True):
             p.grad = g.clone()
         ref.step()
-        _fused_adam_step(mine, grads)
+        _adam_step(mine, grads)
     for a, b in zip(params, twin, strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
         torch.testing.assert_close(mine.state[b]["exp_avg_sq"], ref.state[a]["exp_avg_sq"], rtol=0, atol=0)
         assert mine.state[b]["step"] == ref.state[a]["step"] == 4
+
+
+def test_the_adam_kernel_flushes_subnormal_moments_to_zero_and_leaves_the_rest_torch_s_bits():
+    # 320 elements: torch's vectorised body throughout (its scalar tail, size % 16, rounds a little differently)
+    tiny = float(np.finfo(np.float32).tiny)
+    params = [torch.randn(320, generator=torch.Generator().manual_seed(1))]
+    twin = [params[0].clone()]
+    ref, mine = (torch.optim.Adam([p.requires_grad_()], lr=1e-3, fused=True) for p in (params[0], twin[0]))
+    for opt, p in ((ref, params[0]), (mine, twin[0])):  # a first step creates the state
+        p.grad = torch.ones_like(p)
+        opt.step()
+        # the first 100 moments just above the smallest normal float, as a stopped gradient leaves them
+        opt.state[p]["exp_avg"][:100] = 1.05 * tiny
+        opt.state[p]["exp_avg_sq"][:100] = 1.0005 * tiny
+    grads = [torch.cat([torch.zeros(100), torch.randn(220, generator=torch.Generator().manual_seed(2))])]
+    params[0].grad = grads[0].clone()
+    ref.step()
+    _adam_step(mine, grads)
+    ref_m, m = ref.state[params[0]]["exp_avg"], mine.state[twin[0]]["exp_avg"]
+    ref_v, v = ref.state[params[0]]["exp_avg_sq"], mine.state[twin[0]]["exp_avg_sq"]
+    assert (0 < ref_m[:100].abs()).all() and (ref_m[:100].abs() < tiny).all(), "torch keeps them, subnormal"
+    assert (0 < ref_v[:100]).all() and (ref_v[:100] < tiny).all()
+    assert (m[:100] == 0).all() and (v[:100] == 0).all(), "flushed to zero"
+    torch.testing.assert_close(m[100:], ref_m[100:], rtol=0, atol=0)
+    torch.testing.assert_close(v[100:], ref_v[100:], rtol=0, atol=0)
+    torch.testing.assert_close(twin[0].detach(), params[0].detach(), rtol=0, atol=0)  # moved by < 1e-30 there
 
 
 def test_bfloat16_products_stay_close_to_float32_and_are_refused_where_they_do_not_apply():
