@@ -7,12 +7,15 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
   forward keeps its activations and the backward is a few matrix products and ReLU masks, so no
   autograd graph is built; other activations take an autograd step with the points below;
 * the twin critics are one :class:`TwinCritic`: layer ``k`` of all ``n_critics`` Q-networks is one
-  stacked weight, run by one batched product in the written-out step and updated by one fused Adam
-  kernel and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load
+  stacked weight, run by one batched product in the written-out step and updated by one Adam
+  kernel call and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load
   either way;
 * the Q heads' input gradient (one output column, so an outer product) as a broadcast multiply, the
   same bits as the matrix product at a tenth of its cost;
-* fused Adam for actor, critics and entropy coefficient, called without the optimiser's Python layers;
+* Adam for actor, critics and entropy coefficient as one Numba kernel per optimiser (:func:`adam_kernel`),
+  without the optimiser's Python layers: torch's fused Adam bit for bit, except that subnormal moments
+  are flushed to zero, as the CPU's flush-to-zero mode would; the moments of dead ReLU units decay into
+  subnormals and stay there, where they made torch's kernel 6x slower (a fifth of FastSAC's step on Hopper);
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
   there and discards them at the next ``zero_grad``), through each critic on the rows where that
   critic is the minimum alone (elsewhere its gradient is exactly zero);
@@ -84,7 +87,7 @@ class TwinCritic(BaseModel):
     """SB3's ``ContinuousCritic`` with the ``n_critics`` Q-networks' layers stacked.
 
     Layer ``k`` is ``weights[k]`` ``(n_critics, in, out)`` (``nn.Linear``'s weight transposed, so its
-    gradient needs no copy) and ``biases[k]`` ``(n_critics, out)``: one tensor per layer for fused Adam
+    gradient needs no copy) and ``biases[k]`` ``(n_critics, out)``: one tensor per layer for Adam
     and the Polyak update. Its ``forward`` (SB3's, for the autograd step and for users) runs one
     ``addmm`` per layer per network; FastSAC's written-out step runs all networks at once
     (:func:`_stacked_relu_mlp`).
