@@ -10,10 +10,10 @@ learning_starts 1000), SB3's defaults otherwise, one torch thread (--speed --thr
             to SB3. A fourth model, SB3's SAC with its blocks run under flush-to-zero
             (torch.set_flush_denormal on the timing thread), says how much of FastSAC's lead is
             its Adam kernel's flushing of subnormal moments, which SB3 users get with one line
-            (one thread only: with more, the intra-op workers keep their own float mode). Then the floor: each one's gradient step
-            split into matrix products and the rest (torch profiler), the machine's 256^3 matmul
-            rate, and FastSAC's ceiling ratio if all but its matrix products were free. Times need
-            the machine to themselves.
+            (one thread only: with more, the intra-op workers keep their own float mode). Then the
+            floor: each one's gradient step split into matrix products and the rest (torch
+            profiler), the machine's 256^3 matmul rate, and FastSAC's ceiling ratio if all but its
+            matrix products were free. Times need the machine to themselves.
             -> scripts/results/bench_sac_speed_<UTC stamp>.json
   --curves  evaluation return (deterministic, --eval-episodes on the library's evaluation seeds)
             every --eval-every steps for each of --impls (default: sb3 fast; fast_bf16 is FastSAC with
