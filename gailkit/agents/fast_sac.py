@@ -421,7 +421,7 @@ class _AdamArrays(NamedTuple):
     steps: list[torch.Tensor]
 
 
-_ADAM_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optimiser -> _AdamArrays (only where it applies)
+_ADAM_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optimiser -> _AdamArrays, where it applies
 
 
 def _adam_arrays(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> _AdamArrays | None:
