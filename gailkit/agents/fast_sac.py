@@ -6,16 +6,21 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
 * for ReLU MLPs (SB3's ``MlpPolicy`` default) the gradients are written out by hand: each network's
   forward keeps its activations and the backward is a few matrix products and ReLU masks, so no
   autograd graph is built; other activations take an autograd step with the points below;
+* the matrix products are torch's, and the element-wise work between them runs in fused Numba kernels
+  (:mod:`gailkit.agents.sac_kernels`), each one pass over an activation: bias and ReLU after a
+  bias-free product (a product with a bias first copies it into its output), the few-output heads
+  as dot products, a ReLU's mask together with the bias gradient below it, a head's whole backward,
+  the squashed Gaussian and its backward, the TD errors; every activation and gradient lives in
+  buffers reused by every step, so a step allocates almost nothing;
 * the twin critics are one :class:`TwinCritic`: layer ``k`` of all ``n_critics`` Q-networks is one
   stacked weight, run by one batched product in the written-out step and updated by one Adam
-  kernel call and one Polyak call; its state dict is SB3's ``ContinuousCritic``'s, so policies load
-  either way;
-* the Q heads' input gradient (one output column, so an outer product) as a broadcast multiply, the
-  same bits as the matrix product at a tenth of its cost;
-* Adam for actor, critics and entropy coefficient as one Numba kernel per optimiser (:func:`adam_kernel`),
-  without the optimiser's Python layers: torch's fused Adam bit for bit, except that subnormal moments
-  are flushed to zero, as the CPU's flush-to-zero mode would; the moments of dead ReLU units decay into
-  subnormals and stay there, where they made torch's kernel 6x slower (a fifth of FastSAC's step on Hopper);
+  kernel call; its state dict is SB3's ``ContinuousCritic``'s, so policies load either way;
+* Adam for actor, critics and entropy coefficient as one Numba kernel per optimiser
+  (:func:`~gailkit.agents.sac_kernels.adam_kernel`, the target critics' Polyak update in the
+  critics' call), without the optimiser's Python layers: torch's fused Adam bit for bit, except that
+  subnormal moments are flushed to zero, as the CPU's flush-to-zero mode would; the moments of dead
+  ReLU units decay into subnormals and stay there, where they made torch's kernel 6x slower (a fifth
+  of FastSAC's step on Hopper);
 * the actor loss backpropagates into the actor alone (SB3 also computes critic weight gradients
   there and discards them at the next ``zero_grad``), through each critic on the rows where that
   critic is the minimum alone (elsewhere its gradient is exactly zero);
@@ -50,8 +55,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
-from numba import njit, types
-from numba.extending import intrinsic
 from stable_baselines3 import SAC
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BaseModel
@@ -61,6 +64,21 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
+from gailkit.agents.sac_kernels import (
+    adam_kernel,
+    bias_relu,
+    critic_errors,
+    entropy_terms,
+    head_backward,
+    linear_rows,
+    min_head_input_grad,
+    polyak_kernel,
+    relu_backward_rows,
+    relu_backward_sum,
+    relu_rows_input_grad,
+    squash,
+    squash_backward,
+)
 from gailkit.agents.sb3_adapter import begin_training, count_updates
 from gailkit.buffers import NumbaReplayBuffer, ReplayArrays
 
@@ -218,207 +236,236 @@ def _squash(mean: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor
 
 
 def _graph_free_ok(policy: SACPolicy) -> bool:
-    """Whether :meth:`FastSAC._graph_free_step` applies: ReLU MLPs (at least one hidden layer) on
+    """Whether :meth:`FastSAC._graph_free_step` applies: ReLU MLPs (at least one hidden layer each) on
     parameter-free flattened features; anything else takes the autograd step."""
     actor, critic = policy.actor, policy.critic
     hidden = list(actor.latent_pi)  # Linear, ReLU, Linear, ReLU, ...
     relu_mlp = len(hidden) > 0 and len(hidden) % 2 == 0 and all(
         isinstance(m, nn.Linear if k % 2 == 0 else nn.ReLU) for k, m in enumerate(hidden))
     return (relu_mlp and isinstance(critic, TwinCritic) and isinstance(critic.activation, nn.ReLU)
-            and not actor.use_sde and all(type(m.features_extractor) is FlattenExtractor for m in (actor, critic)))
+            and len(critic.weights) > 1 and not actor.use_sde
+            and all(type(m.features_extractor) is FlattenExtractor for m in (actor, critic)))
 
 
 # ----- the gradient step written out: forward and backward of ReLU MLPs, no autograd graph ----------
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of ``t`` (a parameter too)."""
+    return t.detach().numpy()
+
+
+class _Layer(NamedTuple):
+    """A linear layer's weight ``(in, out)`` (stacked networks: ``(n, in, out)``) and bias ``(out,)``
+    (``(n, out)``), or their gradient buffers, with NumPy views of both for the kernels (the bias's
+    always 2-D: ``(1, out)`` for one network)."""
+
+    w: torch.Tensor
+    b: torch.Tensor
+    w_np: np.ndarray
+    b_np: np.ndarray
+
+    @classmethod
+    def of(cls, w: torch.Tensor, b: torch.Tensor) -> _Layer:
+        bias = _numpy(b)
+        return cls(w, b, _numpy(w), bias.reshape(-1, bias.shape[-1]))
+
+
+class _Buffers:
+    """Tensors that every gradient step reuses, each with its NumPy view, by name: the step allocates
+    nothing it keeps, and converts nothing to NumPy, once they exist."""
+
+    def __init__(self) -> None:
+        self._store: dict[Any, tuple[torch.Tensor, np.ndarray]] = {}
+
+    def get(self, name: Any, shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+            ) -> tuple[torch.Tensor, np.ndarray]:
+        """The buffer ``name`` of ``shape`` (made again if its shape changed), and its view."""
+        hit = self._store.get(name)
+        if hit is None or hit[1].shape != shape:
+            t = torch.empty(shape, dtype=dtype)
+            hit = self._store[name] = (t, t.numpy())
+        return hit
+
+
 class _Pass(NamedTuple):
-    """What :func:`_relu_mlp` keeps for :func:`_relu_mlp_backward`."""
+    """What a forward pass keeps for its backward."""
 
     acts: list[torch.Tensor]  # every layer's input (float32), then the output
+    arrays: list[np.ndarray]  # their NumPy views (the input's: None)
     low: dict[int, tuple[torch.Tensor, torch.Tensor]]  # layer k -> its input and weight in the low dtype
 
     def rows(self, index: slice) -> _Pass:
         """The pass of the rows ``index`` of the input alone (views)."""
-        return _Pass([a[index] for a in self.acts], {k: (x[index], w) for k, (x, w) in self.low.items()})
-
-    def network(self, i: int) -> _Pass:
-        """Network ``i``'s pass of a :func:`_stacked_relu_mlp` run (views), for :func:`_relu_mlp_backward`."""
-        low = {k: (x[i], w[i]) for k, (x, w) in self.low.items()}
-        return _Pass([self.acts[0], *(a[i] for a in self.acts[1:])], low)
-
-    def masks(self, rows: torch.Tensor) -> _Pass:
-        """The pass of the input rows ``rows`` (indices), with what an input gradient needs alone: the
-        hidden activations (the ReLU masks) and the low-dtype weights; inputs and output are left empty."""
-        hidden = [a.index_select(0, rows) for a in self.acts[1:-1]]
-        return _Pass([self.acts[0][:0], *hidden, self.acts[-1][:0]], {k: (x[:0], w) for k, (x, w) in self.low.items()})
+        return _Pass([a[index] for a in self.acts], [None if a is None else a[index] for a in self.arrays],
+                     {k: (x[index], w) for k, (x, w) in self.low.items()})
 
 
-def _relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], *, last_relu: bool = False,
-              low: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> _Pass:
-    """``x`` through ``layers`` (``(weight (in, out), bias)``), ReLU between them (and after the last
-    if ``last_relu``). ``low`` (from :func:`_low_layers`) holds the layers whose products run in a low
-    dtype (float32 accumulation, the output rounded to it), their weight and bias cast to it; the
-    other layers, every activation and every gradient stay float32."""
-    acts, kept = [x], {}
-    for k, (w, b) in enumerate(layers):
-        if low and k in low:
-            w_low, b_low = low[k]
-            kept[k] = x.to(w_low.dtype), w_low
-            x = torch.addmm(b_low, *kept[k]).float()
-        else:
-            x = torch.addmm(b, x, w)
-        if last_relu or k < len(layers) - 1:
-            x = x.relu_()
-        acts.append(x)
-    return _Pass(acts, kept)
-
-
-def _low_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype | None,
-                last_relu: bool = False) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """``low`` for :func:`_relu_mlp` and :func:`_stacked_relu_mlp`: the layers from one hidden
-    activation to the next (the 256x256 ones, nearly all the FLOPs), weight and bias cast to ``dtype``
-    (stacked layers cast once for all their networks); empty if ``dtype`` is None."""
+def _low_layers(layers: list[_Layer], dtype: torch.dtype | None, last_relu: bool = False) -> dict[int, torch.Tensor]:
+    """The layers from one hidden activation to the next (the 256x256 ones, nearly all the FLOPs),
+    their weight cast to ``dtype`` (stacked layers cast once for all their networks), for the passes
+    below; empty if ``dtype`` is None."""
     if dtype is None:
         return {}
-    return {k: (w.to(dtype), b.to(dtype)) for k, (w, b) in enumerate(layers)
-            if k > 0 and (last_relu or k < len(layers) - 1)}
+    return {k: layer.w.to(dtype) for k, layer in enumerate(layers) if k > 0 and (last_relu or k < len(layers) - 1)}
 
 
-def _stacked_relu_mlp(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]],
-                      low: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> _Pass:
-    """:func:`_relu_mlp` of ``n`` networks on the same input ``x`` ``(B, in)``, their layers stacked
-    (``(weight (n, in, out), bias (n, out))``, a :class:`TwinCritic`'s): one batched
-    product and one element-wise pass per layer for all. The activations are stacked ``(n, B, out)``
-    (``acts[0]`` is ``x``). The last layer (one output) is one product per network: a batched product
-    with one output column rounds differently from ``addmm``; the others give ``addmm``'s bits."""
-    n, last = len(layers[0][0]), len(layers) - 1
-    acts, kept, h = [x], {}, x.expand(n, *x.shape)
-    for k, (w, b) in enumerate(layers):
-        if k == last:
-            out = h.new_empty(n, h.shape[1], w.shape[-1])
-            for i in range(n):
-                torch.addmm(b[i], h[i], w[i], out=out[i])
-            h = out
-        elif k in low:
-            w_low, b_low = low[k]
-            kept[k] = h.to(w_low.dtype), w_low
-            h = torch.baddbmm(b_low.unsqueeze(1), *kept[k]).float().relu_()
-        else:
-            h = torch.baddbmm(b.unsqueeze(1), h, w).relu_()
+def _matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = a @ b`` (batched if 3-D), computed in ``a``'s dtype (float32 accumulation) and copied
+    into the float32 ``out`` where that dtype is a lower one."""
+    product = torch.bmm if a.dim() == 3 else torch.mm
+    if a.dtype == out.dtype:
+        product(a, b, out=out)
+    else:
+        out.copy_(product(a, b))
+
+
+def _relu_mlp(x: torch.Tensor, layers: list[_Layer], buffers: _Buffers, name: str,
+              low: dict[int, torch.Tensor] | None = None) -> _Pass:
+    """``x`` ``(B, in)`` through ``layers``, each followed by a ReLU (an actor's hidden layers): a
+    product, then bias and ReLU in one pass (:func:`~gailkit.agents.sac_kernels.bias_relu`), into
+    ``buffers`` under ``name``. ``low`` (from :func:`_low_layers`) holds the layers whose products run
+    in a low dtype (float32 accumulation, the output rounded to it); biases, activations and
+    gradients stay float32."""
+    acts, arrays, kept = [x], [None], {}
+    for k, layer in enumerate(layers):
+        h, h_np = buffers.get((name, k), (len(x), layer.w.shape[-1]))
+        if low and k in low:
+            kept[k] = x.to(low[k].dtype), low[k]
+        _matmul_into(*kept.get(k, (x, layer.w)), h)
+        bias_relu(h_np[None], layer.b_np)
         acts.append(h)
-    return _Pass(acts, kept)
+        arrays.append(h_np)
+        x = h
+    return _Pass(acts, arrays, kept)
 
 
-def _stacked_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
-                      grads: list[tuple[torch.Tensor, torch.Tensor]], d_out: torch.Tensor) -> None:
-    """:func:`_relu_mlp_backward` of a :func:`_stacked_relu_mlp` run: ``d_out`` ``(n, B, 1)``, the
-    parameter gradients written into ``grads`` (``(weight (n, in, out), bias (n, out))`` per layer)."""
-    n, d = len(layers[0][0]), d_out
-    for k in reversed(range(len(layers))):
-        x, w = run.low.get(k, (run.acts[k], layers[k][0]))
+def _stacked_relu_mlp(x: torch.Tensor, layers: list[_Layer], buffers: _Buffers, name: str,
+                      low: dict[int, torch.Tensor]) -> _Pass:
+    """:func:`_relu_mlp` of ``n`` Q-networks (at least one hidden layer, one output) on the same
+    input ``x`` ``(B, in)``, their layers stacked (a :class:`TwinCritic`'s): one batched product and
+    one pass of bias and ReLU per hidden layer for all, and the heads as dot products
+    (:func:`~gailkit.agents.sac_kernels.linear_rows`). The activations are ``(n, B, out)``."""
+    n, last = len(layers[0].w), len(layers) - 1
+    acts, arrays, kept, h = [x], [None], {}, x.expand(n, *x.shape)
+    for k, layer in enumerate(layers[:last]):
+        out, out_np = buffers.get((name, k), (n, len(x), layer.w.shape[-1]))
+        if k in low:
+            kept[k] = h.to(low[k].dtype), low[k]
+        _matmul_into(*kept.get(k, (h, layer.w)), out)
+        bias_relu(out_np, layer.b_np)
+        acts.append(out)
+        arrays.append(out_np)
+        h = out
+    q, q_np = buffers.get((name, last), (n, len(x), 1))
+    linear_rows(arrays[-1], layers[last].w_np.reshape(n, 1, -1), layers[last].b_np, q_np)  # (n, H, 1) as (n, 1, H)
+    acts.append(q)
+    arrays.append(q_np)
+    return _Pass(acts, arrays, kept)
+
+
+def _stacked_backward(run: _Pass, layers: list[_Layer], grads: list[_Layer], dq: np.ndarray,
+                      buffers: _Buffers, name: str) -> None:
+    """The parameter gradients of a :func:`_stacked_relu_mlp` run from ``dq`` ``(n, B, 1)``, the
+    loss's gradient in the Q-values, written into ``grads``. The heads' backward and every ReLU's
+    are fused with the bias gradients below them (:mod:`~gailkit.agents.sac_kernels`)."""
+    n, last = len(layers[0].w), len(layers) - 1
+    d, d_np = buffers.get((name, "d", last), run.arrays[last].shape)
+    head_backward(dq, layers[last].w_np.reshape(n, 1, -1), run.arrays[last], d_np,
+                  grads[last].w_np.reshape(n, 1, -1), grads[last].b_np, grads[last - 1].b_np)
+    for k in reversed(range(last)):
+        x, w = run.low.get(k, (run.acts[k], layers[k].w))
         if k == 0:
             x = x.expand(n, *x.shape)
         d_low = d.to(x.dtype)
-        if k == len(layers) - 1:  # one output column: a product per network, as in the forward
-            for i in range(n):
-                torch.mm(x[i].T, d[i], out=grads[k][0][i])
-        elif x.dtype == d.dtype:
-            torch.bmm(x.transpose(1, 2), d, out=grads[k][0])
-        else:
-            grads[k][0].copy_(torch.bmm(x.transpose(1, 2), d_low))
-        torch.sum(d, dim=1, out=grads[k][1])
+        _matmul_into(x.transpose(1, 2), d_low, grads[k].w)
         if k == 0:
             return
-        d = _input_grad(d_low, w.transpose(1, 2))
-        d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
+        d, d_np = buffers.get((name, "d", k), run.arrays[k].shape)
+        _matmul_into(d_low, w.transpose(1, 2), d)
+        relu_backward_sum(d_np, run.arrays[k], grads[k - 1].b_np)
 
 
-def _input_grad(d: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    """``(d @ w_t).float()``: a layer's input gradient from its output gradient ``d`` and transposed
-    weight ``w_t`` (batched or not). For a one-output layer (a Q head) it is an outer product, done as a
-    broadcast multiply: the same bits (one product per element, no sum), without the matrix product's
-    cost (~150 us for the twin critics' heads, 10x the multiply)."""
-    if d.shape[-1] == 1:
-        return (d * w_t).float()
-    return torch.matmul(d, w_t).float()
+def _min_input_grad(run: _Pass, layers: list[_Layer], g: float, out: np.ndarray, buffers: _Buffers,
+                    name: str) -> float:
+    """The gradient of ``g * sum_r min_i Q_i(row r)`` in the last ``out.shape[1]`` input columns (the
+    actions), written into ``out`` ``(B, A)``, from a :func:`_stacked_relu_mlp` run; returns
+    ``sum_r min_i Q_i``. Each row backpropagates through the network that attains its minimum
+    alone (elsewhere a network's gradient is exactly zero): the rows are grouped by that network
+    (:func:`~gailkit.agents.sac_kernels.min_head_input_grad`), one product per network and layer."""
+    n, last = len(layers[0].w), len(layers) - 1
+    batch = len(out)
+    order, order_np = buffers.get((name, "order"), (batch,), torch.int64)
+    _, counts = buffers.get((name, "counts"), (n,), torch.int64)
+    d, d_np = buffers.get((name, "d", last), (batch, layers[last].w.shape[1]))
+    total = min_head_input_grad(run.arrays[last + 1], g, layers[last].w_np.reshape(n, -1), run.arrays[last],
+                                order_np, counts, d_np)
+    start = 0
+    for i in range(n):
+        stop = start + int(counts[i])
+        rows, block, block_np = order_np[start:stop], d[start:stop], d_np[start:stop]
+        for k in range(last - 1, 0, -1):
+            w = run.low[k][1][i] if k in run.low else layers[k].w[i]
+            nxt, nxt_np = buffers.get((name, "d", k), (batch, w.shape[0]))
+            _matmul_into(block.to(w.dtype), w.T, nxt[start:stop])
+            block, block_np = nxt[start:stop], nxt_np[start:stop]
+            if k > 1:
+                relu_backward_rows(block_np, run.arrays[k][i], rows)
+        # the first hidden layer's ReLU, and the product with the action rows of the first weight
+        relu_rows_input_grad(block_np, run.arrays[1][i], rows, layers[0].w_np[i][-out.shape[1]:], out)
+        start = stop
+    return total
 
 
-def _relu_mlp_backward(run: _Pass, layers: list[tuple[torch.Tensor, torch.Tensor]],
-                       grads: list[tuple[torch.Tensor, torch.Tensor]] | None, d_out: torch.Tensor,
-                       *, input_grad: bool = False) -> torch.Tensor | None:
-    """Backpropagate ``d_out`` (gradient of the output of the :func:`_relu_mlp` ``run``) through ``layers``.
-
-    With ``grads`` (``(weight, bias)`` gradient tensors, same layout as ``layers``) the parameter
-    gradients are written there; returns the gradient of the input if ``input_grad``.
-    ``acts[k]`` (``k > 0``) is the output of ReLU ``k``, so ``acts[k] > 0`` is its derivative's mask.
-    """
-    d = d_out
+def _relu_mlp_backward(run: _Pass, layers: list[_Layer], grads: list[_Layer], d: torch.Tensor,
+                       buffers: _Buffers, name: str) -> None:
+    """The weight gradients of the :func:`_relu_mlp` ``run`` (``nn.Linear`` layers), and the bias
+    gradients below its last layer, written into ``grads``, from ``d``: the gradient at the last
+    layer's output through its ReLU, whose bias gradient the caller has written. ``acts[k]``
+    (``k > 0``) is the output of ReLU ``k``, so ``acts[k] > 0`` is its derivative's mask; each mask
+    is applied with the bias gradient below it."""
     for k in reversed(range(len(layers))):
-        x, w = run.low.get(k, (run.acts[k], layers[k][0]))
+        x, w = run.low.get(k, (run.acts[k], layers[k].w))
         d_low = d.to(x.dtype)
-        if grads is not None:
-            if x.dtype == d.dtype:
-                torch.mm(x.T, d, out=grads[k][0])
-            elif grads[k][0].T.is_contiguous():  # nn.Linear's layout (the actor's): product and copy in it
-                grads[k][0].T.copy_(d_low.T @ x)  # a copy into a transposed view costs ~6x a straight one
-            else:
-                grads[k][0].copy_(x.T @ d_low)
-            torch.sum(d, dim=0, out=grads[k][1])
-        if k == 0 and not input_grad:
-            return None
-        d = _input_grad(d_low, w.T)
-        if k > 0:
-            d = torch.ops.aten.threshold_backward(d, run.acts[k], 0)
-    return d
+        _matmul_into(d_low.T, x, grads[k].w.T)  # the weight's gradient in nn.Linear's (out, in) layout: d^T x
+        if k == 0:
+            return
+        d, d_np = buffers.get((name, "d", k), run.arrays[k].shape)
+        _matmul_into(d_low, w.T, d)
+        relu_backward_sum(d_np[None], run.arrays[k][None], grads[k - 1].b_np)
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once (LLVM's ``fma``; float32), inside Numba kernels."""
-    def codegen(context, builder, signature, args):
-        return builder.fma(*args)
-    return types.float32(types.float32, types.float32, types.float32), codegen
+def _heads(latent: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+    """``out = latent @ weight.T + bias`` ``(B, O)`` for heads with few outputs (weight ``(O, in)``,
+    ``nn.Linear``'s layout): one pass of dot products (:func:`~gailkit.agents.sac_kernels.linear_rows`)."""
+    linear_rows(latent[None], weight[None], bias[None], out[None])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def adam_kernel(params, grads, exp_avgs, exp_avg_sqs, beta1, beta2, step_size, bias_correction2_sqrt, eps):
-    """One Adam step over tuples of flat float32 arrays, in place: torch 2.13's fused CPU Adam
-    (``_fused_adam_``; no weight decay, amsgrad or maximize) as it computes with the CPU's
-    flush-to-zero on, without touching the thread's float mode: bit for bit torch's where nothing falls
-    below the smallest normal float32 (its vectorised body; its scalar tail, ``size % 16`` elements,
-    rounds a little differently), and 0 where a moment or a product would (a moment is stored as 0, a
-    parameter update under ``1e-30`` is skipped).
-
-    Without the flush, the moments of parameters whose gradient has stopped (dead ReLU units) decay
-    geometrically into subnormal floats (``exp_avg_sq`` by 0.999 a step, so for thousands of steps),
-    and every operation that reads or makes a subnormal takes a slow microcode path: on Hopper after a
-    few hundred steps ~6% of the critics' and ~13% of the actor's moments were subnormal, and torch's
-    kernel ran 6x slower. Inputs that would make a subnormal product are zeroed before the product.
-    ``step_size`` is ``lr / (1 - beta1^step)``, ``bias_correction2_sqrt`` is ``sqrt(1 - beta2^step)``.
-    """
-    weight, b2, c2 = np.float32(1.0 - beta1), np.float32(beta2), np.float32(1.0 - beta2)
-    size, denom_scale, e = np.float32(step_size), np.float32(bias_correction2_sqrt), np.float32(eps)
-    tiny, zero = np.float32(np.finfo(np.float32).tiny), np.float32(0.0)
-    # below these, g * c2, v * b2 and size * m would be subnormal (size >= tiny: lr is not that small)
-    g_min, v_min, m_min = tiny / c2, tiny / b2, tiny / max(size, tiny)
-    for t in range(len(params)):
-        param, grad, exp_avg, exp_avg_sq = params[t], grads[t], exp_avgs[t], exp_avg_sqs[t]
-        for i in range(param.size):
-            g, m, v = grad[i], exp_avg[i], exp_avg_sq[i]
-            # exp_avg.lerp(grad, 1 - beta1) as torch's vectorised lerp rounds it
-            m = _fma(weight, g - m, m) if weight < 0.5 else _fma(weight - np.float32(1.0), g - m, g)
-            v = _fma((g if abs(g) >= g_min else zero) * c2, g, (v if v >= v_min else zero) * b2)
-            m = m if abs(m) >= tiny else zero
-            v = v if v >= tiny else zero
-            exp_avg[i], exp_avg_sq[i] = m, v
-            param[i] = param[i] - size * (m if abs(m) >= m_min else zero) / (np.sqrt(v) / denom_scale + e)
+def _heads_backward(d_out: np.ndarray, latent: np.ndarray, weight: np.ndarray, grads: list[_Layer],
+                    below_bias_grad: np.ndarray, buffers: _Buffers) -> tuple[torch.Tensor, np.ndarray]:
+    """The backward of :func:`_heads` on ReLU outputs ``latent``, from ``d_out`` ``(B, O)``: each
+    head's gradients written into ``grads`` (in order), the bias gradient below into
+    ``below_bias_grad``; returns the gradient into the heads' input through its ReLU, and its view
+    (:func:`~gailkit.agents.sac_kernels.head_backward`)."""
+    w_grad, w_grad_np = buffers.get("heads w_grad", weight.shape)
+    b_grad, b_grad_np = buffers.get("heads b_grad", weight.shape[:1])
+    d_in, d_in_np = buffers.get("heads d_in", latent.shape)
+    head_backward(d_out[None], weight[None], latent[None], d_in_np[None], w_grad_np[None], b_grad_np[None],
+                  below_bias_grad)
+    start = 0
+    for layer in grads:
+        stop = start + len(layer.b)
+        layer.w.T.copy_(w_grad[start:stop])
+        layer.b.copy_(b_grad[start:stop])
+        start = stop
+    return d_in, d_in_np
 
 
 class _AdamArrays(NamedTuple):
     """What :func:`_adam_step` hands :func:`adam_kernel` for one optimiser: flat NumPy views of its
-    params, grads, exp_avgs and exp_avg_sqs, and its step-count tensors."""
+    params, grads, exp_avgs and exp_avg_sqs, and of its step counts (one-element views)."""
 
     key: tuple[Any, ...]  # (optimizer.state, its parameter list, the grads list): rebuilt when any is another object
     arrays: tuple[tuple[np.ndarray, ...], ...]
-    steps: list[torch.Tensor]
+    steps: tuple[np.ndarray, ...]
 
 
 _ADAM_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optimiser -> _AdamArrays, where it applies
@@ -441,66 +488,72 @@ def _adam_arrays(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) ->
         return None
     states = [optimizer.state[p] for p in params]
     groups = (params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states])
-    if not all(t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu" for g in groups for t in g):
+    steps = [s["step"] for s in states]
+    if not all(t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu"
+               for g in (*groups, steps) for t in g):
         return None
     arrays = tuple(tuple(t.detach().numpy().reshape(-1) for t in g) for g in groups)
-    cached = _ADAM_ARRAYS[optimizer] = _AdamArrays(key, arrays, [s["step"] for s in states])
+    cached = _ADAM_ARRAYS[optimizer] = _AdamArrays(key, arrays, tuple(t.numpy().reshape(1) for t in steps))
     return cached
 
 
-def _adam_step(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:
+def _adam_step(optimizer: torch.optim.Optimizer, grads: list[torch.Tensor],
+               polyak: tuple[tuple[np.ndarray, ...], float] | None = None) -> None:
     """``optimizer.step()`` of a one-group fused ``Adam`` with ``grads`` (one per parameter, in the
     group's order; pass the same list every step), minus its Python layers: the same step count, and
     :func:`adam_kernel` (torch's fused kernel, subnormal moments flushed) on the same state tensors.
-    The first step (no state yet) and other optimisers go through ``step()``."""
+    The first step (no state yet) and other optimisers go through ``step()``. ``polyak``
+    (``(targets, tau)``, targets as flat views in the group's order) averages the updated parameters
+    into the targets (SB3's ``polyak_update``), in the kernel's call where it applies."""
     prepared = _adam_arrays(optimizer, grads)
     if prepared is None:
         for p, g in zip(optimizer.param_groups[0]["params"], grads, strict=True):
             p.grad = g
         optimizer.step()
+        if polyak is not None:
+            polyak_kernel(polyak[0], tuple(_numpy(p).reshape(-1) for p in optimizer.param_groups[0]["params"]),
+                          polyak[1])
         return
     group = optimizer.param_groups[0]
-    torch._foreach_add_(prepared.steps, 1)
-    step = int(prepared.steps[0].item())
     beta1, beta2 = group["betas"]
-    adam_kernel(*prepared.arrays, float(beta1), float(beta2), float(group["lr"]) / (1 - beta1**step),
-                math.sqrt(1 - beta2**step), float(group["eps"]))
+    targets, tau = polyak if polyak is not None else (prepared.arrays[0], 0.0)  # no averaging with tau 0
+    adam_kernel(*prepared.arrays, prepared.steps, float(group["lr"]), float(beta1), float(beta2), float(group["eps"]),
+                targets, tau)
 
 
 class _Views(NamedTuple):
     """What the graph-free step reads and writes, as views built once per policy: layers as
-    ``(weight (in, out), bias)``, gradient buffers in the same layout, and the buffers again in
-    each optimiser's parameter order."""
+    :class:`_Layer` (weights ``(in, out)``), gradient buffers in the same layout, and the buffers
+    again in each optimiser's parameter order."""
 
     policy: SACPolicy
-    hidden: list[tuple[torch.Tensor, torch.Tensor]]  # the actor's hidden layers
-    heads: list[tuple[torch.Tensor, torch.Tensor]]  # its mean and log-std heads
-    actor_grads: list[tuple[torch.Tensor, torch.Tensor]]  # hidden, then heads
+    hidden: list[_Layer]  # the actor's hidden layers
+    heads: list[_Layer]  # its mean and log-std heads
+    actor_grads: list[_Layer]  # hidden, then heads
     actor_grad_list: list[torch.Tensor]
-    critic_stack: list[tuple[torch.Tensor, torch.Tensor]]  # the Q-networks' layers stacked: (n, in, out), (n, out)
-    critics: list[list[tuple[torch.Tensor, torch.Tensor]]]  # per Q-network
-    critic_grads: list[tuple[torch.Tensor, torch.Tensor]]  # stacked
+    critic_stack: list[_Layer]  # the Q-networks' layers stacked: (n, in, out), (n, out)
+    critic_grads: list[_Layer]  # stacked
     critic_grad_list: list[torch.Tensor]
-    targets: list[tuple[torch.Tensor, torch.Tensor]]  # stacked
-    polyak: tuple[list[torch.Tensor], list[torch.Tensor]]  # target parameters, online parameters
+    targets: list[_Layer]  # stacked
+    targets_flat: tuple[np.ndarray, ...]  # the target critics' parameters, flat, in the critic optimiser's order
 
     @classmethod
     def build(cls, policy: SACPolicy) -> _Views:
-        actor, critic = policy.actor, policy.critic
+        actor, critic, target = policy.actor, policy.critic, policy.critic_target
         linears = [m for m in actor.latent_pi if isinstance(m, nn.Linear)] + [actor.mu, actor.log_std]
         grad = {p: torch.zeros_like(p) for p in (*actor.parameters(), *critic.parameters())}
         for p, g in grad.items():
             p.grad = g  # SB3 leaves the last gradients there too
-        actor_layers = [(m.weight.T, m.bias) for m in linears]
-        actor_grads = [(grad[m.weight].T, grad[m.bias]) for m in linears]
-        target = policy.critic_target
+        actor_layers = [_Layer.of(m.weight.T, m.bias) for m in linears]
+        actor_grads = [_Layer.of(grad[m.weight].T, grad[m.bias]) for m in linears]
         return cls(policy, actor_layers[:-2], actor_layers[-2:], actor_grads,
                    [grad[p] for p in actor.optimizer.param_groups[0]["params"]],
-                   list(zip(critic.weights, critic.biases, strict=True)), critic.layers(),
-                   [(grad[w], grad[b]) for w, b in zip(critic.weights, critic.biases, strict=True)],
+                   [_Layer.of(w, b) for w, b in zip(critic.weights, critic.biases, strict=True)],
+                   [_Layer.of(grad[w], grad[b]) for w, b in zip(critic.weights, critic.biases, strict=True)],
                    [grad[p] for p in critic.optimizer.param_groups[0]["params"]],
-                   list(zip(target.weights, target.biases, strict=True)),
-                   (list(target.parameters()), list(critic.parameters())))
+                   [_Layer.of(w, b) for w, b in zip(target.weights, target.biases, strict=True)],
+                   tuple(_numpy(dict(zip(critic.parameters(), target.parameters(), strict=True))[p]).reshape(-1)
+                         for p in critic.optimizer.param_groups[0]["params"]))
 
 
 class FastSAC(SAC):
@@ -534,6 +587,7 @@ class FastSAC(SAC):
             raise ValueError(f"matmul_dtype={self.matmul_dtype!r} needs ReLU MLPs on flattened observations "
                              "(the default MlpPolicy); use matmul_dtype='float32'")
         self._views: _Views | None = None
+        self._buffers, self._explore_buffers = _Buffers(), _Buffers()  # the step's and exploration's
 
     def _sample(self, batch_size: int) -> ReplayBufferSamples:
         """A minibatch; the Numba buffer gathers it into storage reused by every step."""
@@ -568,10 +622,10 @@ class FastSAC(SAC):
         v = self._policy_views()
         with torch.no_grad():
             x = self.actor.extract_features(torch.as_tensor(obs, device=self.device), self.actor.features_extractor)
-            latent = _relu_mlp(x, v.hidden, last_relu=True).acts[-1]
-            (w_mean, b_mean), (w_log_std, b_log_std) = v.heads
-            mean = torch.addmm(b_mean, latent, w_mean)
-            std = torch.addmm(b_log_std, latent, w_log_std).clamp_(LOG_STD_MIN, LOG_STD_MAX).exp_()
+            latent = _relu_mlp(x, v.hidden, self._explore_buffers, "explore").acts[-1]
+            mean_head, log_std_head = v.heads
+            mean = torch.addmm(mean_head.b, latent, mean_head.w)
+            std = torch.addmm(log_std_head.b, latent, log_std_head.w).clamp_(LOG_STD_MIN, LOG_STD_MAX).exp_()
             return torch.tanh(mean + torch.empty_like(mean).normal_() * std).cpu().numpy()
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -610,87 +664,77 @@ class FastSAC(SAC):
 
     def _graph_free_step(self, data: ReplayBufferSamples, *, polyak: bool) -> torch.Tensor:
         """:meth:`_step` with the gradients written out (ReLU MLPs, parameter-free features): the same
-        arithmetic as autograd's, in SB3's order, without building a graph. Runs under ``no_grad``."""
-        v, low, n = self._policy_views(), self._low_dtype, self.critic.n_critics
+        arithmetic as autograd's, in SB3's order, without building a graph, in buffers reused by every
+        step. Runs under ``no_grad``."""
+        v, low, buffers = self._policy_views(), self._low_dtype, self._buffers
         features = self.actor.features_extractor  # parameter-free, so the critics' features are the same
         obs = self.actor.extract_features(data.observations, features)
         batch, n_actions = obs.shape[0], data.actions.shape[1]
         # the actor on obs and next_obs in one pass (same weights); the obs half is kept for its backward
         next_obs = self.actor.extract_features(data.next_observations, features)
-        both = _relu_mlp(torch.cat([obs, next_obs]), v.hidden, last_relu=True, low=_low_layers(v.hidden, low, True))
+        both = _relu_mlp(torch.cat([obs, next_obs]), v.hidden, buffers, "actor", _low_layers(v.hidden, low, True))
         run = both.rows(slice(0, batch))
-        latent = run.acts[-1]
-        mean_both, log_std_both = (torch.addmm(b, both.acts[-1], w) for w, b in v.heads)
-        mean, log_std_raw = mean_both[:batch], log_std_both[:batch]
-        eps = torch.empty_like(mean).normal_()
-        action_pi, log_prob, std = _squash(mean, log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX), eps)
-        ent_coef, ent_coef_loss = self._graph_free_ent_coef(log_prob)
+        head_w, head_w_np = buffers.get("heads w", (2 * n_actions, both.acts[-1].shape[1]))
+        head_b, head_b_np = buffers.get("heads b", (2 * n_actions,))
+        torch.cat([layer.w.T for layer in v.heads], out=head_w)  # nn.Linear's layout: mean's rows, then log-std's
+        torch.cat([layer.b for layer in v.heads], out=head_b)
+        heads, heads_np = buffers.get("heads", (2 * batch, 2 * n_actions))  # mean, then the unclamped log-std
+        _heads(both.arrays[-1], head_w_np, head_b_np, heads_np)
+        eps, eps_np = buffers.get("eps", (2 * batch, n_actions))
+        eps[:batch].normal_()  # as SB3 draws them: obs's noise, then next_obs's
+        eps[batch:].normal_()
+        action, action_np = buffers.get("action", (2 * batch, n_actions))
+        std, std_np = buffers.get("std", (2 * batch, n_actions))
+        _, log_probs_np = buffers.get("log_prob", (2 * batch, 1))
+        squash(heads_np, eps_np, LOG_STD_MIN, LOG_STD_MAX, action_np, std_np, log_probs_np)
+        ent_coef, ent_coef_loss = self._graph_free_ent_coef(log_probs_np[:batch])
+        alpha = ent_coef.item()
         # the critics' target
-        next_mean, next_log_std = mean_both[batch:], log_std_both[batch:]
-        next_action, next_log_prob, _ = _squash(next_mean, next_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX),
-                                                torch.empty_like(next_mean).normal_())
-        next_x = torch.cat([next_obs, next_action], 1)
-        next_q = _stacked_relu_mlp(next_x, v.targets, _low_layers(v.targets, low)).acts[-1]
-        next_q = next_q.amin(dim=0)
-        discounts = data.discounts if data.discounts is not None else self.gamma
-        target_q = data.rewards + (1 - data.dones) * discounts * (next_q - ent_coef * next_log_prob)
+        next_x = torch.cat([next_obs, action[batch:]], 1)
+        next_q = _stacked_relu_mlp(next_x, v.targets, buffers, "target", _low_layers(v.targets, low)).arrays[-1]
         # critic step: 0.5 * sum over critics of the MSE to the target
         x = torch.cat([obs, data.actions], 1)
-        runs = _stacked_relu_mlp(x, v.critic_stack, _low_layers(v.critic_stack, low))
-        errors = runs.acts[-1] - target_q  # (n, B, 1)
-        critic_loss = 0.5 * errors.square().mean(dim=(1, 2)).sum()
-        _stacked_backward(runs, v.critic_stack, v.critic_grads, errors / batch)
-        _adam_step(self.critic.optimizer, v.critic_grad_list)
+        runs = _stacked_relu_mlp(x, v.critic_stack, buffers, "critic", _low_layers(v.critic_stack, low))
+        errors, errors_np = buffers.get("errors", runs.arrays[-1].shape)  # (n, B, 1): d loss / d q
+        discounts = data.discounts.numpy() if data.discounts is not None else np.empty((0, 1), np.float32)
+        critic_loss = torch.tensor(critic_errors(
+            runs.arrays[-1], next_q, data.rewards.numpy(), data.dones.numpy(), discounts, self.gamma, alpha,
+            log_probs_np[batch:], errors_np))
+        _stacked_backward(runs, v.critic_stack, v.critic_grads, errors_np, buffers, "critic")
+        # the targets' Polyak update follows the critics' (the actor step does not touch either)
+        _adam_step(self.critic.optimizer, v.critic_grad_list, (v.targets_flat, self.tau) if polyak else None)
         # actor step: mean of ent_coef * log_prob - min_i Q_i(obs, action_pi), with the updated critics
-        x_pi = torch.cat([obs, action_pi], 1)
-        runs = _stacked_relu_mlp(x_pi, v.critic_stack, _low_layers(v.critic_stack, low))  # the updated critics
-        min_q_pi, argmin = runs.acts[-1].min(dim=0)  # SB3's th.min: ties to the first
-        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
-        # each row's gradient flows through the critic that attains its minimum alone: backpropagate
-        # each critic on its own rows (the other rows' gradients are exact zeros)
-        d_action = torch.empty_like(action_pi)
-        for i in range(n):
-            rows = (argmin.view(-1) == i).nonzero().view(-1)
-            if len(rows):
-                d_q_i = torch.full((len(rows), 1), -1 / batch, dtype=min_q_pi.dtype)
-                d_x = _relu_mlp_backward(runs.network(i).masks(rows), v.critics[i], None, d_q_i, input_grad=True)
-                d_action.index_copy_(0, rows, d_x[:, -n_actions:])
-        # through tanh and the log-probability (eps, the sampled noise, is a constant)
-        c = ent_coef / batch  # d loss / d log_prob
-        one_minus_a2 = 1 - action_pi.square()
-        d_action += c * 2 * action_pi / (one_minus_a2 + 1e-6)
-        d_u = d_action * one_minus_a2  # d loss / d mean
-        d_log_std = (d_u * eps * std - c) * ((log_std_raw >= LOG_STD_MIN) & (log_std_raw <= LOG_STD_MAX))
-        (w_mean, _), (w_log_std, _) = v.heads
-        for (gw, gb), d in zip(v.actor_grads[-2:], (d_u, d_log_std)):
-            torch.mm(latent.T, d, out=gw)
-            torch.sum(d, dim=0, out=gb)
-        d_latent = torch.addmm(d_u @ w_mean.T, d_log_std, w_log_std.T)
-        d_latent = torch.ops.aten.threshold_backward(d_latent, latent, 0)
-        _relu_mlp_backward(run, v.hidden, v.actor_grads[:-2], d_latent)
+        x_pi = torch.cat([obs, action[:batch]], 1)
+        runs = _stacked_relu_mlp(x_pi, v.critic_stack, buffers, "pi", _low_layers(v.critic_stack, low))
+        d_action, d_action_np = buffers.get("d_action", (batch, n_actions))
+        min_q_sum = _min_input_grad(runs, v.critic_stack, -1 / batch, d_action_np, buffers, "pi")
+        actor_loss = torch.tensor(alpha * float(log_probs_np[:batch].mean()) - min_q_sum / batch)
+        # through tanh and the log-probability (eps, the sampled noise, is a constant), into the heads
+        d_heads, d_heads_np = buffers.get("d_heads", (batch, 2 * n_actions))
+        squash_backward(d_action_np, action_np[:batch], eps_np[:batch], std_np[:batch], heads_np[:batch],
+                        LOG_STD_MIN, LOG_STD_MAX, float(np.float32(alpha) / np.float32(batch)), d_heads_np)
+        d_latent, _ = _heads_backward(d_heads_np, run.arrays[-1], head_w_np, v.actor_grads[-2:],
+                                      v.actor_grads[-3].b_np, buffers)
+        _relu_mlp_backward(run, v.hidden, v.actor_grads[:-2], d_latent, buffers, "actor")
         _adam_step(self.actor.optimizer, v.actor_grad_list)
-        if polyak:
-            self._polyak(*v.polyak)
         return torch.stack([ent_coef.reshape(()), actor_loss, critic_loss, ent_coef_loss])
 
-    def _polyak(self, target: list[torch.Tensor] | None = None, online: list[torch.Tensor] | None = None) -> None:
+    def _polyak(self) -> None:
         """SB3's ``polyak_update`` of the target critics, in two foreach calls."""
         with torch.no_grad():
-            target = target if target is not None else list(self.critic_target.parameters())
-            online = online if online is not None else list(self.critic.parameters())
+            target, online = list(self.critic_target.parameters()), list(self.critic.parameters())
             torch._foreach_mul_(target, 1 - self.tau)
             torch._foreach_add_(target, online, alpha=self.tau)
 
-    def _graph_free_ent_coef(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_update_ent_coef` with the gradient of its loss written out."""
+    def _graph_free_ent_coef(self, log_prob: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_update_ent_coef` with the gradient of its loss written out (``log_prob`` ``(B, 1)``)."""
         if self.ent_coef_optimizer is None:
             return self.ent_coef_tensor, torch.tensor(math.nan)
-        ent_coef = self.log_ent_coef.exp()
-        shifted = log_prob + self.target_entropy
-        loss = -(self.log_ent_coef * shifted).mean()
-        torch.neg(shifted.mean().reshape(1), out=self._ent_coef_grad[0])
+        ent_coef = self.log_ent_coef.exp()  # this step's, before the update
+        mean_shifted, loss = entropy_terms(log_prob, self.target_entropy, self.log_ent_coef.item())
+        self._ent_coef_grad[0].fill_(-mean_shifted)
         _adam_step(self.ent_coef_optimizer, self._ent_coef_grad)
-        return ent_coef, loss
+        return ent_coef, torch.tensor(-loss)
 
     def _update_ent_coef(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The entropy coefficient of this step (before its own update) and its loss (NaN if fixed)."""

@@ -20,17 +20,29 @@ from gailkit.buffers import ExpertMixReplayBuffer, NumbaReplayBuffer
 TIGHT = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding: fused Adam, one MSE over both critics
 
 
+class WideActions(gym.Env):
+    """Spaces alone (5-d observations, 3-d actions), for gradient steps on a filled replay buffer."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
+    action_space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
+
+
 def pair(activation: type[nn.Module] = nn.ReLU, obs_dtype: type = np.float32, n_critics: int = 2,
-         fast_kwargs: dict | None = None, **kwargs) -> tuple[SAC, FastSAC]:
-    """SB3's SAC and FastSAC on Pendulum with one seed, their replay buffers holding the same 300 transitions."""
+         fast_kwargs: dict | None = None, net_arch: tuple[int, ...] = (64, 64), wide: bool = False,
+         **kwargs) -> tuple[SAC, FastSAC]:
+    """SB3's SAC and FastSAC on Pendulum (``wide``: on :class:`WideActions`) with one seed, their replay
+    buffers holding the same 300 transitions."""
     options = dict(learning_starts=0, batch_size=64, seed=0, device="cpu",
-                   policy_kwargs={"net_arch": [64, 64], "activation_fn": activation, "n_critics": n_critics},
+                   policy_kwargs={"net_arch": list(net_arch), "activation_fn": activation, "n_critics": n_critics},
                    replay_buffer_class=NumbaReplayBuffer, replay_buffer_kwargs={"seed": 0}, **kwargs)
-    models = tuple(cls("MlpPolicy", DtypeObservation(gym.make("Pendulum-v1"), obs_dtype), **options, **extra)
+    env = WideActions() if wide else gym.make("Pendulum-v1")
+    models = tuple(cls("MlpPolicy", DtypeObservation(env, obs_dtype), **options, **extra)
                    for cls, extra in ((SAC, {}), (FastSAC, fast_kwargs or {})))
     rng = np.random.default_rng(0)
-    rows = [(rng.normal(size=(1, 3)), rng.normal(size=(1, 3)), rng.uniform(-1, 1, (1, 1)), rng.normal(size=1),
-             rng.random(1) < 0.05, [{"TimeLimit.truncated": bool(rng.random() < 0.5)}]) for _ in range(300)]
+    n_obs, n_act = env.observation_space.shape[0], env.action_space.shape[0]
+    rows = [(rng.normal(size=(1, n_obs)), rng.normal(size=(1, n_obs)), rng.uniform(-1, 1, (1, n_act)),
+             rng.normal(size=1), rng.random(1) < 0.05, [{"TimeLimit.truncated": bool(rng.random() < 0.5)}])
+            for _ in range(300)]
     for model in models:
         model.set_logger(Logger(folder=None, output_formats=[]))
         for row in rows:
@@ -92,8 +104,9 @@ def test_exploration_draws_sb3_s_actions_and_training_mode_sets_sb3_s_flags():
 
 @pytest.mark.parametrize("options", [
     {}, {"ent_coef": 0.2, "target_update_interval": 2},
-    {"activation": nn.Tanh}, {"obs_dtype": np.float64}, {"n_critics": 3}],
-    ids=["auto", "fixed", "autograd-step", "float64-obs", "three-critics"])
+    {"activation": nn.Tanh}, {"obs_dtype": np.float64}, {"n_critics": 3},
+    {"wide": True, "net_arch": (32, 48, 40)}, {"wide": True, "net_arch": (32,)}],
+    ids=["auto", "fixed", "autograd-step", "float64-obs", "three-critics", "3-d-actions-3-layers", "one-layer"])
 def test_gradient_steps_match_sb3_s(options):
     """Same minibatches (same buffer seed) and same noise (same torch seed): same losses and weights,
     both for the written-out step (ReLU) and for the autograd one (other activations)."""
