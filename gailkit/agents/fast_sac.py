@@ -149,10 +149,6 @@ class TwinCritic(BaseModel):
                 x = self.activation(x)
         return x
 
-    def layers(self) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Per Q-network, its layers' ``(weight (in, out), bias)`` (views of the stacked parameters)."""
-        return [[(w[i], b[i]) for w, b in zip(self.weights, self.biases)] for i in range(self.n_critics)]
-
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """SB3's interface: one ``(B, 1)`` tensor per Q-network."""
         return tuple(self.q_values(obs, actions).unbind(0))
