@@ -221,7 +221,8 @@ def curve(impl: str, env_id: str, seed: int, args: argparse.Namespace) -> list[d
     run = args.root / env_id / impl / f"seed{seed}"
     model = make(impl, env_id, seed)
     history, chunk_index = load(model, run) if (run / "checkpoint" / "state.json").exists() else ([], 0)
-    started = time.perf_counter()
+    # wall_s counts on from the last evaluation a resumed run recorded, as gailkit's runs do
+    started = time.perf_counter() - (history[-1]["wall_s"] if history else 0.0)
     while model.num_timesteps < args.steps:
         model.env.seed(seed + 7919 * (chunk_index + 1))  # as gailkit's runs: a resume restarts here too
         restart_episodes(model, model.env.reset())

@@ -50,6 +50,26 @@ def test_sac_curves_compare_each_implementation_with_sb3_over_the_seeds():
     assert out["curve_mean"]["sb3"] == [-155, -165, -175]
 
 
+@pytest.mark.parametrize("impl", ["sb3", "fast"])
+def test_a_sac_curve_resumed_from_its_checkpoint_equals_one_run_straight_through(tmp_path, impl):
+    import argparse
+
+    from safetensors.numpy import load_file
+
+    bench = script("bench_sac")
+
+    def args(root, steps):  # Pendulum's preset learns from step 1,000: the resume falls after 10 updates
+        return argparse.Namespace(root=root, steps=steps, chunk=1010, eval_every=1010, eval_episodes=1)
+
+    straight = bench.curve(impl, "Pendulum-v1", 0, args(tmp_path / "a", 1040))
+    bench.curve(impl, "Pendulum-v1", 0, args(tmp_path / "b", 1010))
+    resumed = bench.curve(impl, "Pendulum-v1", 0, args(tmp_path / "b", 1040))
+    assert [e["return_mean"] for e in resumed] == [e["return_mean"] for e in straight]
+    a, b = (load_file(root / "Pendulum-v1" / impl / "seed0" / "checkpoint" / "policy.safetensors")
+            for root in (tmp_path / "a", tmp_path / "b"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing(tmp_path):
     import subprocess
 
