@@ -137,10 +137,12 @@ def cmd_zoo_list(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(cards, indent=2))
         return
-    print(f"{'env':<16} {'algo':<4} {'steps':>9}  {'return (50 episodes)':>20}  {'random':>8}  {'reference':>16}  {'train':>6}")
+    print(f"{'env':<16} {'algo':<4} {'steps':>9}  {'return (50 episodes)':>20}  {'random':>8}  "
+          f"{'reference':>16}  {'train':>6}")
     for c in cards:
         ref = c.get("reference", {})
-        print(f"{c['env_id']:<16} {c['algo']:<4} {c['steps']:>9,}  {c['return_mean']:>10.1f} +/- {c['return_std']:<6.1f}  "
+        print(f"{c['env_id']:<16} {c['algo']:<4} {c['steps']:>9,}  {c['return_mean']:>10.1f} "
+              f"+/- {c['return_std']:<6.1f}  "
               f"{c['random_return_mean']:>8.1f}  {ref.get('return_mean', float('nan')):>8.1f} ({ref.get('algo', '?')}) "
               f" {c['wall_time_s'] / 60:>4.0f} min")
     print(f"reference: {REFERENCE_SOURCE}; demonstrations: --demos zoo:ENV, or `gailkit zoo demos ENV`")
@@ -469,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where --where real evaluates candidates: local processes, or Ray (extra ray)")
     p.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
     p.add_argument("--frame-skip", type=int_in(1), help="hold each action this many env steps (default: the preset's)")
-    p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds per generation before workers restart")
+    p.add_argument("--timeout", type=_positive_float, default=600.0,
+                   help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--v-only", action="store_true",

@@ -139,7 +139,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
                                   checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     first, last = trainer.history[0], trainer.history[-1]
     print(f"tuned {args.dir} for {trainer.iteration} PPO iterations in gailkit/ChoraleComposer-v0: theory score per "
-          f"piece (its training reward) {first['theory_return']:.3f} -> {last['theory_return']:.3f}; mean D of the in-loop critic "
+          f"piece (its training reward) {first['theory_return']:.3f} -> {last['theory_return']:.3f}; "
+          "mean D of the in-loop critic "
           f"{first.get('mean_d', float('nan')):.3f} -> {last.get('mean_d', float('nan')):.3f} (it learns alongside, "
           f"so D can fall while the pieces improve: compare models with gailkit generate eval)")
     print(f"wrote {args.out}/ (config.json + weights.safetensors: the tuned music/transformer; rl/: the resumable "

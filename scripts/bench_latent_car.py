@@ -45,7 +45,8 @@ parser.add_argument("--root", type=Path, default=BENCH / "latent_car")
 parser.add_argument("--wm-dir", type=Path, default=BENCH / "worldmodel" / "fast-2h",
                     help="the fast-2h run of scripts/bench_worldmodel.py (its model/ and controller)")
 parser.add_argument("--final-tracks", type=int, default=20,
-                    help="evaluate the run's latest policy on the first N of the 100 tracks the demonstrator was scored on")
+                    help="evaluate the run's latest policy on the first N of the 100 tracks the demonstrator "
+                         "was scored on")
 parser.add_argument("--out", type=Path, default=RESULTS)
 args = parser.parse_args()
 
@@ -114,7 +115,8 @@ fig.tight_layout()
 args.out.mkdir(parents=True, exist_ok=True)
 fig.savefig(args.out / "bench_latent_car.png")
 write_json(args.out / "bench_latent_car.json", result)
-print(f"best evaluation {best['normalised']:.3f} at {best['steps']:,} steps; the second half's {len(late)} evaluations: "
+print(f"best evaluation {best['normalised']:.3f} at {best['steps']:,} steps; "
+      f"the second half's {len(late)} evaluations: "
       f"median {statistics.median(late):.3f} ({min(late):.3f} to {max(late):.3f})")
 if final:
     print(f"latest policy ({final['steps']:,} steps) on {final['tracks']} tracks: {final['return_mean']:.1f} +/- "

@@ -231,7 +231,8 @@ def curve(impl: str, env_id: str, seed: int, args: argparse.Namespace) -> list[d
             model.learn(min(args.eval_every - model.num_timesteps % args.eval_every, target - model.num_timesteps),
                         reset_num_timesteps=False)
             if model.num_timesteps % args.eval_every == 0 or model.num_timesteps == args.steps:
-                history.append({"steps": model.num_timesteps, "return_mean": evaluate(model, env_id, args.eval_episodes),
+                history.append({"steps": model.num_timesteps,
+                                "return_mean": evaluate(model, env_id, args.eval_episodes),
                                 "wall_s": round(time.perf_counter() - started, 1)})
                 print(f"{env_id} {impl} seed {seed}: {history[-1]}", flush=True)
         chunk_index += 1

@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> dict:
         text = gpt.generate(PROMPT, max_new_tokens=args.max_new_tokens, seed=args.seed, **options)
         samples[name] = {"options": options, "text": PROMPT + text, "wall_s": time.perf_counter() - t0}
     samples["ngram"] = {"options": {"order": best}, "wall_s": 0.0,
-                        "text": PROMPT + ngram.lm.sample(250, rng=np.random.default_rng(args.seed), history=EOT + PROMPT)}
+                        "text": PROMPT + ngram.lm.sample(250, rng=np.random.default_rng(args.seed),
+                                                         history=EOT + PROMPT)}
     result["samples"] = samples
     result["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return result

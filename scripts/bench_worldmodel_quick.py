@@ -103,12 +103,14 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
     }
-    print(f"\n| quick preset, seed {args.seed}, {args.eval_episodes} real episodes | return (mean +/- std) |\n|---|---:|")
+    print(f"\n| quick preset, seed {args.seed}, {args.eval_episodes} real episodes | return (mean +/- std) |"
+          "\n|---|---:|")
     print(f"| controller trained only in M's dream | {ctrl.mean():.1f} +/- {ctrl.std():.1f} |")
     print(f"| random policy | {rand.mean():.1f} +/- {rand.std():.1f} |")
     print(f"\ncontroller / random: {ctrl.mean() / rand.mean():.2f}x; dream return (CMA-ES mean) "
           f"{history[0]['mean']:.1f} -> {history[-1]['mean']:.1f}")
-    print(f"V: {recon['v_sse_per_frame']:.1f} squared error per held-out frame vs {recon['mean_frame_sse_per_frame']:.1f} "
+    print(f"V: {recon['v_sse_per_frame']:.1f} squared error per held-out frame vs "
+          f"{recon['mean_frame_sse_per_frame']:.1f} "
           f"for the mean frame ({recon['ratio']:.2f}); M: next latent {prediction['m_sse']:.2f} vs copying "
           f"{prediction['copy_sse']:.2f} ({prediction['ratio']:.2f})")
     print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()))

@@ -40,7 +40,8 @@ def imitate(demos, out, *extra: str) -> list[str]:
     ("--gamma", "5", "--gamma 5.0: must be in (0, 1]"), ("--gamma", "0", "must be in (0, 1]"),
     ("--gae-lambda", "1.5", "--gae-lambda 1.5: must be in [0, 1]"),
     ("--checkpoint-every", "0", "--checkpoint-every 0: must be >= 1"),
-    ("--eval-every", "-1", "--eval-every -1: must be >= 1"), ("--learning-rate", "0", "--learning-rate 0.0: must be > 0"),
+    ("--eval-every", "-1", "--eval-every -1: must be >= 1"),
+    ("--learning-rate", "0", "--learning-rate 0.0: must be > 0"),
     ("--env", "NoSuchEnv-v0", "unknown env id 'NoSuchEnv-v0'"), ("--env", "CartPole-v2", "did you mean CartPole-v1"),
     ("--disc-batch-size", "0", "batch_size"),
 ])

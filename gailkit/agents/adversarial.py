@@ -68,7 +68,8 @@ class AdversarialRun(Run):
     def _expert_batch(self, n: int) -> DiscBatch:
         i = self.rng.integers(0, len(self.expert_data), size=n)
         d = self.expert_data
-        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i], self._log_probs(d.obs[i], d.acts[i]))
+        return DiscBatch.from_numpy(d.obs[i], d.acts[i], d.next_obs[i], d.dones[i],
+                                    self._log_probs(d.obs[i], d.acts[i]))
 
     def _train_disc(self, policy: DiscBatch) -> None:
         """One discriminator step on an expert batch vs. ``policy``."""

@@ -206,7 +206,8 @@ class DreamRun(Run):
                    **{f"m_optim.{k}": v for k, v in optimizer_tensors(self.m_optimizer).items()},
                    "latent_generator": self._latent_gen.get_state()}
         for i, (z, a, r, _) in enumerate(self.grounded):
-            tensors.update({f"ground.{i}.z": z, f"ground.{i}.a": torch.as_tensor(a), f"ground.{i}.r": torch.as_tensor(r)})
+            tensors.update({f"ground.{i}.z": z, f"ground.{i}.a": torch.as_tensor(a),
+                            f"ground.{i}.r": torch.as_tensor(r)})
         state = {**state, "real_steps": self.real_steps, "ground_returns": self.ground_returns,
                  "ground_terminal": [t for *_, t in self.grounded]}
         return tensors, state

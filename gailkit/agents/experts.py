@@ -98,16 +98,16 @@ _MUJOCO_POLICY: dict[str, Any] = dict(normalize=True, net_arch=dict(pi=[256, 256
 # fmt: off
 PRESETS: dict[str, ExpertPreset] = {
     #                          algo   steps      envs  hyperparameters
-    "CartPole-v1":    ExpertPreset("ppo", 100_000,   8, dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2")),
-    "Acrobot-v1":     ExpertPreset("ppo", 200_000,  16, dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0)),
-    "MountainCar-v0": ExpertPreset("dqn", 120_000,   1, dict(learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000, gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2, exploration_final_eps=0.07), net_arch=[256, 256]),
+    "CartPole-v1":    ExpertPreset("ppo", 100_000,   8, dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2")),  # noqa: E501
+    "Acrobot-v1":     ExpertPreset("ppo", 200_000,  16, dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0)),  # noqa: E501
+    "MountainCar-v0": ExpertPreset("dqn", 120_000,   1, dict(learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000, gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2, exploration_final_eps=0.07), net_arch=[256, 256]),  # noqa: E501
     "Pendulum-v1":    ExpertPreset("sac",  20_000,   1, dict(learning_rate=1e-3)),
-    "LunarLander-v3": ExpertPreset("ppo", 1_000_000, 16, dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01)),
+    "LunarLander-v3": ExpertPreset("ppo", 1_000_000, 16, dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01)),  # noqa: E501
     # MuJoCo: RL Zoo's tuned PPO with normalisation (its HalfCheetah-v3 / Walker2d-v3 rows), SAC for Hopper
     # (RL Zoo's tuned Hopper PPO reached 984.8 on Hopper-v5 here, seed 0: the zoo's Hopper is SAC at RL Zoo's settings)
-    "Hopper-v5":      ExpertPreset("sac",  300_000,  1, dict(learning_starts=10_000, learning_rate=3e-4, buffer_size=300_000)),
-    "HalfCheetah-v5": ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096), **_MUJOCO_POLICY),
-    "Walker2d-v5":    ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045, clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923), normalize=True),
+    "Hopper-v5":      ExpertPreset("sac",  300_000,  1, dict(learning_starts=10_000, learning_rate=3e-4, buffer_size=300_000)),  # noqa: E501
+    "HalfCheetah-v5": ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096), **_MUJOCO_POLICY),  # noqa: E501
+    "Walker2d-v5":    ExpertPreset("ppo", 1_000_000, 1, dict(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045, clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923), normalize=True),  # noqa: E501
 }
 # fmt: on
 

@@ -108,7 +108,8 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
             raise UsageError(f"--resume: {flag} {new} differs from the run's {flag} {old}; a resumed run keeps "
                              f"its options (only --steps may change): drop {flag}, or start a new run in "
                              "another --out")
-    if (given is None or "demos" in given) and config.demos is not None and not _same_demos(Path(config.demos), run, original["demos"]):
+    if ((given is None or "demos" in given) and config.demos is not None
+            and not _same_demos(Path(config.demos), run, original["demos"])):
         raise UsageError(f"--resume: --demos {config.demos} holds other demonstrations than the run's (recorded "
                          f"from {original['demos']}, kept in {run / DEMOS_COPY}); drop --demos or pass that file")
     return saved, saved_parts

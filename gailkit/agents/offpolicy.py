@@ -3,11 +3,11 @@ Numba replay buffer.
 
 :class:`OffPolicyRun` builds SAC (:class:`~gailkit.agents.fast_sac.FastSAC`: SB3's SAC with a
 faster, numerically equivalent gradient step) or SB3's DQN with
-:class:`~gailkit.buffers.NumbaReplayBuffer` (or a subclass, ``replay_buffer_class``); ``_replay_options`` passes the buffer what the
-algorithm needs (a reward hook for DAC, expert rows for SQIL). A round is one of SB3's
-collection periods (``train_freq``) followed by its gradient steps. A checkpoint holds the
-replay buffer (``extra.safetensors``), the entropy coefficient and the exploration counters,
-so a resumed run continues exactly.
+:class:`~gailkit.buffers.NumbaReplayBuffer` (or a subclass, ``replay_buffer_class``);
+``_replay_options`` passes the buffer what the algorithm needs (a reward hook for DAC, expert
+rows for SQIL). A round is one of SB3's collection periods (``train_freq``) followed by its
+gradient steps. A checkpoint holds the replay buffer (``extra.safetensors``), the entropy
+coefficient and the exploration counters, so a resumed run continues exactly.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ class PerceptionTrainer:
         vae, parts = self.model.vae, {}
         vae.train()
         for _ in range(self.options.perception_updates):
-            frames = np.concatenate([ex[self.rng.integers(0, len(ex), half)], pol[self.rng.integers(0, len(pol), half)]])
+            frames = np.concatenate([ex[self.rng.integers(0, len(ex), half)],
+                                     pol[self.rng.integers(0, len(pol), half)]])
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
             recon, mean, logvar = vae(x, generator=self.generator)
             loss, parts = elbo_loss(recon, x, mean, logvar, reconstruction=self.model.reconstruction)
@@ -231,7 +232,8 @@ class ReplayFrames:
     @torch.no_grad()
     def relatent(self, perception: Any, env_actions: Callable[[np.ndarray], np.ndarray]) -> None:
         """Rewrite every stored row's observation and next observation with ``perception``'s (a
-        :class:`gailkit.agents.perception.Perception`) current V and M; ``env_actions`` turns replay actions into the env's units."""
+        :class:`gailkit.agents.perception.Perception`) current V and M; ``env_actions`` turns replay actions
+        into the env's units."""
         buf = self.buffer
         stored = buf.buffer_size if buf.full else buf.pos
         order = np.r_[buf.pos:buf.buffer_size, 0:buf.pos] if buf.full else np.arange(stored)

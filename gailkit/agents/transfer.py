@@ -6,8 +6,9 @@ that pushed one policy? A fresh PPO policy trains on
 :meth:`~gailkit.discriminators.Discriminator.transfer_reward` of the run's final
 discriminator (frozen; no demonstrations, no environment reward); its return on the real task
 is the measure. AIRL's state-only ``g(s)`` (an AIRL run with ``--disc-inputs s``) is meant to
-transfer (Fu et al., 2018); GAIL's discriminator is the baseline. The env, absorbing wrapper, discount and demonstrations (for
-the expert and random references only) default to the source run's. The run keeps its own
+transfer (Fu et al., 2018); GAIL's discriminator is the baseline. The env, absorbing wrapper,
+discount and demonstrations (for the expert and random references only) default to the source
+run's. The run keeps its own
 copy of the reward (``reward/``), so it resumes and evaluates without the source folder.
 """
 

@@ -6,4 +6,5 @@ from gailkit.buffers.mixed import ExpertMixReplayBuffer
 from gailkit.buffers.replay import NumbaReplayBuffer, ReplayArrays
 from gailkit.buffers.rollout import ImitationRolloutBuffer, NumbaRolloutBuffer
 
-__all__ = ["ExpertMixReplayBuffer", "ImitationRolloutBuffer", "NumbaReplayBuffer", "NumbaRolloutBuffer", "ReplayArrays", "kernels", "trajectories_from_rollout"]
+__all__ = ["ExpertMixReplayBuffer", "ImitationRolloutBuffer", "NumbaReplayBuffer", "NumbaRolloutBuffer", "ReplayArrays",
+           "kernels", "trajectories_from_rollout"]

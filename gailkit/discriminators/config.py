@@ -22,11 +22,12 @@ class DiscriminatorConfig:
         "what D sees: sa = (s, a), ss = (s, s'), s = state only, sas = (s, a, s')"))
     hidden: str = dataclasses.field(default="64,64", metadata=doc("hidden layer sizes, comma-separated"))
     reward: str | None = dataclasses.field(default=None, metadata=doc(
-        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), shaped = AIRL's f; "
-        "default: for AIRL shaped (f alone; the policy's entropy bonus is PPO's --ent-coef, as in the imitation "
-        "library: logit = f - log pi adds a temperature-1 entropy bonus that swamps f), but gail with an absorbing "
-        "state (f is unbounded below on every state only the policy visits, so off-expert states can sink below "
-        "the absorbing state and dying becomes a relief; -log(1 - D) ties them all at 0); logit for DAC; gail otherwise"))
+        "reward from D: gail = -log(1 - D) (positive), log_d = log D (negative), logit = log D - log(1 - D), "
+        "shaped = AIRL's f; default: for AIRL shaped (f alone; the policy's entropy bonus is PPO's --ent-coef, "
+        "as in the imitation library: logit = f - log pi adds a temperature-1 entropy bonus that swamps f), but "
+        "gail with an absorbing state (f is unbounded below on every state only the policy visits, so off-expert "
+        "states can sink below the absorbing state and dying becomes a relief; -log(1 - D) ties them all at 0); "
+        "logit for DAC; gail otherwise"))
     airl: bool = dataclasses.field(default=False, metadata=doc(
         "AIRL form: logit = g(s, a) + gamma * h(s') - h(s) - log pi(a|s)"))
     gamma: float = dataclasses.field(default=0.99, metadata=doc(

@@ -72,13 +72,15 @@ class DiscBatch(NamedTuple):
     def from_numpy(cls, obs, acts, next_obs, dones, log_probs=None) -> DiscBatch:
         # a copy: demonstrations are read-only arrays, which torch must not share
         t = lambda x: torch.tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
-        return cls(t(obs), t(acts), t(next_obs), t(dones).reshape(-1), None if log_probs is None else t(log_probs).reshape(-1))
+        return cls(t(obs), t(acts), t(next_obs), t(dones).reshape(-1),
+                   None if log_probs is None else t(log_probs).reshape(-1))
 
 
 class Discriminator(nn.Module):
     """GAIL / AIRL / VAIL discriminator with its own optimiser, statistics and checkpoints."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: DiscriminatorConfig | None = None):
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
+                 config: DiscriminatorConfig | None = None):
         super().__init__()
         self.config = config = config or DiscriminatorConfig()
         if not isinstance(observation_space, gym.spaces.Box):

@@ -65,13 +65,13 @@ class WorldModelPreset:
 # V-ep are passes over every frame; C runs in the dream (cheap), so its budget is generous, except
 # where controller_where="real" (gens x pop x roll x steps real env steps).
 WM_PRESETS: dict[str, WorldModelPreset] = {
-    #                    env                                  eps  Z  V-ep M-ep  hid  K  gens  pop roll steps  tau  collect
-    "quick":    WorldModelPreset("gailkit/CartPoleCentredPixels-v1", 60, 16,  12, 300, 256, 5,   30,  32, 16,  200, 1.15,
+    #                    env                                  eps  Z  V-ep M-ep  hid  K  gens  pop roll steps  tau  collect  # noqa: E501
+    "quick":    WorldModelPreset("gailkit/CartPoleCentredPixels-v1", 60, 16,  12, 300, 256, 5,   30,  32, 16,  200, 1.15,  # noqa: E501
                                  vae_loss="bce", vae_batch=16),
-    "cpu-hour": WorldModelPreset("gailkit/CarRacing64-v3",       64, 32,   2,  20, 256, 5,  150,  32,  8,  500, 1.15, "drive"),
-    "paper":    WorldModelPreset("gailkit/CarRacing64-v3",   10_000, 32,  10,  20, 256, 5, 1800,  64, 16, 1000, 1.15, "drive"),
+    "cpu-hour": WorldModelPreset("gailkit/CarRacing64-v3",       64, 32,   2,  20, 256, 5,  150,  32,  8,  500, 1.15, "drive"),  # noqa: E501
+    "paper":    WorldModelPreset("gailkit/CarRacing64-v3",   10_000, 32,  10,  20, 256, 5, 1800,  64, 16, 1000, 1.15, "drive"),  # noqa: E501
     # the fast env makes the paper's best setting affordable: C trained in the *real* env on [z, h]
-    "fast-2h":  WorldModelPreset("gailkit/FastCarRacing64-v3",  100, 32,   3,  10, 256, 5,  100,  16,  4, 1000, 1.15, "drive",
+    "fast-2h":  WorldModelPreset("gailkit/FastCarRacing64-v3",  100, 32,   3,  10, 256, 5,  100,  16,  4, 1000, 1.15, "drive",  # noqa: E501
                                  controller_where="real", controller_solution="mean"),
 }
 # the same, but V+M+C's CMA-ES starts from V only's controller after 100 generations (h weights 0)

@@ -70,7 +70,8 @@ class ResilientPool:
             if failed:
                 self._restart()
         raise WorkerFailure(f"{len(pending)} of {len(tasks)} tasks failed after {self.max_retries + 1} attempts "
-                            f"({'; '.join(reasons[-3:])}); raise the timeout or check the environment (if workers die at "
+                            f"({'; '.join(reasons[-3:])}); raise the timeout or check the environment "
+                            "(if workers die at "
                             "once, they could not start: a script that creates a pool needs an "
                             "`if __name__ == '__main__':` guard)")
 

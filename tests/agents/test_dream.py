@@ -67,7 +67,8 @@ def test_m_stays_frozen_without_updates(pixel_world, tmp_path):
 def test_dream_gail_bad_input_is_one_line(pixel_world, tmp_path, capsys):
     from tests.test_cli import fails_cleanly
 
-    base = ["imitate", "dream-gail", "--env", PIXELS, "--demos", str(pixel_world / "px.npz"), "--out", str(tmp_path / "r")]
+    base = ["imitate", "dream-gail", "--env", PIXELS, "--demos", str(pixel_world / "px.npz"),
+            "--out", str(tmp_path / "r")]
     fails_cleanly(base, capsys, "pass --perception DIR")
     with_wm = [*base, "--perception", str(pixel_world / "wm")]
     fails_cleanly([*with_wm, "--no-perception-memory"], capsys, "drop --no-perception-memory")

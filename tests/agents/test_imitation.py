@@ -157,7 +157,8 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert main(["eval", "--run", str(out), "--episodes", "2"]) == 0
     assert "bc run" in capsys.readouterr().out
     assert main(["imitate", "dagger", "--env", "CartPole-v1", "--demos", str(cartpole_demos)]) == 2
-    assert "unknown imitation algorithm 'dagger'; choose one of airl, bc, dac, dream-gail, gail" in capsys.readouterr().err
+    assert ("unknown imitation algorithm 'dagger'; choose one of airl, bc, dac, dream-gail, gail"
+            in capsys.readouterr().err)
     assert main(["imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--disc-reward", "x"]) == 2
     assert "discriminator reward='x'; choose one of" in capsys.readouterr().err
     # no default algorithm any more (it was gail)
@@ -231,7 +232,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "gail", "--env", "CartPole-v1", "--demos", str(cartpole_demos),
+    cmd = [sys.executable, "-m", "gailkit.cli", "imitate", "gail", "--env", "CartPole-v1",
+           "--demos", str(cartpole_demos),
            "--out", str(out), "--steps", "200000", "--no-progress", "--eval-episodes", "2", "--n-envs", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
 

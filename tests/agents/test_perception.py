@@ -34,7 +34,8 @@ def test_wrapper_and_demo_encoding_agree(pixel_world):
 
 @pytest.mark.parametrize("algo, steps", [("bc", None), ("dac", "600"), ("gail", "512")])
 def test_imitation_runs_on_latents(pixel_world, tmp_path, algo, steps):
-    argv = ["imitate", algo, "--env", PIXELS, "--demos", str(pixel_world / "px.npz"), "--perception", str(pixel_world / "wm"),
+    argv = ["imitate", algo, "--env", PIXELS, "--demos", str(pixel_world / "px.npz"),
+            "--perception", str(pixel_world / "wm"),
             "--out", str(tmp_path / algo), "--no-progress", "--eval-episodes", "1"]
     if steps:
         argv += ["--steps", steps, "--eval-every", steps, "--no-absorbing"]

@@ -35,7 +35,8 @@ def changed(trained: dict, original: dict) -> bool:
 @pytest.mark.parametrize("mode", ["vm", "m"])
 def test_the_run_trains_its_world_model_and_evaluates_with_it(pixel_world, tmp_path, mode):
     gail(pixel_world, tmp_path / "run", 256, perception_train=mode)
-    trained = {part: load_tensors(tmp_path / "run" / "world_model" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
+    trained = {part: load_tensors(tmp_path / "run" / "world_model" / f"{part}.safetensors")
+               for part in ("vae", "mdn_rnn")}
     original = {part: load_tensors(pixel_world / "wm" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
     assert changed(trained["mdn_rnn"], original["mdn_rnn"])
     assert changed(trained["vae"], original["vae"]) == (mode == "vm")  # V frozen unless fine-tuned
@@ -153,7 +154,8 @@ def test_bad_perception_training_input_is_one_line(pixel_world, tmp_path, capsys
                   "pass --perception-train vm")
     dream = ["imitate", "dream-gail", *base[2:], *perception, "--perception-train", "vm"]
     fails_cleanly(dream, capsys, "drop --perception-train")
-    fails_cleanly(["imitate", "dac", *base[2:-1], *perception, "--perception-train", "m"], capsys, "pass --no-absorbing")
+    fails_cleanly(["imitate", "dac", *base[2:-1], *perception, "--perception-train", "m"], capsys,
+                  "pass --no-absorbing")
     assert not (tmp_path / "r").exists()
 
 

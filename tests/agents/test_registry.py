@@ -37,7 +37,8 @@ def test_look_ups_by_name_and_by_config(cartpole_demos, tmp_path):
     from gailkit.agents.sqil import SQIL, SQILConfig
 
     assert algorithm("gail") is GAIL and algorithm("airl") is AIRL and algorithm("sqil") is SQIL
-    with pytest.raises(UsageError, match=r"unknown imitation algorithm 'nope'; choose one of airl, bc, dac, dream-gail, gail, "
+    with pytest.raises(UsageError, match=r"unknown imitation algorithm 'nope'; choose one of airl, bc, dac, "
+                                         r"dream-gail, gail, "
                                          r"ppo-on-reward, sqil"):
         algorithm("nope")
     common = dict(env="CartPole-v1", demos=cartpole_demos, out=tmp_path)

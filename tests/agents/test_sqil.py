@@ -55,8 +55,9 @@ def test_a_minibatch_is_half_expert_rows_with_reward_1_and_half_agent_rows_with_
 
 
 def run(demos, out, steps, resume=False, **options):
-    cfg = SQILConfig(env="CartPole-v1", demos=demos, out=out, steps=steps, learning_starts=256, buffer_size=5000, batch_size=32,
-                     checkpoint_every=512, eval_every=512, progress=False, eval_episodes=2, **options)
+    cfg = SQILConfig(env="CartPole-v1", demos=demos, out=out, steps=steps, learning_starts=256, buffer_size=5000,
+                     batch_size=32, checkpoint_every=512, eval_every=512, progress=False, eval_episodes=2,
+                     **options)
     return imitate(cfg, resume=resume)
 
 

@@ -155,7 +155,8 @@ def test_airl_reward_transfers_to_a_fresh_policy_on_a_tiny_task(go_right_demos, 
               "--no-progress"]
     source, out = tmp_path / "airl", tmp_path / "transfer"
     assert main(["imitate", "airl", "--env", "gailkit-test/GoRight-v0", "--demos", str(go_right_demos),
-                 "--out", str(source), "--steps", "2048", "--disc-updates", "4", "--disc-batch-size", "64", *common]) == 0
+                 "--out", str(source), "--steps", "2048", "--disc-updates", "4", "--disc-batch-size", "64",
+                 *common]) == 0
     assert main(["imitate", "ppo-on-reward", "--reward-from", str(source), "--out", str(out), "--steps", "2048",
                  *common]) == 0
     final = json.loads((out / "eval.json").read_text())["history"][-1]["normalised"]

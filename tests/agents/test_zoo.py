@@ -55,7 +55,8 @@ def test_every_zoo_expert_loads_without_pickle_and_plays_as_its_card_says(env_id
     # HalfCheetah's expert flips over in some episodes (570, 3862, 6476, 6907, 6727 here: 0.92 of the
     # way from random to its card; every other env >= 0.98), so the bar is half the way
     floor = card["random_return_mean"] + 0.5 * (card["return_mean"] - card["random_return_mean"])
-    assert returns.mean() >= floor, f"{env_id}: {returns.mean():.1f} over {EPISODES} episodes, card {card['return_mean']:.1f}"
+    assert returns.mean() >= floor, (f"{env_id}: {returns.mean():.1f} over {EPISODES} episodes, "
+                                     f"card {card['return_mean']:.1f}")
     demos = load_demos(f"zoo:{env_id}", env=env_id)
     assert len(demos) == 25, f"{env_id}: {len(demos)} demonstration episodes"
 
@@ -76,7 +77,8 @@ def test_a_changed_byte_in_a_zoo_expert_is_refused_not_run(tmp_path, monkeypatch
 def test_unknown_zoo_env_lists_what_the_zoo_has(capsys, tmp_path):
     with pytest.raises(UsageError, match=r"no expert for 'NoSuchEnv'; it has .*CartPole-v1.*Hopper-v5"):
         resolve_demos("zoo:NoSuchEnv")
-    assert main(["imitate", "bc", "--env", "CartPole-v1", "--demos", "zoo:NoSuchEnv", "--out", str(tmp_path / "r")]) == 2
+    assert main(["imitate", "bc", "--env", "CartPole-v1", "--demos", "zoo:NoSuchEnv",
+                 "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "no expert for 'NoSuchEnv'" in err and "CartPole-v1" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()

@@ -170,4 +170,5 @@ def test_metadata_is_json(tmp_path):
         assert "meta_json.npy" in z.namelist()
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta_json"]))
-    assert meta["observation_space"]["type"] == "Box" and meta["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
+    assert (meta["observation_space"]["type"] == "Box"
+            and meta["action_space"] == {"type": "Discrete", "n": 2, "start": 0})

@@ -78,7 +78,8 @@ def quick_run(tmp_path_factory):
     train_vae(root / "data", root / "model", **p.vae_options(), progress=False)
     model = train_mdn(root / "data", root / "model", **p.mdn_options(), progress=False)
     cfg = DreamTrainingConfig(**p.controller_options())
-    best, history = train_controller_in_dream(model, cfg, root / "controller", start_z=start_latents(model, root / "data"),
+    best, history = train_controller_in_dream(model, cfg, root / "controller",
+                                              start_z=start_latents(model, root / "data"),
                                               progress=False)
     return p, root, model, best, history
 
@@ -99,7 +100,8 @@ def test_quick_preset_v_encodes_more_than_the_mean_frame(quick_run):
 @pytest.mark.slow
 def test_quick_preset_dream_trained_controller_beats_random_in_the_real_env(quick_run):
     p, _, model, best, history = quick_run
-    assert history[-1]["mean"] > history[0]["mean"], f"CMA-ES dream return {history[0]['mean']} -> {history[-1]['mean']}"
+    assert history[-1]["mean"] > history[0]["mean"], (f"CMA-ES dream return {history[0]['mean']} -> "
+                                                      f"{history[-1]['mean']}")
     controller = evaluate_controller(model, best, p.env, 20)
     random = evaluate_controller(model, None, p.env, 20)
     # Random play lasts ~24 steps, a controller that ignores the frames (always one side) ~10.

@@ -61,12 +61,14 @@ class ComposerConfig:
     value_lr: float = dataclasses.field(default=1e-3, metadata=doc("Adam learning rate of the value MLP"))
     clip: float = dataclasses.field(default=0.2, metadata=doc("PPO ratio clip"))
     gamma: float = dataclasses.field(default=1.0, metadata=doc("discount per token"))
-    gae_lambda: float = dataclasses.field(default=1.0, metadata=doc("GAE lambda (1: Monte-Carlo; the critic pays at the end)"))
+    gae_lambda: float = dataclasses.field(default=1.0, metadata=doc(
+        "GAE lambda (1: Monte-Carlo; the critic pays at the end)"))
     ent_coef: float = dataclasses.field(default=0.0, metadata=doc("entropy bonus weight"))
     kl_coef: float = dataclasses.field(default=0.2, metadata=doc("per-token KL penalty to the supervised model"))
     max_grad_norm: float = dataclasses.field(default=1.0, metadata=doc("gradient clipping norm"))
     disc_weight: float = dataclasses.field(default=1.0, metadata=doc("weight of the critic's log D (0: theory only)"))
-    disc_steps: int = dataclasses.field(default=1, metadata=doc("critic updates per iteration (more: it outruns the policy)"))
+    disc_steps: int = dataclasses.field(default=1, metadata=doc(
+        "critic updates per iteration (more: it outruns the policy)"))
     disc_batch: int = dataclasses.field(default=64, metadata=doc("excerpts per critic update, each side"))
     key: str | None = dataclasses.field(default=None, metadata=doc("key of the in-scale term (None: estimated)"))
     invalid_penalty: float = dataclasses.field(default=1.0, metadata=doc("reward of an invalid token"))

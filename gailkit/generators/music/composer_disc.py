@@ -56,7 +56,8 @@ class DiscConfig:
 
     def __post_init__(self) -> None:
         if min(self.embed, self.channels, self.layers) < 1:
-            raise UsageError(f"embed, channels and layers must be >= 1, got {self.embed}, {self.channels}, {self.layers}")
+            raise UsageError(f"embed, channels and layers must be >= 1, got "
+                             f"{self.embed}, {self.channels}, {self.layers}")
         if not 0 <= self.smoothing < 0.5:
             raise UsageError(f"smoothing must be in [0, 0.5), got {self.smoothing}")
 
@@ -159,8 +160,10 @@ class ChoraleDiscriminator(nn.Module):
                                   f"written by ChoraleDiscriminator.save")
         if (meta.get("vocab_size"), meta.get("hold"), meta.get("rest")) != (VOCAB_SIZE, HOLD, REST):
             raise CheckpointError(f"chorale discriminator: {directory} was trained on another token vocabulary "
-                                  f"(vocab_size={meta.get('vocab_size')}, HOLD={meta.get('hold')}, REST={meta.get('rest')}; "
-                                  f"this encoding has {VOCAB_SIZE}, {HOLD}, {REST}); retrain it on the current encoding")
+                                  f"(vocab_size={meta.get('vocab_size')}, HOLD={meta.get('hold')}, "
+                                  f"REST={meta.get('rest')}; "
+                                  f"this encoding has {VOCAB_SIZE}, {HOLD}, {REST}); "
+                                  "retrain it on the current encoding")
         try:
             disc = cls(DiscConfig(**meta["config"]))
         except (TypeError, KeyError, ValueError) as e:

@@ -214,7 +214,8 @@ class GPT(TorchGenerator):
         predicts every next token; each input after the first is replaced by the prediction
         for its position with probability ``prob``. (B, T) -> (B, T)."""
         with torch.no_grad():
-            logits = self.lm(x, attention_mask=torch.ones_like(x)).logits[:, :-1].float()  # (B, T-1, V): predictions of x[:, 1:]
+            # (B, T-1, V): predictions of x[:, 1:]
+            logits = self.lm(x, attention_mask=torch.ones_like(x)).logits[:, :-1].float()
             pred = torch.distributions.Categorical(logits=logits).sample()
         swap = torch.rand(pred.shape) < prob
         mixed = x.clone()

@@ -161,7 +161,8 @@ class NGram(Generator):
             progress: bool = True) -> NGram:
         """Count the n-grams of ``data`` (epochs, batch size and learning rate do not apply)."""
         if not isinstance(data, TextData):
-            raise TypeError(f"text/ngram fits a TextData (gailkit.generators.text.load_data), got {type(data).__name__}")
+            raise TypeError(f"text/ngram fits a TextData (gailkit.generators.text.load_data), "
+                            f"got {type(data).__name__}")
         self.build(data.info())
         self.lm.fit(to_stream(data.documents))
         self.history = [{"epoch": 1, "ngrams": float(sum(len(c) for c in self.lm.counts))}]

@@ -119,7 +119,8 @@ def brute_force_terms(pitch, onset, prev, scale):
                         continue
                     par += (a - c) % 12 == (x - y) % 12 and (x - y) % 12 in (0, 7)
         out["parallel"].append(par)
-        out["crossing"].append(sum(0 <= pitch[b, v, t] < pitch[b, v + 1, t] for v in range(3) for t in range(pitch.shape[2])))
+        out["crossing"].append(sum(0 <= pitch[b, v, t] < pitch[b, v + 1, t]
+                                   for v in range(3) for t in range(pitch.shape[2])))
         out["out_of_range"].append(sum(not VOICE_RANGES[v, 0] <= pitch[b, v, t] <= VOICE_RANGES[v, 1]
                                        for v in range(4) for t in range(pitch.shape[2]) if pitch[b, v, t] >= 0))
         out["rest"].append(int((pitch[b] < 0).sum()))

@@ -17,7 +17,8 @@ from gailkit.generators.music.transformer import chorale_windows, filter_logits,
 H, R = HOLD, REST
 TINY_TRANSFORMER = {"size": "tiny", "window": 16, "stride": 8, "sample_steps": 16, "batch_size": 16, "grid_every": 0,
                         "transpose": 2, "lr": 2e-3}
-TINY_GAN = {"bars": 1, "latent": 8, "hidden": 32, "n_critic": 2, "batch_size": 32, "stride": 4, "grid_every": 0, "lr": 1e-3}
+TINY_GAN = {"bars": 1, "latent": 8, "hidden": 32, "n_critic": 2, "batch_size": 32, "stride": 4, "grid_every": 0,
+            "lr": 1e-3}
 
 
 @pytest.fixture(scope="module")

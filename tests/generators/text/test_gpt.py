@@ -21,7 +21,8 @@ WORDS = itertools.product(("The parser", "This function", "A queue", "The socket
                           ("returns", "raises", "accepts", "closes"), ("a list", "an error", "the value", "None"))
 DOCS = tuple(f"{a} {v} {b} when it is called.\nSee also the {a.split()[-1]} docs." for a, v, b in WORDS)
 TRAIN, TEST = TextData(DOCS[::2] + DOCS[1::4], "toy", "train"), TextData(DOCS[3::4], "toy", "test")
-TINY = {"size": "tiny", "vocab_size": 300, "context": 32, "batch_size": 8, "lr": 3e-3, "warmup_steps": 5, "grid_every": 0,
+TINY = {"size": "tiny", "vocab_size": 300, "context": 32, "batch_size": 8, "lr": 3e-3, "warmup_steps": 5,
+            "grid_every": 0,
             "sample_tokens": 12}
 
 
