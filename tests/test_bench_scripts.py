@@ -161,3 +161,62 @@ def test_a_stage_resumed_without_its_first_time_is_left_untimed_not_timed_at_its
     assert first >= 0 and wall == {"collect": first}
     timed(wall, wall_file, "collect", lambda: None, started_before=True)  # resumed later: its first time stays
     assert json.loads(wall_file.read_text()) == {"collect": first}
+
+
+@pytest.mark.parametrize("model, shape", [("exponential", {"tau": 37.0}), ("logistic", {"mid": 40.0, "width": 9.0})])
+def test_a_curve_fit_recovers_the_plateau_and_shape_it_was_drawn_from(model, shape):
+    project = script("project_worldmodel_curves")
+    g = np.arange(1, 121, dtype=float)
+    truth = {"plateau": 750.0, "start": -70.0, **shape}
+    fit = project.fit_curve(model, g, project.curve(model, truth, g, 1.0), 1.0)
+    assert fit["plateau"] == pytest.approx(750.0, abs=15.0) and fit["start"] == pytest.approx(-70.0, abs=15.0), fit
+    for name, value in shape.items():  # on the grid's nearest point
+        assert fit[name] == pytest.approx(value, rel=0.05), fit
+    assert fit["rms"] < 10.0 and not fit["at_grid_edge"], fit
+
+
+def test_curve_projection_of_a_run_with_a_held_out_tail(tmp_path):
+    import json
+
+    project = script("project_worldmodel_curves")
+    rng = np.random.default_rng(3)
+    g = np.arange(1, 201, dtype=float)
+
+    def history(plateau, tau):
+        truth = {"plateau": plateau, "start": -70.0, "tau": tau}
+        y = project.curve("exponential", truth, g, 1.0) + rng.normal(0.0, 40.0, len(g))
+        return [{"generation": int(k), "mean": float(v), "best": float(v) + 100} for k, v in zip(g, y)]
+
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"preset_values": {"warm_start_generations": 0},
+                               "controller_history": history(800.0, 60.0), "vonly_history": history(700.0, 20.0)}))
+    out = tmp_path / "projection.json"
+    summary = project.main(["--runs", str(run), "--fit-until", "100", "--bootstrap", "40", "--horizons", "400",
+                            "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(summary)) and out.with_suffix(".png").exists()
+    result = summary["runs"][str(run)]
+    vmc, vonly = result["V+M+C"]["exponential"], result["V only"]["exponential"]
+    assert vmc["last_generation_fitted"] == 100 and vmc["plateau_interval"][0] < 800.0 < vmc["plateau_interval"][1], vmc
+    assert vonly["plateau"] == pytest.approx(700.0, abs=25.0), vonly
+    difference = result["V+M+C minus V only"]["exponential"]
+    assert difference["plateau"] == pytest.approx(vmc["plateau"] - vonly["plateau"])
+    assert difference["at"]["400"]["curve"] == pytest.approx(vmc["at"]["400"]["curve"] - vonly["at"]["400"]["curve"])
+    after = vmc["after_the_fit"]  # the 100 held-out generations in blocks of 50, measured beside projected
+    assert [b["generations"] for b in after] == [[101, 150], [151, 200]]
+    assert all(abs(b["measured"] - b["projected"]) < 40.0 for b in after), after
+    searching = tmp_path / "controller_real" / "history.json"  # a search still running: its own history
+    searching.parent.mkdir()
+    searching.write_text(json.dumps({"history": json.loads(run.read_text())["vonly_history"],
+                                     "config": {"memory": False}}))
+    alone = project.main(["--runs", str(searching), "--bootstrap", "40", "--out", str(tmp_path / "alone.json")])
+    assert list(alone["runs"][str(searching)]) == ["V only"]
+    assert alone["runs"][str(searching)]["V only"]["exponential"]["plateau"] == pytest.approx(700.0, abs=25.0)
+
+
+def test_curve_projection_of_a_missing_run_exits_2_and_writes_nothing(tmp_path, capsys):
+    project = script("project_worldmodel_curves")
+    out = tmp_path / "projection.json"
+    with pytest.raises(SystemExit) as stop:
+        project.main(["--runs", str(tmp_path / "nope.json"), "--out", str(out)])
+    assert stop.value.code == 2 and not out.exists()
+    assert "no benchmark result" in capsys.readouterr().err
