@@ -220,3 +220,11 @@ def test_curve_projection_of_a_missing_run_exits_2_and_writes_nothing(tmp_path, 
         project.main(["--runs", str(tmp_path / "nope.json"), "--out", str(out)])
     assert stop.value.code == 2 and not out.exists()
     assert "no benchmark result" in capsys.readouterr().err
+
+
+def test_memory_probe_without_a_world_model_exits_2_and_writes_nothing(tmp_path, capsys):
+    probe = script("probe_worldmodel_memory")
+    out = tmp_path / "probe.json"
+    assert probe.main(["--run-dir", str(tmp_path), "--out", str(out)]) == 2
+    assert not out.exists() and not out.with_suffix(".png").exists()
+    assert "no trained world model" in capsys.readouterr().err

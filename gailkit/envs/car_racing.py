@@ -32,7 +32,7 @@ from gymnasium.envs.box2d.car_racing import (
 
 from gailkit.envs.raster import downsample, fill_convex_polygons
 
-__all__ = ["FastCarRacing", "fixed_actions"]
+__all__ = ["FastCarRacing", "TrackFollower", "fixed_actions"]
 
 _MAX_VERTS = 8  # the hull's widest fixture (HULL_POLY3)
 _HULL_COLOR = (204, 0, 0)  # int(0.8 * 255)
@@ -208,3 +208,37 @@ class FastCarRacing(CarRacing):
         frame = np.empty((self.size, self.size, 3), np.uint8)
         downsample(canvas, self.supersample, frame)
         return frame
+
+
+class TrackFollower:
+    """A privileged CarRacing driver: it reads the track and the car's state, not the frame.
+
+    Pure pursuit: steer toward the track point ``look`` tiles past the nearest one (``gain`` times the
+    angle to it, in the car's frame); hold a speed that falls with the bend over the next 14 tiles,
+    from ``v_max`` on straights to ``v_min``. ``driver(env) -> (steer, gas, brake)`` for any env whose
+    ``unwrapped`` is a ``CarRacing`` that has been reset; it keeps no state between calls. Scores
+    ~880 on CarRacing-v3 (``scripts/probe_worldmodel_memory.py`` measures it on 100 tracks): a
+    teacher for imitation from pixels, and a yardstick for what a frame-seeing controller misses.
+    """
+
+    def __init__(self, look: int = 6, gain: float = 1.0, v_max: float = 60.0, v_min: float = 40.0,
+                 bend_slowdown: float = 40.0):
+        self.look, self.gain, self.v_max, self.v_min, self.bend_slowdown = look, gain, v_max, v_min, bend_slowdown
+
+    def __call__(self, env) -> np.ndarray:
+        race = env.unwrapped
+        track = np.asarray(race.track, dtype=np.float64)  # (tiles, 4): alpha, beta (direction), x, y
+        hull = race.car.hull
+        pos, angle = np.asarray(hull.position, dtype=np.float64), hull.angle
+        i = int(np.argmin(((track[:, 2:] - pos) ** 2).sum(1)))
+        n = len(track)
+        to_target = track[(i + self.look) % n, 2:] - pos
+        forward, right = np.array([-math.sin(angle), math.cos(angle)]), np.array([math.cos(angle), math.sin(angle)])
+        steer = float(np.clip(self.gain * math.atan2(to_target @ right, to_target @ forward), -1.0, 1.0))
+        turn = track[(i + np.arange(1, 15)) % n, 1] - track[i, 1]
+        bend = float(np.abs(np.angle(np.exp(1j * turn))).max())  # the widest turn ahead, in radians
+        target = max(self.v_min, self.v_max - self.bend_slowdown * bend)
+        speed = float(np.hypot(*hull.linearVelocity))
+        gas = (1.0 - 0.5 * abs(steer)) if speed < target else 0.0
+        brake = 0.6 if speed > target + 10.0 else 0.0
+        return np.array([steer, gas, brake], dtype=np.float32)

@@ -1,0 +1,198 @@
+"""World Models' linear controller C fitted to a privileged teacher by DAgger, on ``[z, h]`` or ``z`` alone.
+
+CMA-ES asks whether its search finds a controller; this asks what C's inputs can express. A teacher
+that reads the simulator's state (e.g. :class:`gailkit.envs.car_racing.TrackFollower`) labels every
+frame with its action; C is fitted to the labels by least squares, then drives, and the frames it
+meets are labelled and added (DAgger: Ross, Gordon and Bagnell, 2011). The same procedure with the
+same teacher and tracks, run once for C over ``[z, h]`` and once over ``z``, says whether M's
+memory carries something a linear controller can drive with.
+
+Iteration 0 drives with the teacher; iteration ``i`` with C, except that each step takes the
+teacher's action with probability ``beta_decay ** i`` (per step, drawn from the episode's own
+generator). M's memory always follows the actions taken. V's sampling noise is drawn as in
+:func:`gailkit.worldmodels.real.evaluate_controllers`, so the fitted C meets the inputs it is
+evaluated on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gailkit.envs.make import make_env
+from gailkit.errors import UsageError
+from gailkit.progress import progress_bar
+from gailkit.worldmodels.linear_controller import LinearController, controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.real import fast_encoder
+
+__all__ = ["DaggerConfig", "DaggerResult", "dagger_controller", "fit_linear_controller", "teacher_returns"]
+
+Teacher = Callable[[object], np.ndarray]  # (env) -> action, reading env.unwrapped
+
+
+@dataclasses.dataclass(frozen=True)
+class DaggerConfig:
+    """DAgger's budget. Training tracks: ``first_track + 10_000 * seed + iteration * episodes + e``."""
+
+    iterations: int = 6  # iteration 0 (the teacher drives) and this many - 1 with C driving
+    episodes: int = 8  # episodes per iteration, stepped together
+    max_steps: int = 1000  # env steps per episode at most
+    beta_decay: float = 0.5  # the teacher's share of steps at iteration i: beta_decay ** i
+    ridge: float = 1e-3  # L2 penalty on C's weights over standardised inputs
+    seed: int = 0
+    first_track: int = 1_000_000  # well apart from the evaluation tracks (gailkit.evaluation.EVAL_SEED)
+
+    def __post_init__(self):
+        if self.iterations < 1 or self.episodes < 1 or self.max_steps < 1:
+            raise UsageError(f"iterations ({self.iterations}), episodes ({self.episodes}) and max_steps "
+                             f"({self.max_steps}) must be >= 1")
+        if not 0.0 <= self.beta_decay <= 1.0 or self.ridge < 0:
+            raise UsageError(f"beta_decay ({self.beta_decay}) must be in [0, 1] and ridge ({self.ridge}) >= 0")
+
+
+@dataclasses.dataclass
+class DaggerResult:
+    """The fitted C, one record per iteration, and C's inputs averaged over every labelled step."""
+
+    params: np.ndarray
+    history: list[dict]
+    input_mean: np.ndarray
+
+
+def fit_linear_controller(controller: LinearController, inputs: np.ndarray, actions: np.ndarray, *,
+                          ridge: float = 1e-3) -> np.ndarray:
+    """C's parameters minimising the mean squared error of its (tanh-squashed) actions to ``actions``,
+    each action dimension scaled to its range, plus ``ridge`` times the squared weights over
+    standardised inputs. Starts from least squares on the squashing's inverse, then L-BFGS in float64.
+    Box actions only. Returns the flat ``(out_dim * in_dim + out_dim,)`` layout of :class:`LinearController`.
+    """
+    if controller.discrete:
+        raise UsageError("fit_linear_controller fits Box actions; a discrete C has no squared error to fit")
+    x = np.asarray(inputs, np.float64)
+    y = np.asarray(actions, np.float64)
+    if x.ndim != 2 or x.shape[1] != controller.in_dim or y.shape != (len(x), controller.out_dim):
+        raise UsageError(f"inputs {x.shape} and actions {y.shape} do not fit C's {controller.in_dim} inputs and "
+                         f"{controller.out_dim} actions")
+    low, high = controller.action_space.low.astype(np.float64), controller.action_space.high.astype(np.float64)
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mean) / scale
+    unit = 2.0 * (y - low) / (high - low) - 1.0  # the actions as tanh's outputs, in [-1, 1]
+    # the start: least squares on atanh of the (clipped) targets, ridge as above
+    design = np.hstack([xs, np.ones((len(xs), 1))])
+    penalty = ridge * len(xs) * np.diag(np.r_[np.ones(xs.shape[1]), 0.0])
+    start = np.linalg.solve(design.T @ design + penalty, design.T @ np.arctanh(np.clip(unit, -0.9, 0.9)))
+    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)  # (in_dim + 1, out_dim)
+    xt, ut = torch.from_numpy(design), torch.from_numpy(unit)
+    optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = 0.25 * ((torch.tanh(xt @ theta) - ut) ** 2).mean() + ridge * (theta[:-1] ** 2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    weights = theta.detach().numpy()
+    w = (weights[:-1] / scale[:, None]).T  # (out_dim, in_dim) over the raw inputs
+    b = weights[-1] - w @ mean
+    return np.concatenate([w.ravel(), b])
+
+
+@torch.no_grad()
+def _drive(model: WorldModel, env_id: str, teacher: Teacher, controller: LinearController, params: np.ndarray | None,
+           beta: float, tracks: list[int], max_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One DAgger iteration's episodes, stepped together: ``(inputs, teacher's actions, returns)``."""
+    envs = [make_env(env_id) for _ in tracks]
+    vae = fast_encoder(model)
+    memory = controller.in_dim > model.latent_dim
+    hidden = model.mdn_config.hidden
+    h, c = torch.zeros(1, len(envs), hidden), torch.zeros(1, len(envs), hidden)
+    rngs = [np.random.default_rng([seed, track]) for track in tracks]
+    obs = np.stack([env.reset(seed=track)[0] for env, track in zip(envs, tracks, strict=True)])
+    running = np.ones(len(envs), bool)
+    returns = np.zeros(len(envs))
+    inputs, labels = [], []
+    try:
+        for _ in range(max_steps):
+            rows = np.flatnonzero(running)
+            if not len(rows):
+                break
+            idx = torch.as_tensor(rows)
+            x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
+            mu, logvar = vae.encode(x)
+            eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
+            z = mu + torch.exp(0.5 * logvar) * eps
+            x_in = (torch.cat([z, h[0, idx]], 1) if memory else z).numpy()
+            taught = np.stack([teacher(envs[i]) for i in rows]).astype(np.float32)
+            inputs.append(x_in.astype(np.float64))
+            labels.append(taught)
+            actions = taught.copy()
+            if params is not None:
+                own = controller.act(np.broadcast_to(params, (len(rows), len(params))), x_in)
+                mine = np.array([rngs[i].random() >= beta for i in rows])
+                actions[mine] = own[mine]
+            if memory:
+                state = (h[:, idx].contiguous(), c[:, idx].contiguous())
+                _, (h[:, idx], c[:, idx]) = model.mdn.memory(z[:, None], torch.from_numpy(actions)[:, None], state)
+            for k, i in enumerate(rows):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k])
+                returns[i] += float(reward)
+                running[i] = not (terminated or truncated)
+    finally:
+        for env in envs:
+            env.close()
+    return np.concatenate(inputs), np.concatenate(labels), returns
+
+
+def dagger_controller(model: WorldModel, env_id: str, teacher: Teacher, *, memory: bool = True,
+                      config: DaggerConfig = DaggerConfig(), progress: bool = True) -> DaggerResult:
+    """C over ``[z, h]`` (``memory=True``) or ``z`` fitted to ``teacher`` by DAgger.
+
+    Returns the last fit's parameters, its inputs' average (``[z, h]``'s ``h`` part is what M's ablation
+    holds ``h`` at) and one record per iteration: the tracks' mean return as driven
+    (the teacher and C mixed), the steps labelled so far, and C's mean squared error to the labels
+    (actions scaled to ``[-1, 1]``) on this iteration's frames before and after refitting.
+    """
+    model.check_env(env_id)
+    controller = controller_for(model, memory=memory)
+    span = (controller.action_space.high - controller.action_space.low).astype(np.float64)
+    xs, ys, history, params = [], [], [], None
+    for it in progress_bar(range(config.iterations), desc="DAgger", enabled=progress):
+        beta = 1.0 if params is None else config.beta_decay ** it
+        first = config.first_track + 10_000 * config.seed + it * config.episodes
+        x, y, returns = _drive(model, env_id, teacher, controller, params, beta,
+                               list(range(first, first + config.episodes)), config.max_steps, config.seed)
+
+        def error(p: np.ndarray, x=x, y=y) -> float:
+            return float((((controller.act(p[None].repeat(len(x), 0), x) - y) * 2 / span) ** 2).mean())
+
+        before = None if params is None else error(params)
+        xs.append(x)
+        ys.append(y)
+        params = fit_linear_controller(controller, np.concatenate(xs), np.concatenate(ys), ridge=config.ridge)
+        history.append({"iteration": it, "teacher_share": beta, "return_as_driven": float(returns.mean()),
+                        "labelled_steps": int(sum(len(a) for a in xs)), "error_before_fit": before,
+                        "error_after_fit": error(params)})
+    return DaggerResult(params, history, np.concatenate(xs).mean(0))
+
+
+def teacher_returns(env_id: str, teacher: Teacher, tracks: list[int]) -> np.ndarray:
+    """The teacher's own return on each track (reset seed), one episode each."""
+    returns = np.zeros(len(tracks))
+    env = make_env(env_id)
+    try:
+        for k, track in enumerate(tracks):
+            env.reset(seed=track)
+            while True:
+                _, reward, terminated, truncated, _ = env.step(teacher(env))
+                returns[k] += float(reward)
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+    return returns

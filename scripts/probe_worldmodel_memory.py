@@ -1,0 +1,163 @@
+"""What M's memory h is worth to World Models' linear controller C on CarRacing, apart from any search.
+
+Run:  python scripts/bench_worldmodel.py --preset fast-2h-m32     # (V and M; the first 18 minutes suffice)
+      python scripts/probe_worldmodel_memory.py                    # --run-dir DIR, --seeds 0 1 2
+
+CMA-ES found no controller over ``[z, h]`` that beats the one over ``z`` (README: CarRacing on a CPU).
+Either C cannot drive better with h, or the search does not find how. This script takes the search
+out: a privileged teacher that reads the track and the car (``gailkit.envs.car_racing.TrackFollower``)
+labels frames, and C is fitted to it by DAgger (``gailkit.worldmodels.dagger``), with the same
+teacher, budget and training tracks for each of
+- ``[z, h]``: V+M+C, h from the trained M;
+- ``z``: V only;
+- ``[z, h]`` from an untrained M of the same shape (its LSTM's random features of the past z and
+  actions): whether what helps is M's training or only a longer view of the past.
+Each C is then evaluated on the benchmark's 100 tracks (gailkit.evaluation.EVAL_SEED onwards, as
+``bench_worldmodel.py``), with V+M+C's ablation beside it: the same C with h held at its average over
+the frames it was fitted on. Differences are track by track (standard error over the tracks; with
+several DAgger seeds, over the seeds' tracks pooled). The teacher's own return on the same tracks
+is the ceiling.
+
+Writes scripts/results/worldmodel_memory_probe.json and .png (DAgger's curves: the return as driven
+per iteration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "scripts" / "results"
+ROWS = {"zh": "V+M+C: [z, h], M trained", "z": "V only: z", "zh_untrained": "[z, h], M untrained",
+        "zh_frozen": "V+M+C, h held at its average"}
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> dict:
+    d = np.asarray(a, float).ravel() - np.asarray(b, float).ravel()
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "ahead": int((d > 0).sum()),
+            "behind": int((d < 0).sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, default=Path.home() / ".cache/gailkit/bench/worldmodel/fast-2h-m32",
+                        help="a bench_worldmodel.py run folder with a trained world model in model/")
+    parser.add_argument("--env", default="gailkit/FastCarRacing64-v3")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--episodes", type=int, default=8, help="DAgger episodes per iteration")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "worldmodel_memory_probe.json")
+    args = parser.parse_args(argv)
+    model_dir = args.run_dir / "model"
+    if not (model_dir / "world_model.json").exists() or not (model_dir / "mdn_rnn.safetensors").exists():
+        print(f"error: no trained world model in {model_dir}; train one first "
+              f"(python scripts/bench_worldmodel.py --preset fast-2h-m32) or pass --run-dir", file=sys.stderr)
+        return 2
+    return run(args, model_dir)
+
+
+def run(args, model_dir: Path) -> int:
+    import torch
+
+    from gailkit.envs.car_racing import TrackFollower
+    from gailkit.evaluation import EVAL_SEED
+    from gailkit.files import write_json
+    from gailkit.worldmodels.dagger import DaggerConfig, dagger_controller, teacher_returns
+    from gailkit.worldmodels.linear_controller import without_memory
+    from gailkit.worldmodels.model import WorldModel
+    from gailkit.worldmodels.real import evaluate_controller
+
+    torch.set_num_threads(args.threads)
+    model = WorldModel.load(model_dir)
+    model.check_env(args.env)
+    teacher = TrackFollower()
+    tracks = list(range(EVAL_SEED, EVAL_SEED + args.eval_episodes))
+    start = time.perf_counter()
+    returns: dict[str, list[np.ndarray]] = {k: [] for k in ROWS}
+    curves: dict[str, list[list[dict]]] = {k: [] for k in ("zh", "z", "zh_untrained")}
+    wall: dict[str, float] = {}
+    for seed in args.seeds:
+        config = DaggerConfig(iterations=args.iterations, episodes=args.episodes, seed=seed)
+        torch.manual_seed(seed)
+        untrained = WorldModel(model.action_space, latent_dim=model.latent_dim, hidden=model.mdn_config.hidden,
+                               n_mixtures=model.mdn_config.n_mixtures, env_id=model.env_id)
+        untrained.vae = model.vae  # the same V; M's weights as initialised
+        for key, wm, memory in (("zh", model, True), ("z", model, False), ("zh_untrained", untrained, True)):
+            t = time.perf_counter()
+            fitted = dagger_controller(wm, args.env, teacher, memory=memory, config=config)
+            wall[f"DAgger {key} seed {seed}"] = time.perf_counter() - t
+            curves[key].append(fitted.history)
+            t = time.perf_counter()
+            returns[key].append(evaluate_controller(wm, fitted.params, args.env, args.eval_episodes))
+            if key == "zh":
+                frozen = without_memory(model, fitted.params, fitted.input_mean[model.latent_dim:])
+                returns["zh_frozen"].append(evaluate_controller(model, frozen, args.env, args.eval_episodes))
+            wall[f"evaluation {key} seed {seed}"] = time.perf_counter() - t
+            print(f"seed {seed} {ROWS[key]}: {returns[key][-1].mean():.1f}", flush=True)
+    t = time.perf_counter()
+    teacher_on_tracks = teacher_returns(args.env, teacher, tracks)
+    wall["teacher on the evaluation tracks"] = time.perf_counter() - t
+    pooled = {k: np.concatenate(v) for k, v in returns.items()}
+    result = {
+        "env": args.env, "run_dir": str(args.run_dir), "seeds": args.seeds, "eval_episodes": args.eval_episodes,
+        "dagger": {"iterations": args.iterations, "episodes": args.episodes},
+        "teacher": {"mean": float(teacher_on_tracks.mean()), "std": float(teacher_on_tracks.std()),
+                    "all": teacher_on_tracks.tolist()},
+        "rows": {ROWS[k]: {"mean": float(pooled[k].mean()), "std": float(pooled[k].std()),
+                           "per_seed": [float(r.mean()) for r in returns[k]], "all": [r.tolist() for r in returns[k]]}
+                 for k in ROWS},
+        "differences": {
+            "[z, h] minus z": paired(pooled["zh"], pooled["z"]),
+            "[z, h] minus [z, h] of an untrained M": paired(pooled["zh"], pooled["zh_untrained"]),
+            "[z, h] minus h held at its average": paired(pooled["zh"], pooled["zh_frozen"]),
+            "[z, h] of an untrained M minus z": paired(pooled["zh_untrained"], pooled["z"]),
+        },
+        "dagger_curves": {ROWS[k]: v for k, v in curves.items()},
+        "wall_s": wall, "total_s": time.perf_counter() - start,
+    }
+    write_json(args.out, result)
+    plot(result, args.out.with_suffix(".png"))
+    print(f"teacher {result['teacher']['mean']:.1f}")
+    print("| C's inputs | 100-track mean | per seed |\n|---|---:|---|")
+    for name, row in result["rows"].items():
+        print(f"| {name} | {row['mean']:.1f} | {', '.join(f'{x:.1f}' for x in row['per_seed'])} |")
+    for name, d in result["differences"].items():
+        print(f"{name}: {d['mean']:+.1f} (SE {d['se']:.1f}; {d['ahead']} ahead, {d['behind']} behind)")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gailkit.files import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for (name, runs), color in zip(result["dagger_curves"].items(), ("C0", "C1", "C2"), strict=True):
+        for k, history in enumerate(runs):
+            ax.plot([h["iteration"] for h in history], [h["return_as_driven"] for h in history], color=color,
+                    alpha=0.8, label=name if k == 0 else None, marker="o", ms=3)
+    ax.axhline(result["teacher"]["mean"], color="k", ls="--", lw=1, label="teacher (100 tracks)")
+    ax.set_xlabel("DAgger iteration (0: the teacher drives)")
+    ax.set_ylabel("mean return as driven (8 tracks)")
+    ax.set_title("C fitted to a privileged driver, by its inputs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
