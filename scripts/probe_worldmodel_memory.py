@@ -2,6 +2,10 @@
 
 Run:  python scripts/bench_worldmodel.py --preset fast-2h-m32     # (V and M; the first 18 minutes suffice)
       python scripts/probe_worldmodel_memory.py                    # --run-dir DIR, --seeds 0 1 2
+On frames without the speed gauge, where one frame does not tell the speed:
+      python scripts/bench_worldmodel.py --preset fast-2h-m32-noindicators
+      python scripts/probe_worldmodel_memory.py --run-dir ~/.cache/gailkit/bench/worldmodel/fast-2h-m32-noindicators \
+          --out scripts/results/worldmodel_memory_probe_noindicators.json
 
 CMA-ES found no controller over ``[z, h]`` that beats the one over ``z`` (README: CarRacing on a CPU).
 Either C cannot drive better with h, or the search does not find how. This script takes the search
@@ -11,7 +15,11 @@ teacher, budget and training tracks for each of
 - ``[z, h]``: V+M+C, h from the trained M;
 - ``z``: V only;
 - ``[z, h]`` from an untrained M of the same shape (its LSTM's random features of the past z and
-  actions): whether what helps is M's training or only a longer view of the past.
+  actions): whether what helps is M's training or only a longer view of the past;
+- ``[z, a_{t-1}]``: z and the action taken at the step before, the classic test of a copycat (an imitator
+  that can read its own last action fits a smooth teacher by repeating it). h is fed every action, so
+  it holds the last one too. This row drives with ``dagger.drive``, and so does a z row beside it
+  (the same C as V only's, with the same V noise).
 Each C is then evaluated on the benchmark's 100 tracks (gailkit.evaluation.EVAL_SEED onwards, as
 ``bench_worldmodel.py``), with V+M+C's ablation beside it: the same C with h held at its average over
 the frames it was fitted on. Differences are track by track (standard error over the tracks; with
@@ -36,7 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "scripts" / "results"
 ROWS = {"zh": "V+M+C: [z, h], M trained", "z": "V only: z", "zh_untrained": "[z, h], M untrained",
-        "zh_frozen": "V+M+C, h held at its average"}
+        "zh_frozen": "V+M+C, h held at its average", "za": "[z, a_{t-1}]: z and the action before",
+        "z_drive": "V only: z, V's noise as [z, a_{t-1}]'s"}
+FITTED = ("zh", "z", "zh_untrained", "za")  # the input sets DAgger fits a C over
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> dict:
@@ -49,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=Path.home() / ".cache/gailkit/bench/worldmodel/fast-2h-m32",
                         help="a bench_worldmodel.py run folder with a trained world model in model/")
-    parser.add_argument("--env", default="gailkit/FastCarRacing64-v3")
+    parser.add_argument("--env", help="default: the env the world model was trained on")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--episodes", type=int, default=8, help="DAgger episodes per iteration")
@@ -71,19 +81,20 @@ def run(args, model_dir: Path) -> int:
     from gailkit.envs.car_racing import TrackFollower
     from gailkit.evaluation import EVAL_SEED
     from gailkit.files import write_json
-    from gailkit.worldmodels.dagger import DaggerConfig, dagger_controller, teacher_returns
+    from gailkit.worldmodels.dagger import DaggerConfig, dagger_controller, drive, teacher_returns
     from gailkit.worldmodels.linear_controller import without_memory
     from gailkit.worldmodels.model import WorldModel
     from gailkit.worldmodels.real import evaluate_controller
 
     torch.set_num_threads(args.threads)
     model = WorldModel.load(model_dir)
+    args.env = args.env or model.env_id or "gailkit/FastCarRacing64-v3"
     model.check_env(args.env)
     teacher = TrackFollower()
     tracks = list(range(EVAL_SEED, EVAL_SEED + args.eval_episodes))
     start = time.perf_counter()
     returns: dict[str, list[np.ndarray]] = {k: [] for k in ROWS}
-    curves: dict[str, list[list[dict]]] = {k: [] for k in ("zh", "z", "zh_untrained")}
+    curves: dict[str, list[list[dict]]] = {k: [] for k in FITTED}
     wall: dict[str, float] = {}
     for seed in args.seeds:
         config = DaggerConfig(iterations=args.iterations, episodes=args.episodes, seed=seed)
@@ -91,18 +102,27 @@ def run(args, model_dir: Path) -> int:
         untrained = WorldModel(model.action_space, latent_dim=model.latent_dim, hidden=model.mdn_config.hidden,
                                n_mixtures=model.mdn_config.n_mixtures, env_id=model.env_id)
         untrained.vae = model.vae  # the same V; M's weights as initialised
-        for key, wm, memory in (("zh", model, True), ("z", model, False), ("zh_untrained", untrained, True)):
+        params: dict[str, np.ndarray] = {}
+        for key, wm, memory, previous in (("zh", model, True, False), ("z", model, False, False),
+                                          ("zh_untrained", untrained, True, False), ("za", model, False, True)):
             t = time.perf_counter()
-            fitted = dagger_controller(wm, args.env, teacher, memory=memory, config=config)
+            fitted = dagger_controller(wm, args.env, teacher, memory=memory, previous_action=previous, config=config)
             wall[f"DAgger {key} seed {seed}"] = time.perf_counter() - t
             curves[key].append(fitted.history)
             t = time.perf_counter()
-            returns[key].append(evaluate_controller(wm, fitted.params, args.env, args.eval_episodes))
+            if key == "za":  # evaluate_controller drives [z, h] or z; drive() also [z, a_{t-1}], and z beside it
+                returns[key].append(drive(model, args.env, fitted.params, tracks, memory=False, previous_action=True,
+                                          seed=seed))
+                returns["z_drive"].append(drive(model, args.env, params["z"], tracks, memory=False, seed=seed))
+            else:
+                returns[key].append(evaluate_controller(wm, fitted.params, args.env, args.eval_episodes))
+            params[key] = fitted.params
             if key == "zh":
                 frozen = without_memory(model, fitted.params, fitted.input_mean[model.latent_dim:])
                 returns["zh_frozen"].append(evaluate_controller(model, frozen, args.env, args.eval_episodes))
             wall[f"evaluation {key} seed {seed}"] = time.perf_counter() - t
-            print(f"seed {seed} {ROWS[key]}: {returns[key][-1].mean():.1f}", flush=True)
+            print(f"seed {seed} {ROWS[key]}: {returns[key][-1].mean():.1f}"
+                  + (f"; {ROWS['z_drive']}: {returns['z_drive'][-1].mean():.1f}" if key == "za" else ""), flush=True)
     t = time.perf_counter()
     teacher_on_tracks = teacher_returns(args.env, teacher, tracks)
     wall["teacher on the evaluation tracks"] = time.perf_counter() - t
@@ -120,7 +140,11 @@ def run(args, model_dir: Path) -> int:
             "[z, h] minus [z, h] of an untrained M": paired(pooled["zh"], pooled["zh_untrained"]),
             "[z, h] minus h held at its average": paired(pooled["zh"], pooled["zh_frozen"]),
             "[z, h] of an untrained M minus z": paired(pooled["zh_untrained"], pooled["z"]),
+            "[z, a_{t-1}] minus z (the same V noise)": paired(pooled["za"], pooled["z_drive"]),
         },
+        # C's error to the teacher on the teacher's own driving (iteration 0), mean over the seeds: how well
+        # the inputs predict the teacher's action where the teacher drives
+        "teacher_fit_error": {ROWS[k]: float(np.mean([h[0]["error_after_fit"] for h in curves[k]])) for k in FITTED},
         "dagger_curves": {ROWS[k]: v for k, v in curves.items()},
         "wall_s": wall, "total_s": time.perf_counter() - start,
     }
@@ -130,6 +154,8 @@ def run(args, model_dir: Path) -> int:
     print("| C's inputs | 100-track mean | per seed |\n|---|---:|---|")
     for name, row in result["rows"].items():
         print(f"| {name} | {row['mean']:.1f} | {', '.join(f'{x:.1f}' for x in row['per_seed'])} |")
+    for name, e in result["teacher_fit_error"].items():
+        print(f"fit error on the teacher's driving, {name}: {e:.3f}")
     for name, d in result["differences"].items():
         print(f"{name}: {d['mean']:+.1f} (SE {d['se']:.1f}; {d['ahead']} ahead, {d['behind']} behind)")
     print(f"wrote {args.out}")
@@ -145,14 +171,14 @@ def plot(result: dict, path: Path) -> None:
     from gailkit.files import atomic_write
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for (name, runs), color in zip(result["dagger_curves"].items(), ("C0", "C1", "C2"), strict=True):
+    for (name, runs), color in zip(result["dagger_curves"].items(), ("C0", "C1", "C2", "C3"), strict=True):
         for k, history in enumerate(runs):
             ax.plot([h["iteration"] for h in history], [h["return_as_driven"] for h in history], color=color,
                     alpha=0.8, label=name if k == 0 else None, marker="o", ms=3)
     ax.axhline(result["teacher"]["mean"], color="k", ls="--", lw=1, label="teacher (100 tracks)")
     ax.set_xlabel("DAgger iteration (0: the teacher drives)")
     ax.set_ylabel("mean return as driven (8 tracks)")
-    ax.set_title("C fitted to a privileged driver, by its inputs")
+    ax.set_title(f"C fitted to a privileged driver, by its inputs ({result['env'].split('/')[-1]})", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -5,7 +5,11 @@ that reads the simulator's state (e.g. :class:`gailkit.envs.car_racing.TrackFoll
 frame with its action; C is fitted to the labels by least squares, then drives, and the frames it
 meets are labelled and added (DAgger: Ross, Gordon and Bagnell, 2011). The same procedure with the
 same teacher and tracks, run once for C over ``[z, h]`` and once over ``z``, says whether M's
-memory carries something a linear controller can drive with.
+memory carries something a linear controller can drive with. C over ``[z, a_{t-1}]`` (the action
+taken the step before) is the control for a copycat: M is fed every action, so h holds the last
+one, and an imitator that reads its own last action can fit a smooth teacher by repeating it (de Haan,
+Jayaraman and Levine, 2019, "Causal Confusion in Imitation Learning"). :func:`drive` drives any of
+these C without a teacher.
 
 Iteration 0 drives with the teacher; iteration ``i`` with C, except that each step takes the
 teacher's action with probability ``beta_decay ** i`` (per step, drawn from the episode's own
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -29,7 +34,8 @@ from gailkit.worldmodels.linear_controller import LinearController, controller_f
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import fast_encoder
 
-__all__ = ["DaggerConfig", "DaggerResult", "dagger_controller", "fit_linear_controller", "teacher_returns"]
+__all__ = ["DaggerConfig", "DaggerResult", "dagger_controller", "dagger_inputs", "drive", "fit_linear_controller",
+           "teacher_returns"]
 
 Teacher = Callable[[object], np.ndarray]  # (env) -> action, reading env.unwrapped
 
@@ -103,15 +109,30 @@ def fit_linear_controller(controller: LinearController, inputs: np.ndarray, acti
     return np.concatenate([w.ravel(), b])
 
 
+def dagger_inputs(model: WorldModel, *, memory: bool = True, previous_action: bool = False) -> LinearController:
+    """C over ``z``, then ``h`` (``memory``), then the action taken at the step before (``previous_action``;
+    zeros at the first step). ``[z, a_{t-1}]`` is the classic test of a copycat: an imitator that reads its
+    own last action can fit a smooth teacher by repeating it, and then drives by repeating itself."""
+    width = model.latent_dim + (model.mdn_config.hidden if memory else 0)
+    if previous_action:
+        space = model.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise UsageError(f"previous_action needs Box actions; this world model's are {space}")
+        width += int(np.prod(space.shape))
+    return LinearController(width, model.action_space) if previous_action else controller_for(model, memory=memory)
+
+
 @torch.no_grad()
-def _drive(model: WorldModel, env_id: str, teacher: Teacher, controller: LinearController, params: np.ndarray | None,
-           beta: float, tracks: list[int], max_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One DAgger iteration's episodes, stepped together: ``(inputs, teacher's actions, returns)``."""
+def _drive(model: WorldModel, env_id: str, teacher: Teacher | None, controller: LinearController,
+           params: np.ndarray | None, beta: float, tracks: list[int], max_steps: int, seed: int, *,
+           memory: bool, previous_action: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episodes stepped together: ``(inputs, teacher's actions, returns)``; without a teacher, C drives
+    alone (``beta`` 0) and nothing is labelled."""
     envs = [make_env(env_id) for _ in tracks]
     vae = fast_encoder(model)
-    memory = controller.in_dim > model.latent_dim
     hidden = model.mdn_config.hidden
     h, c = torch.zeros(1, len(envs), hidden), torch.zeros(1, len(envs), hidden)
+    last = np.zeros((len(envs), controller.out_dim), np.float32)
     rngs = [np.random.default_rng([seed, track]) for track in tracks]
     obs = np.stack([env.reset(seed=track)[0] for env, track in zip(envs, tracks, strict=True)])
     running = np.ones(len(envs), bool)
@@ -127,18 +148,23 @@ def _drive(model: WorldModel, env_id: str, teacher: Teacher, controller: LinearC
             mu, logvar = vae.encode(x)
             eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
             z = mu + torch.exp(0.5 * logvar) * eps
-            x_in = (torch.cat([z, h[0, idx]], 1) if memory else z).numpy()
-            taught = np.stack([teacher(envs[i]) for i in rows]).astype(np.float32)
-            inputs.append(x_in.astype(np.float64))
-            labels.append(taught)
-            actions = taught.copy()
-            if params is not None:
-                own = controller.act(np.broadcast_to(params, (len(rows), len(params))), x_in)
-                mine = np.array([rngs[i].random() >= beta for i in rows])
-                actions[mine] = own[mine]
+            parts = [z.numpy()] + ([h[0, idx].numpy()] if memory else []) + ([last[rows]] if previous_action else [])
+            x_in = np.concatenate(parts, 1).astype(np.float64)
+            if teacher is None:
+                actions = controller.act(np.broadcast_to(params, (len(rows), len(params))), x_in)
+            else:
+                taught = np.stack([teacher(envs[i]) for i in rows]).astype(np.float32)
+                inputs.append(x_in)
+                labels.append(taught)
+                actions = taught.copy()
+                if params is not None:
+                    own = controller.act(np.broadcast_to(params, (len(rows), len(params))), x_in)
+                    mine = np.array([rngs[i].random() >= beta for i in rows])
+                    actions[mine] = own[mine]
             if memory:
                 state = (h[:, idx].contiguous(), c[:, idx].contiguous())
                 _, (h[:, idx], c[:, idx]) = model.mdn.memory(z[:, None], torch.from_numpy(actions)[:, None], state)
+            last[rows] = actions
             for k, i in enumerate(rows):
                 obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k])
                 returns[i] += float(reward)
@@ -146,12 +172,30 @@ def _drive(model: WorldModel, env_id: str, teacher: Teacher, controller: LinearC
     finally:
         for env in envs:
             env.close()
+    if teacher is None:
+        return np.zeros((0, controller.in_dim)), np.zeros((0, controller.out_dim)), returns
     return np.concatenate(inputs), np.concatenate(labels), returns
 
 
+def drive(model: WorldModel, env_id: str, params: np.ndarray, tracks: list[int], *, memory: bool = True,
+          previous_action: bool = False, max_steps: int = 1000, seed: int = 0) -> np.ndarray:
+    """The return of C (inputs as :func:`dagger_inputs`) on each of ``tracks``, all stepped together. V's
+    noise is drawn per track from ``(seed, track)``; for C over ``[z, h]`` or ``z``,
+    :func:`gailkit.worldmodels.real.evaluate_controller` is the benchmark's evaluation."""
+    model.check_env(env_id)
+    controller = dagger_inputs(model, memory=memory, previous_action=previous_action)
+    params = np.asarray(params, np.float64)
+    if params.shape != (controller.n_params,):
+        raise UsageError(f"C has {params.shape} parameters; its inputs take {controller.n_params}")
+    return _drive(model, env_id, None, controller, params, 0.0, list(tracks), max_steps, seed,
+                  memory=memory, previous_action=previous_action)[2]
+
+
 def dagger_controller(model: WorldModel, env_id: str, teacher: Teacher, *, memory: bool = True,
-                      config: DaggerConfig = DaggerConfig(), progress: bool = True) -> DaggerResult:
-    """C over ``[z, h]`` (``memory=True``) or ``z`` fitted to ``teacher`` by DAgger.
+                      previous_action: bool = False, config: DaggerConfig = DaggerConfig(),
+                      progress: bool = True) -> DaggerResult:
+    """C over ``[z, h]`` (``memory=True``) or ``z``, and the action before (``previous_action``), fitted to
+    ``teacher`` by DAgger.
 
     Returns the last fit's parameters, its inputs' average (``[z, h]``'s ``h`` part is what M's ablation
     holds ``h`` at) and one record per iteration: the tracks' mean return as driven
@@ -159,14 +203,15 @@ def dagger_controller(model: WorldModel, env_id: str, teacher: Teacher, *, memor
     (actions scaled to ``[-1, 1]``) on this iteration's frames before and after refitting.
     """
     model.check_env(env_id)
-    controller = controller_for(model, memory=memory)
+    controller = dagger_inputs(model, memory=memory, previous_action=previous_action)
     span = (controller.action_space.high - controller.action_space.low).astype(np.float64)
     xs, ys, history, params = [], [], [], None
     for it in progress_bar(range(config.iterations), desc="DAgger", enabled=progress):
         beta = 1.0 if params is None else config.beta_decay ** it
         first = config.first_track + 10_000 * config.seed + it * config.episodes
         x, y, returns = _drive(model, env_id, teacher, controller, params, beta,
-                               list(range(first, first + config.episodes)), config.max_steps, config.seed)
+                               list(range(first, first + config.episodes)), config.max_steps, config.seed,
+                               memory=memory, previous_action=previous_action)
 
         def error(p: np.ndarray, x=x, y=y) -> float:
             return float((((controller.act(p[None].repeat(len(x), 0), x) - y) * 2 / span) ** 2).mean())
