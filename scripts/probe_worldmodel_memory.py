@@ -3,7 +3,7 @@
 Run:  python scripts/bench_worldmodel.py --preset fast-2h-m32     # (V and M; the first 18 minutes suffice)
       python scripts/probe_worldmodel_memory.py                    # --run-dir DIR, --seeds 0 1 2
 On frames without the speed gauge, where one frame does not tell the speed:
-      python scripts/bench_worldmodel.py --preset fast-2h-m32-noindicators
+      python scripts/bench_worldmodel.py --preset fast-2h-m32-noindicators   # (V and M: about 20 minutes)
       python scripts/probe_worldmodel_memory.py --run-dir ~/.cache/gailkit/bench/worldmodel/fast-2h-m32-noindicators \
           --out scripts/results/worldmodel_memory_probe_noindicators.json
 
