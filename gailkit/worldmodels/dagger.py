@@ -30,7 +30,7 @@ import torch
 from gailkit.envs.make import make_env
 from gailkit.errors import UsageError
 from gailkit.progress import progress_bar
-from gailkit.worldmodels.linear_controller import LinearController, controller_for
+from gailkit.worldmodels.linear_controller import LinearController
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import fast_encoder
 
@@ -119,7 +119,7 @@ def dagger_inputs(model: WorldModel, *, memory: bool = True, previous_action: bo
         if not isinstance(space, gym.spaces.Box):
             raise UsageError(f"previous_action needs Box actions; this world model's are {space}")
         width += int(np.prod(space.shape))
-    return LinearController(width, model.action_space) if previous_action else controller_for(model, memory=memory)
+    return LinearController(width, model.action_space)
 
 
 @torch.no_grad()
