@@ -13,7 +13,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   With ``fast-2h-warm``, V+M+C's search starts from V only's controller after 100 generations
   (its weights on h at 0) and refines it for 60 more; ``fast-2h-m32`` does the same after 60
   generations, for 40, with a 32-unit M (C over [z, h] has 195 weights, not 867);
-  ``fast-2h-m32-noindicators`` is that on frames without the speed gauge (the paper's input);
+  ``fast-2h-m32-noindicators`` is that on frames without the speed gauge (the paper's input), and
+  ``fast-2h-m32-noindicators-blind`` the same with an M that is not fed the actions (its h cannot
+  hold the last action);
   ``fast-2h-m32-refit`` refits M, before V+M+C's search, on 50 more episodes driven by V only's
   controller (the paper's iterative step; ``--refit-m-episodes N``); ``fast-2h-m32-continue``
   continues V only's CMA-ES itself (its step size and covariance, h's weights as new coordinates)

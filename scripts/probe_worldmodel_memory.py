@@ -45,8 +45,13 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "scripts" / "results"
 ROWS = {"zh": "V+M+C: [z, h], M trained", "z": "V only: z", "zh_untrained": "[z, h], M untrained",
         "zh_frozen": "V+M+C, h held at its average", "za": "[z, a_{t-1}]: z and the action before",
-        "z_drive": "V only: z, V's noise as [z, a_{t-1}]'s"}
-FITTED = ("zh", "z", "zh_untrained", "za")  # the input sets DAgger fits a C over
+        "z_drive": "V only: z, V's noise as [z, a_{t-1}]'s", "zh_blind": "[z, h], M trained without the actions"}
+FITTED = ("zh", "z", "zh_untrained", "za", "zh_blind")  # the input sets DAgger fits a C over
+DIFFERENCES = {"[z, h] minus z": ("zh", "z"), "[z, h] minus [z, h] of an untrained M": ("zh", "zh_untrained"),
+               "[z, h] minus h held at its average": ("zh", "zh_frozen"),
+               "[z, h] of an untrained M minus z": ("zh_untrained", "z"),
+               "[z, a_{t-1}] minus z (the same V noise)": ("za", "z_drive"),
+               "[z, h] of an M without the actions minus z": ("zh_blind", "z")}
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> dict:
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--episodes", type=int, default=8, help="DAgger episodes per iteration")
     parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--rows", nargs="+", choices=FITTED, default=list(FITTED[:4]),
+                        help="the input sets to fit, in order (za needs z before it); zh_blind first trains an M "
+                             "that does not see the actions, in RUN_DIR/model_blind")
+    parser.add_argument("--m-epochs", type=int, default=10, help="zh_blind's M: epochs (the fast-2h presets' 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "worldmodel_memory_probe.json")
     args = parser.parse_args(argv)
@@ -71,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "world_model.json").exists() or not (model_dir / "mdn_rnn.safetensors").exists():
         print(f"error: no trained world model in {model_dir}; train one first "
               f"(python scripts/bench_worldmodel.py --preset fast-2h-m32) or pass --run-dir", file=sys.stderr)
+        return 2
+    if "za" in args.rows and ("z" not in args.rows or args.rows.index("za") < args.rows.index("z")):
+        print("error: --rows za drives a z row beside it with z's controller; put z before za", file=sys.stderr)
         return 2
     return run(args, model_dir)
 
@@ -94,8 +106,9 @@ def run(args, model_dir: Path) -> int:
     tracks = list(range(EVAL_SEED, EVAL_SEED + args.eval_episodes))
     start = time.perf_counter()
     returns: dict[str, list[np.ndarray]] = {k: [] for k in ROWS}
-    curves: dict[str, list[list[dict]]] = {k: [] for k in FITTED}
+    curves: dict[str, list[list[dict]]] = {k: [] for k in args.rows}
     wall: dict[str, float] = {}
+    blind = train_blind_m(args, model, wall) if "zh_blind" in args.rows else None
     for seed in args.seeds:
         config = DaggerConfig(iterations=args.iterations, episodes=args.episodes, seed=seed)
         torch.manual_seed(seed)
@@ -103,8 +116,9 @@ def run(args, model_dir: Path) -> int:
                                n_mixtures=model.mdn_config.n_mixtures, env_id=model.env_id)
         untrained.vae = model.vae  # the same V; M's weights as initialised
         params: dict[str, np.ndarray] = {}
-        for key, wm, memory, previous in (("zh", model, True, False), ("z", model, False, False),
-                                          ("zh_untrained", untrained, True, False), ("za", model, False, True)):
+        inputs = {"zh": (model, True, False), "z": (model, False, False), "zh_untrained": (untrained, True, False),
+                  "za": (model, False, True), "zh_blind": (blind, True, False)}
+        for key, (wm, memory, previous) in ((k, inputs[k]) for k in args.rows):
             t = time.perf_counter()
             fitted = dagger_controller(wm, args.env, teacher, memory=memory, previous_action=previous, config=config)
             wall[f"DAgger {key} seed {seed}"] = time.perf_counter() - t
@@ -126,7 +140,7 @@ def run(args, model_dir: Path) -> int:
     t = time.perf_counter()
     teacher_on_tracks = teacher_returns(args.env, teacher, tracks)
     wall["teacher on the evaluation tracks"] = time.perf_counter() - t
-    pooled = {k: np.concatenate(v) for k, v in returns.items()}
+    pooled = {k: np.concatenate(v) for k, v in returns.items() if v}
     result = {
         "env": args.env, "run_dir": str(args.run_dir), "seeds": args.seeds, "eval_episodes": args.eval_episodes,
         "dagger": {"iterations": args.iterations, "episodes": args.episodes},
@@ -134,17 +148,12 @@ def run(args, model_dir: Path) -> int:
                     "all": teacher_on_tracks.tolist()},
         "rows": {ROWS[k]: {"mean": float(pooled[k].mean()), "std": float(pooled[k].std()),
                            "per_seed": [float(r.mean()) for r in returns[k]], "all": [r.tolist() for r in returns[k]]}
-                 for k in ROWS},
-        "differences": {
-            "[z, h] minus z": paired(pooled["zh"], pooled["z"]),
-            "[z, h] minus [z, h] of an untrained M": paired(pooled["zh"], pooled["zh_untrained"]),
-            "[z, h] minus h held at its average": paired(pooled["zh"], pooled["zh_frozen"]),
-            "[z, h] of an untrained M minus z": paired(pooled["zh_untrained"], pooled["z"]),
-            "[z, a_{t-1}] minus z (the same V noise)": paired(pooled["za"], pooled["z_drive"]),
-        },
+                 for k in ROWS if returns[k]},
+        "differences": {name: paired(pooled[a], pooled[b]) for name, (a, b) in DIFFERENCES.items()
+                        if returns[a] and returns[b]},
         # C's error to the teacher on the teacher's own driving (iteration 0), mean over the seeds: how well
         # the inputs predict the teacher's action where the teacher drives
-        "teacher_fit_error": {ROWS[k]: float(np.mean([h[0]["error_after_fit"] for h in curves[k]])) for k in FITTED},
+        "teacher_fit_error": {ROWS[k]: float(np.mean([h[0]["error_after_fit"] for h in curves[k]])) for k in args.rows},
         "dagger_curves": {ROWS[k]: v for k, v in curves.items()},
         "wall_s": wall, "total_s": time.perf_counter() - start,
     }
@@ -162,6 +171,22 @@ def run(args, model_dir: Path) -> int:
     return 0
 
 
+def train_blind_m(args, model, wall: dict) -> object:
+    """An M of the trained one's shape, fitted to the same data and V but not fed the actions
+    (``action_input=False``), in RUN_DIR/model_blind; reused when already there."""
+    from gailkit.worldmodels.iterative import refit_memory
+    from gailkit.worldmodels.model import WorldModel
+
+    out = args.run_dir / "model_blind"
+    if not (out / "M.done").exists():
+        t = time.perf_counter()
+        refit_memory(args.run_dir / "model", [args.run_dir / "data"], out, epochs=args.m_epochs,
+                     hidden=model.mdn_config.hidden, n_mixtures=model.mdn_config.n_mixtures, action_input=False)
+        wall["M without the actions"] = time.perf_counter() - t
+        (out / "M.done").touch()
+    return WorldModel.load(out)
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -171,7 +196,8 @@ def plot(result: dict, path: Path) -> None:
     from gailkit.files import atomic_write
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for (name, runs), color in zip(result["dagger_curves"].items(), ("C0", "C1", "C2", "C3"), strict=True):
+    for k_row, (name, runs) in enumerate(result["dagger_curves"].items()):
+        color = f"C{k_row}"
         for k, history in enumerate(runs):
             ax.plot([h["iteration"] for h in history], [h["return_as_driven"] for h in history], color=color,
                     alpha=0.8, label=name if k == 0 else None, marker="o", ms=3)

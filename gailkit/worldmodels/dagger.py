@@ -9,7 +9,8 @@ memory carries something a linear controller can drive with. C over ``[z, a_{t-1
 taken the step before) is the control for a copycat: M is fed every action, so h holds the last
 one, and an imitator that reads its own last action can fit a smooth teacher by repeating it (de Haan,
 Jayaraman and Levine, 2019, "Causal Confusion in Imitation Learning"). :func:`drive` drives any of
-these C without a teacher.
+these C without a teacher. :func:`teacher_frames` and :func:`linear_probe` ask what ``h`` and ``z`` hold along the
+teacher's driving (the car's speed, the last action) by linear read-outs.
 
 Iteration 0 drives with the teacher; iteration ``i`` with C, except that each step takes the
 teacher's action with probability ``beta_decay ** i`` (per step, drawn from the episode's own
@@ -34,10 +35,20 @@ from gailkit.worldmodels.linear_controller import LinearController
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import fast_encoder
 
-__all__ = ["DaggerConfig", "DaggerResult", "dagger_controller", "dagger_inputs", "drive", "fit_linear_controller",
-           "teacher_returns"]
+__all__ = ["DaggerConfig", "DaggerResult", "TeacherFrames", "dagger_controller", "dagger_inputs", "drive",
+           "fit_linear_controller", "linear_probe", "teacher_frames", "teacher_returns"]
 
 Teacher = Callable[[object], np.ndarray]  # (env) -> action, reading env.unwrapped
+Measure = Callable[[object], np.ndarray]  # (env) -> quantities of the simulator's state, e.g. the car's speed
+
+
+@dataclasses.dataclass
+class _Episodes:
+    inputs: np.ndarray  # (steps, C's inputs), the labelled steps of all episodes interleaved tick by tick
+    labels: np.ndarray  # (steps, actions): the teacher's
+    measures: np.ndarray | None  # (steps, quantities): ``measure`` of each labelled step's env
+    episode: np.ndarray  # (steps,): the index in ``tracks`` of each labelled step's episode
+    returns: np.ndarray  # (episodes,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +136,9 @@ def dagger_inputs(model: WorldModel, *, memory: bool = True, previous_action: bo
 @torch.no_grad()
 def _drive(model: WorldModel, env_id: str, teacher: Teacher | None, controller: LinearController,
            params: np.ndarray | None, beta: float, tracks: list[int], max_steps: int, seed: int, *,
-           memory: bool, previous_action: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Episodes stepped together: ``(inputs, teacher's actions, returns)``; without a teacher, C drives
-    alone (``beta`` 0) and nothing is labelled."""
+           memory: bool, previous_action: bool, measure: Measure | None = None) -> _Episodes:
+    """Episodes stepped together, every step labelled by the teacher (and measured by ``measure``);
+    without a teacher, C drives alone (``beta`` 0) and nothing is labelled."""
     envs = [make_env(env_id) for _ in tracks]
     vae = fast_encoder(model)
     hidden = model.mdn_config.hidden
@@ -137,7 +148,7 @@ def _drive(model: WorldModel, env_id: str, teacher: Teacher | None, controller: 
     obs = np.stack([env.reset(seed=track)[0] for env, track in zip(envs, tracks, strict=True)])
     running = np.ones(len(envs), bool)
     returns = np.zeros(len(envs))
-    inputs, labels = [], []
+    inputs, labels, measures, owners = [], [], [], []
     try:
         for _ in range(max_steps):
             rows = np.flatnonzero(running)
@@ -156,6 +167,9 @@ def _drive(model: WorldModel, env_id: str, teacher: Teacher | None, controller: 
                 taught = np.stack([teacher(envs[i]) for i in rows]).astype(np.float32)
                 inputs.append(x_in)
                 labels.append(taught)
+                owners.append(rows)
+                if measure is not None:
+                    measures.append(np.stack([measure(envs[i]) for i in rows]))
                 actions = taught.copy()
                 if params is not None:
                     own = controller.act(np.broadcast_to(params, (len(rows), len(params))), x_in)
@@ -173,8 +187,10 @@ def _drive(model: WorldModel, env_id: str, teacher: Teacher | None, controller: 
         for env in envs:
             env.close()
     if teacher is None:
-        return np.zeros((0, controller.in_dim)), np.zeros((0, controller.out_dim)), returns
-    return np.concatenate(inputs), np.concatenate(labels), returns
+        return _Episodes(np.zeros((0, controller.in_dim)), np.zeros((0, controller.out_dim)), None,
+                         np.zeros(0, int), returns)
+    return _Episodes(np.concatenate(inputs), np.concatenate(labels),
+                     np.concatenate(measures) if measure is not None else None, np.concatenate(owners), returns)
 
 
 def drive(model: WorldModel, env_id: str, params: np.ndarray, tracks: list[int], *, memory: bool = True,
@@ -188,7 +204,7 @@ def drive(model: WorldModel, env_id: str, params: np.ndarray, tracks: list[int],
     if params.shape != (controller.n_params,):
         raise UsageError(f"C has {params.shape} parameters; its inputs take {controller.n_params}")
     return _drive(model, env_id, None, controller, params, 0.0, list(tracks), max_steps, seed,
-                  memory=memory, previous_action=previous_action)[2]
+                  memory=memory, previous_action=previous_action).returns
 
 
 def dagger_controller(model: WorldModel, env_id: str, teacher: Teacher, *, memory: bool = True,
@@ -209,9 +225,9 @@ def dagger_controller(model: WorldModel, env_id: str, teacher: Teacher, *, memor
     for it in progress_bar(range(config.iterations), desc="DAgger", enabled=progress):
         beta = 1.0 if params is None else config.beta_decay ** it
         first = config.first_track + 10_000 * config.seed + it * config.episodes
-        x, y, returns = _drive(model, env_id, teacher, controller, params, beta,
-                               list(range(first, first + config.episodes)), config.max_steps, config.seed,
-                               memory=memory, previous_action=previous_action)
+        run = _drive(model, env_id, teacher, controller, params, beta, list(range(first, first + config.episodes)),
+                     config.max_steps, config.seed, memory=memory, previous_action=previous_action)
+        x, y, returns = run.inputs, run.labels, run.returns
 
         def error(p: np.ndarray, x=x, y=y) -> float:
             return float((((controller.act(p[None].repeat(len(x), 0), x) - y) * 2 / span) ** 2).mean())
@@ -241,3 +257,52 @@ def teacher_returns(env_id: str, teacher: Teacher, tracks: list[int]) -> np.ndar
     finally:
         env.close()
     return returns
+
+
+@dataclasses.dataclass
+class TeacherFrames:
+    """The teacher's own driving as C would see it, one row per step: V's ``z`` (noise drawn as C's), M's
+    ``h`` before the step, the action before (zeros at an episode's first step), the teacher's action,
+    ``measure`` of the env at that step, and each row's episode (its index in the tracks)."""
+
+    z: np.ndarray
+    h: np.ndarray
+    previous_action: np.ndarray
+    action: np.ndarray
+    measures: np.ndarray
+    episode: np.ndarray
+
+
+def teacher_frames(model: WorldModel, env_id: str, teacher: Teacher, measure: Measure, tracks: list[int], *,
+                   max_steps: int = 1000, seed: int = 0) -> TeacherFrames:
+    """Episodes driven by ``teacher`` alone (DAgger's iteration 0) on ``tracks``, stepped together: what M's
+    memory and V's code hold along them, beside what the simulator says (``measure``), for linear probes
+    (:func:`linear_probe`) of what ``h`` knows that ``z`` does not."""
+    model.check_env(env_id)
+    controller = dagger_inputs(model, memory=True, previous_action=True)
+    run = _drive(model, env_id, teacher, controller, None, 1.0, list(tracks), max_steps, seed, memory=True,
+                 previous_action=True, measure=measure)
+    zd, hd = model.latent_dim, model.mdn_config.hidden
+    return TeacherFrames(run.inputs[:, :zd], run.inputs[:, zd:zd + hd], run.inputs[:, zd + hd:], run.labels,
+                         run.measures, run.episode)
+
+
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+                 ridge: float = 1e-2) -> np.ndarray:
+    """Held-out R^2 of ridge regression from ``x`` to each column of ``y``: inputs standardised on the
+    training rows, an unpenalised intercept, penalty ``ridge`` times the training rows' count
+    (scikit-learn's ``Ridge(alpha=ridge * n)`` on the standardised inputs). 1 is a perfect linear read-out,
+    0 no better than the training mean."""
+    x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
+    y_train, y_test = np.asarray(y_train, np.float64), np.asarray(y_test, np.float64)
+    if x_train.ndim != 2 or x_test.shape[1:] != x_train.shape[1:] or len(y_train) != len(x_train) \
+            or len(y_test) != len(x_test):
+        raise UsageError(f"probe inputs {x_train.shape}/{x_test.shape} and targets {y_train.shape}/{y_test.shape} "
+                         "do not pair up: give (rows, features) inputs and one target row per input row")
+    mean, scale = x_train.mean(0), x_train.std(0) + 1e-8
+    design = np.hstack([(x_train - mean) / scale, np.ones((len(x_train), 1))])
+    penalty = ridge * len(x_train) * np.diag(np.r_[np.ones(x_train.shape[1]), 0.0])
+    w = np.linalg.solve(design.T @ design + penalty, design.T @ y_train)
+    predicted = np.hstack([(x_test - mean) / scale, np.ones((len(x_test), 1))]) @ w
+    y2 = y_test.reshape(len(y_test), -1)
+    return 1.0 - ((predicted.reshape(y2.shape) - y2) ** 2).sum(0) / ((y2 - y2.mean(0)) ** 2).sum(0)

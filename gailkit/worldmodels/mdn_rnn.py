@@ -31,6 +31,9 @@ class MDNRNNConfig:
     n_mixtures: int = dataclasses.field(default=5, metadata={"help": "Gaussians per latent dimension"})
     reward_weight: float = dataclasses.field(default=1.0, metadata={"help": "weight of the reward MSE"})
     done_weight: float = dataclasses.field(default=1.0, metadata={"help": "weight of the done BCE"})
+    action_input: bool = dataclasses.field(default=True, metadata={
+        "help": "feed the actions to the LSTM; off, M sees z alone (a memory that cannot hold the last action, "
+                "for probes; its dreams ignore the controller)"})
 
 
 class MDNOutput(NamedTuple):
@@ -54,6 +57,8 @@ class MDNRNN(nn.Module):
         self.done_head = nn.Linear(config.hidden, 1)
 
     def _actions(self, a: torch.Tensor) -> torch.Tensor:
+        if not self.config.action_input:
+            return torch.zeros(*a.shape[:2], self.config.action_dim)
         if self.config.discrete_actions:
             return F.one_hot(a.long(), self.config.action_dim).float()
         return a.float().reshape(*a.shape[:2], self.config.action_dim)

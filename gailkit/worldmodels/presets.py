@@ -44,6 +44,9 @@ class WorldModelPreset:
     # with a warm start: V+M+C's search moves only the weights on h and the bias; the weights on z stay V only's
     # (DreamTrainingConfig.search_index), so the search has as many parameters as V only's had
     hold_z: bool = False
+    # False: M is not fed the actions (MDNRNNConfig.action_input), so h cannot hold the last action; C over [z, h]
+    # then cannot copy it (fitted to a teacher, C over a trained M's h drove as a copycat: probe_worldmodel_memory.py)
+    m_action_input: bool = True
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -52,7 +55,8 @@ class WorldModelPreset:
 
     def mdn_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_mdn`."""
-        return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures}
+        return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures,
+                "action_input": self.m_action_input}
 
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
@@ -100,3 +104,7 @@ WM_PRESETS["fast-2h-m32-centred"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"
 WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"], warm_start_generations=100,
                                                       hold_z=True)
 # fmt: on
+# fast-2h-m32-noindicators with an M that is not fed the actions: its h follows the frames alone (DAgger over
+# [z, h] of such an M drove ahead of z alone without the gauge: scripts/probe_worldmodel_memory.py --rows zh_blind)
+WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],
+                                                                   m_action_input=False)

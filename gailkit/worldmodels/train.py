@@ -79,16 +79,18 @@ def _sequences(model: WorldModel, data_dirs: list[Path], seed: int):
 
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
-              seed: int = 0, progress: bool = True) -> WorldModel:
+              seed: int = 0, action_input: bool = True, progress: bool = True) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
+    ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order).
     """
     model = WorldModel.load(model_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures)
+        model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures,
+                                               action_input=action_input)
         model.mdn = MDNRNN(model.mdn_config)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     model.data_steps = max(model.data_steps or 0, _steps(dirs))

@@ -16,6 +16,8 @@ from gailkit.worldmodels.dagger import (
     dagger_inputs,
     drive,
     fit_linear_controller,
+    linear_probe,
+    teacher_frames,
     teacher_returns,
 )
 from gailkit.worldmodels.linear_controller import LinearController
@@ -113,3 +115,45 @@ def test_the_action_before_predicts_a_smooth_teacher():
     # measured 0.037 against 0.312 (seeds 0-2 of model and tracks: ratios 0.12, 0.11, 0.10)
     assert e_za < 0.5 * e_z, f"the action before should explain most of the teacher's action: {e_za:.4f} vs {e_z:.4f}"
     assert e_za > 1e-4, f"a_{{t-1}} is not a_t: a near-zero error ({e_za:.2e}) means C reads the action it predicts"
+
+
+def test_linear_probe_matches_scikit_learns_ridge():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, [1.0, 5.0, 0.1, 3.0], (300, 4))
+    y = np.stack([x @ [1.0, -0.2, 4.0, 0.0] + rng.normal(0, 0.5, 300), np.sin(x[:, 0])], 1)
+    train, test = slice(0, 200), slice(200, None)
+    got = linear_probe(x[train], y[train], x[test], y[test], ridge=0.05)
+    mean, scale = x[train].mean(0), x[train].std(0) + 1e-8
+    reference = Ridge(alpha=0.05 * 200).fit((x[train] - mean) / scale, y[train])
+    predicted = reference.predict((x[test] - mean) / scale)
+    want = 1 - ((predicted - y[test]) ** 2).sum(0) / ((y[test] - y[test].mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert got[0] > 0.8 and got[1] < got[0]  # the linear target is read out (0.89), the sine less so
+    with pytest.raises(UsageError, match="do not pair up"):
+        linear_probe(x[train], y[:10], x[test], y[test])
+
+
+def test_teacher_frames_hold_m_s_memory_and_the_action_before():
+    """h at each row is M's LSTM replayed over the episode's z and actions; the action before is the
+    teacher's action one row earlier in the same episode (zeros at its first step)."""
+    torch.manual_seed(0)
+    model = WorldModel(gym.make(CAR).action_space, latent_dim=8, hidden=16, n_mixtures=2, env_id=CAR)
+
+    def speed(env):
+        return np.array([np.hypot(*env.unwrapped.car.hull.linearVelocity)])
+
+    frames = teacher_frames(model, CAR, TrackFollower(), speed, [3, 4], max_steps=40)
+    assert frames.z.shape == (80, 8) and frames.h.shape == (80, 16) and frames.measures.shape == (80, 1)
+    for e in (0, 1):
+        rows = np.flatnonzero(frames.episode == e)
+        assert len(rows) == 40
+        np.testing.assert_array_equal(frames.previous_action[rows[0]], 0.0)
+        np.testing.assert_array_equal(frames.previous_action[rows[1:]], frames.action[rows[:-1]])
+        with torch.no_grad():
+            h, _ = model.mdn.memory(torch.from_numpy(frames.z[rows]).float()[None],
+                                    torch.from_numpy(frames.action[rows]).float()[None])
+        np.testing.assert_allclose(frames.h[rows[1:]], h[0, :-1].numpy(), atol=1e-5)
+        np.testing.assert_array_equal(frames.h[rows[0]], 0.0)
+        assert frames.measures[rows[0], 0] < 1.0 < frames.measures[rows[-1], 0]  # from standstill, then moving

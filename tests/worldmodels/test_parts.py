@@ -369,3 +369,33 @@ def test_mean_memory_is_the_average_h_of_m_stepped_frame_by_frame(tmp_path):
     got = mean_memory(model, tmp_path / "data")
     assert got.shape == (8,) and np.abs(got).max() > 1e-3, got
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_m_that_does_not_see_the_actions(tmp_path):
+    """action_input=False: M's memory is the same whatever the actions, survives a save and load, and
+    train_mdn fits one; the default M's memory does depend on them."""
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.train import train_mdn, train_vae
+
+    z = torch.randn(2, 6, 4)
+    a, other = torch.rand(2, 6, 3), torch.rand(2, 6, 3)
+    torch.manual_seed(0)
+    seeing = MDNRNN(MDNRNNConfig(latent_dim=4, action_dim=3, hidden=8))
+    assert not torch.allclose(seeing.memory(z, a)[0], seeing.memory(z, other)[0])
+    blind = MDNRNN(MDNRNNConfig(latent_dim=4, action_dim=3, hidden=8, action_input=False))
+    torch.testing.assert_close(blind.memory(z, a)[0], blind.memory(z, other)[0], rtol=0, atol=0)
+
+    collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=3, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)
+    model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=1, seq_len=8, hidden=8, action_input=False,
+                      progress=False)
+    loaded = WorldModel.load(tmp_path / "wm")
+    assert model.mdn_config.action_input is False and loaded.mdn_config.action_input is False
+    a_cart = torch.randint(0, 2, (2, 6))
+    torch.testing.assert_close(loaded.mdn.memory(z, a_cart)[0], loaded.mdn.memory(z, 1 - a_cart)[0], rtol=0, atol=0)
+    torch.testing.assert_close(loaded.mdn.memory(z, a_cart)[0], model.mdn.memory(z, a_cart)[0])
+    from gailkit.worldmodels.presets import WM_PRESETS
+
+    assert WM_PRESETS["fast-2h-m32-noindicators-blind"].mdn_options()["action_input"] is False
+    assert WM_PRESETS["fast-2h-m32-noindicators"].mdn_options()["action_input"] is True
