@@ -100,8 +100,7 @@ def fit_linear_controller(controller: LinearController, inputs: np.ndarray, acti
     unit = 2.0 * (y - low) / (high - low) - 1.0  # the actions as tanh's outputs, in [-1, 1]
     # the start: least squares on atanh of the (clipped) targets, ridge as above
     design = np.hstack([xs, np.ones((len(xs), 1))])
-    penalty = ridge * len(xs) * np.diag(np.r_[np.ones(xs.shape[1]), 0.0])
-    start = np.linalg.solve(design.T @ design + penalty, design.T @ np.arctanh(np.clip(unit, -0.9, 0.9)))
+    start = _ridge(design, np.arctanh(np.clip(unit, -0.9, 0.9)), ridge)
     theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)  # (in_dim + 1, out_dim)
     xt, ut = torch.from_numpy(design), torch.from_numpy(unit)
     optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-9, tolerance_change=1e-12,
@@ -118,6 +117,12 @@ def fit_linear_controller(controller: LinearController, inputs: np.ndarray, acti
     w = (weights[:-1] / scale[:, None]).T  # (out_dim, in_dim) over the raw inputs
     b = weights[-1] - w @ mean
     return np.concatenate([w.ravel(), b])
+
+
+def _ridge(design: np.ndarray, targets: np.ndarray, ridge: float) -> np.ndarray:
+    """Least squares with ``ridge`` times the rows' count on every weight but the last row's (the intercept)."""
+    penalty = ridge * len(design) * np.diag(np.r_[np.ones(design.shape[1] - 1), 0.0])
+    return np.linalg.solve(design.T @ design + penalty, design.T @ targets)
 
 
 def dagger_inputs(model: WorldModel, *, memory: bool = True, previous_action: bool = False) -> LinearController:
@@ -292,7 +297,7 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     """Held-out R^2 of ridge regression from ``x`` to each column of ``y``: inputs standardised on the
     training rows, an unpenalised intercept, penalty ``ridge`` times the training rows' count
     (scikit-learn's ``Ridge(alpha=ridge * n)`` on the standardised inputs). 1 is a perfect linear read-out,
-    0 no better than the training mean."""
+    0 or below no better than the test rows' own mean."""
     x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
     y_train, y_test = np.asarray(y_train, np.float64), np.asarray(y_test, np.float64)
     if x_train.ndim != 2 or x_test.shape[1:] != x_train.shape[1:] or len(y_train) != len(x_train) \
@@ -300,9 +305,7 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
         raise UsageError(f"probe inputs {x_train.shape}/{x_test.shape} and targets {y_train.shape}/{y_test.shape} "
                          "do not pair up: give (rows, features) inputs and one target row per input row")
     mean, scale = x_train.mean(0), x_train.std(0) + 1e-8
-    design = np.hstack([(x_train - mean) / scale, np.ones((len(x_train), 1))])
-    penalty = ridge * len(x_train) * np.diag(np.r_[np.ones(x_train.shape[1]), 0.0])
-    w = np.linalg.solve(design.T @ design + penalty, design.T @ y_train)
+    w = _ridge(np.hstack([(x_train - mean) / scale, np.ones((len(x_train), 1))]), y_train, ridge)
     predicted = np.hstack([(x_test - mean) / scale, np.ones((len(x_test), 1))]) @ w
     y2 = y_test.reshape(len(y_test), -1)
     return 1.0 - ((predicted.reshape(y2.shape) - y2) ** 2).sum(0) / ((y2 - y2.mean(0)) ** 2).sum(0)
