@@ -319,9 +319,10 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
-        if p.warm_start_generations:
-            raise UsageError(f"preset {args.preset} starts V+M+C's search from a V-only controller, which this "
-                             f"command does not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
+        if p.warm_start_generations or p.dagger_iterations:
+            start = "a V-only controller" if p.warm_start_generations else "C fitted by DAgger to a privileged driver"
+            raise UsageError(f"preset {args.preset} starts V+M+C's search from {start}, which this command does "
+                             f"not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if where == "dream":
             model = WorldModel.load(model_dir)

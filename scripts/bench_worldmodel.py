@@ -26,6 +26,11 @@ and a GIF of the V+M+C controller on a real track beside it):
   the weights on z held at V only's; its control row, "V only, biases searched (z held)", is V only's
   controller from the same start with the same 40-generation search over its 3 biases alone (the
   same step size, population and training tracks): what V+M+C gains over it, h's weights gained;
+  ``fast-2h-m32-noindicators-blind-dagger`` starts both controllers by imitation: DAgger fits C to a
+  privileged teacher that reads the track and the car (V+M+C over [z, h], V only over z; same
+  teacher, budget and tracks), then CMA-ES trains each on reward in the real env for 30 generations;
+  the fitted starts are rows of their own ("V+M+C (DAgger start)", "V only (DAgger start)"), and so is
+  the V+M+C start with h held at its data mean;
 - V only: a controller over z alone trained by CMA-ES in the real environment (no M, no dream),
   for as many generations as V+M+C had in all;
 - the random policy on the same tracks;
@@ -54,6 +59,7 @@ import numpy as np
 import torch
 
 from gailkit.configs import int_in
+from gailkit.envs.car_racing import TrackFollower
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.cmaes import CMAES
@@ -65,6 +71,7 @@ from gailkit.worldmodels.controller import (
     train_controller_in_dream,
     train_controller_in_real,
 )
+from gailkit.worldmodels.dagger import DaggerConfig, DaggerResult, dagger_controller
 from gailkit.worldmodels.data import collect_chunks, recorded_steps
 from gailkit.worldmodels.iterative import refit_memory
 from gailkit.worldmodels.linear_controller import controller_for, memory_index, with_memory, without_memory
@@ -79,6 +86,8 @@ from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a 
 
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 HELD_ROW = "V only, biases searched (z held)"  # hold-z's control row
+DAGGER_ROWS = ("V+M+C (DAgger start)", "V only (DAgger start)")  # a DAgger preset's fitted starts
+DAGGER_HELD = "V+M+C (DAgger start), h held at its data mean"  # and M's ablation of V+M+C's
 
 
 def timed(wall: dict[str, float], wall_file: Path, stage: str, fn, *fn_args, started_before: bool = False,
@@ -145,6 +154,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     parser.add_argument("--sigma0", type=float, help="V+M+C's first CMA-ES step size (default: preset's)")
     parser.add_argument("--warm-start-generations", type=int,
                         help="V+M+C starts from V only's controller after this many generations (default: preset's)")
+    parser.add_argument("--dagger-iterations", type=int_in(0),
+                        help="both controllers start from C fitted by DAgger to a privileged teacher in this many "
+                             "iterations (0: no DAgger; default: preset's)")
     parser.add_argument("--refit-m-episodes", type=int_in(0),
                         help="episodes driven by V only's controller that M is refitted on before V+M+C's "
                              "search (needs a warm start; default: preset's)")
@@ -171,10 +183,18 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                                    ("mdn_epochs", args.mdn_epochs), ("generations", args.generations),
                                    ("warm_start_generations", args.warm_start_generations),
                                    ("controller_sigma0", args.sigma0),
-                                   ("refit_m_episodes", args.refit_m_episodes)) if v is not None}
+                                   ("refit_m_episodes", args.refit_m_episodes),
+                                   ("dagger_iterations", args.dagger_iterations)) if v is not None}
     p = dataclasses.replace(WM_PRESETS[args.preset], **overrides)
-    if args.seed and not p.warm_start_generations:
+    if args.seed and not (p.warm_start_generations or p.dagger_iterations):
         parser.error(f"--seed {args.seed} seeds the searches after a warm start: set --warm-start-generations above 0")
+    if p.dagger_iterations and p.warm_start_generations:
+        parser.error(f"preset {args.preset} starts the controllers from DAgger ({p.dagger_iterations} iterations) and "
+                     f"from V only's search ({p.warm_start_generations} generations); set one of "
+                     "--dagger-iterations and --warm-start-generations to 0")
+    if p.dagger_iterations and "CarRacing" not in p.env:
+        parser.error(f"--dagger-iterations {p.dagger_iterations}: DAgger's teacher drives CarRacing, not {p.env}; "
+                     "set it to 0")
     if p.warm_start_continue and (not p.warm_start_generations or args.sigma0 is not None):
         parser.error(f"preset {args.preset} continues V only's search (and its step size) after a warm start: "
                      "set --warm-start-generations above 0 and drop --sigma0")
@@ -188,6 +208,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                      "set --warm-start-generations above 0")
     run_dir = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     tag = f"_seed{args.seed}" if args.seed else ""  # the seeded searches' folders, stages and default result
+    seeded = f", seed {args.seed}" if args.seed else ""
     out = args.out or Path(__file__).parent / "results" / f"bench_worldmodel_{args.preset}{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # the GIF and the curve are written beside it
     data, model_dir = run_dir / "data", run_dir / "model"
@@ -252,12 +273,25 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             z_weights = memory_index(model)[: -controller_for(model, memory=False).out_dim]  # then the biases
             searched = np.setdiff1d(np.arange(len(x0)), z_weights)
             cfg = dataclasses.replace(cfg, search_index=searched.tolist(), held=x0.tolist())
+    dagger = {}  # a DAgger preset's fitted starts, V+M+C's (over [z, h]) and V only's (over z)
+    if p.dagger_iterations:
+        for name, memory in zip(DAGGER_ROWS, (True, False), strict=True):
+            d = run_dir / f"dagger_{'zh' if memory else 'z'}{tag}"
+            if (d / "dagger.json").exists():
+                dagger[name] = DaggerResult.load(d)
+            else:
+                fit_stage = f"C by DAgger ({name.split(' (')[0]}{seeded})"
+                dagger[name] = timed(wall, wall_file, fit_stage, dagger_controller, model, p.env, TrackFollower(),
+                                     memory=memory, config=DaggerConfig(iterations=p.dagger_iterations, seed=args.seed))
+                dagger[name].save(d)
+            real_steps[f"DAgger ({name.split(' (')[0]})"] = dagger[name].history[-1]["labelled_steps"]
+        x0 = dagger[DAGGER_ROWS[0]].params
     h_mean = mean_memory(model, data) if p.centre_memory else None
     if p.centre_memory:  # V+M+C's search over [z, h - h's data mean]
         cfg = dataclasses.replace(cfg, input_offset=[0.0] * model.latent_dim + h_mean.tolist())
-    c_dir = run_dir / (f"controller_{where}" + ("_from_vonly" if warm else "") + tag)
-    seeded = f", seed {args.seed}" if args.seed else ""
-    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{', from V only' if warm else ''}{seeded})"
+    start_name = ", from V only" if warm else ", from DAgger" if dagger else ""
+    c_dir = run_dir / (f"controller_{where}" + start_name.replace(", from ", "_from_").replace(" ", "").lower() + tag)
+    stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{start_name}{seeded})"
     if where == "dream":
         best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
                               resume=(c_dir / "cmaes.json").exists(), x0=x0)
@@ -266,7 +300,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                               resume=(c_dir / "cmaes.json").exists(), x0=x0, **backend)
         real_steps["V+M+C training"] = p.generations * p.popsize * p.rollouts * p.max_steps  # upper bound
     refit_stages = ["collect (V only's controller)", "M refit (all data)"] if p.refit_m_episodes else []
-    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), *refit_stages, stage]
+    dagger_stage = f"C by DAgger (V+M+C{seeded})"
+    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), *([dagger_stage] if dagger else []),
+                  *refit_stages, stage]
 
     vonly_cfg = dataclasses.replace(vonly_config(args.vonly_generations or warm + p.generations), seed=args.seed)
     vonly_dir = run_dir / "controller_vonly"
@@ -283,9 +319,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                 saved = read_json(tmp / "history.json", what="controller")
                 write_json(tmp / "history.json", {**saved, "config": {**saved["config"], "seed": args.seed}})
             tmp.rename(vonly_dir)
-    vonly_stage = f"C in the real env (V only{seeded})"
+    vonly_x0 = None
+    if dagger:  # V only from its own DAgger start, searched as V+M+C's: same generations and step size
+        vonly_cfg = dataclasses.replace(vonly_cfg, sigma0=cfg.sigma0)
+        vonly_dir, vonly_x0 = run_dir / f"controller_vonly_from_dagger{tag}", dagger[DAGGER_ROWS[1]].params
+    vonly_stage = f"C in the real env (V only{', from DAgger' if dagger else ''}{seeded})"
     _, vonly_history = timed(wall, wall_file, vonly_stage, train_controller_in_real, model_dir,
-                             p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), **backend)
+                             p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), x0=vonly_x0,
+                             **backend)
     real_steps["V-only training"] = vonly_steps(vonly_cfg)
     extra_histories = {}  # name: CMA-ES history of a control row
     if p.hold_z:  # the control: V only's controller from V+M+C's start, its biases alone searched as V+M+C's search
@@ -315,6 +356,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if p.hold_z:  # a batch of its own, so the rows above keep their numbers
         returns[HELD_ROW] = evaluate_controllers(model, load_solution(bias_dir)[None], p.env, args.eval_episodes,
                                                  frame_skip=p.frame_skip)[0]
+    for name in DAGGER_ROWS if dagger else ():  # the fitted starts, batches of their own
+        returns[name] = evaluate_controllers(model, dagger[name].params[None], p.env, args.eval_episodes,
+                                             frame_skip=p.frame_skip)[0]
     wall["evaluation"] = time.perf_counter() - start
     # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
     # constant: h's variation gone); separate batches, so the rows above keep their numbers
@@ -325,6 +369,10 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         for name, h in zip(ablations, (None, h_mean), strict=True):
             returns[name] = evaluate_controllers(model, without_memory(model, vmc, h)[None], p.env,
                                                  args.eval_episodes, frame_skip=p.frame_skip)[0]
+        if dagger:
+            returns[DAGGER_HELD] = evaluate_controllers(
+                model, without_memory(model, dagger[DAGGER_ROWS[0]].params, h_mean)[None], p.env,
+                args.eval_episodes, frame_skip=p.frame_skip)[0]
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
                                       max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
 
@@ -342,14 +390,19 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
               if b in returns}
     alt = f" ({SOLUTION_LABELS[other]})"
     paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])
+    paired_dagger = {b: paired_difference(returns[DAGGER_ROWS[0]], returns[b])
+                     for b in (DAGGER_ROWS[1], DAGGER_HELD) if b in returns}
     rows = {
         "env": p.env, "preset": args.preset, "eval_episodes": args.eval_episodes, "controller_where": where,
         "returns": {k: {"mean": float(v.mean()), "std": float(v.std()), "all": v.tolist()} for k, v in returns.items()},
         "solution": p.controller_solution, "vmc_minus_on_same_tracks": paired,
         "other_solution": {"solution": other, "vmc_minus_vonly_on_same_tracks": paired_other},
+        **({"dagger_start_minus_on_same_tracks": paired_dagger,
+            "dagger_histories": {k: v.history for k, v in dagger.items()}} if dagger else {}),
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": {k: wall[k] for k in (*vmc_stages, vonly_stage, *([bias_stage] if p.hold_z else []), "evaluation")
+        "wall_s": {k: wall[k] for k in (*vmc_stages, *([f"C by DAgger (V only{seeded})"] if dagger else []),
+                                        vonly_stage, *([bias_stage] if p.hold_z else []), "evaluation")
                    if k in wall},  # this run's stages
         "controller_history": history, "vonly_history": vonly_history,
         **({"vonly_biases_history": extra_histories[HELD_ROW], "vonly_biases_values": dataclasses.asdict(bias_cfg)}
@@ -364,8 +417,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         print(f"| {name} | {v.mean():.1f} +/- {v.std():.1f} |")
     print(f"| V+M+C in its own dream (1000 steps, tau 1) / gap to real | {dream_score:.1f} / "
           f"{dream_score - means['V+M+C']:+.1f} |")
-    for b, d in [*paired.items(), ("V only" + alt, paired_other)]:
-        a = "V+M+C" + (alt if b.endswith(alt) else "")
+    for b, d in [*paired.items(), ("V only" + alt, paired_other), *paired_dagger.items()]:
+        a = DAGGER_ROWS[0] if b in paired_dagger else "V+M+C" + (alt if b.endswith(alt) else "")
         print(f"{a} minus {b}, same {args.eval_episodes} tracks: {d['mean']:+.1f} (standard error "
               f"{d['standard_error']:.1f}; {a} ahead on {d['tracks_ahead']}, behind on {d['tracks_behind']})")
     print("\n| stage | wall time |\n|---|---:|")
@@ -379,6 +432,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
           f"{dream_sps:,.0f} vs {real_sps:,.0f} ({dream_sps / real_sps:,.0f}x)")
     write_json(out, rows)
     curve = out.with_name(out.stem + "_curve.png")
-    plot_curves(curve, history, where, vonly_history, {k: means[k] for k in ("V+M+C", "V only", "random")},
+    plot_curves(curve, history, where, vonly_history,
+                {k: means[k] for k in ("V+M+C", "V only", "random", *(DAGGER_ROWS if dagger else ()))},
                 f"{p.env}, {args.preset} preset{seeded}", warm, extra_histories)
     print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")

@@ -46,12 +46,16 @@ def difference(d: np.ndarray) -> dict[str, float | int]:
 
 
 def comparisons(names: list[str]) -> list[tuple[str, str]]:
-    """``(a, b)`` pairs for ``a minus b``: V+M+C against V only with the same choice of solution,
-    and V+M+C against every other row but its own other solution (random, the ablations, a V-only control)."""
+    """``(a, b)`` pairs for ``a minus b``: V+M+C against V only with the same choice of solution (or start),
+    an ablation of such a V+M+C ("V+M+C (DAgger start), h held ...") against it, and V+M+C against every
+    other row but its own variants (random, the ablations, a V-only control)."""
     pairs = []
     for n in names:
+        variant = n.split("), ")[0] + ")" if "), " in n else n  # "V+M+C (X), ..." -> "V+M+C (X)"
         if n.startswith("V only") and VMC + n[len("V only"):] in names:
             pairs.append((VMC + n[len("V only"):], n))
+        elif n.startswith(VMC + " (") and variant != n and variant in names:
+            pairs.append((variant, n))
         elif n != VMC and not n.startswith(VMC + " ("):
             pairs.append((VMC, n))
     return pairs

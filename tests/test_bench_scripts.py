@@ -97,6 +97,22 @@ def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(t
     assert not run.exists() and not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "fast-2h-m32-noindicators-blind-dagger", "--warm-start-generations", "10"],
+     "set one of --dagger-iterations and --warm-start-generations to 0"),
+    (["--preset", "quick", "--dagger-iterations", "2"], "DAgger's teacher drives CarRacing, not"),
+])
+def test_bench_worldmodel_refuses_a_dagger_start_it_cannot_run_and_writes_nothing(tmp_path, options, message):
+    import subprocess
+
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), *options, "--dir", str(run),
+                          "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
+    assert not run.exists() and not (tmp_path / "r.json").exists()
+
+
 def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_path):
     import json
     import subprocess
@@ -143,10 +159,13 @@ def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_pa
 def test_worldmodel_seeds_compare_v_plus_m_plus_c_with_each_row_once():
     comparisons = script("bench_worldmodel_seeds").comparisons
     names = ["V+M+C", "V only", "random", "V+M+C (CMA-ES mean)", "V only (CMA-ES mean)",
-             "V only, biases searched (z held)", "V+M+C, h's weights dropped"]
+             "V only, biases searched (z held)", "V+M+C, h's weights dropped", "V+M+C (DAgger start)",
+             "V only (DAgger start)", "V+M+C (DAgger start), h held at its data mean"]
     assert comparisons(names) == [  # V only against the V+M+C with the same solution; a control row against V+M+C
         ("V+M+C", "V only"), ("V+M+C", "random"), ("V+M+C (CMA-ES mean)", "V only (CMA-ES mean)"),
-        ("V+M+C", "V only, biases searched (z held)"), ("V+M+C", "V+M+C, h's weights dropped")]
+        ("V+M+C", "V only, biases searched (z held)"), ("V+M+C", "V+M+C, h's weights dropped"),
+        ("V+M+C (DAgger start)", "V only (DAgger start)"),  # a start's ablation against that start
+        ("V+M+C (DAgger start)", "V+M+C (DAgger start), h held at its data mean")]
 
 
 def test_a_stage_resumed_without_its_first_time_is_left_untimed_not_timed_at_its_rest(tmp_path):

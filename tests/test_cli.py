@@ -305,5 +305,7 @@ def test_worldmodel_backend_frame_skip_and_env_are_checked(tmp_path, capsys):
     fails_cleanly(["worldmodel", "train-controller", "--preset", "fast-2h-warm", *common], capsys,
                   "preset fast-2h-warm starts V+M+C's search from a V-only controller",
                   "python scripts/bench_worldmodel.py --preset fast-2h-warm")
+    fails_cleanly(["worldmodel", "train-controller", "--preset", "fast-2h-m32-noindicators-blind-dagger", *common],
+                  capsys, "starts V+M+C's search from C fitted by DAgger to a privileged driver")
     fails_cleanly(["worldmodel", "eval", *common], capsys, "controller")  # nothing trained yet
     assert not (tmp_path / "controller_real").exists()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +31,7 @@ import torch
 
 from gailkit.envs.make import make_env
 from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import load_tensors, read_json, save_tensors, write_json
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.linear_controller import LinearController
 from gailkit.worldmodels.model import WorldModel
@@ -78,6 +80,24 @@ class DaggerResult:
     params: np.ndarray
     history: list[dict]
     input_mean: np.ndarray
+
+    def save(self, directory: str | Path) -> Path:
+        """``params`` and ``input_mean`` in ``dagger.safetensors``, the history in ``dagger.json`` (written
+        last: a folder with it holds a whole result)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_tensors(directory / "dagger.safetensors", {"params": torch.from_numpy(np.asarray(self.params, np.float64)),
+                                                        "input_mean": torch.from_numpy(np.asarray(self.input_mean,
+                                                                                                  np.float64))})
+        write_json(directory / "dagger.json", {"history": self.history})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DaggerResult:
+        directory = Path(directory)
+        history = read_json(directory / "dagger.json", what="DAgger result")["history"]
+        arrays = load_tensors(directory / "dagger.safetensors", what="DAgger result")
+        return cls(arrays["params"].numpy(), history, arrays["input_mean"].numpy())
 
 
 def fit_linear_controller(controller: LinearController, inputs: np.ndarray, actions: np.ndarray, *,

@@ -47,6 +47,10 @@ class WorldModelPreset:
     # False: M is not fed the actions (MDNRNNConfig.action_input), so h cannot hold the last action; C over [z, h]
     # then cannot copy it (fitted to a teacher, C over a trained M's h drove as a copycat: probe_worldmodel_memory.py)
     m_action_input: bool = True
+    # > 0: both controllers start from C fitted by DAgger (gailkit.worldmodels.dagger, this many iterations) to a
+    # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over
+    # [z, h], V only's over z; then each is trained on reward by CMA-ES in the real env for `generations` from there
+    dagger_iterations: int = 0
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -108,3 +112,10 @@ WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"]
 # [z, h] of such an M drove ahead of z alone without the gauge: scripts/probe_worldmodel_memory.py --rows zh_blind)
 WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],
                                                                    m_action_input=False)
+# the blind preset with both controllers started by imitation: DAgger fits C to the privileged TrackFollower
+# (V+M+C over [z, h], V only over z, the same teacher, budget and tracks), then CMA-ES trains each on reward in the
+# real env for 30 generations. The step size is small: the fitted weights are small (a spread of about 0.2 against
+# CMA-ES's 2); candidates at step 0.05 from the fitted C drove far worse than it, at 0.01 about as well
+WM_PRESETS["fast-2h-m32-noindicators-blind-dagger"] = dataclasses.replace(
+    WM_PRESETS["fast-2h-m32-noindicators-blind"], dagger_iterations=6, warm_start_generations=0, generations=30,
+    controller_sigma0=0.01)

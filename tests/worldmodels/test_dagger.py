@@ -10,8 +10,10 @@ import torch
 from gailkit.envs.car_racing import TrackFollower
 from gailkit.envs.make import make_env
 from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import CheckpointError
 from gailkit.worldmodels.dagger import (
     DaggerConfig,
+    DaggerResult,
     dagger_controller,
     dagger_inputs,
     drive,
@@ -56,7 +58,7 @@ def test_track_follower_drives_carracing():
     assert returns.min() > 750, f"the privileged driver should finish these tracks: {returns}"
 
 
-def test_dagger_loop_is_reproducible_and_labels_every_step():
+def test_dagger_loop_is_reproducible_and_labels_every_step(tmp_path):
     torch.manual_seed(0)
     model = WorldModel(gym.make(CAR).action_space, latent_dim=8, hidden=16, n_mixtures=2, env_id=CAR)  # untrained
     config = DaggerConfig(iterations=2, episodes=2, max_steps=30, seed=3)
@@ -67,6 +69,12 @@ def test_dagger_loop_is_reproducible_and_labels_every_step():
     assert a.history[1]["error_before_fit"] is not None
     b = dagger_controller(model, CAR, TrackFollower(), config=config, progress=False)
     np.testing.assert_array_equal(a.params, b.params)  # same seed, same numbers
+    loaded = DaggerResult.load(a.save(tmp_path / "dagger"))  # as bench_worldmodel.py keeps a fitted start
+    np.testing.assert_array_equal(loaded.params, a.params)
+    np.testing.assert_array_equal(loaded.input_mean, a.input_mean)
+    assert loaded.history == a.history
+    with pytest.raises(CheckpointError, match="dagger.json is missing"):
+        DaggerResult.load(tmp_path / "nothing")
     small = dagger_controller(model, CAR, TrackFollower(), memory=False, config=config, progress=False)
     assert small.params.shape == (3 * 8 + 3,)
     with pytest.raises(UsageError, match="iterations"):

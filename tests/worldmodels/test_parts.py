@@ -1,6 +1,7 @@
 """World-model parts: V's shapes and ELBO, the mixture NLL against a direct computation, M's
 dream steps, and the pixel test bed."""
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -399,3 +400,7 @@ def test_an_m_that_does_not_see_the_actions(tmp_path):
 
     assert WM_PRESETS["fast-2h-m32-noindicators-blind"].mdn_options()["action_input"] is False
     assert WM_PRESETS["fast-2h-m32-noindicators"].mdn_options()["action_input"] is True
+    dagger = WM_PRESETS["fast-2h-m32-noindicators-blind-dagger"]  # the blind preset, its controllers started by DAgger
+    assert dagger.dagger_iterations == 6 and dagger.warm_start_generations == 0
+    assert dagger == dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators-blind"], dagger_iterations=6,
+                                         warm_start_generations=0, generations=30, controller_sigma0=0.01)
