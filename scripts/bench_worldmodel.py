@@ -289,8 +289,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     h_mean = mean_memory(model, data) if p.centre_memory else None
     if p.centre_memory:  # V+M+C's search over [z, h - h's data mean]
         cfg = dataclasses.replace(cfg, input_offset=[0.0] * model.latent_dim + h_mean.tolist())
-    start_name = ", from V only" if warm else ", from DAgger" if dagger else ""
-    c_dir = run_dir / (f"controller_{where}" + start_name.replace(", from ", "_from_").replace(" ", "").lower() + tag)
+    start_name, start_dir_name = ((", from V only", "_from_vonly") if warm else (", from DAgger", "_from_dagger")
+                                  if dagger else ("", ""))
+    c_dir = run_dir / f"controller_{where}{start_dir_name}{tag}"
     stage = f"C in the {'dream' if where == 'dream' else 'real env'} (V+M+C{start_name}{seeded})"
     if where == "dream":
         best, history = timed(wall, wall_file, stage, train_controller_in_dream, model, cfg, c_dir, start_z=z0,
