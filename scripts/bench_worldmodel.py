@@ -274,15 +274,16 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             searched = np.setdiff1d(np.arange(len(x0)), z_weights)
             cfg = dataclasses.replace(cfg, search_index=searched.tolist(), held=x0.tolist())
     dagger = {}  # a DAgger preset's fitted starts, V+M+C's (over [z, h]) and V only's (over z)
+    dagger_stages = {name: f"C by DAgger ({name.split(' (')[0]}{seeded})" for name in DAGGER_ROWS}
     if p.dagger_iterations:
         for name, memory in zip(DAGGER_ROWS, (True, False), strict=True):
             d = run_dir / f"dagger_{'zh' if memory else 'z'}{tag}"
             if (d / "dagger.json").exists():
                 dagger[name] = DaggerResult.load(d)
             else:
-                fit_stage = f"C by DAgger ({name.split(' (')[0]}{seeded})"
-                dagger[name] = timed(wall, wall_file, fit_stage, dagger_controller, model, p.env, TrackFollower(),
-                                     memory=memory, config=DaggerConfig(iterations=p.dagger_iterations, seed=args.seed))
+                dagger[name] = timed(wall, wall_file, dagger_stages[name], dagger_controller, model, p.env,
+                                     TrackFollower(), memory=memory,
+                                     config=DaggerConfig(iterations=p.dagger_iterations, seed=args.seed))
                 dagger[name].save(d)
             real_steps[f"DAgger ({name.split(' (')[0]})"] = dagger[name].history[-1]["labelled_steps"]
         x0 = dagger[DAGGER_ROWS[0]].params
@@ -301,8 +302,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                               resume=(c_dir / "cmaes.json").exists(), x0=x0, **backend)
         real_steps["V+M+C training"] = p.generations * p.popsize * p.rollouts * p.max_steps  # upper bound
     refit_stages = ["collect (V only's controller)", "M refit (all data)"] if p.refit_m_episodes else []
-    dagger_stage = f"C by DAgger (V+M+C{seeded})"
-    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []), *([dagger_stage] if dagger else []),
+    vmc_stages = ["collect", "V", "M", *([warm_stage] if warm else []),
+                  *([dagger_stages[DAGGER_ROWS[0]]] if dagger else []),
                   *refit_stages, stage]
 
     vonly_cfg = dataclasses.replace(vonly_config(args.vonly_generations or warm + p.generations), seed=args.seed)
@@ -402,7 +403,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             "dagger_histories": {k: v.history for k, v in dagger.items()}} if dagger else {}),
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
-        "wall_s": {k: wall[k] for k in (*vmc_stages, *([f"C by DAgger (V only{seeded})"] if dagger else []),
+        "wall_s": {k: wall[k] for k in (*vmc_stages, *([dagger_stages[DAGGER_ROWS[1]]] if dagger else []),
                                         vonly_stage, *([bias_stage] if p.hold_z else []), "evaluation")
                    if k in wall},  # this run's stages
         "controller_history": history, "vonly_history": vonly_history,
