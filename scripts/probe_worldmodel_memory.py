@@ -21,10 +21,10 @@ teacher, budget and training tracks for each of
   it holds the last one too. This row drives with ``dagger.drive``, and so does a z row beside it
   (the same C as V only's, with the same V noise).
 Each C is then evaluated on the benchmark's 100 tracks (gailkit.evaluation.EVAL_SEED onwards, as
-``bench_worldmodel.py``), with V+M+C's ablation beside it: the same C with h held at its average over
+``bench_worldmodel.py``), with each [z, h] row's ablation beside it: the same C with h held at its average over
 the frames it was fitted on. Differences are track by track (standard error over the tracks; with
-several DAgger seeds, over the seeds' tracks pooled). The teacher's own return on the same tracks
-is the ceiling.
+several DAgger seeds, over the seeds' tracks pooled, and again over the seeds' mean differences,
+which counts how much DAgger's seed moves C). The teacher's own return on the same tracks is the ceiling.
 
 Writes scripts/results/worldmodel_memory_probe.json and .png (DAgger's curves: the return as driven
 per iteration).
@@ -45,19 +45,26 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "scripts" / "results"
 ROWS = {"zh": "V+M+C: [z, h], M trained", "z": "V only: z", "zh_untrained": "[z, h], M untrained",
         "zh_frozen": "V+M+C, h held at its average", "za": "[z, a_{t-1}]: z and the action before",
-        "z_drive": "V only: z, V's noise as [z, a_{t-1}]'s", "zh_blind": "[z, h], M trained without the actions"}
+        "z_drive": "V only: z, V's noise as [z, a_{t-1}]'s", "zh_blind": "[z, h], M trained without the actions",
+        "zh_blind_frozen": "[z, h], M trained without the actions, h held at its average"}
 FITTED = ("zh", "z", "zh_untrained", "za", "zh_blind")  # the input sets DAgger fits a C over
 DIFFERENCES = {"[z, h] minus z": ("zh", "z"), "[z, h] minus [z, h] of an untrained M": ("zh", "zh_untrained"),
                "[z, h] minus h held at its average": ("zh", "zh_frozen"),
                "[z, h] of an untrained M minus z": ("zh_untrained", "z"),
                "[z, a_{t-1}] minus z (the same V noise)": ("za", "z_drive"),
-               "[z, h] of an M without the actions minus z": ("zh_blind", "z")}
+               "[z, h] of an M without the actions minus z": ("zh_blind", "z"),
+               "[z, h] of an M without the actions minus h held at its average": ("zh_blind", "zh_blind_frozen")}
 
 
-def paired(a: np.ndarray, b: np.ndarray) -> dict:
-    d = np.asarray(a, float).ravel() - np.asarray(b, float).ravel()
+def paired(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+    """Track-by-track differences of two rows, given per seed: over the seeds' tracks pooled, and per
+    seed (a seed's mean difference; the standard error over the seeds counts what DAgger's seed varies)."""
+    d = np.concatenate(a).astype(float) - np.concatenate(b).astype(float)
+    per_seed = np.array([np.mean(np.asarray(x, float) - np.asarray(y, float)) for x, y in zip(a, b)])
     return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "ahead": int((d > 0).sum()),
-            "behind": int((d < 0).sum())}
+            "behind": int((d < 0).sum()), "per_seed": per_seed.tolist(),
+            "se_over_seeds": float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else None,
+            "seeds_ahead": int((per_seed > 0).sum())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,9 +138,9 @@ def run(args, model_dir: Path) -> int:
             else:
                 returns[key].append(evaluate_controller(wm, fitted.params, args.env, args.eval_episodes))
             params[key] = fitted.params
-            if key == "zh":
-                frozen = without_memory(model, fitted.params, fitted.input_mean[model.latent_dim:])
-                returns["zh_frozen"].append(evaluate_controller(model, frozen, args.env, args.eval_episodes))
+            if key in ("zh", "zh_blind"):
+                frozen = without_memory(wm, fitted.params, fitted.input_mean[wm.latent_dim:])
+                returns[f"{key}_frozen"].append(evaluate_controller(wm, frozen, args.env, args.eval_episodes))
             wall[f"evaluation {key} seed {seed}"] = time.perf_counter() - t
             print(f"seed {seed} {ROWS[key]}: {returns[key][-1].mean():.1f}"
                   + (f"; {ROWS['z_drive']}: {returns['z_drive'][-1].mean():.1f}" if key == "za" else ""), flush=True)
@@ -149,7 +156,7 @@ def run(args, model_dir: Path) -> int:
         "rows": {ROWS[k]: {"mean": float(pooled[k].mean()), "std": float(pooled[k].std()),
                            "per_seed": [float(r.mean()) for r in returns[k]], "all": [r.tolist() for r in returns[k]]}
                  for k in ROWS if returns[k]},
-        "differences": {name: paired(pooled[a], pooled[b]) for name, (a, b) in DIFFERENCES.items()
+        "differences": {name: paired(returns[a], returns[b]) for name, (a, b) in DIFFERENCES.items()
                         if returns[a] and returns[b]},
         # C's error to the teacher on the teacher's own driving (iteration 0), mean over the seeds: how well
         # the inputs predict the teacher's action where the teacher drives
@@ -166,7 +173,9 @@ def run(args, model_dir: Path) -> int:
     for name, e in result["teacher_fit_error"].items():
         print(f"fit error on the teacher's driving, {name}: {e:.3f}")
     for name, d in result["differences"].items():
-        print(f"{name}: {d['mean']:+.1f} (SE {d['se']:.1f}; {d['ahead']} ahead, {d['behind']} behind)")
+        print(f"{name}: {d['mean']:+.1f} (SE {d['se']:.1f}; {d['ahead']} ahead, {d['behind']} behind; "
+              f"ahead on {d['seeds_ahead']} of {len(d['per_seed'])} seeds"
+              + (f", SE over the seeds {d['se_over_seeds']:.1f})" if d["se_over_seeds"] is not None else ")"))
     print(f"wrote {args.out}")
     return 0
 

@@ -247,3 +247,15 @@ def test_memory_probe_without_a_world_model_exits_2_and_writes_nothing(tmp_path,
     assert probe.main(["--run-dir", str(tmp_path), "--out", str(out)]) == 2
     assert not out.exists() and not out.with_suffix(".png").exists()
     assert "no trained world model" in capsys.readouterr().err
+
+
+def test_memory_probe_pairs_tracks_pooled_and_per_seed():
+    paired = script("probe_worldmodel_memory").paired
+    a = [np.array([10.0, 20.0, 30.0]), np.array([0.0, 0.0, 3.0])]
+    b = [np.array([0.0, 20.0, 0.0]), np.array([3.0, 3.0, 3.0])]
+    d = paired(a, b)  # track differences 10, 0, 30 | -3, -3, 0
+    assert d["mean"] == pytest.approx(34 / 6) and (d["ahead"], d["behind"]) == (2, 2)
+    assert d["se"] == pytest.approx(np.std([10, 0, 30, -3, -3, 0], ddof=1) / np.sqrt(6))
+    assert d["per_seed"] == pytest.approx([40 / 3, -2.0]) and d["seeds_ahead"] == 1
+    assert d["se_over_seeds"] == pytest.approx(np.std([40 / 3, -2.0], ddof=1) / np.sqrt(2))
+    assert paired(a[:1], b[:1])["se_over_seeds"] is None

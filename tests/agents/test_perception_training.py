@@ -50,10 +50,15 @@ def test_the_run_trains_its_world_model_and_evaluates_with_it(pixel_world, tmp_p
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(pixel_world, tmp_path):
-    gail(pixel_world, tmp_path / "straight", 512)
-    gail(pixel_world, tmp_path / "resumed", 256)
-    gail(pixel_world, tmp_path / "resumed", 512, resume=True)
+    """Cut after the first of two V and M updates (at 128 and 256 steps)."""
+    every = dict(eval_every=128, checkpoint_every=128)
+    gail(pixel_world, tmp_path / "straight", 256, **every)
+    gail(pixel_world, tmp_path / "resumed", 128, **every)
+    gail(pixel_world, tmp_path / "resumed", 256, resume=True, **every)
     history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+    assert [h["steps"] for h in history[0]] == [0, 128, 256]
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["perception_training"]["updates"] == 2  # one before the cut, one after
     assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
     for name in ("policy.safetensors", "world_model/vae.safetensors", "world_model/mdn_rnn.safetensors"):
         a, b = (load_tensors(tmp_path / r / name) for r in ("straight", "resumed"))
