@@ -4,7 +4,8 @@ Both use the same hyperparameters: gailkit's SAC generator preset (``GENERATORS[
 batch 256, 256x256 networks, one gradient step per env step; learning rate 1e-3, buffer 300k,
 learning_starts 1000), SB3's defaults otherwise, one torch thread (--speed --threads 2: two, for all four).
 
-  --speed   Hopper-v5: SB3's SAC, FastSAC and FastSAC with bfloat16 products (matmul_dtype) pass
+  --speed   Hopper-v5: SB3's SAC, FastSAC and FastSAC with bfloat16 products (matmul_dtype; by default
+            only on a CPU with native bfloat16 products, --bf16 auto|yes|no) pass
             learning_starts, then alternate blocks of --block-steps env steps (in turn, the order
             reversed every other block) in one process; median env steps/s of each and the ratios
             to SB3. A fourth model, SB3's SAC with its blocks run under flush-to-zero
@@ -101,10 +102,10 @@ def flushing(impl: str) -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def speed(block_steps: int, blocks: int) -> dict[str, Any]:
-    """Median env steps/s on Hopper-v5 of SB3's SAC, FastSAC and FastSAC with bfloat16 products
-    (and SB3's SAC under flush-to-zero), blocks interleaved."""
-    names = [*IMPLS, SB3_FLUSH]
+def speed(block_steps: int, blocks: int, bf16: bool = True) -> dict[str, Any]:
+    """Median env steps/s on Hopper-v5 of SB3's SAC, FastSAC and (``bf16``) FastSAC with bfloat16
+    products, and SB3's SAC under flush-to-zero, blocks interleaved."""
+    names = [impl for impl in [*IMPLS, SB3_FLUSH] if bf16 or impl != "fast_bf16"]
     models = {impl: make(impl if impl != SB3_FLUSH else "sb3", "Hopper-v5", 0) for impl in names}
     for impl, m in models.items():  # past learning_starts, and one block of warm-up
         with flushing(impl):
@@ -119,14 +120,15 @@ def speed(block_steps: int, blocks: int) -> dict[str, Any]:
     medians = {impl: statistics.median(r) for impl, r in rates.items()}
     # also block by block (each block's models ran back to back), which the machine's drift affects less
     paired = {impl: statistics.median(x / s for x, s in zip(rates[impl], rates["sb3"], strict=True))
-              for impl in ("fast", "fast_bf16", SB3_FLUSH)}
+              for impl in names if impl != "sb3"}
     result = {"env": "Hopper-v5", "block_steps": block_steps, "blocks": blocks, "steps_per_s": rates,
               "median_steps_per_s": medians, "ratio_fast_over_sb3": medians["fast"] / medians["sb3"],
-              "ratio_fast_bf16_over_sb3": medians["fast_bf16"] / medians["sb3"],
               f"ratio_{SB3_FLUSH}_over_sb3": medians[SB3_FLUSH] / medians["sb3"],
               "ratio_fast_over_sb3_flush_denormal": medians["fast"] / medians[SB3_FLUSH],
-              "paired_ratio_fast_over_sb3": paired["fast"], "paired_ratio_fast_bf16_over_sb3": paired["fast_bf16"],
-              f"paired_ratio_{SB3_FLUSH}_over_sb3": paired[SB3_FLUSH]}
+              "paired_ratio_fast_over_sb3": paired["fast"], f"paired_ratio_{SB3_FLUSH}_over_sb3": paired[SB3_FLUSH]}
+    if bf16:
+        result |= {"ratio_fast_bf16_over_sb3": medians["fast_bf16"] / medians["sb3"],
+                   "paired_ratio_fast_bf16_over_sb3": paired["fast_bf16"]}
     return {**result, "floor": floor(models, medians)}
 
 
@@ -157,7 +159,7 @@ def floor(models: dict[str, SAC], medians: dict[str, float], steps: int = 100) -
         self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
         out[impl] = {"train_step_ms": statistics.median(step_ms[impl]), "env_step_ms": 1e3 / medians[impl],
                      "matmul_ms": sum(self_us.get(op, 0) for op in MATMUL_OPS) / steps / 1e3}
-    for name in ("fast", "fast_bf16"):
+    for name in (n for n in ("fast", "fast_bf16") if n in models):
         best_ms = out[name]["env_step_ms"] - out[name]["train_step_ms"] + out[name]["matmul_ms"]
         out[f"{name}_ceiling_ratio"] = out["sb3"]["env_step_ms"] / best_ms
     return out
@@ -298,6 +300,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--threads", type=int_in(1), default=1,
                         help="--speed: torch threads of the one process timing all four (--curves: one per run)")
+    parser.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto",
+                        help="--speed: time FastSAC with bfloat16 products too; auto: only on a CPU with native "
+                             "bfloat16 products (AVX512-BF16 or AMX), since emulated they run ~40x slower")
     parser.add_argument("--curves", action="store_true")
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "Hopper-v5"])
     parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=DEFAULT_IMPLS,
@@ -320,13 +325,18 @@ def main() -> None:
     stamp = {"versions": versions(), "machine": platform.processor() or platform.machine(), **cpu_info(),
              "torch_threads": torch.get_num_threads(), "preset": {k: str(v) for k, v in PRESET.items()}}
     if args.speed:
-        result = speed(args.block_steps, args.blocks)
+        bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and bool(stamp["cpu_bf16"]))
+        result = speed(args.block_steps, args.blocks, bf16)
         m = result["median_steps_per_s"]
+        if not bf16:
+            print("FastSAC with bfloat16 products not timed: this CPU has no native bfloat16 products (--bf16 yes "
+                  "times it emulated)")
+        cell = (lambda k: f"{m['fast_bf16']:.1f}" if k == "m" else f"{result[k]:.2f}") if bf16 else (lambda k: "-")
         print(f"| Hopper-v5 env steps/s (median of {args.blocks} blocks of {args.block_steps}) | SB3 SAC | FastSAC "
               f"| ratio | FastSAC, bfloat16 products | ratio |\n|---|---:|---:|---:|---:|---:|\n| | {m['sb3']:.1f} | "
-              f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {m['fast_bf16']:.1f} | "
-              f"{result['ratio_fast_bf16_over_sb3']:.2f} |\n| block by block, median ratio | | | "
-              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {result['paired_ratio_fast_bf16_over_sb3']:.2f} |\n"
+              f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {cell('m')} | "
+              f"{cell('ratio_fast_bf16_over_sb3')} |\n| block by block, median ratio | | | "
+              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {cell('paired_ratio_fast_bf16_over_sb3')} |\n"
               f"SB3 SAC under flush-to-zero: {m[SB3_FLUSH]:.1f} env steps/s, "
               f"{result[f'ratio_{SB3_FLUSH}_over_sb3']:.2f}x SB3 (block by block "
               f"{result[f'paired_ratio_{SB3_FLUSH}_over_sb3']:.2f}); FastSAC "
@@ -335,10 +345,10 @@ def main() -> None:
         print(f"256^3 matmul: {f['matmul_256_gflop_per_s']:.0f} GFLOP/s; per env step (ms): " + "; ".join(
             f"{impl} {f[impl]['env_step_ms']:.1f} (gradient step {f[impl]['train_step_ms']:.1f}, of which matrix "
             f"products {f[impl]['matmul_ms']:.1f})" for impl in f if isinstance(f[impl], dict))
-            + f"; ceiling with free non-matmul work: FastSAC {f['fast_ceiling_ratio']:.2f}x SB3, "
-            f"bfloat16 {f['fast_bf16_ceiling_ratio']:.2f}x")
+            + f"; ceiling with free non-matmul work: FastSAC {f['fast_ceiling_ratio']:.2f}x SB3"
+            + (f", bfloat16 {f['fast_bf16_ceiling_ratio']:.2f}x" if bf16 else ""))
         now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        print("wrote", write_json(args.out / f"bench_sac_speed_{now}.json", {**stamp, **result}))
+        print("wrote", write_json(args.out / f"bench_sac_speed_{now}.json", {**stamp, "bf16_timed": bf16, **result}))
     if args.curves:
         result = curves(args)
         print("| env | impl | final return: mean (std) over seeds |\n|---|---|---:|")
