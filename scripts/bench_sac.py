@@ -331,12 +331,13 @@ def main() -> None:
         if not bf16:
             print("FastSAC with bfloat16 products not timed: this CPU has no native bfloat16 products (--bf16 yes "
                   "times it emulated)")
-        cell = (lambda k: f"{m['fast_bf16']:.1f}" if k == "m" else f"{result[k]:.2f}") if bf16 else (lambda k: "-")
+        bf_rate, bf_ratio, bf_paired = ((f"{m['fast_bf16']:.1f}", f"{result['ratio_fast_bf16_over_sb3']:.2f}",
+                                         f"{result['paired_ratio_fast_bf16_over_sb3']:.2f}") if bf16 else ("-",) * 3)
         print(f"| Hopper-v5 env steps/s (median of {args.blocks} blocks of {args.block_steps}) | SB3 SAC | FastSAC "
               f"| ratio | FastSAC, bfloat16 products | ratio |\n|---|---:|---:|---:|---:|---:|\n| | {m['sb3']:.1f} | "
-              f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {cell('m')} | "
-              f"{cell('ratio_fast_bf16_over_sb3')} |\n| block by block, median ratio | | | "
-              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {cell('paired_ratio_fast_bf16_over_sb3')} |\n"
+              f"{m['fast']:.1f} | {result['ratio_fast_over_sb3']:.2f} | {bf_rate} | {bf_ratio} |\n"
+              f"| block by block, median ratio | | | "
+              f"{result['paired_ratio_fast_over_sb3']:.2f} | | {bf_paired} |\n"
               f"SB3 SAC under flush-to-zero: {m[SB3_FLUSH]:.1f} env steps/s, "
               f"{result[f'ratio_{SB3_FLUSH}_over_sb3']:.2f}x SB3 (block by block "
               f"{result[f'paired_ratio_{SB3_FLUSH}_over_sb3']:.2f}); FastSAC "
