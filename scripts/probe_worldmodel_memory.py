@@ -59,11 +59,14 @@ DIFFERENCES = {"[z, h] minus z": ("zh", "z"), "[z, h] minus [z, h] of an untrain
 def paired(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
     """Track-by-track differences of two rows, given per seed: over the seeds' tracks pooled, and per
     seed (a seed's mean difference; the standard error over the seeds counts what DAgger's seed varies)."""
-    d = np.concatenate(a).astype(float) - np.concatenate(b).astype(float)
-    per_seed = np.array([np.mean(np.asarray(x, float) - np.asarray(y, float)) for x, y in zip(a, b)])
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "ahead": int((d > 0).sum()),
-            "behind": int((d < 0).sum()), "per_seed": per_seed.tolist(),
-            "se_over_seeds": float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else None,
+    diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(a, b, strict=True)]
+    d, per_seed = np.concatenate(diffs), np.array([x.mean() for x in diffs])
+
+    def se(x: np.ndarray) -> float:
+        return float(x.std(ddof=1) / np.sqrt(len(x)))
+
+    return {"mean": float(d.mean()), "se": se(d), "ahead": int((d > 0).sum()), "behind": int((d < 0).sum()),
+            "per_seed": per_seed.tolist(), "se_over_seeds": se(per_seed) if len(per_seed) > 1 else None,
             "seeds_ahead": int((per_seed > 0).sum())}
 
 
