@@ -21,8 +21,8 @@ from tests.agents.conftest import PIXELS
 
 
 def gail(pixel_world, out, steps, *, resume=False, **kw):
-    options = dict(n_envs=2, n_steps=64, eval_every=256, checkpoint_every=256, eval_episodes=1, progress=False,
-                   absorbing=False, perception_train="vm", perception_every=128, perception_updates=3)
+    options = dict(n_envs=2, n_steps=64, batch_size=128, eval_every=256, checkpoint_every=256, eval_episodes=1,
+                   progress=False, absorbing=False, perception_train="vm", perception_every=128, perception_updates=3)
     cfg = GAILConfig(env=PIXELS, demos=pixel_world / "px.npz", perception=pixel_world / "wm", out=out, steps=steps,
                      **{**options, **kw})
     return imitate(cfg, resume=resume)
