@@ -119,3 +119,9 @@ WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["f
 WM_PRESETS["fast-2h-m32-noindicators-blind-dagger"] = dataclasses.replace(
     WM_PRESETS["fast-2h-m32-noindicators-blind"], dagger_iterations=6, warm_start_generations=0, generations=30,
     controller_sigma0=0.01)
+# fast-2h-m32-noindicators with M left as initialised (0 epochs): h is a fixed random LSTM's features of the past z and
+# actions, a reservoir. Tallec, Blier and Kalainathan's reproduction of World Models (2019) scored as well with an
+# untrained M as with a trained one (870 and 860 +/- 120); DAgger's C over such an h drove ahead of z alone without
+# the gauge (scripts/probe_worldmodel_memory.py --rows z zh_untrained)
+WM_PRESETS["fast-2h-m32-noindicators-untrained"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],
+                                                                       mdn_epochs=0)

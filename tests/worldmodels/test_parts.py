@@ -374,7 +374,7 @@ def test_mean_memory_is_the_average_h_of_m_stepped_frame_by_frame(tmp_path):
 
 def test_an_m_that_does_not_see_the_actions(tmp_path):
     """action_input=False: M's memory is the same whatever the actions, survives a save and load, and
-    train_mdn fits one; the default M's memory does depend on them."""
+    train_mdn fits one; the default M's memory does depend on them. train_mdn for 0 epochs saves M as initialised."""
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.data import collect_chunks
     from gailkit.worldmodels.train import train_mdn, train_vae
@@ -404,3 +404,12 @@ def test_an_m_that_does_not_see_the_actions(tmp_path):
     assert dagger.dagger_iterations == 6 and dagger.warm_start_generations == 0
     assert dagger == dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators-blind"], dagger_iterations=6,
                                          warm_start_generations=0, generations=30, controller_sigma0=0.01)
+
+    # 0 epochs: M as initialised (the -untrained preset's reservoir), the same weights as a fresh MDNRNN of its seed
+    untrained = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=0, seq_len=8, hidden=8, seed=3, progress=False)
+    torch.manual_seed(3)
+    fresh = MDNRNN(untrained.mdn_config)
+    for name, value in fresh.state_dict().items():
+        torch.testing.assert_close(WorldModel.load(tmp_path / "wm").mdn.state_dict()[name], value, rtol=0, atol=0)
+    assert WM_PRESETS["fast-2h-m32-noindicators-untrained"] == dataclasses.replace(
+        WM_PRESETS["fast-2h-m32-noindicators"], mdn_epochs=0)
