@@ -436,5 +436,5 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     curve = out.with_name(out.stem + "_curve.png")
     plot_curves(curve, history, where, vonly_history,
                 {k: means[k] for k in ("V+M+C", "V only", "random", *(DAGGER_ROWS if dagger else ()))},
-                f"{p.env}, {args.preset} preset{seeded}", warm, extra_histories)
+                f"{p.env}\n{args.preset} preset{seeded}", warm, extra_histories)
     print(f"wrote {out}, {curve.name} and {gif.name} (return {gif_return:.1f}) beside it")
