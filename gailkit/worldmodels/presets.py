@@ -121,7 +121,7 @@ WM_PRESETS["fast-2h-m32-noindicators-blind-dagger"] = dataclasses.replace(
     controller_sigma0=0.01)
 # fast-2h-m32-noindicators with M left as initialised (0 epochs): h is a fixed random LSTM's features of the past z and
 # actions, a reservoir. Tallec, Blier and Kalainathan's reproduction of World Models (2019) scored as well with an
-# untrained M as with a trained one (870 and 860 +/- 120); DAgger's C over such an h drove ahead of z alone without
-# the gauge (scripts/probe_worldmodel_memory.py --rows z zh_untrained)
+# untrained M as with a trained one (870 and 860 +/- 120); DAgger's C over such an h drove a little ahead of z alone
+# without the gauge, not settled (+15.6, SE 10.1 over ten seeds; scripts/probe_worldmodel_memory.py, row zh_untrained)
 WM_PRESETS["fast-2h-m32-noindicators-untrained"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],
                                                                        mdn_epochs=0)
