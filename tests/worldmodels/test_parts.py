@@ -408,8 +408,8 @@ def test_an_m_that_does_not_see_the_actions(tmp_path):
     # 0 epochs: M as initialised (the -untrained preset's reservoir), the same weights as a fresh MDNRNN of its seed
     untrained = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=0, seq_len=8, hidden=8, seed=3, progress=False)
     torch.manual_seed(3)
-    fresh = MDNRNN(untrained.mdn_config)
-    for name, value in fresh.state_dict().items():
-        torch.testing.assert_close(WorldModel.load(tmp_path / "wm").mdn.state_dict()[name], value, rtol=0, atol=0)
+    fresh, saved = MDNRNN(untrained.mdn_config).state_dict(), WorldModel.load(tmp_path / "wm").mdn.state_dict()
+    for name, value in fresh.items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
     assert WM_PRESETS["fast-2h-m32-noindicators-untrained"] == dataclasses.replace(
         WM_PRESETS["fast-2h-m32-noindicators"], mdn_epochs=0)
