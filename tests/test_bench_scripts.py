@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import runpy
 import sys
 from pathlib import Path
 
@@ -19,6 +20,15 @@ def script(name: str):
     sys.modules[name] = module  # dataclasses look their module up while the script is loading
     spec.loader.exec_module(module)
     return module
+
+
+def run_as_main(name: str, *args: str) -> int:
+    """``python scripts/<name>.py ARGS`` in this process (no interpreter and imports to start): its exit status."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", [str(SCRIPTS / f"{name}.py"), *args])
+        with pytest.raises(SystemExit) as stop:
+            runpy.run_path(str(SCRIPTS / f"{name}.py"), run_name="__main__")
+    return stop.value.code
 
 
 def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_other_parts():
@@ -70,14 +80,13 @@ def test_a_sac_curve_resumed_from_its_checkpoint_equals_one_run_straight_through
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing(tmp_path):
-    import subprocess
-
+def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing(tmp_path, capsys):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), "--preset", "fast-2h", "--seed", "1",
-                          "--dir", str(run), "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
-    assert out.returncode == 2, out.stderr
-    assert "--seed 1 seeds the searches after a warm start" in out.stderr.strip().splitlines()[-1]
+    code = run_as_main("bench_worldmodel", "--preset", "fast-2h", "--seed", "1", "--dir", str(run),
+                       "--out", str(tmp_path / "r.json"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--seed 1 seeds the searches after a warm start" in err.strip().splitlines()[-1]
     assert not run.exists() and not (tmp_path / "r.json").exists()
 
 
@@ -85,15 +94,13 @@ def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing
     ("fast-2h-m32-hold-z", "holds z's weights at V only's: set --warm-start-generations above 0"),
     ("fast-2h-m32-continue", "continues V only's search (and its step size) after a warm start"),
 ])
-def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(tmp_path, preset, message):
-    import subprocess
-
+def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(tmp_path, capsys, preset, message):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), "--preset", preset,
-                          "--warm-start-generations", "0", "--dir", str(run), "--out", str(tmp_path / "r.json")],
-                         capture_output=True, text=True)
-    assert out.returncode == 2, out.stderr
-    assert message in out.stderr.strip().splitlines()[-1]
+    code = run_as_main("bench_worldmodel", "--preset", preset, "--warm-start-generations", "0", "--dir", str(run),
+                       "--out", str(tmp_path / "r.json"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err.strip().splitlines()[-1]
     assert not run.exists() and not (tmp_path / "r.json").exists()
 
 
@@ -102,14 +109,12 @@ def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(t
      "set one of --dagger-iterations and --warm-start-generations to 0"),
     (["--preset", "quick", "--dagger-iterations", "2"], "DAgger's teacher drives CarRacing, not"),
 ])
-def test_bench_worldmodel_refuses_a_dagger_start_it_cannot_run_and_writes_nothing(tmp_path, options, message):
-    import subprocess
-
+def test_bench_worldmodel_refuses_a_dagger_start_it_cannot_run_and_writes_nothing(tmp_path, capsys, options, message):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_worldmodel.py"), *options, "--dir", str(run),
-                          "--out", str(tmp_path / "r.json")], capture_output=True, text=True)
-    assert out.returncode == 2, out.stderr
-    assert message in out.stderr.strip().splitlines()[-1]
+    code = run_as_main("bench_worldmodel", *options, "--dir", str(run), "--out", str(tmp_path / "r.json"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err.strip().splitlines()[-1]
     assert not run.exists() and not (tmp_path / "r.json").exists()
 
 

@@ -80,13 +80,13 @@ def run(tmp_path, demos, steps, resume=False, algo="gail"):
     if algo == "dac":  # DQN learns from step 256 on: both halves of the resumed run train
         cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=3)
     else:
-        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo](**common, checkpoint_every=1024, **dict(FAST, n_steps=64))
+        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo](**common, checkpoint_every=512, **dict(FAST, n_steps=64))
     return imitate(cfg, disc=DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
 @pytest.mark.parametrize("algo", ["gail", "airl", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
-    half = 512 if algo == "dac" else 1024
+    half = 512  # a checkpoint (the envs reset there); GAIL and AIRL: two rollouts of 256 steps on each side
     run(tmp_path / "straight", cartpole_demos, 2 * half, algo=algo)
     run(tmp_path / "resumed", cartpole_demos, half, algo=algo)
     run(tmp_path / "resumed", cartpole_demos, 2 * half, resume=True, algo=algo)

@@ -12,14 +12,14 @@ from gailkit.cli import main
 from gailkit.data import load_demos
 from gailkit.nn.checkpoint import load_tensors
 from gailkit.worldmodels.model import WorldModel
-from tests.agents.conftest import PIXELS
+from tests.agents.conftest import DEMO_STEPS, PIXELS
 
 
 def test_wrapper_and_demo_encoding_agree(pixel_world):
     perception = Perception(pixel_world / "wm")
     demos = load_demos(pixel_world / "px.npz")
     encoded = perception.encode_demos(demos)
-    assert encoded.observation_space.shape == (24,) and encoded.trajectories[0].obs.shape == (501, 24)
+    assert encoded.observation_space.shape == (24,) and encoded.trajectories[0].obs.shape == (DEMO_STEPS + 1, 24)
     env = perception.wrap(gym.make(PIXELS))  # the env seen through V and M gives the demos' encoding
     obs, _ = env.reset(seed=0)
     traj = encoded.trajectories[0]
