@@ -13,7 +13,8 @@ was never stopped. A checkpoint is one folder, swapped in whole and verified aga
 manifest on load, so a run killed while saving resumes from the previous checkpoint. Ctrl-C
 stops at the end of the current round, saves and raises :class:`~gailkit.errors.RunInterrupted`;
 resuming from that checkpoint is valid but, having reset the envs at an unusual point, not
-bitwise identical.
+bitwise identical. So is extending a finished run whose ``steps`` is not a multiple of
+``checkpoint_every``: its final save reset the envs too.
 """
 
 from __future__ import annotations
