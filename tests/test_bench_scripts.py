@@ -22,13 +22,19 @@ def script(name: str):
     return module
 
 
-def run_as_main(name: str, *args: str) -> int:
-    """``python scripts/<name>.py ARGS`` in this process (no interpreter and imports to start): its exit status."""
+def refusal(tmp_path: Path, capsys, *args: str) -> str:
+    """``python scripts/bench_worldmodel.py ARGS --dir D --out F``, run in this process (no interpreter or
+    imports to start): it must exit with status 2 and write neither D nor F. Its last line on stderr."""
+    run, out = tmp_path / "run", tmp_path / "r.json"
+    argv = [str(SCRIPTS / "bench_worldmodel.py"), *args, "--dir", str(run), "--out", str(out)]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys, "argv", [str(SCRIPTS / f"{name}.py"), *args])
+        mp.setattr(sys, "argv", argv)
         with pytest.raises(SystemExit) as stop:
-            runpy.run_path(str(SCRIPTS / f"{name}.py"), run_name="__main__")
-    return stop.value.code
+            runpy.run_path(argv[0], run_name="__main__")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert not run.exists() and not out.exists()
+    return err.strip().splitlines()[-1]
 
 
 def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_other_parts():
@@ -81,13 +87,8 @@ def test_a_sac_curve_resumed_from_its_checkpoint_equals_one_run_straight_through
 
 
 def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing(tmp_path, capsys):
-    run = tmp_path / "run"
-    code = run_as_main("bench_worldmodel", "--preset", "fast-2h", "--seed", "1", "--dir", str(run),
-                       "--out", str(tmp_path / "r.json"))
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "--seed 1 seeds the searches after a warm start" in err.strip().splitlines()[-1]
-    assert not run.exists() and not (tmp_path / "r.json").exists()
+    assert "--seed 1 seeds the searches after a warm start" in refusal(tmp_path, capsys, "--preset", "fast-2h",
+                                                                         "--seed", "1")
 
 
 @pytest.mark.parametrize("preset, message", [
@@ -95,13 +96,7 @@ def test_bench_worldmodel_refuses_a_seed_without_a_warm_start_and_writes_nothing
     ("fast-2h-m32-continue", "continues V only's search (and its step size) after a warm start"),
 ])
 def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(tmp_path, capsys, preset, message):
-    run = tmp_path / "run"
-    code = run_as_main("bench_worldmodel", "--preset", preset, "--warm-start-generations", "0", "--dir", str(run),
-                       "--out", str(tmp_path / "r.json"))
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert message in err.strip().splitlines()[-1]
-    assert not run.exists() and not (tmp_path / "r.json").exists()
+    assert message in refusal(tmp_path, capsys, "--preset", preset, "--warm-start-generations", "0")
 
 
 @pytest.mark.parametrize("options, message", [
@@ -110,12 +105,7 @@ def test_bench_worldmodel_refuses_a_search_that_needs_a_warm_start_without_one(t
     (["--preset", "quick", "--dagger-iterations", "2"], "DAgger's teacher drives CarRacing, not"),
 ])
 def test_bench_worldmodel_refuses_a_dagger_start_it_cannot_run_and_writes_nothing(tmp_path, capsys, options, message):
-    run = tmp_path / "run"
-    code = run_as_main("bench_worldmodel", *options, "--dir", str(run), "--out", str(tmp_path / "r.json"))
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert message in err.strip().splitlines()[-1]
-    assert not run.exists() and not (tmp_path / "r.json").exists()
+    assert message in refusal(tmp_path, capsys, *options)
 
 
 def test_worldmodel_seeds_are_summed_up_track_by_track_and_over_the_seeds(tmp_path):
