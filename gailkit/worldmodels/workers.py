@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -45,14 +45,26 @@ class ResilientPool:
         self._pool = self._start()
         self.restarts += 1
 
+    def _submit(self, fn: Callable[[Any], Any], pending: dict[int, Any]) -> tuple[dict[int, Future], bool]:
+        """Submit the pending tasks: ``(futures, broken)``. A worker that dies while the batch is still being
+        submitted (a fast task that crashes) breaks the executor, and ``submit`` itself raises."""
+        futures: dict[int, Future] = {}
+        try:
+            for i, t in pending.items():
+                futures[i] = self._pool.submit(fn, t)
+        except BrokenProcessPool:
+            return futures, True
+        return futures, False
+
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
         results: dict[int, Any] = {}
         pending = dict(enumerate(tasks))
         reasons: list[str] = []
         for _ in range(self.max_retries + 1):
-            futures = {i: self._pool.submit(fn, t) for i, t in pending.items()}
+            futures, failed = self._submit(fn, pending)
+            if failed:
+                reasons.append("a worker died while the tasks were submitted")
             deadline = time.monotonic() + self.timeout_s
-            failed = False
             for i, future in futures.items():
                 try:
                     results[i] = future.result(timeout=max(0.0, deadline - time.monotonic()))

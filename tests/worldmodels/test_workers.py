@@ -1,6 +1,9 @@
 """The resilient pool: dead and hung workers are replaced; persistent failure is a clear error."""
 
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,20 @@ def test_map_and_recovery(tmp_path):
         assert pool.map(pool_tasks.die_once, [(x, marker) for x in range(6)]) == [0, 1, 4, 9, 16, 25]
         assert pool.restarts == 1
 
+
+
+def test_a_pool_broken_before_submission_is_restarted():
+    """A worker that dies while a batch is still being submitted makes ``submit`` itself raise."""
+    with ResilientPool(2, timeout_s=20) as pool:
+        assert pool.map(pool_tasks.square, range(4)) == [0, 1, 4, 9]
+        executor = pool._pool
+        os.kill(next(iter(executor._processes)), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not executor._broken and time.monotonic() < deadline:  # the executor notices the death
+            time.sleep(0.01)
+        assert executor._broken, "the executor did not notice its killed worker within 20 s"
+        assert pool.map(pool_tasks.square, range(6)) == [0, 1, 4, 9, 16, 25]
+        assert pool.restarts == 1
 
 def test_hung_worker_is_replaced(tmp_path):
     with ResilientPool(2, timeout_s=3) as pool:
