@@ -2,6 +2,7 @@
 
 Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum-v1] [--algos ...] [--transfer]
       ... --disc-reward logit                       (GAIL, AIRL and DAC with that discriminator reward)
+      ... --clip-actions                            (GAIL and AIRL: the discriminator sees the env's actions)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
@@ -17,7 +18,7 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
-scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_transfer].json,
+scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_transfer].json,
 with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
 each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
 expert card's evaluation episodes.
@@ -40,6 +41,7 @@ from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
 from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume, plot_runs
+from gailkit.agents.registry import algorithm
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
 from gailkit.data.demos import load_demos, save_demos
@@ -51,6 +53,7 @@ from gailkit.worldmodels.backends import Backend, make_backend
 from gailkit.zoo import zoo_envs, zoo_expert_dir
 
 ADVERSARIAL = ("gail", "airl", "dac")  # the algorithms with a discriminator
+ON_POLICY_ADVERSARIAL = ("gail", "airl")  # PPO's Gaussian samples can leave the action space (--clip-actions)
 CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
            "ppo-on-reward": PPOOnRewardConfig}
 # RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
@@ -137,7 +140,15 @@ def summarise(histories: list[list[dict]], steps: int | None, config, parts: dic
                 wall_to_0_9=[e.get("wall_s") if e else None for e in hits],
                 wall_s=[h[-1].get("wall_s", float("nan")) for h in histories], steps=steps or 0,
                 config={k: str(v) for k, v in dataclasses.asdict(config).items()},
-                parts={name: dataclasses.asdict(p) for name, p in (parts or {}).items()})
+                parts=used_parts(config, parts))
+
+
+def used_parts(config, parts: dict | None) -> dict:
+    """The part configs the runs used, the algorithm's defaults filled in (AIRL's discriminator is
+    ``airl=True`` with the run's gamma, whatever the env's settings override)."""
+    algo = next(name for name, cls in CONFIGS.items() if cls is type(config))
+    resolved = algorithm(algo).resolve_parts(config, dict(parts or {}))
+    return {name: dataclasses.asdict(p) for name, p in resolved.items()}
 
 
 def run_task(task: tuple) -> list[dict]:
@@ -185,10 +196,15 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     card = json.loads((expert_dir / "card.json").read_text())
     env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
                 "expert_card": card, "algos": {}, "transfer": {}}
+    names = []  # the rows' run names, for the learning curves
     for algo in args.algos:
         name, parts = run_variant(algo, env_id, args.disc_reward)
+        given = {}
+        if args.clip_actions and algo in ON_POLICY_ADVERSARIAL:
+            name, given = f"{name}-clip", {"clip_actions": True}
+        names.append(name)
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{name}_seed{seed}", env=env_id,
-                              demos=demos_path) for seed in range(args.seeds)]
+                              demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
         env_rows["algos"][name] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
         a = env_rows["algos"][name]
@@ -217,8 +233,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
     plot_runs(args.out / f"bench_imitation_{env_id}{algos}.png",
-              {f"{name} (seed 0)": args.root / env_id / f"{name}_seed0"
-               for name in (run_variant(a, env_id, args.disc_reward)[0] for a in args.algos)},
+              {f"{name} (seed 0)": args.root / env_id / f"{name}_seed0" for name in names},
               title=f"{env_id}, 10 expert episodes")
     return env_rows
 
@@ -272,6 +287,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--disc-reward", choices=REWARD_TYPES,
                         help="the discriminator's reward for GAIL, AIRL and DAC instead of each env's setting: "
                              "runs named <algo>-<reward>, in folders of their own")
+    parser.add_argument("--clip-actions", action="store_true",
+                        help="GAIL and AIRL show their discriminator the actions the env ran (clipped to the "
+                             "action space): runs named <algo>-clip, in folders of their own")
     parser.add_argument("--max-expert-steps", type=int, default=200_000,
                         help="train a missing expert only if its preset needs at most this many steps")
     return parser
@@ -284,10 +302,12 @@ def main() -> None:
     torch.set_num_threads(1)
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
-    if args.disc_reward and args.transfer:
-        parser.error("--transfer uses the rows' own rewards; run it without --disc-reward")
+    if args.transfer and (args.disc_reward or args.clip_actions):
+        parser.error("--transfer uses the rows' own runs; run it without --disc-reward and --clip-actions")
     if args.disc_reward:
         algos += f"_disc-{args.disc_reward}"
+    if args.clip_actions:
+        algos += "_clip-actions"
     if args.ray_address and args.backend != "ray":
         parser.error("--ray-address needs --backend ray")
     if workers < 1:

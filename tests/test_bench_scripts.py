@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -49,6 +50,38 @@ def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_oth
     assert parts["disc"].inputs == pendulum_airl.inputs == "s" and pendulum_airl.reward is None
     with pytest.raises(SystemExit):
         bench.make_parser().parse_args(["--disc-reward", "nope"])
+
+    config = bench.config_for("airl", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz")
+    used = bench.used_parts(config, parts)  # what the run itself records: AIRL's form, the run's gamma
+    assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
+
+
+def test_probe_airl_reads_a_run_and_refuses_what_is_not_one(tmp_path, capsys):
+    import gymnasium as gym
+
+    from gailkit.agents.experts import rollout_episodes
+    from gailkit.agents.gail import AIRLConfig, GAILConfig
+    from gailkit.agents.imitate import imitate
+    from gailkit.data import save_demos
+
+    env = gym.make("Pendulum-v1")
+    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 2, seed=0)
+    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
+                       observation_space=env.observation_space, action_space=env.action_space)
+    small = dict(env="Pendulum-v1", demos=demos, steps=512, n_envs=2, n_steps=256, eval_episodes=1, progress=False)
+    imitate(AIRLConfig(out=tmp_path / "airl", **small))
+    imitate(GAILConfig(out=tmp_path / "gail", **small))
+    probe = script("probe_airl")
+    out = tmp_path / "probe.json"
+    for bad in (tmp_path / "gail", tmp_path / "missing"):
+        assert probe.main([str(bad), "--out", str(out)]) == 2 and not out.exists()
+        assert capsys.readouterr().err.startswith("error: ")
+    assert probe.main([str(tmp_path / "airl"), "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["runs"][0]
+    assert row["steps"] == 512 and row["action_half_width"] == [2.0]
+    assert 0.5 < row["policy_std"][0] < 1.5, row["policy_std"]  # PPO starts at 1 and has taken one round's steps
+    assert row["expert"]["transitions"] == 400 and row["policy"]["transitions"] == 200  # 2 demos, 1 episode
+    assert 0 <= row["expert"]["judged_expert"] <= 1
 
 
 def test_sac_curves_compare_each_implementation_with_sb3_over_the_seeds():

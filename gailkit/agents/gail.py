@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -43,6 +44,9 @@ class GAILConfig(PerceptionTrainingOptions, PPOOptions, TrainingConfig):
     balance_low: float = field(default=0.6, metadata=doc("lower accuracy bound"))
     balance_high: float = field(default=0.85, metadata=doc("upper accuracy bound"))
     bc_steps: int = field(default=0, metadata=doc("behaviour-cloning steps that warm-start the actor (0: none)"))
+    clip_actions: bool = field(default=False, metadata=doc(
+        "show the discriminator the actions the env ran (PPO's Gaussian samples clipped to a Box action "
+        "space, AIRL's log pi taken there), not the unclipped samples"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **PPOOptions.bounds,
                                         **PerceptionTrainingOptions.bounds, "disc_updates": "[1, inf)",
@@ -69,6 +73,12 @@ class GAIL(AdversarialRun, PPORun):
         flat = buffer.flat()
         n, bs = len(flat["obs"]), self.disc_config.batch_size
         log_probs = flat["log_probs"] if self.disc_config.airl else None
+        space = self.venv.action_space
+        if self.config.clip_actions and isinstance(space, gym.spaces.Box):
+            # the expert's actions are ones its env ran; a sample outside the box ran as its clipped value
+            flat = {**flat, "acts": np.clip(flat["acts"], space.low, space.high)}
+            if log_probs is not None:
+                log_probs = self._log_probs(flat["obs"], flat["acts"])
         for _ in range(self.disc_updates):
             j = self.rng.integers(0, n, size=bs)
             self._train_disc(DiscBatch.from_numpy(flat["obs"][j], flat["acts"][j], flat["next_obs"][j],

@@ -323,3 +323,34 @@ def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpol
     (tmp_path / "other" / "config.json").write_text("{}")  # a run killed before its first checkpoint
     again = imitate_or_resume(dataclasses.replace(cfg(512), out=tmp_path / "other"))
     assert [e["steps"] for e in again] == [0, 512]
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, clip):
+    from gailkit.agents.experts import rollout_episodes
+    from gailkit.agents.gail import AIRL
+
+    env = gym.make("Pendulum-v1")
+    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 2, seed=0)
+    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
+                       observation_space=env.observation_space, action_space=env.action_space)
+    run = AIRL(AIRLConfig(env="Pendulum-v1", demos=demos, steps=512, out=tmp_path / "run", n_envs=2, n_steps=256,
+                          disc_updates=1, eval_episodes=1, progress=False, clip_actions=clip))
+    seen = {}
+    reward = run.disc.reward
+
+    def spy(obs, acts, next_obs, dones, log_probs=None):
+        with torch.no_grad():  # log pi at these actions under the policy that collected them
+            obs_t, _ = run.model.policy.obs_to_tensor(obs)
+            want = run.model.policy.get_distribution(obs_t).log_prob(torch.as_tensor(acts)).numpy()
+        seen.update(acts=acts, log_probs=log_probs, want=want)
+        return reward(obs, acts, next_obs, dones, log_probs)
+
+    run.disc.reward = spy
+    run.train()
+    outside = int((np.abs(seen["acts"]) > 2).sum())
+    np.testing.assert_allclose(seen["log_probs"], seen["want"], rtol=1e-5, atol=1e-5)  # AIRL's log pi at them
+    if clip:
+        assert outside == 0, f"{outside} of {len(seen['acts'])} actions outside [-2, 2] reached the discriminator"
+    else:  # a Gaussian with std 1 leaves [-2, 2] about 5% of the time: 512 samples hold some
+        assert outside > 0, "no PPO sample left the action space: the test shows nothing"
