@@ -62,9 +62,9 @@ def own_episode(run, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def probe(directory: Path, seed: int) -> dict:
-    if saved_run(directory)["algo"] != "airl":
-        raise UsageError(f"{directory} is a {saved_run(directory)['algo']} run, not an AIRL run: pass the folder "
-                         "of a `gailkit imitate airl` run")
+    if (algo := saved_run(directory)["algo"]) != "airl":
+        raise UsageError(f"{directory} is a {algo} run, not an AIRL run: pass the folder of a "
+                         "`gailkit imitate airl` run")
     run = load_run(directory)
     disc_dir = directory if (directory / "discriminator.json").exists() else directory / "checkpoint"
     disc = Discriminator.load(disc_dir)

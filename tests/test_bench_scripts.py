@@ -51,6 +51,7 @@ def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_oth
     with pytest.raises(SystemExit):
         bench.make_parser().parse_args(["--disc-reward", "nope"])
 
+    _, parts = bench.run_variant("airl", "HalfCheetah-v5", "gail")
     config = bench.config_for("airl", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz")
     used = bench.used_parts(config, parts)  # what the run itself records: AIRL's form, the run's gamma
     assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
