@@ -7,9 +7,9 @@ standard deviation per dimension (against the half-width of the action space), a
 demonstrations and on one episode of the policy's own sampled actions (as PPO collects them,
 unclipped): log pi(a|s), the discriminator's logit = f(s, a, s') - log pi(a|s), and its f.
 
-AIRL's discriminator gets -log pi for free: the rewards built on its logit (`gail`, `log_d`,
-`logit`) pay the policy for entropy at temperature 1, and the logit tells the expert's actions
-from a policy whose log-probabilities differ from the expert's without f learning anything.
+AIRL's logit holds -log pi: the rewards built on it (`gail`, `log_d`, `logit`) pay the policy for
+entropy at temperature 1, and when the policy's spread collapses instead, log pi alone tells the
+expert's actions from the policy's, with nothing left for f to learn.
 """
 
 from __future__ import annotations
