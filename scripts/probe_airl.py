@@ -34,7 +34,7 @@ def stats(log_pi: np.ndarray, logit: np.ndarray) -> dict[str, float]:
             "f_median": float(np.median(logit + log_pi)), "judged_expert": float((logit > 0).mean())}
 
 
-def transitions(run, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
+def log_probs(run, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
     """log pi(a|s) under the run's policy, ``(T,)``."""
     policy = run.model.policy
     with torch.no_grad():
@@ -79,7 +79,7 @@ def probe(directory: Path, seed: int) -> dict:
     d = run.expert_data  # the expert's transitions as the run trains on them (absorbing states included)
     expert = (d.obs, d.acts, d.next_obs, d.dones.astype(np.float32))
     for name, (obs, acts, nxt, dones) in (("expert", expert), ("policy", own_episode(run, seed))):
-        log_pi = transitions(run, obs, acts)
+        log_pi = log_probs(run, obs, acts)
         logit = disc.logits(DiscBatch.from_numpy(obs, acts, nxt, dones, log_pi)).numpy()
         out[name] = {"transitions": len(acts), **stats(log_pi, logit)}
     return out

@@ -36,6 +36,28 @@ def _write_only_under_tmp(tmp_path_factory):
         yield
 
 
+def pendulum_controller(obs: np.ndarray) -> np.ndarray:
+    """A damping Pendulum controller: torque against the angular velocity, within the torque limit."""
+    return np.clip([-2.0 * obs[2]], -2, 2).astype(np.float32)
+
+
+@pytest.fixture
+def pendulum_demos(tmp_path):
+    """``make(episodes, policy=pendulum_controller)``: a Pendulum-v1 demonstration file in tmp_path."""
+    import gymnasium as gym
+
+    from gailkit.agents.experts import rollout_episodes
+    from gailkit.data import save_demos
+
+    def make(episodes: int, policy=pendulum_controller):
+        env = gym.make("Pendulum-v1")
+        trajs = rollout_episodes(policy, "Pendulum-v1", episodes, seed=0)
+        return save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
+                          observation_space=env.observation_space, action_space=env.action_space)
+
+    return make
+
+
 def cartpole_controller(obs: np.ndarray) -> int:
     """A hand-written CartPole expert (return 500): push towards where the pole is falling."""
     return int(obs[2] + 0.5 * obs[3] > 0)

@@ -57,18 +57,11 @@ def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_oth
     assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
 
 
-def test_probe_airl_reads_a_run_and_refuses_what_is_not_one(tmp_path, capsys):
-    import gymnasium as gym
-
-    from gailkit.agents.experts import rollout_episodes
+def test_probe_airl_reads_a_run_and_refuses_what_is_not_one(tmp_path, capsys, pendulum_demos):
     from gailkit.agents.gail import AIRLConfig, GAILConfig
     from gailkit.agents.imitate import imitate
-    from gailkit.data import save_demos
 
-    env = gym.make("Pendulum-v1")
-    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 2, seed=0)
-    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
-                       observation_space=env.observation_space, action_space=env.action_space)
+    demos = pendulum_demos(2)
     small = dict(env="Pendulum-v1", demos=demos, steps=512, n_envs=2, n_steps=256, eval_episodes=1, progress=False)
     imitate(AIRLConfig(out=tmp_path / "airl", **small))
     imitate(GAILConfig(out=tmp_path / "gail", **small))

@@ -259,13 +259,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(cartpole_demos, tmp_path)
     assert json.loads((out / "checkpoint" / "state.json").read_text())["num_timesteps"] >= steps
 
 
-def test_dac_with_sac_resumes_exactly(tmp_path):
-    from gailkit.agents.experts import rollout_episodes
-
-    env = gym.make("Pendulum-v1")
-    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 3, seed=0)
-    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
-                       observation_space=env.observation_space, action_space=env.action_space)
+def test_dac_with_sac_resumes_exactly(tmp_path, pendulum_demos):
+    demos = pendulum_demos(3)
 
     def go(out, steps, resume=False):
         cfg = DACConfig(env="Pendulum-v1", demos=demos, steps=steps, out=out, absorbing=False, learning_starts=100,
@@ -290,14 +285,10 @@ def test_dac_with_sac_resumes_exactly(tmp_path):
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}:{key}")
 
 
-def test_dac_hands_its_matmul_dtype_to_sac(tmp_path):
+def test_dac_hands_its_matmul_dtype_to_sac(tmp_path, pendulum_demos):
     from gailkit.agents.dac import DAC
-    from gailkit.agents.experts import rollout_episodes
 
-    env = gym.make("Pendulum-v1")
-    trajs = rollout_episodes(lambda o: np.zeros(1, np.float32), "Pendulum-v1", 2, seed=0)
-    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
-                       observation_space=env.observation_space, action_space=env.action_space)
+    demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
     for dtype in ("float32", "bfloat16"):
         run = DAC(DACConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / dtype, absorbing=False,
                             matmul_dtype=dtype, progress=False))
@@ -326,14 +317,10 @@ def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpol
 
 
 @pytest.mark.parametrize("clip", [False, True])
-def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, clip):
-    from gailkit.agents.experts import rollout_episodes
+def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, pendulum_demos, clip):
     from gailkit.agents.gail import AIRL
 
-    env = gym.make("Pendulum-v1")
-    trajs = rollout_episodes(lambda o: np.clip([-2.0 * o[2]], -2, 2).astype(np.float32), "Pendulum-v1", 2, seed=0)
-    demos = save_demos(tmp_path / "pendulum.npz", trajs, env_id="Pendulum-v1",
-                       observation_space=env.observation_space, action_space=env.action_space)
+    demos = pendulum_demos(2)
     run = AIRL(AIRLConfig(env="Pendulum-v1", demos=demos, steps=512, out=tmp_path / "run", n_envs=2, n_steps=256,
                           disc_updates=1, eval_episodes=1, progress=False, clip_actions=clip))
     seen = {}
