@@ -7,7 +7,7 @@ On frames without the speed gauge, where one frame does not tell the speed:
       python scripts/probe_worldmodel_memory.py --run-dir ~/.cache/gailkit/bench/worldmodel/fast-2h-m32-noindicators \
           --out scripts/results/worldmodel_memory_probe_noindicators.json
 
-CMA-ES found no controller over ``[z, h]`` that beats the one over ``z`` (README: CarRacing on a CPU).
+CMA-ES found no controller over ``[z, h]`` that beats the one over ``z`` (docs/carracing.md).
 Either C cannot drive better with h, or the search does not find how. This script takes the search
 out: a privileged teacher that reads the track and the car (``gailkit.envs.car_racing.TrackFollower``)
 labels frames, and C is fitted to it by DAgger (``gailkit.worldmodels.dagger``), with the same
