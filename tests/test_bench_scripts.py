@@ -38,20 +38,27 @@ def refusal(tmp_path: Path, capsys, *args: str) -> str:
     return err.strip().splitlines()[-1]
 
 
-def test_a_discriminator_reward_variant_has_its_own_runs_and_keeps_the_env_s_other_parts():
+def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     bench = script("bench_imitation")
-    assert bench.run_variant("airl", "Hopper-v5", None) == ("airl", bench.SETTINGS["Hopper-v5"]["parts"]["airl"])
-    name, parts = bench.run_variant("airl", "HalfCheetah-v5", "logit")
+    assert bench.run_variant("airl", "Hopper-v5") == ("airl", bench.SETTINGS["Hopper-v5"]["parts"]["airl"], {})
+    name, parts, _ = bench.run_variant("airl", "HalfCheetah-v5", "logit")
     assert name == "airl-logit" and parts["disc"].reward == "logit"
-    name, parts = bench.run_variant("bc", "HalfCheetah-v5", "logit")  # no discriminator: unchanged
+    name, parts, _ = bench.run_variant("bc", "HalfCheetah-v5", "logit", True, 0.01)  # no discriminator, no PPO
     assert name == "bc" and parts == bench.SETTINGS["HalfCheetah-v5"]["parts"]["bc"]
     pendulum_airl = bench.SETTINGS["Pendulum-v1"]["parts"]["airl"]["disc"]
-    _, parts = bench.run_variant("airl", "Pendulum-v1", "gail")
+    _, parts, _ = bench.run_variant("airl", "Pendulum-v1", "gail")
     assert parts["disc"].inputs == pendulum_airl.inputs == "s" and pendulum_airl.reward is None
     with pytest.raises(SystemExit):
         bench.make_parser().parse_args(["--disc-reward", "nope"])
+    # PPO's options: GAIL's and AIRL's own, not DAC's (SAC); the name says every one
+    assert bench.run_variant("airl", "HalfCheetah-v5", None, True, 0.01)[::2] == (
+        "airl-clip-ent0.01", {"clip_actions": True, "ent_coef": 0.01})
+    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01)[::2] == ("dac-gail", {})
+    config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
+                              **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
+    assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
 
-    _, parts = bench.run_variant("airl", "HalfCheetah-v5", "gail")
+    _, parts, _ = bench.run_variant("airl", "HalfCheetah-v5", "gail")
     config = bench.config_for("airl", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz")
     used = bench.used_parts(config, parts)  # what the run itself records: AIRL's form, the run's gamma
     assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
