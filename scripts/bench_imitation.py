@@ -4,6 +4,7 @@ Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum
       ... --disc-reward logit                       (GAIL, AIRL and DAC with that discriminator reward)
       ... --clip-actions                            (GAIL and AIRL: the discriminator sees the env's actions)
       ... --ent-coef 0.01                           (GAIL and AIRL: PPO's entropy coefficient)
+      ... --fixed-std 0.5                           (GAIL and AIRL: PPO's action standard deviation held there)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
@@ -19,7 +20,7 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
-scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_transfer].json,
+scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>][_transfer].json,
 with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
 each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
 expert card's evaluation episodes.
@@ -118,11 +119,12 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
 
 
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
-                ent_coef: float | None = None) -> tuple[str, dict | None, dict]:
+                ent_coef: float | None = None, fixed_std: float | None = None) -> tuple[str, dict | None, dict]:
     """The name of ``algo``'s runs (their folders' and rows' name), its part options and the config
     fields that differ from the env's settings. A variant has folders of its own: ``<algo>-<reward>``
     with the discriminator's reward replaced (GAIL, AIRL, DAC), ``-clip`` when GAIL's or AIRL's
-    discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X (GAIL, AIRL)."""
+    discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X and ``-std<X>``
+    with its action standard deviation held at X (GAIL, AIRL)."""
     name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
     if disc_reward is not None and algo in ADVERSARIAL:
         disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
@@ -131,6 +133,8 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-clip", {**given, "clip_actions": True}
     if ent_coef is not None and algo in ON_POLICY_ADVERSARIAL:
         name, given = f"{name}-ent{ent_coef:g}", {**given, "ent_coef": ent_coef}
+    if fixed_std is not None and algo in ON_POLICY_ADVERSARIAL:
+        name, given = f"{name}-std{fixed_std:g}", {**given, "fixed_std": fixed_std}
     return name, parts, given
 
 
@@ -205,7 +209,8 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
                 "expert_card": card, "algos": {}, "transfer": {}}
     names = []  # the rows' run names, for the learning curves
     for algo in args.algos:
-        name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef)
+        name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
+                                          args.fixed_std)
         names.append(name)
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
@@ -297,6 +302,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ent-coef", type=float,
                         help="PPO's entropy coefficient for GAIL and AIRL instead of each env's setting: runs "
                              "named <algo>-ent<X>, in folders of their own")
+    parser.add_argument("--fixed-std", type=float,
+                        help="hold GAIL's and AIRL's PPO action standard deviation at this value: runs named "
+                             "<algo>-std<X>, in folders of their own")
     parser.add_argument("--max-expert-steps", type=int, default=200_000,
                         help="train a missing expert only if its preset needs at most this many steps")
     return parser
@@ -309,8 +317,10 @@ def main() -> None:
     torch.set_num_threads(1)
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
-    if args.transfer and (args.disc_reward or args.clip_actions or args.ent_coef is not None):
-        parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions and --ent-coef")
+    variant = args.disc_reward or args.clip_actions or args.ent_coef is not None or args.fixed_std is not None
+    if args.transfer and variant:
+        parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef "
+                     "and --fixed-std")
     if args.ent_coef is not None and args.ent_coef < 0:
         parser.error(f"--ent-coef {args.ent_coef}: must be >= 0")
     if args.disc_reward:
@@ -319,6 +329,10 @@ def main() -> None:
         algos += "_clip-actions"
     if args.ent_coef is not None:
         algos += f"_ent-coef{args.ent_coef:g}"
+    if args.fixed_std is not None:
+        if args.fixed_std <= 0:
+            parser.error(f"--fixed-std {args.fixed_std}: must be > 0")
+        algos += f"_fixed-std{args.fixed_std:g}"
     if args.ray_address and args.backend != "ray":
         parser.error("--ray-address needs --backend ray")
     if workers < 1:

@@ -53,7 +53,8 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     # PPO's options: GAIL's and AIRL's own, not DAC's (SAC); the name says every one
     assert bench.run_variant("airl", "HalfCheetah-v5", None, True, 0.01)[::2] == (
         "airl-clip-ent0.01", {"clip_actions": True, "ent_coef": 0.01})
-    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01)[::2] == ("dac-gail", {})
+    assert bench.run_variant("gail", "HalfCheetah-v5", fixed_std=0.5)[::2] == ("gail-std0.5", {"fixed_std": 0.5})
+    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5)[::2] == ("dac-gail", {})
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
     assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]

@@ -9,8 +9,10 @@ reward), runs GAE on them and takes PPO's update.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import is_image_space
 
@@ -18,6 +20,7 @@ from gailkit.agents.base import Run, TrainingConfig
 from gailkit.agents.sb3_adapter import RelabelingPPO, update_progress
 from gailkit.buffers import ImitationRolloutBuffer
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 
 __all__ = ["PPOOptions", "PPORun"]
 
@@ -37,10 +40,13 @@ class PPOOptions:
     ent_coef: float = field(default=0.01, metadata=doc("PPO entropy coefficient"))
     use_sde: bool = field(default=False, metadata=doc(
         "generalised state-dependent exploration for continuous actions"))
+    fixed_std: float | None = field(default=None, metadata=doc(
+        "hold the Gaussian policy's action standard deviation at this value instead of learning it "
+        "(Box actions, without --use-sde; default: learned, starting at 1)"))
 
     bounds: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("n_envs", "n_steps", "batch_size", "n_epochs"), "[1, inf)"),
-        "learning_rate": "(0, inf)", "gae_lambda": "[0, 1]", "ent_coef": "[0, inf)"}
+        "learning_rate": "(0, inf)", "gae_lambda": "[0, 1]", "ent_coef": "[0, inf)", "fixed_std": "(0, inf)"}
 
 
 class PPORun(Run):
@@ -50,12 +56,20 @@ class PPORun(Run):
         super().__init__(config, **kwargs)
         self.venv = self._vec_env(config.n_envs)
         policy = "CnnPolicy" if is_image_space(self.venv.observation_space) else "MlpPolicy"
+        std = config.fixed_std
+        if std is not None and (config.use_sde or not isinstance(self.venv.action_space, spaces.Box)):
+            raise UsageError(f"--fixed-std {std}: needs a Box action space and no --use-sde "
+                             f"({config.env} has {type(self.venv.action_space).__name__} actions"
+                             f"{', and --use-sde is on' if config.use_sde else ''})")
         self.model = RelabelingPPO(
             policy, self.venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
             learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
             ent_coef=config.ent_coef, seed=config.seed, device="cpu", relabel=self._relabel,
             use_sde=config.use_sde, sde_sample_freq=4 if config.use_sde else -1,
+            policy_kwargs=None if std is None else {"log_std_init": math.log(std)},
         )
+        if std is not None:  # no gradient, so PPO's Adam leaves it where it starts
+            self.model.policy.log_std.requires_grad_(False)
         self.round_size = config.n_envs * config.n_steps
 
     def _relabel(self, buffer: ImitationRolloutBuffer) -> None:

@@ -44,6 +44,9 @@ def claim_run_dir(out: str | Path, *, resume: bool, what: str = "run") -> Iterat
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; choose a directory for the {what}")
     created = not out.exists()
+    top = out  # the highest folder this call makes: a run that fails to start leaves none of them
+    while not top.parent.exists():
+        top = top.parent
     out.mkdir(parents=True, exist_ok=True)
     handle = open(out / LOCK, "a+")
     try:
@@ -71,7 +74,7 @@ def claim_run_dir(out: str | Path, *, resume: bool, what: str = "run") -> Iterat
             yield out
         except BaseException:
             if created and not (out / "config.json").exists():
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(top, ignore_errors=True)
             raise
     finally:
         handle.close()

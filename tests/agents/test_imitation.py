@@ -341,3 +341,19 @@ def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, 
         assert outside == 0, f"{outside} of {len(seen['acts'])} actions outside [-2, 2] reached the discriminator"
     else:  # a Gaussian with std 1 leaves [-2, 2] about 5% of the time: 512 samples hold some
         assert outside > 0, "no PPO sample left the action space: the test shows nothing"
+
+
+def test_fixed_std_holds_the_policy_s_spread_through_training_and_a_reload(tmp_path, pendulum_demos):
+    from gailkit.agents.imitate import load_run
+
+    demos = pendulum_demos(2)
+
+    def spread(fixed_std):
+        out = tmp_path / f"run{fixed_std}"
+        imitate(GAILConfig(env="Pendulum-v1", demos=demos, steps=1024, out=out, n_envs=2, n_steps=256,
+                           learning_rate=3e-3, disc_updates=1, eval_episodes=1, progress=False, fixed_std=fixed_std))
+        return load_run(out).model.policy.log_std.detach().exp().numpy()
+
+    learned, held = spread(None), spread(0.3)
+    assert not np.allclose(learned, 1.0, atol=1e-3), f"the learned std never moved from 1: {learned}"
+    np.testing.assert_allclose(held, 0.3, rtol=1e-6)  # after 4 PPO updates and a reload from disk

@@ -237,12 +237,15 @@ def test_a_folder_in_use_by_another_process_is_refused(tmp_path, cartpole_demos,
 
 
 def test_a_failed_start_leaves_no_folder(tmp_path, cartpole_demos, capsys):
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "gail" / "run"  # nor the folders made to hold it
     argv = gail(cartpole_demos, out, 256)
     argv[argv.index("--env") + 1] = "Pendulum-v1"  # demonstrations of another env
     assert main(argv) == 2
     assert "does not match Pendulum-v1" in capsys.readouterr().err
-    assert not out.exists()
+    assert not (tmp_path / "runs").exists()
+    assert main([*gail(cartpole_demos, out, 256), "--fixed-std", "0.5"]) == 2  # CartPole's actions are discrete
+    assert "--fixed-std 0.5: needs a Box action space" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 # ----- Ctrl-C ------------------------------------------------------------------------------------
