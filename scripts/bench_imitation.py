@@ -43,13 +43,16 @@ from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
 from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume, plot_runs
+from gailkit.agents.onpolicy import PPOOptions
 from gailkit.agents.registry import algorithm
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.configs import check_bounds
 from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.discriminators.config import REWARD_TYPES
 from gailkit.envs.make import make_env
+from gailkit.errors import UsageError
 from gailkit.files import write_json
 from gailkit.worldmodels.backends import Backend, make_backend
 from gailkit.zoo import zoo_envs, zoo_expert_dir
@@ -313,7 +316,6 @@ def make_parser() -> argparse.ArgumentParser:
 def main() -> None:
     parser = make_parser()
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
     torch.set_num_threads(1)
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
@@ -321,8 +323,10 @@ def main() -> None:
     if args.transfer and variant:
         parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef "
                      "and --fixed-std")
-    if args.ent_coef is not None and args.ent_coef < 0:
-        parser.error(f"--ent-coef {args.ent_coef}: must be >= 0")
+    try:  # PPO's own rules for the two, before any expert or run is made
+        check_bounds(args, {name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")})
+    except UsageError as e:
+        parser.error(str(e))
     if args.disc_reward:
         algos += f"_disc-{args.disc_reward}"
     if args.clip_actions:
@@ -330,13 +334,12 @@ def main() -> None:
     if args.ent_coef is not None:
         algos += f"_ent-coef{args.ent_coef:g}"
     if args.fixed_std is not None:
-        if args.fixed_std <= 0:
-            parser.error(f"--fixed-std {args.fixed_std}: must be > 0")
         algos += f"_fixed-std{args.fixed_std:g}"
     if args.ray_address and args.backend != "ray":
         parser.error("--ray-address needs --backend ray")
     if workers < 1:
         parser.error(f"--workers {workers}: must be >= 1")
+    args.out.mkdir(parents=True, exist_ok=True)  # the learning curves are written into it before the JSON
     pool = None
     if args.backend == "ray" or workers > 1:
         pool = make_backend(args.backend, workers, timeout_s=30 * 24 * 3600, ray_address=args.ray_address)

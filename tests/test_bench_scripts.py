@@ -65,6 +65,21 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--fixed-std", "0"], "--fixed-std 0.0: must be > 0"),
+    (["--ent-coef", "-1"], "--ent-coef -1.0: must be >= 0"),
+    (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs")])
+def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, capsys, options, message):
+    argv = [str(SCRIPTS / "bench_imitation.py"), "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
+            "--out", str(tmp_path / "results"), *options]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as stop:
+            runpy.run_path(argv[0], run_name="__main__")
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_probe_airl_reads_a_run_and_refuses_what_is_not_one(tmp_path, capsys, pendulum_demos):
     from gailkit.agents.gail import AIRLConfig, GAILConfig
     from gailkit.agents.imitate import imitate
