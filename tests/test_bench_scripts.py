@@ -54,7 +54,9 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("airl", "HalfCheetah-v5", None, True, 0.01)[::2] == (
         "airl-clip-ent0.01", {"clip_actions": True, "ent_coef": 0.01})
     assert bench.run_variant("gail", "HalfCheetah-v5", fixed_std=0.5)[::2] == ("gail-std0.5", {"fixed_std": 0.5})
-    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5)[::2] == ("dac-gail", {})
+    assert bench.run_variant("airl", "HalfCheetah-v5", None, True, None, 0.3, True)[::2] == (
+        "airl-clip-std0.3-norm", {"clip_actions": True, "fixed_std": 0.3, "normalize_reward": True})
+    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5, True)[::2] == ("dac-gail", {})
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
     assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
@@ -68,7 +70,8 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
 @pytest.mark.parametrize("options, message", [
     (["--fixed-std", "0"], "--fixed-std 0.0: must be > 0"),
     (["--ent-coef", "-1"], "--ent-coef -1.0: must be >= 0"),
-    (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs")])
+    (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs"),
+    (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs")])
 def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, capsys, options, message):
     argv = [str(SCRIPTS / "bench_imitation.py"), "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
             "--out", str(tmp_path / "results"), *options]

@@ -28,6 +28,8 @@ from gailkit.buffers import ImitationRolloutBuffer
 from gailkit.configs import doc
 from gailkit.discriminators import DiscBatch, DiscriminatorConfig
 from gailkit.errors import UsageError
+from gailkit.nn.blocks import RunningNorm
+from gailkit.nn.checkpoint import tensors_under
 
 __all__ = ["AIRL", "AIRLConfig", "DreamGAIL", "DreamGAILConfig", "GAIL", "GAILConfig"]
 
@@ -47,6 +49,9 @@ class GAILConfig(PerceptionTrainingOptions, PPOOptions, TrainingConfig):
     clip_actions: bool = field(default=False, metadata=doc(
         "show the discriminator the actions the env ran (PPO's Gaussian samples clipped to a Box action "
         "space, AIRL's log pi taken there), not the unclipped samples"))
+    normalize_reward: bool = field(default=False, metadata=doc(
+        "standardise the learned reward by its running mean and std before PPO sees it (the imitation library's "
+        "normalize_output_layer); the discriminator, its logs and a transferred reward keep the raw reward"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **PPOOptions.bounds,
                                         **PerceptionTrainingOptions.bounds, "disc_updates": "[1, inf)",
@@ -68,6 +73,7 @@ class GAIL(AdversarialRun, PPORun):
     def __init__(self, config: GAILConfig, **kwargs: Any):
         super().__init__(config, **kwargs)
         self.disc_updates = config.disc_updates
+        self.reward_norm = RunningNorm(1)  # moved only with --normalize-reward
 
     def _relabel(self, buffer: ImitationRolloutBuffer) -> None:
         flat = buffer.flat()
@@ -90,8 +96,12 @@ class GAIL(AdversarialRun, PPORun):
             elif acc < self.config.balance_low:
                 self.disc_updates = min(4 * self.config.disc_updates, self.disc_updates + 1)
         rewards = self.disc.reward(flat["obs"], flat["acts"], flat["next_obs"], flat["dones"], log_probs)
-        buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
         self._log_disc(rewards, flat["env_rewards"])
+        if self.config.normalize_reward:  # this rollout's rewards count in the statistics that scale them
+            r = torch.from_numpy(rewards).double().reshape(-1, 1)
+            self.reward_norm.update(r)
+            rewards = self.reward_norm(r).numpy().astype(np.float32)
+        buffer.rewards[:] = rewards.reshape(buffer.rewards.shape)
         self._log("discriminator", {"updates_per_round": self.disc_updates})
 
     def _before_first_round(self) -> None:
@@ -100,10 +110,13 @@ class GAIL(AdversarialRun, PPORun):
                             BCConfig(steps=self.config.bc_steps, seed=self.config.seed), progress=False)
 
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return {}, {"disc_updates": self.disc_updates}
+        tensors = {f"reward_norm.{k}": v for k, v in self.reward_norm.state_dict().items()}
+        return tensors if self.config.normalize_reward else {}, {"disc_updates": self.disc_updates}
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         self.disc_updates = state["disc_updates"]
+        if self.config.normalize_reward:
+            self.reward_norm.load_state_dict(tensors_under(tensors, "reward_norm."))
 
 
 @dataclasses.dataclass(kw_only=True)

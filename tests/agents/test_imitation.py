@@ -79,12 +79,13 @@ def run(tmp_path, demos, steps, resume=False, algo="gail"):
     common = dict(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, eval_every=512)
     if algo == "dac":  # DQN learns from step 256 on: both halves of the resumed run train
         cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=3)
-    else:
-        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo](**common, checkpoint_every=512, **dict(FAST, n_steps=64))
+    else:  # "airl-norm": AIRL with the reward standardised, whose statistics the checkpoint carries
+        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo.removesuffix("-norm")](
+            **common, checkpoint_every=512, normalize_reward=algo.endswith("-norm"), **dict(FAST, n_steps=64))
     return imitate(cfg, disc=DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
-@pytest.mark.parametrize("algo", ["gail", "airl", "dac"])
+@pytest.mark.parametrize("algo", ["gail", "airl", "airl-norm", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
     half = 512  # a checkpoint (the envs reset there); GAIL and AIRL: two rollouts of 256 steps on each side
     run(tmp_path / "straight", cartpole_demos, 2 * half, algo=algo)
@@ -93,7 +94,8 @@ def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
     history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
     assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
     names = ["policy.safetensors", "discriminator.safetensors", "discriminator_optim.safetensors", "rng.safetensors"]
-    names += ["extra.safetensors"] if algo == "dac" else ["policy_optim.safetensors"]
+    names += ["extra.safetensors"] if algo in ("dac", "airl-norm") else []
+    names += [] if algo == "dac" else ["policy_optim.safetensors"]
     for name in names:
         a = load_tensors(tmp_path / "straight" / "checkpoint" / name)
         b = load_tensors(tmp_path / "resumed" / "checkpoint" / name)
@@ -341,6 +343,33 @@ def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, 
         assert outside == 0, f"{outside} of {len(seen['acts'])} actions outside [-2, 2] reached the discriminator"
     else:  # a Gaussian with std 1 leaves [-2, 2] about 5% of the time: 512 samples hold some
         assert outside > 0, "no PPO sample left the action space: the test shows nothing"
+
+
+def test_normalize_reward_standardises_what_ppo_learns_from_by_every_reward_so_far(tmp_path, pendulum_demos):
+    from gailkit.agents.gail import AIRL
+
+    run = AIRL(AIRLConfig(env="Pendulum-v1", demos=pendulum_demos(2), steps=1536, out=tmp_path / "run", n_envs=2,
+                          n_steps=256, disc_updates=1, eval_episodes=1, progress=False, normalize_reward=True))
+    raw, seen = [], []
+    reward, relabel = run.disc.reward, run.model.relabel  # PPO's hook, run once per rollout
+
+    def spy_reward(*args):
+        raw.append(reward(*args))
+        return raw[-1]
+
+    def spy_relabel(buffer):
+        relabel(buffer)
+        seen.append(buffer.rewards.reshape(-1).copy())  # time-major, as the discriminator saw them
+
+    run.disc.reward, run.model.relabel = spy_reward, spy_relabel
+    run.train()
+    assert len(raw) == len(seen) == 3
+    for k in range(3):  # the reference: NumPy's mean and variance of every raw reward up to this round
+        every = np.concatenate(raw[: k + 1]).astype(np.float64)
+        want = np.clip((raw[k] - every.mean()) / np.sqrt(every.var() + 1e-8), -10, 10)
+        np.testing.assert_allclose(seen[k], want, rtol=1e-5, atol=1e-5)
+    # AIRL's f is not standard already, so the check above could have failed on raw rewards
+    assert abs(raw[-1].mean()) > 0.1 or abs(raw[-1].std() - 1) > 0.1, (raw[-1].mean(), raw[-1].std())
 
 
 def test_fixed_std_holds_the_policy_s_spread_through_training_and_a_reload(tmp_path, pendulum_demos):
