@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.agents.base import TrainingConfig
 from gailkit.agents.bc import BCRunConfig
 from gailkit.agents.cloning import BCConfig
 from gailkit.agents.dac import DACConfig
@@ -123,13 +124,14 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
 
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
                 ent_coef: float | None = None, fixed_std: float | None = None,
-                normalize_reward: bool = False) -> tuple[str, dict | None, dict]:
+                normalize_reward: bool = False, steps: int | None = None) -> tuple[str, dict | None, dict]:
     """The name of ``algo``'s runs (their folders' and rows' name), its part options and the config
     fields that differ from the env's settings. A variant has folders of its own: ``<algo>-<reward>``
     with the discriminator's reward replaced (GAIL, AIRL, DAC), ``-clip`` when GAIL's or AIRL's
     discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X, ``-std<X>``
     with its action standard deviation held at X and ``-norm`` with the learned reward standardised
-    before PPO sees it (GAIL, AIRL)."""
+    before PPO sees it (GAIL, AIRL); ``-steps<N>`` with N env steps instead of the env's budget (every
+    algorithm that takes steps)."""
     name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
     if disc_reward is not None and algo in ADVERSARIAL:
         disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
@@ -142,6 +144,8 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-std{fixed_std:g}", {**given, "fixed_std": fixed_std}
     if normalize_reward and algo in ON_POLICY_ADVERSARIAL:
         name, given = f"{name}-norm", {**given, "normalize_reward": True}
+    if steps is not None and algo in SETTINGS[env_id]["steps"]:
+        name, given = f"{name}-steps{steps}", {**given, "steps": steps}
     return name, parts, given
 
 
@@ -217,12 +221,13 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     names = []  # the rows' run names, for the learning curves
     for algo in args.algos:
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
-                                          args.fixed_std, args.normalize_reward)
+                                          args.fixed_std, args.normalize_reward, args.steps)
         names.append(name)
         configs = [config_for(algo, env_id, seed, args.root / env_id / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
-        env_rows["algos"][name] = summarise(histories, SETTINGS[env_id]["steps"].get(algo), configs[-1], parts)
+        env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
+                                            configs[-1], parts)
         a = env_rows["algos"][name]
         print(f"{env_id} {name}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
               f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
@@ -315,6 +320,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--normalize-reward", action="store_true",
                         help="GAIL and AIRL standardise the learned reward by its running mean and std before "
                              "PPO sees it: runs named <algo>-norm, in folders of their own")
+    parser.add_argument("--steps", type=int,
+                        help="env steps for every algorithm that takes them, instead of each env's budget: runs "
+                             "named <algo>-steps<N>, in folders of their own")
     parser.add_argument("--max-expert-steps", type=int, default=200_000,
                         help="train a missing expert only if its preset needs at most this many steps")
     return parser
@@ -327,12 +335,13 @@ def main() -> None:
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
     variant = (args.disc_reward or args.clip_actions or args.ent_coef is not None or args.fixed_std is not None
-               or args.normalize_reward)
+               or args.normalize_reward or args.steps is not None)
     if args.transfer and variant:
         parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef, "
-                     "--fixed-std and --normalize-reward")
-    try:  # PPO's own rules for the two, before any expert or run is made
-        check_bounds(args, {name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")})
+                     "--fixed-std, --normalize-reward and --steps")
+    try:  # the configs' own rules, before any expert or run is made
+        check_bounds(args, {**{name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")},
+                            "steps": TrainingConfig.bounds["steps"]})
     except UsageError as e:
         parser.error(str(e))
     if args.disc_reward:
@@ -345,6 +354,8 @@ def main() -> None:
         algos += f"_fixed-std{args.fixed_std:g}"
     if args.normalize_reward:
         algos += "_normalize-reward"
+    if args.steps is not None:
+        algos += f"_steps{args.steps}"
     if args.ray_address and args.backend != "ray":
         parser.error("--ray-address needs --backend ray")
     if workers < 1:

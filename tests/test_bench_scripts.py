@@ -57,6 +57,9 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("airl", "HalfCheetah-v5", None, True, None, 0.3, True)[::2] == (
         "airl-clip-std0.3-norm", {"clip_actions": True, "fixed_std": 0.3, "normalize_reward": True})
     assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5, True)[::2] == ("dac-gail", {})
+    assert bench.run_variant("airl", "HalfCheetah-v5", steps=10_000_000)[::2] == (
+        "airl-steps10000000", {"steps": 10_000_000})
+    assert bench.run_variant("bc", "HalfCheetah-v5", steps=10)[::2] == ("bc", {})  # BC takes gradient steps
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
     assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
@@ -71,7 +74,8 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     (["--fixed-std", "0"], "--fixed-std 0.0: must be > 0"),
     (["--ent-coef", "-1"], "--ent-coef -1.0: must be >= 0"),
     (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs"),
-    (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs")])
+    (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs"),
+    (["--steps", "0"], "--steps 0: must be >= 1")])
 def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, capsys, options, message):
     argv = [str(SCRIPTS / "bench_imitation.py"), "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
             "--out", str(tmp_path / "results"), *options]
@@ -307,3 +311,15 @@ def test_memory_probe_pairs_tracks_pooled_and_per_seed():
     assert d["per_seed"] == pytest.approx([40 / 3, -2.0]) and d["seeds_ahead"] == 1
     assert d["se_over_seeds"] == pytest.approx(np.std([40 / 3, -2.0], ddof=1) / np.sqrt(2))
     assert paired(a[:1], b[:1])["se_over_seeds"] is None
+
+
+def test_reference_airl_refuses_missing_demos_and_a_venv_without_imitation(tmp_path, capsys, monkeypatch):
+    ref = script("reference_airl_imitation")
+    assert ref.main(["--demos", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert "no demonstrations at" in capsys.readouterr().err
+    demos = tmp_path / "d.npz"
+    demos.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "imitation", None)  # as in gailkit's own venv, which has no imitation
+    assert ref.main(["--demos", str(demos), "--out", str(tmp_path)]) == 2
+    assert "imitation==1.0.1" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]  # nothing written
