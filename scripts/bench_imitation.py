@@ -41,7 +41,15 @@ from gailkit.agents.base import TrainingConfig
 from gailkit.agents.bc import BCRunConfig
 from gailkit.agents.cloning import BCConfig
 from gailkit.agents.dac import DACConfig
-from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
+from gailkit.agents.experts import (
+    PRESETS,
+    CollectConfig,
+    ExpertConfig,
+    collect_demos,
+    load_expert,
+    rollout_episodes,
+    train_expert,
+)
 from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume, plot_runs
 from gailkit.agents.onpolicy import PPOOptions
@@ -110,6 +118,15 @@ SETTINGS = {
                                      "airl": MUJOCO_PPO},
                            parts={"bc": MUJOCO_BC}),
 }
+# a zoo env with more in its observation: the base env's zoo expert records the demonstrations,
+# acting on what it was trained to see (HalfCheetah-v5's observation is this one without the position)
+WITH_POSITION = {"gailkit/HalfCheetahWithPosition-v5": "HalfCheetah-v5"}
+SETTINGS["gailkit/HalfCheetahWithPosition-v5"] = SETTINGS["HalfCheetah-v5"]
+
+
+def slug(env_id: str) -> str:
+    """``env_id`` as a file or folder name (``gailkit/X`` -> ``gailkit-X``)."""
+    return env_id.replace("/", "-")
 
 
 def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
@@ -186,10 +203,29 @@ def run_seeds(configs: list, pool: Backend | None, parts: dict | None = None) ->
     return pool.map(run_task, [(c, parts) for c in configs])
 
 
+def record_with_position(env_id: str, path: Path, episodes: int = 10) -> Path:
+    """Demonstrations of ``env_id`` (a :data:`WITH_POSITION` id) by its base env's zoo expert, which acts
+    on the observation without the position (the first number), as it was trained."""
+    base = WITH_POSITION[env_id]
+    expert = load_expert(zoo_expert_dir(base))
+    trajectories = rollout_episodes(lambda obs: expert.predict(obs[1:], True), env_id, episodes, seed=0)
+    env = make_env(env_id)
+    try:
+        return save_demos(path, trajectories, env_id=env_id, observation_space=env.observation_space,
+                          action_space=env.action_space, metadata={"expert": f"zoo:{base}", "expert_card": expert.card,
+                                                                   "seed": 0, "deterministic": True})
+    finally:
+        env.close()
+
+
 def expert_and_demos(env_id: str, args: argparse.Namespace) -> tuple[Path, Path] | None:
     """The env's expert folder and its 10-episode demonstration file, made when missing (None: skip the env)."""
-    expert_dir = args.root / "experts" / env_id
-    demos_path = args.root / "demos" / f"{env_id}.npz"
+    expert_dir = args.root / "experts" / slug(env_id)
+    demos_path = args.root / "demos" / f"{slug(env_id)}.npz"
+    if env_id in WITH_POSITION:
+        if not demos_path.exists():
+            record_with_position(env_id, demos_path)
+        return zoo_expert_dir(WITH_POSITION[env_id]), demos_path
     if not (expert_dir / "card.json").exists() and env_id in zoo_envs():
         expert_dir = zoo_expert_dir(env_id)
         if not demos_path.exists():  # the first 10 of the zoo's 25 episodes
@@ -223,7 +259,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
                                           args.fixed_std, args.normalize_reward, args.steps)
         names.append(name)
-        configs = [config_for(algo, env_id, seed, args.root / env_id / f"{name}_seed{seed}", env=env_id,
+        configs = [config_for(algo, env_id, seed, args.root / slug(env_id) / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
         env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
@@ -238,11 +274,12 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         for algo, steps in sources:
             source = algo if steps == SETTINGS[env_id]["steps"][algo] else f"{algo}_{steps // 1000}k"
             if steps != SETTINGS[env_id]["steps"][algo]:  # the source runs themselves, stopped at `steps`
-                run_seeds([config_for(algo, env_id, seed, args.root / env_id / f"{source}_seed{seed}", env=env_id,
+                run_seeds([config_for(algo, env_id, seed, args.root / slug(env_id) / f"{source}_seed{seed}", env=env_id,
                                       demos=demos_path, steps=steps) for seed in range(args.seeds)],
                           pool, SETTINGS[env_id].get("parts", {}).get(algo))
-            configs = [config_for("ppo-on-reward", env_id, seed, args.root / env_id / f"ppo-on-{source}_seed{seed}",
-                                  reward_from=args.root / env_id / f"{source}_seed{seed}")
+            runs = args.root / slug(env_id)
+            configs = [config_for("ppo-on-reward", env_id, seed, runs / f"ppo-on-{source}_seed{seed}",
+                                  reward_from=runs / f"{source}_seed{seed}")
                        for seed in range(args.seeds)]
             missing = [c.reward_from for c in configs if not (c.reward_from / "policy.safetensors").exists()]
             if missing:
@@ -253,8 +290,8 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
             env_rows["transfer"][source]["source_steps"] = steps
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
-    plot_runs(args.out / f"bench_imitation_{env_id}{algos}.png",
-              {f"{name} (seed 0)": args.root / env_id / f"{name}_seed0" for name in names},
+    plot_runs(args.out / f"bench_imitation_{slug(env_id)}{algos}.png",
+              {f"{name} (seed 0)": args.root / slug(env_id) / f"{name}_seed0" for name in names},
               title=f"{env_id}, 10 expert episodes")
     return env_rows
 
@@ -375,7 +412,7 @@ def main() -> None:
             pool.close()
     print_tables(results, args)
     suffix = f"_seeds{args.seeds}{algos}{'_transfer' if args.transfer else ''}"
-    path = args.out / f"bench_imitation_{'_'.join(results)}{suffix}.json"
+    path = args.out / f"bench_imitation_{'_'.join(map(slug, results))}{suffix}.json"
     write_json(path, results)
     print(f"\nwrote {path} and the learning curves next to it")
 

@@ -323,3 +323,20 @@ def test_reference_airl_refuses_missing_demos_and_a_venv_without_imitation(tmp_p
     assert ref.main(["--demos", str(demos), "--out", str(tmp_path)]) == 2
     assert "imitation==1.0.1" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]  # nothing written
+
+
+def test_demonstrations_with_the_position_are_the_zoo_expert_s_own_episodes(tmp_path):
+    from gailkit.agents.experts import load_expert, rollout_episodes
+    from gailkit.data.demos import load_demos
+    from gailkit.zoo import zoo_expert_dir
+
+    bench = script("bench_imitation")
+    env_id = "gailkit/HalfCheetahWithPosition-v5"
+    assert bench.slug(env_id) == "gailkit-HalfCheetahWithPosition-v5" and bench.slug("Hopper-v5") == "Hopper-v5"
+    recorded = load_demos(bench.record_with_position(env_id, tmp_path / "d.npz", episodes=1)).trajectories[0]
+    expert = load_expert(zoo_expert_dir("HalfCheetah-v5"))  # the reference: the expert in its own env
+    plain = rollout_episodes(lambda obs: expert.predict(obs, True), "HalfCheetah-v5", 1, seed=0)[0]
+    assert recorded.obs.shape == (1001, 18)
+    np.testing.assert_array_equal(recorded.obs[:, 1:], plain.obs)
+    np.testing.assert_array_equal(recorded.acts, plain.acts)
+    assert recorded.obs[-1, 0] > 100, f"x at the end {recorded.obs[-1, 0]:.1f}: the expert runs forward"

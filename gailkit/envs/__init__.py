@@ -67,6 +67,11 @@ for _size in (64, 96):
         f"FastCarRacing{_size}-v3 with the bar under the view left black (no speed, steering or wheel "
         "gauges): the World Models paper's input, which cropped the bar off (extra box2d)",
     )
+REGISTRY["gailkit/HalfCheetahWithPosition-v5"] = (
+    "gymnasium.envs.mujoco.half_cheetah_v5:HalfCheetahEnv", 1000, {"exclude_current_positions_from_observation": False},
+    "HalfCheetah-v5 with the torso's x position first in the observation (18 numbers), as seals' HalfCheetah: "
+    "a reward or potential of the state alone can see progress (extra mujoco)",
+)
 REGISTRY["gailkit/Dream-v0"] = (
     "gailkit.worldmodels.dream:DreamEnv", 1000, {},
     "a trained world model as an env: gymnasium.make('gailkit/Dream-v0', world_model=DIR)",

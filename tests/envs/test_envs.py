@@ -75,3 +75,19 @@ def test_absorbing_state_wrapper():
     assert steps == 60 and seen_absorbing > 40  # CartPole falls in ~10 steps when pushed left
     with pytest.raises(ValueError, match="needs a horizon"):
         AbsorbingStateWrapper(gym.make("CartPole-v1", max_episode_steps=None).unwrapped)
+
+
+def test_half_cheetah_with_position_is_half_cheetah_v5_with_the_x_position_first():
+    plain, with_x = gym.make("HalfCheetah-v5"), gym.make("gailkit/HalfCheetahWithPosition-v5")
+    a, _ = plain.reset(seed=3)
+    b, _ = with_x.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        np.testing.assert_array_equal(b[1:], a)
+        assert b[0] == with_x.unwrapped.data.qpos[0]  # the torso's x, which HalfCheetah-v5 leaves out
+        action = rng.uniform(-1, 1, 6).astype(np.float32)
+        a, ra, *_ = plain.step(action)
+        b, rb, *_ = with_x.step(action)
+        assert ra == rb
+    assert b[0] != 0.0, "the torso never moved: the check of x shows nothing"
+    assert with_x.spec.max_episode_steps == plain.spec.max_episode_steps == 1000
