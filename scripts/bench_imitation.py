@@ -5,12 +5,16 @@ Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum
       ... --clip-actions                            (GAIL and AIRL: the discriminator sees the env's actions)
       ... --ent-coef 0.01                           (GAIL and AIRL: PPO's entropy coefficient)
       ... --fixed-std 0.5                           (GAIL and AIRL: PPO's action standard deviation held there)
+      ... --normalize-reward                        (GAIL and AIRL: the learned reward standardised for PPO)
+      ... --steps 10000000                          (every algorithm that takes steps: that many, not the env's)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
 
 Experts: ROOT/experts/ENV when there is one (trained with the env's preset when missing and
 cheap), else the shipped zoo expert (`gailkit zoo list`: the MuJoCo envs); the 10 expert
-episodes are recorded from the former, or are the first 10 of the zoo's demonstrations.
+episodes are recorded from the former, or are the first 10 of the zoo's demonstrations
+(gailkit/HalfCheetahWithPosition-v5's are recorded by the HalfCheetah-v5 zoo expert, which sees
+its observation without the position).
 ROOT defaults to ~/.cache/gailkit/bench/imitation, outside the repository: every run is a
 normal run directory there, and a rerun reuses finished runs and resumes unfinished ones from
 their checkpoints, so an interrupted benchmark continues where it stopped.
@@ -20,7 +24,8 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
-scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>][_transfer].json,
+scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>]
+[_normalize-reward][_steps<N>][_transfer].json (an env id's slash becomes a dash),
 with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
 each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
 expert card's evaluation episodes.
