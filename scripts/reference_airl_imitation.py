@@ -5,8 +5,9 @@ Runs imitation 1.0.1's AIRL with the settings it publishes as its best for HalfC
 policy on normalised observations, gamma 0.95, clip 0.1, 8 envs x 1024 steps a round; the
 shaped reward net with normalised inputs and outputs; 16 discriminator updates a round on 2,048
 expert and generator samples), on the same 10 demonstrations gailkit's benchmark imitates, and
-evaluates its deterministic policy as gailkit does: 10 episodes, normalised against the zoo
-expert's and the random policy's returns from the demonstrations' card.
+evaluates its deterministic policy as gailkit does: 10 episodes (reset with seeds 10,000-10,009;
+gailkit's evaluation seeds start at 10,000,000, the same distribution of starts), normalised
+against the zoo expert's and the random policy's returns from the demonstrations' card.
 
 imitation needs gymnasium 0.29, so it runs in a venv of its own, outside gailkit's, on
 HalfCheetah-v4 (gymnasium 1.x's v5 has the same observation, actions and reward)::
@@ -73,6 +74,7 @@ def evaluate(policy, env_id: str, episodes: int) -> list[float]:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Atomic, as ``gailkit.files.write_json`` (gailkit itself cannot be imported beside gymnasium 0.29)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1)
