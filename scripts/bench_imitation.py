@@ -256,6 +256,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     if found is None:
         return None
     expert_dir, demos_path = found
+    runs = args.root / slug(env_id)  # the env's run folders
     card = json.loads((expert_dir / "card.json").read_text())
     env_rows = {"expert_return": card["return_mean"], "random_return": card["random_return_mean"],
                 "expert_card": card, "algos": {}, "transfer": {}}
@@ -264,7 +265,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
                                           args.fixed_std, args.normalize_reward, args.steps)
         names.append(name)
-        configs = [config_for(algo, env_id, seed, args.root / slug(env_id) / f"{name}_seed{seed}", env=env_id,
+        configs = [config_for(algo, env_id, seed, runs / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
         env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
@@ -279,10 +280,9 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         for algo, steps in sources:
             source = algo if steps == SETTINGS[env_id]["steps"][algo] else f"{algo}_{steps // 1000}k"
             if steps != SETTINGS[env_id]["steps"][algo]:  # the source runs themselves, stopped at `steps`
-                run_seeds([config_for(algo, env_id, seed, args.root / slug(env_id) / f"{source}_seed{seed}", env=env_id,
+                run_seeds([config_for(algo, env_id, seed, runs / f"{source}_seed{seed}", env=env_id,
                                       demos=demos_path, steps=steps) for seed in range(args.seeds)],
                           pool, SETTINGS[env_id].get("parts", {}).get(algo))
-            runs = args.root / slug(env_id)
             configs = [config_for("ppo-on-reward", env_id, seed, runs / f"ppo-on-{source}_seed{seed}",
                                   reward_from=runs / f"{source}_seed{seed}")
                        for seed in range(args.seeds)]
@@ -296,7 +296,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
     plot_runs(args.out / f"bench_imitation_{slug(env_id)}{algos}.png",
-              {f"{name} (seed 0)": args.root / slug(env_id) / f"{name}_seed0" for name in names},
+              {f"{name} (seed 0)": runs / f"{name}_seed0" for name in names},
               title=f"{env_id}, 10 expert episodes")
     return env_rows
 
