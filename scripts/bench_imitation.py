@@ -6,6 +6,7 @@ Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum
       ... --ent-coef 0.01                           (GAIL and AIRL: PPO's entropy coefficient)
       ... --fixed-std 0.5                           (GAIL and AIRL: PPO's action standard deviation held there)
       ... --normalize-reward                        (GAIL and AIRL: the learned reward standardised for PPO)
+      ... --normalize-obs                           (GAIL and AIRL: the observations standardised for PPO)
       ... --steps 10000000                          (every algorithm that takes steps: that many, not the env's)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
@@ -25,7 +26,7 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
 scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>]
-[_normalize-reward][_steps<N>][_transfer].json (an env id's slash becomes a dash),
+[_normalize-reward][_normalize-obs][_steps<N>][_transfer].json (an env id's slash becomes a dash),
 with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
 each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
 expert card's evaluation episodes.
@@ -146,14 +147,15 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
 
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
                 ent_coef: float | None = None, fixed_std: float | None = None,
-                normalize_reward: bool = False, steps: int | None = None) -> tuple[str, dict | None, dict]:
+                normalize_reward: bool = False, steps: int | None = None,
+                normalize_obs: bool = False) -> tuple[str, dict | None, dict]:
     """The name of ``algo``'s runs (their folders' and rows' name), its part options and the config
     fields that differ from the env's settings. A variant has folders of its own: ``<algo>-<reward>``
     with the discriminator's reward replaced (GAIL, AIRL, DAC), ``-clip`` when GAIL's or AIRL's
     discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X, ``-std<X>``
-    with its action standard deviation held at X and ``-norm`` with the learned reward standardised
-    before PPO sees it (GAIL, AIRL); ``-steps<N>`` with N env steps instead of the env's budget (every
-    algorithm that takes steps)."""
+    with its action standard deviation held at X, ``-norm`` with the learned reward standardised
+    before PPO sees it and ``-obs`` with the observations standardised (GAIL, AIRL); ``-steps<N>``
+    with N env steps instead of the env's budget (every algorithm that takes steps)."""
     name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
     if disc_reward is not None and algo in ADVERSARIAL:
         disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
@@ -166,6 +168,8 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-std{fixed_std:g}", {**given, "fixed_std": fixed_std}
     if normalize_reward and algo in ON_POLICY_ADVERSARIAL:
         name, given = f"{name}-norm", {**given, "normalize_reward": True}
+    if normalize_obs and algo in ON_POLICY_ADVERSARIAL:
+        name, given = f"{name}-obs", {**given, "normalize_obs": True}
     if steps is not None and algo in SETTINGS[env_id]["steps"]:
         name, given = f"{name}-steps{steps}", {**given, "steps": steps}
     return name, parts, given
@@ -263,7 +267,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     names = []  # the rows' run names, for the learning curves
     for algo in args.algos:
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
-                                          args.fixed_std, args.normalize_reward, args.steps)
+                                          args.fixed_std, args.normalize_reward, args.steps, args.normalize_obs)
         names.append(name)
         configs = [config_for(algo, env_id, seed, runs / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
@@ -362,6 +366,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--normalize-reward", action="store_true",
                         help="GAIL and AIRL standardise the learned reward by its running mean and std before "
                              "PPO sees it: runs named <algo>-norm, in folders of their own")
+    parser.add_argument("--normalize-obs", action="store_true",
+                        help="GAIL's and AIRL's PPO standardise the observations by their running mean and std: "
+                             "runs named <algo>-obs, in folders of their own")
     parser.add_argument("--steps", type=int,
                         help="env steps for every algorithm that takes them, instead of each env's budget: runs "
                              "named <algo>-steps<N>, in folders of their own")
@@ -377,10 +384,10 @@ def main() -> None:
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
     variant = (args.disc_reward or args.clip_actions or args.ent_coef is not None or args.fixed_std is not None
-               or args.normalize_reward or args.steps is not None)
+               or args.normalize_reward or args.normalize_obs or args.steps is not None)
     if args.transfer and variant:
         parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef, "
-                     "--fixed-std, --normalize-reward and --steps")
+                     "--fixed-std, --normalize-reward, --normalize-obs and --steps")
     try:  # the configs' own rules, before any expert or run is made
         check_bounds(args, {**{name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")},
                             "steps": TrainingConfig.bounds["steps"]})
@@ -396,6 +403,8 @@ def main() -> None:
         algos += f"_fixed-std{args.fixed_std:g}"
     if args.normalize_reward:
         algos += "_normalize-reward"
+    if args.normalize_obs:
+        algos += "_normalize-obs"
     if args.steps is not None:
         algos += f"_steps{args.steps}"
     if args.ray_address and args.backend != "ray":

@@ -56,7 +56,9 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("gail", "HalfCheetah-v5", fixed_std=0.5)[::2] == ("gail-std0.5", {"fixed_std": 0.5})
     assert bench.run_variant("airl", "HalfCheetah-v5", None, True, None, 0.3, True)[::2] == (
         "airl-clip-std0.3-norm", {"clip_actions": True, "fixed_std": 0.3, "normalize_reward": True})
-    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5, True)[::2] == ("dac-gail", {})
+    assert bench.run_variant("gail", "HalfCheetah-v5", normalize_obs=True)[::2] == ("gail-obs", {"normalize_obs": True})
+    assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5, True, normalize_obs=True)[::2] == (
+        "dac-gail", {})
     assert bench.run_variant("airl", "HalfCheetah-v5", steps=10_000_000)[::2] == (
         "airl-steps10000000", {"steps": 10_000_000})
     assert bench.run_variant("bc", "HalfCheetah-v5", steps=10)[::2] == ("bc", {})  # BC takes gradient steps
@@ -75,6 +77,7 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     (["--ent-coef", "-1"], "--ent-coef -1.0: must be >= 0"),
     (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs"),
+    (["--transfer", "--normalize-obs"], "--transfer uses the rows' own runs"),
     (["--steps", "0"], "--steps 0: must be >= 1")])
 def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, capsys, options, message):
     argv = [str(SCRIPTS / "bench_imitation.py"), "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),

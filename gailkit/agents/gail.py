@@ -106,6 +106,8 @@ class GAIL(AdversarialRun, PPORun):
 
     def _before_first_round(self) -> None:
         if self.config.bc_steps > 0:  # BC warm start of the actor
+            if self.obs_norm is not None:  # the actor is cloned through the statistics PPO will start from
+                self.obs_norm.update(torch.tensor(self.expert_data.obs))
             pretrain_policy(self.model.policy, self.expert_data,
                             BCConfig(steps=self.config.bc_steps, seed=self.config.seed), progress=False)
 

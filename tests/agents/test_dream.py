@@ -86,6 +86,16 @@ def test_gail_on_raw_frames_uses_cnns(pixel_world, tmp_path):
     assert any(k.startswith("cnn.conv") for k in disc) and any("features_extractor.cnn" in k for k in policy)
 
 
+def test_normalize_obs_on_frames_is_refused(pixel_world, tmp_path, capsys):
+    from tests.test_cli import fails_cleanly
+
+    out = tmp_path / "pixels"
+    fails_cleanly(["imitate", "gail", "--env", PIXELS, "--demos", str(pixel_world / "px.npz"), "--out", str(out),
+                   "--no-absorbing", "--normalize-obs", "--no-progress"], capsys,
+                  "--normalize-obs: needs vector observations", "drop --normalize-obs")
+    assert not out.exists()
+
+
 def test_frame_encoder_matches_sb3_nature_cnn():
     """The discriminator's frame encoder computes what SB3's NatureCNN (the policy's) does."""
     from stable_baselines3.common.torch_layers import NatureCNN

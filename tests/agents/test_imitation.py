@@ -79,13 +79,15 @@ def run(tmp_path, demos, steps, resume=False, algo="gail"):
     common = dict(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, eval_every=512)
     if algo == "dac":  # DQN learns from step 256 on: both halves of the resumed run train
         cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=3)
-    else:  # "airl-norm": AIRL with the reward standardised, whose statistics the checkpoint carries
-        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[algo.removesuffix("-norm")](
-            **common, checkpoint_every=512, normalize_reward=algo.endswith("-norm"), **dict(FAST, n_steps=64))
+    else:  # "-norm": the reward standardised, "-obs": the observations; the checkpoint carries their statistics
+        name, _, variant = algo.partition("-")
+        cfg = {"gail": GAILConfig, "airl": AIRLConfig}[name](
+            **common, checkpoint_every=512, normalize_reward=variant == "norm", normalize_obs=variant == "obs",
+            **dict(FAST, n_steps=64))
     return imitate(cfg, disc=DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
-@pytest.mark.parametrize("algo", ["gail", "airl", "airl-norm", "dac"])
+@pytest.mark.parametrize("algo", ["gail", "airl", "airl-norm", "gail-obs", "dac"])
 def test_resumed_run_equals_uninterrupted_run(cartpole_demos, tmp_path, algo):
     half = 512  # a checkpoint (the envs reset there); GAIL and AIRL: two rollouts of 256 steps on each side
     run(tmp_path / "straight", cartpole_demos, 2 * half, algo=algo)
@@ -370,6 +372,55 @@ def test_normalize_reward_standardises_what_ppo_learns_from_by_every_reward_so_f
         np.testing.assert_allclose(seen[k], want, rtol=1e-5, atol=1e-5)
     # AIRL's f is not standard already, so the check above could have failed on raw rewards
     assert abs(raw[-1].mean()) > 0.1 or abs(raw[-1].std() - 1) > 0.1, (raw[-1].mean(), raw[-1].std())
+
+
+def spy_rounds(run) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Record each round's observations and the features the policy made of them, as PPO collected."""
+    rounds, features = [], []
+    relabel = run.model.relabel  # PPO's hook, run once per rollout
+
+    def spy(buffer):
+        rounds.append(buffer.observations.reshape(len(buffer.observations) * buffer.n_envs, -1).copy())
+        with torch.no_grad():
+            features.append(run.model.policy.extract_features(torch.from_numpy(rounds[-1])).numpy())
+        relabel(buffer)
+
+    run.model.relabel = spy
+    return rounds, features
+
+
+def standardised(x: np.ndarray, by: np.ndarray) -> np.ndarray:
+    by = by.astype(np.float64)
+    return np.clip((x - by.mean(0)) / np.sqrt(by.var(0) + 1e-8), -10, 10)
+
+
+def test_normalize_obs_standardises_what_the_policy_sees_by_every_earlier_round(tmp_path, pendulum_demos):
+    from gailkit.agents.imitate import load_run
+
+    run = GAIL(GAILConfig(env="Pendulum-v1", demos=pendulum_demos(2), steps=1536, out=tmp_path / "run", n_envs=2,
+                          n_steps=256, disc_updates=1, eval_episodes=1, progress=False, normalize_obs=True))
+    rounds, features = spy_rounds(run)
+    run.train()
+    assert len(rounds) == 3
+    np.testing.assert_array_equal(features[0], rounds[0])  # no statistics before the first round
+    for k in (1, 2):  # the reference: NumPy's mean and variance of every observation of the rounds before
+        np.testing.assert_allclose(features[k], standardised(rounds[k], np.concatenate(rounds[:k])),
+                                   rtol=1e-5, atol=1e-5)
+    # Pendulum's angular velocity (up to 8) is not standard already, so the check could have failed on raw obs
+    assert np.abs(rounds[2][:, 2]).std() > 1.5, np.abs(rounds[2][:, 2]).std()
+    loaded, every = load_run(tmp_path / "run"), np.concatenate(rounds)  # the statistics travel with the policy
+    assert loaded.obs_norm.count.item() == len(every) == 1536
+    np.testing.assert_array_equal(loaded.model.policy.predict(every, deterministic=True)[0],
+                                  run.model.policy.predict(every, deterministic=True)[0])
+
+
+def test_bc_warm_start_clones_through_the_statistics_ppo_starts_from(tmp_path, pendulum_demos):
+    run = GAIL(GAILConfig(env="Pendulum-v1", demos=pendulum_demos(2), steps=512, out=tmp_path / "run", n_envs=2,
+                          n_steps=256, disc_updates=1, eval_episodes=1, progress=False, normalize_obs=True,
+                          bc_steps=20))
+    rounds, features = spy_rounds(run)
+    run.train()
+    np.testing.assert_allclose(features[0], standardised(rounds[0], run.expert_data.obs), rtol=1e-5, atol=1e-5)
 
 
 def test_fixed_std_holds_the_policy_s_spread_through_training_and_a_reload(tmp_path, pendulum_demos):
