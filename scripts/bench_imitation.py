@@ -7,6 +7,7 @@ Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum
       ... --fixed-std 0.5                           (GAIL and AIRL: PPO's action standard deviation held there)
       ... --normalize-reward                        (GAIL and AIRL: the learned reward standardised for PPO)
       ... --normalize-obs                           (GAIL and AIRL: the observations standardised for PPO)
+      ... --sac-ent-coef auto_0.01                  (DAC and SQIL: SAC's entropy coefficient)
       ... --steps 10000000                          (every algorithm that takes steps: that many, not the env's)
       ... --workers 2                               (2 seeds at once, in local processes)
       ... --backend ray [--ray-address HEAD:6379]   (each seed's run a Ray task; ROOT must be shared)
@@ -26,10 +27,11 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
 scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>]
-[_normalize-reward][_normalize-obs][_steps<N>][_transfer].json (an env id's slash becomes a dash),
-with each expert's card and every run's options, and one learning-curve PNG per env (seed 0 of
-each algorithm). Normalised return = (R - random) / (expert - random), both measured on the
-expert card's evaluation episodes.
+[_normalize-reward][_normalize-obs][_sac-ent-coef<X>][_steps<N>][_transfer].json (an env id's slash
+becomes a dash), with each expert's card, every run's options and, per seed, the first, last,
+lowest and highest value of each of the learner's TensorBoard ``train/*`` scalars (SAC's actor
+loss is about -Q), and one learning-curve PNG per env (seed 0 of each algorithm). Normalised
+return = (R - random) / (expert - random), both measured on the expert card's evaluation episodes.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from gailkit.agents.experts import (
 )
 from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume, plot_runs
+from gailkit.agents.offpolicy import sac_ent_coef
 from gailkit.agents.onpolicy import PPOOptions
 from gailkit.agents.registry import algorithm
 from gailkit.agents.sqil import SQILConfig
@@ -74,6 +77,7 @@ from gailkit.zoo import zoo_envs, zoo_expert_dir
 
 ADVERSARIAL = ("gail", "airl", "dac")  # the algorithms with a discriminator
 ON_POLICY_ADVERSARIAL = ("gail", "airl")  # PPO's Gaussian samples can leave the action space (--clip-actions)
+OFF_POLICY = ("dac", "sqil")  # SAC (or DQN) learners
 CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
            "ppo-on-reward": PPOOnRewardConfig}
 # RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
@@ -148,13 +152,14 @@ def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
                 ent_coef: float | None = None, fixed_std: float | None = None,
                 normalize_reward: bool = False, steps: int | None = None,
-                normalize_obs: bool = False) -> tuple[str, dict | None, dict]:
+                normalize_obs: bool = False, sac_ent_coef: str | None = None) -> tuple[str, dict | None, dict]:
     """The name of ``algo``'s runs (their folders' and rows' name), its part options and the config
     fields that differ from the env's settings. A variant has folders of its own: ``<algo>-<reward>``
     with the discriminator's reward replaced (GAIL, AIRL, DAC), ``-clip`` when GAIL's or AIRL's
     discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X, ``-std<X>``
     with its action standard deviation held at X, ``-norm`` with the learned reward standardised
-    before PPO sees it and ``-obs`` with the observations standardised (GAIL, AIRL); ``-steps<N>``
+    before PPO sees it and ``-obs`` with the observations standardised (GAIL, AIRL); ``-alpha<X>``
+    with SAC's entropy coefficient X (``auto_0.01``: learned from 0.01; DAC, SQIL); ``-steps<N>``
     with N env steps instead of the env's budget (every algorithm that takes steps)."""
     name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
     if disc_reward is not None and algo in ADVERSARIAL:
@@ -170,6 +175,8 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-norm", {**given, "normalize_reward": True}
     if normalize_obs and algo in ON_POLICY_ADVERSARIAL:
         name, given = f"{name}-obs", {**given, "normalize_obs": True}
+    if sac_ent_coef is not None and algo in OFF_POLICY:
+        name, given = f"{name}-alpha{sac_ent_coef}", {**given, "ent_coef": sac_ent_coef}
     if steps is not None and algo in SETTINGS[env_id]["steps"]:
         name, given = f"{name}-steps{steps}", {**given, "steps": steps}
     return name, parts, given
@@ -189,6 +196,22 @@ def summarise(histories: list[list[dict]], steps: int | None, config, parts: dic
                 wall_s=[h[-1].get("wall_s", float("nan")) for h in histories], steps=steps or 0,
                 config={k: str(v) for k, v in dataclasses.asdict(config).items()},
                 parts=used_parts(config, parts))
+
+
+def learner_scalars(run_dir: Path) -> dict[str, dict[str, float]]:
+    """The first, last, lowest and highest value of each of the learner's ``train/*`` scalars in the
+    run's TensorBoard log (empty for runs from before the learner was logged)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})  # 0: keep every point
+    events.Reload()
+    summary = {}
+    for tag in sorted(t for t in events.Tags()["scalars"] if t.startswith("train/")):
+        points = events.Scalars(tag)
+        values = [p.value for p in points]
+        summary[tag] = {"first": values[0], "first_step": points[0].step, "last": values[-1],
+                        "last_step": points[-1].step, "min": min(values), "max": max(values)}
+    return summary
 
 
 def used_parts(config, parts: dict | None) -> dict:
@@ -267,13 +290,15 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     names = []  # the rows' run names, for the learning curves
     for algo in args.algos:
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
-                                          args.fixed_std, args.normalize_reward, args.steps, args.normalize_obs)
+                                          args.fixed_std, args.normalize_reward, args.steps, args.normalize_obs,
+                                          sac_ent_coef=args.sac_ent_coef)
         names.append(name)
         configs = [config_for(algo, env_id, seed, runs / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
         env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
                                             configs[-1], parts)
+        env_rows["algos"][name]["learner"] = [learner_scalars(c.out) for c in configs]
         a = env_rows["algos"][name]
         print(f"{env_id} {name}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
               f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
@@ -369,6 +394,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--normalize-obs", action="store_true",
                         help="GAIL's and AIRL's PPO standardise the observations by their running mean and std: "
                              "runs named <algo>-obs, in folders of their own")
+    parser.add_argument("--sac-ent-coef",
+                        help="SAC's entropy coefficient for DAC and SQIL (auto, auto_X: learned from X, or X: "
+                             "held) instead of SB3's auto: runs named <algo>-alpha<X>, in folders of their own")
     parser.add_argument("--steps", type=int,
                         help="env steps for every algorithm that takes them, instead of each env's budget: runs "
                              "named <algo>-steps<N>, in folders of their own")
@@ -384,13 +412,16 @@ def main() -> None:
     workers = args.workers if args.workers is not None else (1 if args.backend == "local" else 2)
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
     variant = (args.disc_reward or args.clip_actions or args.ent_coef is not None or args.fixed_std is not None
-               or args.normalize_reward or args.normalize_obs or args.steps is not None)
+               or args.normalize_reward or args.normalize_obs or args.sac_ent_coef is not None
+               or args.steps is not None)
     if args.transfer and variant:
         parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef, "
-                     "--fixed-std, --normalize-reward, --normalize-obs and --steps")
+                     "--fixed-std, --normalize-reward, --normalize-obs, --sac-ent-coef and --steps")
     try:  # the configs' own rules, before any expert or run is made
         check_bounds(args, {**{name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")},
                             "steps": TrainingConfig.bounds["steps"]})
+        if args.sac_ent_coef is not None:
+            sac_ent_coef(args.sac_ent_coef, "--sac-ent-coef")
     except UsageError as e:
         parser.error(str(e))
     if args.disc_reward:
@@ -405,6 +436,8 @@ def main() -> None:
         algos += "_normalize-reward"
     if args.normalize_obs:
         algos += "_normalize-obs"
+    if args.sac_ent_coef is not None:
+        algos += f"_sac-ent-coef{args.sac_ent_coef}"
     if args.steps is not None:
         algos += f"_steps{args.steps}"
     if args.ray_address and args.backend != "ray":

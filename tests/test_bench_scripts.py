@@ -62,6 +62,9 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("airl", "HalfCheetah-v5", steps=10_000_000)[::2] == (
         "airl-steps10000000", {"steps": 10_000_000})
     assert bench.run_variant("bc", "HalfCheetah-v5", steps=10)[::2] == ("bc", {})  # BC takes gradient steps
+    assert bench.run_variant("sqil", "HalfCheetah-v5", sac_ent_coef="auto_0.01")[::2] == (
+        "sqil-alphaauto_0.01", {"ent_coef": "auto_0.01"})
+    assert bench.run_variant("gail", "HalfCheetah-v5", sac_ent_coef="0.05")[::2] == ("gail", {})  # PPO: no alpha
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
     assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
@@ -78,6 +81,8 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-obs"], "--transfer uses the rows' own runs"),
+    (["--transfer", "--sac-ent-coef", "auto"], "--transfer uses the rows' own runs"),
+    (["--sac-ent-coef", "auto_"], "--sac-ent-coef auto_: give auto, auto_X or X"),
     (["--steps", "0"], "--steps 0: must be >= 1")])
 def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, capsys, options, message):
     argv = [str(SCRIPTS / "bench_imitation.py"), "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
@@ -343,3 +348,25 @@ def test_demonstrations_with_the_position_are_the_zoo_expert_s_own_episodes(tmp_
     np.testing.assert_array_equal(recorded.obs[:, 1:], plain.obs)
     np.testing.assert_array_equal(recorded.acts, plain.acts)
     assert recorded.obs[-1, 0] > 100, f"x at the end {recorded.obs[-1, 0]:.1f}: the expert runs forward"
+
+
+def test_bench_imitation_summarises_the_learner_s_scalars_from_the_run_s_tensorboard(tmp_path, cartpole_demos):
+    """Per run: first, last, lowest and highest of each train/* scalar, with the steps of the first and last
+    (GAIL's PPO, 512-step rounds: a point every 1,000 steps, then the last); nothing for a run without them."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gailkit.agents.gail import GAILConfig
+    from gailkit.agents.imitate import imitate
+
+    bench = script("bench_imitation")
+    out = tmp_path / "gail"
+    imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=out, steps=2560, eval_every=2560, n_envs=4,
+                       n_steps=128, disc_updates=4, progress=False, eval_episodes=2))
+    summary = bench.learner_scalars(out)
+    assert {"train/approx_kl", "train/clip_fraction", "train/value_loss"} <= set(summary)
+    kl = summary["train/approx_kl"]
+    assert (kl["first_step"], kl["last_step"]) == (1024, 2560), kl
+    assert kl["min"] <= min(kl["first"], kl["last"]) <= max(kl["first"], kl["last"]) <= kl["max"]
+    assert summary["train/n_updates"]["last"] == 5 * 10 > summary["train/n_updates"]["first"]  # 10 epochs a round
+    SummaryWriter(str(tmp_path / "old" / "tb")).close()  # a run from before the learner was logged
+    assert bench.learner_scalars(tmp_path / "old") == {}

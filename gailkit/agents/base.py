@@ -76,6 +76,7 @@ from gailkit.zoo import resolve_demos
 __all__ = ["Run", "RunConfig", "TrainingConfig", "references", "saved_run"]
 
 TRAINED_PERCEPTION = "world_model"  # a run's trained world model (--perception-train), beside its policy
+LEARNER_LOG_EVERY = 1000  # env steps between TensorBoard points of the learner's train/* scalars (PPO: every round)
 
 field = dataclasses.field
 
@@ -301,6 +302,14 @@ class Run:
             for key, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{key}", value, self.model.num_timesteps)
 
+    def _log_learner(self) -> None:
+        """The learner's own training scalars (SB3's ``train/*``: PPO's losses, KL and std; SAC's
+        losses and entropy coefficient; DQN's loss), as its last update left them."""
+        values = self.model.logger.name_to_value
+        self._log("train", {k.removeprefix("train/"): float(v) for k, v in values.items() if k.startswith("train/")})
+        values.clear()
+        self._learner_logged_at = self.model.num_timesteps
+
     def _record(self, result: dict[str, float]) -> None:
         """Append an evaluation (stamped with training wall time) and refresh eval.json and curve.png."""
         previous = self.history[-1].get("wall_s", 0.0) if self.history else 0.0
@@ -457,9 +466,12 @@ class Run:
         try:
             if not self.history:
                 self._record(self.evaluate())
+            self._learner_logged_at = self.model.num_timesteps
             while self.model.num_timesteps < cfg.steps and not self._stop:
                 self._round(callback)
                 t = self.model.num_timesteps
+                if t - self._learner_logged_at >= LEARNER_LOG_EVERY or t >= cfg.steps:
+                    self._log_learner()
                 if self.trainer is not None and t % perception_every == 0:
                     self._train_perception()
                 if t % eval_every == 0 or t >= cfg.steps:

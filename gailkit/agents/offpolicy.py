@@ -13,6 +13,7 @@ coefficient and the exploration counters, so a resumed run continues exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,6 +57,9 @@ class OffPolicyOptions:
         "replay buffer capacity in transitions (default: SAC 300000, DQN 100000)"))
     learning_starts: int | None = field(default=None, metadata=doc(
         "environment steps before the first gradient step (default: 1000)"))
+    ent_coef: str | None = field(default=None, metadata=doc(
+        "SAC's entropy coefficient alpha: auto (learned from 1, SB3's default), auto_X (learned from X) or X "
+        "(held at X), X > 0; rewards of order 1 (SQIL's) want a small one, e.g. auto_0.01"))
 
     matmul_dtype: str = field(default="float32", metadata=doc(
         "SAC's hidden-layer products: float32 (SB3's arithmetic) or bfloat16 (experimental: faster on CPUs with "
@@ -64,9 +68,27 @@ class OffPolicyOptions:
     def check_off_policy(self) -> None:
         if self.matmul_dtype not in MATMUL_DTYPES:
             raise UsageError(f"--matmul-dtype must be one of {', '.join(MATMUL_DTYPES)}, got {self.matmul_dtype!r}")
+        if self.ent_coef is not None:
+            sac_ent_coef(self.ent_coef)
 
     bounds: ClassVar[dict[str, str]] = {"n_envs": "[1, inf)", "learning_rate": "(0, inf)", "batch_size": "[1, inf)",
                                         "buffer_size": "[1, inf)", "learning_starts": "[0, inf)"}
+
+
+def sac_ent_coef(text: str, flag: str = "--ent-coef") -> str | float:
+    """``--ent-coef`` as SB3's SAC takes it: ``"auto"``, ``"auto_X"`` (learned, starting at X) or
+    the float X (held); X must be a positive finite number."""
+    learned = text == "auto" or text.startswith("auto_")
+    number = text[len("auto_"):] if text.startswith("auto_") else text
+    if text != "auto":
+        try:
+            value = float(number)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag} {text}: give auto, auto_X or X with X a positive number "
+                             f"(e.g. auto_0.01 or 0.05)")
+    return text if learned else value
 
 
 class OffPolicyRun(Run):
@@ -80,6 +102,9 @@ class OffPolicyRun(Run):
         self.venv = self._vec_env(config.n_envs)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
         algo, name = (DQN, "dqn") if discrete else (FastSAC, "sac")
+        if discrete and config.ent_coef is not None:
+            raise UsageError(f"--ent-coef {config.ent_coef} applies to SAC, the learner of continuous actions; "
+                             f"{config.env} has discrete ones (DQN): leave it out")
         if discrete and config.matmul_dtype != "float32":
             raise UsageError(f"--matmul-dtype {config.matmul_dtype} applies to SAC, the learner of continuous "
                              f"actions; {config.env} has discrete ones (DQN): leave it at float32")
@@ -101,7 +126,11 @@ class OffPolicyRun(Run):
         config = self.config
         options = {k: getattr(config, k) for k in ("learning_rate", "batch_size", "buffer_size", "learning_starts")
                    if getattr(config, k) is not None}
-        return {**options, "matmul_dtype": config.matmul_dtype} if name == "sac" else options
+        if name != "sac":
+            return options
+        if config.ent_coef is not None:
+            options["ent_coef"] = sac_ent_coef(config.ent_coef)
+        return {**options, "matmul_dtype": config.matmul_dtype}
 
     def _replay_options(self) -> dict[str, Any]:
         """Keyword arguments of the replay buffer beyond SB3's and ``seed``."""

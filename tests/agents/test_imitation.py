@@ -175,6 +175,14 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert main(["imitate", "dac", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--matmul-dtype",
                  "bfloat16", "--out", str(tmp_path / "x")]) == 2
     assert "--matmul-dtype bfloat16 applies to SAC" in capsys.readouterr().err
+    # SAC's entropy coefficient: auto, auto_X or X with X > 0; DQN has none
+    for bad in ("auto_x", "0", "-1", "nan", "auto_0", "fixed"):
+        assert main(["imitate", "sqil", "--env", "Pendulum-v1", "--demos", str(cartpole_demos), "--ent-coef", bad,
+                     "--out", str(tmp_path / "x")]) == 2
+        assert f"--ent-coef {bad}: give auto, auto_X or X with X a positive number" in capsys.readouterr().err
+    assert main(["imitate", "sqil", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--ent-coef", "0.1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--ent-coef 0.1 applies to SAC, the learner of continuous actions" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
@@ -297,6 +305,63 @@ def test_dac_hands_its_matmul_dtype_to_sac(tmp_path, pendulum_demos):
         run = DAC(DACConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / dtype, absorbing=False,
                             matmul_dtype=dtype, progress=False))
         assert run.model.matmul_dtype == dtype and run.model._graph_free
+
+
+def tensorboard(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar a run wrote to ``tb/``: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_sac_s_entropy_coefficient_is_learned_from_1_from_x_or_held_at_x(tmp_path, pendulum_demos):
+    """--ent-coef reaches SAC: SB3's auto starts alpha at 1; auto_X starts it at X and learns it; X holds it.
+    TensorBoard gets SAC's train/* scalars every 1,000 steps and at the end: the alpha each update used."""
+    from gailkit.agents.dac import DAC
+    from gailkit.agents.registry import algorithm
+
+    demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
+    # DAC's config reaches SAC the same way as SQIL's
+    dac = DAC(DACConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / "dac", absorbing=False,
+                        ent_coef="0.05", progress=False))
+    assert dac.model.ent_coef_optimizer is None and float(dac.model.ent_coef_tensor) == pytest.approx(0.05)
+    cls = algorithm("sqil")
+    alphas, logged = {}, {}
+    for given in (None, "auto_0.01", "0.05"):
+        run = cls(cls.Config(env="Pendulum-v1", demos=demos, steps=1500, learning_starts=500, batch_size=64,
+                             out=tmp_path / str(given), absorbing=False, ent_coef=given, eval_every=1500,
+                             eval_episodes=1, progress=False))
+        m = run.model
+        start = m.log_ent_coef.exp().item() if m.ent_coef_optimizer is not None else None
+        run.train()
+        alphas[given] = (start, m.log_ent_coef.exp().item() if m.ent_coef_optimizer is not None else None)
+        logged[given] = tensorboard(run.out)
+    (start_1, end_1), (start_x, end_x), held = alphas.values()
+    assert start_1 == pytest.approx(1.0) and end_1 < 0.9, alphas
+    assert start_x == pytest.approx(0.01) and end_x != start_x, alphas
+    assert held == (None, None) and float(m.ent_coef_tensor) == pytest.approx(0.05)
+
+    for given, scalars in logged.items():
+        steps = [step for step, _ in scalars["train/critic_loss"]]
+        assert steps == [1000, 1500], (given, steps)  # none before learning_starts, every 1,000, the last
+        assert {"train/actor_loss", "train/ent_coef", "train/learning_rate"} <= set(scalars)
+    learned = [v for _, v in logged[None]["train/ent_coef"]]
+    assert learned == sorted(learned, reverse=True) and 1.0 > learned[0] > learned[-1] > end_1 * 0.99, learned
+    assert [v for _, v in logged["0.05"]["train/ent_coef"]] == pytest.approx([0.05] * 2)
+    assert "train/ent_coef_loss" not in logged["0.05"] and "train/ent_coef_loss" in logged["auto_0.01"]
+
+
+def test_ppo_s_train_scalars_reach_tensorboard_once_a_round(tmp_path, cartpole_demos):
+    """GAIL's PPO: its losses, KL and clip fraction, a point every 1,000 steps (every other 512-step round)."""
+    out = tmp_path / "gail"
+    imitate(GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=out, steps=4 * 512, eval_every=2048, **FAST))
+    scalars = tensorboard(out)
+    for tag in ("train/approx_kl", "train/clip_fraction", "train/value_loss", "train/policy_gradient_loss"):
+        assert [step for step, _ in scalars[tag]] == [1024, 2048], (tag, scalars[tag])
+    assert all(0 <= v <= 1 for _, v in scalars["train/clip_fraction"])
+    assert "discriminator/accuracy" in scalars and "eval/normalised" in scalars
 
 
 def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpole_demos, tmp_path):
