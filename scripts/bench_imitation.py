@@ -190,7 +190,9 @@ def summarise(histories: list[list[dict]], steps: int | None, config, parts: dic
     finals = [h[-1]["normalised"] for h in histories]
     last5 = [float(np.mean([e["normalised"] for e in h[-5:]])) for h in histories]
     hits = [next((e for e in h if e["normalised"] >= 0.9), None) for h in histories]
+    bests = [max(h, key=lambda e: e["normalised"]) for h in histories]  # the first of equal ones
     return dict(final_normalised=finals, mean_last5_normalised=last5,
+                best_normalised=[e["normalised"] for e in bests], steps_to_best=[e["steps"] for e in bests],
                 steps_to_0_9=[e["steps"] if e else None for e in hits],
                 wall_to_0_9=[e.get("wall_s") if e else None for e in hits],
                 wall_s=[h[-1].get("wall_s", float("nan")) for h in histories], steps=steps or 0,

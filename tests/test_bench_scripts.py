@@ -370,3 +370,17 @@ def test_bench_imitation_summarises_the_learner_s_scalars_from_the_run_s_tensorb
     assert summary["train/n_updates"]["last"] == 5 * 10 > summary["train/n_updates"]["first"]  # 10 epochs a round
     SummaryWriter(str(tmp_path / "old" / "tb")).close()  # a run from before the learner was logged
     assert bench.learner_scalars(tmp_path / "old") == {}
+
+
+def test_bench_imitation_rows_hold_the_final_last_5_first_0_9_and_best_evaluation_per_seed():
+    bench = script("bench_imitation")
+    config = bench.config_for("gail", "CartPole-v1", 0, Path("runs/x"), env="CartPole-v1", demos="d.npz")
+
+    def history(*scores):
+        return [{"steps": 1000 * i, "normalised": v, "wall_s": 10.0 * i} for i, v in enumerate(scores)]
+
+    row = bench.summarise([history(0.1, 0.95, 0.5, 0.95, 0.2, 0.3, 0.4), history(0.0, 0.2, 0.1)], 6000, config)
+    assert row["final_normalised"] == [0.4, 0.1]
+    assert row["mean_last5_normalised"] == pytest.approx([(0.5 + 0.95 + 0.2 + 0.3 + 0.4) / 5, 0.1])
+    assert row["steps_to_0_9"] == [1000, None] and row["wall_to_0_9"] == [10.0, None]
+    assert row["best_normalised"] == [0.95, 0.2] and row["steps_to_best"] == [1000, 1000]  # the first of ties
