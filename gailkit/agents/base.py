@@ -76,7 +76,7 @@ from gailkit.zoo import resolve_demos
 __all__ = ["Run", "RunConfig", "TrainingConfig", "references", "saved_run"]
 
 TRAINED_PERCEPTION = "world_model"  # a run's trained world model (--perception-train), beside its policy
-LEARNER_LOG_EVERY = 1000  # env steps between TensorBoard points of the learner's train/* scalars (PPO: every round)
+LEARNER_LOG_EVERY = 1000  # env steps between TensorBoard points of the learner's train/* scalars (or a longer round)
 
 field = dataclasses.field
 

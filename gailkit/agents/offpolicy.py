@@ -59,7 +59,7 @@ class OffPolicyOptions:
         "environment steps before the first gradient step (default: 1000)"))
     ent_coef: str | None = field(default=None, metadata=doc(
         "SAC's entropy coefficient alpha: auto (learned from 1, SB3's default), auto_X (learned from X) or X "
-        "(held at X), X > 0; rewards of order 1 (SQIL's) want a small one, e.g. auto_0.01"))
+        "(held at X), X > 0; SQIL imitated HalfCheetah-v5 with 0.01 held, not with auto or auto_0.01"))
 
     matmul_dtype: str = field(default="float32", metadata=doc(
         "SAC's hidden-layer products: float32 (SB3's arithmetic) or bfloat16 (experimental: faster on CPUs with "
