@@ -33,6 +33,12 @@ hyperparameters) whose gradient step does the same arithmetic with less overhead
 Same seed, same initial weights and same random draws as SB3's SAC; the updates agree with SB3's
 to float32 rounding (``tests/agents/test_fast_sac.py``).
 
+``reward_max`` (opt-in, for rewards known to be bounded, as SQIL's are) clips the critics' TD target
+to the largest soft value such rewards allow: ``(reward_max + alpha * |A| * log 2) / (1 - gamma)``,
+the entropy of an action squashed into ``[-1, 1]^|A|`` being at most ``|A| log 2`` (the uniform's).
+The clip applies to each sampled target, whose entropy term can pass that mean bound, so near the
+bound it pulls the target a little low.
+
 ``matmul_dtype="bfloat16"`` (opt-in, experimental) runs the hidden-to-hidden products of the
 written-out step in bfloat16 with float32 accumulation (twice float32's rate on CPUs with
 AVX512-BF16 or AMX; elsewhere it is emulated, slower, and warned about); weights, optimiser state,
@@ -560,10 +566,13 @@ class FastSAC(SAC):
     critic: TwinCritic
     critic_target: TwinCritic
 
-    def __init__(self, *args: Any, matmul_dtype: str = "float32", **kwargs: Any):
+    def __init__(self, *args: Any, matmul_dtype: str = "float32", reward_max: float | None = None, **kwargs: Any):
         if matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(f"matmul_dtype must be one of {sorted(MATMUL_DTYPES)}, got {matmul_dtype!r}")
+        if reward_max is not None and not math.isfinite(reward_max):
+            raise ValueError(f"reward_max must be a finite number or None, got {reward_max!r}")
         self.matmul_dtype = matmul_dtype
+        self.reward_max = reward_max
         if matmul_dtype == "bfloat16" and cpu_info().get("cpu_bf16") == []:
             warnings.warn("this CPU has no native bfloat16 products (neither AVX512-BF16 nor AMX): "
                           "matmul_dtype='bfloat16' is emulated and likely slower than 'float32'", stacklevel=2)
@@ -572,6 +581,9 @@ class FastSAC(SAC):
     def _setup_model(self) -> None:
         if self.use_sde:
             raise ValueError("FastSAC does not implement gSDE; use stable_baselines3.SAC")
+        if self.reward_max is not None and not self.gamma < 1:
+            raise ValueError(f"reward_max bounds the soft value by a geometric sum: it needs gamma < 1, "
+                             f"got {self.gamma}")
         super()._setup_model()
         if self.ent_coef_optimizer is not None:
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1), fused=True)
@@ -648,6 +660,8 @@ class FastSAC(SAC):
             next_actions, next_log_prob = squashed_action_log_prob(self.actor, data.next_observations)
             next_q = self.critic_target.q_values(data.next_observations, next_actions).amin(dim=0)  # (B, 1)
             target_q = data.rewards + (1 - data.dones) * discounts * (next_q - ent_coef * next_log_prob)
+            if self.reward_max is not None:
+                target_q = target_q.clamp(max=self.target_max(ent_coef.item()))
         q = self.critic.q_values(data.observations, data.actions)  # (n_critics, B, 1)
         critic_loss = 0.5 * q.shape[0] * F.mse_loss(q, target_q.expand_as(q))  # SB3: 0.5 * sum of per-net MSEs
         self._minimise(self.critic.optimizer, critic_loss)
@@ -695,7 +709,7 @@ class FastSAC(SAC):
         discounts = data.discounts.numpy() if data.discounts is not None else np.empty((0, 1), np.float32)
         critic_loss = torch.tensor(critic_errors(
             runs.arrays[-1], next_q, data.rewards.numpy(), data.dones.numpy(), discounts, self.gamma, alpha,
-            log_probs_np[batch:], errors_np))
+            log_probs_np[batch:], self.target_max(alpha), errors_np))
         _stacked_backward(runs, v.critic_stack, v.critic_grads, errors_np, buffers, "critic")
         # the targets' Polyak update follows the critics' (the actor step does not touch either)
         _adam_step(self.critic.optimizer, v.critic_grad_list, (v.targets_flat, self.tau) if polyak else None)
@@ -714,6 +728,13 @@ class FastSAC(SAC):
         _relu_mlp_backward(run, v.hidden, v.actor_grads[:-2], d_latent, buffers, "actor")
         _adam_step(self.actor.optimizer, v.actor_grad_list)
         return torch.stack([ent_coef.reshape(()), actor_loss, critic_loss, ent_coef_loss])
+
+    def target_max(self, ent_coef: float) -> float:
+        """The ceiling of the critics' TD target at entropy coefficient ``ent_coef``: the largest soft
+        value that rewards up to ``reward_max`` allow (the module docstring), inf without ``reward_max``."""
+        if self.reward_max is None:
+            return math.inf
+        return (self.reward_max + ent_coef * get_action_dim(self.action_space) * math.log(2)) / (1 - self.gamma)
 
     def _polyak(self) -> None:
         """SB3's ``polyak_update`` of the target critics, in two foreach calls."""

@@ -94,14 +94,15 @@ def squash(heads, eps, log_std_min, log_std_max, action, std, log_prob):
 
 # ----- losses -----------------------------------------------------------------------------------------
 @njit(**_KERNEL)
-def critic_errors(q, next_q, rewards, dones, discounts, gamma, ent_coef, next_log_prob, errors):
-    """The critics' TD errors and loss: the target ``rewards + (1 - dones) * discount * (min_i next_q[i]
-    - ent_coef * next_log_prob)`` (``discounts`` ``(B, 1)``, or ``gamma`` where it is empty), ``errors``
-    ``(n, B, 1)`` set to ``(q - target) / B``; returns ``0.5 * sum_i mean_r (q[i, r] - target[r])^2``."""
+def critic_errors(q, next_q, rewards, dones, discounts, gamma, ent_coef, next_log_prob, target_max, errors):
+    """The critics' TD errors and loss: the target ``min(rewards + (1 - dones) * discount * (min_i next_q[i]
+    - ent_coef * next_log_prob), target_max)`` (``discounts`` ``(B, 1)``, or ``gamma`` where it is empty;
+    ``target_max`` inf for SAC's own target), ``errors`` ``(n, B, 1)`` set to ``(q - target) / B``;
+    returns ``0.5 * sum_i mean_r (q[i, r] - target[r])^2``."""
     _require(next_q.shape[1:] == q.shape[1:] == (rewards.shape[0], 1) == dones.shape == next_log_prob.shape
              and errors.shape == q.shape and (discounts.size == 0 or discounts.shape == rewards.shape))
     n, batch = q.shape[0], q.shape[1]
-    coef, size = np.float32(ent_coef), np.float32(batch)
+    coef, size, ceiling = np.float32(ent_coef), np.float32(batch), np.float32(target_max)
     loss = 0.0
     for r in range(batch):
         low = next_q[0, r, 0]
@@ -109,6 +110,7 @@ def critic_errors(q, next_q, rewards, dones, discounts, gamma, ent_coef, next_lo
             low = min(low, next_q[i, r, 0])
         discount = discounts[r, 0] if discounts.size else np.float32(gamma)
         target = rewards[r, 0] + ((np.float32(1.0) - dones[r, 0]) * discount) * (low - coef * next_log_prob[r, 0])
+        target = min(target, ceiling)
         for i in range(n):
             e = q[i, r, 0] - target
             errors[i, r, 0] = e / size

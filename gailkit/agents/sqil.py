@@ -3,10 +3,12 @@
 No discriminator. The learner is SAC (continuous actions) or DQN (discrete) on
 :class:`~gailkit.buffers.ExpertMixReplayBuffer`: every minibatch holds ``expert_fraction``
 expert transitions with reward 1 and the agent's own replay with reward 0 (the environment's
-reward is never used). Episodes end in absorbing states (``--absorbing``, the default) as in
-DAC: the expert rows include the absorbing-state transitions of
-:func:`~gailkit.envs.wrappers.absorbing_transitions` (reward 1, like every expert row) and the
-agent's absorbing steps carry reward 0, so neither termination nor episode length leaks reward.
+reward is never used). With ``--clip-target`` SAC's TD target is clipped to the largest soft
+value those rewards allow (:class:`~gailkit.agents.fast_sac.FastSAC`'s ``reward_max`` of 1).
+Episodes end in absorbing states (``--absorbing``, the default) as in DAC: the expert rows
+include the absorbing-state transitions of :func:`~gailkit.envs.wrappers.absorbing_transitions`
+(reward 1, like every expert row) and the agent's absorbing steps carry reward 0, so neither
+termination nor episode length leaks reward.
 The expert rows are rebuilt from the run's demonstrations on resume; the agent replay is in
 the checkpoint like every off-policy run's.
 """
@@ -23,6 +25,7 @@ from gailkit.agents.offpolicy import GENERATORS, OffPolicyOptions, OffPolicyRun
 from gailkit.agents.registry import register
 from gailkit.buffers import ExpertMixReplayBuffer
 from gailkit.configs import doc
+from gailkit.errors import UsageError
 
 __all__ = ["SQIL", "SQILConfig"]
 
@@ -37,12 +40,18 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
         "decay the learning rate linearly to 0 over --steps (at a constant rate DQN's Q diverged on one CartPole "
         "seed in three: rewards in {0, 1} bound Q by 1 / (1 - gamma), yet it grew past 40,000)"))
 
+    clip_target: bool = dataclasses.field(default=False, metadata=doc(
+        "clip SAC's TD target to the largest soft value rewards in {0, 1} allow, (1 + alpha |A| log 2) / "
+        "(1 - gamma) (SAC's critic diverged far past it on HalfCheetah-v5); SAC only"))
+
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
                                         "expert_fraction": "(0, 1)"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_off_policy()
+        if self.clip_target and not self.gamma < 1:
+            raise UsageError(f"--clip-target bounds Q by 1 / (1 - gamma): it needs --gamma below 1, got {self.gamma}")
 
 
 @register("sqil")
@@ -59,6 +68,11 @@ class SQIL(OffPolicyRun):
 
     def _generator_options(self, name: str) -> dict[str, Any]:
         options = super()._generator_options(name)
+        if self.config.clip_target:
+            if name != "sac":
+                raise UsageError(f"--clip-target applies to SAC, the learner of continuous actions; "
+                                 f"{self.config.env} has discrete ones (DQN): leave it out")
+            options["reward_max"] = 1.0
         if self.config.lr_decay:
             lr = options.get("learning_rate", GENERATORS[name]["learning_rate"])
             options["learning_rate"] = LinearSchedule(lr, 0.0, 1.0)  # of the progress through --steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -127,6 +128,37 @@ def test_gradient_steps_match_sb3_s(options):
     assert not torch.equal(a["critic.qf0.0.weight"], pair()[0].policy.state_dict()["critic.qf0.0.weight"])
     if not isinstance(options.get("ent_coef", "auto"), float):  # a learned coefficient
         torch.testing.assert_close(fast.log_ent_coef, sb3.log_ent_coef, **TIGHT)
+
+
+def test_a_clipped_target_is_the_autograd_step_s_and_a_ceiling_above_every_target_changes_nothing():
+    """``reward_max``: the written-out step against the autograd one (``torch.clamp`` on SB3's target,
+    itself tested against SB3 above); a ceiling above every target changes nothing, bit for bit."""
+    def trained(reward_max, graph_free=True):
+        _, fast = pair(fast_kwargs={"reward_max": reward_max}, gamma=0.99)
+        fast._graph_free = graph_free
+        torch.manual_seed(7)
+        fast.train(gradient_steps=3, batch_size=64)
+        return fast
+
+    # initial alpha 1, 1-d actions: ceiling (reward_max + log 2) / 0.01; Pendulum's rows have rewards ~ N(0, 1)
+    assert trained(-1.0).target_max(1.0) == pytest.approx((-1.0 + math.log(2)) * 100)
+    plain, high, low = trained(None), trained(1e6), trained(-0.69)
+    for a, b in ((plain, high), (plain, low)):
+        assert a.logger.name_to_value.keys() == b.logger.name_to_value.keys()
+    for key, value in plain.logger.name_to_value.items():
+        assert high.logger.name_to_value[key] == value, key
+    critic_loss = [m.logger.name_to_value["train/critic_loss"] for m in (plain, low)]
+    assert critic_loss[1] != pytest.approx(critic_loss[0], rel=1e-3), critic_loss
+    autograd = trained(-0.69, graph_free=False)
+    for key, value in autograd.logger.name_to_value.items():
+        np.testing.assert_allclose(low.logger.name_to_value[key], value, **TIGHT, err_msg=key)
+    a, b = autograd.policy.state_dict(), low.policy.state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], **TIGHT, msg=key)
+    with pytest.raises(ValueError, match="needs gamma < 1"):
+        pair(fast_kwargs={"reward_max": 1.0}, gamma=1.0)
+    with pytest.raises(ValueError, match="finite number"):
+        FastSAC("MlpPolicy", "Pendulum-v1", reward_max=math.inf, device="cpu")
 
 
 def test_fused_optimiser_state_matches_sb3_s_layout_by_layout():

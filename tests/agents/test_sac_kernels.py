@@ -3,6 +3,8 @@ squashed Gaussian, torch's optimiser and foreach ops for Adam and the Polyak upd
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -139,17 +141,20 @@ def test_the_min_critic_input_gradient_is_autograd_s_with_ties_to_the_first():
     torch.testing.assert_close(out, x.grad[:, -2:], **CLOSE)
 
 
-def test_critic_errors_and_entropy_terms_match_torch():
+def test_critic_errors_with_and_without_a_ceiling_and_entropy_terms_match_torch():
     g = torch.Generator().manual_seed(4)
     q, next_q = torch.randn(2, 32, 1, generator=g), torch.randn(3, 32, 1, generator=g)[:2]
     rewards, next_log_prob = torch.randn(32, 1, generator=g), torch.randn(32, 1, generator=g)
     dones, discounts = (torch.rand(32, 1, generator=g) < 0.3).float(), torch.rand(32, 1, generator=g)
-    for disc, gamma in ((discounts, 0.0), (np.empty((0, 1), np.float32), 0.99)):
+    for disc, gamma, ceiling in ((discounts, 0.0, math.inf), (np.empty((0, 1), np.float32), 0.99, math.inf),
+                                 (discounts, 0.0, 0.25)):
         d = discounts if len(disc) else 0.99
-        target = rewards + (1 - dones) * d * (next_q.amin(dim=0) - 0.2 * next_log_prob)
+        target = (rewards + (1 - dones) * d * (next_q.amin(dim=0) - 0.2 * next_log_prob)).clamp(max=ceiling)
+        if ceiling < math.inf:
+            assert 0.2 < float((target == ceiling).float().mean()) < 0.8, "the ceiling should clip some targets"
         errors = torch.empty(2, 32, 1)
         loss = k.critic_errors(q.numpy(), next_q.contiguous().numpy(), rewards.numpy(), dones.numpy(),
-                               np.asarray(disc), gamma, 0.2, next_log_prob.numpy(), errors.numpy())
+                               np.asarray(disc), gamma, 0.2, next_log_prob.numpy(), ceiling, errors.numpy())
         torch.testing.assert_close(errors, (q - target) / 32, **CLOSE)
         assert loss == pytest.approx(float(0.5 * ((q - target) ** 2).mean(dim=(1, 2)).sum()), rel=1e-5)
     log_alpha = torch.tensor([-0.3], requires_grad=True)

@@ -108,3 +108,16 @@ def test_sqil_with_its_learning_rate_decay_resumes_exactly_after_a_stop(cartpole
     run(cartpole_demos, tmp_path / "resumed", 1024, resume=True)
     same_runs(tmp_path / "straight", tmp_path / "resumed")
     assert state["counters"]["n_updates"] > 0, "the stop came before any gradient step"
+
+
+def test_clip_target_hands_sac_the_bound_of_sqil_s_rewards(tmp_path, pendulum_demos):
+    """--clip-target: SAC's TD target is clipped at (1 + alpha |A| log 2) / (1 - gamma) (the ceiling's
+    arithmetic is tested in tests/agents/test_fast_sac.py); off by default."""
+    from gailkit.agents.sqil import SQIL
+
+    demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
+    runs = {clip: SQIL(SQILConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / str(clip), absorbing=False,
+                                  gamma=0.99, clip_target=clip, progress=False)) for clip in (False, True)}
+    assert runs[False].model.reward_max is None and runs[False].model.target_max(0.05) == float("inf")
+    assert runs[True].model.reward_max == 1.0
+    assert runs[True].model.target_max(0.05) == pytest.approx((1 + 0.05 * np.log(2)) / 0.01)
