@@ -21,6 +21,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
 
 from gailkit.agents.base import Run
 from gailkit.agents.fast_sac import MATMUL_DTYPES, FastSAC
@@ -30,7 +31,7 @@ from gailkit.configs import doc
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import tensors_under
 
-__all__ = ["GENERATORS", "OffPolicyOptions", "OffPolicyRun"]
+__all__ = ["GENERATORS", "BoundedDQN", "OffPolicyOptions", "OffPolicyRun"]
 
 field = dataclasses.field
 
@@ -43,6 +44,38 @@ GENERATORS: dict[str, dict[str, Any]] = {
                 target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
                 exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
 }
+
+
+class _CeilingQ(nn.Module):
+    """A Q-network whose outputs are clipped at ``high`` (:class:`BoundedDQN`'s target network)."""
+
+    def __init__(self, net: nn.Module, high: float):
+        super().__init__()
+        self.net, self.high = net, high
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).clamp(max=self.high)
+
+
+class BoundedDQN(DQN):
+    """SB3's DQN whose TD target respects rewards known to be at most ``reward_max`` (as SQIL's are):
+    the target network's values are clipped at ``reward_max / (1 - gamma)``, so the target ``r + gamma
+    (1 - done) max_a Q'(s', a)`` is at most that bound too. Without ``reward_max`` it is SB3's DQN. The
+    policy, its state dict and the target's updates are SB3's: the clip lives in the alias ``train``
+    reads (``q_net_target``), not in the policy."""
+
+    def __init__(self, *args: Any, reward_max: float | None = None, **kwargs: Any):
+        if reward_max is not None and not math.isfinite(reward_max):
+            raise ValueError(f"reward_max must be a finite number or None, got {reward_max!r}")
+        self.reward_max = reward_max
+        super().__init__(*args, **kwargs)
+
+    def _create_aliases(self) -> None:
+        super()._create_aliases()
+        if self.reward_max is not None:
+            if not self.gamma < 1:
+                raise ValueError(f"reward_max bounds Q by a geometric sum: it needs gamma < 1, got {self.gamma}")
+            self.q_net_target = _CeilingQ(self.policy.q_net_target, self.reward_max / (1 - self.gamma))
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -101,7 +134,7 @@ class OffPolicyRun(Run):
         super().__init__(config, **kwargs)
         self.venv = self._vec_env(config.n_envs)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
-        algo, name = (DQN, "dqn") if discrete else (FastSAC, "sac")
+        algo, name = (BoundedDQN, "dqn") if discrete else (FastSAC, "sac")
         if discrete and config.ent_coef is not None:
             raise UsageError(f"--ent-coef {config.ent_coef} applies to SAC, the learner of continuous actions; "
                              f"{config.env} has discrete ones (DQN): leave it out")

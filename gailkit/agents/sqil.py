@@ -3,8 +3,9 @@
 No discriminator. The learner is SAC (continuous actions) or DQN (discrete) on
 :class:`~gailkit.buffers.ExpertMixReplayBuffer`: every minibatch holds ``expert_fraction``
 expert transitions with reward 1 and the agent's own replay with reward 0 (the environment's
-reward is never used). With ``--clip-target`` SAC's TD target is clipped to the largest soft
-value those rewards allow (:class:`~gailkit.agents.fast_sac.FastSAC`'s ``reward_max`` of 1).
+reward is never used). With ``--clip-target`` the TD target is clipped to the largest value
+those rewards allow (``reward_max`` 1 of :class:`~gailkit.agents.fast_sac.FastSAC`, whose soft value
+adds the entropy's bound, or of :class:`~gailkit.agents.offpolicy.BoundedDQN`).
 Episodes end in absorbing states (``--absorbing``, the default) as in DAC: the expert rows
 include the absorbing-state transitions of :func:`~gailkit.envs.wrappers.absorbing_transitions`
 (reward 1, like every expert row) and the agent's absorbing steps carry reward 0, so neither
@@ -41,8 +42,8 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
         "seed in three: rewards in {0, 1} bound Q by 1 / (1 - gamma), yet it grew past 40,000)"))
 
     clip_target: bool = dataclasses.field(default=False, metadata=doc(
-        "clip SAC's TD target to the largest soft value rewards in {0, 1} allow, (1 + alpha |A| log 2) / "
-        "(1 - gamma) (SAC's critic diverged far past it on HalfCheetah-v5); SAC only"))
+        "clip the TD target to the largest value rewards in {0, 1} allow: 1 / (1 - gamma) for DQN, the soft "
+        "value (1 + alpha |A| log 2) / (1 - gamma) for SAC (its critic diverged far past it on HalfCheetah-v5)"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
                                         "expert_fraction": "(0, 1)"}
@@ -69,9 +70,6 @@ class SQIL(OffPolicyRun):
     def _generator_options(self, name: str) -> dict[str, Any]:
         options = super()._generator_options(name)
         if self.config.clip_target:
-            if name != "sac":
-                raise UsageError(f"--clip-target applies to SAC, the learner of continuous actions; "
-                                 f"{self.config.env} has discrete ones (DQN): leave it out")
             options["reward_max"] = 1.0
         if self.config.lr_decay:
             lr = options.get("learning_rate", GENERATORS[name]["learning_rate"])

@@ -110,9 +110,9 @@ def test_sqil_with_its_learning_rate_decay_resumes_exactly_after_a_stop(cartpole
     assert state["counters"]["n_updates"] > 0, "the stop came before any gradient step"
 
 
-def test_clip_target_hands_sac_the_bound_of_sqil_s_rewards(tmp_path, pendulum_demos):
+def test_clip_target_hands_the_learner_the_bound_of_sqil_s_rewards(tmp_path, pendulum_demos, cartpole_demos):
     """--clip-target: SAC's TD target is clipped at (1 + alpha |A| log 2) / (1 - gamma) (the ceiling's
-    arithmetic is tested in tests/agents/test_fast_sac.py); off by default."""
+    arithmetic is tested in tests/agents/test_fast_sac.py), DQN's at 1 / (1 - gamma); off by default."""
     from gailkit.agents.sqil import SQIL
 
     demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
@@ -121,3 +121,56 @@ def test_clip_target_hands_sac_the_bound_of_sqil_s_rewards(tmp_path, pendulum_de
     assert runs[False].model.reward_max is None and runs[False].model.target_max(0.05) == float("inf")
     assert runs[True].model.reward_max == 1.0
     assert runs[True].model.target_max(0.05) == pytest.approx((1 + 0.05 * np.log(2)) / 0.01)
+    dqn = SQIL(SQILConfig(env="CartPole-v1", demos=cartpole_demos, steps=100, out=tmp_path / "dqn", gamma=0.9,
+                          clip_target=True, progress=False)).model
+    assert dqn.reward_max == 1.0 and dqn.q_net_target.high == pytest.approx(10.0)
+
+
+def test_bounded_dqn_s_step_is_sb3_s_with_the_target_clipped_at_reward_max_over_1_minus_gamma():
+    """One gradient step of BoundedDQN against a hand-written one: SB3's DQN step with the target
+    ``r + gamma (1 - done) min(max_a Q'(s', a), reward_max / (1 - gamma))``; a ceiling above every
+    target is SB3's DQN bit for bit."""
+    import torch.nn.functional as F
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import Logger
+
+    from gailkit.agents.offpolicy import BoundedDQN
+    from gailkit.buffers import NumbaReplayBuffer
+
+    rng = np.random.default_rng(0)
+    rows = [(rng.normal(size=(1, 4)), rng.normal(size=(1, 4)), rng.integers(0, 2, (1, 1)), rng.integers(0, 2, 1),
+             rng.random(1) < 0.1, [{}]) for _ in range(200)]
+
+    def model(cls, **extra):
+        m = cls("MlpPolicy", "CartPole-v1", learning_starts=0, batch_size=64, gamma=0.9, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [32]}, replay_buffer_class=NumbaReplayBuffer,
+                replay_buffer_kwargs={"seed": 0}, **extra)
+        m.set_logger(Logger(folder=None, output_formats=[]))
+        for row in rows:
+            m.replay_buffer.add(*row)
+        return m
+
+    sb3, high, low, ref = model(DQN), model(BoundedDQN, reward_max=1e6), model(BoundedDQN, reward_max=0.0), model(DQN)
+    plain = model(BoundedDQN)  # no reward_max: SB3's alias, unwrapped
+    assert plain.q_net_target is plain.policy.q_net_target and low.q_net_target.net is low.policy.q_net_target
+    for m in (sb3, high, low):
+        m.train(gradient_steps=1, batch_size=64)
+    # the reference: SB3's step by hand, the target clipped at 0 / (1 - 0.9)
+    data = ref.replay_buffer.sample(64)
+    with torch.no_grad():
+        next_q = ref.q_net_target(data.next_observations).max(dim=1).values.reshape(-1, 1)
+        assert 0.2 < float((next_q > 0).float().mean()) < 0.8, "the ceiling should clip some targets"
+        target = data.rewards + (1 - data.dones) * 0.9 * next_q.clamp(max=0.0)
+    loss = F.smooth_l1_loss(torch.gather(ref.q_net(data.observations), 1, data.actions.long()), target)
+    ref.policy.optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(ref.policy.parameters(), ref.max_grad_norm)
+    ref.policy.optimizer.step()
+    assert low.logger.name_to_value["train/loss"] == pytest.approx(loss.item(), rel=1e-6)
+    for key, value in ref.policy.state_dict().items():
+        torch.testing.assert_close(low.policy.state_dict()[key], value, rtol=1e-6, atol=1e-7, msg=key)
+        torch.testing.assert_close(high.policy.state_dict()[key], sb3.policy.state_dict()[key], rtol=0, atol=0, msg=key)
+    first = "q_net.q_net.0.weight"
+    assert not torch.equal(low.policy.state_dict()[first], sb3.policy.state_dict()[first])
+    with pytest.raises(ValueError, match="needs gamma < 1"):
+        BoundedDQN("MlpPolicy", "CartPole-v1", gamma=1.0, reward_max=1.0, device="cpu")
