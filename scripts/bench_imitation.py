@@ -408,7 +408,8 @@ def make_parser() -> argparse.ArgumentParser:
                              "runs named <algo>-obs, in folders of their own")
     parser.add_argument("--sac-ent-coef",
                         help="SAC's entropy coefficient for DAC and SQIL (auto, auto_X: learned from X, or X: "
-                             "held) instead of SB3's auto: runs named <algo>-alpha<X>, in folders of their own")
+                             "held) instead of the algorithm's default (DAC: auto; SQIL: 0.01): runs named "
+                             "<algo>-alpha<X>, in folders of their own")
     parser.add_argument("--clip-target", action="store_true",
                         help="SQIL clips its TD target to the largest value its rewards in {0, 1} allow (SAC's "
                              "soft value, DQN's): runs named sqil-clipq, in folders of their own")

@@ -167,7 +167,8 @@ class Run:
     Subclasses set ``Config`` (their options), ``parts`` (option groups of their parts, each a
     keyword of ``__init__`` and a ``--PART-*`` flag group; ``fixed`` names the part fields the
     algorithm sets itself, which get no flag), ``self.model``, ``self.venv`` and
-    ``round_size``, and define ``_round``. Registered with :func:`gailkit.agents.registry.register`.
+    ``round_size``, and define ``_round``. ``former_defaults`` keeps runs saved before a default
+    changed on the values they ran with. Registered with :func:`gailkit.agents.registry.register`.
     """
 
     Config: ClassVar[type] = TrainingConfig
@@ -175,6 +176,8 @@ class Run:
     fixed: ClassVar[dict[str, tuple[str, ...]]] = {}  # part fields the algorithm sets itself (no flags)
     name: ClassVar[str] = "run"
     resumable: ClassVar[bool] = True
+    # options whose default changed: a saved run without them ran with these values, not today's defaults
+    former_defaults: ClassVar[dict[str, Any]] = {}
     model: BaseAlgorithm
     venv: VecEnv
     round_size: int  # environment steps per round
@@ -509,7 +512,7 @@ class Run:
         directory = Path(directory)
         meta = read_json(directory / "config.json", what="run")
         source = directory / "config.json"
-        fields = dict(meta["config"], **overrides)
+        fields = {**cls.former_defaults, **meta["config"], **overrides}
         fields["out"] = directory
         if (directory / DEMOS_COPY).is_file():
             fields["demos"] = directory / DEMOS_COPY

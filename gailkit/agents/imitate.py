@@ -71,12 +71,30 @@ def imitate_or_resume(config: Any, **parts: Any) -> list[dict[str, Any]]:
     history = read_json(eval_path, what="run")["history"] if eval_path.exists() else []
     finished = (out / "bc").is_dir() or ((out / "policy.safetensors").exists() and history
                                         and history[-1]["steps"] >= getattr(config, "steps", 0))
-    if not finished:
+    if finished:
+        _check_finished(out, config, parts)
+    else:
         resume = (out / "checkpoint").is_dir()
         if not resume and out.exists():  # stopped before its first checkpoint: nothing to resume
             shutil.rmtree(out)
         imitate(config, resume=resume, **parts)
     return read_json(eval_path, what="run")["history"]
+
+
+def _check_finished(out: Path, config: Any, parts: dict[str, Any]) -> None:
+    """UsageError unless the finished run in ``out`` is the one ``config`` and ``parts`` ask for
+    (not a run of other options, e.g. of a former default, left in the same folder)."""
+    cls, meta = algorithm_of(config), saved_run(out)
+    if meta["algo"] != cls.name:
+        raise UsageError(f"{out} holds a finished {meta['algo']} run, not {cls.name}: choose another folder")
+    change = _changed_option(cls, config, parts, None, meta, cls.saved_configs(out)[1])
+    if change is None and config.demos is not None and not _same_demos(Path(config.demos), out,
+                                                                         meta["config"]["demos"]):
+        change = ("--demos", config.demos, meta["config"]["demos"])
+    if change is not None:
+        flag, new, old = change
+        raise UsageError(f"{out} holds a finished {cls.name} run with {flag} {old}, not {new}: remove the folder "
+                         "to train this run there, or choose another folder")
 
 
 def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
@@ -91,9 +109,29 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
         raise UsageError(f"--resume: {run} is a {cls.name} run, which has no checkpoint (it trains in seconds); "
                          "start a new run in another --out")
     saved, saved_parts = cls.saved_configs(run, steps=config.steps, progress=config.progress)
+    change = _changed_option(cls, config, parts, given, meta, saved_parts)
+    if change is not None:
+        flag, new, old = change
+        raise UsageError(f"--resume: {flag} {new} differs from the run's {flag} {old}; a resumed run keeps "
+                         f"its options (only --steps may change): drop {flag}, or start a new run in "
+                         "another --out")
+    if ((given is None or "demos" in given) and config.demos is not None
+            and not _same_demos(Path(config.demos), run, meta["config"]["demos"])):
+        raise UsageError(f"--resume: --demos {config.demos} holds other demonstrations than the run's (recorded "
+                         f"from {meta['config']['demos']}, kept in {run / DEMOS_COPY}); drop --demos or pass "
+                         "that file")
+    return saved, saved_parts
+
+
+def _changed_option(cls: type[Run], config: Any, parts: dict[str, Any], given: Collection[str] | None,
+                    meta: dict[str, Any], saved_parts: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first option of ``config`` and ``parts`` (those in ``given``; all when ``None``) that
+    differs from the saved run's, as ``(flag, ours, the run's)``; ``steps``, ``progress``, ``out``
+    and ``demos`` aside."""
     ours, original = dataclasses.asdict(config), meta["config"]
-    # options added after the run was written: it ran with their defaults
-    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    # options added after the run was written: it ran with their defaults (of then, where they changed)
+    defaults = {**{f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING},
+                **cls.former_defaults}
     pairs = [(f"--{k.replace('_', '-')}", ours[k], original.get(k, defaults.get(k))) for k in ours
              if k not in RESUMABLE_CHANGES and k != "demos" and (given is None or k in given)
              and ours[k] is not None]  # None: "the default", which the run resolved when it started
@@ -103,16 +141,7 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
         pairs += [(f"--{part}-{k.replace('_', '-')}", mine[k], v)
                   for k, v in dataclasses.asdict(saved_parts[part]).items()
                   if k != "seed" and (given is None or f"{part}_{k}" in given)]
-    for flag, new, old in pairs:
-        if str(new) != str(old):
-            raise UsageError(f"--resume: {flag} {new} differs from the run's {flag} {old}; a resumed run keeps "
-                             f"its options (only --steps may change): drop {flag}, or start a new run in "
-                             "another --out")
-    if ((given is None or "demos" in given) and config.demos is not None
-            and not _same_demos(Path(config.demos), run, original["demos"])):
-        raise UsageError(f"--resume: --demos {config.demos} holds other demonstrations than the run's (recorded "
-                         f"from {original['demos']}, kept in {run / DEMOS_COPY}); drop --demos or pass that file")
-    return saved, saved_parts
+    return next(((flag, new, old) for flag, new, old in pairs if str(new) != str(old)), None)
 
 
 def _same_demos(given: Path, run: Path, original: str) -> bool:

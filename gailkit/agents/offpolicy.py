@@ -91,8 +91,8 @@ class OffPolicyOptions:
     learning_starts: int | None = field(default=None, metadata=doc(
         "environment steps before the first gradient step (default: 1000)"))
     ent_coef: str | None = field(default=None, metadata=doc(
-        "SAC's entropy coefficient alpha: auto (learned from 1, SB3's default), auto_X (learned from X) or X "
-        "(held at X), X > 0; SQIL imitated HalfCheetah-v5 with 0.01 held, not with auto or auto_0.01"))
+        "SAC's entropy coefficient alpha: auto (learned from 1), auto_X (learned from X) or X (held at X), X > 0 "
+        "(default: auto, SB3's)"))
 
     matmul_dtype: str = field(default="float32", metadata=doc(
         "SAC's hidden-layer products: float32 (SB3's arithmetic) or bfloat16 (experimental: faster on CPUs with "
@@ -124,6 +124,11 @@ def sac_ent_coef(text: str, flag: str = "--ent-coef") -> str | float:
     return text if learned else value
 
 
+def _default(config: Any, name: str) -> Any:
+    """The default of ``config``'s field ``name`` in its class."""
+    return next(f.default for f in dataclasses.fields(config) if f.name == name)
+
+
 class OffPolicyRun(Run):
     """A run whose learner is SAC or DQN on gailkit's replay buffer."""
 
@@ -135,7 +140,7 @@ class OffPolicyRun(Run):
         self.venv = self._vec_env(config.n_envs)
         discrete = isinstance(self.venv.action_space, spaces.Discrete)
         algo, name = (BoundedDQN, "dqn") if discrete else (FastSAC, "sac")
-        if discrete and config.ent_coef is not None:
+        if discrete and config.ent_coef not in (None, _default(config, "ent_coef")):  # e.g. SQIL's 0.01
             raise UsageError(f"--ent-coef {config.ent_coef} applies to SAC, the learner of continuous actions; "
                              f"{config.env} has discrete ones (DQN): leave it out")
         if discrete and config.matmul_dtype != "float32":

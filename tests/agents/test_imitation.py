@@ -383,6 +383,14 @@ def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpol
     assert imitate_or_resume(cfg(512)) == first and policy.stat().st_mtime_ns == stamp  # read back
     longer = imitate_or_resume(cfg(1024))
     assert longer[: len(first)] == first and longer[-1]["steps"] == 1024  # continued, not restarted
+    # a finished run of other options (e.g. of a default since changed) is not passed off as this one
+    with pytest.raises(UsageError, match=r"holds a finished gail run with --seed 0, not 1: remove the folder"):
+        imitate_or_resume(dataclasses.replace(cfg(512), seed=1))
+    with pytest.raises(UsageError, match=r"holds a finished gail run with --disc-lr 0.001, not 0.01"):
+        imitate_or_resume(cfg(512), disc=DiscriminatorConfig(lr=0.01))
+    with pytest.raises(UsageError, match=r"holds a finished gail run, not dac: choose another folder"):
+        imitate_or_resume(DACConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path / "run", steps=512))
+    assert imitate_or_resume(cfg(1024)) == longer
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text("{}")  # a run killed before its first checkpoint
     again = imitate_or_resume(dataclasses.replace(cfg(512), out=tmp_path / "other"))

@@ -174,3 +174,32 @@ def test_bounded_dqn_s_step_is_sb3_s_with_the_target_clipped_at_reward_max_over_
     assert not torch.equal(low.policy.state_dict()[first], sb3.policy.state_dict()[first])
     with pytest.raises(ValueError, match="needs gamma < 1"):
         BoundedDQN("MlpPolicy", "CartPole-v1", gamma=1.0, reward_max=1.0, device="cpu")
+
+
+def test_sac_s_alpha_is_held_at_0_01_unless_given_and_a_run_saved_before_keeps_learning_it(
+        tmp_path, pendulum_demos, cartpole_demos):
+    """SQIL's default alpha is 0.01 held (SB3's auto collapsed on HalfCheetah-v5); DQN has no alpha
+    and ignores that default. A run saved with ``ent_coef`` null, or before the option existed,
+    ran with auto: it loads with auto."""
+    from gailkit.agents.sqil import SQIL
+
+    demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
+
+    def sac(name, **options):
+        config = SQILConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / name, progress=False, **options)
+        return SQIL(config).model
+
+    held, auto = sac("held"), sac("auto", ent_coef="auto")
+    assert held.ent_coef_optimizer is None and held.ent_coef_tensor.item() == pytest.approx(0.01)
+    assert auto.ent_coef_optimizer is not None and auto.log_ent_coef.exp().item() == pytest.approx(1.0)
+    dqn = SQIL(SQILConfig(env="CartPole-v1", demos=cartpole_demos, steps=100, out=tmp_path / "dqn", progress=False))
+    assert dqn.config.ent_coef == "0.01" and not hasattr(dqn.model, "ent_coef_optimizer")
+
+    run = tmp_path / "saved"
+    imitate(SQILConfig(env="Pendulum-v1", demos=demos, steps=64, learning_starts=32, batch_size=16, eval_every=64,
+                       eval_episodes=1, out=run, progress=False))
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["ent_coef"] == "0.01" and SQIL.load(run).model.ent_coef_optimizer is None
+    for old in ({**meta["config"], "ent_coef": None}, {k: v for k, v in meta["config"].items() if k != "ent_coef"}):
+        (run / "config.json").write_text(json.dumps({**meta, "config": old}))
+        assert SQIL.load(run).model.ent_coef_optimizer is not None, old.get("ent_coef", "no key")
