@@ -30,9 +30,6 @@ from gailkit.errors import UsageError
 
 __all__ = ["SQIL", "SQILConfig"]
 
-# SAC's entropy coefficient in SQIL unless given: held, not SB3's auto (the default before).
-SQIL_ENT_COEF = "0.01"
-
 
 @dataclasses.dataclass(kw_only=True)
 class SQILConfig(OffPolicyOptions, TrainingConfig):
@@ -40,7 +37,7 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
 
     expert_fraction: float = dataclasses.field(default=0.5, metadata=doc(
         "share of every minibatch drawn from the demonstrations, in (0, 1)"))
-    ent_coef: str | None = dataclasses.field(default=SQIL_ENT_COEF, metadata=doc(
+    ent_coef: str | None = dataclasses.field(default="0.01", metadata=doc(  # SB3's auto until 0.01
         "SAC's entropy coefficient alpha: X (held at X), auto (learned from 1, SB3's default) or auto_X (learned "
         "from X), X > 0; DQN has none and ignores this default. Held at 0.01, SQIL imitated HalfCheetah-v5 (0.904 "
         "over 3 seeds; auto 0.27) and Hopper-v5 without auto's collapses"))
