@@ -21,7 +21,8 @@ episodes are recorded from the former, or are the first 10 of the zoo's demonstr
 its observation without the position).
 ROOT defaults to ~/.cache/gailkit/bench/imitation, outside the repository: every run is a
 normal run directory there, and a rerun reuses finished runs and resumes unfinished ones from
-their checkpoints, so an interrupted benchmark continues where it stopped.
+their checkpoints, so an interrupted benchmark continues where it stopped; a folder holding a
+run of other options (e.g. of a default since changed) is refused with a one-line error.
 
 ``--transfer``: for each env and seed, PPO from scratch on the final reward of the AIRL run and
 of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true reward.
