@@ -479,6 +479,8 @@ def main() -> None:
             env_rows = bench_env(env_id, args, pool, algos)
             if env_rows is not None:
                 results[env_id] = env_rows
+    except UsageError as e:  # e.g. ROOT holds a finished run of other options in a row's folder
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     finally:
         if pool is not None:
             pool.close()

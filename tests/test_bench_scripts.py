@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gailkit.errors import UsageError
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -100,6 +102,22 @@ def test_bench_imitation_refuses_bad_options_before_writing_anything(tmp_path, c
             runpy.run_path(argv[0], run_name="__main__")
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_imitation_turns_a_run_s_refusal_into_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
+    bench = script("bench_imitation")
+
+    def refuse(env_id, *args):
+        raise UsageError(f"{tmp_path}/{env_id}/sqil_seed0 holds a finished sqil run with --ent-coef None, not 0.01")
+
+    monkeypatch.setattr(bench, "bench_env", refuse)
+    monkeypatch.setattr(sys, "argv", ["bench_imitation.py", "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
+                                      "--out", str(tmp_path / "results")])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--ent-coef None, not 0.01" in err, err
+    assert list((tmp_path / "results").iterdir()) == []  # no JSON
 
 
 def test_probe_airl_reads_a_run_and_refuses_what_is_not_one(tmp_path, capsys, pendulum_demos):
