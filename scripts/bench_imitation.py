@@ -8,7 +8,7 @@ Run:  python scripts/bench_imitation.py [--seeds 3] [--envs CartPole-v1 Pendulum
       ... --normalize-reward                        (GAIL and AIRL: the learned reward standardised for PPO)
       ... --normalize-obs                           (GAIL and AIRL: the observations standardised for PPO)
       ... --sac-ent-coef auto_0.01                  (DAC and SQIL: SAC's entropy coefficient)
-      ... --clip-target                             (SQIL: the TD target clipped to its rewards' bound)
+      ... --no-clip-target                          (SQIL: the TD target not clipped to its rewards' bound)
       ... --no-lr-decay                             (SQIL: a constant learning rate)
       ... --steps 10000000                          (every algorithm that takes steps: that many, not the env's)
       ... --workers 2                               (2 seeds at once, in local processes)
@@ -30,7 +30,7 @@ of the GAIL run (``gailkit imitate ppo-on-reward``), evaluated on the env's true
 Prints the tables and writes one JSON per invocation, named by its envs, seeds and algorithms
 (no run overwrites another's):
 scripts/results/bench_imitation_<envs>_seeds<N>[_<algos>][_disc-<reward>][_clip-actions][_ent-coef<X>][_fixed-std<X>]
-[_normalize-reward][_normalize-obs][_sac-ent-coef<X>][_clip-target][_no-lr-decay][_steps<N>][_transfer].json
+[_normalize-reward][_normalize-obs][_sac-ent-coef<X>][_no-clip-target][_no-lr-decay][_steps<N>][_transfer].json
 (an env id's slash becomes a dash), with each expert's card, every run's options and, per seed, the first, last,
 lowest and highest value of each of the learner's TensorBoard ``train/*`` scalars (SAC's actor
 loss is about -Q), and one learning-curve PNG per env (seed 0 of each algorithm). Normalised
@@ -156,17 +156,16 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
                 ent_coef: float | None = None, fixed_std: float | None = None,
                 normalize_reward: bool = False, steps: int | None = None,
                 normalize_obs: bool = False, sac_ent_coef: str | None = None,
-                clip_target: bool = False, no_lr_decay: bool = False) -> tuple[str, dict | None, dict]:
+                no_clip_target: bool = False, no_lr_decay: bool = False) -> tuple[str, dict | None, dict]:
     """The name of ``algo``'s runs (their folders' and rows' name), its part options and the config
     fields that differ from the env's settings. A variant has folders of its own: ``<algo>-<reward>``
     with the discriminator's reward replaced (GAIL, AIRL, DAC), ``-clip`` when GAIL's or AIRL's
     discriminator sees the clipped actions, ``-ent<X>`` with PPO's entropy coefficient X, ``-std<X>``
     with its action standard deviation held at X, ``-norm`` with the learned reward standardised
     before PPO sees it and ``-obs`` with the observations standardised (GAIL, AIRL); ``-alpha<X>``
-    with SAC's entropy coefficient X (``auto_0.01``: learned from 0.01; DAC, SQIL); ``-clipq`` with
-    the TD target clipped to the bound of SQIL's rewards and ``-constlr`` with its learning rate
-    held (SQIL); ``-steps<N>``
-    with N env steps instead of the env's budget (every algorithm that takes steps)."""
+    with SAC's entropy coefficient X (``auto_0.01``: learned from 0.01; DAC, SQIL); ``-noclipq`` with
+    SQIL's TD target left unclipped and ``-constlr`` with its learning rate held (SQIL);
+    ``-steps<N>`` with N env steps instead of the env's budget (every algorithm that takes steps)."""
     name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
     if disc_reward is not None and algo in ADVERSARIAL:
         disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
@@ -183,8 +182,8 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-obs", {**given, "normalize_obs": True}
     if sac_ent_coef is not None and algo in OFF_POLICY:
         name, given = f"{name}-alpha{sac_ent_coef}", {**given, "ent_coef": sac_ent_coef}
-    if clip_target and algo == "sqil":
-        name, given = f"{name}-clipq", {**given, "clip_target": True}
+    if no_clip_target and algo == "sqil":
+        name, given = f"{name}-noclipq", {**given, "clip_target": False}
     if no_lr_decay and algo == "sqil":
         name, given = f"{name}-constlr", {**given, "lr_decay": False}
     if steps is not None and algo in SETTINGS[env_id]["steps"]:
@@ -303,7 +302,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
     for algo in args.algos:
         name, parts, given = run_variant(algo, env_id, args.disc_reward, args.clip_actions, args.ent_coef,
                                           args.fixed_std, args.normalize_reward, args.steps, args.normalize_obs,
-                                          sac_ent_coef=args.sac_ent_coef, clip_target=args.clip_target,
+                                          sac_ent_coef=args.sac_ent_coef, no_clip_target=args.no_clip_target,
                                           no_lr_decay=args.no_lr_decay)
         names.append(name)
         configs = [config_for(algo, env_id, seed, runs / f"{name}_seed{seed}", env=env_id,
@@ -411,9 +410,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="SAC's entropy coefficient for DAC and SQIL (auto, auto_X: learned from X, or X: "
                              "held) instead of the algorithm's default (DAC: auto; SQIL: 0.01): runs named "
                              "<algo>-alpha<X>, in folders of their own")
-    parser.add_argument("--clip-target", action="store_true",
-                        help="SQIL clips its TD target to the largest value its rewards in {0, 1} allow (SAC's "
-                             "soft value, DQN's): runs named sqil-clipq, in folders of their own")
+    parser.add_argument("--no-clip-target", action="store_true",
+                        help="SQIL leaves its TD target unclipped instead of clipping it to the largest value its "
+                             "rewards in {0, 1} allow (its former default): runs named sqil-noclipq, in folders of "
+                             "their own")
     parser.add_argument("--no-lr-decay", action="store_true",
                         help="SQIL keeps its learning rate constant instead of decaying it to 0 over the run: "
                              "runs named sqil-constlr, in folders of their own")
@@ -433,11 +433,11 @@ def main() -> None:
     algos = "" if args.algos == parser.get_default("algos") else "_" + "-".join(args.algos)
     variant = (args.disc_reward or args.clip_actions or args.ent_coef is not None or args.fixed_std is not None
                or args.normalize_reward or args.normalize_obs or args.sac_ent_coef is not None
-               or args.clip_target or args.no_lr_decay or args.steps is not None)
+               or args.no_clip_target or args.no_lr_decay or args.steps is not None)
     if args.transfer and variant:
         parser.error("--transfer uses the rows' own runs; run it without --disc-reward, --clip-actions, --ent-coef, "
-                     "--fixed-std, --normalize-reward, --normalize-obs, --sac-ent-coef, --clip-target, --no-lr-decay "
-                     "and --steps")
+                     "--fixed-std, --normalize-reward, --normalize-obs, --sac-ent-coef, --no-clip-target, "
+                     "--no-lr-decay and --steps")
     try:  # the configs' own rules, before any expert or run is made
         check_bounds(args, {**{name: PPOOptions.bounds[name] for name in ("ent_coef", "fixed_std")},
                             "steps": TrainingConfig.bounds["steps"]})
@@ -459,8 +459,8 @@ def main() -> None:
         algos += "_normalize-obs"
     if args.sac_ent_coef is not None:
         algos += f"_sac-ent-coef{args.sac_ent_coef}"
-    if args.clip_target:
-        algos += "_clip-target"
+    if args.no_clip_target:
+        algos += "_no-clip-target"
     if args.no_lr_decay:
         algos += "_no-lr-decay"
     if args.steps is not None:

@@ -67,11 +67,11 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("sqil", "HalfCheetah-v5", sac_ent_coef="auto_0.01")[::2] == (
         "sqil-alphaauto_0.01", {"ent_coef": "auto_0.01"})
     assert bench.run_variant("gail", "HalfCheetah-v5", sac_ent_coef="0.05")[::2] == ("gail", {})  # PPO: no alpha
-    assert bench.run_variant("sqil", "HalfCheetah-v5", sac_ent_coef="0.01", clip_target=True)[::2] == (
-        "sqil-alpha0.01-clipq", {"ent_coef": "0.01", "clip_target": True})
-    assert bench.run_variant("dac", "HalfCheetah-v5", clip_target=True, no_lr_decay=True)[::2] == ("dac", {})
-    assert bench.run_variant("sqil", "CartPole-v1", clip_target=True, no_lr_decay=True)[::2] == (
-        "sqil-clipq-constlr", {"clip_target": True, "lr_decay": False})
+    assert bench.run_variant("sqil", "HalfCheetah-v5", sac_ent_coef="0.01", no_clip_target=True)[::2] == (
+        "sqil-alpha0.01-noclipq", {"ent_coef": "0.01", "clip_target": False})
+    assert bench.run_variant("dac", "HalfCheetah-v5", no_clip_target=True, no_lr_decay=True)[::2] == ("dac", {})
+    assert bench.run_variant("sqil", "CartPole-v1", no_clip_target=True, no_lr_decay=True)[::2] == (
+        "sqil-noclipq-constlr", {"clip_target": False, "lr_decay": False})
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
     assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
@@ -89,7 +89,7 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-obs"], "--transfer uses the rows' own runs"),
     (["--transfer", "--sac-ent-coef", "auto"], "--transfer uses the rows' own runs"),
-    (["--transfer", "--clip-target"], "--transfer uses the rows' own runs"),
+    (["--transfer", "--no-clip-target"], "--transfer uses the rows' own runs"),
     (["--transfer", "--no-lr-decay"], "--transfer uses the rows' own runs"),
     (["--sac-ent-coef", "auto_"], "--sac-ent-coef auto_: give auto, auto_X or X"),
     (["--steps", "0"], "--steps 0: must be >= 1")])

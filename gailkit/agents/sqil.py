@@ -3,9 +3,9 @@
 No discriminator. The learner is SAC (continuous actions) or DQN (discrete) on
 :class:`~gailkit.buffers.ExpertMixReplayBuffer`: every minibatch holds ``expert_fraction``
 expert transitions with reward 1 and the agent's own replay with reward 0 (the environment's
-reward is never used). With ``--clip-target`` the TD target is clipped to the largest value
-those rewards allow (``reward_max`` 1 of :class:`~gailkit.agents.fast_sac.FastSAC`, whose soft value
-adds the entropy's bound, or of :class:`~gailkit.agents.offpolicy.BoundedDQN`).
+reward is never used). By default (``--clip-target``) the TD target is clipped to the largest
+value those rewards allow: ``reward_max`` 1 of :class:`~gailkit.agents.fast_sac.FastSAC`, whose
+soft value adds the entropy's bound, or of :class:`~gailkit.agents.offpolicy.BoundedDQN`.
 Episodes end in absorbing states (``--absorbing``, the default) as in DAC: the expert rows
 include the absorbing-state transitions of :func:`~gailkit.envs.wrappers.absorbing_transitions`
 (reward 1, like every expert row) and the agent's absorbing steps carry reward 0, so neither
@@ -45,10 +45,10 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
         "decay the learning rate linearly to 0 over --steps (at a constant rate DQN's Q diverged on one CartPole "
         "seed in three: rewards in {0, 1} bound Q by 1 / (1 - gamma), yet it grew past 40,000)"))
 
-    clip_target: bool = dataclasses.field(default=False, metadata=doc(
+    clip_target: bool = dataclasses.field(default=True, metadata=doc(
         "clip the TD target to the largest value rewards in {0, 1} allow: 1 / (1 - gamma) for DQN, the soft "
         "value (1 + alpha |A| log 2) / (1 - gamma) for SAC; HalfCheetah-v5 reached 0.9 by 110k steps with it, 250k "
-        "without; where Q stays below the bound nothing changes"))
+        "without; where Q stays below the bound nothing changes. Needs --gamma below 1"))
 
     bounds: ClassVar[dict[str, str]] = {**TrainingConfig.bounds, **OffPolicyOptions.bounds,
                                         "expert_fraction": "(0, 1)"}
@@ -57,7 +57,8 @@ class SQILConfig(OffPolicyOptions, TrainingConfig):
         super().__post_init__()
         self.check_off_policy()
         if self.clip_target and not self.gamma < 1:
-            raise UsageError(f"--clip-target bounds Q by 1 / (1 - gamma): it needs --gamma below 1, got {self.gamma}")
+            raise UsageError(f"--clip-target (SQIL's default) bounds Q by 1 / (1 - gamma): it needs --gamma below 1, "
+                             f"got {self.gamma}; add --no-clip-target to train with gamma 1")
 
 
 @register("sqil")
@@ -66,7 +67,8 @@ class SQIL(OffPolicyRun):
 
     Config = SQILConfig
     replay_buffer_class = ExpertMixReplayBuffer
-    former_defaults = {"ent_coef": None}  # a run saved with null, or before --ent-coef, learns alpha as it did
+    # a run saved before a default changed keeps the value of its time: alpha learned (null), no clip
+    former_defaults = {"ent_coef": None, "clip_target": False}
 
     def __init__(self, config: SQILConfig, **kwargs: Any):
         super().__init__(config, **kwargs)

@@ -183,10 +183,11 @@ def test_cli_imitate_bc_and_eval(cartpole_demos, tmp_path, capsys):
     assert main(["imitate", "sqil", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--ent-coef", "0.1",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--ent-coef 0.1 applies to SAC, the learner of continuous actions" in capsys.readouterr().err
-    # SQIL's clipped target: a bound only where gamma < 1
-    assert main(["imitate", "sqil", "--env", "Pendulum-v1", "--demos", str(cartpole_demos), "--clip-target",
-                 "--gamma", "1", "--out", str(tmp_path / "x")]) == 2
-    assert "--clip-target bounds Q by 1 / (1 - gamma): it needs --gamma below 1, got 1.0" in capsys.readouterr().err
+    # SQIL's clipped target, on by default: a bound only where gamma < 1
+    assert main(["imitate", "sqil", "--env", "Pendulum-v1", "--demos", str(cartpole_demos), "--gamma", "1",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert ("--clip-target (SQIL's default) bounds Q by 1 / (1 - gamma): it needs --gamma below 1, got 1.0; add "
+            "--no-clip-target to train with gamma 1") in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

@@ -111,19 +111,33 @@ def test_sqil_with_its_learning_rate_decay_resumes_exactly_after_a_stop(cartpole
 
 
 def test_clip_target_hands_the_learner_the_bound_of_sqil_s_rewards(tmp_path, pendulum_demos, cartpole_demos):
-    """--clip-target: SAC's TD target is clipped at (1 + alpha |A| log 2) / (1 - gamma) (the ceiling's
-    arithmetic is tested in tests/agents/test_fast_sac.py), DQN's at 1 / (1 - gamma); off by default."""
+    """--clip-target (the default): SAC's TD target is clipped at (1 + alpha |A| log 2) / (1 - gamma)
+    (the ceiling's arithmetic is tested in tests/agents/test_fast_sac.py), DQN's at 1 / (1 - gamma);
+    --no-clip-target leaves Q unbounded. A run saved before the clip existed loads without it."""
     from gailkit.agents.sqil import SQIL
 
     demos = pendulum_demos(2, lambda o: np.zeros(1, np.float32))
-    runs = {clip: SQIL(SQILConfig(env="Pendulum-v1", demos=demos, steps=100, out=tmp_path / str(clip), absorbing=False,
-                                  gamma=0.99, clip_target=clip, progress=False)) for clip in (False, True)}
-    assert runs[False].model.reward_max is None and runs[False].model.target_max(0.05) == float("inf")
-    assert runs[True].model.reward_max == 1.0
-    assert runs[True].model.target_max(0.05) == pytest.approx((1 + 0.05 * np.log(2)) / 0.01)
-    dqn = SQIL(SQILConfig(env="CartPole-v1", demos=cartpole_demos, steps=100, out=tmp_path / "dqn", gamma=0.9,
-                          clip_target=True, progress=False)).model
+
+    def sqil(name, env="Pendulum-v1", demos=demos, **options):
+        return SQIL(SQILConfig(env=env, demos=demos, steps=100, out=tmp_path / name, progress=False, **options)).model
+
+    clipped, free = sqil("default", absorbing=False, gamma=0.99), sqil("free", absorbing=False, gamma=0.99,
+                                                                       clip_target=False)
+    assert free.reward_max is None and free.target_max(0.05) == float("inf")
+    assert clipped.reward_max == 1.0
+    assert clipped.target_max(0.05) == pytest.approx((1 + 0.05 * np.log(2)) / 0.01)
+    dqn = sqil("dqn", "CartPole-v1", cartpole_demos, gamma=0.9)
     assert dqn.reward_max == 1.0 and dqn.q_net_target.high == pytest.approx(10.0)
+    assert sqil("dqn-free", "CartPole-v1", cartpole_demos, gamma=0.9, clip_target=False).reward_max is None
+
+    run = tmp_path / "saved"
+    imitate(SQILConfig(env="Pendulum-v1", demos=demos, steps=64, learning_starts=32, batch_size=16, eval_every=64,
+                       eval_episodes=1, out=run, progress=False))
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["clip_target"] is True and SQIL.load(run).model.reward_max == 1.0
+    old = {k: v for k, v in meta["config"].items() if k != "clip_target"}
+    (run / "config.json").write_text(json.dumps({**meta, "config": old}))
+    assert SQIL.load(run).model.reward_max is None, "a run saved before --clip-target ran without it"
 
 
 def test_bounded_dqn_s_step_is_sb3_s_with_the_target_clipped_at_reward_max_over_1_minus_gamma():
