@@ -58,7 +58,18 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert bench.run_variant("gail", "HalfCheetah-v5", fixed_std=0.5)[::2] == ("gail-std0.5", {"fixed_std": 0.5})
     assert bench.run_variant("airl", "HalfCheetah-v5", None, True, None, 0.3, True)[::2] == (
         "airl-clip-std0.3-norm", {"clip_actions": True, "fixed_std": 0.3, "normalize_reward": True})
-    assert bench.run_variant("gail", "HalfCheetah-v5", normalize_obs=True)[::2] == ("gail-obs", {"normalize_obs": True})
+    # GAIL standardises MuJoCo observations by default: --normalize-obs names a variant only where it does not
+    assert bench.run_variant("gail", "Pendulum-v1", normalize_obs=True)[::2] == ("gail-obs", {"normalize_obs": True})
+    assert bench.run_variant("airl", "HalfCheetah-v5", normalize_obs=True)[::2] == ("airl-obs", {"normalize_obs": True})
+    assert bench.run_variant("gail", "HalfCheetah-v5", normalize_obs=True)[::2] == ("gail", {})
+    assert bench.run_variant("gail", "Hopper-v5", no_normalize_obs=True)[::2] == (
+        "gail-noobs", {"normalize_obs": False})
+    assert bench.run_variant("gail", "CartPole-v1", no_normalize_obs=True)[::2] == ("gail", {})
+    assert bench.run_variant("airl", "Hopper-v5", no_normalize_obs=True)[::2] == ("airl", {})
+    for env_id, on in [("HalfCheetah-v5", True), ("gailkit/HalfCheetahWithPosition-v5", True), ("Pendulum-v1", False)]:
+        assert bench.config_for("gail", env_id, 0, Path("runs/x"), env=env_id, demos="d.npz").normalize_obs is on
+    assert bench.config_for("gail", "Hopper-v5", 0, Path("runs/x"), env="Hopper-v5", demos="d.npz",
+                            **bench.run_variant("gail", "Hopper-v5", no_normalize_obs=True)[2]).normalize_obs is False
     assert bench.run_variant("dac", "HalfCheetah-v5", "gail", True, 0.01, 0.5, True, normalize_obs=True)[::2] == (
         "dac-gail", {})
     assert bench.run_variant("airl", "HalfCheetah-v5", steps=10_000_000)[::2] == (
@@ -88,6 +99,8 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     (["--transfer", "--clip-actions"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-reward"], "--transfer uses the rows' own runs"),
     (["--transfer", "--normalize-obs"], "--transfer uses the rows' own runs"),
+    (["--transfer", "--no-normalize-obs"], "--transfer uses the rows' own runs"),
+    (["--normalize-obs", "--no-normalize-obs"], "not allowed with argument --normalize-obs"),
     (["--transfer", "--sac-ent-coef", "auto"], "--transfer uses the rows' own runs"),
     (["--transfer", "--no-clip-target"], "--transfer uses the rows' own runs"),
     (["--transfer", "--no-lr-decay"], "--transfer uses the rows' own runs"),
