@@ -121,7 +121,8 @@ def test_bench_imitation_turns_a_run_s_refusal_into_one_line_and_exit_status_2(t
     bench = script("bench_imitation")
 
     def refuse(env_id, *args):
-        raise UsageError(f"{tmp_path}/{env_id}/sqil_seed0 holds a finished sqil run with --ent-coef None, not 0.01")
+        raise UsageError(f"{tmp_path}/{env_id}/sqil_seed0 holds a finished sqil run with --ent-coef left at its "
+                         "default, not 0.01")
 
     monkeypatch.setattr(bench, "bench_env", refuse)
     monkeypatch.setattr(sys, "argv", ["bench_imitation.py", "--envs", "Pendulum-v1", "--root", str(tmp_path / "root"),
@@ -129,7 +130,7 @@ def test_bench_imitation_turns_a_run_s_refusal_into_one_line_and_exit_status_2(t
     with pytest.raises(SystemExit) as stop:
         bench.main()
     err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.count("\n") == 1 and "--ent-coef None, not 0.01" in err, err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--ent-coef left at its default, not 0.01" in err, err
     assert list((tmp_path / "results").iterdir()) == []  # no JSON
 
 

@@ -182,6 +182,13 @@ class Run:
     venv: VecEnv
     round_size: int  # environment steps per round
 
+    @classmethod
+    def same_option(cls, name: str, asked: Any, saved: Any) -> bool:
+        """Whether option ``name`` set to ``asked`` is what a run saved with ``saved`` ran with
+        (``saved`` None: the default of then). Here: the same text; a run whose options have
+        spellings of one value says so."""
+        return str(asked) == str(saved)
+
     def __init__(self, config: TrainingConfig, *, demos: Demonstrations | None = None):
         self.config = config
         self.out = Path(config.out)

@@ -132,16 +132,19 @@ def _changed_option(cls: type[Run], config: Any, parts: dict[str, Any], given: C
     # options added after the run was written: it ran with their defaults (of then, where they changed)
     defaults = {**{f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING},
                 **cls.former_defaults}
-    pairs = [(f"--{k.replace('_', '-')}", ours[k], original.get(k, defaults.get(k))) for k in ours
-             if k not in RESUMABLE_CHANGES and k != "demos" and (given is None or k in given)
-             and ours[k] is not None]  # None: "the default", which the run resolved when it started
+    for k, new in ours.items():
+        if k in RESUMABLE_CHANGES or k == "demos" or (given is not None and k not in given) or new is None:
+            continue  # new None: "the default", which the run resolved when it started
+        old = original.get(k, defaults.get(k))
+        if not cls.same_option(k, new, old):
+            return f"--{k.replace('_', '-')}", new, "left at its default" if old is None else old
     resolved = cls.resolve_parts(config, parts)
     for part in parts:
         mine = dataclasses.asdict(resolved[part])
-        pairs += [(f"--{part}-{k.replace('_', '-')}", mine[k], v)
-                  for k, v in dataclasses.asdict(saved_parts[part]).items()
-                  if k != "seed" and (given is None or f"{part}_{k}" in given)]
-    return next(((flag, new, old) for flag, new, old in pairs if str(new) != str(old)), None)
+        for k, old in dataclasses.asdict(saved_parts[part]).items():
+            if k != "seed" and (given is None or f"{part}_{k}" in given) and str(mine[k]) != str(old):
+                return f"--{part}-{k.replace('_', '-')}", mine[k], old
+    return None
 
 
 def _same_demos(given: Path, run: Path, original: str) -> bool:

@@ -124,6 +124,17 @@ def sac_ent_coef(text: str, flag: str = "--ent-coef") -> str | float:
     return text if learned else value
 
 
+def _alpha(text: str | None) -> tuple[str, float]:
+    """``--ent-coef`` as what SAC does with it: ``("auto", start)`` or ``("held", value)``
+    (None is SB3's default, ``auto``, which starts at 1)."""
+    value = sac_ent_coef("auto" if text is None else str(text))
+    if value == "auto":
+        return "auto", 1.0
+    if isinstance(value, str):
+        return "auto", float(value[len("auto_"):])
+    return "held", value
+
+
 def _default(config: Any, name: str) -> Any:
     """The default of ``config``'s field ``name`` in its class."""
     return next(f.default for f in dataclasses.fields(config) if f.name == name)
@@ -158,6 +169,14 @@ class OffPolicyRun(Run):
         if self.trainer is not None:  # the frames behind the replay's latents, to encode them again
             self.replay_frames = ReplayFrames(self.model.replay_buffer)
             self.venv.frame_sink = self.replay_frames
+
+    @classmethod
+    def same_option(cls, name: str, asked: Any, saved: Any) -> bool:
+        """``--ent-coef`` compares by value: a run saved with SAC's default (None) ran with
+        ``auto``, and ``0.01`` is ``1e-2``."""
+        if name == "ent_coef":
+            return _alpha(asked) == _alpha(saved)
+        return super().same_option(name, asked, saved)
 
     def _generator_options(self, name: str) -> dict[str, Any]:
         """SB3 keyword arguments that replace the preset ``GENERATORS[name]`` (``"sac"`` or ``"dqn"``)."""

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from gailkit.agents.imitate import imitate
 from gailkit.agents.sqil import SQILConfig
 from gailkit.buffers import ExpertMixReplayBuffer
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import load_tensors
 
 
@@ -217,3 +218,25 @@ def test_sac_s_alpha_is_held_at_0_01_unless_given_and_a_run_saved_before_keeps_l
     for old in ({**meta["config"], "ent_coef": None}, {k: v for k, v in meta["config"].items() if k != "ent_coef"}):
         (run / "config.json").write_text(json.dumps({**meta, "config": old}))
         assert SQIL.load(run).model.ent_coef_optimizer is not None, old.get("ent_coef", "no key")
+
+
+def test_a_finished_run_is_reused_for_any_spelling_of_its_alpha(tmp_path, pendulum_demos):
+    """A run saved with SAC's default alpha (``ent_coef`` null) ran with ``auto``: a benchmark asking
+    for ``auto`` (or ``auto_1``, the same start) reuses it; asking for a held alpha is refused."""
+    from gailkit.agents.imitate import imitate_or_resume
+
+    def config(ent_coef):
+        return SQILConfig(env="Pendulum-v1", demos=pendulum_demos(2, lambda o: np.zeros(1, np.float32)), steps=64,
+                          learning_starts=32, batch_size=16, eval_every=64, eval_episodes=1, out=tmp_path / "run",
+                          progress=False, ent_coef=ent_coef)
+
+    history = imitate_or_resume(config("auto"))
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "ent_coef": None}}))
+    policy = tmp_path / "run" / "policy.safetensors"
+    stamp = policy.stat().st_mtime_ns
+    for same in ("auto", "auto_1", "auto_1.0"):
+        assert imitate_or_resume(config(same)) == history and policy.stat().st_mtime_ns == stamp, same
+    for other in ("0.01", "auto_0.01"):
+        with pytest.raises(UsageError, match=rf"with --ent-coef left at its default, not {other}: remove the folder"):
+            imitate_or_resume(config(other))
