@@ -183,10 +183,10 @@ class Run:
     round_size: int  # environment steps per round
 
     @classmethod
-    def same_option(cls, name: str, asked: Any, saved: Any) -> bool:
-        """Whether option ``name`` set to ``asked`` is what a run saved with ``saved`` ran with
-        (``saved`` None: the default of then). Here: the same text; a run whose options have
-        spellings of one value says so."""
+    def same_option(cls, name: str, asked: Any, saved: Any, meta: dict[str, Any]) -> bool:
+        """Whether option ``name`` set to ``asked`` is what the run saved with ``saved`` (None: the
+        default of then) and metadata ``meta`` (its ``config.json``) ran with. Here: the same text;
+        a run whose options have several spellings of one value, or none that matters, says so."""
         return str(asked) == str(saved)
 
     def __init__(self, config: TrainingConfig, *, demos: Demonstrations | None = None):

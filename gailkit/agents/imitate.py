@@ -136,7 +136,7 @@ def _changed_option(cls: type[Run], config: Any, parts: dict[str, Any], given: C
         if k in RESUMABLE_CHANGES or k == "demos" or (given is not None and k not in given) or new is None:
             continue  # new None: "the default", which the run resolved when it started
         old = original.get(k, defaults.get(k))
-        if not cls.same_option(k, new, old):
+        if not cls.same_option(k, new, old, meta):
             return f"--{k.replace('_', '-')}", new, "left at its default" if old is None else old
     resolved = cls.resolve_parts(config, parts)
     for part in parts:

@@ -171,12 +171,13 @@ class OffPolicyRun(Run):
             self.venv.frame_sink = self.replay_frames
 
     @classmethod
-    def same_option(cls, name: str, asked: Any, saved: Any) -> bool:
+    def same_option(cls, name: str, asked: Any, saved: Any, meta: dict[str, Any]) -> bool:
         """``--ent-coef`` compares by value: a run saved with SAC's default (None) ran with
-        ``auto``, and ``0.01`` is ``1e-2``."""
+        ``auto``, and ``0.01`` is ``1e-2``. DQN (discrete actions) has no alpha: any value is its."""
         if name == "ent_coef":
-            return _alpha(asked) == _alpha(saved)
-        return super().same_option(name, asked, saved)
+            discrete = meta.get("demos", {}).get("action_space", "").startswith("Discrete")
+            return discrete or _alpha(asked) == _alpha(saved)
+        return super().same_option(name, asked, saved, meta)
 
     def _generator_options(self, name: str) -> dict[str, Any]:
         """SB3 keyword arguments that replace the preset ``GENERATORS[name]`` (``"sac"`` or ``"dqn"``)."""

@@ -220,9 +220,10 @@ def test_sac_s_alpha_is_held_at_0_01_unless_given_and_a_run_saved_before_keeps_l
         assert SQIL.load(run).model.ent_coef_optimizer is not None, old.get("ent_coef", "no key")
 
 
-def test_a_finished_run_is_reused_for_any_spelling_of_its_alpha(tmp_path, pendulum_demos):
+def test_a_finished_run_is_reused_for_any_spelling_of_its_alpha(tmp_path, pendulum_demos, cartpole_demos):
     """A run saved with SAC's default alpha (``ent_coef`` null) ran with ``auto``: a benchmark asking
-    for ``auto`` (or ``auto_1``, the same start) reuses it; asking for a held alpha is refused."""
+    for ``auto`` (or ``auto_1``, the same start) reuses it; asking for a held alpha is refused. DQN
+    has no alpha: a CartPole run saved with null is today's default run."""
     from gailkit.agents.imitate import imitate_or_resume
 
     def config(ent_coef):
@@ -240,3 +241,11 @@ def test_a_finished_run_is_reused_for_any_spelling_of_its_alpha(tmp_path, pendul
     for other in ("0.01", "auto_0.01"):
         with pytest.raises(UsageError, match=rf"with --ent-coef left at its default, not {other}: remove the folder"):
             imitate_or_resume(config(other))
+
+    dqn = SQILConfig(env="CartPole-v1", demos=cartpole_demos, steps=256, learning_starts=64, eval_every=256,
+                     eval_episodes=1, out=tmp_path / "dqn", progress=False)
+    history = imitate_or_resume(dqn)
+    meta = json.loads((tmp_path / "dqn" / "config.json").read_text())
+    assert meta["config"]["ent_coef"] == "0.01"
+    (tmp_path / "dqn" / "config.json").write_text(json.dumps({**meta, "config": {**meta["config"], "ent_coef": None}}))
+    assert imitate_or_resume(dqn) == history
