@@ -82,6 +82,30 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, prefix: str = ""
     return cls(**{**values, **overrides})
 
 
+def config_to_argv(config: Any, *, prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
+    """The flags from which :func:`add_config_args` and :func:`config_from_args` rebuild ``config``:
+    one per field that differs from its default (and every required one), ``skip`` aside.
+
+    Raises:
+        ValueError: a field is None where its default is not (no flag says "none").
+    """
+    argv = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in skip or (f.default is not dataclasses.MISSING and value == f.default):
+            continue
+        flag = "--" + (f"{prefix}_{f.name}" if prefix else f.name).replace("_", "-")
+        if value is None:
+            raise ValueError(f"{type(config).__name__}.{f.name} is None, which {flag} cannot give")
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, tuple):
+            argv += [flag, ",".join(map(str, value))]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
 def json_fields(config: Any) -> dict[str, Any]:
     """A config dataclass as a JSON-ready dict (paths as strings); :func:`config_from_dict` inverts it."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

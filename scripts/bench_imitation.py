@@ -64,7 +64,7 @@ from gailkit.agents.experts import (
     train_expert,
 )
 from gailkit.agents.gail import AIRLConfig, GAILConfig
-from gailkit.agents.imitate import imitate_or_resume, plot_runs
+from gailkit.agents.imitate import imitate_command, imitate_or_resume, plot_runs
 from gailkit.agents.offpolicy import sac_ent_coef
 from gailkit.agents.onpolicy import PPOOptions
 from gailkit.agents.registry import algorithm
@@ -220,6 +220,11 @@ def summarise(histories: list[list[dict]], steps: int | None, config, parts: dic
                 parts=used_parts(config, parts))
 
 
+def commands(configs: list, parts: dict | None = None) -> list[str]:
+    """Each seed's run as a ``gailkit imitate`` command (into ``runs/``, not the benchmark's folder)."""
+    return [imitate_command(c, Path("runs") / c.out.parent.name / c.out.name, **(parts or {})) for c in configs]
+
+
 def learner_scalars(run_dir: Path) -> dict[str, dict[str, float]]:
     """The first, last, lowest and highest value of each of the learner's ``train/*`` scalars in the
     run's TensorBoard log (empty for runs from before the learner was logged)."""
@@ -322,9 +327,11 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
                                             configs[-1], parts)
         env_rows["algos"][name]["learner"] = [learner_scalars(c.out) for c in configs]
+        env_rows["algos"][name]["commands"] = commands(configs, parts)
         a = env_rows["algos"][name]
         print(f"{env_id} {name}: final normalised {np.round(a['final_normalised'], 3).tolist()}, "
               f"mean of last 5 {np.round(a['mean_last5_normalised'], 3).tolist()}, steps to 0.9 {a['steps_to_0_9']}")
+        print(f"  seed 0 from the command line: {a['commands'][0]}")
     if args.transfer:
         # the final reward of each row's runs, and of runs stopped earlier where "transfer_at" asks
         sources = [(a, SETTINGS[env_id]["steps"][a]) for a in ("airl", "gail")]
@@ -345,6 +352,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
             env_rows["transfer"][source] = summarise(run_seeds(configs, pool),
                                                      SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
             env_rows["transfer"][source]["source_steps"] = steps
+            env_rows["transfer"][source]["commands"] = commands(configs)
             t = env_rows["transfer"][source]
             print(f"{env_id} PPO on {source}'s reward: final normalised {np.round(t['final_normalised'], 3).tolist()}")
     plot_runs(args.out / f"bench_imitation_{slug(env_id)}{algos}.png",

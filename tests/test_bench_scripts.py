@@ -93,6 +93,44 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     assert used["disc"]["airl"] is True and used["disc"]["reward"] == "gail" and used["disc"]["gamma"] == 0.99
 
 
+def test_each_benchmark_run_s_command_line_trains_that_run():
+    """``gailkit imitate`` parses the command the bench records for each run (every env's settings, every
+    algorithm, a few variants) into the run's very config and parts, but its folder."""
+    import dataclasses
+    import shlex
+
+    from gailkit.agents.registry import algorithms
+    from gailkit.cli import _algorithm_parser
+    from gailkit.configs import config_from_args
+
+    bench = script("bench_imitation")
+    variants = [{}, dict(disc_reward="logit", clip_actions=True, fixed_std=0.3), dict(no_normalize_obs=True),
+                dict(sac_ent_coef="auto", no_clip_target=True, no_lr_decay=True)]
+    checked = 0
+    for env_id, settings in bench.SETTINGS.items():
+        for algo in ["bc", *settings["steps"]]:
+            for variant in variants:
+                if algo == "ppo-on-reward":
+                    name, parts, given = algo, None, {"reward_from": Path("runs/gail_seed0")}
+                else:
+                    name, parts, given = bench.run_variant(algo, env_id, **variant)
+                    given = {**given, "env": env_id, "demos": "/demos/x.npz"}
+                config = bench.config_for(algo, env_id, 3, Path("/cache") / f"{name}_seed3", **given)
+                [command] = bench.commands([config], parts)
+                argv = shlex.split(command)
+                assert argv[:3] == ["gailkit", "imitate", algo], command
+                cls = algorithms()[algo]
+                options = _algorithm_parser(algo, cls).parse_args(argv[3:])
+                assert config_from_args(cls.Config, options) == dataclasses.replace(
+                    config, out=Path("runs/cache") / f"{name}_seed3", progress=True), command
+                for part, part_cls in cls.parts.items():
+                    mine = config_from_args(part_cls, options, prefix=part, seed=config.seed)
+                    want = (parts or {}).get(part, part_cls())
+                    assert dataclasses.replace(mine, seed=0) == dataclasses.replace(want, seed=0), (command, part)
+                checked += 1
+    assert checked >= 90, checked
+
+
 @pytest.mark.parametrize("options, message", [
     (["--fixed-std", "0"], "--fixed-std 0.0: must be > 0"),
     (["--ent-coef", "-1"], "--ent-coef -1.0: must be >= 0"),

@@ -309,3 +309,30 @@ def test_worldmodel_backend_frame_skip_and_env_are_checked(tmp_path, capsys):
                   capsys, "starts V+M+C's search from C fitted by DAgger to a privileged driver")
     fails_cleanly(["worldmodel", "eval", *common], capsys, "controller")  # nothing trained yet
     assert not (tmp_path / "controller_real").exists()
+
+
+def test_imitate_command_round_trips_tuples_booleans_and_paths_and_refuses_none():
+    """:func:`imitate_command` writes what the CLI reads back: BC's layer widths, a boolean turned off,
+    a path with a space; a field set to None where its default is not has no flag: ValueError."""
+    import dataclasses
+    import shlex
+
+    from gailkit.agents import imitate_command
+    from gailkit.agents.cloning import BCConfig
+    from gailkit.agents.registry import algorithms
+    from gailkit.agents.sqil import SQILConfig
+    from gailkit.cli import _algorithm_parser
+    from gailkit.configs import config_from_args
+
+    cls = algorithms()["bc"]
+    config = cls.Config(env="CartPole-v1", demos=Path("my demos/x.npz"), out=Path("runs/bc"), seed=4)
+    bc = BCConfig(net_arch=(32, 16), steps=50)
+    argv = shlex.split(imitate_command(config, **{"bc": bc}))
+    assert "my demos/x.npz" in argv and argv[argv.index("--bc-net-arch") + 1] == "32,16", argv
+    options = _algorithm_parser("bc", cls).parse_args(argv[3:])
+    assert config_from_args(cls.Config, options) == config
+    assert config_from_args(BCConfig, options, prefix="bc", seed=bc.seed) == bc
+    sqil = SQILConfig(env="Pendulum-v1", demos=Path("d.npz"), out=Path("runs/s"), clip_target=False)
+    assert "--no-clip-target" in shlex.split(imitate_command(sqil))
+    with pytest.raises(ValueError, match=r"SQILConfig.ent_coef is None, which --ent-coef cannot give"):
+        imitate_command(dataclasses.replace(sqil, ent_coef=None))

@@ -37,6 +37,7 @@ _WHERE = {
     "register": "gailkit.agents.registry",
     "evaluate_run": "gailkit.agents.imitate",
     "imitate": "gailkit.agents.imitate",
+    "imitate_command": "gailkit.agents.imitate",
     "load_run": "gailkit.agents.imitate",
     "summarise_runs": "gailkit.agents.imitate",
 }

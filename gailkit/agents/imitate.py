@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import filecmp
+import shlex
 import shutil
 import time
 from collections.abc import Collection
@@ -17,11 +18,13 @@ from typing import Any
 from gailkit.agents.base import Run, saved_run
 from gailkit.agents.registry import algorithm, algorithm_of
 from gailkit.agents.run import DEMOS_COPY, claim_run_dir, save_learning_curve
+from gailkit.configs import config_to_argv
 from gailkit.errors import UsageError
 from gailkit.evaluation import normalised_return
 from gailkit.nn.checkpoint import read_json
 
-__all__ = ["evaluate_run", "imitate", "imitate_or_resume", "load_run", "plot_runs", "summarise_runs"]
+__all__ = ["evaluate_run", "imitate", "imitate_command", "imitate_or_resume", "load_run", "plot_runs",
+           "summarise_runs"]
 
 # what a resumed run may change: how far it goes, whether a bar is drawn, and where the run is
 # (the folder was named by --out to find it)
@@ -145,6 +148,19 @@ def _changed_option(cls: type[Run], config: Any, parts: dict[str, Any], given: C
             if k != "seed" and (given is None or f"{part}_{k}" in given) and str(mine[k]) != str(old):
                 return f"--{part}-{k.replace('_', '-')}", mine[k], old
     return None
+
+
+def imitate_command(config: Any, out: str | Path | None = None, **parts: Any) -> str:
+    """The ``gailkit imitate`` command line that trains the run :func:`imitate` would train from
+    ``config`` and ``parts`` (in ``out`` when given, else in ``config.out``; progress bar as the
+    command's default)."""
+    cls = algorithm_of(config)
+    if out is not None:
+        config = dataclasses.replace(config, out=Path(out))
+    argv = ["gailkit", "imitate", cls.name, *config_to_argv(config, skip=("progress",))]
+    for part, part_config in parts.items():
+        argv += config_to_argv(part_config, prefix=part, skip=("seed", *cls.fixed.get(part, ())))
+    return shlex.join(argv)
 
 
 def _same_demos(given: Path, run: Path, original: str) -> bool:
