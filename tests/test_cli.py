@@ -186,12 +186,13 @@ def test_help_imports_no_heavy_library():
 
 def test_lazy_package_exports_are_the_objects_not_submodules():
     """``gailkit.agents.imitate`` is both a module and the function it exports; the package gives
-    the function, as README's ``from gailkit.agents import GAILConfig, imitate, load_run``."""
-    code = ("from gailkit.agents import GAILConfig, imitate, load_run; import gailkit.agents as a; "
+    the function, as README's ``from gailkit.agents import GAILConfig, imitate, imitate_command, load_run``."""
+    code = ("from gailkit.agents import GAILConfig, imitate, imitate_command, load_run; import gailkit.agents as a; "
             "from gailkit.agents.gail import GAILConfig as G; "
-            "print(callable(imitate), callable(a.imitate), callable(load_run), GAILConfig is G)")
+            "print(callable(imitate), callable(a.imitate), callable(load_run), callable(imitate_command), "
+            "GAILConfig is G)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split() == ["True", "True", "True", "True"], out.stdout
+    assert out.stdout.split() == ["True"] * 5, out.stdout
 
 
 # ----- gailkit imitate ALGO: each algorithm's own flags ------------------------------------------
