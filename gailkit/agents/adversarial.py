@@ -9,6 +9,7 @@ place in every checkpoint. Combine it with a generator (``gailkit.agents.onpolic
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +42,8 @@ class AdversarialRun(Run):
 
     @classmethod
     def resolve_parts(cls, config: Any, parts: dict[str, Any]) -> dict[str, Any]:
-        disc = parts.get("disc") or DiscriminatorConfig(seed=config.seed)
+        # the run's seed, whatever the given config's: a run is its config's seed, however it is started
+        disc = dataclasses.replace(parts.get("disc") or DiscriminatorConfig(), seed=config.seed)
         if disc.airl and not cls.airl:
             raise UsageError(f"{cls.name}: DiscriminatorConfig(airl=True) is AIRL's discriminator, which needs the "
                              "policy's log-probabilities; train the airl algorithm instead")

@@ -145,8 +145,10 @@ def _changed_option(cls: type[Run], config: Any, parts: dict[str, Any], given: C
     for part in parts:
         mine = dataclasses.asdict(resolved[part])
         for k, old in dataclasses.asdict(saved_parts[part]).items():
-            if k != "seed" and (given is None or f"{part}_{k}" in given) and str(mine[k]) != str(old):
-                return f"--{part}-{k.replace('_', '-')}", mine[k], old
+            if (given is None or f"{part}_{k}" in given) and str(mine[k]) != str(old):
+                # a field the algorithm sets (e.g. the part's seed, the run's) has no flag
+                flag = f"{part} {k}" if k in cls.fixed.get(part, ()) else f"--{part}-{k.replace('_', '-')}"
+                return flag, mine[k], old
     return None
 
 

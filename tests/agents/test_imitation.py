@@ -398,6 +398,28 @@ def test_imitate_or_resume_reuses_finished_runs_and_extends_partial_ones(cartpol
     assert [e["steps"] for e in again] == [0, 512]
 
 
+def test_a_given_discriminator_config_trains_the_run_the_command_line_trains(cartpole_demos, tmp_path):
+    """A run's discriminator is seeded with the run's seed whether its config is given or not, so
+    ``imitate(config, disc=...)`` trains the same run as its ``gailkit imitate`` command (on seed 1,
+    runs given a DiscriminatorConfig were seeded 0 before); a finished run seeded otherwise is refused."""
+    from gailkit.agents.imitate import imitate_command, imitate_or_resume
+
+    config = GAILConfig(env="CartPole-v1", demos=cartpole_demos, out=tmp_path / "py", steps=512, seed=1,
+                        eval_every=512, checkpoint_every=512, **FAST)
+    disc = DiscriminatorConfig(reward="logit")
+    imitate(config, disc=disc)
+    command = imitate_command(config, tmp_path / "cli", disc=disc).split()
+    assert main([*command[1:], "--no-progress"]) == 0
+    py, cli = (load_tensors(tmp_path / run / "checkpoint" / "discriminator.safetensors") for run in ("py", "cli"))
+    assert py.keys() == cli.keys() and all(torch.equal(py[k], cli[k]) for k in py), "the two runs differ"
+    saved = json.loads((tmp_path / "py" / "config.json").read_text())
+    assert saved["disc"]["seed"] == 1
+    saved["disc"]["seed"] = 0  # as a run of the former code wrote it
+    (tmp_path / "py" / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(UsageError, match=r"holds a finished gail run with disc seed 0, not 1: remove the folder"):
+        imitate_or_resume(config, disc=disc)
+
+
 @pytest.mark.parametrize("clip", [False, True])
 def test_clip_actions_shows_the_discriminator_the_actions_the_env_ran(tmp_path, pendulum_demos, clip):
     from gailkit.agents.gail import AIRL
