@@ -8,10 +8,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
+from gailkit.agents.tuned import TUNED
 from gailkit.configs import add_config_args, check_bounds, config_from_args, given_fields, int_in
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
 from gailkit.evaluation import EVAL_SEED
@@ -182,6 +183,10 @@ def _algorithm_parser(name: str, cls: type) -> argparse.ArgumentParser:
     for part, part_cls in cls.parts.items():
         add_config_args(parser, part_cls, prefix=part, skip=cls.fixed.get(part, ()))
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--preset", choices=["tuned"], help=(
+        "tuned: the imitation benchmark's settings for --env (steps, learner and part options; "
+        "gailkit/agents/tuned.py) for every option not given; prints the run's whole command. Envs: "
+        f"{', '.join(TUNED)}"))
     return parser
 
 
@@ -227,17 +232,41 @@ def cmd_imitate(args: argparse.Namespace) -> None:
     options, leftover = parser.parse_known_args(rest)
     if leftover:
         _refuse_foreign_flags(name, leftover, found)
-    config = config_from_args(cls.Config, options)
+    config, parts, given = _imitate_configs(cls, options, args.argv)
     np.random.seed(config.seed)  # global seeding happens at the entry point only
-    parts = {part: config_from_args(part_cls, options, prefix=part, seed=config.seed)
-             for part, part_cls in cls.parts.items()}
-    given = given_fields(cls.Config, args.argv) | {
-        f"{part}_{field}" for part, part_cls in cls.parts.items()
-        for field in given_fields(part_cls, args.argv, prefix=part)}
     result = imitate(config, resume=options.resume, given=given, **parts)
     _print_result(result)
     names = sorted(p.name for p in Path(config.out).iterdir() if not p.name.startswith("."))
     print(f"wrote run to {config.out}/: {', '.join(names)}")
+
+
+def _imitate_configs(cls: type, options: argparse.Namespace,
+                     argv: Sequence[str]) -> tuple[Any, dict[str, Any], set[str]]:
+    """The run's config, its parts' configs and the options the user set (config fields, and part
+    fields as ``PART_FIELD``), from ``gailkit imitate``'s parsed flags; with ``--preset tuned``,
+    the env's tuned settings fill every option not in ``argv`` and count as set."""
+    config = config_from_args(cls.Config, options)
+    parts = {part: config_from_args(part_cls, options, prefix=part, seed=config.seed)
+             for part, part_cls in cls.parts.items()}
+    given = given_fields(cls.Config, argv) | {
+        f"{part}_{field}" for part, part_cls in cls.parts.items()
+        for field in given_fields(part_cls, argv, prefix=part)}
+    if options.preset == "tuned":
+        from gailkit.agents.base import saved_run
+        from gailkit.agents.imitate import imitate_command
+        from gailkit.agents.tuned import tuned
+
+        env = config.env or saved_run(config.reward_from)["config"]["env"]  # ppo-on-reward: its reward run's
+        settings = tuned(cls.name, env)
+        fields = {k: v for k, v in settings.fields.items() if k not in given}
+        config = dataclasses.replace(config, **fields)
+        for part, part_fields in settings.parts.items():
+            mine = {k: v for k, v in part_fields.items() if f"{part}_{k}" not in given}
+            parts[part] = dataclasses.replace(parts[part], **mine)
+            given |= {f"{part}_{k}" for k in mine}
+        given |= set(fields)
+        print(f"--preset tuned on {env}: {imitate_command(config, **parts)}")
+    return config, parts, given
 
 
 def _print_result(r: dict) -> None:
@@ -386,6 +415,11 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """One line, not the usage (``gailkit imitate ALGO``'s is 40 lines): the problem and where the
+        options are listed; exit status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

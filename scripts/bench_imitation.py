@@ -52,7 +52,6 @@ import torch
 
 from gailkit.agents.base import TrainingConfig
 from gailkit.agents.bc import BCRunConfig
-from gailkit.agents.cloning import BCConfig
 from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import (
     PRESETS,
@@ -70,6 +69,7 @@ from gailkit.agents.onpolicy import PPOOptions
 from gailkit.agents.registry import algorithm
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.agents.tuned import TUNED, tuned, tuned_parts
 from gailkit.configs import check_bounds
 from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
@@ -85,62 +85,13 @@ ON_POLICY_ADVERSARIAL = ("gail", "airl")  # PPO's Gaussian samples can leave the
 OFF_POLICY = ("dac", "sqil")  # SAC (or DQN) learners
 CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
            "ppo-on-reward": PPOOnRewardConfig}
-# RL Zoo's PPO settings for Pendulum (gSDE exploration), used as the GAIL/AIRL generator.
-PENDULUM_PPO = dict(n_envs=4, n_steps=1024, gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, use_sde=True)
-OFF_POLICY_CARTPOLE = dict(eval_every=5000)
-OFF_POLICY_PENDULUM = dict(eval_every=2000, gamma=0.99)
-MUJOCO_SAC = dict(learning_rate=3e-4, learning_starts=10_000, buffer_size=1_000_000)
-# 10 episodes are 10k transitions: BC's default 2,000 steps left HalfCheetah at 0.18-0.28 (seeds 0-2)
-MUJOCO_BC = {"bc": BCConfig(steps=20_000)}
-# Over 3M steps, an evaluation (10 episodes, up to 10k steps) every 50k rather than every 10k
-MUJOCO_PPO = dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=3e-4, gae_lambda=0.95,
-                  ent_coef=0.0, eval_every=50_000)
-# GAIL's PPO sees standardised observations on MuJoCo (as RL Zoo's PPO there). Over 3 seeds it passes 0.9
-# of the expert by 344k steps on HalfCheetah (1.62M on seed 0 without) and ends at 1.19 (0.92); on Hopper
-# it ends at 1.30 (1.31 on seed 0 without) and holds it better: bench_imitation_<env>_seeds3_gail.json
-MUJOCO_GAIL = {**MUJOCO_PPO, "normalize_obs": True}
-# Per env: environment steps per algorithm (BC takes none), the settings that differ from each
-# config's defaults ("common" applies where the config has the field) and part options ("parts").
-SETTINGS = {
-    "CartPole-v1": dict(steps={"gail": 100_000, "airl": 300_000, "dac": 50_000, "sqil": 50_000,
-                               "ppo-on-reward": 100_000},
-                        common={}, per_algo={"dac": OFF_POLICY_CARTPOLE, "sqil": OFF_POLICY_CARTPOLE}),
-    "Pendulum-v1": dict(steps={"gail": 100_000, "airl": 200_000, "dac": 20_000, "sqil": 20_000,
-                               "ppo-on-reward": 100_000},
-                        common=dict(absorbing=False, gamma=0.9),  # never terminates: no absorbing state needed
-                        per_algo={"gail": PENDULUM_PPO, "airl": PENDULUM_PPO, "ppo-on-reward": PENDULUM_PPO,
-                                  "dac": OFF_POLICY_PENDULUM, "sqil": OFF_POLICY_PENDULUM},
-                        # a state-only g(s): the disentangled reward that the transfer table tests
-                        # (with g(s, a) PPO from scratch reached -0.27 / 0.19 / 0.66 here)
-                        parts={"airl": {"disc": DiscriminatorConfig(inputs="s")}},
-                        # AIRL's reward at 200k steps does not transfer (-0.27 / 0.09 / 0.20 on seeds
-                        # 0-2); the same algorithm stopped at 100k gives one that does: both are shown
-                        transfer_at={"airl": [100_000]}),
-    # MuJoCo: SAC at RL Zoo's MuJoCo settings (lr 3e-4, 10k random steps first) for DAC and SQIL;
-    # PPO for GAIL (observations standardised) and AIRL (raw observations)
-    # The zoo's Hopper expert falls in 9 of the 10 demonstration episodes (mean length 721): with
-    # absorbing states 28% of the expert's transitions are absorbing, so D cannot make falling
-    # costly. Seed 0 at 100k steps: logit reward + absorbing 0.14, gail reward + absorbing 0.00-0.09
-    # (60k), gail reward without absorbing states 0.45; the last is DAC's setting here. GAIL with
-    # absorbing states stayed at 0.01-0.14 for 737k steps (seed 0). So no algorithm uses them on
-    # Hopper; for SQIL, whose expert rows all earn 1, 9 expert falls would make the absorbing state a goal.
-    # Without them AIRL's default reward (its shaped f, -5 to -7 per step on average) taught the policy
-    # to fall at once: -0.01 from 196k to 442k steps (seed 0). AIRL takes DAC's positive gail reward here.
-    "Hopper-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
-                      common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000, absorbing=False),
-                      per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_GAIL, "airl": MUJOCO_PPO},
-                      parts={"bc": MUJOCO_BC, "dac": {"disc": DiscriminatorConfig(reward="gail")},
-                             "airl": {"disc": DiscriminatorConfig(reward="gail")}}),
-    "HalfCheetah-v5": dict(steps={"gail": 3_000_000, "airl": 3_000_000, "dac": 300_000, "sqil": 300_000},
-                           common=dict(gamma=0.99, eval_every=10_000, checkpoint_every=10_000, absorbing=False),
-                           per_algo={"dac": MUJOCO_SAC, "sqil": MUJOCO_SAC, "gail": MUJOCO_GAIL,
-                                     "airl": MUJOCO_PPO},
-                           parts={"bc": MUJOCO_BC}),
-}
+# Per env, the settings each algorithm's runs take: the library's tuned ones (gailkit/agents/tuned.py,
+# `gailkit imitate ALGO --preset tuned`). AIRL's reward at 200k steps on Pendulum does not transfer
+# (-0.27 / 0.09 / 0.20 on seeds 0-2); the same algorithm stopped at 100k gives one that does: both are shown
+TRANSFER_AT = {"Pendulum-v1": {"airl": [100_000]}}
 # a zoo env with more in its observation: the base env's zoo expert records the demonstrations,
 # acting on what it was trained to see (HalfCheetah-v5's observation is this one without the position)
 WITH_POSITION = {"gailkit/HalfCheetahWithPosition-v5": "HalfCheetah-v5"}
-SETTINGS["gailkit/HalfCheetahWithPosition-v5"] = SETTINGS["HalfCheetah-v5"]
 
 
 def slug(env_id: str) -> str:
@@ -150,12 +101,7 @@ def slug(env_id: str) -> str:
 
 def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
     """The config of one benchmark run: the env's settings for ``algo`` on the config's defaults."""
-    cls, s = CONFIGS[algo], SETTINGS[env_id]
-    names = {f.name for f in dataclasses.fields(cls)}
-    fields = {k: v for k, v in {**s["common"], **s["per_algo"].get(algo, {})}.items() if k in names}
-    if "steps" in names:
-        fields["steps"] = s["steps"][algo]
-    return cls(**{**fields, **given, "seed": seed, "out": out, "progress": False})
+    return CONFIGS[algo](**{**tuned(algo, env_id).fields, **given, "seed": seed, "out": out, "progress": False})
 
 
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
@@ -174,7 +120,7 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
     with SAC's entropy coefficient X (``auto_0.01``: learned from 0.01; DAC, SQIL); ``-noclipq`` with
     SQIL's TD target left unclipped and ``-constlr`` with its learning rate held (SQIL);
     ``-steps<N>`` with N env steps instead of the env's budget (every algorithm that takes steps)."""
-    name, parts, given = algo, SETTINGS[env_id].get("parts", {}).get(algo), {}
+    name, parts, given = algo, tuned_parts(algo, env_id) or None, {}
     if disc_reward is not None and algo in ADVERSARIAL:
         disc = dataclasses.replace((parts or {}).get("disc", DiscriminatorConfig()), reward=disc_reward)
         name, parts = f"{algo}-{disc_reward}", {**(parts or {}), "disc": disc}
@@ -186,7 +132,7 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-std{fixed_std:g}", {**given, "fixed_std": fixed_std}
     if normalize_reward and algo in ON_POLICY_ADVERSARIAL:
         name, given = f"{name}-norm", {**given, "normalize_reward": True}
-    obs_default = SETTINGS[env_id]["per_algo"].get(algo, {}).get("normalize_obs", False)
+    obs_default = tuned(algo, env_id).fields.get("normalize_obs", False)
     if normalize_obs and algo in ON_POLICY_ADVERSARIAL and not obs_default:
         name, given = f"{name}-obs", {**given, "normalize_obs": True}
     if no_normalize_obs and obs_default:
@@ -197,7 +143,7 @@ def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_act
         name, given = f"{name}-noclipq", {**given, "clip_target": False}
     if no_lr_decay and algo == "sqil":
         name, given = f"{name}-constlr", {**given, "lr_decay": False}
-    if steps is not None and algo in SETTINGS[env_id]["steps"]:
+    if steps is not None and algo in TUNED[env_id].steps:
         name, given = f"{name}-steps{steps}", {**given, "steps": steps}
     return name, parts, given
 
@@ -324,7 +270,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         configs = [config_for(algo, env_id, seed, runs / f"{name}_seed{seed}", env=env_id,
                               demos=demos_path, **given) for seed in range(args.seeds)]
         histories = run_seeds(configs, pool, parts)
-        env_rows["algos"][name] = summarise(histories, given.get("steps", SETTINGS[env_id]["steps"].get(algo)),
+        env_rows["algos"][name] = summarise(histories, given.get("steps", TUNED[env_id].steps.get(algo)),
                                             configs[-1], parts)
         env_rows["algos"][name]["learner"] = [learner_scalars(c.out) for c in configs]
         env_rows["algos"][name]["commands"] = commands(configs, parts)
@@ -334,14 +280,14 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
         print(f"  seed 0 from the command line: {a['commands'][0]}")
     if args.transfer:
         # the final reward of each row's runs, and of runs stopped earlier where "transfer_at" asks
-        sources = [(a, SETTINGS[env_id]["steps"][a]) for a in ("airl", "gail")]
-        sources += [(a, n) for a, steps in SETTINGS[env_id].get("transfer_at", {}).items() for n in steps]
+        sources = [(a, TUNED[env_id].steps[a]) for a in ("airl", "gail")]
+        sources += [(a, n) for a, steps in TRANSFER_AT.get(env_id, {}).items() for n in steps]
         for algo, steps in sources:
-            source = algo if steps == SETTINGS[env_id]["steps"][algo] else f"{algo}_{steps // 1000}k"
-            if steps != SETTINGS[env_id]["steps"][algo]:  # the source runs themselves, stopped at `steps`
+            source = algo if steps == TUNED[env_id].steps[algo] else f"{algo}_{steps // 1000}k"
+            if steps != TUNED[env_id].steps[algo]:  # the source runs themselves, stopped at `steps`
                 run_seeds([config_for(algo, env_id, seed, runs / f"{source}_seed{seed}", env=env_id,
                                       demos=demos_path, steps=steps) for seed in range(args.seeds)],
-                          pool, SETTINGS[env_id].get("parts", {}).get(algo))
+                          pool, tuned_parts(algo, env_id) or None)
             configs = [config_for("ppo-on-reward", env_id, seed, runs / f"ppo-on-{source}_seed{seed}",
                                   reward_from=runs / f"{source}_seed{seed}")
                        for seed in range(args.seeds)]
@@ -350,7 +296,7 @@ def bench_env(env_id: str, args: argparse.Namespace, pool: Backend | None, algos
                 print(f"skipping transfer of {source} on {env_id}: run --algos {algo} first ({missing[0]} is missing)")
                 continue
             env_rows["transfer"][source] = summarise(run_seeds(configs, pool),
-                                                     SETTINGS[env_id]["steps"]["ppo-on-reward"], configs[-1])
+                                                     TUNED[env_id].steps["ppo-on-reward"], configs[-1])
             env_rows["transfer"][source]["source_steps"] = steps
             env_rows["transfer"][source]["commands"] = commands(configs)
             t = env_rows["transfer"][source]

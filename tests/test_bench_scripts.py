@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gailkit.agents.tuned import MUJOCO_PPO
 from gailkit.errors import UsageError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -42,12 +43,12 @@ def refusal(tmp_path: Path, capsys, *args: str) -> str:
 
 def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
     bench = script("bench_imitation")
-    assert bench.run_variant("airl", "Hopper-v5") == ("airl", bench.SETTINGS["Hopper-v5"]["parts"]["airl"], {})
+    assert bench.run_variant("airl", "Hopper-v5") == ("airl", bench.tuned_parts("airl", "Hopper-v5"), {})
     name, parts, _ = bench.run_variant("airl", "HalfCheetah-v5", "logit")
     assert name == "airl-logit" and parts["disc"].reward == "logit"
     name, parts, _ = bench.run_variant("bc", "HalfCheetah-v5", "logit", True, 0.01)  # no discriminator, no PPO
-    assert name == "bc" and parts == bench.SETTINGS["HalfCheetah-v5"]["parts"]["bc"]
-    pendulum_airl = bench.SETTINGS["Pendulum-v1"]["parts"]["airl"]["disc"]
+    assert name == "bc" and parts == bench.tuned_parts("bc", "HalfCheetah-v5")
+    pendulum_airl = bench.tuned_parts("airl", "Pendulum-v1")["disc"]
     _, parts, _ = bench.run_variant("airl", "Pendulum-v1", "gail")
     assert parts["disc"].inputs == pendulum_airl.inputs == "s" and pendulum_airl.reward is None
     with pytest.raises(SystemExit):
@@ -85,7 +86,7 @@ def test_a_variant_has_its_own_runs_and_keeps_the_env_s_other_settings():
         "sqil-noclipq-constlr", {"clip_target": False, "lr_decay": False})
     config = bench.config_for("gail", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz",
                               **bench.run_variant("gail", "HalfCheetah-v5", ent_coef=0.003)[2])
-    assert config.ent_coef == 0.003 and config.n_steps == bench.MUJOCO_PPO["n_steps"]
+    assert config.ent_coef == 0.003 and config.n_steps == MUJOCO_PPO["n_steps"]
 
     _, parts, _ = bench.run_variant("airl", "HalfCheetah-v5", "gail")
     config = bench.config_for("airl", "HalfCheetah-v5", 0, Path("runs/x"), env="HalfCheetah-v5", demos="d.npz")
@@ -107,8 +108,8 @@ def test_each_benchmark_run_s_command_line_trains_that_run():
     variants = [{}, dict(disc_reward="logit", clip_actions=True, fixed_std=0.3), dict(no_normalize_obs=True),
                 dict(sac_ent_coef="auto", no_clip_target=True, no_lr_decay=True)]
     checked = 0
-    for env_id, settings in bench.SETTINGS.items():
-        for algo in ["bc", *settings["steps"]]:
+    for env_id, settings in bench.TUNED.items():
+        for algo in settings.algos:
             for variant in variants:
                 if algo == "ppo-on-reward":
                     name, parts, given = algo, None, {"reward_from": Path("runs/gail_seed0")}
@@ -460,3 +461,47 @@ def test_bench_imitation_rows_hold_the_final_last_5_first_0_9_and_best_evaluatio
     assert row["mean_last5_normalised"] == pytest.approx([(0.5 + 0.95 + 0.2 + 0.3 + 0.4) / 5, 0.1])
     assert row["steps_to_0_9"] == [1000, None] and row["wall_to_0_9"] == [10.0, None]
     assert row["best_normalised"] == [0.95, 0.2] and row["steps_to_best"] == [1000, 1000]  # the first of ties
+
+
+def test_gailkit_imitate_preset_tuned_trains_each_benchmark_run_and_the_flags_given_win(capsys):
+    """``gailkit imitate ALGO --env ENV --preset tuned`` is the benchmark's run of ALGO on ENV (every env,
+    every algorithm it tunes), and prints its whole command; a flag given beside the preset keeps its
+    value; :func:`tuned_run` gives the same configs in Python."""
+    import dataclasses
+    import shlex
+
+    from gailkit.agents.registry import algorithms
+    from gailkit.agents.tuned import tuned_run
+    from gailkit.cli import _algorithm_parser, _imitate_configs
+
+    def cli(algo: str, *argv: str):
+        cls = algorithms()[algo]
+        return cls, _imitate_configs(cls, _algorithm_parser(algo, cls).parse_args(argv), argv)
+
+    bench = script("bench_imitation")
+    checked = 0
+    for env_id, settings in bench.TUNED.items():
+        for algo in settings.algos:
+            source = ["--reward-from", "runs/gail"] if algo == "ppo-on-reward" else []
+            cls, (config, parts, given) = cli(algo, f"--env={env_id}", "--demos", "d.npz", "--out", "o",
+                                              "--preset", "tuned", *source)
+            want = bench.config_for(algo, env_id, 0, Path("o"), env=env_id, demos=Path("d.npz"),
+                                    **({"reward_from": Path("runs/gail")} if source else {}))
+            assert config == dataclasses.replace(want, progress=True), (env_id, algo)
+            bench_parts = bench.run_variant(algo, env_id)[1] or {}
+            assert cls.resolve_parts(config, parts) == cls.resolve_parts(config, bench_parts), (env_id, algo)
+            printed = capsys.readouterr().out.strip()
+            assert printed.startswith(f"--preset tuned on {env_id}: gailkit imitate {algo} "), printed
+            cls, (again, _, _) = cli(algo, *shlex.split(printed.split(": ", 1)[1])[3:])
+            assert again == config, printed  # the printed command is the run without the preset
+            checked += 1
+    assert checked == 27, checked  # 6 on CartPole and Pendulum (with ppo-on-reward), 5 on each MuJoCo env
+
+    cls, (config, parts, given) = cli("dac", "--env", "Hopper-v5", "--demos", "d.npz", "--preset", "tuned",
+                                      "--steps", "5000", "--gamma", "0.9", "--absorbing", "--disc-lr", "0.01")
+    assert (config.steps, config.gamma, config.absorbing, config.learning_starts) == (5000, 0.9, True, 10_000)
+    assert (parts["disc"].lr, parts["disc"].reward) == (0.01, "gail")  # given, then tuned
+    assert {"steps", "gamma", "learning_starts", "disc_lr", "disc_reward"} <= given  # a resume compares them
+    py_config, py_parts = tuned_run("dac", "Hopper-v5", demos="d.npz", steps=5000, gamma=0.9, absorbing=True)
+    assert py_config == config and cls.resolve_parts(config, {**py_parts, "disc": dataclasses.replace(
+        py_parts["disc"], lr=0.01)}) == cls.resolve_parts(config, parts)

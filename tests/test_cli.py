@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gailkit.cli import main
+from gailkit.errors import UsageError
 
 FAST = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1", "--eval-every", "128",
         "--eval-episodes", "1", "--checkpoint-every", "128", "--disc-updates", "1", "--no-progress"]
@@ -62,12 +63,30 @@ def test_bad_imitate_options_are_refused_before_anything_is_written(tmp_path, ca
     (["eval", "--run", "RUN", "--episodes", "-1"], "--episodes: -1: must be >= 1"),
     (["worldmodel", "eval", "--generations", "0"], "--generations: 0: must be >= 1"),
     (["--threads", "0", "envs"], "--threads: 0: must be >= 1"),
+    (["imitate", "gail", "--env", "CartPole-v1", "--demos", "d.npz", "--n-envs", "abc"],
+     "gailkit imitate gail: error: argument --n-envs: invalid int value: 'abc' (`gailkit imitate gail --help`"),
+    (["imitate", "gail", "--env", "CartPole-v1", "--demos", "d.npz", "--preset", "fast"],
+     "argument --preset: invalid choice: 'fast' (choose from 'tuned')"),
 ])
 def test_argparse_refuses_bad_numbers(tmp_path, capsys, argv, says):
     with pytest.raises(SystemExit) as exit_info:
         main([a.replace("RUN", str(tmp_path)) for a in argv])
     assert exit_info.value.code == 2
-    assert says in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, f"not one line saying {says!r}: {err!r}"
+
+
+def test_preset_tuned_refuses_an_env_or_algorithm_it_has_no_settings_for(tmp_path, capsys):
+    from gailkit.agents.tuned import tuned
+
+    out = tmp_path / "run"
+    fails_cleanly(["imitate", "gail", "--env", "Acrobot-v1", "--demos", "zoo:Acrobot-v1", "--out", str(out),
+                   "--preset", "tuned"], capsys, "--preset tuned: no tuned settings for Acrobot-v1; envs with them: "
+                  "CartPole-v1, Pendulum-v1, Hopper-v5", "drop --preset")
+    assert not out.exists()
+    with pytest.raises(UsageError, match=r"no tuned settings for dream-gail on CartPole-v1; algorithms with them: "
+                                         r"bc, gail, airl, dac, sqil, ppo-on-reward"):
+        tuned("dream-gail", "CartPole-v1")
 
 
 def test_expert_and_collect_options_are_checked(tmp_path, capsys):

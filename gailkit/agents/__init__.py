@@ -40,6 +40,8 @@ _WHERE = {
     "imitate_command": "gailkit.agents.imitate",
     "load_run": "gailkit.agents.imitate",
     "summarise_runs": "gailkit.agents.imitate",
+    "tuned": "gailkit.agents.tuned",
+    "tuned_run": "gailkit.agents.tuned",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
