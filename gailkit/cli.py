@@ -232,19 +232,19 @@ def cmd_imitate(args: argparse.Namespace) -> None:
     options, leftover = parser.parse_known_args(rest)
     if leftover:
         _refuse_foreign_flags(name, leftover, found)
-    config, parts, given = _imitate_configs(cls, options, args.argv)
+    config, parts, given, preset = _imitate_configs(cls, options, args.argv)
     np.random.seed(config.seed)  # global seeding happens at the entry point only
-    result = imitate(config, resume=options.resume, given=given, **parts)
+    result = imitate(config, resume=options.resume, given=given | preset, preset=preset, **parts)
     _print_result(result)
     names = sorted(p.name for p in Path(config.out).iterdir() if not p.name.startswith("."))
     print(f"wrote run to {config.out}/: {', '.join(names)}")
 
 
 def _imitate_configs(cls: type, options: argparse.Namespace,
-                     argv: Sequence[str]) -> tuple[Any, dict[str, Any], set[str]]:
-    """The run's config, its parts' configs and the options the user set (config fields, and part
-    fields as ``PART_FIELD``), from ``gailkit imitate``'s parsed flags; with ``--preset tuned``,
-    the env's tuned settings fill every option not in ``argv`` and count as set."""
+                     argv: Sequence[str]) -> tuple[Any, dict[str, Any], set[str], set[str]]:
+    """The run's config, its parts' configs, the options the user set (config fields, and part
+    fields as ``PART_FIELD``) and those the preset set, from ``gailkit imitate``'s parsed flags:
+    ``--preset tuned`` fills every option not in ``argv`` with the env's tuned setting."""
     config = config_from_args(cls.Config, options)
     parts = {part: config_from_args(part_cls, options, prefix=part, seed=config.seed)
              for part, part_cls in cls.parts.items()}
@@ -260,13 +260,14 @@ def _imitate_configs(cls: type, options: argparse.Namespace,
         settings = tuned(cls.name, env)
         fields = {k: v for k, v in settings.fields.items() if k not in given}
         config = dataclasses.replace(config, **fields)
+        preset = set(fields)
         for part, part_fields in settings.parts.items():
             mine = {k: v for k, v in part_fields.items() if f"{part}_{k}" not in given}
             parts[part] = dataclasses.replace(parts[part], **mine)
-            given |= {f"{part}_{k}" for k in mine}
-        given |= set(fields)
+            preset |= {f"{part}_{k}" for k in mine}
         print(f"--preset tuned on {env}: {imitate_command(config, **parts)}")
-    return config, parts, given
+        return config, parts, given, preset
+    return config, parts, given, set()
 
 
 def _print_result(r: dict) -> None:

@@ -483,7 +483,7 @@ def test_gailkit_imitate_preset_tuned_trains_each_benchmark_run_and_the_flags_gi
     for env_id, settings in bench.TUNED.items():
         for algo in settings.algos:
             source = ["--reward-from", "runs/gail"] if algo == "ppo-on-reward" else []
-            cls, (config, parts, given) = cli(algo, f"--env={env_id}", "--demos", "d.npz", "--out", "o",
+            cls, (config, parts, _, _) = cli(algo, f"--env={env_id}", "--demos", "d.npz", "--out", "o",
                                               "--preset", "tuned", *source)
             want = bench.config_for(algo, env_id, 0, Path("o"), env=env_id, demos=Path("d.npz"),
                                     **({"reward_from": Path("runs/gail")} if source else {}))
@@ -492,16 +492,16 @@ def test_gailkit_imitate_preset_tuned_trains_each_benchmark_run_and_the_flags_gi
             assert cls.resolve_parts(config, parts) == cls.resolve_parts(config, bench_parts), (env_id, algo)
             printed = capsys.readouterr().out.strip()
             assert printed.startswith(f"--preset tuned on {env_id}: gailkit imitate {algo} "), printed
-            cls, (again, _, _) = cli(algo, *shlex.split(printed.split(": ", 1)[1])[3:])
+            cls, (again, _, _, _) = cli(algo, *shlex.split(printed.split(": ", 1)[1])[3:])
             assert again == config, printed  # the printed command is the run without the preset
             checked += 1
     assert checked == 27, checked  # 6 on CartPole and Pendulum (with ppo-on-reward), 5 on each MuJoCo env
 
-    cls, (config, parts, given) = cli("dac", "--env", "Hopper-v5", "--demos", "d.npz", "--preset", "tuned",
+    cls, (config, parts, given, preset) = cli("dac", "--env", "Hopper-v5", "--demos", "d.npz", "--preset", "tuned",
                                       "--steps", "5000", "--gamma", "0.9", "--absorbing", "--disc-lr", "0.01")
     assert (config.steps, config.gamma, config.absorbing, config.learning_starts) == (5000, 0.9, True, 10_000)
     assert (parts["disc"].lr, parts["disc"].reward) == (0.01, "gail")  # given, then tuned
-    assert {"steps", "gamma", "learning_starts", "disc_lr", "disc_reward"} <= given  # a resume compares them
+    assert {"steps", "gamma", "disc_lr"} <= given and {"learning_starts", "disc_reward"} <= preset - given
     py_config, py_parts = tuned_run("dac", "Hopper-v5", demos="d.npz", steps=5000, gamma=0.9, absorbing=True)
     assert py_config == config and cls.resolve_parts(config, {**py_parts, "disc": dataclasses.replace(
         py_parts["disc"], lr=0.01)}) == cls.resolve_parts(config, parts)

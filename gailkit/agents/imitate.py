@@ -32,7 +32,7 @@ RESUMABLE_CHANGES = frozenset({"steps", "progress", "out"})
 
 
 def imitate(config: Any, *, resume: bool = False, given: Collection[str] | None = None,
-            **parts: Any) -> dict[str, Any]:
+            preset: Collection[str] = (), **parts: Any) -> dict[str, Any]:
     """Train the algorithm whose config ``config`` is, in ``config.out``; returns the final
     evaluation (with ``wall_time_s``).
 
@@ -42,6 +42,8 @@ def imitate(config: Any, *, resume: bool = False, given: Collection[str] | None 
         given: with ``resume``, the options the caller set (config field names, and part fields
             as ``PART_NAME``, e.g. ``disc_lr``); each must equal the run's. ``None``: all of
             ``config`` (and of each part given) must.
+        preset: with ``resume``, the options of ``given`` that ``--preset tuned`` set (a refusal
+            names the preset, not a flag the user did not type).
         **parts: the configs of the algorithm's parts, e.g. ``disc=DiscriminatorConfig(...)``.
 
     Raises:
@@ -57,7 +59,7 @@ def imitate(config: Any, *, resume: bool = False, given: Collection[str] | None 
     start = time.perf_counter()
     with claim_run_dir(config.out, resume=resume):
         if resume:
-            config, parts = _resumed_configs(cls, config, parts, given)
+            config, parts = _resumed_configs(cls, config, parts, given, preset)
         run = cls(config, **parts)
         run.train(resume=resume)
         result = dict(run.history[-1])
@@ -100,8 +102,8 @@ def _check_finished(out: Path, config: Any, parts: dict[str, Any]) -> None:
                          "to train this run there, or choose another folder")
 
 
-def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
-                     given: Collection[str] | None) -> tuple[Any, dict[str, Any]]:
+def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any], given: Collection[str] | None,
+                     preset: Collection[str] = ()) -> tuple[Any, dict[str, Any]]:
     """The run's saved configs with the new ``steps``; UsageError naming any other change."""
     run = Path(config.out)
     meta = saved_run(run)
@@ -115,6 +117,9 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any],
     change = _changed_option(cls, config, parts, given, meta, saved_parts)
     if change is not None:
         flag, new, old = change
+        if flag[2:].replace("-", "_") in preset:
+            raise UsageError(f"--resume: --preset tuned sets {flag} {new}, but the run has {flag} {old}: drop "
+                             f"--preset, or give {flag} {old} beside it (a resumed run keeps its options)")
         raise UsageError(f"--resume: {flag} {new} differs from the run's {flag} {old}; a resumed run keeps "
                          f"its options (only --steps may change): drop {flag}, or start a new run in "
                          "another --out")

@@ -145,6 +145,31 @@ def test_resume_refuses_a_changed_option_and_names_it(tmp_path, cartpole_demos, 
     assert (out / "checkpoint" / "manifest.json").read_text() == before, "the refused resume touched the run"
 
 
+def test_a_resume_with_preset_tuned_continues_a_tuned_run_and_names_the_preset_for_another(tmp_path, cartpole_demos,
+                                                                                         capsys):
+    """The command that started a run, with ``--resume`` and more steps, continues it; on a run started
+    without the preset, the refusal names what the preset sets (not a flag the user did not type)."""
+    def dac(out: Path, steps: int, *extra: str) -> list[str]:
+        return ["imitate", "dac", "--env", "CartPole-v1", "--demos", str(cartpole_demos), "--out", str(out),
+                "--steps", str(steps), "--eval-episodes", "2", "--no-progress", *extra]
+
+    tuned = tmp_path / "tuned"
+    assert main(dac(tuned, 300, "--preset", "tuned")) == 0
+    first = json.loads((tuned / "eval.json").read_text())["history"]
+    assert main(dac(tuned, 600, "--preset", "tuned", "--resume")) == 0
+    history = json.loads((tuned / "eval.json").read_text())["history"]
+    assert history[: len(first)] == first and history[-1]["steps"] >= 600 > first[-1]["steps"], history
+    assert json.loads((tuned / "config.json").read_text())["config"]["eval_every"] == 5000  # CartPole's DAC setting
+    plain = tmp_path / "plain"
+    assert main(dac(plain, 300)) == 0
+    capsys.readouterr()
+    assert main(dac(plain, 600, "--preset", "tuned", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert ("--preset tuned sets --eval-every 5000, but the run has --eval-every 10000: drop --preset, or give "
+            "--eval-every 10000 beside it") in err, err
+    assert main(dac(plain, 600, "--preset", "tuned", "--resume", "--eval-every", "10000")) == 0
+
+
 def test_resume_as_another_algorithm_is_refused_and_names_the_run_s(tmp_path, cartpole_demos, capsys, finished):
     out = copy_of(finished, tmp_path)
     before = (out / "checkpoint" / "manifest.json").read_text()
