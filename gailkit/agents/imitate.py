@@ -117,6 +117,9 @@ def _resumed_configs(cls: type[Run], config: Any, parts: dict[str, Any], given: 
     change = _changed_option(cls, config, parts, given, meta, saved_parts)
     if change is not None:
         flag, new, old = change
+        if not flag.startswith("--"):  # a field the algorithm sets: the run is of an older gailkit
+            raise UsageError(f"--resume: {run} holds a run with {flag} {old}, where gailkit now sets {new}; "
+                             "start a new run in another --out")
         if flag[2:].replace("-", "_") in preset:
             raise UsageError(f"--resume: --preset tuned sets {flag} {new}, but the run has {flag} {old}: drop "
                              f"--preset, or give {flag} {old} beside it (a resumed run keeps its options)")

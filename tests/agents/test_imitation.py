@@ -418,6 +418,8 @@ def test_a_given_discriminator_config_trains_the_run_the_command_line_trains(car
     (tmp_path / "py" / "config.json").write_text(json.dumps(saved))
     with pytest.raises(UsageError, match=r"holds a finished gail run with disc seed 0, not 1: remove the folder"):
         imitate_or_resume(config, disc=disc)
+    with pytest.raises(UsageError, match=r"holds a run with disc seed 0, where gailkit now sets 1; start a new run"):
+        imitate(dataclasses.replace(config, steps=1024), resume=True, disc=disc)
 
 
 @pytest.mark.parametrize("clip", [False, True])
