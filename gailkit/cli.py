@@ -8,12 +8,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import numpy as np
 
 from gailkit.agents.tuned import TUNED
-from gailkit.configs import add_config_args, check_bounds, config_from_args, given_fields, int_in
+from gailkit.configs import CommandParser, add_config_args, check_bounds, config_from_args, given_fields, int_in
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
 from gailkit.evaluation import EVAL_SEED
 
@@ -177,7 +177,7 @@ _IMITATE_USAGE = "gailkit imitate ALGO --env ENV --demos FILE --out DIR [options
 
 def _algorithm_parser(name: str, cls: type) -> argparse.ArgumentParser:
     """Every flag ``gailkit imitate NAME`` takes, generated from the algorithm's config and its parts'."""
-    parser = _Parser(prog=f"gailkit imitate {name}", add_help=False,
+    parser = CommandParser(prog=f"gailkit imitate {name}", add_help=False,
                      description=(cls.__doc__ or "").strip().split("\n")[0])
     add_config_args(parser.add_argument_group(f"{name} options"), cls.Config)
     for part, part_cls in cls.parts.items():
@@ -409,23 +409,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    """No abbreviated flags (``--see`` is not ``--seed``): a resumed run compares the flags it
-    was given by name (:func:`gailkit.configs.given_fields`). Subcommands inherit the class."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        """One line, not the usage (``gailkit imitate ALGO``'s is 40 lines): the problem and where the
-        options are listed; exit status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; imports configs and presets only (no torch), so ``--help`` is fast."""
-    parser = _Parser(prog="gailkit", description="Imitation learning and world models with generative parts.")
+    parser = CommandParser(prog="gailkit", description="Imitation learning and world models with generative parts.")
     from gailkit import __version__
 
     parser.add_argument("--version", action="version", version=f"gailkit {__version__}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gailkit.configs import add_config_args, config_from_args, int_in
+from gailkit.configs import CommandParser, add_config_args, config_from_args, int_in
 from gailkit.errors import UsageError
 
 __all__ = ["add_generate_parser"]
@@ -42,9 +42,9 @@ def _train_parser(family: str, model: str, cls: type) -> argparse.ArgumentParser
     from gailkit.generators import FAMILIES
 
     data_help = getattr(importlib.import_module(FAMILIES[family]), "DATA_HELP", None)
-    parser = argparse.ArgumentParser(prog=f"gailkit generate train {family} {model}", add_help=False,
-                                     allow_abbrev=False, usage=_TRAIN_USAGE.format(family=family, model=model),
-                                     description=(cls.__doc__ or "").strip().split("\n")[0])
+    parser = CommandParser(prog=f"gailkit generate train {family} {model}", add_help=False,
+                           usage=_TRAIN_USAGE.format(family=family, model=model),
+                           description=(cls.__doc__ or "").strip().split("\n")[0])
     _add_train_flags(parser.add_argument_group("run options"), data_help)
     add_config_args(parser.add_argument_group(f"{family}/{model} options"), cls.Config)
     return parser
@@ -121,8 +121,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from gailkit.generators.music.composer import ComposerConfig
     from gailkit.generators.music.tune import tune_transformer
 
-    options = argparse.ArgumentParser(
-        prog="gailkit generate tune", usage=_TUNE_USAGE, add_help=False, allow_abbrev=False,
+    options = CommandParser(
+        prog="gailkit generate tune", usage=_TUNE_USAGE, add_help=False,
         description="Fine-tune a music transformer by PPO in gailkit/ChoraleComposer-v0 (critic reward, GAIL-style, "
                     "plus music-theory terms).")
     options.add_argument("dir", nargs="?", metavar="DIR", help="a music/transformer directory "

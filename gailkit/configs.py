@@ -11,18 +11,36 @@ import argparse
 import dataclasses
 import math
 import numbers
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from gailkit.errors import UsageError
 
-__all__ = ["add_config_args", "check_bounds", "check_types", "config_from_args", "config_from_dict", "doc",
-           "given_fields", "int_in", "json_fields"]
+__all__ = ["CommandParser", "add_config_args", "check_bounds", "check_types", "config_from_args", "config_from_dict",
+           "doc", "given_fields", "int_in", "json_fields"]
 
 C = TypeVar("C")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of every gailkit command and script. A usage error is one line, the problem and
+    where the options are listed, with exit status 2, not argparse's usage (``gailkit imitate ALGO``'s
+    is 40 lines). No abbreviated flags (``--see`` is not ``--seed``): a resumed run compares the
+    flags it was given by name (:func:`given_fields`). A script's ``prog`` is how it was run
+    (``python scripts/bench_envs.py``). Subparsers inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        if "prog" not in kwargs and not args and sys.argv and sys.argv[0].endswith(".py"):
+            kwargs["prog"] = f"python {sys.argv[0]}"
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
 
 
 def doc(text: str) -> dict[str, str]:

@@ -39,6 +39,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from gailkit.agents.experts import evaluate_policy
 from gailkit.buffers import NumbaRolloutBuffer
+from gailkit.configs import CommandParser
 from gailkit.evaluation import EVAL_SEED  # the library's evaluation seeds: disjoint from training
 from gailkit.nn.checkpoint import write_json
 
@@ -184,7 +185,7 @@ def print_returns(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["timing", "returns"], default="timing")
     parser.add_argument("--repeats", type=int, default=5, help="timing: PPO runs per buffer (seeds 0..R-1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="returns: PPO seeds")

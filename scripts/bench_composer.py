@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gailkit.configs import CommandParser
 from gailkit.data.chorales import load_chorales, split_chorales
 from gailkit.envs.composer import ComposerState
 from gailkit.generators.music.composer import ComposerConfig, ComposerTrainer, pretrain_lm, sample_pieces
@@ -66,7 +67,7 @@ LABELS = {  # what each key is, for the printed table: judges first, the trainin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = CommandParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-bars", type=int, default=2)
     p.add_argument("--size", default="tiny", help="GPT-2 size preset of the supervised model")
     p.add_argument("--pretrain-steps", type=int, default=600)

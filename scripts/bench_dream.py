@@ -15,7 +15,6 @@ scripts/results/bench_dream_<preset>_<UTC stamp>.json (every run its own file).
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 import gailkit  # noqa: F401  (registers the gailkit/ envs)
+from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
 from gailkit.worldmodels.controller import controller_for
 from gailkit.worldmodels.dream import BatchedDream
@@ -76,7 +76,7 @@ def real_steps_per_s(env_id: str, steps: int, seed: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dreams", type=int, nargs="+", default=[1024, 4096], help="batch sizes")
     parser.add_argument("--steps", type=int, default=100, help="dream steps per measurement")
     parser.add_argument("--real-steps", type=int, default=1000, help="real env steps per measurement")

@@ -18,7 +18,6 @@ Run:  OMP_NUM_THREADS=1 python scripts/bench_envs.py
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
@@ -30,6 +29,7 @@ from gymnasium import spaces
 from gymnasium.envs.box2d.car_racing import CarRacing
 from PIL import Image
 
+from gailkit.configs import CommandParser
 from gailkit.envs.car_racing import FastCarRacing, fixed_actions
 from gailkit.files import write_json
 from gailkit.versions import versions
@@ -37,7 +37,7 @@ from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import evaluate_controllers
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser = CommandParser(description=__doc__.split("\n")[0])
 parser.add_argument("--seeds", type=int, default=5)
 parser.add_argument("--steps", type=int, default=1000)
 parser.add_argument("--block-steps", type=int, default=200)

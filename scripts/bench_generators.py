@@ -19,7 +19,6 @@ in a folder named like the JSON (scripts/results/bench_generators_cgan_seed1/) f
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.configs import CommandParser
 from gailkit.generators import get_generator
 from gailkit.generators.digits import load_data
 from gailkit.generators.digits.common import BINARY_THRESHOLD
@@ -85,7 +85,7 @@ def sklearn_baseline(train, test, judge, *, n_samples: int, quick: bool, seed: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs per model (smoke run)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated rows to run")
     parser.add_argument("--samples", type=int, default=0, help="samples per model for the judge metrics "

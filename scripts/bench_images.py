@@ -22,12 +22,12 @@ named like the JSON (scripts/results/bench_images_seed1/) for any other:
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from gailkit.configs import CommandParser
 from gailkit.generators import load_family_data
 from gailkit.generators.image import DCGAN, CycleGAN, ImageVAE
 from gailkit.generators.image.features import DomainJudge, embed, frechet_distance, nn_ratio
@@ -35,7 +35,7 @@ from gailkit.nn.checkpoint import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser = CommandParser(description=__doc__.split("\n")[0])
 parser.add_argument("--datasets", default="frames,digits", help="for dcgan and vae: frames and/or digits")
 parser.add_argument("--dcgan-epochs", type=int, default=30)
 parser.add_argument("--vae-epochs", type=int, default=12)

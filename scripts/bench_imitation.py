@@ -70,7 +70,7 @@ from gailkit.agents.registry import algorithm
 from gailkit.agents.sqil import SQILConfig
 from gailkit.agents.transfer import PPOOnRewardConfig
 from gailkit.agents.tuned import TUNED, tuned, tuned_parts
-from gailkit.configs import check_bounds
+from gailkit.configs import CommandParser, check_bounds
 from gailkit.data.demos import load_demos, save_demos
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.discriminators.config import REWARD_TYPES
@@ -341,7 +341,7 @@ def print_tables(results: dict[str, dict], args: argparse.Namespace) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1"])
     parser.add_argument("--algos", nargs="+", default=["bc", "gail", "airl", "dac", "sqil"])

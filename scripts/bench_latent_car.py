@@ -24,12 +24,12 @@ scripts/results/bench_latent_car.json (the evaluation history, `finished`) and a
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
 from gailkit.agents.dac import DACConfig
 from gailkit.agents.imitate import imitate_or_resume
+from gailkit.configs import CommandParser
 from gailkit.discriminators import DiscriminatorConfig
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
@@ -38,7 +38,7 @@ ENV = "gailkit/FastCarRacing64-v3"
 BENCH = Path.home() / ".cache" / "gailkit" / "bench"
 RESULTS = Path(__file__).parent / "results"
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = CommandParser(description=__doc__.splitlines()[0])
 parser.add_argument("--steps", type=int, default=300_000)
 parser.add_argument("--report", action="store_true", help="write the results of the run as it stands; train nothing")
 parser.add_argument("--root", type=Path, default=BENCH / "latent_car")

@@ -32,7 +32,6 @@ real steps) and a PNG of the same name (normalised return against real steps, se
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -45,13 +44,14 @@ from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import CollectConfig, collect_demos
 from gailkit.agents.gail import DreamGAILConfig, GAILConfig
 from gailkit.agents.imitate import imitate_or_resume
+from gailkit.configs import CommandParser
 from gailkit.files import write_json
 from gailkit.worldmodels.model import WorldModel
 
 PIXELS = "gailkit/CartPoleCentredPixels-v1"
 METHODS = ("state-gail", "latent-gail", "latent-gail-vm", "latent-dac", "dream-gail", "pixel-gail")
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = CommandParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
 parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "bench" / "latent")

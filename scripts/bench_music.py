@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from gailkit.configs import CommandParser
 from gailkit.generators import get_generator, load_family_data
 from gailkit.generators.music.common import bach_windows
 from gailkit.generators.music.metrics import METRICS
@@ -41,7 +42,7 @@ TARGETS = {"in_scale_rate": 0.10, "qualified_note_rate": 0.10, "empty_bar_rate":
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = CommandParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 24 chorales, tiny models, 30 s each")
     p.add_argument("--limit", type=int, default=None, help="first N chorales only (default: all)")
     p.add_argument("--minutes", type=float, default=9.0, help="training budget per model, minutes")

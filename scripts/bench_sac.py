@@ -53,7 +53,7 @@ from gailkit.agents.offpolicy import GENERATORS
 from gailkit.agents.run import save_learning_curve
 from gailkit.agents.sb3_adapter import counters, restart_episodes, restore_counters
 from gailkit.buffers import NumbaReplayBuffer
-from gailkit.configs import int_in
+from gailkit.configs import CommandParser, int_in
 from gailkit.evaluation import EVAL_SEED
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import (
@@ -294,7 +294,7 @@ def compare(runs: dict[str, list[list[dict[str, float]]]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--block-steps", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=10)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.configs import CommandParser
 from gailkit.generators.text import TextData, load_data
 from gailkit.generators.text.corpus import split_documents
 from gailkit.generators.text.gpt import GPT
@@ -46,7 +47,7 @@ DECODERS: dict[str, dict] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = CommandParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="text spec (default: the stdlib corpus)")
     p.add_argument("--orders", default="4,6,8,10,12,14,16,20", help="n-gram orders to choose from on validation")
     p.add_argument("--size", default="small", help="transformer size preset")

@@ -49,6 +49,7 @@ import bench_composer  # noqa: E402  (scripts/ is not a package)
 import bench_music  # noqa: E402
 import bench_text  # noqa: E402
 
+from gailkit.configs import CommandParser
 from gailkit.data.chorales import load_chorales, split_chorales  # noqa: E402
 from gailkit.generators import load_generator  # noqa: E402
 from gailkit.generators.music.composer import ComposerConfig  # noqa: E402
@@ -63,7 +64,7 @@ JUDGED = ("stats_judge_acc", "stats_judge_mean_p", "fresh_disc_acc", "fresh_mean
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = CommandParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: small data, tiny models, short budgets")
     p.add_argument("--text", default="", help="extra flags for the text part, e.g. '--size small --epochs 20'")
     p.add_argument("--music", default="", help="extra flags for the music part, e.g. '--minutes 12'")

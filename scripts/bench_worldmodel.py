@@ -47,7 +47,6 @@ stage resumes from what an interrupted run left in --dir (CMA-ES from its last g
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -58,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gailkit.configs import int_in
+from gailkit.configs import CommandParser, int_in
 from gailkit.envs.car_racing import TrackFollower
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
@@ -144,7 +143,7 @@ def plot_curves(path: Path, history: list[dict], where: str, vonly_history: list
 
 
 if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-import this file
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fast-2h", choices=sorted(WM_PRESETS))
     parser.add_argument("--dir", type=Path, help="run folder (default: ~/.cache/gailkit/bench/worldmodel/<preset>)")
     parser.add_argument("--episodes", type=int)

@@ -16,7 +16,6 @@ per stage); a run of another seed never touches it, a rerun of the same seed rep
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
 from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
@@ -55,7 +55,7 @@ def reconstruction_vs_mean_frame(model: WorldModel, train_dir: Path, held_dir: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of collection, V, M and CMA-ES (default: 0)")
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)

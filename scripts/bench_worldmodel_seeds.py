@@ -15,13 +15,13 @@ tracks), and whether their V only rows are the same (the two presets shared V on
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from gailkit.configs import CommandParser
 from gailkit.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +94,7 @@ def against(runs: dict[int, dict], others: dict[int, dict], other: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fast-2h-m32")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-seed results")
     parser.add_argument("--against", metavar="PRESET", help="also compare V+M+C with this preset's, seed by seed")

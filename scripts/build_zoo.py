@@ -12,19 +12,19 @@ shipped card to scripts/results/zoo.json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
 from gailkit.agents.experts import PRESETS, CollectConfig, ExpertConfig, collect_demos, train_expert
+from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import read_json, write_json, write_verified_dir
 from gailkit.zoo import DEMOS, REFERENCE_SOURCE, REFERENCES, ZOO_DIR, zoo_cards
 
 EVAL_EPISODES, DEMO_EPISODES = 50, 25
 FILES = ("config.json", "policy.safetensors", "obs_norm.safetensors")
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = CommandParser(description=__doc__.splitlines()[0])
 parser.add_argument("--envs", nargs="+", default=list(REFERENCES), choices=list(REFERENCES))
 parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "gailkit" / "zoo")
 args = parser.parse_args()

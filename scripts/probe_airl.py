@@ -14,7 +14,6 @@ expert's actions from the policy's, with nothing left for f to learn.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 
 from gailkit.agents.base import saved_run
 from gailkit.agents.imitate import load_run
+from gailkit.configs import CommandParser
 from gailkit.discriminators.discriminator import DiscBatch, Discriminator
 from gailkit.errors import GailkitError, UsageError
 from gailkit.files import write_json
@@ -86,7 +86,7 @@ def probe(directory: Path, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="AIRL run directories")
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write")
     parser.add_argument("--seed", type=int, default=0, help="the policy episode's env seed and sampling seed")

@@ -32,12 +32,13 @@ per iteration).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from gailkit.configs import CommandParser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,7 +72,7 @@ def paired(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=Path.home() / ".cache/gailkit/bench/worldmodel/fast-2h-m32",
                         help="a bench_worldmodel.py run folder with a trained world model in model/")
     parser.add_argument("--env", help="default: the env the world model was trained on")

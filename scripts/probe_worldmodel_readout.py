@@ -23,12 +23,13 @@ Writes scripts/results/worldmodel_readout_probe.json.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from gailkit.configs import CommandParser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,7 +56,7 @@ def frame_before(z: np.ndarray, episode: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dirs", type=Path, nargs="+",
                         default=[BENCH / "fast-2h-m32", BENCH / "fast-2h-m32-noindicators"],
                         help="bench_worldmodel.py run folders with a trained world model in model/")

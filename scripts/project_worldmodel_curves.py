@@ -33,13 +33,13 @@ scripts/results/worldmodel_projection.json and worldmodel_projection.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from gailkit.configs import CommandParser
 from gailkit.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
@@ -183,7 +183,7 @@ def difference(a: dict, b: dict, samples: np.ndarray, horizons: list[int]) -> di
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = CommandParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
                         help="bench_worldmodel presets (their result in scripts/results) or result files")
     parser.add_argument("--horizons", nargs="+", type=int, default=[200, 400, 1800],

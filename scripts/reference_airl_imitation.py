@@ -24,7 +24,6 @@ with ``--steps S`` other than 3M, gailkit's budget).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+
+from gailkit.configs import CommandParser
 
 # imitation's published best settings for AIRL on HalfCheetah
 PPO_KWARGS = dict(batch_size=64, clip_range=0.1, ent_coef=0.0005544771755195421, gae_lambda=0.95, gamma=0.95,
@@ -82,7 +83,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=3_000_000)
     parser.add_argument("--env", default="HalfCheetah-v4", help="gymnasium 0.29's id")

@@ -67,6 +67,9 @@ def test_bad_imitate_options_are_refused_before_anything_is_written(tmp_path, ca
      "gailkit imitate gail: error: argument --n-envs: invalid int value: 'abc' (`gailkit imitate gail --help`"),
     (["imitate", "gail", "--env", "CartPole-v1", "--demos", "d.npz", "--preset", "fast"],
      "argument --preset: invalid choice: 'fast' (choose from 'tuned')"),
+    (["generate", "train", "digits", "gan", "--out", "RUN", "--epochs", "abc"],
+     "gailkit generate train digits gan: error: argument --epochs: invalid int value: 'abc' (`gailkit generate"),
+    (["generate", "tune", "RUN", "--out", "RUN", "--ppo-epochs", "x"], "gailkit generate tune: error: argument"),
 ])
 def test_argparse_refuses_bad_numbers(tmp_path, capsys, argv, says):
     with pytest.raises(SystemExit) as exit_info:
