@@ -51,8 +51,6 @@ import numpy as np
 import torch
 
 from gailkit.agents.base import TrainingConfig
-from gailkit.agents.bc import BCRunConfig
-from gailkit.agents.dac import DACConfig
 from gailkit.agents.experts import (
     PRESETS,
     CollectConfig,
@@ -62,13 +60,10 @@ from gailkit.agents.experts import (
     rollout_episodes,
     train_expert,
 )
-from gailkit.agents.gail import AIRLConfig, GAILConfig
 from gailkit.agents.imitate import imitate_command, imitate_or_resume, plot_runs
 from gailkit.agents.offpolicy import sac_ent_coef
 from gailkit.agents.onpolicy import PPOOptions
-from gailkit.agents.registry import algorithm
-from gailkit.agents.sqil import SQILConfig
-from gailkit.agents.transfer import PPOOnRewardConfig
+from gailkit.agents.registry import algorithm, algorithm_of
 from gailkit.agents.tuned import TUNED, tuned, tuned_parts
 from gailkit.configs import CommandParser, check_bounds
 from gailkit.data.demos import load_demos, save_demos
@@ -83,8 +78,6 @@ from gailkit.zoo import zoo_envs, zoo_expert_dir
 ADVERSARIAL = ("gail", "airl", "dac")  # the algorithms with a discriminator
 ON_POLICY_ADVERSARIAL = ("gail", "airl")  # PPO's Gaussian samples can leave the action space (--clip-actions)
 OFF_POLICY = ("dac", "sqil")  # SAC (or DQN) learners
-CONFIGS = {"bc": BCRunConfig, "gail": GAILConfig, "airl": AIRLConfig, "dac": DACConfig, "sqil": SQILConfig,
-           "ppo-on-reward": PPOOnRewardConfig}
 # Per env, the settings each algorithm's runs take: the library's tuned ones (gailkit/agents/tuned.py,
 # `gailkit imitate ALGO --preset tuned`). AIRL's reward at 200k steps on Pendulum does not transfer
 # (-0.27 / 0.09 / 0.20 on seeds 0-2); the same algorithm stopped at 100k gives one that does: both are shown
@@ -101,7 +94,8 @@ def slug(env_id: str) -> str:
 
 def config_for(algo: str, env_id: str, seed: int, out: Path, **given):
     """The config of one benchmark run: the env's settings for ``algo`` on the config's defaults."""
-    return CONFIGS[algo](**{**tuned(algo, env_id).fields, **given, "seed": seed, "out": out, "progress": False})
+    fields = {**tuned(algo, env_id).fields, **given, "seed": seed, "out": out, "progress": False}
+    return algorithm(algo).Config(**fields)
 
 
 def run_variant(algo: str, env_id: str, disc_reward: str | None = None, clip_actions: bool = False,
@@ -190,8 +184,7 @@ def learner_scalars(run_dir: Path) -> dict[str, dict[str, float]]:
 def used_parts(config, parts: dict | None) -> dict:
     """The part configs the runs used, the algorithm's defaults filled in (AIRL's discriminator is
     ``airl=True`` with the run's gamma, whatever the env's settings override)."""
-    algo = next(name for name, cls in CONFIGS.items() if cls is type(config))
-    resolved = algorithm(algo).resolve_parts(config, dict(parts or {}))
+    resolved = algorithm_of(config).resolve_parts(config, dict(parts or {}))
     return {name: dataclasses.asdict(p) for name, p in resolved.items()}
 
 
