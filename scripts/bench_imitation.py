@@ -166,14 +166,14 @@ def commands(configs: list, parts: dict | None = None) -> list[str]:
 
 
 def learner_scalars(run_dir: Path) -> dict[str, dict[str, float]]:
-    """The first, last, lowest and highest value of each of the learner's ``train/*`` scalars in the
-    run's TensorBoard log (empty for runs from before the learner was logged)."""
+    """The first, last, lowest and highest value of each of the learner's ``train/*`` scalars (BC's
+    ``bc/*``) in the run's TensorBoard log (empty for runs from before the learner was logged)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
     summary = {}
-    for tag in sorted(t for t in events.Tags()["scalars"] if t.startswith("train/")):
+    for tag in sorted(t for t in events.Tags()["scalars"] if t.startswith(("train/", "bc/"))):
         points = events.Scalars(tag)
         values = [p.value for p in points]
         summary[tag] = {"first": values[0], "first_step": points[0].step, "last": values[-1],

@@ -505,3 +505,18 @@ def test_gailkit_imitate_preset_tuned_trains_each_benchmark_run_and_the_flags_gi
     py_config, py_parts = tuned_run("dac", "Hopper-v5", demos="d.npz", steps=5000, gamma=0.9, absorbing=True)
     assert py_config == config and cls.resolve_parts(config, {**py_parts, "disc": dataclasses.replace(
         py_parts["disc"], lr=0.01)}) == cls.resolve_parts(config, parts)
+
+
+def test_a_bc_run_logs_its_loss_and_the_benchmark_reads_it(cartpole_demos, tmp_path):
+    """A BC run writes ``bc/*`` to TensorBoard every 100 gradient steps and at its last; the
+    benchmark's per-run learner scalars are those (a BC run without ``tb/`` stopped the benchmark)."""
+    from gailkit.agents.bc import BCRunConfig
+    from gailkit.agents.cloning import BCConfig
+    from gailkit.agents.imitate import imitate
+
+    out = tmp_path / "bc"
+    imitate(BCRunConfig(env="CartPole-v1", demos=cartpole_demos, out=out, progress=False, eval_episodes=1),
+            bc=BCConfig(steps=150, batch_size=32))
+    scalars = script("bench_imitation").learner_scalars(out)
+    assert {"bc/loss", "bc/neglogp", "bc/accuracy"} <= set(scalars), sorted(scalars)
+    assert (scalars["bc/loss"]["first_step"], scalars["bc/loss"]["last_step"]) == (100, 150), scalars["bc/loss"]

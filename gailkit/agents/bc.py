@@ -3,7 +3,8 @@
 No environment steps: the policy is fit to the expert's actions (``--bc-*`` options, see
 :class:`~gailkit.agents.cloning.BCConfig`), saved in ``bc/`` and evaluated once. The run
 directory holds what every run's does (``config.json``, ``demos.npz``, ``eval.json``,
-``curve.png``); it has no checkpoint, since it trains in seconds.
+``curve.png``, ``tb/``: the ``bc/*`` loss statistics); it has no checkpoint, since it trains in
+seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import dataclasses
 import time
 from pathlib import Path
 from typing import Any, ClassVar
+
+from stable_baselines3.common.logger import configure
 
 from gailkit.agents.base import Run, RunConfig
 from gailkit.agents.cloning import BC, BCConfig
@@ -63,7 +66,11 @@ class BehaviourCloning(Run):
         """Fit, save ``bc/`` and record one evaluation (``resume`` is refused by the caller)."""
         self._write_config()
         self._clock = time.perf_counter()
-        self.policy.fit(self.demos, progress=self.config.progress)
+        logger = configure(str(self.out / "tb"), ["tensorboard"])  # bc/* every 100 gradient steps
+        try:
+            self.policy.fit(self.demos, progress=self.config.progress, logger=logger)
+        finally:
+            logger.close()
         self.policy.save(self.out / "bc")
         self._record(self.evaluate())
         return self.history
