@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STARTS = ("gailkit ", "python scripts/")
 NUMBERS = {"N", "S", "W"}
-UNPARSABLE = re.compile(r"\.\.\.|\||\[|\b(?:ALGO|FAMILY|MODEL|P)\b")
+UNPARSABLE = re.compile(r"\.\.\.|\||\[|\b(?:ALGO|FAMILY|MODEL|NAME|P)\b")
 MISSING = ("the following arguments are required", "expected one argument")  # what a mention may leave out
 
 
