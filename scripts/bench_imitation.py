@@ -80,7 +80,8 @@ ON_POLICY_ADVERSARIAL = ("gail", "airl")  # PPO's Gaussian samples can leave the
 OFF_POLICY = ("dac", "sqil")  # SAC (or DQN) learners
 # Per env, the settings each algorithm's runs take: the library's tuned ones (gailkit/agents/tuned.py,
 # `gailkit imitate ALGO --preset tuned`). AIRL's reward at 200k steps on Pendulum does not transfer
-# (-0.27 / 0.09 / 0.20 on seeds 0-2); the same algorithm stopped at 100k gives one that does: both are shown
+# (-0.30 / 0.33 / -0.31 on seeds 0-2); the same algorithm stopped at 100k gives one that does on two seeds
+# (0.99 / 0.93 / 0.08): both are shown
 TRANSFER_AT = {"Pendulum-v1": {"airl": [100_000]}}
 # a zoo env with more in its observation: the base env's zoo expert records the demonstrations,
 # acting on what it was trained to see (HalfCheetah-v5's observation is this one without the position)
