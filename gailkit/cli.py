@@ -178,7 +178,7 @@ _IMITATE_USAGE = "gailkit imitate ALGO --env ENV --demos FILE --out DIR [options
 def _algorithm_parser(name: str, cls: type) -> argparse.ArgumentParser:
     """Every flag ``gailkit imitate NAME`` takes, generated from the algorithm's config and its parts'."""
     parser = CommandParser(prog=f"gailkit imitate {name}", add_help=False,
-                     description=(cls.__doc__ or "").strip().split("\n")[0])
+                           description=(cls.__doc__ or "").strip().split("\n")[0])
     add_config_args(parser.add_argument_group(f"{name} options"), cls.Config)
     for part, part_cls in cls.parts.items():
         add_config_args(parser, part_cls, prefix=part, skip=cls.fixed.get(part, ()))
