@@ -330,7 +330,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
                                            ("generations", args.generations), ("popsize", args.popsize),
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
-                                           ("controller_solution", args.solution))
+                                           ("controller_solution", args.solution),
+                                           ("m_fresh_samples", args.m_fresh_samples))
                                  if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
@@ -370,7 +371,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
         it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
-                                    mdn_options={"hidden": p.hidden, "n_mixtures": p.n_mixtures}, workers=args.workers,
+                                    mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"},
+                                    workers=args.workers,
                                     backend=args.backend, ray_address=args.ray_address)
         print("| iteration | episodes | dream return | real return | gap |\n|---:|---:|---:|---:|---:|")
         for r in records:
@@ -493,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where --where real evaluates candidates: local processes, or Ray (extra ray)")
     p.add_argument("--ray-address", help="HOST:PORT of a running Ray cluster (default: start Ray on this machine)")
     p.add_argument("--frame-skip", type=int_in(1), help="hold each action this many env steps (default: the preset's)")
+    p.add_argument("--m-fresh-samples", action="store_true", default=None,
+                   help="train-mdn, iterate: draw M's latents from V's posterior again before each epoch, as the World "
+                        "Models code does (default: the preset's; every preset draws once per frame)")
     p.add_argument("--timeout", type=_positive_float, default=600.0,
                    help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")

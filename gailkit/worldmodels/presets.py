@@ -47,6 +47,9 @@ class WorldModelPreset:
     # False: M is not fed the actions (MDNRNNConfig.action_input), so h cannot hold the last action; C over [z, h]
     # then cannot copy it (fitted to a teacher, C over a trained M's h drove as a copycat: probe_worldmodel_memory.py)
     m_action_input: bool = True
+    # True: M's latents are drawn again from V's posterior before each epoch (train_mdn's fresh_samples), as the
+    # World Models code trains its RNN; False, every preset's so far: one draw per frame for every epoch
+    m_fresh_samples: bool = False
     # > 0: both controllers start from C fitted by DAgger (gailkit.worldmodels.dagger, this many iterations) to a
     # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over
     # [z, h], V only's over z; then each is trained on reward by CMA-ES in the real env for `generations` from there
@@ -60,7 +63,7 @@ class WorldModelPreset:
     def mdn_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_mdn`."""
         return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures,
-                "action_input": self.m_action_input}
+                "action_input": self.m_action_input, "fresh_samples": self.m_fresh_samples}
 
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""

@@ -17,8 +17,8 @@ from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory", "next_latent_errors", "start_latents", "train_mdn",
-           "train_vae"]
+__all__ = ["chunk_posteriors", "fit_mdn", "fit_mdn_steps", "latent_episodes", "mdn_windows", "mean_memory",
+           "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -60,13 +60,26 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
     return model
 
 
-def _sequences(model: WorldModel, data_dirs: list[Path], seed: int):
-    """Per episode: z ``(T+1, Z)`` (sampled from V), actions, rewards, dones ``(T,)``."""
-    gen = torch.Generator().manual_seed(seed)
+@torch.no_grad()
+def chunk_posteriors(model: WorldModel, data_dirs: list[Path]) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
+    """Per chunk of the data, in order: V's posterior of every frame (``mu``, ``logvar``, ``(frames, Z)``)
+    and the chunk's episodes (``lengths``, ``actions``, ``rewards``, ``terminal``; no frames)."""
     out = []
     for path in (p for d in data_dirs for p in chunk_paths(d)):
         chunk = load_chunk(path)
-        z_all = model.encode_frames(chunk["frames"], generator=gen)
+        x = torch.from_numpy(np.asarray(chunk["frames"], dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
+        mu, logvar = model.vae.encode(x)
+        out.append((mu, logvar, {k: chunk[k] for k in ("lengths", "actions", "rewards", "terminal")}))
+    return out
+
+
+def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, torch.Tensor, dict]],
+                     generator: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
+    """Per episode: z ``(T+1, Z)`` (one draw from V's posterior per frame, by ``generator``, a chunk at
+    a time), actions, rewards, dones ``(T,)``: what M is trained on."""
+    out = []
+    for mu, logvar, chunk in posteriors:
+        z_all = model.vae.sample_latent(mu, logvar, generator)
         f0 = a0 = 0
         for length, terminal in zip(chunk["lengths"], chunk["terminal"]):
             done = np.zeros(length, np.float32)
@@ -77,12 +90,24 @@ def _sequences(model: WorldModel, data_dirs: list[Path], seed: int):
     return out
 
 
+def latent_episodes(model: WorldModel, data_dirs: list[Path], seed: int) -> list[tuple[torch.Tensor, ...]]:
+    """:func:`sampled_episodes` of the data, drawn by a generator seeded ``seed``."""
+    return sampled_episodes(model, chunk_posteriors(model, data_dirs), torch.Generator().manual_seed(seed))
+
+
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
-              seed: int = 0, action_input: bool = True, progress: bool = True) -> WorldModel:
+              seed: int = 0, action_input: bool = True, fresh_samples: bool = False,
+              progress: bool = True) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
     ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
+
+    The latents are draws from V's posterior of each frame. By default one draw per frame serves every
+    epoch; ``fresh_samples`` draws them again before each epoch after the first, as the World Models
+    code trains its RNN. With one draw, M can learn that draw's noise: on the quick preset's data its
+    mixture mean forecasts the next posterior mean worse than copying the current one after 300 epochs,
+    and 3-4x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order).
     """
@@ -94,12 +119,15 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
         model.mdn = MDNRNN(model.mdn_config)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     model.data_steps = max(model.data_steps or 0, _steps(dirs))
-    windows = mdn_windows(_sequences(model, dirs, seed), seq_len)
+    posteriors, draws = chunk_posteriors(model, dirs), torch.Generator().manual_seed(seed)
+    windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
-        for _ in progress_bar(range(epochs), desc="M", enabled=progress):
+        for epoch in progress_bar(range(epochs), desc="M", enabled=progress):
+            if fresh_samples and epoch:
+                windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
             fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
     model.save(model_dir)
     return model

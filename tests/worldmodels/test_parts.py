@@ -413,3 +413,56 @@ def test_an_m_that_does_not_see_the_actions(tmp_path):
         torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
     assert WM_PRESETS["fast-2h-m32-noindicators-untrained"] == dataclasses.replace(
         WM_PRESETS["fast-2h-m32-noindicators"], mdn_epochs=0)
+
+
+def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
+    """``fresh_samples``: the first epoch sees the draw the default keeps for every epoch (so one epoch
+    gives the same M), later epochs new draws of V's posterior; the default is the former training."""
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.model import WorldModel
+    from gailkit.worldmodels.presets import WM_PRESETS
+    from gailkit.worldmodels.train import chunk_posteriors, latent_episodes, sampled_episodes, train_mdn, train_vae
+
+    collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=3, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)
+    model = WorldModel.load(tmp_path / "wm")
+    posteriors = chunk_posteriors(model, [tmp_path / "data"])
+    draws = torch.Generator().manual_seed(5)
+    first, second = sampled_episodes(model, posteriors, draws), sampled_episodes(model, posteriors, draws)
+    for (z1, *rest1), (z2, *rest2), (z0, *_) in zip(first, second, latent_episodes(model, [tmp_path / "data"], 5)):
+        torch.testing.assert_close(z1, z0, rtol=0, atol=0)  # latent_episodes is the first draw
+        assert not torch.equal(z1, z2) and all(torch.equal(x, y) for x, y in zip(rest1, rest2))
+
+    def weights(**kw):
+        m = train_mdn(tmp_path / "data", tmp_path / "wm", seq_len=8, hidden=8, seed=1, progress=False, **kw)
+        return torch.cat([p.detach().flatten() for p in m.mdn.parameters()])
+
+    assert torch.equal(weights(epochs=1), weights(epochs=1, fresh_samples=True))
+    assert not torch.equal(weights(epochs=2), weights(epochs=2, fresh_samples=True))
+    assert WM_PRESETS["quick"].mdn_options()["fresh_samples"] is False
+
+
+@pytest.mark.parametrize("action", ["train-mdn", "iterate"])
+def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_request(tmp_path, monkeypatch, action):
+    """``train-mdn`` and ``iterate``'s refits take every M option of the preset (an M blind to the actions
+    stays blind), and ``--m-fresh-samples`` over it."""
+    import gailkit.worldmodels.iterative as iterative
+    import gailkit.worldmodels.train as train
+    from gailkit.cli import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        seen.append(kwargs.get("mdn_options", kwargs))
+        raise Stop
+
+    monkeypatch.setattr(train, "train_mdn", record)
+    monkeypatch.setattr(iterative, "train_iteratively", record)
+    for extra in ([], ["--m-fresh-samples"]):
+        with pytest.raises(Stop):
+            main(["worldmodel", action, "--preset", "fast-2h-m32-noindicators-blind", "--dir", str(tmp_path), *extra])
+    options = [(s["action_input"], s["fresh_samples"], s.get("hidden")) for s in seen]
+    assert options == [(False, False, 32), (False, True, 32)], options
