@@ -90,11 +90,16 @@ class WorldModel:
                          f"or train one for {env_id} (gailkit worldmodel collect --env {env_id} ...)")
 
     @torch.no_grad()
+    def posterior(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 64, 64, 3)`` uint8 frames -> V's posterior: means and log-variances, ``(B, Z)`` each."""
+        x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
+        return self.vae.encode(x)
+
+    @torch.no_grad()
     def encode_frames(self, frames: np.ndarray, *, generator: torch.Generator | None = None,
                       mean: bool = False) -> torch.Tensor:
         """``(B, 64, 64, 3)`` uint8 frames -> sampled latents ``(B, Z)`` (posterior means with ``mean``)."""
-        x = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
-        mu, logvar = self.vae.encode(x)
+        mu, logvar = self.posterior(frames)
         return mu if mean else self.vae.sample_latent(mu, logvar, generator)
 
     @torch.no_grad()

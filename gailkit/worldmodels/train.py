@@ -17,7 +17,7 @@ from gailkit.worldmodels.data import chunk_paths, load_chunk
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["chunk_posteriors", "fit_mdn", "fit_mdn_steps", "latent_episodes", "mdn_windows", "mean_memory",
+__all__ = ["chunk_posteriors", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
            "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae"]
 
 
@@ -67,9 +67,8 @@ def chunk_posteriors(model: WorldModel, data_dirs: list[Path]) -> list[tuple[tor
     out = []
     for path in (p for d in data_dirs for p in chunk_paths(d)):
         chunk = load_chunk(path)
-        x = torch.from_numpy(np.asarray(chunk["frames"], dtype=np.float32)).permute(0, 3, 1, 2) / 255.0
-        mu, logvar = model.vae.encode(x)
-        out.append((mu, logvar, {k: chunk[k] for k in ("lengths", "actions", "rewards", "terminal")}))
+        out.append((*model.posterior(chunk["frames"]), {k: chunk[k] for k in ("lengths", "actions", "rewards",
+                                                                           "terminal")}))
     return out
 
 
@@ -90,11 +89,6 @@ def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, tor
     return out
 
 
-def latent_episodes(model: WorldModel, data_dirs: list[Path], seed: int) -> list[tuple[torch.Tensor, ...]]:
-    """:func:`sampled_episodes` of the data, drawn by a generator seeded ``seed``."""
-    return sampled_episodes(model, chunk_posteriors(model, data_dirs), torch.Generator().manual_seed(seed))
-
-
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
               seed: int = 0, action_input: bool = True, fresh_samples: bool = False,
@@ -107,7 +101,7 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     epoch; ``fresh_samples`` draws them again before each epoch after the first, as the World Models
     code trains its RNN. With one draw, M can learn that draw's noise: on the quick preset's data its
     mixture mean forecasts the next posterior mean worse than copying the current one after 300 epochs,
-    and 3-4x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
+    and about 3x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order).
     """
