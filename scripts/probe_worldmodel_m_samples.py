@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gailkit.configs import CommandParser
@@ -27,44 +26,27 @@ from gailkit.nn.checkpoint import write_json
 from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
-from gailkit.worldmodels.train import (
-    chunk_posteriors,
-    fit_mdn,
-    mdn_windows,
-    next_latent_errors,
-    sampled_episodes,
-    train_mdn,
-    train_vae,
-)
+from gailkit.worldmodels.train import next_latent_errors, train_mdn, train_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def fit_m(p: WorldModelPreset, model_dir: Path, data: Path, held: Path, *, fresh: bool, epochs: int,
           report_at: set[int], seed: int) -> list[dict]:
-    """``train_mdn``'s training, epoch by epoch (its initial weights, draws, batch order and optimiser),
-    with ``fresh_samples=fresh``: the windows drawn again from V's posterior before each epoch after
-    the first."""
-    model = train_mdn(data, model_dir, **{**p.mdn_options(), "epochs": 0}, seed=seed, progress=False)
-    optimizer = torch.optim.Adam(model.mdn.parameters(), lr=1e-3)
-    rng = np.random.default_rng(seed)
-    posteriors, draws = chunk_posteriors(model, [data]), torch.Generator().manual_seed(seed)
-    windows = mdn_windows(sampled_episodes(model, posteriors, draws))
+    """``train_mdn`` with ``fresh_samples=fresh``, M's forecast measured after the epochs of ``report_at``."""
     rows, start = [], time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        if fresh and epoch > 1:
-            windows = mdn_windows(sampled_episodes(model, posteriors, draws))
-        model.mdn.train()
-        fit_mdn(model.mdn, windows, optimizer, rng)
-        model.mdn.eval()
+
+    def measure(epoch: int, model) -> None:
         if epoch in report_at:
-            with torch.no_grad():
-                (m_train, copy_train), (m_held, copy_held) = (next_latent_errors(model, d) for d in (data, held))
+            (m_train, copy_train), (m_held, copy_held) = (next_latent_errors(model, d) for d in (data, held))
             rows.append({"epoch": epoch, "train": {"m": m_train, "copy": copy_train},
                          "held_out": {"m": m_held, "copy": copy_held}, "wall_s": time.perf_counter() - start})
             print(f"{'fresh sample per epoch' if fresh else 'one sample per frame  '}, epoch {epoch:>3}: "
                   f"held-out M {m_held:.3f} against copying {copy_held:.3f}; training M {m_train:.3f} "
                   f"against {copy_train:.3f}", flush=True)
+
+    train_mdn(data, model_dir, **{**p.mdn_options(), "epochs": epochs, "fresh_samples": fresh}, seed=seed,
+              progress=False, after_epoch=measure)
     return rows
 
 

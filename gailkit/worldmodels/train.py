@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +91,8 @@ def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, tor
 
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
-              seed: int = 0, action_input: bool = True, fresh_samples: bool = False,
-              progress: bool = True) -> WorldModel:
+              seed: int = 0, action_input: bool = True, fresh_samples: bool = False, progress: bool = True,
+              after_epoch: Callable[[int, WorldModel], None] | None = None) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
     ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
@@ -103,7 +103,8 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     mixture mean forecasts the next posterior mean worse than copying the current one after 300 epochs,
     and about 3x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
 
-    ``data_dir``: one folder of chunks, or several (all of them are used, in order).
+    ``data_dir``: one folder of chunks, or several (all of them are used, in order). ``after_epoch(n, model)``
+    is called after epoch ``n`` (from 1), e.g. to measure M as it trains.
     """
     model = WorldModel.load(model_dir)
     with torch.random.fork_rng(devices=[]):
@@ -123,6 +124,8 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
             if fresh_samples and epoch:
                 windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
             fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
+            if after_epoch is not None:
+                after_epoch(epoch + 1, model)
     model.save(model_dir)
     return model
 

@@ -441,6 +441,9 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
 
     assert torch.equal(weights(epochs=1), weights(epochs=1, fresh_samples=True))
     assert not torch.equal(weights(epochs=2), weights(epochs=2, fresh_samples=True))
+    epochs = []
+    weights(epochs=2, after_epoch=lambda n, m: epochs.append((n, m.mdn_config.hidden)))
+    assert epochs == [(1, 8), (2, 8)], epochs
     assert WM_PRESETS["quick"].mdn_options()["fresh_samples"] is False
 
 
