@@ -203,15 +203,20 @@ def _refuse_foreign_flags(name: str, leftover: list[str], found: dict[str, type]
                      f"(gailkit imitate {name} --help lists the options)")
 
 
-def cmd_imitate(args: argparse.Namespace) -> None:
-    from gailkit.agents.imitate import imitate
-    from gailkit.agents.registry import algorithms
-
+def _named_algorithm(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The algorithm ``gailkit imitate`` names (its positional or ``--algo``) and the flags left for it."""
     rest = list(args.algo_options)
     positional = rest.pop(0) if rest and not rest[0].startswith("-") else None
     if positional and args.algo and positional != args.algo:
         raise UsageError(f"imitate {positional} --algo {args.algo}: two algorithms; give one")
-    name = positional or args.algo
+    return positional or args.algo, rest
+
+
+def cmd_imitate(args: argparse.Namespace) -> None:
+    from gailkit.agents.imitate import imitate
+    from gailkit.agents.registry import algorithms
+
+    name, rest = _named_algorithm(args)
     found = algorithms()
     if name is None:
         if args.help:

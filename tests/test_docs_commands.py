@@ -70,11 +70,10 @@ def parse_gailkit(argv: list[str]) -> None:
     args, extra = cli.build_parser().parse_known_args(argv)
     assert not extra or getattr(args, "accepts_extra", None), f"unrecognized arguments: {extra}"
     if args.command == "imitate" and not args.help:
-        rest = list(extra)
-        name = rest.pop(0) if rest and not rest[0].startswith("-") else args.algo
-        if name is None:  # `gailkit imitate`, a mention
-            return
-        cli._algorithm_parser(name, algorithms()[name]).parse_args(rest)
+        args.algo_options = extra
+        name, rest = cli._named_algorithm(args)
+        if name is not None:  # `gailkit imitate` alone is a mention
+            cli._algorithm_parser(name, algorithms()[name]).parse_args(rest)
 
 
 def test_the_docs_show_commands_of_every_kind():
