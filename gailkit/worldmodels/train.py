@@ -91,11 +91,13 @@ def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, tor
 
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
-              seed: int = 0, action_input: bool = True, fresh_samples: bool = False, progress: bool = True,
+              seed: int = 0, action_input: bool = True, residual: bool = False, fresh_samples: bool = False,
+              progress: bool = True,
               after_epoch: Callable[[int, WorldModel], None] | None = None) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
-    ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
+    ``action_input=False``: an M that does not see the actions; ``residual``: an M whose mixture means are
+    offsets from the current latent (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
 
     The latents are draws from V's posterior of each frame. By default one draw per frame serves every
     epoch; ``fresh_samples`` draws them again before each epoch after the first, as the World Models
@@ -110,7 +112,7 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures,
-                                               action_input=action_input)
+                                               action_input=action_input, residual=residual)
         model.mdn = MDNRNN(model.mdn_config)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     model.data_steps = max(model.data_steps or 0, _steps(dirs))
