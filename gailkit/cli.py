@@ -336,8 +336,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                            ("generations", args.generations), ("popsize", args.popsize),
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
                                            ("controller_solution", args.solution),
-                                           ("m_fresh_samples", args.m_fresh_samples),
-                                           ("m_residual", args.m_residual))
+                                           ("m_fresh_samples", args.m_fresh_samples))
                                  if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
@@ -504,9 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-fresh-samples", action="store_true", default=None,
                    help="train-mdn, iterate: draw M's latents from V's posterior again before each epoch, as the World "
                         "Models code does (default: the preset's; every preset draws once per frame)")
-    p.add_argument("--m-residual", action="store_true", default=None,
-                   help="train-mdn, iterate: M forecasts the change of the latent (its mixture means are offsets from "
-                        "the current z), so it starts from copying z (default: the preset's)")
     p.add_argument("--timeout", type=_positive_float, default=600.0,
                    help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")

@@ -1,19 +1,20 @@
 """Probe: does M learn dynamics or V's noise? A preset's M trained on one sample of V's posterior
 per frame for every epoch (``train_mdn``'s default, every preset's so far) against a fresh sample
-each epoch (``fresh_samples``, as the World Models code trains its RNN), on the same data, V and seed;
-``--rows`` adds Ms that forecast the change of the latent (``residual``).
+each epoch (``fresh_samples``, as the World Models code trains its RNN), on the same data, V and seed.
 
 Run:  python scripts/probe_worldmodel_m_samples.py                        (quick: about 6 minutes on 2 cores)
       python scripts/probe_worldmodel_m_samples.py --preset fast-2h-m32   (CarRacing: about 20 minutes)
-      python scripts/probe_worldmodel_m_samples.py --preset fast-2h-m32 --rows fresh_sample_per_epoch residual \
-          --epochs 30 --work ~/.cache/gailkit/bench/probe_m   (a second run with the same --work reuses V)
+      python scripts/probe_worldmodel_m_samples.py --preset fast-2h-m32 --epochs 30 \
+          --work ~/.cache/gailkit/bench/probe_m   (a second run with the same --work reuses the episodes and V)
 
 Collects the preset's episodes (seed 0: those of scripts/bench_worldmodel.py and
 scripts/bench_worldmodel_quick.py) and 4 held-out ones, trains V as the preset does, then one M per
-row from the same initial weights and batch order. At epochs 30, 100 and 300 (those the preset runs)
-and at the last it reports ``next_latent_errors``: the squared error of M's mixture mean for V's
-posterior mean of the next frame, against copying the current one, on the training and the
-held-out episodes. Writes scripts/results/probe_worldmodel_m_samples_<preset>.json.
+row from the same initial weights and batch order. At epochs 10, 30, 100 and 300 (those the preset
+runs) and at the last it reports ``next_latent_errors``: the squared error of M's mixture mean for V's
+posterior mean of the next frame, against copying the current one, on the training and the held-out
+episodes, M fed V's posterior means; and on the held-out episodes M fed draws of V's posterior (as it
+is trained, and as it runs beside C), against copying the draw. Writes
+scripts/results/probe_worldmodel_m_samples_<preset>.json.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ from gailkit.worldmodels.train import next_latent_errors, train_mdn, train_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # train_mdn's options of each row, over the preset's
-ROWS = {"one_sample_per_frame": {"fresh_samples": False}, "fresh_sample_per_epoch": {"fresh_samples": True},
-        "residual": {"fresh_samples": True, "residual": True},
-        "residual_one_sample": {"fresh_samples": False, "residual": True}}
+ROWS = {"one_sample_per_frame": {"fresh_samples": False}, "fresh_sample_per_epoch": {"fresh_samples": True}}
 
 
 def fit_m(p: WorldModelPreset, model_dir: Path, data: Path, held: Path, *, row: str, epochs: int,
@@ -47,10 +46,12 @@ def fit_m(p: WorldModelPreset, model_dir: Path, data: Path, held: Path, *, row: 
     def measure(epoch: int, model) -> None:
         if epoch in report_at:
             (m_train, copy_train), (m_held, copy_held) = (next_latent_errors(model, d) for d in (data, held))
+            m_drawn, copy_drawn = next_latent_errors(model, held, sampled=True, seed=seed)
             rows.append({"epoch": epoch, "train": {"m": m_train, "copy": copy_train},
-                         "held_out": {"m": m_held, "copy": copy_held}, "wall_s": time.perf_counter() - start})
-            print(f"{row:<22}, epoch {epoch:>3}: "
-                  f"held-out M {m_held:.3f} against copying {copy_held:.3f}; training M {m_train:.3f} "
+                         "held_out": {"m": m_held, "copy": copy_held},
+                         "held_out_sampled": {"m": m_drawn, "copy": copy_drawn}, "wall_s": time.perf_counter() - start})
+            print(f"{row:<22}, epoch {epoch:>3}: held-out M {m_held:.3f} against copying {copy_held:.3f} "
+                  f"(from draws: {m_drawn:.3f} against {copy_drawn:.3f}); training M {m_train:.3f} "
                   f"against {copy_train:.3f}", flush=True)
 
     options = {**p.mdn_options(), **ROWS[row], "epochs": epochs} | ({"hidden": hidden} if hidden else {})
@@ -73,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(2)
     p = WM_PRESETS[args.preset]
     epochs = args.epochs or p.mdn_epochs
-    report_at = {e for e in (30, 100, 300) if e <= epochs} | {epochs}
+    report_at = {e for e in (10, 30, 100, 300) if e <= epochs} | {epochs}
     with (contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="probe_m_")) as tmp:
         work = Path(tmp) / f"{args.preset}_seed{args.seed}"
         data, held, model_dir = work / "data", work / "held_out", work / "model"

@@ -3,9 +3,7 @@
 Shapes: ``z (B, T, Z)``, ``a (B, T)`` int for discrete or ``(B, T, A)`` float; the model predicts,
 for each step ``t``, ``z[t + 1]`` as a per-dimension Gaussian mixture, the reward ``r[t]`` and
 the probability that the episode ended at ``t``. Without reward and done heads an environment
-like CarRacing cannot be trained in the dream; these heads are part of M here. With ``residual``
-the mixture's means are offsets from ``z[t]``: M learns how the latent changes, and an M that has
-learned nothing copies ``z[t]``.
+like CarRacing cannot be trained in the dream; these heads are part of M here.
 """
 
 from __future__ import annotations
@@ -36,9 +34,6 @@ class MDNRNNConfig:
     action_input: bool = dataclasses.field(default=True, metadata={
         "help": "feed the actions to the LSTM; off, M sees z alone (a memory that cannot hold the last action, "
                 "for probes; its dreams ignore the controller)"})
-    residual: bool = dataclasses.field(default=False, metadata={
-        "help": "the mixture's means are offsets from the current z: M learns the change of the latent, and "
-                "copying z is where it starts (on CarRacing an M of 32 units forecast worse than copying without)"})
 
 
 class MDNOutput(NamedTuple):
@@ -77,8 +72,6 @@ class MDNRNN(nn.Module):
         x = torch.cat([z, self._actions(a)], dim=-1)  # (B, T, Z + A)
         h, state = self.lstm(x, state)  # h: (B, T, hidden)
         logit_pi, mu, log_sigma = self.mdn(h)
-        if self.config.residual:
-            mu = mu + z.unsqueeze(-1)
         return MDNOutput(logit_pi, mu, log_sigma, self.reward_head(h).squeeze(-1),
                          self.done_head(h).squeeze(-1), state)
 

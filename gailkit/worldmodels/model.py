@@ -31,7 +31,7 @@ class WorldModel:
     """V + M for one action space; ``save``/``load`` a directory."""
 
     def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5,
-                 env_id: str | None = None, action_input: bool = True, residual: bool = False):
+                 env_id: str | None = None, action_input: bool = True):
         if isinstance(action_space, gym.spaces.Discrete):
             action_dim, discrete = int(action_space.n), True
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
@@ -44,8 +44,7 @@ class WorldModel:
         self.reconstruction = "mse"  # V's reconstruction term (gailkit.nn.vae.elbo_loss)
         self.vae = ConvVAE(latent_dim)
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
-                                       hidden=hidden, n_mixtures=n_mixtures, action_input=action_input,
-                                       residual=residual)
+                                       hidden=hidden, n_mixtures=n_mixtures, action_input=action_input)
         self.mdn = MDNRNN(self.mdn_config)
 
     @property
@@ -76,8 +75,7 @@ class WorldModel:
                 f"{describe_space(action_space)} ({diff}); train one for this environment")
         cfg = meta["mdn_rnn"]
         model = cls(saved_space, latent_dim=cfg["latent_dim"], hidden=cfg["hidden"], n_mixtures=cfg["n_mixtures"],
-                    env_id=meta.get("env_id"), action_input=cfg.get("action_input", True),
-                    residual=cfg.get("residual", False))
+                    env_id=meta.get("env_id"), action_input=cfg.get("action_input", True))
         model.data_steps = meta.get("data_steps")
         model.reconstruction = meta.get("reconstruction", "mse")
         load_weights(model.vae, directory / "vae.safetensors", what="world model")

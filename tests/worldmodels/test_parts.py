@@ -415,42 +415,40 @@ def test_an_m_that_does_not_see_the_actions(tmp_path):
         WM_PRESETS["fast-2h-m32-noindicators"], mdn_epochs=0)
 
 
-def test_a_residual_m_forecasts_offsets_from_the_current_latent(tmp_path):
-    """``residual``: the same weights give the plain M's mixture means plus ``z[t]`` (nothing else moves),
-    so a residual M whose means head is zero copies z in its dream at tau 0; the flag survives a save and
-    load, an old world model's JSON without it loads a plain M, and train_mdn fits one."""
-    from gailkit.nn.checkpoint import read_json, write_json
-    from gailkit.worldmodels import WorldModel
-    from gailkit.worldmodels.data import collect_chunks
-    from gailkit.worldmodels.train import train_mdn, train_vae
-
-    torch.manual_seed(0)
-    plain = MDNRNN(MDNRNNConfig(latent_dim=4, action_dim=3, hidden=8, n_mixtures=2))
-    residual = MDNRNN(MDNRNNConfig(latent_dim=4, action_dim=3, hidden=8, n_mixtures=2, residual=True))
-    residual.load_state_dict(plain.state_dict())
-    z, a = torch.randn(2, 6, 4), torch.rand(2, 6, 3)
-    out, res = plain(z, a), residual(z, a)
-    torch.testing.assert_close(res.mu, out.mu + z.unsqueeze(-1), rtol=0, atol=1e-6)
-    for field in ("logit_pi", "log_sigma", "reward", "done_logit"):
-        torch.testing.assert_close(getattr(res, field), getattr(out, field), rtol=0, atol=0)
-    with torch.no_grad():
-        residual.mdn.linear.weight.zero_(), residual.mdn.linear.bias.zero_()
-    next_z = residual.step(z[:, 0], a[:, 0], tau=0)[0]
-    torch.testing.assert_close(next_z, z[:, 0], rtol=0, atol=0)
-    assert not torch.allclose(plain.step(z[:, 0], a[:, 0], tau=0)[0], z[:, 0])
+def test_next_latent_errors_against_a_step_by_step_computation(tmp_path):
+    """M's forecast and copying's, scored against V's posterior mean of the next frame: M fed the means
+    (the default) or one seeded draw per frame (``sampled``), computed here frame by frame with V and M."""
+    from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
+    from gailkit.worldmodels.train import next_latent_errors, train_mdn, train_vae
 
     collect_chunks("gailkit/CartPolePixels-v1", tmp_path / "data", episodes=3, progress=False)
     train_vae(tmp_path / "data", tmp_path / "wm", latent_dim=4, epochs=1, progress=False)
-    model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=1, seq_len=8, hidden=8, residual=True,
-                      progress=False)
-    loaded = WorldModel.load(tmp_path / "wm")
-    assert model.mdn_config.residual is True and loaded.mdn_config.residual is True
-    za, aa = torch.randn(2, 6, 4), torch.randint(0, 2, (2, 6))
-    torch.testing.assert_close(loaded.mdn(za, aa).mu, model.mdn(za, aa).mu)
-    meta = read_json(tmp_path / "wm" / "world_model.json")
-    del meta["mdn_rnn"]["residual"]  # saved before the option existed
-    write_json(tmp_path / "wm" / "world_model.json", meta)
-    assert WorldModel.load(tmp_path / "wm").mdn_config.residual is False
+    model = train_mdn(tmp_path / "data", tmp_path / "wm", epochs=1, seq_len=8, hidden=8, progress=False)
+    chunk = load_chunk(chunk_paths(tmp_path / "data")[0])
+
+    def by_hand(sampled: bool, seed: int) -> tuple[float, float]:
+        mu, logvar = model.posterior(chunk["frames"])
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))
+        z = mu + torch.exp(0.5 * logvar) * eps if sampled else mu
+        m_err, copy_err, f0, a0 = [], [], 0, 0
+        for length in chunk["lengths"]:
+            state = None
+            for t in range(length):  # M stepped one frame at a time
+                with torch.no_grad():
+                    out = model.mdn(z[None, None, f0 + t], torch.as_tensor(chunk["actions"][a0 + t])[None, None], state)
+                state = out.state
+                forecast = (torch.softmax(out.logit_pi[0, 0], -1) * out.mu[0, 0]).sum(-1)
+                m_err.append(float(((forecast - mu[f0 + t + 1]) ** 2).sum()))
+                copy_err.append(float(((z[f0 + t] - mu[f0 + t + 1]) ** 2).sum()))
+            f0, a0 = f0 + length + 1, a0 + length
+        return float(np.mean(m_err)), float(np.mean(copy_err))
+
+    for sampled, seed in ((False, 0), (True, 0), (True, 7)):
+        got = next_latent_errors(model, tmp_path / "data", sampled=sampled, seed=seed)
+        np.testing.assert_allclose(got, by_hand(sampled, seed), rtol=1e-5)
+    means, drawn = next_latent_errors(model, tmp_path / "data"), next_latent_errors(model, tmp_path / "data",
+                                                                                     sampled=True)
+    assert drawn[1] > means[1], (drawn, means)  # copying a draw pays V's noise on top of the change
 
 
 def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
@@ -483,12 +481,15 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
     weights(epochs=2, after_epoch=lambda n, m: epochs.append((n, m.mdn_config.hidden)))
     assert epochs == [(1, 8), (2, 8)], epochs
     assert WM_PRESETS["quick"].mdn_options()["fresh_samples"] is False
+    assert WM_PRESETS["fast-2h-m32-hold-z-m30"].mdn_options()["fresh_samples"] is True
+    assert WM_PRESETS["fast-2h-m32-hold-z-m30"] == dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z"], mdn_epochs=30,
+                                                                       m_fresh_samples=True)
 
 
 @pytest.mark.parametrize("action", ["train-mdn", "iterate"])
-def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_its_flags(tmp_path, monkeypatch, action):
+def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_request(tmp_path, monkeypatch, action):
     """``train-mdn`` and ``iterate``'s refits take every M option of the preset (an M blind to the actions
-    stays blind), and ``--m-fresh-samples`` and ``--m-residual`` over it."""
+    stays blind), and ``--m-fresh-samples`` over it."""
     import gailkit.worldmodels.iterative as iterative
     import gailkit.worldmodels.train as train
     from gailkit.cli import main
@@ -504,8 +505,8 @@ def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_its_flags(tmp_pat
 
     monkeypatch.setattr(train, "train_mdn", record)
     monkeypatch.setattr(iterative, "train_iteratively", record)
-    for extra in ([], ["--m-fresh-samples"], ["--m-residual"]):
+    for extra in ([], ["--m-fresh-samples"]):
         with pytest.raises(Stop):
             main(["worldmodel", action, "--preset", "fast-2h-m32-noindicators-blind", "--dir", str(tmp_path), *extra])
-    options = [(s["action_input"], s["fresh_samples"], s["residual"], s.get("hidden")) for s in seen]
-    assert options == [(False, False, False, 32), (False, True, False, 32), (False, False, True, 32)], options
+    options = [(s["action_input"], s["fresh_samples"], s.get("hidden")) for s in seen]
+    assert options == [(False, False, 32), (False, True, 32)], options
