@@ -13,8 +13,8 @@ row from the same initial weights and batch order. At epochs 10, 30, 100 and 300
 runs) and at the last it reports ``next_latent_errors``: the squared error of M's mixture mean for V's
 posterior mean of the next frame, against copying the current one, on the training and the held-out
 episodes, M fed V's posterior means; and on the held-out episodes M fed draws of V's posterior (as it
-is trained, and as it runs beside C), against copying the draw. Writes
-scripts/results/probe_worldmodel_m_samples_<preset>.json.
+is trained, and as it runs beside C), against copying the draw. It also gives how wide V's posterior is
+on the held-out frames. Writes scripts/results/probe_worldmodel_m_samples_<preset>.json.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 
 from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
-from gailkit.worldmodels.data import collect_chunks
+from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
 from gailkit.worldmodels.train import next_latent_errors, train_mdn, train_vae
@@ -59,6 +59,16 @@ def fit_m(p: WorldModelPreset, model_dir: Path, data: Path, held: Path, *, row: 
     return rows
 
 
+def v_posterior(model: WorldModel, held: Path) -> dict:
+    """How wide V's posterior is on the held-out frames: its variance per dimension (the noise in a draw, which M
+    and C are fed) against the variance of its mean over the frames (what the frames vary), and their sums."""
+    mu, logvar = zip(*(model.posterior(load_chunk(path)["frames"]) for path in chunk_paths(held)))
+    noise, signal = torch.cat(logvar).exp().mean(0), torch.cat(mu).var(0)
+    return {"noise_variance_sum": noise.sum().item(), "signal_variance_sum": signal.sum().item(),
+            "dimensions_at_the_prior": int((noise > 0.5).sum()), "noise_variance": noise.tolist(),
+            "signal_variance": signal.tolist()}
+
+
 def main() -> None:
     parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick")
@@ -85,10 +95,15 @@ def main() -> None:
             train_vae(data, model_dir, **p.vae_options(), seed=args.seed, progress=False)
         rows = {row: fit_m(p, model_dir, data, held, row=row, epochs=epochs, report_at=report_at, seed=args.seed,
                            hidden=args.hidden) for row in args.rows}
-        frames = WorldModel.load(model_dir).data_steps
+        model = WorldModel.load(model_dir)
+        posterior = v_posterior(model, held)
+        print(f"V's posterior on the held-out frames: noise variance {posterior['noise_variance_sum']:.2f} in all "
+              f"({posterior['dimensions_at_the_prior']} of {model.latent_dim} dimensions at the prior), the mean's "
+              f"variance over the frames {posterior['signal_variance_sum']:.2f}")
     out = args.out or RESULTS / f"probe_worldmodel_m_samples_{args.preset}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "seed": args.seed, "epochs": epochs,
-                     "hidden": args.hidden or p.hidden, "data_steps": frames, "rows": rows})
+                     "hidden": args.hidden or p.hidden, "data_steps": model.data_steps, "v_posterior": posterior,
+                     "rows": rows})
     print(f"wrote {out}")
 
 
