@@ -42,7 +42,7 @@ def check_frame_skip(frame_skip: int, horizon: int | None, what: str = "the epis
 @torch.no_grad()
 def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
                          seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1,
-                         n_envs: int | None = None) -> np.ndarray:
+                         n_envs: int | None = None, latent_noise: float = 1.0) -> np.ndarray:
     """Returns ``(P, episodes)``: candidate ``p``'s return on tracks ``seed .. seed + episodes - 1``.
 
     Args:
@@ -56,6 +56,9 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
         frame_skip: repeat each action for this many env steps (rewards summed); V, M and C see
             every ``frame_skip``-th frame. Must divide the env's horizon and ``max_steps``.
         n_envs: environments stepped together (default: all ``P x episodes`` slots at once).
+        latent_noise: the scale of V's sampling noise in the z that C and M are fed: 1 draws from V's
+            posterior (as they are trained), 0 feeds its mean. The noise is drawn either way, so the
+            random policy's actions and the tracks stay the same.
     """
     if episodes < 1:
         raise UsageError(f"episodes={episodes}: must be >= 1")
@@ -110,6 +113,8 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
             x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
             mu, logvar = vae.encode(x)
             eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
+            if latent_noise != 1.0:
+                eps = eps * latent_noise
             z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
             if controller is None:
                 actions = np.stack([_random_action(space, rngs[i]) for i in rows])

@@ -68,3 +68,25 @@ def test_world_model_of_another_env_is_refused(tmp_path):
         evaluate_controllers(loaded, None, "gailkit/PendulumPixels-v1", 1)
     racing = WorldModel(gym.spaces.Box(-1, 1, (3,)), env_id="gailkit/CarRacing64-v3")
     racing.check_env("gailkit/FastCarRacing64-v3")  # the same pictures: accepted
+
+
+@pytest.mark.parametrize("memory", [True, False], ids=["z+h", "z only"])
+def test_latent_noise_zero_feeds_v_s_mean(model, memory):
+    """``latent_noise=0``: C and M see V's posterior mean, so V's variance no longer matters (it does with
+    draws); the default draws, and the random policy's actions do not depend on the scale."""
+    import copy
+
+    wide = copy.deepcopy(model)
+    with torch.no_grad():
+        wide.vae.logvar.bias += 3.0  # the same means, a wider posterior
+    params = np.random.default_rng(1).normal(0, 1.0, (3, controller_for(model, memory=memory).n_params))
+
+    def returns(m, noise):
+        return evaluate_controllers(m, params, ENV, 4, seed=7, max_steps=60, latent_noise=noise)
+
+    np.testing.assert_array_equal(returns(model, 0.0), returns(wide, 0.0))
+    assert not np.array_equal(returns(model, 1.0), returns(wide, 1.0))
+    default = evaluate_controllers(model, params, ENV, 4, seed=7, max_steps=60)
+    np.testing.assert_array_equal(returns(model, 1.0), default)
+    np.testing.assert_array_equal(evaluate_controllers(model, None, ENV, 4, seed=7, latent_noise=0.0),
+                                  evaluate_controllers(model, None, ENV, 4, seed=7))
