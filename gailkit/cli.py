@@ -321,6 +321,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.controller import (
         DreamTrainingConfig,
+        load_config,
         load_solution,
         train_controller_in_dream,
         train_controller_in_real,
@@ -387,8 +388,9 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     elif action == "eval":
         model = WorldModel.load(model_dir)
         best = load_solution(ctrl, args.solution)
-        ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes, frame_skip=p.frame_skip)
-                     for x in (best, None))
+        noise = load_config(ctrl).latent_noise  # C is fed z as it was trained: V's draws or its mean
+        ret, rand = (evaluate_controller(model, x, p.env, args.eval_episodes, frame_skip=p.frame_skip,
+                                         latent_noise=noise) for x in (best, None))
         _print_table([("controller", f"{ret.mean():.1f} +/- {ret.std():.1f}"),
                       ("random", f"{rand.mean():.1f} +/- {rand.std():.1f}"),
                       ("episodes", str(args.eval_episodes))])
@@ -399,7 +401,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
             raise UsageError("worldmodel demos needs --out FILE.npz (where to write the demonstrations)")
         model = WorldModel.load(model_dir)
         path = record_controller_demos(model, load_solution(ctrl, args.solution), p.env, args.episodes or 10,
-                                       args.out, seed=args.seed)
+                                       args.out, seed=args.seed, latent_noise=load_config(ctrl).latent_noise)
         print(f"wrote {path}: {args.episodes or 10} episodes of {p.env} frames by the controller in {ctrl}/")
     elif action == "dream-video":
         strip = dream_strip(WorldModel.load(model_dir), p.env, root / "dream.png", seed=args.seed)

@@ -217,6 +217,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     wall_file = run_dir / "wall.json"
     wall: dict[str, float] = json.loads(wall_file.read_text()) if wall_file.exists() else {}
     backend = dict(workers=args.workers, backend=args.backend, ray_address=args.ray_address)
+    eval_options = dict(frame_skip=p.frame_skip, latent_noise=p.controller_latent_noise)  # as the controllers trained
 
     timed(wall, wall_file, "collect", collect_chunks, p.env, data, p.episodes, policy=p.collect_policy,
           started_before=data.exists())
@@ -236,7 +237,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         return DreamTrainingConfig(generations=generations, popsize=args.vonly_popsize or p.popsize,
                                    rollouts=1 if where == "dream" else p.rollouts,
                                    max_steps=args.vonly_steps or p.max_steps, tau=p.tau, memory=False,
-                                   frame_skip=p.frame_skip, solution=p.controller_solution)
+                                   frame_skip=p.frame_skip, solution=p.controller_solution,
+                                   latent_noise=p.controller_latent_noise)
 
     def vonly_steps(config: DreamTrainingConfig) -> int:  # an upper bound: episodes may end early
         return config.generations * config.popsize * config.rollouts * config.max_steps
@@ -256,9 +258,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         real_steps["V-only training, V+M+C's start"] = vonly_steps(vonly_config(warm))
         if p.refit_m_episodes:  # M refitted on data that V only's controller drove as well (V unchanged)
             refit_data, vmc_model_dir = run_dir / "data_vonly", run_dir / "model_refit"
+            driver = ControllerPolicy(model, x0, noise=0.1, latent_noise=p.controller_latent_noise)
             timed(wall, wall_file, "collect (V only's controller)", collect_chunks, p.env, refit_data,
-                  p.refit_m_episodes, policy=ControllerPolicy(model, x0, noise=0.1), seed=1_000_000,
-                  started_before=refit_data.exists())
+                  p.refit_m_episodes, policy=driver, seed=1_000_000, started_before=refit_data.exists())
             real_steps["collect (V only's controller)"] = recorded_steps(refit_data)
             if (run_dir / "M_refit.done").exists():
                 model = WorldModel.load(vmc_model_dir)
@@ -351,17 +353,17 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     for name, run in (("V+M+C", c_dir), ("V only", vonly_dir)):
         both = evaluate_controllers(model, np.stack([load_solution(run, p.controller_solution),
                                                      load_solution(run, other)]), p.env, args.eval_episodes,
-                                    frame_skip=p.frame_skip)
+                                    **eval_options)
         returns[name], returns[f"{name} ({SOLUTION_LABELS[other]})"] = both
-    returns["random"] = evaluate_controllers(model, None, p.env, args.eval_episodes, frame_skip=p.frame_skip)[0]
+    returns["random"] = evaluate_controllers(model, None, p.env, args.eval_episodes, **eval_options)[0]
     returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
                                        f"V only ({SOLUTION_LABELS[other]})")}
     if p.hold_z:  # a batch of its own, so the rows above keep their numbers
         returns[HELD_ROW] = evaluate_controllers(model, load_solution(bias_dir)[None], p.env, args.eval_episodes,
-                                                 frame_skip=p.frame_skip)[0]
+                                                 **eval_options)[0]
     for name in DAGGER_ROWS if dagger else ():  # the fitted starts, batches of their own
         returns[name] = evaluate_controllers(model, dagger[name].params[None], p.env, args.eval_episodes,
-                                             frame_skip=p.frame_skip)[0]
+                                             **eval_options)[0]
     wall["evaluation"] = time.perf_counter() - start
     # M's ablation: V+M+C's controller with h at 0 or held at its average over the collected data (a
     # constant: h's variation gone); separate batches, so the rows above keep their numbers
@@ -371,11 +373,11 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         h_mean = mean_memory(model, data) if h_mean is None else h_mean
         for name, h in zip(ablations, (None, h_mean), strict=True):
             returns[name] = evaluate_controllers(model, without_memory(model, vmc, h)[None], p.env,
-                                                 args.eval_episodes, frame_skip=p.frame_skip)[0]
+                                                 args.eval_episodes, **eval_options)[0]
         if dagger:
             returns[DAGGER_HELD] = evaluate_controllers(
                 model, without_memory(model, dagger[DAGGER_ROWS[0]].params, h_mean)[None], p.env,
-                args.eval_episodes, frame_skip=p.frame_skip)[0]
+                args.eval_episodes, **eval_options)[0]
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
                                       max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
 
@@ -386,7 +388,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                   start_z=z0)
     dream_sps = n * steps / (time.perf_counter() - start)
     real_sps = real_steps["collect"] / wall["collect"] if wall.get("collect", 0) > 1 else float("nan")
-    gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0)
+    gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0,
+                                      latent_noise=p.controller_latent_noise)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
     paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", HELD_ROW, "random", *ablations)

@@ -31,6 +31,7 @@ __all__ = [
     "SOLUTIONS",
     "DreamTrainingConfig",
     "dream_fitness",
+    "load_config",
     "load_solution",
     "train_controller_in_dream",
     "train_controller_in_real",
@@ -62,10 +63,16 @@ class DreamTrainingConfig:
     # controller: e.g. V only's weights on z held while the search learns the weights on h and the bias)
     search_index: list[int] | None = None
     held: list[float] | None = None
+    # real env only: the scale of V's sampling noise in the z that C and M are fed (evaluate_controllers'
+    # latent_noise): 1 draws from V's posterior (the paper's), 0 feeds its mean; evaluate the controller so too
+    latent_noise: float = 1.0
 
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
             raise UsageError(f"unknown controller solution {self.solution!r}; choose one of {', '.join(SOLUTIONS)}")
+        if not self.latent_noise >= 0:
+            raise UsageError(f"latent noise {self.latent_noise}: must be >= 0 (1 draws from V's posterior, 0 feeds "
+                             "its mean)")
         if (self.search_index is None) != (self.held is None):
             raise ValueError("search_index and held go together: the parameters searched and the others' values")
         if self.search_index is not None:
@@ -109,17 +116,21 @@ def _solution(es: CMAES, which: str) -> np.ndarray:
     return es.mean.copy() if which == "mean" else es.best_x.copy()
 
 
+def load_config(directory: str | Path) -> DreamTrainingConfig:
+    """The training config of the controller in ``directory`` (fields newer than its checkpoint at their defaults)."""
+    saved = read_json(Path(directory) / "history.json", what="controller")["config"]
+    known = {f.name for f in dataclasses.fields(DreamTrainingConfig)}
+    return DreamTrainingConfig(**{k: v for k, v in saved.items() if k in known})
+
+
 def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray:
     """The controller parameters trained in ``directory``: ``which`` (``"best"`` or ``"mean"``), by
     default the run's own ``solution``."""
-    directory = Path(directory)
-    saved = read_json(directory / "history.json", what="controller")["config"]
-    which = which or saved.get("solution", "best")
+    config = load_config(directory)
+    which = which or config.solution
     if which not in SOLUTIONS:
         raise UsageError(f"unknown controller solution {which!r}; choose one of {', '.join(SOLUTIONS)}")
-    params = _solution(CMAES.load(directory), which)
-    known = {f.name for f in dataclasses.fields(DreamTrainingConfig)}
-    return DreamTrainingConfig(**{k: v for k, v in saved.items() if k in known}).to_raw(params)
+    return config.to_raw(_solution(CMAES.load(directory), which))
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
@@ -212,6 +223,9 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     Returns:
         The controller (``config.solution``) and the per-generation history (mean / best dream return).
     """
+    if config.latent_noise != 1.0:
+        raise UsageError(f"latent noise {config.latent_noise}: a dream is M's own latents, with no V to draw from; "
+                         "train in the real env, or leave the latent noise at 1")
     controller = controller_for(model, memory=config.memory)
 
     def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
@@ -230,11 +244,11 @@ def _init_worker(model_dir: str, env_id: str) -> None:
     _WORKER["model"], _WORKER["env_id"] = WorldModel.load(model_dir), env_id
 
 
-def _real_returns(task: tuple[np.ndarray, int, int, int, int]) -> np.ndarray:
+def _real_returns(task: tuple[np.ndarray, int, int, int, int, float]) -> np.ndarray:
     """Mean real return of each candidate of a chunk ``(C, n_params)`` -> ``(C,)``, episodes batched."""
-    params, episodes, seed, max_steps, frame_skip = task
+    params, episodes, seed, max_steps, frame_skip, latent_noise = task
     return evaluate_controllers(_WORKER["model"], params, _WORKER["env_id"], episodes, seed=seed,
-                                max_steps=max_steps, frame_skip=frame_skip).mean(1)
+                                max_steps=max_steps, frame_skip=frame_skip, latent_noise=latent_noise).mean(1)
 
 
 def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTrainingConfig, out: str | Path, *,
@@ -262,7 +276,8 @@ def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTr
         def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
             seed = config.seed * 100_003 + gen * config.rollouts
             chunks = np.array_split(candidates, min(workers, len(candidates)))
-            tasks = [(chunk, config.rollouts, seed, config.max_steps, config.frame_skip) for chunk in chunks]
+            tasks = [(chunk, config.rollouts, seed, config.max_steps, config.frame_skip, config.latent_noise)
+                     for chunk in chunks]
             return np.concatenate(pool.map(_real_returns, tasks))
 
         return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)", x0)

@@ -82,7 +82,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
         model_k = it / "model"
         if k > 0:  # record real episodes with the previous controller
             prev = WorldModel.load(out / f"iter_{k - 1}" / "model")
-            policy = ControllerPolicy(prev, best, noise=config.noise)
+            policy = ControllerPolicy(prev, best, noise=config.noise, latent_noise=controller.latent_noise)
             collect_chunks(env_id, it / "data", config.episodes, seed=config.seed * 1_000_003 + k * 10_007,
                            policy=policy, progress=progress)
             data_dirs.append(it / "data")
@@ -109,7 +109,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
                               rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=1.0,
                               seed=config.seed + k, start_z=z0)[0]
         real = evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
-                                   frame_skip=controller.frame_skip).mean()
+                                   frame_skip=controller.frame_skip, latent_noise=controller.latent_noise).mean()
         records.append({"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
                         "generations": history[-1]["generation"], "dream_return": float(dream),
                         "real_return": float(real), "gap": float(dream - real), "best_x": best.tolist()})

@@ -61,14 +61,16 @@ def dream_strip(model: WorldModel, env_id: str, path: str | Path, *, steps: int 
 
 
 def controller_gif(model: WorldModel, params: np.ndarray, env_id: str, path: str | Path, *, seed: int = 0,
-                   max_steps: int = 1000, every: int = 4, width: int = 300) -> tuple[Path, float]:
-    """A GIF of the controller on one real track, from the env's own ``rgb_array`` renderer.
+                   max_steps: int = 1000, every: int = 4, width: int = 300,
+                   latent_noise: float = 1.0) -> tuple[Path, float]:
+    """A GIF of the controller on one real track, from the env's own ``rgb_array`` renderer
+    (``latent_noise``: as the controller was trained, see :func:`~gailkit.worldmodels.real.evaluate_controllers`).
 
     Returns:
         The GIF's path and the episode's return.
     """
     env = make_env(env_id, render_mode="rgb_array")
-    policy = ControllerPolicy(model, params)
+    policy = ControllerPolicy(model, params, latent_noise=latent_noise)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     frames, total = [], 0.0

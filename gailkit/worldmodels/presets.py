@@ -54,6 +54,10 @@ class WorldModelPreset:
     # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over
     # [z, h], V only's over z; then each is trained on reward by CMA-ES in the real env for `generations` from there
     dagger_iterations: int = 0
+    # the scale of V's sampling noise in the z that C (and M beside it) are fed in the real env, in training and in
+    # evaluation: 1, every preset's so far, draws from V's posterior as the paper did; 0 feeds V's mean (on CarRacing
+    # controllers trained on draws drive far worse fed the mean: scripts/probe_worldmodel_latent_noise.py)
+    controller_latent_noise: float = 1.0
 
     def vae_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_vae`."""
@@ -69,7 +73,8 @@ class WorldModelPreset:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
         return {"generations": self.generations, "popsize": self.popsize, "rollouts": self.rollouts,
                 "max_steps": self.max_steps, "tau": self.tau, "frame_skip": self.frame_skip,
-                "solution": self.controller_solution, "sigma0": self.controller_sigma0}
+                "solution": self.controller_solution, "sigma0": self.controller_sigma0,
+                "latent_noise": self.controller_latent_noise}
 
 
 # fmt: off
@@ -116,6 +121,11 @@ WM_PRESETS["fast-2h-m32-hold-z"] = dataclasses.replace(WM_PRESETS["fast-2h-m32"]
 # 20.939: scripts/probe_worldmodel_m_samples.py). Does h's search then gain over the biases' alone?
 WM_PRESETS["fast-2h-m32-hold-z-m30"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z"], mdn_epochs=30,
                                                           m_fresh_samples=True)
+# hold-z-m30 with C fed V's posterior mean, not a draw, in every search and evaluation (M beside it too): C trained on
+# draws relies on their noise (fed the mean, hold-z-m30's controllers fall from 695.6 to 253.9); trained on the mean,
+# does V only drive as well, and does h, which sees through the noise of draws, add anything to a noiseless z?
+WM_PRESETS["fast-2h-m32-hold-z-m30-means"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30"],
+                                                                controller_latent_noise=0.0)
 # fast-2h-m32-noindicators with an M that is not fed the actions: its h follows the frames alone (DAgger over
 # [z, h] of such an M drove ahead of z alone without the gauge: scripts/probe_worldmodel_memory.py --rows zh_blind)
 WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],

@@ -156,11 +156,12 @@ def _random_action(space, rng: np.random.Generator) -> np.ndarray:
 
 
 def evaluate_controller(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
-                        seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1) -> np.ndarray:
+                        seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1,
+                        latent_noise: float = 1.0) -> np.ndarray:
     """One controller's ``(episodes,)`` returns (``params=None``: random actions); see :func:`evaluate_controllers`."""
     batch = None if params is None else np.asarray(params)[None]
     return evaluate_controllers(model, batch, env_id, episodes, seed=seed, max_steps=max_steps,
-                                frame_skip=frame_skip)[0]
+                                frame_skip=frame_skip, latent_noise=latent_noise)[0]
 
 
 class ControllerPolicy:
@@ -168,10 +169,12 @@ class ControllerPolicy:
 
     ``(obs, rng) -> action``: V's sampling noise and the exploration noise come from the
     episode's ``rng``, so recordings are reproducible; ``reset()`` clears M's memory.
+    ``latent_noise`` scales V's sampling noise as in :func:`evaluate_controllers` (0: V's mean).
     """
 
-    def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0):
+    def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0, latent_noise: float = 1.0):
         self.model, self.params, self.noise = model, np.asarray(params)[None], float(noise)
+        self.latent_noise = float(latent_noise)
         self.controller = controller_for(model, n_params=self.params.shape[1])
         self.vae = fast_encoder(model)
         self.memory = self.controller.in_dim > model.latent_dim
@@ -184,7 +187,10 @@ class ControllerPolicy:
     def __call__(self, obs: np.ndarray, rng: np.random.Generator):
         x = torch.from_numpy(np.array(obs[None])).permute(0, 3, 1, 2).float() / 255.0  # a copy: frames may be read-only
         mu, logvar = self.vae.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(rng.standard_normal(mu.shape)).float()
+        eps = torch.from_numpy(rng.standard_normal(mu.shape)).float()
+        if self.latent_noise != 1.0:
+            eps = eps * self.latent_noise
+        z = mu + torch.exp(0.5 * logvar) * eps
         inputs = torch.cat([z, self.h], 1) if self.memory else z
         action = self.controller.act(self.params, inputs.numpy())
         space = self.controller.action_space
@@ -198,11 +204,13 @@ class ControllerPolicy:
 
 
 def record_controller_demos(model: WorldModel, params: np.ndarray, env_id: str, episodes: int,
-                            out: str | Path, *, seed: int = 0, random_episodes: int = 10) -> Path:
+                            out: str | Path, *, seed: int = 0, random_episodes: int = 10,
+                            latent_noise: float = 1.0) -> Path:
     """Pixel demonstrations of a world-model controller: ``episodes`` real episodes (reset seeds
     ``seed + i``) saved as a demonstration file of frames, with an expert card (the controller's
     mean return over them, and the random policy's over ``random_episodes`` evaluation tracks)
-    so that imitation runs report normalised returns.
+    so that imitation runs report normalised returns. ``latent_noise``: as the controller was trained
+    (see :func:`evaluate_controllers`).
     """
     from gailkit.data.demos import save_demos
     from gailkit.data.types import Trajectory
@@ -212,7 +220,8 @@ def record_controller_demos(model: WorldModel, params: np.ndarray, env_id: str, 
     trajectories = []
     try:
         for i in range(episodes):
-            policy, rng = ControllerPolicy(model, params), np.random.default_rng([seed, i])
+            policy = ControllerPolicy(model, params, latent_noise=latent_noise)
+            rng = np.random.default_rng([seed, i])
             frame, _ = env.reset(seed=seed + i)
             frames, acts, rews = [frame], [], []
             while True:

@@ -484,6 +484,10 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
     assert WM_PRESETS["fast-2h-m32-hold-z-m30"].mdn_options()["fresh_samples"] is True
     assert WM_PRESETS["fast-2h-m32-hold-z-m30"] == dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z"], mdn_epochs=30,
                                                                        m_fresh_samples=True)
+    means = WM_PRESETS["fast-2h-m32-hold-z-m30-means"]
+    assert means == dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30"], controller_latent_noise=0.0)
+    assert means.controller_options()["latent_noise"] == 0.0
+    assert WM_PRESETS["fast-2h-m32-hold-z-m30"].controller_options()["latent_noise"] == 1.0
 
 
 @pytest.mark.parametrize("action", ["train-mdn", "iterate"])

@@ -90,3 +90,65 @@ def test_latent_noise_zero_feeds_v_s_mean(model, memory):
     np.testing.assert_array_equal(returns(model, 1.0), default)
     np.testing.assert_array_equal(evaluate_controllers(model, None, ENV, 4, seed=7, latent_noise=0.0),
                                   evaluate_controllers(model, None, ENV, 4, seed=7))
+
+
+@pytest.mark.parametrize("noise", [0.0, 1.0])
+def test_controller_policy_drives_as_the_batched_evaluation(model, noise):
+    """One frame at a time (GIFs, demonstrations, M's refit data), a controller sees the z it is evaluated on:
+    the same V draw, or V's mean at ``latent_noise=0``, so the same episode's return."""
+    from gailkit.envs.make import make_env
+    from gailkit.worldmodels.real import ControllerPolicy
+
+    params = np.random.default_rng(2).normal(0, 1.0, controller_for(model).n_params)
+    batched = evaluate_controller(model, params, ENV, 2, seed=7, latent_noise=noise)
+    env, policy = make_env(ENV), ControllerPolicy(model, params, latent_noise=noise)
+    one_at_a_time = []
+    for episode in range(2):
+        obs, _ = env.reset(seed=7 + episode)
+        rng, total, done = np.random.default_rng([7, episode]), 0.0, False
+        policy.reset()
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs, rng))
+            total, done = total + float(reward), terminated or truncated
+        one_at_a_time.append(total)
+    np.testing.assert_array_equal(batched, one_at_a_time)
+    assert len(set(one_at_a_time)) == 2, one_at_a_time  # two episodes that differ: the comparison has teeth
+
+
+def test_a_controller_trained_on_v_s_mean(tmp_path):
+    """``DreamTrainingConfig(latent_noise=0)``: every candidate of the real-env search is scored fed V's mean,
+    the config is saved with the controller (CLI evaluation reads it), and resuming with draws is refused."""
+    import dataclasses
+
+    from gailkit.nn.checkpoint import CheckpointError
+    from gailkit.worldmodels.cmaes import CMAES
+    from gailkit.worldmodels.controller import (
+        DreamTrainingConfig,
+        load_config,
+        train_controller_in_dream,
+        train_controller_in_real,
+    )
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=8, hidden=16, n_mixtures=2, env_id=ENV)
+    with torch.no_grad():
+        model.vae.logvar.bias += 2.0  # a wide posterior: draws and means give other returns
+    model.save(tmp_path / "model")
+    cfg = DreamTrainingConfig(generations=1, popsize=4, rollouts=2, max_steps=40, seed=3, memory=False,
+                              latent_noise=0.0)
+    _, history = train_controller_in_real(tmp_path / "model", ENV, cfg, tmp_path / "c", workers=1, progress=False)
+    candidates = CMAES(np.zeros(controller_for(model, memory=False).n_params), cfg.sigma0, popsize=4, seed=3).ask()
+
+    def fitness(noise):
+        return evaluate_controllers(model, candidates, ENV, 2, seed=3 * 100_003, max_steps=40,
+                                    latent_noise=noise).mean()
+
+    assert history[0]["mean"] == fitness(0.0) != fitness(1.0), (history[0]["mean"], fitness(0.0), fitness(1.0))
+    assert load_config(tmp_path / "c").latent_noise == 0.0
+    with pytest.raises(CheckpointError, match="latent_noise: 0.0 -> 1.0"):
+        train_controller_in_real(tmp_path / "model", ENV, dataclasses.replace(cfg, generations=2, latent_noise=1.0),
+                                 tmp_path / "c", workers=1, resume=True, progress=False)
+    with pytest.raises(UsageError, match="a dream is M's own latents"):
+        train_controller_in_dream(model, cfg, tmp_path / "dream", progress=False)
+    with pytest.raises(UsageError, match="must be >= 0"):
+        DreamTrainingConfig(latent_noise=-1.0)
