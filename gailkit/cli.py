@@ -337,7 +337,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                            ("generations", args.generations), ("popsize", args.popsize),
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
                                            ("controller_solution", args.solution),
-                                           ("m_fresh_samples", args.m_fresh_samples))
+                                           ("m_fresh_samples", args.m_fresh_samples),
+                                           ("controller_latent_noise", args.latent_noise))
                                  if v is not None})
     root = Path(args.dir)
     data, model_dir = root / "data", root / "model"
@@ -408,14 +409,21 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be > 0")
-    return value
+def _float_above_zero(*, or_equal: bool):
+    """An argparse type: a number > 0 (``or_equal``: >= 0)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value >= 0 if or_equal else value > 0):
+            raise argparse.ArgumentTypeError(f"{value}: must be {'>=' if or_equal else '>'} 0")
+        return value
+    return parse
+
+
+_positive_float = _float_above_zero(or_equal=False)
+_non_negative_float = _float_above_zero(or_equal=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-fresh-samples", action="store_true", default=None,
                    help="train-mdn, iterate: draw M's latents from V's posterior again before each epoch, as the World "
                         "Models code does (default: the preset's; every preset draws once per frame)")
+    p.add_argument("--latent-noise", type=_non_negative_float,
+                   help="train-controller, iterate (in the real env): the scale of V's sampling noise in the z that C "
+                        "and M are fed: 1 draws from V's posterior as the paper did, 0 feeds its mean (default: the "
+                        "preset's); eval and demos feed C as its run was trained")
     p.add_argument("--timeout", type=_positive_float, default=600.0,
                    help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")

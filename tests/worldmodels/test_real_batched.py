@@ -152,3 +152,29 @@ def test_a_controller_trained_on_v_s_mean(tmp_path):
         train_controller_in_dream(model, cfg, tmp_path / "dream", progress=False)
     with pytest.raises(UsageError, match="must be >= 0"):
         DreamTrainingConfig(latent_noise=-1.0)
+
+
+def test_cli_trains_on_v_s_mean_on_request_and_evaluates_as_trained(tmp_path, monkeypatch, capsys):
+    """``gailkit worldmodel train-controller --latent-noise 0`` trains C fed V's mean; ``eval`` then feeds it
+    V's mean too, without being told; a negative scale is a usage error."""
+    import gailkit.worldmodels.real as real
+    from gailkit.cli import main
+    from gailkit.worldmodels.controller import load_config
+
+    torch.manual_seed(0)
+    WorldModel(gym.spaces.Discrete(2), latent_dim=16, hidden=256, n_mixtures=5, env_id=ENV).save(tmp_path / "model")
+    common = ["--preset", "quick", "--dir", str(tmp_path), "--where", "real"]
+    main(["worldmodel", "train-controller", *common, "--latent-noise", "0", "--generations", "1", "--popsize", "4",
+          "--rollouts", "1", "--workers", "1"])
+    assert load_config(tmp_path / "controller_real").latent_noise == 0.0
+    seen = []
+    evaluate = real.evaluate_controller
+    monkeypatch.setattr(real, "evaluate_controller",
+                        lambda *a, **kw: seen.append(kw["latent_noise"]) or evaluate(*a, **kw))
+    main(["worldmodel", "eval", *common, "--eval-episodes", "2"])
+    assert seen == [0.0, 0.0], seen
+    assert "controller" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worldmodel", "train-controller", *common, "--latent-noise", "-0.5"])
+    assert exit_info.value.code == 2
+    assert "--latent-noise: -0.5: must be >= 0" in capsys.readouterr().err
