@@ -1,15 +1,18 @@
 """Probe: what V's sampling noise costs a trained CarRacing controller. C (and M) are trained on draws of
 V's posterior, as in the World Models code; on CarRacing that posterior is wide (its variance sums to about
 20 over 32 dimensions: scripts/probe_worldmodel_m_samples.py). This evaluates a finished
-scripts/bench_worldmodel.py run's controllers fed draws (as trained; the run's own rows, reproduced) and fed
-V's posterior mean instead, on the same 100 tracks.
+scripts/bench_worldmodel.py run's controllers fed draws and fed V's posterior mean, on the same 100 tracks
+(the way they were trained, DreamTrainingConfig.latent_noise, reproduces the run's own rows); and, for the
+preset's solution, fed draws in part of z only: in V's idle dimensions (whose mean hardly varies over the
+run's frames: variance below 0.05; a draw there is noise alone) with V's mean in the others, and the converse.
 
-Run:  python scripts/probe_worldmodel_latent_noise.py --preset fast-2h-m32-hold-z-m30   (about 5 minutes)
+Run:  python scripts/probe_worldmodel_latent_noise.py --preset fast-2h-m32-hold-z-m30   (about 10 minutes)
+      python scripts/probe_worldmodel_latent_noise.py --preset fast-2h-m32-hold-z-m30-means
 
 Reads the run folder (default ~/.cache/gailkit/bench/worldmodel/<preset>, seed 0's searches); writes
 scripts/results/probe_worldmodel_latent_noise_<preset>.json: each controller's returns (the preset's
-solution and the other, evaluated together as the benchmark does, so the draws rows are its numbers) and,
-track by track, mean minus draws.
+solution and the other, evaluated together as the benchmark does), track by track mean minus draws and
+each partial feed minus draws, and V's posterior over the run's frames (the idle dimensions).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from gailkit.worldmodels.real import evaluate_controllers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a package)
+from probe_worldmodel_m_samples import v_posterior  # noqa: E402
+
+IDLE = 0.05  # a dimension whose mean varies less than this over the frames carries V's noise alone
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,6 +57,12 @@ def main() -> None:
         parser.error(f"no trained controller in {', '.join(missing)}: run python scripts/bench_worldmodel.py "
                      f"--preset {args.preset} first, or name its folder with --dir")
     model = WorldModel.load(run / "model")
+    with torch.no_grad():
+        posterior = v_posterior(model, run / "data")
+    idle = np.asarray(posterior["signal_variance"]) < IDLE
+    print(f"V on the run's frames: {idle.sum()} of {model.latent_dim} dimensions idle (their mean's variance "
+          f"below {IDLE}), carrying {np.asarray(posterior['noise_variance'])[idle].sum():.2f} of the noise's "
+          f"{posterior['noise_variance_sum']:.2f}", flush=True)
     other = next(s for s in SOLUTIONS if s != p.controller_solution)
     returns, differences = {}, {}
     for name, folder in folders.items():
@@ -60,17 +72,26 @@ def main() -> None:
                                         latent_noise=noise)
             returns[f"{name}, fed V's {fed}"] = both[0]
             returns[f"{name} (the {other} solution), fed V's {fed}"] = both[1]
+        for fed, where in (("draws in the idle dimensions only", idle), ("draws in the other dimensions only", ~idle)):
+            returns[f"{name}, fed {fed}"] = evaluate_controllers(model, params[:1], p.env, args.eval_episodes,
+                                                                 frame_skip=p.frame_skip,
+                                                                 latent_noise=where.astype(float))[0]
         for label in (name, f"{name} (the {other} solution)"):
-            drawn, mean = returns[f"{label}, fed V's draws"], returns[f"{label}, fed V's mean"]
-            d = differences[f"{label}: mean minus draws"] = difference(mean - drawn)
-            print(f"{label}: fed draws {drawn.mean():.1f}, fed V's mean {mean.mean():.1f}; mean minus draws "
-                  f"{d['mean']:+.1f} (SE {d['standard_error']:.1f}, {d['tracks_ahead']} tracks ahead, "
-                  f"{d['tracks_behind']} behind)", flush=True)
+            drawn = returns[f"{label}, fed V's draws"]
+            for fed in ("V's mean", "draws in the idle dimensions only", "draws in the other dimensions only"):
+                if f"{label}, fed {fed}" not in returns:
+                    continue
+                fed_so = returns[f"{label}, fed {fed}"]
+                d = differences[f"{label}: {fed} minus draws"] = difference(fed_so - drawn)
+                print(f"{label}: fed draws {drawn.mean():.1f}, fed {fed} {fed_so.mean():.1f}; minus draws "
+                      f"{d['mean']:+.1f} (SE {d['standard_error']:.1f}, {d['tracks_ahead']} tracks ahead, "
+                      f"{d['tracks_behind']} behind)", flush=True)
     out = args.out or RESULTS / f"probe_worldmodel_latent_noise_{args.preset}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "eval_episodes": args.eval_episodes,
                      "folders": folders, "returns": {k: {"mean": float(v.mean()), "std": float(v.std()),
                                                          "all": v.tolist()} for k, v in returns.items()},
-                     "mean_minus_draws": differences})
+                     "minus_draws": differences, "v_posterior": posterior,
+                     "idle_dimensions": np.flatnonzero(idle).tolist(), "idle_threshold": IDLE})
     print(f"wrote {out}")
 
 

@@ -42,7 +42,7 @@ def check_frame_skip(frame_skip: int, horizon: int | None, what: str = "the epis
 @torch.no_grad()
 def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: str, episodes: int, *,
                          seed: int = EVAL_SEED, max_steps: int | None = None, frame_skip: int = 1,
-                         n_envs: int | None = None, latent_noise: float = 1.0) -> np.ndarray:
+                         n_envs: int | None = None, latent_noise: float | np.ndarray = 1.0) -> np.ndarray:
     """Returns ``(P, episodes)``: candidate ``p``'s return on tracks ``seed .. seed + episodes - 1``.
 
     Args:
@@ -57,12 +57,13 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
             every ``frame_skip``-th frame. Must divide the env's horizon and ``max_steps``.
         n_envs: environments stepped together (default: all ``P x episodes`` slots at once).
         latent_noise: the scale of V's sampling noise in the z that C and M are fed: 1 draws from V's
-            posterior (as they are trained), 0 feeds its mean. The noise is drawn either way, so the
-            random policy's actions and the tracks stay the same.
+            posterior (as they are trained), 0 feeds its mean; ``(Z,)`` scales: one per dimension of z. The
+            noise is drawn either way, so the random policy's actions and the tracks stay the same.
     """
     if episodes < 1:
         raise UsageError(f"episodes={episodes}: must be >= 1")
     model.check_env(env_id)
+    noise_scale = _latent_noise(latent_noise, model.latent_dim)
     envs = [make_env(env_id)]  # an unknown id is a one-line error
     horizon = envs[0].spec.max_episode_steps if envs[0].spec is not None else None
     check_frame_skip(frame_skip, horizon, f"{env_id}'s episode")
@@ -113,8 +114,8 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
             x = torch.from_numpy(obs[rows]).permute(0, 3, 1, 2).float() / 255.0
             mu, logvar = vae.encode(x)
             eps = torch.from_numpy(np.stack([rngs[i].standard_normal(model.latent_dim) for i in rows])).float()
-            if latent_noise != 1.0:
-                eps = eps * latent_noise
+            if noise_scale is not None:
+                eps = eps * noise_scale
             z = mu + torch.exp(0.5 * logvar) * eps  # (R, Z)
             if controller is None:
                 actions = np.stack([_random_action(space, rngs[i]) for i in rows])
@@ -141,6 +142,17 @@ def evaluate_controllers(model: WorldModel, params: np.ndarray | None, env_id: s
         for env in envs:
             env.close()
     return returns
+
+
+def _latent_noise(scale: float | np.ndarray, latent_dim: int) -> torch.Tensor | None:
+    """``latent_noise`` as a tensor to multiply V's noise by, or None for draws as they are (all scales 1)."""
+    values = np.asarray(scale, dtype=np.float64)
+    if values.shape not in ((), (latent_dim,)):
+        raise ValueError(f"latent_noise has shape {values.shape}: give one scale, or one per dimension of z "
+                         f"({latent_dim},)")
+    if not (values >= 0).all():
+        raise ValueError(f"latent_noise must be >= 0, got {values.min()}")
+    return None if (values == 1.0).all() else torch.from_numpy(np.ascontiguousarray(values, np.float32))
 
 
 def fast_encoder(model: WorldModel) -> torch.nn.Module:

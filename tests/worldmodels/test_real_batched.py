@@ -90,6 +90,19 @@ def test_latent_noise_zero_feeds_v_s_mean(model, memory):
     np.testing.assert_array_equal(returns(model, 1.0), default)
     np.testing.assert_array_equal(evaluate_controllers(model, None, ENV, 4, seed=7, latent_noise=0.0),
                                   evaluate_controllers(model, None, ENV, 4, seed=7))
+    # one scale per dimension: widening V's posterior where the scale is 0 changes nothing, elsewhere it does
+    half = np.r_[np.zeros(4), np.ones(4)]
+    wide_first = copy.deepcopy(model)
+    with torch.no_grad():
+        wide_first.vae.logvar.bias[:4] += 3.0
+    np.testing.assert_array_equal(returns(model, half), returns(wide_first, half))
+    assert not np.array_equal(returns(model, half[::-1]), returns(wide_first, half[::-1]))
+    np.testing.assert_array_equal(returns(model, np.zeros(8)), returns(model, 0.0))
+    np.testing.assert_array_equal(returns(model, np.ones(8)), default)
+    with pytest.raises(ValueError, match=r"shape \(3,\): give one scale, or one per dimension of z \(8,\)"):
+        returns(model, np.ones(3))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        returns(model, -half)
 
 
 @pytest.mark.parametrize("noise", [0.0, 1.0])
