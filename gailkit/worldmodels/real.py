@@ -186,7 +186,7 @@ class ControllerPolicy:
 
     def __init__(self, model: WorldModel, params: np.ndarray, *, noise: float = 0.0, latent_noise: float = 1.0):
         self.model, self.params, self.noise = model, np.asarray(params)[None], float(noise)
-        self.latent_noise = float(latent_noise)
+        self.noise_scale = _latent_noise(latent_noise, model.latent_dim)
         self.controller = controller_for(model, n_params=self.params.shape[1])
         self.vae = fast_encoder(model)
         self.memory = self.controller.in_dim > model.latent_dim
@@ -200,8 +200,8 @@ class ControllerPolicy:
         x = torch.from_numpy(np.array(obs[None])).permute(0, 3, 1, 2).float() / 255.0  # a copy: frames may be read-only
         mu, logvar = self.vae.encode(x)
         eps = torch.from_numpy(rng.standard_normal(mu.shape)).float()
-        if self.latent_noise != 1.0:
-            eps = eps * self.latent_noise
+        if self.noise_scale is not None:
+            eps = eps * self.noise_scale
         z = mu + torch.exp(0.5 * logvar) * eps
         inputs = torch.cat([z, self.h], 1) if self.memory else z
         action = self.controller.act(self.params, inputs.numpy())
