@@ -126,6 +126,10 @@ WM_PRESETS["fast-2h-m32-hold-z-m30"] = dataclasses.replace(WM_PRESETS["fast-2h-m
 # does V only drive as well, and does h, which sees through the noise of draws, add anything to a noiseless z?
 WM_PRESETS["fast-2h-m32-hold-z-m30-means"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30"],
                                                                 controller_latent_noise=0.0)
+# hold-z-m30-means on the World Models paper's input, frames without the bar's gauges: speed is then in no single frame,
+# so a C fed V's mean can get it only from M's h, which sees the frames over time. Does h then put V+M+C ahead?
+WM_PRESETS["fast-2h-m32-hold-z-m30-means-noindicators"] = dataclasses.replace(
+    WM_PRESETS["fast-2h-m32-hold-z-m30-means"], env="gailkit/FastCarRacing64NoIndicators-v3")
 # fast-2h-m32-noindicators with an M that is not fed the actions: its h follows the frames alone (DAgger over
 # [z, h] of such an M drove ahead of z alone without the gauge: scripts/probe_worldmodel_memory.py --rows zh_blind)
 WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],

@@ -488,6 +488,9 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
     assert means == dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30"], controller_latent_noise=0.0)
     assert means.controller_options()["latent_noise"] == 0.0
     assert WM_PRESETS["fast-2h-m32-hold-z-m30"].controller_options()["latent_noise"] == 1.0
+    no_gauge = WM_PRESETS["fast-2h-m32-hold-z-m30-means-noindicators"]
+    assert no_gauge == dataclasses.replace(means, env="gailkit/FastCarRacing64NoIndicators-v3")
+    assert no_gauge.env == WM_PRESETS["fast-2h-m32-noindicators"].env
 
 
 @pytest.mark.parametrize("action", ["train-mdn", "iterate"])
