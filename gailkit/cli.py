@@ -364,7 +364,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
         if where == "dream":
             model = WorldModel.load(model_dir)
-            _, history = train_controller_in_dream(model, cfg, ctrl, start_z=start_latents(model, data),
+            z0 = start_latents(model, data, latent_noise=cfg.latent_noise)
+            _, history = train_controller_in_dream(model, cfg, ctrl, start_z=z0,
                                                    resume=args.resume)
         else:
             _, history = train_controller_in_real(model_dir, p.env, cfg, ctrl, workers=args.workers,
@@ -514,9 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-mdn, iterate: draw M's latents from V's posterior again before each epoch, as the World "
                         "Models code does (default: the preset's; every preset draws once per frame)")
     p.add_argument("--latent-noise", type=_non_negative_float,
-                   help="train-controller, iterate (in the real env): the scale of V's sampling noise in the z that C "
-                        "and M are fed: 1 draws from V's posterior as the paper did, 0 feeds its mean (default: the "
-                        "preset's); eval and demos feed C as its run was trained")
+                   help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
+                        "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "
+                        "mean (default: the preset's); eval and demos feed C as its run was trained")
     p.add_argument("--timeout", type=_positive_float, default=600.0,
                    help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")

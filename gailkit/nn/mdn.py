@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MDNHead", "mixture_nll", "sample_mixture"]
+__all__ = ["MDNHead", "mixture_mean", "mixture_nll", "sample_mixture"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -47,6 +47,14 @@ def mixture_nll(target: torch.Tensor, logit_pi: torch.Tensor, mu: torch.Tensor,
     log_normal = -0.5 * ((z - mu) * torch.exp(-log_sigma)) ** 2 - log_sigma - _LOG_SQRT_2PI
     log_p = torch.logsumexp(torch.log_softmax(logit_pi, dim=-1) + log_normal, dim=-1)  # (..., D)
     return -log_p.sum(-1)
+
+
+def mixture_mean(logit_pi: torch.Tensor, mu: torch.Tensor, *, tau: float = 1.0) -> torch.Tensor:
+    """The expected value ``(..., D)`` of what :func:`sample_mixture` draws at temperature ``tau``: the
+    components' means under its flattened weights (``tau = 0``: the most likely component's mean)."""
+    if tau <= 0:
+        return mu.gather(-1, logit_pi.argmax(-1, keepdim=True)).squeeze(-1)
+    return (torch.softmax(logit_pi / tau, dim=-1) * mu).sum(-1)
 
 
 def sample_mixture(logit_pi: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor, *, tau: float = 1.0,

@@ -63,8 +63,8 @@ class DreamTrainingConfig:
     # controller: e.g. V only's weights on z held while the search learns the weights on h and the bias)
     search_index: list[int] | None = None
     held: list[float] | None = None
-    # real env only: the scale of V's sampling noise in the z that C and M are fed (evaluate_controllers'
-    # latent_noise): 1 draws from V's posterior (the paper's), 0 feeds its mean; evaluate the controller so too
+    # the scale of the sampling noise in the z that C and M are fed: in the real env V's (evaluate_controllers'
+    # latent_noise), in the dream M's (BatchedDream's): 1 draws (the paper's), 0 feeds the mean; evaluate C so too
     latent_noise: float = 1.0
 
     def __post_init__(self):
@@ -134,14 +134,16 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
 
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
-                  max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None) -> np.ndarray:
+                  max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None,
+                  latent_noise: float = 1.0) -> np.ndarray:
     """Mean dream return of each candidate ``params (P, n_params)`` -> ``(P,)``.
 
     ``start_z (S, Z)``: latents of real first frames; each dream starts from one of them
-    (without them, from N(0, I), which V's prior only approximates).
+    (without them, from N(0, I), which V's prior only approximates). ``latent_noise``: as C is fed in
+    the real env (1 M's draws, 0 its mixture's mean; :class:`~gailkit.worldmodels.dream.BatchedDream`).
     """
     p = len(params)
-    dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed)
+    dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed, latent_noise=latent_noise)
     if start_z is not None:
         pick = torch.randint(len(start_z), (p * rollouts,), generator=dream.generator)
         obs = dream.reset(start_z[pick])
@@ -223,14 +225,12 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     Returns:
         The controller (``config.solution``) and the per-generation history (mean / best dream return).
     """
-    if config.latent_noise != 1.0:
-        raise UsageError(f"latent noise {config.latent_noise}: a dream is M's own latents, with no V to draw from; "
-                         "train in the real env, or leave the latent noise at 1")
     controller = controller_for(model, memory=config.memory)
 
     def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
         return dream_fitness(model, controller, candidates, rollouts=config.rollouts, max_steps=config.max_steps,
-                             tau=config.tau, seed=config.seed * 100_003 + gen, start_z=start_z)
+                             tau=config.tau, seed=config.seed * 100_003 + gen, start_z=start_z,
+                             latent_noise=config.latent_noise)
 
     with torch.random.fork_rng(devices=[]):
         return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)", x0)

@@ -24,8 +24,11 @@ class BatchedDream:
     """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
 
     def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, max_steps: int = 1000,
-                 seed: int | None = None):
+                 seed: int | None = None, latent_noise: float = 1.0):
+        if not latent_noise >= 0:
+            raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
         self.model, self.n, self.tau, self.max_steps = model, n, tau, max_steps
+        self.latent_noise = latent_noise  # 1: M's draws (the paper's dream), 0: its mixture's mean (see MDNRNN.step)
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self.z = torch.zeros(n, model.latent_dim)
         self.state = None
@@ -48,7 +51,7 @@ class BatchedDream:
         """Advance every dream; returns ``(obs (n, Z + H), rewards (n,), terminated (n,), truncated (n,))``."""
         a = torch.as_tensor(np.asarray(actions))
         self.z, rewards, done_prob, self.state, self.h = self.model.mdn.step(
-            self.z, a, self.state, tau=self.tau, generator=self.generator)
+            self.z, a, self.state, tau=self.tau, generator=self.generator, latent_noise=self.latent_noise)
         self.t += 1
         # an episode ends with M's predicted probability: a dream is a sample, not the mode
         terminated = (torch.rand(self.n, generator=self.generator) < done_prob).numpy()
@@ -62,13 +65,13 @@ class DreamEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, world_model: str | Path | WorldModel, *, tau: float = 1.15, max_steps: int = 1000,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, latent_noise: float = 1.0):
         self.model = world_model if isinstance(world_model, WorldModel) else WorldModel.load(world_model)
         self.tau, self.max_steps, self.render_mode = tau, max_steps, render_mode
         dim = self.model.latent_dim + self.model.mdn_config.hidden
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
         self.action_space = self.model.action_space
-        self._dream = BatchedDream(self.model, 1, tau=tau, max_steps=max_steps)
+        self._dream = BatchedDream(self.model, 1, tau=tau, max_steps=max_steps, latent_noise=latent_noise)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

@@ -94,7 +94,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
                          progress=progress, **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
-        z0 = start_latents(model, data_dirs[0])  # dreams start from real first frames (V is fixed)
+        # dreams start from real first frames (V is fixed), fed to C as it is fed in the real env
+        z0 = start_latents(model, data_dirs[0], latent_noise=controller.latent_noise)
         ctrl_dir = it / "controller"
         resume = (ctrl_dir / "history.json").exists()
         cfg = dataclasses.replace(controller, seed=controller.seed + k)
@@ -107,7 +108,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
                                                      x0=best)
         dream = dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
                               rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=1.0,
-                              seed=config.seed + k, start_z=z0)[0]
+                              seed=config.seed + k, start_z=z0, latent_noise=controller.latent_noise)[0]
         real = evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
                                    frame_skip=controller.frame_skip, latent_noise=controller.latent_noise).mean()
         records.append({"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gailkit.nn.mdn import MDNHead, mixture_nll, sample_mixture
+from gailkit.nn.mdn import MDNHead, mixture_mean, mixture_nll, sample_mixture
 
 __all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput"]
 
@@ -93,13 +93,24 @@ class MDNRNN(nn.Module):
 
     @torch.no_grad()
     def step(self, z: torch.Tensor, a: torch.Tensor, state=None, *, tau: float = 1.0,
-             generator: torch.Generator | None = None):
+             generator: torch.Generator | None = None, latent_noise: float = 1.0):
         """One dream step for ``B`` dreams: ``z (B, Z)``, ``a (B,)`` or ``(B, A)``.
+
+        ``latent_noise`` scales the draw's departure from the mixture's mean, as the real env scales
+        V's: 1 draws ``next_z`` (the paper's dream), 0 takes the mean (a dream for a controller fed
+        V's posterior mean), between the two a point on the line from the mean to the draw.
 
         Returns:
             ``(next_z (B, Z), reward (B,), done_prob (B,), state, h (B, hidden))``; ``h`` is what
             the controller sees beside ``z``.
         """
         out = self(z.unsqueeze(1), a.unsqueeze(1), state)
-        next_z = sample_mixture(out.logit_pi[:, 0], out.mu[:, 0], out.log_sigma[:, 0], tau=tau, generator=generator)
+        logit_pi, mu = out.logit_pi[:, 0], out.mu[:, 0]
+        if latent_noise == 0:
+            next_z = mixture_mean(logit_pi, mu, tau=tau)
+        else:
+            next_z = sample_mixture(logit_pi, mu, out.log_sigma[:, 0], tau=tau, generator=generator)
+            if latent_noise != 1:
+                mean = mixture_mean(logit_pi, mu, tau=tau)
+                next_z = mean + latent_noise * (next_z - mean)
         return next_z, out.reward[:, 0], torch.sigmoid(out.done_logit[:, 0]), out.state, out.state[0][0]

@@ -11,6 +11,7 @@ import torch
 
 from gailkit.data.spaces import space_from_json
 from gailkit.nn.checkpoint import read_json
+from gailkit.nn.mdn import mixture_mean
 from gailkit.nn.vae import elbo_loss
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.data import chunk_paths, load_chunk
@@ -176,14 +177,20 @@ def fit_mdn_steps(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimize
     return parts
 
 
-def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0) -> torch.Tensor:
-    """V's latents of every episode's first frame ``(E, Z)``: where dreams should start."""
+def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0,
+                  latent_noise: float = 1.0) -> torch.Tensor:
+    """V's latents of every episode's first frame ``(E, Z)``: where dreams should start. Draws of V's
+    posterior; ``latent_noise`` scales their departure from its mean (0: the means), as C is fed."""
     firsts = []
     for path in chunk_paths(data_dir):
         chunk = load_chunk(path)
         starts = np.concatenate([[0], np.cumsum(chunk["lengths"] + 1)[:-1]])
         firsts.append(chunk["frames"][starts])
-    return model.encode_frames(np.concatenate(firsts), generator=torch.Generator().manual_seed(seed))
+    frames = np.concatenate(firsts)
+    if latent_noise == 1:
+        return model.encode_frames(frames, generator=torch.Generator().manual_seed(seed))
+    mu, logvar = model.posterior(frames)
+    return mu + latent_noise * (model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed)) - mu)
 
 
 @torch.no_grad()
@@ -216,7 +223,7 @@ def next_latent_errors(model: WorldModel, data_dir: str | Path, *, sampled: bool
             ze, target = z[f0 : f0 + length + 1], mu[f0 + 1 : f0 + length + 1]
             ae = torch.as_tensor(chunk["actions"][a0 : a0 + length])
             out = model.mdn(ze[None, :-1], ae[None])  # mixtures (1, T, Z, K)
-            pred = (torch.softmax(out.logit_pi[0], -1) * out.mu[0]).sum(-1)  # (T, Z)
+            pred = mixture_mean(out.logit_pi[0], out.mu[0])  # (T, Z)
             m_err.append(((pred - target) ** 2).sum(-1))
             copy_err.append(((ze[:-1] - target) ** 2).sum(-1))
             f0, a0 = f0 + length + 1, a0 + length

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gailkit.nn.mdn import MDNHead, mixture_nll, sample_mixture
+from gailkit.nn.mdn import MDNHead, mixture_mean, mixture_nll, sample_mixture
 from gailkit.worldmodels import MDNRNN, ConvVAE, MDNRNNConfig, elbo_loss
 
 
@@ -99,6 +99,23 @@ def test_sampling_temperature_and_seed():
     assert torch.equal(sample_mixture(logit_pi, mu, log_sigma, tau=0.0), torch.full((20_000, 1), 2.0))
 
 
+def test_mixture_mean_is_what_the_draws_average():
+    """``mixture_mean`` at each temperature against its reference: the mean of 200,000 draws of
+    ``sample_mixture`` at that temperature (standard error ~0.01 here), and the closed form."""
+    n = 200_000
+    logit_pi = torch.tensor([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]).expand(n, 2, 3)
+    mu = torch.tensor([[-3.0, 1.0, 4.0], [0.5, -2.0, 6.0]]).expand(n, 2, 3)
+    log_sigma = torch.full((n, 2, 3), math.log(0.7))
+    for tau in (1.0, 2.0):
+        draws = sample_mixture(logit_pi, mu, log_sigma, tau=tau, generator=torch.Generator().manual_seed(0))
+        mean = mixture_mean(logit_pi[:1], mu[:1], tau=tau)[0]
+        torch.testing.assert_close(draws.mean(0), mean, atol=0.05, rtol=0)
+        w = np.exp(np.array([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]) / tau)
+        closed = (w / w.sum(1, keepdims=True) * np.array([[-3.0, 1.0, 4.0], [0.5, -2.0, 6.0]])).sum(1)
+        np.testing.assert_allclose(mean.numpy(), closed, rtol=1e-6)
+    torch.testing.assert_close(mixture_mean(logit_pi[:1], mu[:1], tau=0.0)[0], torch.tensor([1.0, 0.5]))
+
+
 def test_mdnrnn_loss_mask_and_seeded_dream():
     cfg = MDNRNNConfig(latent_dim=4, action_dim=2, discrete_actions=True, hidden=16, n_mixtures=3)
     torch.manual_seed(0)
@@ -126,6 +143,20 @@ def test_mdnrnn_loss_mask_and_seeded_dream():
     zb, rb = dream(3)
     assert torch.equal(za, zb) and torch.equal(ra, rb)  # same seed, same dream
     assert not torch.equal(za, dream(4)[0])
+
+    # latent_noise: 1 is the draw, 0 the mixture's mean (no draw: any seed), 0.5 half way between them
+    z0, a0 = torch.randn(6, 4), torch.zeros(6, dtype=torch.long)
+    out = m(z0[:, None], a0[:, None])
+    expected = mixture_mean(out.logit_pi[:, 0], out.mu[:, 0], tau=1.15)
+
+    def next_z(noise, seed=5):
+        return m.step(z0, a0, tau=1.15, generator=torch.Generator().manual_seed(seed), latent_noise=noise)[0]
+
+    torch.testing.assert_close(next_z(0.0), expected)
+    assert torch.equal(next_z(0.0, seed=6), next_z(0.0))
+    assert torch.equal(next_z(1.0), m.step(z0, a0, tau=1.15, generator=torch.Generator().manual_seed(5))[0])
+    torch.testing.assert_close(next_z(0.5), (next_z(1.0) + expected) / 2)
+    assert not torch.allclose(next_z(1.0), expected)
 
 
 def test_pixel_test_bed():
@@ -161,6 +192,17 @@ def test_dream_env_passes_check_env_and_renders(tmp_path):
     env.reset(seed=1)
     b = [env.step(1)[0] for _ in range(3)]
     np.testing.assert_array_equal(a, b)  # seeded dream
+
+    # latent_noise=0: the same start, then M's mixture mean where the default draws
+    mean_env = gym.make("gailkit/Dream-v0", world_model=str(path), max_steps=50, latent_noise=0.0)
+    start, _ = mean_env.reset(seed=1)
+    np.testing.assert_array_equal(start, env.reset(seed=1)[0])
+    m = mean_env.unwrapped.model.mdn
+    with torch.no_grad():
+        out = m(torch.as_tensor(start[None, None, :4]), torch.ones(1, 1, dtype=torch.long))
+    expected = mixture_mean(out.logit_pi[0], out.mu[0], tau=1.15)[0].numpy()
+    np.testing.assert_allclose(mean_env.step(1)[0][:4], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(env.step(1)[0][:4], expected)
 
 
 def test_world_model_for_another_action_space(tmp_path):

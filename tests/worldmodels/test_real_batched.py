@@ -130,13 +130,15 @@ def test_controller_policy_drives_as_the_batched_evaluation(model, noise):
 
 def test_a_controller_trained_on_v_s_mean(tmp_path):
     """``DreamTrainingConfig(latent_noise=0)``: every candidate of the real-env search is scored fed V's mean,
-    the config is saved with the controller (CLI evaluation reads it), and resuming with draws is refused."""
+    the config is saved with the controller (CLI evaluation reads it), and resuming with draws is refused;
+    in the dream, every candidate is fed M's mixture mean."""
     import dataclasses
 
     from gailkit.nn.checkpoint import CheckpointError
     from gailkit.worldmodels.cmaes import CMAES
     from gailkit.worldmodels.controller import (
         DreamTrainingConfig,
+        dream_fitness,
         load_config,
         train_controller_in_dream,
         train_controller_in_real,
@@ -161,8 +163,15 @@ def test_a_controller_trained_on_v_s_mean(tmp_path):
     with pytest.raises(CheckpointError, match="latent_noise: 0.0 -> 1.0"):
         train_controller_in_real(tmp_path / "model", ENV, dataclasses.replace(cfg, generations=2, latent_noise=1.0),
                                  tmp_path / "c", workers=1, resume=True, progress=False)
-    with pytest.raises(UsageError, match="a dream is M's own latents"):
-        train_controller_in_dream(model, cfg, tmp_path / "dream", progress=False)
+    # in the dream, C fed the mean is fed M's mixture mean: its search scores what dream_fitness does so
+    _, dreamt = train_controller_in_dream(model, cfg, tmp_path / "dream", progress=False)
+    controller = controller_for(model, memory=False)
+
+    def dreamt_fitness(noise):
+        return dream_fitness(model, controller, candidates, rollouts=2, max_steps=40, tau=cfg.tau, seed=3 * 100_003,
+                             latent_noise=noise).mean()
+
+    assert dreamt[0]["mean"] == dreamt_fitness(0.0) != dreamt_fitness(1.0), (dreamt, dreamt_fitness(1.0))
     with pytest.raises(UsageError, match="must be >= 0"):
         DreamTrainingConfig(latent_noise=-1.0)
 
