@@ -247,7 +247,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         return config.generations * config.popsize * config.rollouts * config.max_steps
 
     cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
-    z0 = start_latents(model, data)
+    z0 = start_latents(model, data, latent_noise=p.controller_latent_noise)  # dreams start as C is fed
     warm, x0 = p.warm_start_generations, None
     vmc_model_dir = model_dir  # V+M+C's world model: M refitted in a folder of its own with refit_m_episodes
     if warm:  # V+M+C's search starts from V only's controller after `warm` generations (h weights 0)
@@ -382,13 +382,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                 model, without_memory(model, dagger[DAGGER_ROWS[0]].params, h_mean)[None], p.env,
                 args.eval_episodes, **eval_options)[0]
     dream_score = float(dream_fitness(model, controller, best[None], rollouts=args.eval_episodes,
-                                      max_steps=1000, tau=1.0, seed=1, start_z=z0)[0])
+                                      max_steps=1000, tau=1.0, seed=1, start_z=z0,
+                                      latent_noise=p.controller_latent_noise)[0])
 
     # throughput, same run: one real env (while collecting) vs 1024 batched dreams with the controller
     n, steps = 1024, 50
     start = time.perf_counter()
     dream_fitness(model, controller, np.repeat(best[None], n, 0), rollouts=1, max_steps=steps, tau=p.tau, seed=2,
-                  start_z=z0)
+                  start_z=z0, latent_noise=p.controller_latent_noise)
     dream_sps = n * steps / (time.perf_counter() - start)
     real_sps = real_steps["collect"] / wall["collect"] if wall.get("collect", 0) > 1 else float("nan")
     gif, gif_return = controller_gif(model, best, p.env, out.with_name(out.stem + ".gif"), seed=0,
