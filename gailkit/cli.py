@@ -338,6 +338,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
                                            ("controller_solution", args.solution),
                                            ("m_fresh_samples", args.m_fresh_samples),
+                                           ("mdn_seq_len", args.m_seq_len),
                                            ("controller_latent_noise", args.latent_noise))
                                  if v is not None})
     root = Path(args.dir)
@@ -514,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-fresh-samples", action="store_true", default=None,
                    help="train-mdn, iterate: draw M's latents from V's posterior again before each epoch, as the World "
                         "Models code does (default: the preset's; every preset draws once per frame)")
+    p.add_argument("--m-seq-len", type=int_in(1),
+                   help="train-mdn, iterate: M's training windows in steps, each from a zero state (default: the "
+                        "preset's; 1000 trains on whole CarRacing episodes, as the World Models code does)")
     p.add_argument("--latent-noise", type=_non_negative_float,
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "

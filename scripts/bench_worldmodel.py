@@ -30,7 +30,9 @@ and a GIF of the V+M+C controller on a real track beside it):
   epoch (not 10 on one draw): an M that forecasts from draws of V 1.4x better, and
   ``fast-2h-m32-hold-z-m30-means`` the same with every controller fed V's posterior mean instead of a
   draw, in training and in every evaluation row (``controller_latent_noise``), and
-  ``fast-2h-m32-hold-z-m30-means-noindicators`` that on frames without the speed gauge;
+  ``fast-2h-m32-hold-z-m30-means-noindicators`` that on frames without the speed gauge, and
+  ``fast-2h-m32-hold-z-means-m-whole`` ``-m30-means`` with M trained on whole episodes (one 1,000-step
+  window from a zero state each, as the World Models code trains its RNN, not 32-step windows);
   ``fast-2h-m32-noindicators-blind-dagger`` starts both controllers by imitation: DAgger fits C to a
   privileged teacher that reads the track and the car (V+M+C over [z, h], V only over z; same
   teacher, budget and tracks), then CMA-ES trains each on reward in the real env for 30 generations;

@@ -50,6 +50,11 @@ class WorldModelPreset:
     # True: M's latents are drawn again from V's posterior before each epoch (train_mdn's fresh_samples), as the
     # World Models code trains its RNN; False, every preset's so far: one draw per frame for every epoch
     m_fresh_samples: bool = False
+    # M's teacher-forced training windows: mdn_seq_len steps, each from a zero LSTM state, mdn_batch to a minibatch.
+    # Every preset so far: 32 steps, while C reads h after up to 1,000 steps of an episode; the World Models code
+    # trains its RNN on whole 1,000-step episodes (max_seq_len=1000), so its h is trained where C reads it
+    mdn_seq_len: int = 32
+    mdn_batch: int = 32
     # > 0: both controllers start from C fitted by DAgger (gailkit.worldmodels.dagger, this many iterations) to a
     # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over
     # [z, h], V only's over z; then each is trained on reward by CMA-ES in the real env for `generations` from there
@@ -67,7 +72,8 @@ class WorldModelPreset:
     def mdn_options(self) -> dict:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_mdn`."""
         return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures,
-                "action_input": self.m_action_input, "fresh_samples": self.m_fresh_samples}
+                "action_input": self.m_action_input, "fresh_samples": self.m_fresh_samples,
+                "seq_len": self.mdn_seq_len, "batch_size": self.mdn_batch}
 
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""
@@ -132,6 +138,12 @@ WM_PRESETS["fast-2h-m32-hold-z-m30-means"] = dataclasses.replace(WM_PRESETS["fas
 # seed 0: C leaned on h (held at its data mean, h cost 68.5) and V only drove as well (767.5 against 763.0)
 WM_PRESETS["fast-2h-m32-hold-z-m30-means-noindicators"] = dataclasses.replace(
     WM_PRESETS["fast-2h-m32-hold-z-m30-means"], env="gailkit/FastCarRacing64NoIndicators-v3")
+# hold-z-m30-means with M trained as the World Models code trains it, on whole episodes: each 1,000-step episode one
+# window from a zero state (not 32-step windows), minibatches of 4 episodes, 100 epochs (about as many updates as
+# -m30's 30 epochs of 32-step windows), fresh draws of V each epoch. C reads h after up to 1,000 steps; only such an
+# M was trained on the states h is in there. Does its h put V+M+C ahead of V only?
+WM_PRESETS["fast-2h-m32-hold-z-means-m-whole"] = dataclasses.replace(
+    WM_PRESETS["fast-2h-m32-hold-z-m30-means"], mdn_seq_len=1000, mdn_batch=4, mdn_epochs=100)
 # fast-2h-m32-noindicators with an M that is not fed the actions: its h follows the frames alone (DAgger over
 # [z, h] of such an M drove ahead of z alone without the gauge: scripts/probe_worldmodel_memory.py --rows zh_blind)
 WM_PRESETS["fast-2h-m32-noindicators-blind"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-noindicators"],

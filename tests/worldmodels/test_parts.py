@@ -99,6 +99,21 @@ def test_sampling_temperature_and_seed():
     assert torch.equal(sample_mixture(logit_pi, mu, log_sigma, tau=0.0), torch.full((20_000, 1), 2.0))
 
 
+def test_m_training_windows_cut_episodes_or_hold_them_whole():
+    """``mdn_windows``: ``seq_len`` steps per window, padded and masked at an episode's end; a window
+    at least as long as the episodes holds each one whole (a preset's ``mdn_seq_len=1000``)."""
+    from gailkit.worldmodels.train import mdn_windows
+
+    episodes = [(torch.arange(n + 1.0)[:, None].repeat(1, 2), torch.arange(n), torch.ones(n), torch.zeros(n))
+                for n in (5, 3)]
+    cut = mdn_windows(episodes, 4)
+    assert [w[4].tolist() for w in cut] == [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0]]
+    assert cut[1][0][:, 0].tolist() == [4, 5, 5, 5, 5]  # z from step 4 on, its last frame repeated as padding
+    whole = mdn_windows(episodes, 1000)
+    assert [int(w[4].sum()) for w in whole] == [5, 3] and all(len(w[1]) == 1000 for w in whole)
+    assert whole[0][0][:6, 0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
 def test_mixture_mean_is_what_the_draws_average():
     """``mixture_mean`` at each temperature against its reference: the mean of 200,000 draws of
     ``sample_mixture`` at that temperature (standard error ~0.01 here), and the closed form."""
@@ -533,12 +548,16 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
     no_gauge = WM_PRESETS["fast-2h-m32-hold-z-m30-means-noindicators"]
     assert no_gauge == dataclasses.replace(means, env="gailkit/FastCarRacing64NoIndicators-v3")
     assert no_gauge.env == WM_PRESETS["fast-2h-m32-noindicators"].env
+    whole = WM_PRESETS["fast-2h-m32-hold-z-means-m-whole"]
+    assert whole == dataclasses.replace(means, mdn_seq_len=1000, mdn_batch=4, mdn_epochs=100)
+    assert (whole.mdn_options()["seq_len"], whole.mdn_options()["batch_size"]) == (1000, 4)
+    assert (means.mdn_options()["seq_len"], means.mdn_options()["batch_size"]) == (32, 32)
 
 
 @pytest.mark.parametrize("action", ["train-mdn", "iterate"])
 def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_request(tmp_path, monkeypatch, action):
     """``train-mdn`` and ``iterate``'s refits take every M option of the preset (an M blind to the actions
-    stays blind), and ``--m-fresh-samples`` over it."""
+    stays blind), and ``--m-fresh-samples`` and ``--m-seq-len`` over it."""
     import gailkit.worldmodels.iterative as iterative
     import gailkit.worldmodels.train as train
     from gailkit.cli import main
@@ -554,8 +573,8 @@ def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_
 
     monkeypatch.setattr(train, "train_mdn", record)
     monkeypatch.setattr(iterative, "train_iteratively", record)
-    for extra in ([], ["--m-fresh-samples"]):
+    for extra in ([], ["--m-fresh-samples"], ["--m-seq-len", "1000"]):
         with pytest.raises(Stop):
             main(["worldmodel", action, "--preset", "fast-2h-m32-noindicators-blind", "--dir", str(tmp_path), *extra])
-    options = [(s["action_input"], s["fresh_samples"], s.get("hidden")) for s in seen]
-    assert options == [(False, False, 32), (False, True, 32)], options
+    options = [(s["action_input"], s["fresh_samples"], s.get("hidden"), s["seq_len"], s["batch_size"]) for s in seen]
+    assert options == [(False, False, 32, 32, 32), (False, True, 32, 32, 32), (False, False, 32, 1000, 32)], options
