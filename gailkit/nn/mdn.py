@@ -64,8 +64,7 @@ def sample_mixture(logit_pi: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Te
     ``tau = 0`` returns the mean of the most likely component.
     """
     if tau <= 0:
-        idx = logit_pi.argmax(-1, keepdim=True)
-        return mu.gather(-1, idx).squeeze(-1)
+        return mixture_mean(logit_pi, mu, tau=0.0)
     probs = torch.softmax(logit_pi / tau, dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
     idx = torch.multinomial(flat, 1, generator=generator).view(*probs.shape[:-1], 1)
