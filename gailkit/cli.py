@@ -378,7 +378,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
 
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
-        it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed)
+        it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed,
+                             noise=args.explore_noise)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
                                     mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"},
                                     workers=args.workers,
@@ -507,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", choices=["dream", "real"], help="train the controller where (default: the preset's)")
     p.add_argument("--iterations", type=int_in(1), default=3,
                    help="iterate: rounds of collect with C -> refit M on all data -> continue C")
+    p.add_argument("--explore-noise", type=_non_negative_float, default=0.1,
+                   help="iterate: std of the Gaussian added to C's actions while it records episodes (on CarRacing "
+                        "0.1 brakes the car on about half the steps, clipped at 0: 0 records its own driving)")
     p.add_argument("--workers", type=int_in(1), default=2, help="worker processes for --where real")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where --where real evaluates candidates: local processes, or Ray (extra ray)")

@@ -520,3 +520,55 @@ def test_a_bc_run_logs_its_loss_and_the_benchmark_reads_it(cartpole_demos, tmp_p
     scalars = script("bench_imitation").learner_scalars(out)
     assert {"bc/loss", "bc/neglogp", "bc/accuracy"} <= set(scalars), sorted(scalars)
     assert (scalars["bc/loss"]["first_step"], scalars["bc/loss"]["last_step"]) == (100, 150), scalars["bc/loss"]
+
+
+def test_dream_probe_without_a_controller_exits_2_and_writes_nothing(tmp_path, capsys):
+    probe = script("probe_worldmodel_dream")
+    out = tmp_path / "probe.json"
+    with pytest.raises(SystemExit) as stop:
+        probe.main(["--dir", str(tmp_path / "run"), "--out", str(out)])
+    assert stop.value.code == 2
+    assert "no trained V+M+C controller" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dream_probe_closed_loop_warms_m_on_the_real_steps_as_stepping_them_one_at_a_time():
+    import gymnasium as gym
+    import torch
+
+    from gailkit.worldmodels.linear_controller import controller_for
+    from gailkit.worldmodels.model import WorldModel
+
+    probe = script("probe_worldmodel_dream")
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.ones(3, np.float32)),
+                       latent_dim=4, hidden=8, n_mixtures=2)
+    model.mdn.done_head.bias.data.fill_(-5.0)  # dreams that end after about 150 steps, and some that run out
+    rng = np.random.default_rng(0)
+    n, length, start = 3, 300, 7
+    fed = [torch.randn(length + 1, 4) for _ in range(n)]
+    eps = [{"actions": rng.uniform(0, 1, (length, 3)).astype(np.float32), "rewards": rng.normal(size=length)}
+           for _ in range(n)]
+    params = rng.normal(size=controller_for(model).n_params)
+    got = probe.closed_loop(model, params, fed, eps, start=start, latent_noise=0.0, seed=3)
+
+    # the reference: M stepped over the real prefix one step at a time, then the controller in its mean dream
+    controller, gen = controller_for(model), torch.Generator().manual_seed(3)
+    state, h = None, torch.zeros(n, 8)
+    with torch.no_grad():
+        for t in range(start):
+            *_, state, h = model.mdn.step(torch.stack([z[t] for z in fed]),
+                                          torch.as_tensor(np.stack([ep["actions"][t] for ep in eps])), state)
+        z = torch.stack([zz[start] for zz in fed])
+        ret, steps, alive = np.zeros(n), np.zeros(n), np.ones(n, bool)
+        for _ in range(length - start):
+            a = controller.act(np.repeat(params[None], n, 0), torch.cat([z, h], 1).numpy())
+            z, r, p_done, state, h = model.mdn.step(z, torch.as_tensor(a), state, latent_noise=0.0)
+            ret += r.numpy().astype(np.float32) * alive
+            steps += alive
+            alive &= ~(torch.rand(n, generator=gen) < p_done).numpy()
+            if not alive.any():
+                break
+    assert got["return"] == pytest.approx(ret.mean(), rel=1e-4, abs=1e-3), (got, ret.mean())
+    assert got["steps"] == steps.mean() and got["ended_early"] == float((steps < length - start).mean())
+    assert got["real_return"] == pytest.approx(np.mean([ep["rewards"][start:].sum() for ep in eps]))

@@ -578,3 +578,26 @@ def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_
             main(["worldmodel", action, "--preset", "fast-2h-m32-noindicators-blind", "--dir", str(tmp_path), *extra])
     options = [(s["action_input"], s["fresh_samples"], s.get("hidden"), s["seq_len"], s["batch_size"]) for s in seen]
     assert options == [(False, False, 32, 32, 32), (False, True, 32, 32, 32), (False, False, 32, 1000, 32)], options
+
+
+def test_worldmodel_cli_iterate_records_with_the_exploration_noise_asked_for(tmp_path, monkeypatch):
+    import gailkit.worldmodels.iterative as iterative
+    from gailkit.cli import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(model_dir, data, env_id, config, *args, **kwargs):
+        seen.append(config.noise)
+        raise Stop
+
+    monkeypatch.setattr(iterative, "train_iteratively", record)
+    for extra in ([], ["--explore-noise", "0"]):
+        with pytest.raises(Stop):
+            main(["worldmodel", "iterate", "--preset", "quick", "--dir", str(tmp_path), *extra])
+    assert seen == [0.1, 0.0]
+    with pytest.raises(SystemExit) as stop:
+        main(["worldmodel", "iterate", "--preset", "quick", "--dir", str(tmp_path), "--explore-noise", "-1"])
+    assert stop.value.code == 2
