@@ -33,6 +33,7 @@ refitted M go in the run folder (``probe_dream/``), so a rerun reuses them.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -75,14 +76,25 @@ def episodes(data_dir: Path, limit: int) -> list[dict[str, np.ndarray]]:
 
 
 @torch.no_grad()
-def measure(model: WorldModel, params: np.ndarray, eps: list[dict], *, latent_noise: float, seed: int = 0) -> dict:
-    """Teacher-forced, open-loop and closed-loop measures of M on ``eps`` (see the module's docstring)."""
+def fed_latents(model: WorldModel, eps: list[dict], *, latent_noise: float,
+                seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per episode, the latents C and M are fed (V's mean plus ``latent_noise`` times a draw's departure from
+    it) and V's posterior means, ``(T + 1, Z)`` each."""
     draws = torch.Generator().manual_seed(seed)
-    fed, means, rows = [], [], []
+    fed, means = [], []
     for ep in eps:
         mu, logvar = model.posterior(ep["frames"])
-        z = mu + latent_noise * (model.vae.sample_latent(mu, logvar, draws) - mu)
-        fed.append(z), means.append(mu)
+        fed.append(mu + latent_noise * (model.vae.sample_latent(mu, logvar, draws) - mu))
+        means.append(mu)
+    return fed, means
+
+
+@torch.no_grad()
+def measure(model: WorldModel, params: np.ndarray, eps: list[dict], *, latent_noise: float, seed: int = 0) -> dict:
+    """Teacher-forced, open-loop and closed-loop measures of M on ``eps`` (see the module's docstring)."""
+    fed, means = fed_latents(model, eps, latent_noise=latent_noise, seed=seed)
+    rows = []
+    for ep, z in zip(eps, fed):
         a, r = torch.as_tensor(ep["actions"]), ep["rewards"]
         out = model.mdn(z[None, :-1], a[None])
         pred = out.reward[0].numpy()
@@ -115,6 +127,7 @@ def measure(model: WorldModel, params: np.ndarray, eps: list[dict], *, latent_no
 
     closed = {start: closed_loop(model, params, fed, eps, start=start, latent_noise=latent_noise, seed=seed + 1,
                                  pictured=pictured["closed loop"] if start == 0 else None) for start in (0, WARM)}
+
     def mean(key: str) -> float:
         return float(np.nanmean([row[key] for row in rows]))
 
@@ -168,11 +181,7 @@ def rank(model: WorldModel, controllers: dict[str, np.ndarray], eps: list[dict],
          seed: int = 0) -> dict[str, dict[int, float]]:
     """Each controller's dream return from the episodes' first latents and from step ``WARM``: does the dream
     order controllers as the real tracks do?"""
-    draws = torch.Generator().manual_seed(seed)
-    fed = []
-    for ep in eps:
-        mu, logvar = model.posterior(ep["frames"])
-        fed.append(mu + latent_noise * (model.vae.sample_latent(mu, logvar, draws) - mu))
+    fed, _ = fed_latents(model, eps, latent_noise=latent_noise, seed=seed)
     return {name: {start: closed_loop(model, c, fed, eps, start=start, latent_noise=latent_noise,
                                       seed=seed + 1)["return"] for start in (0, WARM)}
             for name, c in controllers.items()}
@@ -207,6 +216,13 @@ def show(name: str, m: dict) -> None:
           end="", flush=True)
 
 
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(WM_PRESETS), default="fast-2h-m32-hold-z-m30-means")
@@ -215,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                        "episodes taken) for the measures")
     parser.add_argument("--refit", type=int_in(0), default=0, metavar="K",
                         help="also refit M on the run's data and K episodes of the controller, and measure it")
-    parser.add_argument("--refit-noise", type=float, default=0.1,
+    parser.add_argument("--refit-noise", type=non_negative, default=0.1,
                         help="std of the Gaussian on the controller's actions in the K episodes (the iterative "
                              "step's 0.1)")
     parser.add_argument("--out", type=Path, help="default: scripts/results/probe_worldmodel_dream_<preset>.json "
