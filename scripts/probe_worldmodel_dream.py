@@ -78,13 +78,13 @@ def episodes(data_dir: Path, limit: int) -> list[dict[str, np.ndarray]]:
 @torch.no_grad()
 def fed_latents(model: WorldModel, eps: list[dict], *, latent_noise: float,
                 seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per episode, the latents C and M are fed (V's mean plus ``latent_noise`` times a draw's departure from
-    it) and V's posterior means, ``(T + 1, Z)`` each."""
+    """Per episode, the latents C and M are fed (V's noise scaled by ``latent_noise``) and V's posterior means,
+    ``(T + 1, Z)`` each."""
     draws = torch.Generator().manual_seed(seed)
     fed, means = [], []
     for ep in eps:
         mu, logvar = model.posterior(ep["frames"])
-        fed.append(mu + latent_noise * (model.vae.sample_latent(mu, logvar, draws) - mu))
+        fed.append(model.vae.sample_latent(mu, logvar, draws, noise=latent_noise))
         means.append(mu)
     return fed, means
 

@@ -56,9 +56,13 @@ class ConvVAE(nn.Module):
         return self.decoder(self.expand(z).view(-1, 1024, 1, 1))
 
     def sample_latent(self, mean: torch.Tensor, logvar: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised ``z = mean + std * eps`` (the controller and M see sampled z, not the mean)."""
+                      generator: torch.Generator | None = None, *, noise: float = 1.0) -> torch.Tensor:
+        """Reparameterised ``z = mean + std * eps`` (the controller and M see sampled z, not the mean).
+        ``noise`` scales ``eps`` (0: the mean; the draws are taken either way), as a world model's
+        ``latent_noise`` scales V's noise in the real env."""
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        if noise != 1:
+            eps = eps * noise
         return mean + torch.exp(0.5 * logvar) * eps
 
     def forward(self, frames: torch.Tensor, generator: torch.Generator | None = None):

@@ -186,11 +186,8 @@ def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0,
         chunk = load_chunk(path)
         starts = np.concatenate([[0], np.cumsum(chunk["lengths"] + 1)[:-1]])
         firsts.append(chunk["frames"][starts])
-    frames = np.concatenate(firsts)
-    if latent_noise == 1:
-        return model.encode_frames(frames, generator=torch.Generator().manual_seed(seed))
-    mu, logvar = model.posterior(frames)
-    return mu + latent_noise * (model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed)) - mu)
+    mu, logvar = model.posterior(np.concatenate(firsts))
+    return model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed), noise=latent_noise)
 
 
 @torch.no_grad()
