@@ -274,17 +274,19 @@ def main(argv: list[str] | None = None) -> None:
     vonly_folder = run / (f"controller_vonly_{p.warm_start_generations + p.generations}" if p.warm_start_generations
                           else "controller_vonly")
     vonly = load_solution(vonly_folder, p.controller_solution)
-    controllers = {"V+M+C": params, "V only": vonly,
+    controllers = {"V+M+C": params, "V only": vonly,  # V only and C at zero read no h: their real returns are M's
                    "C at zero (no steering, half gas, half brake)": np.zeros_like(vonly)}
-    real = {name: float(evaluate_controllers(model, c[None], p.env, args.episodes, seed=PROBE_SEED,
-                                             frame_skip=p.frame_skip, latent_noise=noise)[0].mean())
-            for name, c in controllers.items()}
-    ranking = {}
+    ranking, real = {}, {}
     for m_name, m in models.items():
+        # real returns on the same tracks, a controller over [z, h] fed this M's h, as in its dream
+        real[m_name] = {name: float(evaluate_controllers(m, c[None], p.env, args.episodes, seed=PROBE_SEED,
+                                                         frame_skip=p.frame_skip, latent_noise=noise)[0].mean())
+                        if m_name == "M" or len(c) > len(vonly) else real["M"][name]
+                        for name, c in controllers.items()}
         ranking[m_name] = rank(m, controllers, sets["the controller's real episodes"], latent_noise=noise)
         print(f"{m_name}: dream return from step 0 / from step {WARM} (real, the same {args.episodes} tracks): "
-              + "; ".join(f"{c} {d[0]:.1f} / {d[WARM]:.1f} ({real[c]:.1f})" for c, d in ranking[m_name].items()),
-              flush=True)
+              + "; ".join(f"{c} {d[0]:.1f} / {d[WARM]:.1f} ({real[m_name][c]:.1f})"
+                          for c, d in ranking[m_name].items()), flush=True)
         for s_name, eps in sets.items():
             name = f"{m_name}, {s_name}"
             results[name], pictured = measure(m, params, eps, latent_noise=noise)
