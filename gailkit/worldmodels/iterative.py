@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ class IterativeConfig:
     seed: int = 0
 
 
-def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, config: IterativeConfig,
+def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str | Path], env_id: str,
+                      config: IterativeConfig,
                       controller: DreamTrainingConfig, out: str | Path, *, mdn_options: dict | None = None,
                       workers: int = 2, backend: str = "local", ray_address: str | None = None,
                       progress: bool = True) -> list[dict]:
@@ -60,7 +62,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
 
     Args:
         model_dir: a world model with V trained (and M, which iteration 0 retrains anyway).
-        data_dir: the initial (e.g. random-play) chunks V and M were trained on.
+        data_dir: the initial (e.g. random-play) chunks V and M were trained on, or several folders of
+            them (M is fitted on all; dreams start from the first folder's first frames).
         env_id: the real pixel env.
         controller: C's CMA-ES options per iteration (``generations`` per iteration).
         out: folder of the iterations: ``iter_<k>/{data,model,controller}``, ``iterations.json``.
@@ -72,7 +75,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path, env_id: str, 
     """
     if config.where not in ("dream", "real"):
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
-    out, data_dirs = Path(out), [Path(data_dir)]
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else data_dir
+    out, data_dirs = Path(out), [Path(d) for d in dirs]
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
     state_path = out / "iterations.json"
     records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []

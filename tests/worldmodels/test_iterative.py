@@ -63,3 +63,16 @@ def test_controller_demos_are_pixel_demos_with_a_card(tmp_path, capsys):
     assert card["return_mean"] == float(np.mean(demos.returns)) and card["algo"] == "world model (V+M+C)"
     assert main(["worldmodel", "demos", "--dir", str(tmp_path)]) == 2  # no --out: a one-line error
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_iterations_start_from_several_data_folders(tmp_path):
+    collect_chunks(ENV, tmp_path / "data", 2, progress=False)
+    collect_chunks(ENV, tmp_path / "more", 3, seed=100, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=1, progress=False)
+    cfg = IterativeConfig(iterations=1, mdn_epochs=1, eval_episodes=1)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=10)
+    records = train_iteratively(tmp_path / "model", [tmp_path / "data", tmp_path / "more"], ENV, cfg, ctrl,
+                                tmp_path / "it", mdn_options={"hidden": 16}, progress=False)
+    assert records[0]["episodes"] == 5  # M was fitted on both folders
+    fitted_on = (tmp_path / "it" / "iter_0" / "m_done").read_text()
+    assert str(tmp_path / "data") in fitted_on and str(tmp_path / "more") in fitted_on
