@@ -141,8 +141,8 @@ WM_PRESETS["fast-2h-m32-hold-z-m30-means-noindicators"] = dataclasses.replace(
 # hold-z-m30-means with M trained as the World Models code trains it, on whole episodes: each 1,000-step episode one
 # window from a zero state (not 32-step windows), minibatches of 4 episodes, 100 epochs (about as many updates as
 # -m30's 30 epochs of 32-step windows), fresh draws of V each epoch. C reads h after up to 1,000 steps; only such an
-# M was trained on the states h is in there. Does its h put V+M+C ahead of V only? Not over two seeds: V+M+C 764.3,
-# V only 754.8 (+9.6, SE 10.2), as with -m30-means' M; C leans on h (held at its data mean, h cost 58.2)
+# M was trained on the states h is in there. Does its h put V+M+C ahead of V only? Not over three seeds: V+M+C 755.2,
+# V only 763.7 (-8.5, SE 8.9), as with -m30-means' M; C leans on h (held at its data mean, h cost 66.7)
 WM_PRESETS["fast-2h-m32-hold-z-means-m-whole"] = dataclasses.replace(
     WM_PRESETS["fast-2h-m32-hold-z-m30-means"], mdn_seq_len=1000, mdn_batch=4, mdn_epochs=100)
 # fast-2h-m32-noindicators with an M that is not fed the actions: its h follows the frames alone (DAgger over
