@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gailkit.agents.tuned import TUNED
-from gailkit.configs import CommandParser, add_config_args, check_bounds, config_from_args, given_fields, int_in
+from gailkit.configs import (
+    CommandParser,
+    add_config_args,
+    check_bounds,
+    config_from_args,
+    float_above_zero,
+    given_fields,
+    int_in,
+)
 from gailkit.errors import GailkitError, RunInterrupted, UsageError
 from gailkit.evaluation import EVAL_SEED
 
@@ -412,21 +420,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
 
 
-def _float_above_zero(*, or_equal: bool):
-    """An argparse type: a number > 0 (``or_equal``: >= 0)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (value >= 0 if or_equal else value > 0):
-            raise argparse.ArgumentTypeError(f"{value}: must be {'>=' if or_equal else '>'} 0")
-        return value
-    return parse
-
-
-_positive_float = _float_above_zero(or_equal=False)
-_non_negative_float = _float_above_zero(or_equal=True)
+_positive_float = float_above_zero()
+_non_negative_float = float_above_zero(or_equal=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -220,6 +220,21 @@ def check_bounds(config: Any, bounds: Mapping[str, str]) -> None:
             raise UsageError(f"{_flag(name)} {value!r}: must be {what}")
 
 
+def float_above_zero(*, or_equal: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a number > 0 (``or_equal``: >= 0), refused up front (exit 2) otherwise."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value >= 0 if or_equal else value > 0):
+            raise argparse.ArgumentTypeError(f"{value}: must be {'>=' if or_equal else '>'} 0")
+        return value
+
+    return parse
+
+
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an integer in ``[low, high)``, so argparse refuses anything else up
     front (exit 2) before a model is loaded or a file written."""

@@ -2,6 +2,8 @@
 
 Run:  python scripts/probe_worldmodel_dream.py --preset fast-2h-m32-hold-z-m30-means --refit 50 --refit-noise 0
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30-means   (about 60 minutes)
+      python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15   (the paper's
+          remedy for exploits: a controller fed V's draws, trained in M's draws at temperature 1.15)
 
 scripts/probe_worldmodel_dream.py found M's dream faithful to a real controller only once M was refitted on that
 controller's own driving; a controller searched from nothing in that dream exploits it (it pays for a car that
@@ -10,23 +12,32 @@ run's collected episodes and the probe's 50 noise-free episodes of the run's V+M
 (from zeros, then continuing) runs ``--generations`` in M's dream, its real return on 8 tracks is measured
 beside its dream return, and the next iteration records ``--episodes`` real episodes of it (no exploration
 noise, which brakes CarRacing's car), refits M on all data and continues. Does the dream/real gap close, and
-does a controller trained only in dreams learn to drive? V is the run's throughout.
+does a controller trained only in dreams learn to drive? V is the run's throughout. ``--tau`` is M's
+temperature in C's training dreams; the dream return of each iteration is measured at temperature 1, M as
+fitted. For a preset whose controller is fed V's mean the dream is M's mixture mean, which the temperature
+barely moves (it only flattens the mixture's weights); for one fed V's draws, the dream draws too. At the
+end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as bench_worldmodel.py's.
 
-Every iteration is written under the run folder (``dream_iterations/``), and a rerun resumes. Writes
-scripts/results/bench_worldmodel_dream_iterations_<preset>.json.
+Every iteration is written under the run folder (``dream_iterations/``, ``dream_iterations_tau<T>/`` for
+another temperature), and a rerun resumes. Writes
+scripts/results/bench_worldmodel_dream_iterations_<preset>[_tau<T>].json.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from gailkit.configs import CommandParser, int_in
+from gailkit.configs import CommandParser, float_above_zero, int_in
 from gailkit.files import write_json
+from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.controller import DreamTrainingConfig
 from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
+from gailkit.worldmodels.real import evaluate_controller
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int_in(1), default=8)
     parser.add_argument("--episodes", type=int_in(1), default=32, help="real episodes recorded per iteration")
     parser.add_argument("--generations", type=int_in(1), default=100, help="C's CMA-ES generations per iteration")
+    parser.add_argument("--tau", type=float_above_zero(), default=1.0, help="M's temperature in C's training dreams")
+    parser.add_argument("--final-tracks", type=int_in(0), default=100,
+                        help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
     parser.add_argument("--out", type=Path,
                         help="default: scripts/results/bench_worldmodel_dream_iterations_<preset>.json")
     args = parser.parse_args(argv)
@@ -48,20 +62,34 @@ def main(argv: list[str] | None = None) -> None:
     if not (driving / "meta.json").exists():
         parser.error(f"no noise-free episodes of the run's controller in {driving}: run python "
                      f"scripts/probe_worldmodel_dream.py --preset {args.preset} --refit 50 --refit-noise 0 first")
-    controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000, tau=1.0,
-                                     sigma0=0.5, solution="mean", latent_noise=p.controller_latent_noise)
+    suffix = "" if args.tau == 1.0 else f"_tau{args.tau:g}"
+    controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000,
+                                     tau=args.tau, sigma0=0.5, solution="mean", latent_noise=p.controller_latent_noise)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
                              mdn_epochs=p.mdn_epochs, eval_episodes=8)
-    records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller,
-                                run / "dream_iterations",
+    folder = run / f"dream_iterations{suffix}"
+    records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller, folder,
                                 mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"})
-    print("| iteration | episodes | dream return | real return | gap |\n|---:|---:|---:|---:|---:|")
+    hot = f" | dream return at tau {args.tau:g}" if suffix else ""
+    print(f"| iteration | episodes | dream return{hot} | real return | gap |")
+    print("|---:" * (6 if hot else 5) + "|")
     for r in records:
-        print(f"| {r['iteration']} | {r['episodes']} | {r['dream_return']:.1f} | {r['real_return']:.1f} | "
+        at_tau = f" | {r['dream_return_at_tau']:.1f}" if hot else ""
+        print(f"| {r['iteration']} | {r['episodes']} | {r['dream_return']:.1f}{at_tau} | {r['real_return']:.1f} | "
               f"{r['gap']:+.1f} |")
-    out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}.json"
+    final = None
+    if args.final_tracks:  # the same tracks as bench_worldmodel.py's rows, C fed the last iteration's M's h
+        last = read_json(folder / "iterations.json", what="iterative run")["records"][-1]
+        returns = evaluate_controller(WorldModel.load(folder / f"iter_{last['iteration']}" / "model"),
+                                      np.asarray(last["best_x"]), p.env, args.final_tracks,
+                                      max_steps=controller.max_steps, latent_noise=controller.latent_noise)
+        final = {"iteration": last["iteration"], "tracks": args.final_tracks, "mean": float(returns.mean()),
+                 "std": float(returns.std()), "returns": returns.tolist()}
+        print(f"iteration {last['iteration']}'s controller on {args.final_tracks} tracks: "
+              f"{returns.mean():.1f} +/- {returns.std():.1f}")
+    out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}{suffix}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "iterative": config.__dict__,
-                     "controller": controller.__dict__, "records": records})
+                     "controller": controller.__dict__, "records": records, "final": final})
     print(f"wrote {out}")
 
 

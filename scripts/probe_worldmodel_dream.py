@@ -33,14 +33,13 @@ refitted M go in the run folder (``probe_dream/``), so a rerun reuses them.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gailkit.configs import CommandParser, int_in
+from gailkit.configs import CommandParser, float_above_zero, int_in
 from gailkit.files import write_json
 from gailkit.worldmodels.controller import load_solution
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
@@ -216,13 +215,6 @@ def show(name: str, m: dict) -> None:
           end="", flush=True)
 
 
-def non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(WM_PRESETS), default="fast-2h-m32-hold-z-m30-means")
@@ -231,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                        "episodes taken) for the measures")
     parser.add_argument("--refit", type=int_in(0), default=0, metavar="K",
                         help="also refit M on the run's data and K episodes of the controller, and measure it")
-    parser.add_argument("--refit-noise", type=non_negative, default=0.1,
+    parser.add_argument("--refit-noise", type=float_above_zero(or_equal=True), default=0.1,
                         help="std of the Gaussian on the controller's actions in the K episodes (the iterative "
                              "step's 0.1)")
     parser.add_argument("--out", type=Path, help="default: scripts/results/probe_worldmodel_dream_<preset>.json "

@@ -532,6 +532,18 @@ def test_dream_probe_without_a_controller_exits_2_and_writes_nothing(tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flags, says", [([], "no noise-free episodes of the run's controller"),
+                                          (["--tau", "0"], "0.0: must be > 0")])
+def test_dream_iterations_refuse_a_run_without_the_probe_s_episodes_and_a_temperature_of_0(tmp_path, capsys,
+                                                                                          flags, says):
+    bench = script("bench_worldmodel_dream_iterations")
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--dir", str(tmp_path / "run"), "--out", str(tmp_path / "it.json"), *flags])
+    assert stop.value.code == 2
+    assert says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dream_probe_closed_loop_warms_m_on_the_real_steps_as_stepping_them_one_at_a_time():
     import gymnasium as gym
     import torch

@@ -70,8 +70,9 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         mdn_options: keyword arguments of :func:`~gailkit.worldmodels.train.train_mdn` besides epochs.
 
     Returns:
-        Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return``, ``real_return``
-        (means of the new controller), ``gap`` (dream minus real), ``generations``.
+        Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return`` (at temperature 1,
+        M as fitted), ``real_return`` (means of the new controller), ``gap`` (dream minus real),
+        ``generations``; ``dream_return_at_tau`` too where C was trained in dreams at another temperature.
     """
     if config.where not in ("dream", "real"):
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
@@ -110,14 +111,23 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
             best, history = train_controller_in_real(model_k, env_id, cfg, ctrl_dir, workers=workers, resume=resume,
                                                      progress=progress, backend=backend, ray_address=ray_address,
                                                      x0=best)
-        dream = dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
-                              rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=1.0,
-                              seed=config.seed + k, start_z=z0, latent_noise=controller.latent_noise)[0]
-        real = evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
-                                   frame_skip=controller.frame_skip, latent_noise=controller.latent_noise).mean()
-        records.append({"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
-                        "generations": history[-1]["generation"], "dream_return": float(dream),
-                        "real_return": float(real), "gap": float(dream - real), "best_x": best.tolist()})
+
+        # the new controller's mean over 4x eval_episodes dreams: at temperature 1 (M as fitted) and, where
+        # C was trained in dreams at another temperature, in those
+        taus = [1.0] + ([controller.tau] if config.where == "dream" and controller.tau != 1.0 else [])
+        dreams = [float(dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
+                                      rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=tau,
+                                      seed=config.seed + k, start_z=z0, latent_noise=controller.latent_noise)[0])
+                  for tau in taus]
+        real = float(evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
+                                         frame_skip=controller.frame_skip,
+                                         latent_noise=controller.latent_noise).mean())
+        record = {"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
+                  "generations": history[-1]["generation"], "dream_return": dreams[0], "real_return": real,
+                  "gap": dreams[0] - real, "best_x": best.tolist()}
+        if len(dreams) > 1:
+            record["dream_return_at_tau"] = dreams[1]
+        records.append(record)
         write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
                                 "controller": dataclasses.asdict(controller)})
     return [{k: v for k, v in r.items() if k != "best_x"} for r in records]

@@ -41,6 +41,7 @@ def test_iterations_run_record_the_gap_and_resume(tmp_path):
     for r in records:
         assert np.isfinite(r["gap"]) and r["gap"] == r["dream_return"] - r["real_return"]
         assert 1 <= r["real_return"] <= 30
+        assert np.isfinite(r["dream_return_at_tau"])  # C trained at tau 1.15: scored in that dream too
     assert len(chunk_paths(tmp_path / "it" / "iter_1" / "data")) == 1
     assert WorldModel.load(tmp_path / "it" / "iter_1" / "model").env_id == ENV
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
@@ -70,9 +71,10 @@ def test_iterations_start_from_several_data_folders(tmp_path):
     collect_chunks(ENV, tmp_path / "more", 3, seed=100, progress=False)
     train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=1, progress=False)
     cfg = IterativeConfig(iterations=1, mdn_epochs=1, eval_episodes=1)
-    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=10)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=10, tau=1.0)
     records = train_iteratively(tmp_path / "model", [tmp_path / "data", tmp_path / "more"], ENV, cfg, ctrl,
                                 tmp_path / "it", mdn_options={"hidden": 16}, progress=False)
     assert records[0]["episodes"] == 5  # M was fitted on both folders
+    assert "dream_return_at_tau" not in records[0]  # trained at tau 1: the dream return is that dream's
     fitted_on = (tmp_path / "it" / "iter_0" / "m_done").read_text()
     assert str(tmp_path / "data") in fitted_on and str(tmp_path / "more") in fitted_on
