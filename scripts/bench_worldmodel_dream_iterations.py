@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         last = read_json(folder / "iterations.json", what="iterative run")["records"][-1]
         returns = evaluate_controller(WorldModel.load(folder / f"iter_{last['iteration']}" / "model"),
                                       np.asarray(last["best_x"]), p.env, args.final_tracks,
-                                      max_steps=controller.max_steps, latent_noise=controller.latent_noise)
+                                      max_steps=controller.max_steps, frame_skip=controller.frame_skip,
+                                      latent_noise=controller.latent_noise)
         final = {"iteration": last["iteration"], "tracks": args.final_tracks, "mean": float(returns.mean()),
                  "std": float(returns.std()), "returns": returns.tolist()}
         print(f"iteration {last['iteration']}'s controller on {args.final_tracks} tracks: "
