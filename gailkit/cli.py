@@ -338,7 +338,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels.pictures import dream_strip, reconstruction_grid
     from gailkit.worldmodels.presets import WM_PRESETS
     from gailkit.worldmodels.real import evaluate_controller
-    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae, warm_starts
 
     p = WM_PRESETS[args.preset]
     p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
@@ -370,13 +370,20 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
             start = "a V-only controller" if p.warm_start_generations else "C fitted by DAgger to a privileged driver"
             raise UsageError(f"preset {args.preset} starts V+M+C's search from {start}, which this command does "
                              f"not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
-        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only)
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only,
+                                  dream_start=args.dream_start)
         if where == "dream":
             model = WorldModel.load(model_dir)
-            z0 = start_latents(model, data, latent_noise=cfg.latent_noise)
-            _, history = train_controller_in_dream(model, cfg, ctrl, start_z=z0,
+            if cfg.dream_start:
+                z0, s0 = warm_starts(model, data, cfg.dream_start, latent_noise=cfg.latent_noise)
+            else:
+                z0, s0 = start_latents(model, data, latent_noise=cfg.latent_noise), None
+            _, history = train_controller_in_dream(model, cfg, ctrl, start_z=z0, start_state=s0,
                                                    resume=args.resume)
         else:
+            if cfg.dream_start:
+                raise UsageError("--dream-start starts dreams inside the data's episodes; in the real env the "
+                                 "controller drives whole episodes: drop it, or train with --where dream")
             _, history = train_controller_in_real(model_dir, p.env, cfg, ctrl, workers=args.workers,
                                                   timeout_s=args.timeout, resume=args.resume, backend=args.backend,
                                                   ray_address=args.ray_address)
@@ -385,7 +392,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     elif action == "iterate":
         from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
 
-        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed)
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start)
         it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed,
                              noise=args.explore_noise)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
@@ -521,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "
                         "mean (default: the preset's); eval and demos feed C as its run was trained")
+    p.add_argument("--dream-start", type=int_in(0), default=0, metavar="W",
+                   help="train-controller, iterate: dreams start W steps into the recorded episodes (iterate: the "
+                        "newest), M's memory run over the real steps before; 0 (default): at their first frames. "
+                        "On CarRacing, 50 starts past the opening zoom")
     p.add_argument("--timeout", type=_positive_float, default=600.0,
                    help="seconds per generation before workers restart")
     p.add_argument("--eval-episodes", type=int_in(1), default=10, help="episodes for eval")

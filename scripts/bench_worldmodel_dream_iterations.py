@@ -4,6 +4,10 @@ Run:  python scripts/probe_worldmodel_dream.py --preset fast-2h-m32-hold-z-m30-m
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30-means   (about 60 minutes)
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15   (the paper's
           remedy for exploits: a controller fed V's draws, trained in M's draws at temperature 1.15)
+      python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50
+          (the same, dreams started past CarRacing's opening zoom, M's memory warmed on the real steps)
+      python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50 \
+          --from-vonly --sigma0 0.2   (C's search from the run's V only driver, not from zeros)
 
 scripts/probe_worldmodel_dream.py found M's dream faithful to a real controller only once M was refitted on that
 controller's own driving; a controller searched from nothing in that dream exploits it (it pays for a car that
@@ -12,15 +16,23 @@ run's collected episodes and the probe's 50 noise-free episodes of the run's V+M
 (from zeros, then continuing) runs ``--generations`` in M's dream, its real return on 8 tracks is measured
 beside its dream return, and the next iteration records ``--episodes`` real episodes of it (no exploration
 noise, which brakes CarRacing's car), refits M on all data and continues. Does the dream/real gap close, and
-does a controller trained only in dreams learn to drive? V is the run's throughout. ``--tau`` is M's
-temperature in C's training dreams; the dream return of each iteration is measured at temperature 1, M as
-fitted. For a preset whose controller is fed V's mean the dream is M's mixture mean, which the temperature
-barely moves (it only flattens the mixture's weights); for one fed V's draws, the dream draws too. At the
-end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as bench_worldmodel.py's.
+does a controller trained only in dreams learn to drive? V is the run's throughout.
 
-Every iteration is written under the run folder (``dream_iterations/``, ``dream_iterations_tau<T>/`` for
-another temperature), and a rerun resumes. Writes
-scripts/results/bench_worldmodel_dream_iterations_<preset>[_tau<T>].json.
+- ``--tau``: M's temperature in C's training dreams; each iteration's dream return is measured at
+  temperature 1, M as fitted, too. For a preset whose controller is fed V's mean the dream is M's mixture
+  mean, which the temperature barely moves (it only flattens the mixture's weights); for one fed V's draws,
+  the dream draws too.
+- ``--dream-start W``: C's dreams (and the measured ones) start W steps into the newest episodes (the probe's
+  driving ones, then the previous controller's), M's memory run over the real steps before, as the probe's
+  second closed loop does: the dream need not invent the track through CarRacing's opening zoom.
+- ``--from-vonly``: C's search starts from the V only controller that the run's V+M+C started from in the
+  real env (weights on h 0): can the dream improve a driver? That start's real return is measured on the
+  same tracks as each iteration's and as the last controller's.
+
+At the end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as
+bench_worldmodel.py's. Every iteration is written under the run folder (``dream_iterations/``, with
+``_tau<T>``, ``_start<W>``, ``_from_vonly`` and ``_sigma<S>`` for the options' other values), and a rerun
+resumes. Writes scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json.
 """
 
 from __future__ import annotations
@@ -33,8 +45,9 @@ import torch
 from gailkit.configs import CommandParser, float_above_zero, int_in
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
-from gailkit.worldmodels.controller import DreamTrainingConfig
+from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution
 from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+from gailkit.worldmodels.linear_controller import with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import evaluate_controller
@@ -50,10 +63,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int_in(1), default=32, help="real episodes recorded per iteration")
     parser.add_argument("--generations", type=int_in(1), default=100, help="C's CMA-ES generations per iteration")
     parser.add_argument("--tau", type=float_above_zero(), default=1.0, help="M's temperature in C's training dreams")
+    parser.add_argument("--dream-start", type=int_in(0, 1000), default=0, metavar="W",
+                        help="C's dreams start W steps into the recorded episodes, M's memory run over the steps "
+                             "before (0: at their first frames; 50: past CarRacing's opening zoom)")
+    parser.add_argument("--from-vonly", action="store_true",
+                        help="C's search starts from the run's V only controller (the one V+M+C's real-env search "
+                             "started from; weights on h 0), not from zeros: can the dream improve a driver?")
+    parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
     parser.add_argument("--final-tracks", type=int_in(0), default=100,
                         help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
     parser.add_argument("--out", type=Path,
-                        help="default: scripts/results/bench_worldmodel_dream_iterations_<preset>.json")
+                        help="default: scripts/results/bench_worldmodel_dream_iterations_<preset><the folder's "
+                             "suffixes>.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     p = WM_PRESETS[args.preset]
@@ -62,15 +83,36 @@ def main(argv: list[str] | None = None) -> None:
     if not (driving / "meta.json").exists():
         parser.error(f"no noise-free episodes of the run's controller in {driving}: run python "
                      f"scripts/probe_worldmodel_dream.py --preset {args.preset} --refit 50 --refit-noise 0 first")
-    suffix = "" if args.tau == 1.0 else f"_tau{args.tau:g}"
+    suffix = "".join(tag for tag, other in ((f"_tau{args.tau:g}", args.tau != 1.0),
+                                            (f"_start{args.dream_start}", args.dream_start),
+                                            ("_from_vonly", args.from_vonly),
+                                            (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5)) if other)
+    x0 = None
+    if args.from_vonly:
+        vonly = run / "controller_vonly"
+        if not p.warm_start_generations or not (vonly / "history.json").exists():
+            parser.error(f"no V only controller that V+M+C's search started from in {vonly}: --from-vonly needs a "
+                         "preset with --warm-start-generations, run by scripts/bench_worldmodel.py")
+        x0 = with_memory(WorldModel.load(run / "model"), load_solution(vonly, p.controller_solution))
     controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000,
-                                     tau=args.tau, sigma0=0.5, solution="mean", latent_noise=p.controller_latent_noise)
+                                     tau=args.tau, sigma0=args.sigma0, solution="mean",
+                                     latent_noise=p.controller_latent_noise, dream_start=args.dream_start)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
                              mdn_epochs=p.mdn_epochs, eval_episodes=8)
     folder = run / f"dream_iterations{suffix}"
     records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller, folder,
-                                mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"})
-    hot = f" | dream return at tau {args.tau:g}" if suffix else ""
+                                mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"}, x0=x0)
+
+    def real_returns(model_dir: Path, params: np.ndarray, tracks: int) -> np.ndarray:  # the benchmark's first tracks
+        return evaluate_controller(WorldModel.load(model_dir), params, p.env, tracks, max_steps=controller.max_steps,
+                                   frame_skip=controller.frame_skip, latent_noise=controller.latent_noise)
+
+    start = None
+    if x0 is not None:  # the V only start on the iterations' tracks (it reads no h: any M will do)
+        start = {"tracks": config.eval_episodes,
+                 "mean": float(real_returns(run / "model", x0, config.eval_episodes).mean())}
+        print(f"the V only start on the iterations' {config.eval_episodes} tracks: {start['mean']:.1f}")
+    hot = f" | dream return at tau {args.tau:g}" if args.tau != 1.0 else ""
     print(f"| iteration | episodes | dream return{hot} | real return | gap |")
     print("|---:" * (6 if hot else 5) + "|")
     for r in records:
@@ -80,17 +122,23 @@ def main(argv: list[str] | None = None) -> None:
     final = None
     if args.final_tracks:  # the same tracks as bench_worldmodel.py's rows, C fed the last iteration's M's h
         last = read_json(folder / "iterations.json", what="iterative run")["records"][-1]
-        returns = evaluate_controller(WorldModel.load(folder / f"iter_{last['iteration']}" / "model"),
-                                      np.asarray(last["best_x"]), p.env, args.final_tracks,
-                                      max_steps=controller.max_steps, frame_skip=controller.frame_skip,
-                                      latent_noise=controller.latent_noise)
+        returns = real_returns(folder / f"iter_{last['iteration']}" / "model", np.asarray(last["best_x"]),
+                               args.final_tracks)
         final = {"iteration": last["iteration"], "tracks": args.final_tracks, "mean": float(returns.mean()),
                  "std": float(returns.std()), "returns": returns.tolist()}
         print(f"iteration {last['iteration']}'s controller on {args.final_tracks} tracks: "
               f"{returns.mean():.1f} +/- {returns.std():.1f}")
+        if x0 is not None:
+            before = real_returns(run / "model", x0, args.final_tracks)
+            diff = returns - before
+            start.update(final_tracks=args.final_tracks, final_mean=float(before.mean()), final_std=float(before.std()),
+                         final_returns=before.tolist())
+            print(f"the V only start on the same tracks: {before.mean():.1f} +/- {before.std():.1f}; the dream's "
+                  f"gain {diff.mean():+.1f} (SE {diff.std(ddof=1) / np.sqrt(len(diff)):.1f})")
     out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}{suffix}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "iterative": config.__dict__,
-                     "controller": controller.__dict__, "records": records, "final": final})
+                     "controller": controller.__dict__, "from_vonly": args.from_vonly, "start": start,
+                     "records": records, "final": final})
     print(f"wrote {out}")
 
 

@@ -154,12 +154,9 @@ def closed_loop(model: WorldModel, params: np.ndarray, fed: list[torch.Tensor], 
     controller = controller_for(model, n_params=len(params))
     n, steps = len(eps), 1000 - start
     dream = BatchedDream(model, n, tau=1.0, max_steps=steps, seed=seed, latent_noise=latent_noise)
-    obs = dream.reset(torch.stack([z[start] for z in fed]))
-    if start:
-        out = model.mdn(torch.stack([z[:start] for z in fed]), torch.as_tensor(np.stack([ep["actions"][:start]
-                                                                                          for ep in eps])))
-        dream.state, dream.h = out.state, out.state[0][0]
-        obs = dream.observation()
+    state = model.mdn(torch.stack([z[:start] for z in fed]),
+                      torch.as_tensor(np.stack([ep["actions"][:start] for ep in eps]))).state if start else None
+    obs = dream.reset(torch.stack([z[start] for z in fed]), state)
     ret, length, alive = np.zeros(n), np.zeros(n, np.int64), np.ones(n, bool)
     for t in range(steps):
         obs, rewards, terminated, truncated = dream.step(controller.act(np.repeat(params[None], n, 0),

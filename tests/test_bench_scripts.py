@@ -533,7 +533,8 @@ def test_dream_probe_without_a_controller_exits_2_and_writes_nothing(tmp_path, c
 
 
 @pytest.mark.parametrize("flags, says", [([], "no noise-free episodes of the run's controller"),
-                                          (["--tau", "0"], "0.0: must be > 0")])
+                                          (["--tau", "0"], "0.0: must be > 0"),
+                                          (["--dream-start", "1000"], "1000: must be < 1000")])
 def test_dream_iterations_refuse_a_run_without_the_probe_s_episodes_and_a_temperature_of_0(tmp_path, capsys,
                                                                                           flags, says):
     bench = script("bench_worldmodel_dream_iterations")
@@ -542,6 +543,18 @@ def test_dream_iterations_refuse_a_run_without_the_probe_s_episodes_and_a_temper
     assert stop.value.code == 2
     assert says in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dream_iterations_from_v_only_need_the_run_s_v_only_start(tmp_path, capsys):
+    driving = tmp_path / "run" / "probe_dream" / "controller_noisy_50_noise0"
+    driving.mkdir(parents=True)
+    (driving / "meta.json").write_text("{}")
+    bench = script("bench_worldmodel_dream_iterations")
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--dir", str(tmp_path / "run"), "--out", str(tmp_path / "it.json"), "--from-vonly"])
+    assert stop.value.code == 2
+    assert "no V only controller that V+M+C's search started from" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and not (tmp_path / "run" / "model").exists()
 
 
 def test_dream_probe_closed_loop_warms_m_on_the_real_steps_as_stepping_them_one_at_a_time():

@@ -66,6 +66,9 @@ class DreamTrainingConfig:
     # the scale of the sampling noise in the z that C and M are fed: in the real env V's (evaluate_controllers'
     # latent_noise), in the dream M's (BatchedDream's): 1 draws (the paper's), 0 feeds the mean; evaluate C so too
     latent_noise: float = 1.0
+    # dreams start this many steps into recorded real episodes, M's memory run over the steps before
+    # (train.warm_starts), and run to max_steps; 0: at their first frames, M's memory empty
+    dream_start: int = 0
 
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
@@ -73,6 +76,9 @@ class DreamTrainingConfig:
         if not self.latent_noise >= 0:
             raise UsageError(f"latent noise {self.latent_noise}: must be >= 0 (1 draws from V's posterior, 0 feeds "
                              "its mean)")
+        if not 0 <= self.dream_start < self.max_steps:
+            raise UsageError(f"dream start {self.dream_start}: dreams start at a step from 0 to max_steps - 1 "
+                             f"({self.max_steps - 1})")
         if (self.search_index is None) != (self.held is None):
             raise ValueError("search_index and held go together: the parameters searched and the others' values")
         if self.search_index is not None:
@@ -135,18 +141,24 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
 
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
                   max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None,
+                  start_state: tuple[torch.Tensor, torch.Tensor] | None = None,
                   latent_noise: float = 1.0) -> np.ndarray:
-    """Mean dream return of each candidate ``params (P, n_params)`` -> ``(P,)``.
+    """Mean dream return of each candidate ``params (P, n_params)`` over ``max_steps`` -> ``(P,)``.
 
     ``start_z (S, Z)``: latents of real first frames; each dream starts from one of them
-    (without them, from N(0, I), which V's prior only approximates). ``latent_noise``: as C is fed in
+    (without them, from N(0, I), which V's prior only approximates). With ``start_state`` (M's LSTM
+    ``(h, c)``, each ``(1, S, hidden)``; :func:`~gailkit.worldmodels.train.warm_starts`), the starts are
+    frames inside real episodes and M's memory of the steps before. ``latent_noise``: as C is fed in
     the real env (1 M's draws, 0 its mixture's mean; :class:`~gailkit.worldmodels.dream.BatchedDream`).
     """
+    if start_state is not None and start_z is None:
+        raise ValueError("a start state needs its start latents: pass start_z with start_state")
     p = len(params)
     dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed, latent_noise=latent_noise)
     if start_z is not None:
         pick = torch.randint(len(start_z), (p * rollouts,), generator=dream.generator)
-        obs = dream.reset(start_z[pick])
+        obs = dream.reset(start_z[pick], None if start_state is None else (start_state[0][:, pick],
+                                                                           start_state[1][:, pick]))
     else:
         obs = dream.reset()
     per_dream = np.repeat(params, rollouts, axis=0)
@@ -216,20 +228,28 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
 
 
 def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, out: str | Path, *,
-                              start_z: torch.Tensor | None = None, resume: bool = False,
+                              start_z: torch.Tensor | None = None,
+                              start_state: tuple[torch.Tensor, torch.Tensor] | None = None, resume: bool = False,
                               progress: bool = True, x0: np.ndarray | CMAES | None = None
                               ) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES on dream returns from ``x0`` (default zeros) or continuing a :class:`CMAES`;
-    checkpoints every generation in ``out``.
+    checkpoints every generation in ``out``. Dreams start from ``start_z`` (:func:`dream_fitness`); with
+    ``config.dream_start`` > 0, from ``warm_starts(model, data, config.dream_start)``'s ``(start_z,
+    start_state)``, and run the episode's remaining ``max_steps - dream_start`` steps.
 
     Returns:
         The controller (``config.solution``) and the per-generation history (mean / best dream return).
     """
+    if (config.dream_start > 0) != (start_state is not None):
+        raise ValueError(f"dream_start {config.dream_start} with{'out' if start_state is None else ''} a start "
+                         "state: dreams that start inside real episodes take warm_starts' latents and M's state, "
+                         "dreams from first frames neither")
     controller = controller_for(model, memory=config.memory)
 
     def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
-        return dream_fitness(model, controller, candidates, rollouts=config.rollouts, max_steps=config.max_steps,
-                             tau=config.tau, seed=config.seed * 100_003 + gen, start_z=start_z,
+        return dream_fitness(model, controller, candidates, rollouts=config.rollouts,
+                             max_steps=config.max_steps - config.dream_start, tau=config.tau,
+                             seed=config.seed * 100_003 + gen, start_z=start_z, start_state=start_state,
                              latent_noise=config.latent_noise)
 
     with torch.random.fork_rng(devices=[]):

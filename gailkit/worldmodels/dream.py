@@ -35,12 +35,24 @@ class BatchedDream:
         self.h = torch.zeros(n, model.mdn_config.hidden)
         self.t = 0
 
-    def reset(self, start_z: torch.Tensor | None = None) -> np.ndarray:
-        """Start all dreams; ``start_z (n, Z)`` (e.g. encoded real first frames) or N(0, I) draws."""
+    def reset(self, start_z: torch.Tensor | None = None,
+              state: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+        """Start all dreams; ``start_z (n, Z)`` (e.g. encoded real first frames) or N(0, I) draws.
+
+        ``state``: M's LSTM ``(h, c)``, each ``(1, n, hidden)``, for dreams that start inside real episodes,
+        M's memory run over the real steps before (:func:`~gailkit.worldmodels.train.warm_starts`); by
+        default M's zero state, as at an episode's first frame.
+        """
+        if state is not None and start_z is None:
+            raise ValueError("a start state needs its start latents: pass start_z with state")
         self.z = start_z.clone() if start_z is not None else torch.randn(
             self.n, self.model.latent_dim, generator=self.generator)
-        self.state, self.t = None, 0
-        self.h = torch.zeros(self.n, self.model.mdn_config.hidden)
+        self.t = 0
+        if state is None:
+            self.state, self.h = None, torch.zeros(self.n, self.model.mdn_config.hidden)
+        else:
+            self.state = (state[0].clone(), state[1].clone())
+            self.h = self.state[0][0]
         return self.observation()
 
     def observation(self) -> np.ndarray:

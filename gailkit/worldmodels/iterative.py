@@ -35,7 +35,7 @@ from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
-from gailkit.worldmodels.train import start_latents, train_mdn
+from gailkit.worldmodels.train import start_latents, train_mdn, warm_starts
 
 __all__ = ["IterativeConfig", "refit_memory", "train_iteratively"]
 
@@ -57,22 +57,29 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                       config: IterativeConfig,
                       controller: DreamTrainingConfig, out: str | Path, *, mdn_options: dict | None = None,
                       workers: int = 2, backend: str = "local", ray_address: str | None = None,
-                      progress: bool = True) -> list[dict]:
+                      x0: np.ndarray | None = None, progress: bool = True) -> list[dict]:
     """Run (or resume) ``config.iterations`` iterations; returns one record per iteration.
 
     Args:
         model_dir: a world model with V trained (and M, which iteration 0 retrains anyway).
         data_dir: the initial (e.g. random-play) chunks V and M were trained on, or several folders of
-            them (M is fitted on all; dreams start from the first folder's first frames).
+            them (M is fitted on all; dreams start from the first folder's first frames or, with
+            ``controller.dream_start``, inside the newest episodes: the last folder's at iteration 0, then
+            the previous controller's).
         env_id: the real pixel env.
         controller: C's CMA-ES options per iteration (``generations`` per iteration).
         out: folder of the iterations: ``iter_<k>/{data,model,controller}``, ``iterations.json``.
         mdn_options: keyword arguments of :func:`~gailkit.worldmodels.train.train_mdn` besides epochs.
+        x0: where C's search starts at iteration 0 (default zeros), e.g. a V-only controller widened
+            with zero weights on h (:func:`~gailkit.worldmodels.linear_controller.with_memory`).
 
     Returns:
         Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return`` (at temperature 1,
         M as fitted), ``real_return`` (means of the new controller), ``gap`` (dream minus real),
         ``generations``; ``dream_return_at_tau`` too where C was trained in dreams at another temperature.
+        With ``controller.dream_start`` > 0 the dreams (training and measure) start that many steps into
+        the newest episodes and pay from there, the real return the whole episode (on
+        CarRacing, a driving car's first 50 steps pay 10 to 20).
     """
     if config.where not in ("dream", "real"):
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
@@ -81,7 +88,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
     state_path = out / "iterations.json"
     records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []
-    best: np.ndarray | None = None
+    best = x0
     for k in range(config.iterations):
         it = out / f"iter_{k}"
         model_k = it / "model"
@@ -99,13 +106,17 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                          progress=progress, **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
-        # dreams start from real first frames (V is fixed), fed to C as it is fed in the real env
-        z0 = start_latents(model, data_dirs[0], latent_noise=controller.latent_noise)
+        # dreams start from real first frames (V is fixed), fed to C as it is fed in the real env; or, with
+        # controller.dream_start, that many steps into the newest episodes, M's memory warmed on them
+        if controller.dream_start:
+            z0, s0 = warm_starts(model, data_dirs[-1], controller.dream_start, latent_noise=controller.latent_noise)
+        else:
+            z0, s0 = start_latents(model, data_dirs[0], latent_noise=controller.latent_noise), None
         ctrl_dir = it / "controller"
         resume = (ctrl_dir / "history.json").exists()
         cfg = dataclasses.replace(controller, seed=controller.seed + k)
         if config.where == "dream":
-            best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=z0,
+            best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=z0, start_state=s0,
                                                       resume=resume, progress=progress, x0=best)
         else:
             best, history = train_controller_in_real(model_k, env_id, cfg, ctrl_dir, workers=workers, resume=resume,
@@ -116,8 +127,10 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         # C was trained in dreams at another temperature, in those
         taus = [1.0] + ([controller.tau] if config.where == "dream" and controller.tau != 1.0 else [])
         dreams = [float(dream_fitness(model, controller_for(model, n_params=len(best)), best[None],
-                                      rollouts=4 * config.eval_episodes, max_steps=controller.max_steps, tau=tau,
-                                      seed=config.seed + k, start_z=z0, latent_noise=controller.latent_noise)[0])
+                                      rollouts=4 * config.eval_episodes,
+                                      max_steps=controller.max_steps - controller.dream_start, tau=tau,
+                                      seed=config.seed + k, start_z=z0, start_state=s0,
+                                      latent_noise=controller.latent_noise)[0])
                   for tau in taus]
         real = float(evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
                                          frame_skip=controller.frame_skip,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from gailkit.data.spaces import space_from_json
+from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import read_json
 from gailkit.nn.mdn import mixture_mean
 from gailkit.nn.vae import elbo_loss
@@ -19,7 +20,7 @@ from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["chunk_posteriors", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
-           "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae"]
+           "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae", "warm_starts"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -188,6 +189,41 @@ def start_latents(model: WorldModel, data_dir: str | Path, *, seed: int = 0,
         firsts.append(chunk["frames"][starts])
     mu, logvar = model.posterior(np.concatenate(firsts))
     return model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed), noise=latent_noise)
+
+
+@torch.no_grad()
+def warm_starts(model: WorldModel, data_dirs: str | Path | Sequence[str | Path], step: int, *, seed: int = 0,
+                latent_noise: float = 1.0) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Dreams that start ``step`` steps into every recorded episode longer than that: V's latent of
+    that frame ``(S, Z)`` and M's LSTM state ``(h, c)`` (each ``(1, S, hidden)``) after M was fed the
+    latents and actions of the steps before, as the controller's M is in the real env.
+
+    On CarRacing a dream from the first frame must invent the track through the opening zoom (the
+    first 50 frames); one started past it, M's memory warmed on the real road, keeps it
+    (``scripts/probe_worldmodel_dream.py``). Latents are draws of V's posterior, ``latent_noise``
+    scaling their departure from its mean (0: the means), as C is fed.
+    """
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (dreams from the first frames: start_latents), got {step}")
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    frames, actions = [], []
+    for data_dir in dirs:
+        for path in chunk_paths(data_dir):
+            chunk = load_chunk(path)
+            f0 = a0 = 0
+            for length in chunk["lengths"]:
+                if length > step:
+                    frames.append(chunk["frames"][f0 : f0 + step + 1])
+                    actions.append(chunk["actions"][a0 : a0 + step])
+                f0, a0 = f0 + length + 1, a0 + length
+    if not frames:
+        raise UsageError(f"no episode in {', '.join(map(str, dirs))} lasts more than {step} steps; start the "
+                         "dreams earlier (a smaller dream start)")
+    mu, logvar = model.posterior(np.concatenate(frames))
+    z = model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed), noise=latent_noise)
+    z = z.reshape(len(frames), step + 1, -1)
+    out = model.mdn(z[:, :step], torch.as_tensor(np.stack(actions)))
+    return z[:, step].contiguous(), out.state
 
 
 @torch.no_grad()
