@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
 from gailkit.worldmodels.dream import BatchedDream
@@ -97,14 +98,18 @@ def test_a_dream_start_needs_its_states_and_a_step_inside_the_horizon(run, tmp_p
 
 
 def test_iterations_in_dreams_started_inside_the_newest_episodes(run, tmp_path):
-    root, _ = run
+    root, model = run
     collect_chunks(ENV, tmp_path / "newest", 2, seed=100, progress=False)
     cfg = IterativeConfig(iterations=2, episodes=3, mdn_epochs=1, eval_episodes=1)
-    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=30, tau=1.0, dream_start=2)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=30, tau=1.0, dream_start=2,
+                               sigma0=1e-6, solution="mean")  # a search that stays where it starts
+    x0 = np.random.default_rng(1).normal(size=controller_for(model).n_params)
     records = train_iteratively(root / "model", [root / "data", tmp_path / "newest"], ENV, cfg, ctrl, tmp_path / "it",
-                                mdn_options={"hidden": 16}, progress=False)
+                                mdn_options={"hidden": 16}, x0=x0, progress=False)
     assert [r["episodes"] for r in records] == [8, 11]
     assert all(np.isfinite(r["dream_return"]) and 1 <= r["real_return"] <= 30 for r in records), records
+    for saved in read_json(tmp_path / "it" / "iterations.json", what="test")["records"]:
+        np.testing.assert_allclose(saved["best_x"], x0, atol=1e-4)  # the search started from x0, then went on
     with pytest.raises(UsageError, match="lasts more than 40 steps"):  # the newest folder's episodes are too short
         train_iteratively(root / "model", [root / "data", tmp_path / "newest"], ENV, cfg,
                           DreamTrainingConfig(generations=1, popsize=4, max_steps=200, dream_start=40),
