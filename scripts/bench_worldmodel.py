@@ -80,7 +80,13 @@ from gailkit.worldmodels.controller import (
 from gailkit.worldmodels.dagger import DaggerConfig, DaggerResult, dagger_controller
 from gailkit.worldmodels.data import collect_chunks, recorded_steps
 from gailkit.worldmodels.iterative import refit_memory
-from gailkit.worldmodels.linear_controller import controller_for, memory_index, with_memory, without_memory
+from gailkit.worldmodels.linear_controller import (
+    all_but_z_weights,
+    controller_for,
+    memory_index,
+    with_memory,
+    without_memory,
+)
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
@@ -278,9 +284,7 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
             x0 = CMAES.load(start_dir).widened(len(x0), memory_index(model), popsize=p.popsize, seed=args.seed)
             cfg = dataclasses.replace(cfg, sigma0=x0.sigma)
         if p.hold_z:  # the weights on z stay V only's; the search moves those on h and the bias
-            z_weights = memory_index(model)[: -controller_for(model, memory=False).out_dim]  # then the biases
-            searched = np.setdiff1d(np.arange(len(x0)), z_weights)
-            cfg = dataclasses.replace(cfg, search_index=searched.tolist(), held=x0.tolist())
+            cfg = dataclasses.replace(cfg, search_index=all_but_z_weights(model).tolist(), held=x0.tolist())
     dagger = {}  # a DAgger preset's fitted starts, V+M+C's (over [z, h]) and V only's (over z)
     dagger_stages = {name: f"C by DAgger ({name.split(' (')[0]}{seeded})" for name in DAGGER_ROWS}
     if p.dagger_iterations:

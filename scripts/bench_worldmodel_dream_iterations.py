@@ -27,11 +27,12 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   second closed loop does: the dream need not invent the track through CarRacing's opening zoom.
 - ``--from-vonly``: C's search starts from the V only controller that the run's V+M+C started from in the
   real env (weights on h 0): can the dream improve a driver? That start's real return is measured on the
-  same tracks as each iteration's and as the last controller's.
+  same tracks as each iteration's and as the last controller's. With ``--hold-z`` the weights on z stay
+  V only's, and the search moves those on h and the biases, as the real-env stage of the hold-z presets.
 
 At the end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as
 bench_worldmodel.py's. Every iteration is written under the run folder (``dream_iterations/``, with
-``_tau<T>``, ``_start<W>``, ``_from_vonly`` and ``_sigma<S>`` for the options' other values), and a rerun
+``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z`` and ``_sigma<S>`` for the options' other values), and a rerun
 resumes. Writes scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json.
 """
 
@@ -47,7 +48,7 @@ from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution
 from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
-from gailkit.worldmodels.linear_controller import with_memory
+from gailkit.worldmodels.linear_controller import all_but_z_weights, with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import evaluate_controller
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-vonly", action="store_true",
                         help="C's search starts from the run's V only controller (the one V+M+C's real-env search "
                              "started from; weights on h 0), not from zeros: can the dream improve a driver?")
+    parser.add_argument("--hold-z", action="store_true",
+                        help="with --from-vonly: the weights on z stay V only's, the search moves those on h and the "
+                             "biases (the real-env stage's hold_z)")
     parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
     parser.add_argument("--final-tracks", type=int_in(0), default=100,
                         help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: scripts/results/bench_worldmodel_dream_iterations_<preset><the folder's "
                              "suffixes>.json")
     args = parser.parse_args(argv)
+    if args.hold_z and not args.from_vonly:
+        parser.error("--hold-z holds the weights on z at V only's: add --from-vonly")
     torch.set_num_threads(2)
     p = WM_PRESETS[args.preset]
     run = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"scripts/probe_worldmodel_dream.py --preset {args.preset} --refit 50 --refit-noise 0 first")
     suffix = "".join(tag for tag, other in ((f"_tau{args.tau:g}", args.tau != 1.0),
                                             (f"_start{args.dream_start}", args.dream_start),
-                                            ("_from_vonly", args.from_vonly),
+                                            ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
                                             (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5)) if other)
     x0 = None
     if args.from_vonly:
@@ -94,9 +100,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"no V only controller that V+M+C's search started from in {vonly}: --from-vonly needs a "
                          "preset with --warm-start-generations, run by scripts/bench_worldmodel.py")
         x0 = with_memory(WorldModel.load(run / "model"), load_solution(vonly, p.controller_solution))
+    held = ({"search_index": all_but_z_weights(WorldModel.load(run / "model")).tolist(), "held": x0.tolist()}
+            if args.hold_z else {})
     controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000,
                                      tau=args.tau, sigma0=args.sigma0, solution="mean",
-                                     latent_noise=p.controller_latent_noise, dream_start=args.dream_start)
+                                     latent_noise=p.controller_latent_noise, dream_start=args.dream_start, **held)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
                              mdn_epochs=p.mdn_epochs, eval_episodes=8)
     folder = run / f"dream_iterations{suffix}"

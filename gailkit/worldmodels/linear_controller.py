@@ -77,6 +77,13 @@ def memory_index(model: WorldModel) -> np.ndarray:
     return np.concatenate([rows.ravel(), full.out_dim * full.in_dim + np.arange(small.out_dim)])
 
 
+def all_but_z_weights(model: WorldModel) -> np.ndarray:
+    """A V+M+C controller's parameters other than its weights on ``z``: those on ``h``, then the biases.
+    A search over these alone holds the map from ``z`` where it starts (e.g. at V only's)."""
+    z_weights = memory_index(model)[: -controller_for(model, memory=False).out_dim]
+    return np.setdiff1d(np.arange(controller_for(model).n_params), z_weights)
+
+
 def with_memory(model: WorldModel, v_only: np.ndarray) -> np.ndarray:
     """A V-only controller's parameters as a V+M+C controller's: the same map from ``z``, zero
     weights on ``h``; so the two act alike, and a search from there learns only what ``h`` adds."""

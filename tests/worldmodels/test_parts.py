@@ -402,6 +402,28 @@ def test_a_v_only_controller_widened_with_memory_acts_the_same_and_narrows_back(
     assert not np.allclose(without_memory(model, moved, h), without_memory(model, moved))
 
 
+def test_all_but_z_weights_leave_the_map_from_z_alone(tmp_path):
+    from gailkit.worldmodels.linear_controller import all_but_z_weights, controller_for
+
+    model, _ = tiny_world_model(tmp_path, gym.spaces.Box(-1.0, 1.0, (3,)))
+    small, full = controller_for(model, memory=False), controller_for(model)
+    index = all_but_z_weights(model)
+    assert len(index) == full.n_params - small.out_dim * small.in_dim  # h's weights and the biases
+    rng = np.random.default_rng(0)
+    z_only, rest = rng.normal(size=full.n_params), rng.normal(size=full.n_params)
+    z_only[index] = 0.0  # only the weights on z left
+    rest[np.setdiff1d(np.arange(full.n_params), index)] = 0.0  # everything but them
+    obs = rng.normal(size=(2, full.in_dim))
+    same_h, same_z = obs.copy(), obs.copy()
+    same_h[1, small.in_dim:] = obs[0, small.in_dim:]  # row 1: another z, the same h
+    same_z[1, :small.in_dim] = obs[0, :small.in_dim]  # row 1: the same z, another h
+    acts = full.act(np.repeat(z_only[None], 2, 0), same_z)
+    np.testing.assert_array_equal(acts[0], acts[1])  # the weights on z read no h
+    acts = full.act(np.repeat(rest[None], 2, 0), same_h)
+    np.testing.assert_array_equal(acts[0], acts[1])  # and the others no z
+    assert not np.allclose(*full.act(np.repeat(z_only[None], 2, 0), same_h))
+
+
 def test_mean_memory_is_the_average_h_of_m_stepped_frame_by_frame(tmp_path):
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
