@@ -243,7 +243,7 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
     if (config.dream_start > 0) != (start_state is not None):
         raise ValueError(f"dream_start {config.dream_start} with{'out' if start_state is None else ''} a start "
                          "state: dreams that start inside real episodes take warm_starts' latents and M's state, "
-                         "dreams from first frames neither")
+                         "dreams from the first frames take neither")
     controller = controller_for(model, memory=config.memory)
 
     def fitness(candidates: np.ndarray, gen: int) -> np.ndarray:
