@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['gap']:+.1f} |")
     final = None
     if args.final_tracks:  # the same tracks as bench_worldmodel.py's rows, C fed the last iteration's M's h
-        last = read_json(folder / "iterations.json", what="iterative run")["records"][-1]
+        last = read_json(folder / "iterations.json", what="iterative run")["records"][len(records) - 1]
         returns = real_returns(folder / f"iter_{last['iteration']}" / "model", np.asarray(last["best_x"]),
                                args.final_tracks)
         final = {"iteration": last["iteration"], "tracks": args.final_tracks, "mean": float(returns.mean()),

@@ -58,7 +58,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                       controller: DreamTrainingConfig, out: str | Path, *, mdn_options: dict | None = None,
                       workers: int = 2, backend: str = "local", ray_address: str | None = None,
                       x0: np.ndarray | None = None, progress: bool = True) -> list[dict]:
-    """Run (or resume) ``config.iterations`` iterations; returns one record per iteration.
+    """Run (or resume) ``config.iterations`` iterations; returns one record per iteration (the first
+    ``config.iterations`` of a folder that holds more).
 
     Args:
         model_dir: a world model with V trained (and M, which iteration 0 retrains anyway).
@@ -143,7 +144,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         records.append(record)
         write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
                                 "controller": dataclasses.asdict(controller)})
-    return [{k: v for k, v in r.items() if k != "best_x"} for r in records]
+    return [{k: v for k, v in r.items() if k != "best_x"} for r in records[: config.iterations]]
 
 
 def refit_memory(model_dir: str | Path, data_dirs: list[Path], out: str | Path, **mdn_options) -> WorldModel:

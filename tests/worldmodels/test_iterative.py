@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 
@@ -46,6 +48,9 @@ def test_iterations_run_record_the_gap_and_resume(tmp_path):
     assert WorldModel.load(tmp_path / "it" / "iter_1" / "model").env_id == ENV
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
     assert again == records  # finished iterations are read back, not redone
+    first = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, iterations=1), ctrl,
+                              tmp_path / "it", **kw)
+    assert first == records[:1]  # a folder that holds more iterations gives the ones asked for
 
 
 def test_controller_demos_are_pixel_demos_with_a_card(tmp_path, capsys):
