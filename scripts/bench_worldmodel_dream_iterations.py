@@ -93,15 +93,16 @@ def main(argv: list[str] | None = None) -> None:
                                             (f"_start{args.dream_start}", args.dream_start),
                                             ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
                                             (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5)) if other)
-    x0 = None
+    x0, held = None, {}
     if args.from_vonly:
         vonly = run / "controller_vonly"
         if not p.warm_start_generations or not (vonly / "history.json").exists():
             parser.error(f"no V only controller that V+M+C's search started from in {vonly}: --from-vonly needs a "
                          "preset with --warm-start-generations, run by scripts/bench_worldmodel.py")
-        x0 = with_memory(WorldModel.load(run / "model"), load_solution(vonly, p.controller_solution))
-    held = ({"search_index": all_but_z_weights(WorldModel.load(run / "model")).tolist(), "held": x0.tolist()}
-            if args.hold_z else {})
+        model = WorldModel.load(run / "model")
+        x0 = with_memory(model, load_solution(vonly, p.controller_solution))
+        if args.hold_z:
+            held = {"search_index": all_but_z_weights(model).tolist(), "held": x0.tolist()}
     controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000,
                                      tau=args.tau, sigma0=args.sigma0, solution="mean",
                                      latent_noise=p.controller_latent_noise, dream_start=args.dream_start, **held)
