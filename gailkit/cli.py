@@ -346,7 +346,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
                                            ("controller_solution", args.solution),
                                            ("m_fresh_samples", args.m_fresh_samples),
-                                           ("mdn_seq_len", args.m_seq_len),
+                                           ("mdn_seq_len", args.m_seq_len), ("m_ensemble", args.m_ensemble),
                                            ("controller_latent_noise", args.latent_noise))
                                  if v is not None})
     root = Path(args.dir)
@@ -524,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-seq-len", type=int_in(1),
                    help="train-mdn, iterate: M's training windows in steps, each from a zero state (default: the "
                         "preset's; 1000 trains on whole CarRacing episodes, as the World Models code does)")
+    p.add_argument("--m-ensemble", type=int_in(1), metavar="K",
+                   help="train-mdn, iterate: fit K M's on the same data, each from its own seed; dreams draw each "
+                        "step from one of them, so C cannot exploit one M's mistakes alone (default: the preset's, 1)")
     p.add_argument("--latent-noise", type=_non_negative_float,
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "

@@ -8,6 +8,8 @@ Run:  python scripts/probe_worldmodel_dream.py --preset fast-2h-m32-hold-z-m30-m
           (the same, dreams started past CarRacing's opening zoom, M's memory warmed on the real steps)
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50 \
           --from-vonly --sigma0 0.2   (C's search from the run's V only driver, not from zeros)
+      python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50 \
+          --m-ensemble 3 --iterations 4   (dreams that draw each step from one of 3 M's)
 
 scripts/probe_worldmodel_dream.py found M's dream faithful to a real controller only once M was refitted on that
 controller's own driving; a controller searched from nothing in that dream exploits it (it pays for a car that
@@ -29,10 +31,15 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   real env (weights on h 0): can the dream improve a driver? That start's real return is measured on the
   same tracks as each iteration's and as the last controller's. With ``--hold-z`` the weights on z stay
   V only's, and the search moves those on h and the biases, as the real-env stage of the hold-z presets.
+- ``--m-ensemble K``: each iteration fits K M's, each from its own seed, and C's dreams draw each step from
+  one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`): an exploit
+  of one M's mistakes pays only in the steps drawn from that M. C sees the first M's h, as in the real env
+  (each iteration's dream returns are measured in the same ensemble dream).
 
 At the end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as
 bench_worldmodel.py's. Every iteration is written under the run folder (``dream_iterations/``, with
-``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z`` and ``_sigma<S>`` for the options' other values), and a rerun
+``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z``, ``_sigma<S>`` and ``_ensemble<K>`` for the options' other
+values), and a rerun
 resumes. Writes scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json.
 """
 
@@ -74,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="with --from-vonly: the weights on z stay V only's, the search moves those on h and the "
                              "biases (the real-env stage's hold_z)")
     parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
+    parser.add_argument("--m-ensemble", type=int_in(1), default=1, metavar="K",
+                        help="fit K M's each iteration; C's dreams draw each step from one of them")
     parser.add_argument("--final-tracks", type=int_in(0), default=100,
                         help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
     parser.add_argument("--out", type=Path,
@@ -92,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     suffix = "".join(tag for tag, other in ((f"_tau{args.tau:g}", args.tau != 1.0),
                                             (f"_start{args.dream_start}", args.dream_start),
                                             ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
-                                            (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5)) if other)
+                                            (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5),
+                                            (f"_ensemble{args.m_ensemble}", args.m_ensemble > 1)) if other)
     x0, held = None, {}
     if args.from_vonly:
         vonly = run / "controller_vonly"
@@ -110,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
                              mdn_epochs=p.mdn_epochs, eval_episodes=8)
     folder = run / f"dream_iterations{suffix}"
     records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller, folder,
-                                mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"}, x0=x0)
+                                mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"}
+                                | {"ensemble": args.m_ensemble}, x0=x0)
 
     def real_returns(model_dir: Path, params: np.ndarray, tracks: int) -> np.ndarray:  # the benchmark's first tracks
         return evaluate_controller(WorldModel.load(model_dir), params, p.env, tracks, max_steps=controller.max_steps,
@@ -146,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"gain {diff.mean():+.1f} (SE {diff.std(ddof=1) / np.sqrt(len(diff)):.1f})")
     out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}{suffix}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "iterative": config.__dict__,
-                     "controller": controller.__dict__, "from_vonly": args.from_vonly, "start": start,
+                     "controller": controller.__dict__, "from_vonly": args.from_vonly, "m_ensemble": args.m_ensemble,
+                     "start": start,
                      "records": records, "final": final})
     print(f"wrote {out}")
 

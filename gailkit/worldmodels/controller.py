@@ -147,8 +147,9 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
 
     ``start_z (S, Z)``: latents of real first frames; each dream starts from one of them
     (without them, from N(0, I), which V's prior only approximates). With ``start_state`` (M's LSTM
-    ``(h, c)``, each ``(1, S, hidden)``; :func:`~gailkit.worldmodels.train.warm_starts`), the starts are
-    frames inside real episodes and M's memory of the steps before. ``latent_noise``: as C is fed in
+    ``(h, c)``, each ``(K, S, hidden)`` for the world model's K M's;
+    :func:`~gailkit.worldmodels.train.warm_starts`), the starts are frames inside real episodes and M's
+    memory of the steps before. ``latent_noise``: as C is fed in
     the real env (1 M's draws, 0 its mixture's mean; :class:`~gailkit.worldmodels.dream.BatchedDream`).
     """
     if start_state is not None and start_z is None:

@@ -4,6 +4,11 @@
 steps thousands at once (one LSTM call per step for all of them), which is what makes training
 a controller in the dream cheap on a CPU. Observations are ``[z, h]``: V's latent and M's
 hidden state, as the controller of World Models sees them.
+
+A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them: every
+step, each dream's next latent, reward and end come from one member drawn at random, as model-based
+RL draws from an ensemble (ME-TRPO, MBPO), so that a controller cannot profit from one M's
+mistakes alone; the controller sees the first M's ``h``, as in the real env.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gailkit.worldmodels.mdn_rnn import next_latent
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["BatchedDream", "DreamEnv"]
@@ -31,7 +37,7 @@ class BatchedDream:
         self.latent_noise = latent_noise  # 1: M's draws (the paper's dream), 0: its mixture's mean (see MDNRNN.step)
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self.z = torch.zeros(n, model.latent_dim)
-        self.state = None
+        self.states: list = [None] * len(model.mdns)  # each M's LSTM (h, c)
         self.h = torch.zeros(n, model.mdn_config.hidden)
         self.t = 0
 
@@ -39,20 +45,25 @@ class BatchedDream:
               state: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
         """Start all dreams; ``start_z (n, Z)`` (e.g. encoded real first frames) or N(0, I) draws.
 
-        ``state``: M's LSTM ``(h, c)``, each ``(1, n, hidden)``, for dreams that start inside real episodes,
-        M's memory run over the real steps before (:func:`~gailkit.worldmodels.train.warm_starts`); by
-        default M's zero state, as at an episode's first frame.
+        ``state``: M's LSTM ``(h, c)``, each ``(K, n, hidden)`` for the world model's ``K`` M's (1 without an
+        ensemble), for dreams that start inside real episodes, M's memory run over the real steps before
+        (:func:`~gailkit.worldmodels.train.warm_starts`); by default M's zero state, as at an episode's
+        first frame.
         """
         if state is not None and start_z is None:
             raise ValueError("a start state needs its start latents: pass start_z with state")
+        k = len(self.model.mdns)
+        if state is not None and len(state[0]) != k:
+            raise ValueError(f"the start state holds {len(state[0])} M's memories, the world model has {k} M's: "
+                             "take the start states from warm_starts of this world model")
         self.z = start_z.clone() if start_z is not None else torch.randn(
             self.n, self.model.latent_dim, generator=self.generator)
         self.t = 0
         if state is None:
-            self.state, self.h = None, torch.zeros(self.n, self.model.mdn_config.hidden)
+            self.states, self.h = [None] * k, torch.zeros(self.n, self.model.mdn_config.hidden)
         else:
-            self.state = (state[0].clone(), state[1].clone())
-            self.h = self.state[0][0]
+            self.states = [(state[0][j : j + 1].clone(), state[1][j : j + 1].clone()) for j in range(k)]
+            self.h = self.states[0][0][0]
         return self.observation()
 
     def observation(self) -> np.ndarray:
@@ -62,13 +73,33 @@ class BatchedDream:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every dream; returns ``(obs (n, Z + H), rewards (n,), terminated (n,), truncated (n,))``."""
         a = torch.as_tensor(np.asarray(actions))
-        self.z, rewards, done_prob, self.state, self.h = self.model.mdn.step(
-            self.z, a, self.state, tau=self.tau, generator=self.generator, latent_noise=self.latent_noise)
+        if len(self.states) == 1:
+            self.z, rewards, done_prob, state, self.h = self.model.mdn.step(
+                self.z, a, self.states[0], tau=self.tau, generator=self.generator, latent_noise=self.latent_noise)
+            self.states = [state]
+        else:
+            self.z, rewards, done_prob = self._ensemble_step(a)
         self.t += 1
         # an episode ends with M's predicted probability: a dream is a sample, not the mode
         terminated = (torch.rand(self.n, generator=self.generator) < done_prob).numpy()
         truncated = np.full(self.n, self.t >= self.max_steps)
         return self.observation(), rewards.numpy().astype(np.float32), terminated, truncated
+
+    @torch.no_grad()
+    def _ensemble_step(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every M steps on the same ``(z, a)``; each dream's next ``z``, reward and end come from one of
+        them, drawn uniformly per dream and step."""
+        outs = [mdn(self.z.unsqueeze(1), a.unsqueeze(1), state) for mdn, state in zip(self.model.mdns, self.states)]
+        self.states, self.h = [out.state for out in outs], outs[0].state[0][0]
+        pick = torch.randint(len(outs), (self.n,), generator=self.generator)
+        rows = torch.arange(self.n)
+
+        def picked(field: str) -> torch.Tensor:
+            return torch.stack([getattr(out, field)[:, 0] for out in outs])[pick, rows]
+
+        next_z = next_latent(picked("logit_pi"), picked("mu"), picked("log_sigma"), tau=self.tau,
+                             generator=self.generator, latent_noise=self.latent_noise)
+        return next_z, picked("reward"), torch.sigmoid(picked("done_logit"))
 
 
 class DreamEnv(gym.Env):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gailkit.errors import UsageError
-from gailkit.nn.checkpoint import read_json, write_json
+from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.worldmodels.controller import (
     DreamTrainingConfig,
     dream_fitness,
@@ -107,6 +107,10 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                          progress=progress, **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
+        if len(model.mdns) != (mdn_options or {}).get("ensemble", 1):
+            raise CheckpointError(f"{model_k} holds {len(model.mdns)} M's, this run fits "
+                                  f"{(mdn_options or {}).get('ensemble', 1)}: resume it with its own ensemble, or "
+                                  "iterate into another folder")
         # dreams start from real first frames (V is fixed), fed to C as it is fed in the real env; or, with
         # controller.dream_start, that many steps into the newest episodes, M's memory warmed on them
         if controller.dream_start:
@@ -152,8 +156,8 @@ def refit_memory(model_dir: str | Path, data_dirs: list[Path], out: str | Path, 
     (V unchanged: its latents define M's space); ``mdn_options`` are :func:`train_mdn`'s."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("world_model.json", "vae.safetensors", "mdn_rnn.safetensors"):
-        shutil.copyfile(Path(model_dir) / name, out / name)
+    for path in [Path(model_dir) / "world_model.json", *Path(model_dir).glob("*.safetensors")]:
+        shutil.copyfile(path, out / path.name)
     return train_mdn(data_dirs, out, **mdn_options)
 
 

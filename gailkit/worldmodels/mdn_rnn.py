@@ -17,7 +17,7 @@ from torch import nn
 
 from gailkit.nn.mdn import MDNHead, mixture_mean, mixture_nll, sample_mixture
 
-__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput"]
+__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "next_latent"]
 
 
 @dataclasses.dataclass
@@ -105,12 +105,19 @@ class MDNRNN(nn.Module):
             the controller sees beside ``z``.
         """
         out = self(z.unsqueeze(1), a.unsqueeze(1), state)
-        logit_pi, mu = out.logit_pi[:, 0], out.mu[:, 0]
-        if latent_noise == 0:
-            next_z = mixture_mean(logit_pi, mu, tau=tau)
-        else:
-            next_z = sample_mixture(logit_pi, mu, out.log_sigma[:, 0], tau=tau, generator=generator)
-            if latent_noise != 1:
-                mean = mixture_mean(logit_pi, mu, tau=tau)
-                next_z = mean + latent_noise * (next_z - mean)
+        next_z = next_latent(out.logit_pi[:, 0], out.mu[:, 0], out.log_sigma[:, 0], tau=tau, generator=generator,
+                             latent_noise=latent_noise)
         return next_z, out.reward[:, 0], torch.sigmoid(out.done_logit[:, 0]), out.state, out.state[0][0]
+
+
+def next_latent(logit_pi: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor, *, tau: float = 1.0,
+                generator: torch.Generator | None = None, latent_noise: float = 1.0) -> torch.Tensor:
+    """The dream's next latent ``(B, Z)`` from M's mixture ``(B, Z, K)`` each: a draw at temperature
+    ``tau``, ``latent_noise`` scaling its departure from the mixture's mean (:meth:`MDNRNN.step`)."""
+    if latent_noise == 0:
+        return mixture_mean(logit_pi, mu, tau=tau)
+    next_z = sample_mixture(logit_pi, mu, log_sigma, tau=tau, generator=generator)
+    if latent_noise != 1:
+        mean = mixture_mean(logit_pi, mu, tau=tau)
+        next_z = mean + latent_noise * (next_z - mean)
+    return next_z

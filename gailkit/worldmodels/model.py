@@ -5,6 +5,7 @@ Directory layout::
     world_model.json      latent size, M's config, the action space (JSON), frame size, versions
     vae.safetensors       V's weights
     mdn_rnn.safetensors   M's weights
+    mdn_rnn_<j>.safetensors   with an ensemble of M's, member j's (j = 1, 2, ...; member 0 is M)
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ __all__ = ["WorldModel"]
 
 
 class WorldModel:
-    """V + M for one action space; ``save``/``load`` a directory."""
+    """V + M for one action space; ``save``/``load`` a directory.
+
+    ``members``: more M's of the same config, fitted with other seeds (``train_mdn(..., ensemble=K)``).
+    A dream with an ensemble draws each step from one of ``mdns`` (:class:`~gailkit.worldmodels.dream.BatchedDream`),
+    so a controller cannot profit from one M's mistakes alone; C itself sees M's memory (``mdn``), in the
+    dream and in the real env.
+    """
 
     def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5,
                  env_id: str | None = None, action_input: bool = True):
@@ -46,6 +53,12 @@ class WorldModel:
         self.mdn_config = MDNRNNConfig(latent_dim=latent_dim, action_dim=action_dim, discrete_actions=discrete,
                                        hidden=hidden, n_mixtures=n_mixtures, action_input=action_input)
         self.mdn = MDNRNN(self.mdn_config)
+        self.members: list[MDNRNN] = []
+
+    @property
+    def mdns(self) -> list[MDNRNN]:
+        """M and the ensemble's other members: ``[mdn, *members]``."""
+        return [self.mdn, *self.members]
 
     @property
     def latent_dim(self) -> int:
@@ -55,10 +68,12 @@ class WorldModel:
         directory = Path(directory)
         save_tensors(directory / "vae.safetensors", self.vae.state_dict())
         save_tensors(directory / "mdn_rnn.safetensors", self.mdn.state_dict())
+        for j, member in enumerate(self.members, start=1):
+            save_tensors(directory / f"mdn_rnn_{j}.safetensors", member.state_dict())
         write_json(directory / "world_model.json", {
             "mdn_rnn": dataclasses.asdict(self.mdn_config), "action_space": space_to_json(self.action_space),
             "frame_shape": [64, 64, 3], "env_id": self.env_id, "data_steps": self.data_steps,
-            "reconstruction": self.reconstruction,
+            "reconstruction": self.reconstruction, "ensemble": len(self.mdns),
             "versions": versions(),
         })
         return directory
@@ -80,6 +95,10 @@ class WorldModel:
         model.reconstruction = meta.get("reconstruction", "mse")
         load_weights(model.vae, directory / "vae.safetensors", what="world model")
         load_weights(model.mdn, directory / "mdn_rnn.safetensors", what="world model")
+        for j in range(1, meta.get("ensemble", 1)):
+            member = MDNRNN(model.mdn_config)
+            load_weights(member, directory / f"mdn_rnn_{j}.safetensors", what="world model")
+            model.members.append(member)
         return model
 
     def check_env(self, env_id: str, where: str = "this world model") -> None:

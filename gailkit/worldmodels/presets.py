@@ -55,6 +55,9 @@ class WorldModelPreset:
     # trains its RNN on whole 1,000-step episodes (max_seq_len=1000), so its h is trained where C reads it
     mdn_seq_len: int = 32
     mdn_batch: int = 32
+    # > 1: fit this many M's on the same data, each from its own seed (train_mdn's ensemble); dreams draw each step
+    # from one of them, so a controller trained in them cannot profit from one M's mistakes alone. C sees the first's h
+    m_ensemble: int = 1
     # > 0: both controllers start from C fitted by DAgger (gailkit.worldmodels.dagger, this many iterations) to a
     # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over
     # [z, h], V only's over z; then each is trained on reward by CMA-ES in the real env for `generations` from there
@@ -73,7 +76,7 @@ class WorldModelPreset:
         """Keyword arguments of :func:`gailkit.worldmodels.train.train_mdn`."""
         return {"epochs": self.mdn_epochs, "hidden": self.hidden, "n_mixtures": self.n_mixtures,
                 "action_input": self.m_action_input, "fresh_samples": self.m_fresh_samples,
-                "seq_len": self.mdn_seq_len, "batch_size": self.mdn_batch}
+                "seq_len": self.mdn_seq_len, "batch_size": self.mdn_batch, "ensemble": self.m_ensemble}
 
     def controller_options(self) -> dict:
         """Fields of :class:`gailkit.worldmodels.controller.DreamTrainingConfig`."""

@@ -93,8 +93,8 @@ def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, tor
 
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
-              seed: int = 0, action_input: bool = True, fresh_samples: bool = False, progress: bool = True,
-              after_epoch: Callable[[int, WorldModel], None] | None = None) -> WorldModel:
+              seed: int = 0, action_input: bool = True, fresh_samples: bool = False, ensemble: int = 1,
+              progress: bool = True, after_epoch: Callable[[int, WorldModel], None] | None = None) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
     ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
@@ -107,27 +107,42 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order). ``after_epoch(n, model)``
     is called after epoch ``n`` (from 1), e.g. to measure M as it trains.
+
+    ``ensemble``: how many M's to fit, each from its own seed (``seed + 10_007 * j`` for the ``j``-th from 0:
+    its weights' start, its draws of V's latents and its batches), on the same data; the first is M, the
+    same M ``ensemble=1`` fits, the others the world model's ``members`` (dreams draw each step from one of
+    them: :class:`~gailkit.worldmodels.dream.BatchedDream`).
     """
+    if ensemble < 1:
+        raise UsageError(f"an ensemble of {ensemble} M's: fit at least 1")
     model = WorldModel.load(model_dir)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures,
-                                               action_input=action_input)
-        model.mdn = MDNRNN(model.mdn_config)
+    model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures,
+                                           action_input=action_input)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     model.data_steps = max(model.data_steps or 0, _steps(dirs))
-    posteriors, draws = chunk_posteriors(model, dirs), torch.Generator().manual_seed(seed)
-    windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
-        rng = np.random.default_rng(seed)
-        for epoch in progress_bar(range(epochs), desc="M", enabled=progress):
-            if fresh_samples and epoch:
-                windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
-            fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
-            if after_epoch is not None:
-                after_epoch(epoch + 1, model)
+    posteriors = chunk_posteriors(model, dirs)
+    fitted = []
+    for j in range(ensemble):
+        seed_j = seed + 10_007 * j
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_j)
+            model.mdn = MDNRNN(model.mdn_config)
+        model.members = []
+        draws = torch.Generator().manual_seed(seed_j)
+        windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_j)
+            opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
+            rng = np.random.default_rng(seed_j)
+            desc = "M" if ensemble == 1 else f"M {j + 1}/{ensemble}"
+            for epoch in progress_bar(range(epochs), desc=desc, enabled=progress):
+                if fresh_samples and epoch:
+                    windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
+                fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
+                if after_epoch is not None and j == 0:
+                    after_epoch(epoch + 1, model)
+        fitted.append(model.mdn)
+    model.mdn, model.members = fitted[0], fitted[1:]
     model.save(model_dir)
     return model
 
@@ -196,7 +211,8 @@ def warm_starts(model: WorldModel, data_dirs: str | Path | Sequence[str | Path],
                 latent_noise: float = 1.0) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Dreams that start ``step`` steps into every recorded episode longer than that: V's latent of
     that frame ``(S, Z)`` and M's LSTM state ``(h, c)`` (each ``(1, S, hidden)``) after M was fed the
-    latents and actions of the steps before, as the controller's M is in the real env.
+    latents and actions of the steps before, as the controller's M is in the real env. With an ensemble
+    of M's, each member's, stacked: ``(K, S, hidden)`` for ``K`` M's (``model.mdns``' order).
 
     On CarRacing a dream from the first frame must invent the track through the opening zoom (the
     first 50 frames); one started past it, M's memory warmed on the real road, keeps it
@@ -222,8 +238,8 @@ def warm_starts(model: WorldModel, data_dirs: str | Path | Sequence[str | Path],
     mu, logvar = model.posterior(np.concatenate(frames))
     z = model.vae.sample_latent(mu, logvar, torch.Generator().manual_seed(seed), noise=latent_noise)
     z = z.reshape(len(frames), step + 1, -1)
-    out = model.mdn(z[:, :step], torch.as_tensor(np.stack(actions)))
-    return z[:, step].contiguous(), out.state
+    states = [mdn.memory(z[:, :step], torch.as_tensor(np.stack(actions)))[1] for mdn in model.mdns]
+    return z[:, step].contiguous(), (torch.cat([h for h, _ in states]), torch.cat([c for _, c in states]))
 
 
 @torch.no_grad()

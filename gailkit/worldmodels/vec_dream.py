@@ -77,11 +77,11 @@ class DreamVecEnv(VecEnv):
         d = self._dream
         d.z[index] = self._starts(len(index))
         d.h[index] = 0.0
-        if d.state is not None:
-            h, c = d.state  # (layers, n, hidden) each
-            h, c = h.clone(), c.clone()
-            h[:, index], c[:, index] = 0.0, 0.0
-            d.state = (h, c)
+        for j, state in enumerate(d.states):  # each M's LSTM (h, c), (layers, n, hidden) each
+            if state is not None:
+                h, c = state[0].clone(), state[1].clone()
+                h[:, index], c[:, index] = 0.0, 0.0
+                d.states[j] = (h, c)
         self._t[index] = 0
 
     def seed(self, seed: int | None = None) -> Sequence[None | int]:

@@ -579,7 +579,7 @@ def test_m_can_draw_its_latents_from_v_again_each_epoch(tmp_path):
 @pytest.mark.parametrize("action", ["train-mdn", "iterate"])
 def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_request(tmp_path, monkeypatch, action):
     """``train-mdn`` and ``iterate``'s refits take every M option of the preset (an M blind to the actions
-    stays blind), and ``--m-fresh-samples`` and ``--m-seq-len`` over it."""
+    stays blind), and ``--m-fresh-samples``, ``--m-seq-len`` and ``--m-ensemble`` over it."""
     import gailkit.worldmodels.iterative as iterative
     import gailkit.worldmodels.train as train
     from gailkit.cli import main
@@ -595,11 +595,16 @@ def test_worldmodel_cli_trains_m_with_the_preset_s_options_and_fresh_samples_on_
 
     monkeypatch.setattr(train, "train_mdn", record)
     monkeypatch.setattr(iterative, "train_iteratively", record)
-    for extra in ([], ["--m-fresh-samples"], ["--m-seq-len", "1000"]):
+    for extra in ([], ["--m-fresh-samples"], ["--m-seq-len", "1000"], ["--m-ensemble", "3"]):
         with pytest.raises(Stop):
             main(["worldmodel", action, "--preset", "fast-2h-m32-noindicators-blind", "--dir", str(tmp_path), *extra])
-    options = [(s["action_input"], s["fresh_samples"], s.get("hidden"), s["seq_len"], s["batch_size"]) for s in seen]
-    assert options == [(False, False, 32, 32, 32), (False, True, 32, 32, 32), (False, False, 32, 1000, 32)], options
+    options = [(s["action_input"], s["fresh_samples"], s.get("hidden"), s["seq_len"], s["batch_size"], s["ensemble"])
+               for s in seen]
+    assert options == [(False, False, 32, 32, 32, 1), (False, True, 32, 32, 32, 1), (False, False, 32, 1000, 32, 1),
+                       (False, False, 32, 32, 32, 3)], options
+    with pytest.raises(SystemExit) as stop:
+        main(["worldmodel", action, "--preset", "quick", "--dir", str(tmp_path), "--m-ensemble", "0"])
+    assert stop.value.code == 2
 
 
 def test_worldmodel_cli_iterate_records_with_the_exploration_noise_asked_for(tmp_path, monkeypatch):

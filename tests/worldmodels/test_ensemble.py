@@ -1,0 +1,136 @@
+"""An ensemble of M's: fitted from their own seeds, saved and loaded with the world model, and dreamt
+with a member drawn per dream and step, checked against each member stepped by hand."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import CheckpointError
+from gailkit.worldmodels.controller import DreamTrainingConfig
+from gailkit.worldmodels.data import collect_chunks
+from gailkit.worldmodels.dream import BatchedDream
+from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+from gailkit.worldmodels.mdn_rnn import next_latent
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.train import start_latents, train_mdn, train_vae, warm_starts
+
+ENV = "gailkit/CartPoleCentredPixels-v1"
+M = {"epochs": 1, "hidden": 16, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    collect_chunks(ENV, root / "data", 6, progress=False)
+    train_vae(root / "data", root / "model", latent_dim=8, epochs=0, progress=False)  # V as initialised will do
+    single = copy.deepcopy(train_mdn(root / "data", root / "model", **M))
+    return root, single, train_mdn(root / "data", root / "model", ensemble=3, **M)
+
+
+def test_the_first_member_is_the_single_m_and_the_others_differ(run):
+    root, single, model = run
+    assert len(model.mdns) == 3
+    for name, value in single.mdn.state_dict().items():
+        torch.testing.assert_close(model.mdn.state_dict()[name], value, rtol=0, atol=0)
+    for member in model.members:
+        assert not torch.equal(member.lstm.weight_ih_l0, model.mdn.lstm.weight_ih_l0)
+    assert not torch.equal(model.members[0].lstm.weight_ih_l0, model.members[1].lstm.weight_ih_l0)
+
+
+def test_an_ensemble_is_saved_and_loaded_with_its_world_model(run):
+    root, _, model = run
+    loaded = WorldModel.load(root / "model")
+    assert len(loaded.mdns) == 3
+    for ours, theirs in zip(model.mdns, loaded.mdns):
+        for name, value in ours.state_dict().items():
+            torch.testing.assert_close(theirs.state_dict()[name], value, rtol=0, atol=0)
+    (root / "model" / "mdn_rnn_2.safetensors").rename(root / "gone.safetensors")
+    try:
+        with pytest.raises(CheckpointError, match="mdn_rnn_2.safetensors"):
+            WorldModel.load(root / "model")
+    finally:
+        (root / "gone.safetensors").rename(root / "model" / "mdn_rnn_2.safetensors")
+    with pytest.raises(UsageError, match="at least 1"):
+        train_mdn(root / "data", root / "model", ensemble=0, **M)
+
+
+def test_each_dream_step_comes_from_one_member_and_c_sees_the_first_one_s_h(run):
+    root, _, model = run
+    n, steps = 64, 5
+    z0 = start_latents(model, root / "data", latent_noise=0.0)[:1].repeat(n, 1)
+    dream = BatchedDream(model, n, tau=1.0, seed=3, latent_noise=0.0)  # mixture means: no draw to match
+    obs = dream.reset(z0)
+    states = [None] * 3
+    z = z0
+    chosen = []
+    with torch.no_grad():
+        for t in range(steps):
+            a = np.random.default_rng(t).uniform(0, 1, (n, model.mdn_config.action_dim)).argmax(1)
+            outs = [mdn(z.unsqueeze(1), torch.as_tensor(a).unsqueeze(1), s) for mdn, s in zip(model.mdns, states)]
+            states = [out.state for out in outs]
+            means = torch.stack([next_latent(o.logit_pi[:, 0], o.mu[:, 0], o.log_sigma[:, 0], latent_noise=0.0)
+                                 for o in outs])  # (3, n, Z)
+            rewards = torch.stack([o.reward[:, 0] for o in outs])  # (3, n)
+            obs, r, _, _ = dream.step(a)
+            # the reference, member by member: each dream's z and reward are one member's, the same one
+            which = (dream.z[None] - means).abs().amax(-1).argmin(0)
+            torch.testing.assert_close(dream.z, means[which, torch.arange(n)], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(r, rewards[which, torch.arange(n)].numpy(), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(obs[:, model.latent_dim:], states[0][0][0].numpy(), rtol=1e-5, atol=1e-5)
+            chosen.append(which)
+            z = dream.z
+    counts = torch.bincount(torch.cat(chosen), minlength=3)
+    assert (counts > 0.2 * n * steps).all(), f"members drawn {counts.tolist()} times in {n * steps} steps"
+
+
+def test_warm_starts_hold_each_member_s_memory_and_the_dream_checks_them(run):
+    root, _, model = run
+    z, (h, c) = warm_starts(model, root / "data", 6, latent_noise=0.0)
+    assert h.shape == c.shape == (3, len(z), 16)
+    for j, mdn in enumerate(model.mdns):
+        alone = copy.copy(model)
+        alone.mdn, alone.members = mdn, []
+        zj, (hj, cj) = warm_starts(alone, root / "data", 6, latent_noise=0.0)
+        torch.testing.assert_close(zj, z, rtol=0, atol=0)
+        torch.testing.assert_close(hj[0], h[j], rtol=0, atol=0)
+        torch.testing.assert_close(cj[0], c[j], rtol=0, atol=0)
+    dream = BatchedDream(model, len(z), seed=0)
+    obs = dream.reset(z, (h, c))
+    np.testing.assert_array_equal(obs[:, model.latent_dim:], h[0].numpy())
+    with pytest.raises(ValueError, match="holds 1 M's memories, the world model has 3"):
+        dream.reset(z, (h[:1], c[:1]))
+
+
+def test_iterations_refuse_a_folder_whose_model_holds_another_ensemble(run, tmp_path):
+    root, _, _ = run
+    it = IterativeConfig(iterations=1, mdn_epochs=1, eval_episodes=1)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=10)
+    options = {"hidden": 16}
+    train_iteratively(root / "model", root / "data", ENV, it, ctrl, tmp_path / "it", progress=False,
+                      mdn_options=options | {"ensemble": 2})
+    assert len(WorldModel.load(tmp_path / "it" / "iter_0" / "model").mdns) == 2
+    (tmp_path / "it" / "iterations.json").unlink()  # the iteration unfinished, its M fitted
+    with pytest.raises(CheckpointError, match="holds 2 M's, this run fits 1"):
+        train_iteratively(root / "model", root / "data", ENV, it, ctrl, tmp_path / "it", progress=False,
+                          mdn_options=options)
+
+
+def test_sb3_s_dream_vec_env_restarts_every_member_s_memory(run):
+    from gailkit.worldmodels.vec_dream import DreamVecEnv
+
+    _, _, model = run
+    env = DreamVecEnv(model, 8, max_steps=3, seed=0)
+    env.reset()
+    ended = np.zeros(8, bool)
+    for _ in range(3):  # the time limit ends every dream by the third step; M's done head may end some before
+        _, _, dones, _ = env.step(np.zeros(8, dtype=np.int64))
+        for h, c in env._dream.states:  # restarted dreams start from a zero memory in every M, the others do not
+            assert (h[0, dones].abs().sum(1) == 0).all() and (c[0, dones].abs().sum(1) == 0).all()
+            assert (h[0, ~dones].abs().sum(1) > 0).all()
+        ended |= dones
+    assert ended.all()
