@@ -371,7 +371,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
             raise UsageError(f"preset {args.preset} starts V+M+C's search from {start}, which this command does "
                              f"not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only,
-                                  dream_start=args.dream_start)
+                                  dream_start=args.dream_start, ensemble_draw=args.ensemble_draw)
         if where == "dream":
             model = WorldModel.load(model_dir)
             if cfg.dream_start:
@@ -392,7 +392,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     elif action == "iterate":
         from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
 
-        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start)
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start,
+                                  ensemble_draw=args.ensemble_draw)
         it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed,
                              noise=args.explore_noise)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-ensemble", type=int_in(1), metavar="K",
                    help="train-mdn, iterate: fit K M's on the same data, each from its own seed; dreams draw each "
                         "step from one of them, so C cannot exploit one M's mistakes alone (default: the preset's, 1)")
+    p.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
+                   help="train-controller, iterate: with an ensemble of M's, each dream step comes from a member drawn "
+                        "every step, or from the one member a dream draws for its whole length (default: step)")
     p.add_argument("--latent-noise", type=_non_negative_float,
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "

@@ -34,12 +34,13 @@ does a controller trained only in dreams learn to drive? V is the run's througho
 - ``--m-ensemble K``: each iteration fits K M's, each from its own seed, and C's dreams draw each step from
   one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`): an exploit
   of one M's mistakes pays only in the steps drawn from that M. C sees the first M's h, as in the real env
-  (each iteration's dream returns are measured in the same ensemble dream).
+  (each iteration's dream returns are measured in the same ensemble dream). With ``--ensemble-draw dream``
+  each dream follows one member, drawn at its start, for its whole length.
 
 At the end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as
 bench_worldmodel.py's. Every iteration is written under the run folder (``dream_iterations/``, with
-``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z``, ``_sigma<S>`` and ``_ensemble<K>`` for the options' other
-values), and a rerun
+``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z``, ``_sigma<S>``, ``_ensemble<K>`` and ``_per_dream`` for the
+options' other values), and a rerun
 resumes. Writes scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json.
 """
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
     parser.add_argument("--m-ensemble", type=int_in(1), default=1, metavar="K",
                         help="fit K M's each iteration; C's dreams draw each step from one of them")
+    parser.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
+                        help="with --m-ensemble: a member per dream step, or one per dream for its whole length")
     parser.add_argument("--final-tracks", type=int_in(0), default=100,
                         help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
     parser.add_argument("--out", type=Path,
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.hold_z and not args.from_vonly:
         parser.error("--hold-z holds the weights on z at V only's: add --from-vonly")
+    if args.ensemble_draw == "dream" and args.m_ensemble == 1:
+        parser.error("--ensemble-draw picks among an ensemble's M's: add --m-ensemble K (K > 1)")
     torch.set_num_threads(2)
     p = WM_PRESETS[args.preset]
     run = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
@@ -102,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
                                             (f"_start{args.dream_start}", args.dream_start),
                                             ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
                                             (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5),
-                                            (f"_ensemble{args.m_ensemble}", args.m_ensemble > 1)) if other)
+                                            (f"_ensemble{args.m_ensemble}", args.m_ensemble > 1),
+                                            ("_per_dream", args.ensemble_draw == "dream")) if other)
     x0, held = None, {}
     if args.from_vonly:
         vonly = run / "controller_vonly"
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
             held = {"search_index": all_but_z_weights(model).tolist(), "held": x0.tolist()}
     controller = DreamTrainingConfig(generations=args.generations, popsize=16, rollouts=16, max_steps=1000,
                                      tau=args.tau, sigma0=args.sigma0, solution="mean",
-                                     latent_noise=p.controller_latent_noise, dream_start=args.dream_start, **held)
+                                     latent_noise=p.controller_latent_noise, dream_start=args.dream_start,
+                                     ensemble_draw=args.ensemble_draw, **held)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
                              mdn_epochs=p.mdn_epochs, eval_episodes=8)
     folder = run / f"dream_iterations{suffix}"

@@ -5,10 +5,11 @@ steps thousands at once (one LSTM call per step for all of them), which is what 
 a controller in the dream cheap on a CPU. Observations are ``[z, h]``: V's latent and M's
 hidden state, as the controller of World Models sees them.
 
-A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them: every
-step, each dream's next latent, reward and end come from one member drawn at random, as model-based
-RL draws from an ensemble (ME-TRPO, MBPO), so that a controller cannot profit from one M's
-mistakes alone; the controller sees the first M's ``h``, as in the real env.
+A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them, so that a
+controller cannot profit from one M's mistakes alone: each dream's next latent, reward and end come
+from one member, drawn every step (``ensemble_draw="step"``, as MBPO draws) or once per dream for its
+whole length (``"dream"``, PETS' trajectory sampling). The controller sees the first M's ``h``, as in
+the real env.
 """
 
 from __future__ import annotations
@@ -23,21 +24,27 @@ import torch
 from gailkit.worldmodels.mdn_rnn import next_latent
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["BatchedDream", "DreamEnv"]
+__all__ = ["BatchedDream", "DreamEnv", "ENSEMBLE_DRAWS"]
+
+ENSEMBLE_DRAWS = ("step", "dream")  # with an ensemble of M's, a member per dream and step, or per dream
 
 
 class BatchedDream:
     """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
 
     def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, max_steps: int = 1000,
-                 seed: int | None = None, latent_noise: float = 1.0):
+                 seed: int | None = None, latent_noise: float = 1.0, ensemble_draw: str = "step"):
         if not latent_noise >= 0:
             raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
+        if ensemble_draw not in ENSEMBLE_DRAWS:
+            raise ValueError(f"ensemble_draw must be one of {ENSEMBLE_DRAWS}, got {ensemble_draw!r}")
+        self.ensemble_draw = ensemble_draw
         self.model, self.n, self.tau, self.max_steps = model, n, tau, max_steps
         self.latent_noise = latent_noise  # 1: M's draws (the paper's dream), 0: its mixture's mean (see MDNRNN.step)
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self.z = torch.zeros(n, model.latent_dim)
         self.states: list = [None] * len(model.mdns)  # each M's LSTM (h, c)
+        self.member = torch.zeros(n, dtype=torch.long)  # with ensemble_draw="dream", the M each dream follows
         self.h = torch.zeros(n, model.mdn_config.hidden)
         self.t = 0
 
@@ -59,6 +66,8 @@ class BatchedDream:
         self.z = start_z.clone() if start_z is not None else torch.randn(
             self.n, self.model.latent_dim, generator=self.generator)
         self.t = 0
+        if k > 1 and self.ensemble_draw == "dream":
+            self.member = torch.randint(k, (self.n,), generator=self.generator)
         if state is None:
             self.states, self.h = [None] * k, torch.zeros(self.n, self.model.mdn_config.hidden)
         else:
@@ -88,10 +97,11 @@ class BatchedDream:
     @torch.no_grad()
     def _ensemble_step(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every M steps on the same ``(z, a)``; each dream's next ``z``, reward and end come from one of
-        them, drawn uniformly per dream and step."""
+        them: drawn uniformly for each dream at this step, or the one it drew at its start."""
         outs = [mdn(self.z.unsqueeze(1), a.unsqueeze(1), state) for mdn, state in zip(self.model.mdns, self.states)]
         self.states, self.h = [out.state for out in outs], outs[0].state[0][0]
-        pick = torch.randint(len(outs), (self.n,), generator=self.generator)
+        pick = (self.member if self.ensemble_draw == "dream"
+                else torch.randint(len(outs), (self.n,), generator=self.generator))
         rows = torch.arange(self.n)
 
         def picked(field: str) -> torch.Tensor:

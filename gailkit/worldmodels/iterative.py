@@ -135,7 +135,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                                       rollouts=4 * config.eval_episodes,
                                       max_steps=controller.max_steps - controller.dream_start, tau=tau,
                                       seed=config.seed + k, start_z=z0, start_state=s0,
-                                      latent_noise=controller.latent_noise)[0])
+                                      latent_noise=controller.latent_noise,
+                                      ensemble_draw=controller.ensemble_draw)[0])
                   for tau in taus]
         real = float(evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
                                          frame_skip=controller.frame_skip,

@@ -134,3 +134,30 @@ def test_sb3_s_dream_vec_env_restarts_every_member_s_memory(run):
             assert (h[0, ~dones].abs().sum(1) > 0).all()
         ended |= dones
     assert ended.all()
+
+
+def test_a_dream_drawn_per_dream_follows_one_member_from_start_to_end(run):
+    root, _, model = run
+    n, steps = 48, 6
+    z0 = start_latents(model, root / "data", latent_noise=0.0)[:1].repeat(n, 1)
+    dream = BatchedDream(model, n, tau=1.0, seed=4, latent_noise=0.0, ensemble_draw="dream")
+    dream.reset(z0)
+    states, z, followed = [None] * 3, z0, None
+    with torch.no_grad():
+        for t in range(steps):
+            a = np.random.default_rng(t).integers(0, model.mdn_config.action_dim, n)
+            outs = [mdn(z.unsqueeze(1), torch.as_tensor(a).unsqueeze(1), s) for mdn, s in zip(model.mdns, states)]
+            states = [out.state for out in outs]
+            means = torch.stack([next_latent(o.logit_pi[:, 0], o.mu[:, 0], o.log_sigma[:, 0], latent_noise=0.0)
+                                 for o in outs])
+            dream.step(a)
+            which = (dream.z[None] - means).abs().amax(-1).argmin(0)
+            torch.testing.assert_close(dream.z, means[which, torch.arange(n)], rtol=1e-5, atol=1e-5)
+            followed = which if followed is None else followed
+            assert torch.equal(which, followed), f"step {t}: a dream changed member"
+            z = dream.z
+    assert len(torch.unique(followed)) == 3, followed.tolist()
+    with pytest.raises(ValueError, match="ensemble_draw must be one of"):
+        BatchedDream(model, 2, ensemble_draw="episode")
+    with pytest.raises(UsageError, match="unknown ensemble draw 'episode'"):
+        DreamTrainingConfig(ensemble_draw="episode")
