@@ -600,3 +600,13 @@ def test_dream_probe_closed_loop_warms_m_on_the_real_steps_as_stepping_them_one_
     assert got["return"] == pytest.approx(ret.mean(), rel=1e-4, abs=1e-3), (got, ret.mean())
     assert got["steps"] == steps.mean() and got["ended_early"] == float((steps < length - start).mean())
     assert got["real_return"] == pytest.approx(np.mean([ep["rewards"][start:].sum() for ep in eps]))
+
+
+def test_ensemble_dream_probe_refuses_a_folder_without_iterations(tmp_path, capsys):
+    probe = script("probe_worldmodel_ensemble_dream")
+    with pytest.raises(SystemExit) as stop:
+        probe.main(["--dir", str(tmp_path / "run"), "--iterations-folder", "dream_iterations_ensemble3",
+                    "--out", str(tmp_path / "p.json")])
+    assert stop.value.code == 2
+    assert "no iterations in" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
