@@ -526,11 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-mdn, iterate: M's training windows in steps, each from a zero state (default: the "
                         "preset's; 1000 trains on whole CarRacing episodes, as the World Models code does)")
     p.add_argument("--m-ensemble", type=int_in(1), metavar="K",
-                   help="train-mdn, iterate: fit K M's on the same data, each from its own seed; dreams draw each "
-                        "step from one of them, so C cannot exploit one M's mistakes alone (default: the preset's, 1)")
+                   help="train-mdn, iterate: fit K M's on the same data, each from its own seed; dreams draw from "
+                        "them (--ensemble-draw), to keep C from profiting from one M's mistakes (default: the "
+                        "preset's, 1)")
     p.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
                    help="train-controller, iterate: with an ensemble of M's, each dream step comes from a member drawn "
-                        "every step, or from the one member a dream draws for its whole length (default: step)")
+                        "every step, or from the one member a dream draws for its whole length (default: step; on "
+                        "CarRacing a dream drawn per step paid more than any member's own: docs/carracing.md)")
     p.add_argument("--latent-noise", type=_non_negative_float,
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "

@@ -32,8 +32,8 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   same tracks as each iteration's and as the last controller's. With ``--hold-z`` the weights on z stay
   V only's, and the search moves those on h and the biases, as the real-env stage of the hold-z presets.
 - ``--m-ensemble K``: each iteration fits K M's, each from its own seed, and C's dreams draw each step from
-  one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`): an exploit
-  of one M's mistakes pays only in the steps drawn from that M. C sees the first M's h, as in the real env
+  one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`), meant to pay
+  an exploit of one M's mistakes only in the steps drawn from that M. C sees the first M's h, as in the real env
   (each iteration's dream returns are measured in the same ensemble dream). With ``--ensemble-draw dream``
   each dream follows one member, drawn at its start, for its whole length.
 

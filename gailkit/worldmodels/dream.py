@@ -5,11 +5,12 @@ steps thousands at once (one LSTM call per step for all of them), which is what 
 a controller in the dream cheap on a CPU. Observations are ``[z, h]``: V's latent and M's
 hidden state, as the controller of World Models sees them.
 
-A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them, so that a
-controller cannot profit from one M's mistakes alone: each dream's next latent, reward and end come
-from one member, drawn every step (``ensemble_draw="step"``, as MBPO draws) or once per dream for its
-whole length (``"dream"``, PETS' trajectory sampling). The controller sees the first M's ``h``, as in
-the real env.
+A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them, to keep a
+controller from profiting from one M's mistakes: each dream's next latent, reward and end come from
+one member, drawn every step (``ensemble_draw="step"``, as MBPO draws) or once per dream for its whole
+length (``"dream"``, PETS' trajectory sampling). The controller sees the first M's ``h``, as in the
+real env. Drawn per step, a dream hops between the members' forecasts, and can pay what no member's
+own dream pays: on CarRacing a search found that (``scripts/probe_worldmodel_ensemble_dream.py``).
 """
 
 from __future__ import annotations

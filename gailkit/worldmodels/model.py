@@ -32,9 +32,9 @@ class WorldModel:
     """V + M for one action space; ``save``/``load`` a directory.
 
     ``members``: more M's of the same config, fitted with other seeds (``train_mdn(..., ensemble=K)``).
-    A dream with an ensemble draws each step from one of ``mdns`` (:class:`~gailkit.worldmodels.dream.BatchedDream`),
-    so a controller cannot profit from one M's mistakes alone; C itself sees M's memory (``mdn``), in the
-    dream and in the real env.
+    A dream with an ensemble draws from ``mdns`` (:class:`~gailkit.worldmodels.dream.BatchedDream`), to keep a
+    controller from profiting from one M's mistakes; C itself sees M's memory (``mdn``), in the dream and in
+    the real env.
     """
 
     def __init__(self, action_space: gym.Space, *, latent_dim: int = 32, hidden: int = 256, n_mixtures: int = 5,
