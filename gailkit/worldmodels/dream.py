@@ -83,7 +83,7 @@ class BatchedDream:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every dream; returns ``(obs (n, Z + H), rewards (n,), terminated (n,), truncated (n,))``."""
         a = torch.as_tensor(np.asarray(actions))
-        if len(self.states) == 1:
+        if len(self.states) == 1:  # one M: no member to draw, the random stream as it always was
             self.z, rewards, done_prob, state, self.h = self.model.mdn.step(
                 self.z, a, self.states[0], tau=self.tau, generator=self.generator, latent_noise=self.latent_noise)
             self.states = [state]

@@ -87,6 +87,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else data_dir
     out, data_dirs = Path(out), [Path(d) for d in dirs]
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
+    ensemble = (mdn_options or {}).get("ensemble", 1)
     state_path = out / "iterations.json"
     records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []
     best = x0
@@ -107,10 +108,9 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                          progress=progress, **(mdn_options or {}))
             (it / "m_done").write_text("M trained on " + ", ".join(map(str, data_dirs)) + "\n")
         model = WorldModel.load(model_k)
-        if len(model.mdns) != (mdn_options or {}).get("ensemble", 1):
-            raise CheckpointError(f"{model_k} holds {len(model.mdns)} M's, this run fits "
-                                  f"{(mdn_options or {}).get('ensemble', 1)}: resume it with its own ensemble, or "
-                                  "iterate into another folder")
+        if len(model.mdns) != ensemble:
+            raise CheckpointError(f"{model_k} holds {len(model.mdns)} M's, this run fits {ensemble}: resume it with "
+                                  "its own ensemble, or iterate into another folder")
         # dreams start from real first frames (V is fixed), fed to C as it is fed in the real env; or, with
         # controller.dream_start, that many steps into the newest episodes, M's memory warmed on them
         if controller.dream_start:

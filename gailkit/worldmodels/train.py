@@ -106,7 +106,7 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     and about 3x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order). ``after_epoch(n, model)``
-    is called after epoch ``n`` (from 1), e.g. to measure M as it trains.
+    is called after epoch ``n`` (from 1) of the first M, e.g. to measure M as it trains.
 
     ``ensemble``: how many M's to fit, each from its own seed (``seed + 10_007 * j`` for the ``j``-th from 0:
     its weights' start, its draws of V's latents and its batches), on the same data; the first is M, the
