@@ -354,6 +354,16 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     where = args.where or p.controller_where
     ctrl = root / f"controller_{where}{'_vonly' if args.v_only else ''}"
     action = args.action
+    if args.iteration is not None:  # eval or demos of an iteration of `iterate`: its own M and C
+        from gailkit.worldmodels.iterative import kept_iteration
+
+        if action not in ("eval", "demos"):
+            raise UsageError(f"--iteration picks an iterate round for eval and demos, not {action}: drop it")
+        kept = kept_iteration(root / "iterations", args.iteration)
+        model_dir, ctrl = kept["model_dir"], kept["controller_dir"]
+        print(f"iteration {kept['iteration']} of {root / 'iterations'} ({args.iteration}; "
+              f"{kept['select_return']:.1f} on the selection tracks)" if "select_return" in kept else
+              f"iteration {kept['iteration']} of {root / 'iterations'}")
     if action == "collect":
         paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
         print(f"wrote {len(paths)} chunks to {data}/")
@@ -390,7 +400,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         print(f"generation {history[-1]['generation']}: mean {history[-1]['mean']:.1f}, best "
               f"{history[-1]['best']:.1f} ({where} return); wrote {ctrl}/")
     elif action == "iterate":
-        from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+        from gailkit.worldmodels.iterative import IterativeConfig, kept_iteration, train_iteratively
 
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start,
                                   ensemble_draw=args.ensemble_draw)
@@ -400,11 +410,14 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                     mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"},
                                     workers=args.workers,
                                     backend=args.backend, ray_address=args.ray_address)
-        print("| iteration | episodes | dream return | real return | gap |\n|---:|---:|---:|---:|---:|")
+        print("| iteration | episodes | dream return | real return | gap | on the selection tracks |\n"
+              "|---:|---:|---:|---:|---:|---:|")
         for r in records:
             print(f"| {r['iteration']} | {r['episodes']} | {r['dream_return']:.1f} | {r['real_return']:.1f} | "
-                  f"{r['gap']:+.1f} |")
-        print(f"wrote {root / 'iterations'}/")
+                  f"{r['gap']:+.1f} | {r['select_return']:.1f} |")
+        kept = kept_iteration(root / "iterations", "best", iterations=args.iterations)
+        print(f"wrote {root / 'iterations'}/; the best on the selection tracks is iteration {kept['iteration']}: "
+              f"gailkit worldmodel eval --dir {root} --iteration best")
     elif action == "eval":
         model = WorldModel.load(model_dir)
         best = load_solution(ctrl, args.solution)
@@ -430,6 +443,16 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
 
 _positive_float = float_above_zero()
 _non_negative_float = float_above_zero(or_equal=True)
+
+
+def _iteration(text: str) -> str | int:
+    """``--iteration``: best, last or an iteration's number."""
+    if text in ("best", "last"):
+        return text
+    try:
+        return int_in(0)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use best, last or an iteration's number (0, 1, ...)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -548,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--v-only", action="store_true",
                    help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
     p.add_argument("--resume", action="store_true", help="continue the controller's CMA-ES")
+    p.add_argument("--iteration", type=_iteration, metavar="best|last|K",
+                   help="eval, demos: the controller (and M) of an iteration of `iterate` instead of the run's: "
+                        "best (on the selection tracks, apart from the evaluation tracks), last, or its number")
     p.add_argument("--solution", choices=["best", "mean"],
                    help="the controller: the best candidate seen, or the CMA-ES mean (the paper's); train-controller "
                         "default: the preset's; eval and demos default: the one the run was trained for")

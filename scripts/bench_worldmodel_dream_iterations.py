@@ -37,11 +37,14 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   (each iteration's dream returns are measured in the same ensemble dream). With ``--ensemble-draw dream``
   each dream follows one member, drawn at its start, for its whole length.
 
-At the end, the last iteration's controller drives ``--final-tracks`` real tracks, the same as
-bench_worldmodel.py's. Every iteration is written under the run folder (``dream_iterations/``, with
-``_tau<T>``, ``_start<W>``, ``_from_vonly``, ``_hold_z``, ``_sigma<S>``, ``_ensemble<K>`` and ``_per_dream`` for the
-options' other values), and a rerun
-resumes. Writes scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json.
+At the end, the last iteration's controller (``--keep best``: the best on the selection tracks,
+``--select-tracks`` tracks apart from the benchmark's) drives ``--final-tracks`` real tracks, the same
+as bench_worldmodel.py's.
+Every iteration is written under the run folder (``dream_iterations/``, with ``_tau<T>``, ``_start<W>``,
+``_from_vonly``, ``_hold_z``, ``_sigma<S>``, ``_ensemble<K>`` and ``_per_dream`` for the options' other
+values), and a rerun resumes. Writes
+scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json
+(``_keep_best`` added with ``--keep best``, ``_keep_best<N>`` with ``--select-tracks N`` too).
 """
 
 from __future__ import annotations
@@ -53,9 +56,8 @@ import torch
 
 from gailkit.configs import CommandParser, float_above_zero, int_in
 from gailkit.files import write_json
-from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution
-from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+from gailkit.worldmodels.iterative import IterativeConfig, kept_iteration, train_iteratively
 from gailkit.worldmodels.linear_controller import all_but_z_weights, with_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
@@ -86,8 +88,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="fit K M's each iteration; C's dreams draw each step from one of them")
     parser.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
                         help="with --m-ensemble: a member per dream step, or one per dream for its whole length")
+    parser.add_argument("--keep", choices=("last", "best"), default="last",
+                        help="the iteration that drives the final tracks: the last, or the best on the selection "
+                             "tracks (apart from the benchmark's)")
+    parser.add_argument("--select-tracks", type=int_in(1), default=8,
+                        help="real tracks, apart from the benchmark's, each iteration is scored on for --keep best")
     parser.add_argument("--final-tracks", type=int_in(0), default=100,
-                        help="the last iteration's controller on the benchmark's evaluation tracks (0: not)")
+                        help="the kept iteration's controller on the benchmark's evaluation tracks (0: not)")
     parser.add_argument("--out", type=Path,
                         help="default: scripts/results/bench_worldmodel_dream_iterations_<preset><the folder's "
                              "suffixes>.json")
@@ -124,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
                                      latent_noise=p.controller_latent_noise, dream_start=args.dream_start,
                                      ensemble_draw=args.ensemble_draw, **held)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
-                             mdn_epochs=p.mdn_epochs, eval_episodes=8)
+                             mdn_epochs=p.mdn_epochs, eval_episodes=8,
+                             select_episodes=args.select_tracks)
     folder = run / f"dream_iterations{suffix}"
     records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller, folder,
                                 mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"}
@@ -140,20 +148,19 @@ def main(argv: list[str] | None = None) -> None:
                  "mean": float(real_returns(run / "model", x0, config.eval_episodes).mean())}
         print(f"the V only start on the iterations' {config.eval_episodes} tracks: {start['mean']:.1f}")
     hot = f" | dream return at tau {args.tau:g}" if args.tau != 1.0 else ""
-    print(f"| iteration | episodes | dream return{hot} | real return | gap |")
-    print("|---:" * (6 if hot else 5) + "|")
+    print(f"| iteration | episodes | dream return{hot} | real return | gap | on the selection tracks |")
+    print("|---:" * (7 if hot else 6) + "|")
     for r in records:
         at_tau = f" | {r['dream_return_at_tau']:.1f}" if hot else ""
         print(f"| {r['iteration']} | {r['episodes']} | {r['dream_return']:.1f}{at_tau} | {r['real_return']:.1f} | "
-              f"{r['gap']:+.1f} |")
+              f"{r['gap']:+.1f} | {r['select_return']:.1f} |")
     final = None
-    if args.final_tracks:  # the same tracks as bench_worldmodel.py's rows, C fed the last iteration's M's h
-        last = read_json(folder / "iterations.json", what="iterative run")["records"][len(records) - 1]
-        returns = real_returns(folder / f"iter_{last['iteration']}" / "model", np.asarray(last["best_x"]),
-                               args.final_tracks)
-        final = {"iteration": last["iteration"], "tracks": args.final_tracks, "mean": float(returns.mean()),
-                 "std": float(returns.std()), "returns": returns.tolist()}
-        print(f"iteration {last['iteration']}'s controller on {args.final_tracks} tracks: "
+    if args.final_tracks:  # the same tracks as bench_worldmodel.py's rows, C fed its own iteration's M's h
+        kept = kept_iteration(folder, args.keep, iterations=len(records))
+        returns = real_returns(kept["model_dir"], np.asarray(kept["best_x"]), args.final_tracks)
+        final = {"iteration": kept["iteration"], "keep": args.keep, "tracks": args.final_tracks,
+                 "mean": float(returns.mean()), "std": float(returns.std()), "returns": returns.tolist()}
+        print(f"iteration {kept['iteration']}'s controller ({args.keep}) on {args.final_tracks} tracks: "
               f"{returns.mean():.1f} +/- {returns.std():.1f}")
         if x0 is not None:
             before = real_returns(run / "model", x0, args.final_tracks)
@@ -162,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
                          final_returns=before.tolist())
             print(f"the V only start on the same tracks: {before.mean():.1f} +/- {before.std():.1f}; the dream's "
                   f"gain {diff.mean():+.1f} (SE {diff.std(ddof=1) / np.sqrt(len(diff)):.1f})")
-    out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}{suffix}.json"
+    keep = f"_keep_best{'' if args.select_tracks == 8 else args.select_tracks}" if args.keep == "best" else ""
+    out = args.out or RESULTS / f"bench_worldmodel_dream_iterations_{args.preset}{suffix}{keep}.json"
     write_json(out, {"preset": args.preset, "env": p.env, "iterative": config.__dict__,
                      "controller": controller.__dict__, "from_vonly": args.from_vonly, "m_ensemble": args.m_ensemble,
                      "start": start,

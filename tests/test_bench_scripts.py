@@ -537,7 +537,8 @@ def test_dream_probe_without_a_controller_exits_2_and_writes_nothing(tmp_path, c
                                           (["--dream-start", "1000"], "1000: must be < 1000"),
                                           (["--hold-z"], "--hold-z holds the weights on z at V only's"),
                                           (["--m-ensemble", "0"], "0: must be >= 1"),
-                                          (["--ensemble-draw", "dream"], "--ensemble-draw picks among an ensemble's")])
+                                          (["--ensemble-draw", "dream"], "--ensemble-draw picks among an ensemble's"),
+                                          (["--keep", "first"], "invalid choice: 'first'")])
 def test_dream_iterations_refuse_a_run_without_the_probe_s_episodes_and_options_out_of_range(tmp_path, capsys,
                                                                                             flags, says):
     bench = script("bench_worldmodel_dream_iterations")

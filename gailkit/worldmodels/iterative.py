@@ -8,7 +8,10 @@ its dream exploits exactly those gaps. Each iteration here
    Gaussian exploration noise on its actions; iteration 0 uses the data already collected),
 2. retrains M on *all* data so far (V stays fixed: its latents define M's space),
 3. continues C's CMA-ES from the previous best, in the dream or in the real env,
-4. measures the dream/real gap: the new controller's mean dream return beside its real return.
+4. measures the dream/real gap: the new controller's mean dream return beside its real return,
+   and its real return on the *selection tracks*, apart from the evaluation tracks, on which
+   :func:`kept_iteration` picks the iteration to keep (the last is not always the best: a
+   dream-trained controller's real return can fall as its dream return climbs).
 
 Every step writes into ``out/iter_<k>/`` and ``out/iterations.json``; a rerun skips finished
 iterations and resumes the unfinished one (collection and CMA-ES resume on their own).
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from gailkit.errors import UsageError
+from gailkit.evaluation import EVAL_SEED
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.worldmodels.controller import (
     DreamTrainingConfig,
@@ -37,7 +41,11 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
 from gailkit.worldmodels.train import start_latents, train_mdn, warm_starts
 
-__all__ = ["IterativeConfig", "refit_memory", "train_iteratively"]
+__all__ = ["SELECT_SEED", "IterativeConfig", "kept_iteration", "refit_memory", "train_iteratively"]
+
+# the first of the tracks an iteration is picked on: apart from the evaluation tracks (EVAL_SEED on),
+# so the iteration kept is scored on tracks it was not picked on
+SELECT_SEED = EVAL_SEED + 500_000
 
 
 @dataclasses.dataclass
@@ -50,6 +58,7 @@ class IterativeConfig:
     where: str = "dream"  # where C trains: "dream" (the paper's iterative setting) or "real"
     mdn_epochs: int = 20
     eval_episodes: int = 8  # real episodes (and dreams x 4) measuring the dream/real gap
+    select_episodes: int = 8  # real episodes on the selection tracks (SELECT_SEED on), to pick the iteration kept
     seed: int = 0
 
 
@@ -77,13 +86,17 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     Returns:
         Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return`` (at temperature 1,
         M as fitted), ``real_return`` (means of the new controller), ``gap`` (dream minus real),
-        ``generations``; ``dream_return_at_tau`` too where C was trained in dreams at another temperature.
+        ``generations``, ``select_return`` (the mean on ``select_episodes`` selection tracks, which
+        :func:`kept_iteration` ranks; a resumed run with another ``select_episodes`` measures them again);
+        ``dream_return_at_tau`` too where C was trained in dreams at another temperature.
         With ``controller.dream_start`` > 0 the dreams (training and measure) start that many steps into
         the newest episodes and pay from there, the real return the whole episode (on
         CarRacing, a driving car's first 50 steps pay 10 to 20).
     """
     if config.where not in ("dream", "real"):
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
+    if config.select_episodes < 1:
+        raise UsageError(f"select_episodes={config.select_episodes}: must be >= 1")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else data_dir
     out, data_dirs = Path(out), [Path(d) for d in dirs]
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
@@ -91,6 +104,16 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     state_path = out / "iterations.json"
     records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []
     best = x0
+
+    def select_return(model: WorldModel, x: np.ndarray) -> float:
+        return float(evaluate_controller(model, x, env_id, config.select_episodes, seed=SELECT_SEED,
+                                         max_steps=controller.max_steps, frame_skip=controller.frame_skip,
+                                         latent_noise=controller.latent_noise).mean())
+
+    def save() -> None:
+        write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
+                                "controller": dataclasses.asdict(controller)})
+
     for k in range(config.iterations):
         it = out / f"iter_{k}"
         model_k = it / "model"
@@ -102,6 +125,11 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
             data_dirs.append(it / "data")
         if k < len(records):  # finished before: its controller is the next start
             best = np.asarray(records[k]["best_x"])
+            if "select_return" not in records[k] or records[k].get("select_episodes") != config.select_episodes:
+                # a run from before the selection tracks, or scored on another number of them: measure it now
+                records[k] |= {"select_return": select_return(WorldModel.load(model_k), best),
+                               "select_episodes": config.select_episodes}
+                save()
             continue
         if not (model_k / "mdn_rnn.safetensors").exists() or not (it / "m_done").exists():
             refit_memory(model_dir, data_dirs, model_k, epochs=config.mdn_epochs, seed=config.seed + k,
@@ -143,13 +171,45 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                                          latent_noise=controller.latent_noise).mean())
         record = {"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
                   "generations": history[-1]["generation"], "dream_return": dreams[0], "real_return": real,
-                  "gap": dreams[0] - real, "best_x": best.tolist()}
+                  "gap": dreams[0] - real, "select_return": select_return(model, best),
+                  "select_episodes": config.select_episodes, "best_x": best.tolist()}
         if len(dreams) > 1:
             record["dream_return_at_tau"] = dreams[1]
         records.append(record)
-        write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
-                                "controller": dataclasses.asdict(controller)})
+        save()
     return [{k: v for k, v in r.items() if k != "best_x"} for r in records[: config.iterations]]
+
+
+def kept_iteration(out: str | Path, keep: str | int = "best", *, iterations: int | None = None) -> dict:
+    """The iteration of the run in ``out`` to keep: its record (``best_x``: C's parameters) plus
+    ``model_dir`` and ``controller_dir``.
+
+    Args:
+        keep: ``"best"``: the highest ``select_return`` (the earlier on a tie), picked on tracks apart
+            from the evaluation tracks; ``"last"``; or an iteration's number.
+        iterations: choose among the first this many iterations only (default: all in ``out``).
+    """
+    out = Path(out)
+    state_path = out / "iterations.json"
+    if not state_path.exists():
+        raise UsageError(f"no iterative run in {out} (no iterations.json): run `gailkit worldmodel iterate` first")
+    records = read_json(state_path, what="iterative run")["records"][:iterations]
+    if not records:
+        raise UsageError(f"{out} holds no finished iteration yet: resume `gailkit worldmodel iterate`")
+    if keep == "best":
+        unmeasured = [r["iteration"] for r in records if "select_return" not in r]
+        if unmeasured:
+            raise UsageError(f"iterations {unmeasured} in {out} have no return on the selection tracks (a run from "
+                             "before them): resume it with `gailkit worldmodel iterate` to measure them")
+        record = records[int(np.argmax([r["select_return"] for r in records]))]
+    elif keep == "last":
+        record = records[-1]
+    elif isinstance(keep, int) and not isinstance(keep, bool) and 0 <= keep < len(records):
+        record = records[keep]
+    else:
+        raise UsageError(f"keep={keep!r}: use 'best', 'last' or an iteration's number, 0 to {len(records) - 1}")
+    it = out / f"iter_{record['iteration']}"
+    return record | {"model_dir": it / "model", "controller_dir": it / "controller"}
 
 
 def refit_memory(model_dir: str | Path, data_dirs: list[Path], out: str | Path, **mdn_options) -> WorldModel:

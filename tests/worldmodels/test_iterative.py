@@ -6,13 +6,16 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
+from gailkit.errors import UsageError
+from gailkit.nn.checkpoint import read_json, write_json
 from gailkit.worldmodels.controller import DreamTrainingConfig
 from gailkit.worldmodels.data import chunk_paths, collect_chunks, load_chunk
-from gailkit.worldmodels.iterative import IterativeConfig, train_iteratively
+from gailkit.worldmodels.iterative import SELECT_SEED, IterativeConfig, kept_iteration, train_iteratively
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
-from gailkit.worldmodels.real import ControllerPolicy
+from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
 from gailkit.worldmodels.train import train_mdn, train_vae
 
 ENV = "gailkit/CartPoleCentredPixels-v1"
@@ -48,6 +51,25 @@ def test_iterations_run_record_the_gap_and_resume(tmp_path):
     assert WorldModel.load(tmp_path / "it" / "iter_1" / "model").env_id == ENV
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
     assert again == records  # finished iterations are read back, not redone
+    state = read_json(tmp_path / "it" / "iterations.json")
+    for r in state["records"]:  # each controller scored on the selection tracks, apart from the evaluation ones
+        model = WorldModel.load(tmp_path / "it" / f"iter_{r['iteration']}" / "model")
+        select = evaluate_controller(model, np.asarray(r["best_x"]), ENV, cfg.select_episodes, seed=SELECT_SEED,
+                                     max_steps=ctrl.max_steps)
+        assert r["select_return"] == float(select.mean())
+    for r in state["records"]:  # a folder from before the selection tracks: resuming measures them
+        del r["select_return"], r["select_episodes"]
+    write_json(tmp_path / "it" / "iterations.json", state)
+    with pytest.raises(UsageError, match="no return on the selection tracks"):
+        kept_iteration(tmp_path / "it")
+    again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
+    assert again == records
+    more = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, select_episodes=3),
+                             ctrl, tmp_path / "it", **kw)  # more selection tracks: measured again on 3
+    for r, before, x in zip(more, records, state["records"], strict=True):
+        model = WorldModel.load(tmp_path / "it" / f"iter_{r['iteration']}" / "model")
+        select = evaluate_controller(model, np.asarray(x["best_x"]), ENV, 3, seed=SELECT_SEED, max_steps=ctrl.max_steps)
+        assert r == before | {"select_return": float(select.mean()), "select_episodes": 3}
     first = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, iterations=1), ctrl,
                               tmp_path / "it", **kw)
     assert first == records[:1]  # a folder that holds more iterations gives the ones asked for
@@ -83,3 +105,47 @@ def test_iterations_start_from_several_data_folders(tmp_path):
     assert "dream_return_at_tau" not in records[0]  # trained at tau 1: the dream return is that dream's
     fitted_on = (tmp_path / "it" / "iter_0" / "m_done").read_text()
     assert str(tmp_path / "data") in fitted_on and str(tmp_path / "more") in fitted_on
+
+
+def test_kept_iteration_picks_on_the_selection_tracks(tmp_path, capsys):
+    from gailkit.cli import main
+
+    collect_chunks(ENV, tmp_path / "data", 3, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=1, progress=False)
+    cfg = IterativeConfig(iterations=3, episodes=2, mdn_epochs=1, eval_episodes=1, select_episodes=2)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=20, tau=1.0)
+    train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "iterations",
+                      mdn_options={"hidden": 16}, progress=False)
+    state = read_json(tmp_path / "iterations" / "iterations.json")
+    for r, select in zip(state["records"], (5.0, 12.0, 7.0), strict=True):  # iteration 1 best, 2 last
+        r |= {"select_return": select, "select_episodes": 8}  # on as many tracks as the command line's iterate
+    write_json(tmp_path / "iterations" / "iterations.json", state)
+    best = kept_iteration(tmp_path / "iterations")
+    assert best["iteration"] == 1 and best["best_x"] == state["records"][1]["best_x"]
+    assert best["model_dir"] == tmp_path / "iterations" / "iter_1" / "model"
+    assert best["controller_dir"] == tmp_path / "iterations" / "iter_1" / "controller"
+    assert kept_iteration(tmp_path / "iterations", "last")["iteration"] == 2
+    assert kept_iteration(tmp_path / "iterations", 0)["iteration"] == 0
+    assert kept_iteration(tmp_path / "iterations", iterations=1)["iteration"] == 0  # among the first only
+    with pytest.raises(UsageError, match="0 to 2"):
+        kept_iteration(tmp_path / "iterations", 3)
+    with pytest.raises(UsageError, match="no iterative run"):
+        kept_iteration(tmp_path / "elsewhere")
+
+    # the command line: iterate reads the finished iterations back and names the best; eval drives its M and C
+    assert main(["worldmodel", "iterate", "--dir", str(tmp_path), "--env", ENV, "--iterations", "3"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "| 12.0 |" in out and "the best on the selection tracks is iteration 1" in out, out
+    assert main(["worldmodel", "eval", "--dir", str(tmp_path), "--env", ENV, "--iteration", "best",
+                 "--eval-episodes", "2"]) in (0, None)
+    out = capsys.readouterr().out
+    model = WorldModel.load(tmp_path / "iterations" / "iter_1" / "model")
+    want = evaluate_controller(model, np.asarray(best["best_x"]), ENV, 2, latent_noise=ctrl.latent_noise)
+    assert "iteration 1 of" in out and f"{want.mean():.1f} +/- {want.std():.1f}" in out, out
+    assert main(["worldmodel", "eval", "--dir", str(tmp_path), "--env", ENV, "--iteration", "3"]) == 2
+    assert "0 to 2" in capsys.readouterr().err
+    assert main(["worldmodel", "train-mdn", "--dir", str(tmp_path), "--env", ENV, "--iteration", "best"]) == 2
+    assert "--iteration picks an iterate round" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["worldmodel", "eval", "--dir", str(tmp_path), "--iteration", "first"])
+    assert stop.value.code == 2 and "use best, last or an iteration's number" in capsys.readouterr().err
