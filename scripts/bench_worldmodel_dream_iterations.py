@@ -35,14 +35,16 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`), meant to pay
   an exploit of one M's mistakes only in the steps drawn from that M. C sees the first M's h, as in the real env
   (each iteration's dream returns are measured in the same ensemble dream). With ``--ensemble-draw dream``
-  each dream follows one member, drawn at its start, for its whole length.
+  each dream follows one member, drawn at its start, for its whole length. With ``--halt-quantile Q`` a
+  dream ends, paying -100, where the M's forecasts part by more than they do at the Q quantile of the
+  newest real episodes' steps (MOReL's halt; ``IterativeConfig.halt_quantile``).
 
 At the end, the last iteration's controller (``--keep best``: the best on the selection tracks,
 ``--select-tracks`` tracks apart from the benchmark's) drives ``--final-tracks`` real tracks, the same
 as bench_worldmodel.py's.
 Every iteration is written under the run folder (``dream_iterations/``, with ``_tau<T>``, ``_start<W>``,
-``_from_vonly``, ``_hold_z``, ``_sigma<S>``, ``_ensemble<K>`` and ``_per_dream`` for the options' other
-values), and a rerun resumes. Writes
+``_from_vonly``, ``_hold_z``, ``_sigma<S>``, ``_ensemble<K>``, ``_per_dream`` and ``_halt<Q>`` for the options'
+other values), and a rerun resumes. Writes
 scripts/results/bench_worldmodel_dream_iterations_<preset><the same suffixes>.json
 (``_keep_best`` added with ``--keep best``, ``_keep_best<N>`` with ``--select-tracks N`` too).
 """
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="fit K M's each iteration; C's dreams draw each step from one of them")
     parser.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
                         help="with --m-ensemble: a member per dream step, or one per dream for its whole length")
+    parser.add_argument("--halt-quantile", type=float_above_zero(), metavar="Q",
+                        help="with --m-ensemble: dreams halt (paying -100) where the M's disagree more than at this "
+                             "quantile of their disagreements on the newest real episodes, e.g. 0.99")
     parser.add_argument("--keep", choices=("last", "best"), default="last",
                         help="the iteration that drives the final tracks: the last, or the best on the selection "
                              "tracks (apart from the benchmark's)")
@@ -101,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.hold_z and not args.from_vonly:
         parser.error("--hold-z holds the weights on z at V only's: add --from-vonly")
+    if args.halt_quantile is not None and (args.m_ensemble == 1 or args.halt_quantile > 1):
+        parser.error("--halt-quantile Q halts dreams where an ensemble's M's disagree: add --m-ensemble K (K > 1), "
+                     "Q in (0, 1]")
     if args.ensemble_draw == "dream" and args.m_ensemble == 1:
         parser.error("--ensemble-draw picks among an ensemble's M's: add --m-ensemble K (K > 1)")
     torch.set_num_threads(2)
@@ -115,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
                                             ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
                                             (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5),
                                             (f"_ensemble{args.m_ensemble}", args.m_ensemble > 1),
-                                            ("_per_dream", args.ensemble_draw == "dream")) if other)
+                                            ("_per_dream", args.ensemble_draw == "dream"),
+                                            (f"_halt{args.halt_quantile}", args.halt_quantile)) if other)
     x0, held = None, {}
     if args.from_vonly:
         vonly = run / "controller_vonly"
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                                      ensemble_draw=args.ensemble_draw, **held)
     config = IterativeConfig(iterations=args.iterations, episodes=args.episodes, noise=0.0, where="dream",
                              mdn_epochs=p.mdn_epochs, eval_episodes=8,
-                             select_episodes=args.select_tracks)
+                             select_episodes=args.select_tracks, halt_quantile=args.halt_quantile)
     folder = run / f"dream_iterations{suffix}"
     records = train_iteratively(run / "model", [run / "data", driving], p.env, config, controller, folder,
                                 mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"}

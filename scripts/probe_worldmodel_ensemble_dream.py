@@ -14,8 +14,14 @@ iteration's controller (``best_x`` of ``iterations.json``) at temperature 1, fro
   would give it);
 
 beside the controller's real return on the iteration's 8 tracks. If the ensemble's dream pays more than every
-member's alone, the mixing itself is what the search exploits. Writes
-scripts/results/probe_worldmodel_ensemble_dream_<preset>_<folder>.json.
+member's alone, the mixing itself is what the search exploits.
+
+With ``--halt-quantile Q`` it also asks whether the M's disagreement flags the exploit: the Q quantile of their
+disagreement (:func:`~gailkit.worldmodels.dream.disagreement`) over the steps of the iteration's newest episodes,
+and the dream drawn per dream again, each dream halting (paying -100) at the first step whose disagreement exceeds
+that: its return and the share of dreams halted. A controller whose dream return the real tracks do not bear out
+should lose more of its dreams than one they do. Writes
+scripts/results/probe_worldmodel_ensemble_dream_<preset>_<folder>[_halt<Q>].json.
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gailkit.configs import CommandParser, int_in
+from gailkit.configs import CommandParser, float_above_zero, int_in
 from gailkit.files import write_json
 from gailkit.nn.checkpoint import read_json
 from gailkit.worldmodels.controller import dream_fitness
-from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.dream import BatchedDream
+from gailkit.worldmodels.linear_controller import LinearController, controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS
-from gailkit.worldmodels.train import warm_starts
+from gailkit.worldmodels.train import ensemble_disagreements, warm_starts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,6 +52,27 @@ def alone(model: WorldModel, j: int) -> WorldModel:
     return single
 
 
+def halting_dreams(model: WorldModel, controller: LinearController, x: np.ndarray, z0: torch.Tensor,
+                   s0: tuple[torch.Tensor, torch.Tensor], *, dreams: int, steps: int, halt_above: float, seed: int,
+                   latent_noise: float) -> tuple[float, float]:
+    """The mean return of ``dreams`` dreams drawn per dream, each halting where the M's disagree more than
+    ``halt_above``, and the share of them that halted (dream_fitness's starts and stepping)."""
+    dream = BatchedDream(model, dreams, tau=1.0, max_steps=steps, seed=seed, latent_noise=latent_noise,
+                         ensemble_draw="dream", halt_above=halt_above)
+    pick = torch.randint(len(z0), (dreams,), generator=dream.generator)
+    obs = dream.reset(z0[pick], (s0[0][:, pick], s0[1][:, pick]))
+    params = np.repeat(x, dreams, axis=0)
+    returns, alive, halted = np.zeros(dreams), np.ones(dreams, dtype=bool), np.zeros(dreams, dtype=bool)
+    for _ in range(steps):
+        obs, rewards, terminated, truncated = dream.step(controller.act(params, obs[:, :controller.in_dim]))
+        returns += rewards * alive
+        halted |= alive & (dream.disagreement > halt_above).numpy()
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            break
+    return float(returns.mean()), float(halted.mean())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(WM_PRESETS), default="fast-2h-m32-hold-z-m30")
@@ -53,8 +81,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="the iterations' folder inside the run folder, e.g. "
                              "dream_iterations_tau1.15_start50_ensemble3")
     parser.add_argument("--dreams", type=int_in(1), default=64, help="dreams per row")
+    parser.add_argument("--halt-quantile", type=float_above_zero(), metavar="Q",
+                        help="also score the dream drawn per dream halting where the M's disagree more than at this "
+                             "quantile of the newest episodes' steps, e.g. 0.999")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if args.halt_quantile is not None and args.halt_quantile > 1:
+        parser.error(f"--halt-quantile {args.halt_quantile}: a quantile in (0, 1]")
     torch.set_num_threads(2)
     run = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
     folder = run / args.iterations_folder
@@ -73,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         model = WorldModel.load(folder / f"iter_{k}" / "model")
         if len(model.mdns) == 1:
             parser.error(f"{folder}/iter_{k}/model has one M: this probe compares an ensemble's members")
-        z0, s0 = warm_starts(model, driving if k == 0 else folder / f"iter_{k}" / "data", start, latent_noise=noise)
+        newest = driving if k == 0 else folder / f"iter_{k}" / "data"
+        z0, s0 = warm_starts(model, newest, start, latent_noise=noise)
         x = np.asarray(record["best_x"])[None]
         controller = controller_for(model, n_params=x.shape[1])
 
@@ -86,13 +120,23 @@ def main(argv: list[str] | None = None) -> None:
                "ensemble_per_dream": score(model, s0, "dream"),
                "members_alone": [score(alone(model, j), (s0[0][j : j + 1], s0[1][j : j + 1]))
                                  for j in range(len(model.mdns))]}
+        halting = ""
+        if args.halt_quantile is not None:
+            found = ensemble_disagreements(model, newest, seed=k, latent_noise=noise)
+            threshold = float(np.quantile(found, args.halt_quantile))
+            ret, share = halting_dreams(model, controller, x, z0, s0, dreams=args.dreams, steps=1000 - start,
+                                        halt_above=threshold, seed=k, latent_noise=noise)
+            row |= {"halt_above": threshold, "data_disagreement_median": float(np.median(found)),
+                    "ensemble_per_dream_halting": ret, "halted": share}
+            halting = f" | halting above {threshold:.3f}: {ret:.1f}, {share:.0%} of dreams halted"
         rows.append(row)
         print(f"iteration {k}: real {row['real_return']:.1f} | ensemble per step {row['ensemble_per_step']:.1f}, "
               f"per dream {row['ensemble_per_dream']:.1f} | members alone "
-              + ", ".join(f"{r:.1f}" for r in row["members_alone"]), flush=True)
-    out = args.out or RESULTS / f"probe_worldmodel_ensemble_dream_{args.preset}_{args.iterations_folder}.json"
+              + ", ".join(f"{r:.1f}" for r in row["members_alone"]) + halting, flush=True)
+    halt = "" if args.halt_quantile is None else f"_halt{args.halt_quantile}"
+    out = args.out or RESULTS / f"probe_worldmodel_ensemble_dream_{args.preset}_{args.iterations_folder}{halt}.json"
     write_json(out, {"preset": args.preset, "folder": args.iterations_folder, "dream_start": start, "tau": 1.0,
-                     "dreams": args.dreams, "rows": rows})
+                     "dreams": args.dreams, "halt_quantile": args.halt_quantile, "rows": rows})
     print(f"wrote {out}")
 
 

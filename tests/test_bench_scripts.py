@@ -538,7 +538,9 @@ def test_dream_probe_without_a_controller_exits_2_and_writes_nothing(tmp_path, c
                                           (["--hold-z"], "--hold-z holds the weights on z at V only's"),
                                           (["--m-ensemble", "0"], "0: must be >= 1"),
                                           (["--ensemble-draw", "dream"], "--ensemble-draw picks among an ensemble's"),
-                                          (["--keep", "first"], "invalid choice: 'first'")])
+                                          (["--keep", "first"], "invalid choice: 'first'"),
+                                          (["--halt-quantile", "0.99"], "--halt-quantile Q halts dreams where"),
+                                          (["--m-ensemble", "3", "--halt-quantile", "2"], "Q in (0, 1]")])
 def test_dream_iterations_refuse_a_run_without_the_probe_s_episodes_and_options_out_of_range(tmp_path, capsys,
                                                                                             flags, says):
     bench = script("bench_worldmodel_dream_iterations")
@@ -611,3 +613,29 @@ def test_ensemble_dream_probe_refuses_a_folder_without_iterations(tmp_path, caps
     assert stop.value.code == 2
     assert "no iterations in" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ensemble_dream_probe_s_halting_dreams_are_dream_fitness_s_and_count_the_halts(tmp_path):
+    from gailkit.worldmodels.controller import dream_fitness
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.linear_controller import controller_for
+    from gailkit.worldmodels.train import train_mdn, train_vae, warm_starts
+
+    probe = script("probe_worldmodel_ensemble_dream")
+    env = "gailkit/CartPoleCentredPixels-v1"
+    collect_chunks(env, tmp_path / "data", 4, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", latent_dim=8, epochs=0, progress=False)
+    model = train_mdn(tmp_path / "data", tmp_path / "model", epochs=1, hidden=16, ensemble=2, progress=False)
+    z0, s0 = warm_starts(model, tmp_path / "data", 3)
+    controller = controller_for(model)
+    x = np.random.default_rng(0).normal(size=(1, controller.n_params))
+    kw = dict(dreams=16, steps=20, seed=3, latent_noise=1.0)
+    for threshold in (0.05, 1e9):
+        ret, share = probe.halting_dreams(model, controller, x, z0, s0, halt_above=threshold, **kw)
+        want = dream_fitness(model, controller, x, rollouts=16, max_steps=20, tau=1.0, seed=3, start_z=z0,
+                             start_state=s0, ensemble_draw="dream", halt_above=threshold)[0]
+        assert ret == pytest.approx(want, rel=1e-6)
+        print(f"halting above {threshold}: {share:.0%} of dreams halted")
+        assert (share > 0) == (threshold < 1), share  # a threshold no dream reaches halts none
+    ret, share = probe.halting_dreams(model, controller, x, z0, s0, halt_above=1e-9, **kw)
+    assert share == 1.0 and ret == -100.0  # every M's forecast differs: all halt at their first step

@@ -72,6 +72,10 @@ class DreamTrainingConfig:
     # with an ensemble of M's (WorldModel.members): a dream's next z, reward and end come from a member drawn every
     # "step", or from the one member it drew for the whole "dream" (BatchedDream's ensemble_draw)
     ensemble_draw: str = "step"
+    # with an ensemble: a dream ends where its M's forecasts of the next z part by more than this (dream.disagreement),
+    # paying halt_reward; None: dreams never halt (train.ensemble_disagreements measures the data's, to set it)
+    halt_above: float | None = None
+    halt_reward: float = -100.0
 
     def __post_init__(self):
         if self.solution not in SOLUTIONS:
@@ -81,6 +85,8 @@ class DreamTrainingConfig:
                              "its mean)")
         if self.ensemble_draw not in ENSEMBLE_DRAWS:
             raise UsageError(f"unknown ensemble draw {self.ensemble_draw!r}; choose one of {', '.join(ENSEMBLE_DRAWS)}")
+        if self.halt_above is not None and not self.halt_above > 0:
+            raise UsageError(f"halt above {self.halt_above}: the disagreement a dream halts at must be > 0")
         if not 0 <= self.dream_start < self.max_steps:
             raise UsageError(f"dream start {self.dream_start}: dreams start at a step from 0 to max_steps - 1 "
                              f"({self.max_steps - 1})")
@@ -147,7 +153,8 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
                   max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None,
                   start_state: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  latent_noise: float = 1.0, ensemble_draw: str = "step") -> np.ndarray:
+                  latent_noise: float = 1.0, ensemble_draw: str = "step", halt_above: float | None = None,
+                  halt_reward: float = -100.0) -> np.ndarray:
     """Mean dream return of each candidate ``params (P, n_params)`` over ``max_steps`` -> ``(P,)``.
 
     ``start_z (S, Z)``: latents of real first frames; each dream starts from one of them
@@ -155,14 +162,14 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
     ``(h, c)``, each ``(K, S, hidden)`` for the world model's K M's;
     :func:`~gailkit.worldmodels.train.warm_starts`), the starts are frames inside real episodes and M's
     memory of the steps before. ``latent_noise``: as C is fed in the real env (1 M's draws, 0 its
-    mixture's mean), and ``ensemble_draw`` where the world model has an ensemble of M's, as
-    :class:`~gailkit.worldmodels.dream.BatchedDream` takes them.
+    mixture's mean), and ``ensemble_draw``, ``halt_above`` and ``halt_reward`` where the world model has
+    an ensemble of M's, as :class:`~gailkit.worldmodels.dream.BatchedDream` takes them.
     """
     if start_state is not None and start_z is None:
         raise ValueError("a start state needs its start latents: pass start_z with start_state")
     p = len(params)
     dream = BatchedDream(model, p * rollouts, tau=tau, max_steps=max_steps, seed=seed, latent_noise=latent_noise,
-                         ensemble_draw=ensemble_draw)
+                         ensemble_draw=ensemble_draw, halt_above=halt_above, halt_reward=halt_reward)
     if start_z is not None:
         pick = torch.randint(len(start_z), (p * rollouts,), generator=dream.generator)
         obs = dream.reset(start_z[pick], None if start_state is None else (start_state[0][:, pick],
@@ -258,7 +265,8 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
         return dream_fitness(model, controller, candidates, rollouts=config.rollouts,
                              max_steps=config.max_steps - config.dream_start, tau=config.tau,
                              seed=config.seed * 100_003 + gen, start_z=start_z, start_state=start_state,
-                             latent_noise=config.latent_noise, ensemble_draw=config.ensemble_draw)
+                             latent_noise=config.latent_noise, ensemble_draw=config.ensemble_draw,
+                             halt_above=config.halt_above, halt_reward=config.halt_reward)
 
     with torch.random.fork_rng(devices=[]):
         return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)", x0)

@@ -11,6 +11,12 @@ one member, drawn every step (``ensemble_draw="step"``, as MBPO draws) or once p
 length (``"dream"``, PETS' trajectory sampling). The controller sees the first M's ``h``, as in the
 real env. Drawn per step, a dream hops between the members' forecasts, and can pay what no member's
 own dream pays: on CarRacing a search found that (``scripts/probe_worldmodel_ensemble_dream.py``).
+
+Where the members disagree, none of them knows: with ``halt_above`` a dream ends at the step whose
+forecasts of the next latent disagree by more than that (:func:`disagreement`), paying
+``halt_reward`` (MOReL's unknown-state halt; on CarRacing -100, what leaving the playfield costs).
+:func:`~gailkit.worldmodels.train.ensemble_disagreements` measures how much they disagree on real
+episodes, to set the threshold.
 """
 
 from __future__ import annotations
@@ -22,24 +28,39 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gailkit.nn.mdn import mixture_mean
 from gailkit.worldmodels.mdn_rnn import next_latent
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["BatchedDream", "DreamEnv", "ENSEMBLE_DRAWS"]
+__all__ = ["BatchedDream", "DreamEnv", "ENSEMBLE_DRAWS", "disagreement"]
 
 ENSEMBLE_DRAWS = ("step", "dream")  # with an ensemble of M's, a member per dream and step, or per dream
+
+
+def disagreement(logit_pi: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """How far an ensemble's forecasts of the next latent part: the members' mixture means ``(K, ..., Z)``
+    (from ``logit_pi``, ``mu`` of shape ``(K, ..., Z, mixtures)``), the largest distance of one from
+    their average, per dimension of z (root mean square) -> ``(...)``."""
+    means = mixture_mean(logit_pi, mu)
+    return (means - means.mean(0)).square().mean(-1).sqrt().amax(0)
 
 
 class BatchedDream:
     """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
 
     def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, max_steps: int = 1000,
-                 seed: int | None = None, latent_noise: float = 1.0, ensemble_draw: str = "step"):
+                 seed: int | None = None, latent_noise: float = 1.0, ensemble_draw: str = "step",
+                 halt_above: float | None = None, halt_reward: float = -100.0):
         if not latent_noise >= 0:
             raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
         if ensemble_draw not in ENSEMBLE_DRAWS:
             raise ValueError(f"ensemble_draw must be one of {ENSEMBLE_DRAWS}, got {ensemble_draw!r}")
+        if halt_above is not None and len(model.mdns) < 2:
+            raise ValueError("halt_above ends dreams where an ensemble's M's disagree: the world model has one M")
         self.ensemble_draw = ensemble_draw
+        # with an ensemble: a dream whose next-z forecasts part by more than halt_above ends, paying halt_reward
+        self.halt_above, self.halt_reward = halt_above, halt_reward
+        self.disagreement = torch.zeros(n)  # the last step's, per dream (an ensemble's)
         self.model, self.n, self.tau, self.max_steps = model, n, tau, max_steps
         self.latent_noise = latent_noise  # 1: M's draws (the paper's dream), 0: its mixture's mean (see MDNRNN.step)
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
@@ -93,7 +114,11 @@ class BatchedDream:
         # an episode ends with M's predicted probability: a dream is a sample, not the mode
         terminated = (torch.rand(self.n, generator=self.generator) < done_prob).numpy()
         truncated = np.full(self.n, self.t >= self.max_steps)
-        return self.observation(), rewards.numpy().astype(np.float32), terminated, truncated
+        rewards = rewards.numpy().astype(np.float32)
+        if self.halt_above is not None:
+            halted = (self.disagreement > self.halt_above).numpy()
+            rewards[halted], terminated = np.float32(self.halt_reward), terminated | halted
+        return self.observation(), rewards, terminated, truncated
 
     @torch.no_grad()
     def _ensemble_step(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -110,6 +135,8 @@ class BatchedDream:
 
         next_z = next_latent(picked("logit_pi"), picked("mu"), picked("log_sigma"), tau=self.tau,
                              generator=self.generator, latent_noise=self.latent_noise)
+        self.disagreement = disagreement(torch.stack([out.logit_pi[:, 0] for out in outs]),
+                                         torch.stack([out.mu[:, 0] for out in outs]))
         return next_z, picked("reward"), torch.sigmoid(picked("done_logit"))
 
 

@@ -39,7 +39,7 @@ from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
-from gailkit.worldmodels.train import start_latents, train_mdn, warm_starts
+from gailkit.worldmodels.train import ensemble_disagreements, start_latents, train_mdn, warm_starts
 
 __all__ = ["SELECT_SEED", "IterativeConfig", "kept_iteration", "refit_memory", "train_iteratively"]
 
@@ -60,6 +60,9 @@ class IterativeConfig:
     eval_episodes: int = 8  # real episodes (and dreams x 4) measuring the dream/real gap
     select_episodes: int = 8  # real episodes on the selection tracks (SELECT_SEED on), to pick the iteration kept
     seed: int = 0
+    # with an ensemble of M's: each iteration's dreams halt (DreamTrainingConfig.halt_above) where its M's disagree
+    # more than at this quantile of their disagreements on the newest real episodes (train.ensemble_disagreements)
+    halt_quantile: float | None = None
 
 
 def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str | Path], env_id: str,
@@ -88,7 +91,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         M as fitted), ``real_return`` (means of the new controller), ``gap`` (dream minus real),
         ``generations``, ``select_return`` (the mean on ``select_episodes`` selection tracks, which
         :func:`kept_iteration` ranks; a resumed run with another ``select_episodes`` measures them again);
-        ``dream_return_at_tau`` too where C was trained in dreams at another temperature.
+        ``dream_return_at_tau`` too where C was trained in dreams at another temperature, ``halt_above``
+        where its dreams halt (``config.halt_quantile`` or the controller's).
         With ``controller.dream_start`` > 0 the dreams (training and measure) start that many steps into
         the newest episodes and pay from there, the real return the whole episode (on
         CarRacing, a driving car's first 50 steps pay 10 to 20).
@@ -97,6 +101,10 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
     if config.select_episodes < 1:
         raise UsageError(f"select_episodes={config.select_episodes}: must be >= 1")
+    if config.halt_quantile is not None and not 0 < config.halt_quantile <= 1:
+        raise UsageError(f"halt_quantile={config.halt_quantile}: a quantile in (0, 1], e.g. 0.99")
+    if config.halt_quantile is not None and controller.halt_above is not None:
+        raise UsageError("halt_quantile sets each iteration's halt_above from its data: give one of them")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else data_dir
     out, data_dirs = Path(out), [Path(d) for d in dirs]
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")
@@ -148,6 +156,10 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         ctrl_dir = it / "controller"
         resume = (ctrl_dir / "history.json").exists()
         cfg = dataclasses.replace(controller, seed=controller.seed + k)
+        if config.halt_quantile is not None:  # where these M's disagree more than on the newest real steps
+            found = ensemble_disagreements(model, data_dirs[-1], seed=config.seed + k,
+                                           latent_noise=controller.latent_noise)
+            cfg = dataclasses.replace(cfg, halt_above=float(np.quantile(found, config.halt_quantile)))
         if config.where == "dream":
             best, history = train_controller_in_dream(model, cfg, ctrl_dir, start_z=z0, start_state=s0,
                                                       resume=resume, progress=progress, x0=best)
@@ -163,8 +175,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                                       rollouts=4 * config.eval_episodes,
                                       max_steps=controller.max_steps - controller.dream_start, tau=tau,
                                       seed=config.seed + k, start_z=z0, start_state=s0,
-                                      latent_noise=controller.latent_noise,
-                                      ensemble_draw=controller.ensemble_draw)[0])
+                                      latent_noise=controller.latent_noise, ensemble_draw=controller.ensemble_draw,
+                                      halt_above=cfg.halt_above, halt_reward=cfg.halt_reward)[0])
                   for tau in taus]
         real = float(evaluate_controller(model, best, env_id, config.eval_episodes, max_steps=controller.max_steps,
                                          frame_skip=controller.frame_skip,
@@ -173,6 +185,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                   "generations": history[-1]["generation"], "dream_return": dreams[0], "real_return": real,
                   "gap": dreams[0] - real, "select_return": select_return(model, best),
                   "select_episodes": config.select_episodes, "best_x": best.tolist()}
+        if cfg.halt_above is not None:
+            record["halt_above"] = cfg.halt_above
         if len(dreams) > 1:
             record["dream_return_at_tau"] = dreams[1]
         records.append(record)

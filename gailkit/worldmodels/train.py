@@ -16,10 +16,11 @@ from gailkit.nn.mdn import mixture_mean
 from gailkit.nn.vae import elbo_loss
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.data import chunk_paths, load_chunk
+from gailkit.worldmodels.dream import disagreement
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["chunk_posteriors", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
+__all__ = ["chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
            "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae", "warm_starts"]
 
 
@@ -277,6 +278,33 @@ def next_latent_errors(model: WorldModel, data_dir: str | Path, *, sampled: bool
             copy_err.append(((ze[:-1] - target) ** 2).sum(-1))
             f0, a0 = f0 + length + 1, a0 + length
     return torch.cat(m_err).mean().item(), torch.cat(copy_err).mean().item()
+
+
+@torch.no_grad()
+def ensemble_disagreements(model: WorldModel, data_dir: str | Path, *, seed: int = 0,
+                           latent_noise: float = 1.0) -> np.ndarray:
+    """How much an ensemble's M's disagree on real episodes: at every step of the episodes in
+    ``data_dir``, fed the frames' latents (V's draws, ``latent_noise`` scaling them, as C and M are fed)
+    and the recorded actions, :func:`~gailkit.worldmodels.dream.disagreement` of their forecasts of
+    the next latent -> ``(steps,)``. A quantile of it is a threshold for ``BatchedDream(halt_above=)``:
+    dreams then end where the M's disagree more than they do on the data."""
+    if len(model.mdns) < 2:
+        raise UsageError("disagreement is an ensemble's: this world model has one M (train it with ensemble=K)")
+    draws, found = torch.Generator().manual_seed(seed), []
+    for path in chunk_paths(Path(data_dir)):
+        chunk = load_chunk(path)
+        mu, logvar = model.posterior(chunk["frames"])
+        z = model.vae.sample_latent(mu, logvar, draws, noise=latent_noise)
+        f0 = a0 = 0
+        for length in chunk["lengths"]:
+            actions = torch.as_tensor(chunk["actions"][a0 : a0 + length])[None]
+            outs = [mdn(z[None, f0 : f0 + length], actions) for mdn in model.mdns]  # mixtures (1, T, Z, mixtures)
+            found.append(disagreement(torch.stack([o.logit_pi[0] for o in outs]),
+                                      torch.stack([o.mu[0] for o in outs])))
+            f0, a0 = f0 + length + 1, a0 + length
+    if not found:
+        raise UsageError(f"no episode in {data_dir}: record some first")
+    return torch.cat(found).numpy()
 
 
 @torch.no_grad()

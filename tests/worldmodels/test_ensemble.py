@@ -4,6 +4,7 @@ with a member drawn per dream and step, checked against each member stepped by h
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -161,3 +162,65 @@ def test_a_dream_drawn_per_dream_follows_one_member_from_start_to_end(run):
         BatchedDream(model, 2, ensemble_draw="episode")
     with pytest.raises(UsageError, match="unknown ensemble draw 'episode'"):
         DreamTrainingConfig(ensemble_draw="episode")
+
+
+def test_disagreement_is_the_farthest_member_from_the_members_average():
+    from gailkit.worldmodels.dream import disagreement
+
+    gen = torch.Generator().manual_seed(0)
+    logit_pi, mu = torch.randn(3, 5, 4, 2, generator=gen), torch.randn(3, 5, 4, 2, generator=gen)  # (K, n, Z, mix)
+    pi = np.exp(logit_pi.numpy()) / np.exp(logit_pi.numpy()).sum(-1, keepdims=True)
+    means = (pi * mu.numpy()).sum(-1)  # (K, n, Z): each member's expected next z
+    want = np.sqrt(((means - means.mean(0)) ** 2).mean(-1)).max(0)
+    np.testing.assert_allclose(disagreement(logit_pi, mu).numpy(), want, rtol=1e-5)
+    same = disagreement(logit_pi[:1].repeat(3, 1, 1, 1), mu[:1].repeat(3, 1, 1, 1))
+    assert (same < 1e-6).all(), f"members that agree do not disagree: {same.tolist()}"
+
+
+def test_a_dream_halts_where_its_members_disagree_and_pays_the_halt_reward(run):
+    from gailkit.worldmodels.dream import disagreement
+
+    root, _, model = run
+    n = 64
+    spread = torch.randn(n, 8, generator=torch.Generator().manual_seed(1))
+    z0 = start_latents(model, root / "data", latent_noise=0.0)[:1] + spread
+    a = np.zeros(n, dtype=np.int64)
+    with torch.no_grad():
+        outs = [mdn(z0.unsqueeze(1), torch.as_tensor(a).unsqueeze(1)) for mdn in model.mdns]
+    first = disagreement(torch.stack([o.logit_pi[:, 0] for o in outs]), torch.stack([o.mu[:, 0] for o in outs]))
+    threshold = float(first.median())
+    free, halting = (BatchedDream(model, n, tau=1.0, seed=5, halt_above=h) for h in (None, threshold))
+    free.reset(z0), halting.reset(z0)
+    _, r_free, t_free, _ = free.step(a)
+    _, r, terminated, _ = halting.step(a)
+    halted = (first > threshold).numpy()
+    torch.testing.assert_close(halting.disagreement, first)
+    assert 0 < halted.sum() < n
+    assert (r[halted] == -100).all() and terminated[halted].all()
+    np.testing.assert_array_equal(r[~halted], r_free[~halted])  # the others step as if nothing halted
+    np.testing.assert_array_equal(terminated[~halted], t_free[~halted])
+    with pytest.raises(ValueError, match="has one M"):
+        BatchedDream(WorldModel(model.action_space, latent_dim=8, hidden=16), 2, halt_above=1.0)
+    with pytest.raises(UsageError, match="must be > 0"):
+        DreamTrainingConfig(halt_above=0.0)
+
+
+def test_the_data_s_disagreement_sets_each_iteration_s_halt(run, tmp_path):
+    from gailkit.worldmodels.train import ensemble_disagreements
+
+    root, single, model = run
+    found = ensemble_disagreements(model, root / "data", latent_noise=0.0)
+    assert len(found) == sum(np.load(p)["lengths"].sum() for p in sorted((root / "data").glob("chunk_*.npz")))
+    assert (found > 0).all()
+    with pytest.raises(UsageError, match="has one M"):
+        ensemble_disagreements(single, root / "data")
+    it = IterativeConfig(iterations=1, mdn_epochs=1, eval_episodes=1, select_episodes=1, halt_quantile=0.9)
+    ctrl = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=10, latent_noise=0.0)
+    records = train_iteratively(root / "model", root / "data", ENV, it, ctrl, tmp_path / "it", progress=False,
+                                mdn_options={"hidden": 16, "ensemble": 2})
+    fitted = WorldModel.load(tmp_path / "it" / "iter_0" / "model")
+    want = np.quantile(ensemble_disagreements(fitted, root / "data", latent_noise=0.0), 0.9)
+    assert records[0]["halt_above"] == pytest.approx(want, rel=1e-6)
+    with pytest.raises(UsageError, match="give one of them"):
+        train_iteratively(root / "model", root / "data", ENV, it, dataclasses.replace(ctrl, halt_above=1.0),
+                          tmp_path / "other", progress=False)
