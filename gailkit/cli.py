@@ -382,8 +382,18 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                              f"not do: run `python scripts/bench_worldmodel.py --preset {args.preset}`")
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, memory=not args.v_only,
                                   dream_start=args.dream_start, ensemble_draw=args.ensemble_draw)
+        if args.halt_quantile is not None and where != "dream":
+            raise UsageError("--halt-quantile halts dreams; in the real env nothing halts: drop it, or train with "
+                             "--where dream")
         if where == "dream":
             model = WorldModel.load(model_dir)
+            if args.halt_quantile is not None:  # where the M's disagree more than on the data's steps
+                from gailkit.worldmodels.train import ensemble_disagreements
+
+                found = ensemble_disagreements(model, data, seed=args.seed, latent_noise=cfg.latent_noise)
+                cfg = dc.replace(cfg, halt_above=float(np.quantile(found, args.halt_quantile)))
+                print(f"dreams halt where the M's disagree by more than {cfg.halt_above:.4f} (the data's "
+                      f"{args.halt_quantile:g} quantile)")
             if cfg.dream_start:
                 z0, s0 = warm_starts(model, data, cfg.dream_start, latent_noise=cfg.latent_noise)
             else:
@@ -405,7 +415,7 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start,
                                   ensemble_draw=args.ensemble_draw)
         it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed,
-                             noise=args.explore_noise)
+                             noise=args.explore_noise, halt_quantile=args.halt_quantile)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
                                     mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"},
                                     workers=args.workers,
@@ -443,6 +453,14 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
 
 _positive_float = float_above_zero()
 _non_negative_float = float_above_zero(or_equal=True)
+
+
+def _quantile(text: str) -> float:
+    """``--halt-quantile``: a number in (0, 1]."""
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{value}: a quantile is at most 1")
+    return value
 
 
 def _iteration(text: str) -> str | int:
@@ -556,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-controller, iterate: with an ensemble of M's, each dream step comes from a member drawn "
                         "every step, or from the one member a dream draws for its whole length (default: step; on "
                         "CarRacing a dream drawn per step paid more than any member's own: docs/carracing.md)")
+    p.add_argument("--halt-quantile", type=_quantile, metavar="Q",
+                   help="train-controller, iterate: with an ensemble of M's (--m-ensemble), a dream halts, paying "
+                        "-100, where the M's forecasts part by more than at this quantile of the real steps' (the "
+                        "data's; iterate: the newest episodes'), e.g. 0.999")
     p.add_argument("--latent-noise", type=_non_negative_float,
                    help="train-controller, iterate: the scale of the sampling noise in the z that C and M are fed: "
                         "1 draws from V's posterior (in the dream, from M's mixture) as the paper did, 0 feeds its "

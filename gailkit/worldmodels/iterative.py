@@ -105,6 +105,12 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         raise UsageError(f"halt_quantile={config.halt_quantile}: a quantile in (0, 1], e.g. 0.99")
     if config.halt_quantile is not None and controller.halt_above is not None:
         raise UsageError("halt_quantile sets each iteration's halt_above from its data: give one of them")
+    if config.halt_quantile is not None and config.where != "dream":
+        raise UsageError("halt_quantile halts dreams; C trained in the real env meets none: drop it, or train in "
+                         "the dream")
+    if config.halt_quantile is not None and (mdn_options or {}).get("ensemble", 1) < 2:
+        raise UsageError("halt_quantile halts dreams where an ensemble's M's disagree: fit one (mdn_options "
+                         "ensemble=K, --m-ensemble K)")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else data_dir
     out, data_dirs = Path(out), [Path(d) for d in dirs]
     WorldModel.load(model_dir).check_env(env_id, f"world model {model_dir}")

@@ -289,7 +289,8 @@ def ensemble_disagreements(model: WorldModel, data_dir: str | Path, *, seed: int
     the next latent -> ``(steps,)``. A quantile of it is a threshold for ``BatchedDream(halt_above=)``:
     dreams then end where the M's disagree more than they do on the data."""
     if len(model.mdns) < 2:
-        raise UsageError("disagreement is an ensemble's: this world model has one M (train it with ensemble=K)")
+        raise UsageError("disagreement is an ensemble's: this world model has one M (train M with --m-ensemble K, "
+                         "or ensemble=K)")
     draws, found = torch.Generator().manual_seed(seed), []
     for path in chunk_paths(Path(data_dir)):
         chunk = load_chunk(path)

@@ -146,6 +146,18 @@ def test_kept_iteration_picks_on_the_selection_tracks(tmp_path, capsys):
     assert "0 to 2" in capsys.readouterr().err
     assert main(["worldmodel", "train-mdn", "--dir", str(tmp_path), "--env", ENV, "--iteration", "best"]) == 2
     assert "--iteration picks an iterate round" in capsys.readouterr().err
+    # dreams that halt where M's disagree need an ensemble of them, in the dream
+    halting = ["--dir", str(tmp_path), "--env", ENV, "--where", "dream", "--halt-quantile", "0.99"]
+    assert main(["worldmodel", "train-controller", *halting]) == 2
+    assert "this world model has one M (train M with --m-ensemble K" in capsys.readouterr().err
+    assert main(["worldmodel", "iterate", *halting, "--dir", str(tmp_path / "fresh")]) == 2
+    assert "halts dreams where an ensemble's M's disagree: fit one" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
+    assert main(["worldmodel", "train-controller", *halting[:-3], "real", *halting[-2:]]) == 2
+    assert "in the real env nothing halts" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["worldmodel", "train-controller", *halting[:-1], "2"])
+    assert stop.value.code == 2 and "a quantile is at most 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         main(["worldmodel", "eval", "--dir", str(tmp_path), "--iteration", "first"])
     assert stop.value.code == 2 and "use best, last or an iteration's number" in capsys.readouterr().err
