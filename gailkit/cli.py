@@ -572,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "preset's, 1)")
     p.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
                    help="train-controller, iterate: with an ensemble of M's, each dream step comes from a member drawn "
-                        "every step, or from the one member a dream draws for its whole length (default: step; on "
-                        "CarRacing a dream drawn per step paid more than any member's own: docs/carracing.md)")
+                        "every step, or from the one member a dream draws for its whole length (default: step, MBPO's; "
+                        "on CarRacing a dream drawn per step paid more than any member's own, and per dream gave "
+                        "the best dream-trained controller: docs/carracing.md)")
     p.add_argument("--halt-quantile", type=_quantile, metavar="Q",
                    help="train-controller, iterate: with an ensemble of M's (--m-ensemble), a dream halts, paying "
                         "-100, where the M's forecasts part by more than at this quantile of the real steps' (the "
