@@ -60,7 +60,7 @@ class BatchedDream:
         self.ensemble_draw = ensemble_draw
         # with an ensemble: a dream whose next-z forecasts part by more than halt_above ends, paying halt_reward
         self.halt_above, self.halt_reward = halt_above, halt_reward
-        self.disagreement = torch.zeros(n)  # the last step's, per dream (an ensemble's)
+        self.disagreement = torch.zeros(n)  # the last step's, per dream (measured where the dream halts)
         self.model, self.n, self.tau, self.max_steps = model, n, tau, max_steps
         self.latent_noise = latent_noise  # 1: M's draws (the paper's dream), 0: its mixture's mean (see MDNRNN.step)
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
@@ -135,8 +135,9 @@ class BatchedDream:
 
         next_z = next_latent(picked("logit_pi"), picked("mu"), picked("log_sigma"), tau=self.tau,
                              generator=self.generator, latent_noise=self.latent_noise)
-        self.disagreement = disagreement(torch.stack([out.logit_pi[:, 0] for out in outs]),
-                                         torch.stack([out.mu[:, 0] for out in outs]))
+        if self.halt_above is not None:  # only a halting dream pays for the measure
+            self.disagreement = disagreement(torch.stack([out.logit_pi[:, 0] for out in outs]),
+                                             torch.stack([out.mu[:, 0] for out in outs]))
         return next_z, picked("reward"), torch.sigmoid(picked("done_logit"))
 
 
