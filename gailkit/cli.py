@@ -447,8 +447,10 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
                                        args.out, seed=args.seed, latent_noise=load_config(ctrl).latent_noise)
         print(f"wrote {path}: {args.episodes or 10} episodes of {p.env} frames by the controller in {ctrl}/")
     elif action == "dream-video":
-        strip = dream_strip(WorldModel.load(model_dir), p.env, root / "dream.png", seed=args.seed)
-        print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, bottom/right: dream)")
+        model = WorldModel.load(model_dir)
+        strip = dream_strip(model, p.env, root / "dream.png", seed=args.seed)
+        each = f", one per M of the {len(model.mdns)}" if len(model.mdns) > 1 else ""
+        print(f"wrote {strip} and {strip.with_suffix('.gif')} (top/left: real, below/right: the dream{each})")
 
 
 _positive_float = float_above_zero()

@@ -33,30 +33,40 @@ def reconstruction_grid(model: WorldModel, frames: np.ndarray, path: str | Path)
 
 def dream_strip(model: WorldModel, env_id: str, path: str | Path, *, steps: int = 16, every: int = 2,
                 seed: int = 0, tau: float = 1.0) -> Path:
-    """Real frames (top) and the dream from the same first frame and actions (bottom).
+    """Real frames (top) and the dream from the same first frame and actions (below it).
 
-    Random actions; writes a PNG strip, and a GIF next to it (``path`` with ``.gif``).
+    Random actions; writes a PNG strip, and a GIF next to it (``path`` with ``.gif``): real on the
+    left, the dream on the right. A world model with an ensemble of M's dreams once with each M, from
+    the same draws: one row (one GIF panel) per M, in the order of ``model.mdns``, so the picture shows
+    where the members part.
     """
     env = make_env(env_id)  # an unknown id is a one-line error
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    z = model.encode_frames(obs[None], generator=gen)
-    real, dream, state = [obs], [model.decode_frames(z)[0]], None
+    real, actions = [obs], []
     for _ in range(steps):
-        action = env.action_space.sample()
-        z, _, _, state, _ = model.mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, tau=tau, generator=gen)
-        obs, _, term, trunc, _ = env.step(action)
+        actions.append(env.action_space.sample())
+        obs, _, term, trunc, _ = env.step(actions[-1])
         real.append(obs)
-        dream.append(model.decode_frames(z)[0])
         if term or trunc:
             break
     env.close()
-    real_a, dream_a = np.array(real[::every]), np.array(dream[::every])
-    strip = np.concatenate([_row(real_a), np.full((2, _row(real_a).shape[1], 3), 255, np.uint8), _row(dream_a)])
-    Image.fromarray(strip).save(path)
-    pairs = [Image.fromarray(np.concatenate([r, d], axis=1)) for r, d in zip(real, dream)]
-    pairs[0].save(Path(path).with_suffix(".gif"), save_all=True, append_images=pairs[1:], duration=80, loop=0)
+    gen = torch.Generator().manual_seed(seed)
+    z0 = model.encode_frames(real[0][None], generator=gen)
+    after_encode = gen.get_state()
+    dreams = []
+    for mdn in model.mdns:
+        gen.set_state(after_encode)  # every M dreams from the same first latent and the same draws
+        z, state, dream = z0, None, [model.decode_frames(z0)[0]]
+        for action in actions:
+            z, _, _, state, _ = mdn.step(z, torch.as_tensor(np.asarray(action))[None], state, tau=tau, generator=gen)
+            dream.append(model.decode_frames(z)[0])
+        dreams.append(dream)
+    rows = [_row(np.array(frames[::every])) for frames in (real, *dreams)]
+    gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
+    Image.fromarray(np.concatenate([part for row in rows for part in (row, gap)][:-1])).save(path)
+    panels = [Image.fromarray(np.concatenate(frames, axis=1)) for frames in zip(real, *dreams)]
+    panels[0].save(Path(path).with_suffix(".gif"), save_all=True, append_images=panels[1:], duration=80, loop=0)
     return Path(path)
 
 

@@ -295,6 +295,31 @@ def test_pictures(tmp_path):
     assert Image.open(strip).size[1] == 130 and (tmp_path / "dream.gif").exists()
 
 
+def test_dream_strip_draws_a_row_per_member(tmp_path):
+    """An ensemble's strip: one dream row per M, all from the same draws; the first row is the single M's."""
+    import copy
+
+    from PIL import Image
+
+    from gailkit.worldmodels.pictures import dream_strip
+
+    model, _ = tiny_world_model(tmp_path)
+    single = np.array(Image.open(dream_strip(model, "gailkit/CartPolePixels-v1", tmp_path / "one.png", steps=6)))
+    twin, other = copy.deepcopy(model.mdn), copy.deepcopy(model.mdn)
+    with torch.no_grad():
+        for weight in other.parameters():
+            weight.add_(0.5 * torch.randn_like(weight))
+    model.members = [twin, other]
+    strip = np.array(Image.open(dream_strip(model, "gailkit/CartPolePixels-v1", tmp_path / "three.png", steps=6)))
+    rows = [strip[66 * k:66 * k + 64] for k in range(4)]  # real, then one dream per M, 2-pixel gaps between
+    assert strip.shape[0] == 4 * 64 + 3 * 2 and strip.shape[1] == single.shape[1]
+    np.testing.assert_array_equal(strip[:130], single)  # real and the first M's dream, as with M alone
+    np.testing.assert_array_equal(rows[2], rows[1])  # the same M from the same draws dreams the same
+    assert np.array_equal(rows[3][:, :64], rows[1][:, :64])  # every dream starts from V's latent of the first frame
+    assert not np.array_equal(rows[3], rows[1])  # and another M dreams on otherwise
+    assert Image.open(tmp_path / "three.gif").size == (4 * 64, 64)  # real beside each M's dream
+
+
 def test_cli_pipeline(tmp_path, capsys):
     from gailkit.cli import main
 
