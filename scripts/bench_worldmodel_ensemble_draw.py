@@ -1,0 +1,155 @@
+"""Benchmark: an ensemble of M's drawn per dream step (MBPO) or per dream (PETS), against one M, on the quick preset.
+
+Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_ensemble_draw.py --seed 0
+      (about 11 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
+
+For one seed: collect (60 random episodes of gailkit/CartPoleCentredPixels-v1) -> V -> an ensemble of K M's
+(``train_mdn(..., ensemble=K)``; the first is the one M the quick preset fits, bit for bit). Then three
+controllers are trained by CMA-ES only in the dream, each from the same CMA-ES seed, as the quick preset trains
+its own:
+
+- ``one M``: the dream of the first M alone (the quick preset's controller);
+- ``per step``: every dream step from a member drawn at that step (``ensemble_draw="step"``);
+- ``per dream``: every dream following the one member drawn at its start (``ensemble_draw="dream"``).
+
+Each controller drives the same 20 real episodes (the library's evaluation seeds), and its own dream scores it
+(the CMA-ES solution over ``--dream-episodes`` dreams from real first frames, a seed apart from training's): the
+dream/real gap is how much its dream overrates it. On CarRacing the per-step dream was exploited and the
+per-dream one gave the best dream-trained controller (docs/carracing.md); this asks the same on a second task.
+
+Writes scripts/results/bench_worldmodel_ensemble_draw_seed<S>.json; ``--summary`` prints the table of
+every seed's JSON there and writes bench_worldmodel_ensemble_draw.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gailkit.configs import CommandParser
+from gailkit.nn.checkpoint import write_json
+from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
+from gailkit.worldmodels.data import collect_chunks
+from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.model import WorldModel
+from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
+from gailkit.worldmodels.real import evaluate_controller
+from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DREAM_SEED = 7_777  # the dreams that score each finished controller, apart from every training generation's
+ROWS = (("one M", None), ("per step", "step"), ("per dream", "dream"))
+
+
+def one_m(model: WorldModel) -> WorldModel:
+    """The same world model with its first M alone (a shallow copy: V and M shared)."""
+    single = copy.copy(model)
+    single.members = []
+    return single
+
+
+def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
+             p: WorldModelPreset = WM_PRESETS["quick"]) -> dict:
+    """One seed's three controllers (``ROWS``) and the random policy, on preset ``p``'s pipeline."""
+    wall: dict[str, float] = {}
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="bench_wm_ensemble_draw_") as tmp:
+        root = Path(tmp)
+        data, model_dir = root / "data", root / "model"
+        start = time.perf_counter()
+        collect_chunks(p.env, data, p.episodes, policy=p.collect_policy, seed=1000 * seed, progress=False)
+        train_vae(data, model_dir, **p.vae_options(), seed=seed, progress=False)
+        wall["collect and V"] = time.perf_counter() - start
+        start = time.perf_counter()
+        model = train_mdn(data, model_dir, **{**p.mdn_options(), "ensemble": ensemble}, seed=seed, progress=False)
+        wall[f"{ensemble} M's"] = time.perf_counter() - start
+        start_z = start_latents(model, data)
+        for name, draw in ROWS:
+            world = one_m(model) if draw is None else model
+            cfg = DreamTrainingConfig(**p.controller_options(), seed=seed, ensemble_draw=draw or "dream")
+            start = time.perf_counter()
+            best, history = train_controller_in_dream(world, cfg, root / name.replace(" ", "_"), start_z=start_z,
+                                                      progress=False)
+            wall[f"C, {name}"] = time.perf_counter() - start
+            real = evaluate_controller(model, best, p.env, eval_episodes)
+            dream = dream_fitness(world, controller_for(world), best[None], rollouts=dream_episodes,
+                                  max_steps=cfg.max_steps, tau=cfg.tau, seed=DREAM_SEED, start_z=start_z,
+                                  latent_noise=cfg.latent_noise, ensemble_draw=cfg.ensemble_draw)[0]
+            rows[name] = {"real": {"mean": float(real.mean()), "std": float(real.std()), "all": real.tolist()},
+                          "dream": float(dream), "gap": float(dream - real.mean()),
+                          "dream_history": history}
+            print(f"seed {seed}, {name}: real {real.mean():.1f} +/- {real.std():.1f}, dream {dream:.1f}, "
+                  f"gap {dream - real.mean():+.1f}", flush=True)
+        random = evaluate_controller(model, None, p.env, eval_episodes)
+    return {"preset": "quick", "env": p.env, "seed": seed, "ensemble": ensemble, "eval_episodes": eval_episodes,
+            "dream_episodes": dream_episodes, "rows": rows,
+            "random": {"mean": float(random.mean()), "std": float(random.std()), "all": random.tolist()},
+            "wall_s": wall, "preset_values": dataclasses.asdict(p),
+            "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                        "torch_threads": torch.get_num_threads()}}
+
+
+def summary(results: Path) -> dict:
+    """Every seed's JSON in ``results`` side by side; the table printed and written."""
+    seeds = [json.loads(path.read_text())
+             for path in sorted(results.glob("bench_worldmodel_ensemble_draw_seed*.json"))]
+    if not seeds:
+        raise SystemExit(f"no bench_worldmodel_ensemble_draw_seed*.json in {results}: run a --seed first")
+    table = {name: {"real": [s["rows"][name]["real"]["mean"] for s in seeds],
+                    "dream": [s["rows"][name]["dream"] for s in seeds],
+                    "gap": [s["rows"][name]["gap"] for s in seeds]} for name, _ in ROWS}
+    for row in table.values():
+        row.update({f"{k}_mean": float(np.mean(row[k])) for k in ("real", "dream", "gap")})
+    random = [s["random"]["mean"] for s in seeds]
+    differences = {}
+    for a, b in (("per dream", "per step"), ("per dream", "one M"), ("per step", "one M")):
+        d = np.subtract(table[a]["real"], table[b]["real"])
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        differences[f"{a} minus {b}"] = {"seeds": d.tolist(), "mean": float(d.mean()), "se_over_seeds": se,
+                                         "ahead": int((d > 0).sum())}
+    out = {"seeds": [s["seed"] for s in seeds], "ensemble": seeds[0]["ensemble"],
+           "eval_episodes": seeds[0]["eval_episodes"], "rows": table, "random": random,
+           "differences": differences}
+    cells = " | ".join(f"seed {s}" for s in out["seeds"])
+    print(f"| quick preset, {out['ensemble']} M's | real return: {cells} | mean | dream | gap |")
+    print("|---|" + "---:|" * (len(seeds) + 3))
+    for name, row in table.items():
+        print(f"| {name} | " + " | ".join(f"{r:.1f}" for r in row["real"]) +
+              f" | **{row['real_mean']:.1f}** | {row['dream_mean']:.1f} | {row['gap_mean']:+.1f} |")
+    print("| random | " + " | ".join(f"{r:.1f}" for r in random) + f" | {np.mean(random):.1f} | | |")
+    for name, d in differences.items():
+        print(f"{name}: {d['mean']:+.1f} (SE {d['se_over_seeds']:.1f} over the seeds; ahead on {d['ahead']} of "
+              f"{len(seeds)})")
+    print(f"\nwrote {write_json(results / 'bench_worldmodel_ensemble_draw.json', out)}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="seed of collection, V, the M's and CMA-ES")
+    parser.add_argument("--ensemble", type=int, default=3, help="M's in the ensemble (K > 1)")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="real episodes per controller")
+    parser.add_argument("--dream-episodes", type=int, default=256, help="dreams that score each controller")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--summary", action="store_true", help="only print and write the table of the seeds run")
+    args = parser.parse_args(argv)
+    if args.summary:
+        summary(args.out_dir)
+        return
+    if args.ensemble < 2:
+        parser.error(f"--ensemble {args.ensemble}: an ensemble has K > 1 M's")
+    torch.set_num_threads(1)
+    result = run_seed(args.seed, args.ensemble, args.eval_episodes, args.dream_episodes)
+    print(f"wrote {write_json(args.out_dir / f'bench_worldmodel_ensemble_draw_seed{args.seed}.json', result)}")
+
+
+if __name__ == "__main__":
+    main()
