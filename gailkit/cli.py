@@ -572,11 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-mdn, iterate: fit K M's on the same data, each from its own seed; dreams draw from "
                         "them (--ensemble-draw), to keep C from profiting from one M's mistakes (default: the "
                         "preset's, 1)")
-    p.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
-                   help="train-controller, iterate: with an ensemble of M's, each dream step comes from a member drawn "
-                        "every step, or from the one member a dream draws for its whole length (default: step, MBPO's; "
-                        "on CarRacing a dream drawn per step paid more than any member's own, and per dream gave "
-                        "the best dream-trained controller: docs/carracing.md)")
+    p.add_argument("--ensemble-draw", choices=("dream", "step"), default="dream",
+                   help="train-controller, iterate: with an ensemble of M's, each dream step comes from the one member "
+                        "a dream draws for its whole length (default, PETS'), or from a member drawn every step "
+                        "(MBPO's; on CarRacing a dream drawn per step paid more than any member's own, and per dream "
+                        "gave the best dream-trained controller: docs/carracing.md)")
     p.add_argument("--halt-quantile", type=_quantile, metavar="Q",
                    help="train-controller, iterate: with an ensemble of M's (--m-ensemble), a dream halts, paying "
                         "-100, where the M's forecasts part by more than at this quantile of the real steps' (the "

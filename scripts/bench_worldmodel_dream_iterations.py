@@ -9,7 +9,7 @@ Run:  python scripts/probe_worldmodel_dream.py --preset fast-2h-m32-hold-z-m30-m
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50 \
           --from-vonly --sigma0 0.2   (C's search from the run's V only driver, not from zeros)
       python scripts/bench_worldmodel_dream_iterations.py --preset fast-2h-m32-hold-z-m30 --tau 1.15 --dream-start 50 \
-          --m-ensemble 3 --iterations 4   (dreams that draw each step from one of 3 M's)
+          --m-ensemble 3 --iterations 8 --keep best --select-tracks 32   (each dream follows one of 3 M's)
 
 scripts/probe_worldmodel_dream.py found M's dream faithful to a real controller only once M was refitted on that
 controller's own driving; a controller searched from nothing in that dream exploits it (it pays for a car that
@@ -31,11 +31,12 @@ does a controller trained only in dreams learn to drive? V is the run's througho
   real env (weights on h 0): can the dream improve a driver? That start's real return is measured on the
   same tracks as each iteration's and as the last controller's. With ``--hold-z`` the weights on z stay
   V only's, and the search moves those on h and the biases, as the real-env stage of the hold-z presets.
-- ``--m-ensemble K``: each iteration fits K M's, each from its own seed, and C's dreams draw each step from
-  one of them (``train_mdn(..., ensemble=K)``, :class:`~gailkit.worldmodels.dream.BatchedDream`), meant to pay
-  an exploit of one M's mistakes only in the steps drawn from that M. C sees the first M's h, as in the real env
-  (each iteration's dream returns are measured in the same ensemble dream). With ``--ensemble-draw dream``
-  each dream follows one member, drawn at its start, for its whole length. With ``--halt-quantile Q`` a
+- ``--m-ensemble K``: each iteration fits K M's, each from its own seed, and each of C's dreams follows one of
+  them, drawn at its start, for its whole length (``train_mdn(..., ensemble=K)``,
+  :class:`~gailkit.worldmodels.dream.BatchedDream`), meant to pay an exploit of one M's mistakes only in the
+  dreams of that M. C sees the first M's h, as in the real env (each iteration's dream returns are measured in
+  the same ensemble dream). With ``--ensemble-draw step`` every dream step draws its member (MBPO's way; the
+  run folder has no ``_per_dream``). With ``--halt-quantile Q`` a
   dream ends, paying -100, where the M's forecasts part by more than they do at the Q quantile of the
   newest real episodes' steps (MOReL's halt; ``IterativeConfig.halt_quantile``).
 
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
     parser.add_argument("--m-ensemble", type=int_in(1), default=1, metavar="K",
                         help="fit K M's each iteration; C's dreams draw each step from one of them")
-    parser.add_argument("--ensemble-draw", choices=("step", "dream"), default="step",
-                        help="with --m-ensemble: a member per dream step, or one per dream for its whole length")
+    parser.add_argument("--ensemble-draw", choices=("dream", "step"),
+                        help="with --m-ensemble: one member per dream for its whole length (default), or a member "
+                             "per dream step")
     parser.add_argument("--halt-quantile", type=float_above_zero(), metavar="Q",
                         help="with --m-ensemble: dreams halt (paying -100) where the M's disagree more than at this "
                              "quantile of their disagreements on the newest real episodes, e.g. 0.99")
@@ -109,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.halt_quantile is not None and (args.m_ensemble == 1 or args.halt_quantile > 1):
         parser.error("--halt-quantile Q halts dreams where an ensemble's M's disagree: add --m-ensemble K (K > 1), "
                      "Q in (0, 1]")
-    if args.ensemble_draw == "dream" and args.m_ensemble == 1:
+    if args.ensemble_draw is not None and args.m_ensemble == 1:
         parser.error("--ensemble-draw picks among an ensemble's M's: add --m-ensemble K (K > 1)")
+    args.ensemble_draw = args.ensemble_draw or "dream"
     torch.set_num_threads(2)
     p = WM_PRESETS[args.preset]
     run = args.dir or Path.home() / ".cache" / "gailkit" / "bench" / "worldmodel" / args.preset
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                                             ("_from_vonly", args.from_vonly), ("_hold_z", args.hold_z),
                                             (f"_sigma{args.sigma0:g}", args.sigma0 != 0.5),
                                             (f"_ensemble{args.m_ensemble}", args.m_ensemble > 1),
-                                            ("_per_dream", args.ensemble_draw == "dream"),
+                                            ("_per_dream", args.m_ensemble > 1 and args.ensemble_draw == "dream"),
                                             (f"_halt{args.halt_quantile}", args.halt_quantile)) if other)
     x0, held = None, {}
     if args.from_vonly:

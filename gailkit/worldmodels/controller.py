@@ -69,9 +69,9 @@ class DreamTrainingConfig:
     # dreams start this many steps into recorded real episodes, M's memory run over the steps before
     # (train.warm_starts), and run to max_steps; 0: at their first frames, M's memory empty
     dream_start: int = 0
-    # with an ensemble of M's (WorldModel.members): a dream's next z, reward and end come from a member drawn every
-    # "step", or from the one member it drew for the whole "dream" (BatchedDream's ensemble_draw)
-    ensemble_draw: str = "step"
+    # with an ensemble of M's (WorldModel.members): a dream's next z, reward and end come from the one member it drew
+    # for the whole "dream", or from a member drawn every "step" (BatchedDream's ensemble_draw)
+    ensemble_draw: str = "dream"
     # with an ensemble: a dream ends where its M's forecasts of the next z part by more than this (dream.disagreement),
     # paying halt_reward; None: dreams never halt (train.ensemble_disagreements measures the data's, to set it)
     halt_above: float | None = None
@@ -133,11 +133,20 @@ def _solution(es: CMAES, which: str) -> np.ndarray:
     return es.mean.copy() if which == "mean" else es.best_x.copy()
 
 
+# what a checkpoint written before a field existed did, where that is not the field's default now
+_BEFORE_THE_FIELD = {"ensemble_draw": "step"}
+
+
+def _saved_config(saved: dict) -> dict:
+    """A checkpoint's config with every field: those newer than it as its search ran them."""
+    known = dataclasses.asdict(DreamTrainingConfig())
+    return {**known, **_BEFORE_THE_FIELD, **{k: v for k, v in saved.items() if k in known}}
+
+
 def load_config(directory: str | Path) -> DreamTrainingConfig:
-    """The training config of the controller in ``directory`` (fields newer than its checkpoint at their defaults)."""
+    """The training config of the controller in ``directory`` (fields newer than its checkpoint as it ran them)."""
     saved = read_json(Path(directory) / "history.json", what="controller")["config"]
-    known = {f.name for f in dataclasses.fields(DreamTrainingConfig)}
-    return DreamTrainingConfig(**{k: v for k, v in saved.items() if k in known})
+    return DreamTrainingConfig(**_saved_config(saved))
 
 
 def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray:
@@ -153,7 +162,7 @@ def load_solution(directory: str | Path, which: str | None = None) -> np.ndarray
 def dream_fitness(model: WorldModel, controller: LinearController, params: np.ndarray, *, rollouts: int,
                   max_steps: int, tau: float, seed: int, start_z: torch.Tensor | None = None,
                   start_state: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  latent_noise: float = 1.0, ensemble_draw: str = "step", halt_above: float | None = None,
+                  latent_noise: float = 1.0, ensemble_draw: str = "dream", halt_above: float | None = None,
                   halt_reward: float = -100.0) -> np.ndarray:
     """Mean dream return of each candidate ``params (P, n_params)`` over ``max_steps`` -> ``(P,)``.
 
@@ -187,15 +196,17 @@ def dream_fitness(model: WorldModel, controller: LinearController, params: np.nd
     return returns.reshape(p, rollouts).mean(1)
 
 
-def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: DreamTrainingConfig) -> None:
-    """CheckpointError unless the search in ``out`` can go on with this controller and config."""
+def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: DreamTrainingConfig,
+                     ignored: tuple[str, ...] = ()) -> None:
+    """CheckpointError unless the search in ``out`` can go on with this controller and config (the
+    ``ignored`` fields do not change this search's returns, e.g. how an ensemble is drawn where there is one M)."""
     if es.n != config.search_size(n_params):
         raise CheckpointError(f"cannot resume {out}: its search has {es.n} parameters, this world model's controller "
                               f"needs {config.search_size(n_params)} (the world model, --v-only or the parameters "
                               "searched changed); train without --resume into another directory")
-    defaults = dataclasses.asdict(DreamTrainingConfig())  # fields newer than the checkpoint had these values
-    changed = [f"{k}: {saved.get(k, defaults[k])!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
-               if k not in ("generations", "solution") and saved.get(k, defaults[k]) != v]
+    saved = _saved_config(saved)
+    changed = [f"{k}: {saved[k]!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
+               if k not in ("generations", "solution", *ignored) and saved[k] != v]
     if changed:
         raise CheckpointError(f"cannot resume {out} with other options ({', '.join(changed)}); pass the run's options "
                               "again (only the number of generations and the solution may change) or train into "
@@ -203,7 +214,8 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
 
 
 def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: bool, progress: bool,
-                fitness_fn, desc: str, x0: np.ndarray | CMAES | None = None) -> tuple[np.ndarray, list[dict]]:
+                fitness_fn, desc: str, x0: np.ndarray | CMAES | None = None,
+                ignored: tuple[str, ...] = ()) -> tuple[np.ndarray, list[dict]]:
     """CMA-ES maximising ``fitness_fn(candidates, generation)`` from ``x0`` (default zeros), or
     continuing ``x0`` if it is a :class:`CMAES` (its popsize and step size those of ``config``; with
     ``config.input_offset`` its state is over the shifted inputs, as the search's);
@@ -212,7 +224,7 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
         es = CMAES.load(out)
         saved = read_json(out / "history.json", what="controller")
         history = saved["history"]
-        _check_resumable(out, es, n_params, saved["config"], config)
+        _check_resumable(out, es, n_params, saved["config"], config, ignored)
     else:
         if (out / "history.json").exists():
             raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
@@ -269,7 +281,8 @@ def train_controller_in_dream(model: WorldModel, config: DreamTrainingConfig, ou
                              halt_above=config.halt_above, halt_reward=config.halt_reward)
 
     with torch.random.fork_rng(devices=[]):
-        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)", x0)
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (dream)", x0,
+                           ignored=("ensemble_draw",) if len(model.mdns) == 1 else ())
 
 
 _WORKER: dict = {}
@@ -316,4 +329,5 @@ def train_controller_in_real(model_dir: str | Path, env_id: str, config: DreamTr
                      for chunk in chunks]
             return np.concatenate(pool.map(_real_returns, tasks))
 
-        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)", x0)
+        return _cma_search(controller.n_params, config, Path(out), resume, progress, fitness, "CMA-ES (real)", x0,
+                           ignored=("ensemble_draw",))  # the real env draws from no ensemble

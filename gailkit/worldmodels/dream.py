@@ -7,10 +7,11 @@ hidden state, as the controller of World Models sees them.
 
 A world model with an ensemble of M's (``WorldModel.members``) dreams with all of them, to keep a
 controller from profiting from one M's mistakes: each dream's next latent, reward and end come from
-one member, drawn every step (``ensemble_draw="step"``, as MBPO draws) or once per dream for its whole
-length (``"dream"``, PETS' trajectory sampling). The controller sees the first M's ``h``, as in the
-real env. Drawn per step, a dream hops between the members' forecasts, and can pay what no member's
-own dream pays: on CarRacing a search found that (``scripts/probe_worldmodel_ensemble_dream.py``).
+one member, drawn once per dream for its whole length (``ensemble_draw="dream"``, the default: PETS'
+trajectory sampling) or every step (``"step"``, as MBPO draws). The controller sees the first M's ``h``,
+as in the real env. Drawn per step, a dream hops between the members' forecasts, and can pay what no
+member's own dream pays: on CarRacing a search found that (``scripts/probe_worldmodel_ensemble_dream.py``),
+and the controllers trained per dream drove better (docs/carracing.md).
 
 Where the members disagree, none of them knows: with ``halt_above`` a dream ends at the step whose
 forecasts of the next latent disagree by more than that (:func:`disagreement`), paying
@@ -49,7 +50,7 @@ class BatchedDream:
     """``n`` dreams advanced together; start latents come from real frames or from N(0, I)."""
 
     def __init__(self, model: WorldModel, n: int, *, tau: float = 1.15, max_steps: int = 1000,
-                 seed: int | None = None, latent_noise: float = 1.0, ensemble_draw: str = "step",
+                 seed: int | None = None, latent_noise: float = 1.0, ensemble_draw: str = "dream",
                  halt_above: float | None = None, halt_reward: float = -100.0):
         if not latent_noise >= 0:
             raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")

@@ -31,16 +31,19 @@ class DreamVecEnv(VecEnv):
         tau: M's sampling temperature.
         max_steps: dream length before a time-limit end.
         seed: seeds the dreams' sampling (same seed, same dreams for the same actions).
+        ensemble_draw: with an ensemble of M's, as :class:`~gailkit.worldmodels.dream.BatchedDream` takes it:
+            ``"dream"`` (each dream follows one member, drawn again at each restart) or ``"step"``.
     """
 
     def __init__(self, model: WorldModel, n_envs: int, *, start_z: torch.Tensor | None = None, tau: float = 1.15,
-                 max_steps: int = 1000, seed: int = 0):
+                 max_steps: int = 1000, seed: int = 0, ensemble_draw: str = "dream"):
         dim = model.latent_dim + model.mdn_config.hidden
         self.render_mode = None  # dreams are not drawn here (dream-video draws them)
         super().__init__(n_envs, gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32), model.action_space)
         self.model, self.max_steps, self.start_z = model, max_steps, start_z
         # the batched dream's own step limit is never reached: each dream keeps its own clock
-        self._dream = BatchedDream(model, n_envs, tau=tau, max_steps=np.iinfo(np.int64).max, seed=seed)
+        self._dream = BatchedDream(model, n_envs, tau=tau, max_steps=np.iinfo(np.int64).max, seed=seed,
+                                   ensemble_draw=ensemble_draw)
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._actions: np.ndarray | None = None
 
@@ -73,9 +76,12 @@ class DreamVecEnv(VecEnv):
         return obs, rewards, dones, infos
 
     def _restart(self, index: np.ndarray) -> None:
-        """New start latents and a zero LSTM state for the dreams in ``index`` only."""
+        """New start latents, a zero LSTM state and (per-dream ensemble draws) a member for the dreams in
+        ``index`` only."""
         d = self._dream
         d.z[index] = self._starts(len(index))
+        if len(d.states) > 1 and d.ensemble_draw == "dream":
+            d.member[index] = torch.randint(len(d.states), (len(index),), generator=d.generator)
         d.h[index] = 0.0
         for j, state in enumerate(d.states):  # each M's LSTM (h, c), (layers, n, hidden) each
             if state is not None:

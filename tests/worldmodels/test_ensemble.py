@@ -64,7 +64,7 @@ def test_each_dream_step_comes_from_one_member_and_c_sees_the_first_one_s_h(run)
     root, _, model = run
     n, steps = 64, 5
     z0 = start_latents(model, root / "data", latent_noise=0.0)[:1].repeat(n, 1)
-    dream = BatchedDream(model, n, tau=1.0, seed=3, latent_noise=0.0)  # mixture means: no draw to match
+    dream = BatchedDream(model, n, tau=1.0, seed=3, latent_noise=0.0, ensemble_draw="step")  # means: no draw
     obs = dream.reset(z0)
     states = [None] * 3
     z = z0
@@ -135,6 +135,23 @@ def test_sb3_s_dream_vec_env_restarts_every_member_s_memory(run):
             assert (h[0, ~dones].abs().sum(1) > 0).all()
         ended |= dones
     assert ended.all()
+
+
+def test_sb3_s_dream_vec_env_draws_a_member_per_dream_again_at_each_restart(run):
+    from gailkit.worldmodels.vec_dream import DreamVecEnv
+
+    _, _, model = run
+    env = DreamVecEnv(model, 64, max_steps=2, seed=0)  # per dream, the default
+    env.reset()
+    member, changed = env._dream.member.clone(), torch.zeros(64, dtype=torch.bool)
+    assert len(torch.unique(member)) == 3
+    for _ in range(6):
+        _, _, dones, _ = env.step(np.zeros(64, dtype=np.int64))
+        now = env._dream.member
+        assert torch.equal(now[~torch.as_tensor(dones)], member[~torch.as_tensor(dones)])  # a dream keeps its M
+        changed |= now != member
+        member = now.clone()
+    assert changed.sum() > 32, f"{int(changed.sum())} of 64 dreams drew another M at a restart"
 
 
 def test_a_dream_drawn_per_dream_follows_one_member_from_start_to_end(run):
@@ -224,3 +241,31 @@ def test_the_data_s_disagreement_sets_each_iteration_s_halt(run, tmp_path):
     with pytest.raises(UsageError, match="give one of them"):
         train_iteratively(root / "model", root / "data", ENV, it, dataclasses.replace(ctrl, halt_above=1.0),
                           tmp_path / "other", progress=False)
+
+
+def test_searches_saved_before_the_per_dream_default_resume_as_they_ran(run, tmp_path):
+    """Dreams follow one member per dream by default. A search saved drawing per step resumes without the
+    option where there is one M (nothing to draw), is refused where there is an ensemble, and a checkpoint
+    older than the option is read as drawing per step, as its search did."""
+    import json
+
+    from gailkit.worldmodels.controller import load_config, train_controller_in_dream
+
+    root, single, model = run
+    z0 = start_latents(model, root / "data")
+    assert DreamTrainingConfig().ensemble_draw == "dream"
+    step = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=5, ensemble_draw="step")
+    again = dataclasses.replace(step, generations=2, ensemble_draw="dream")
+    train_controller_in_dream(single, step, tmp_path / "one", start_z=z0, progress=False)
+    _, history = train_controller_in_dream(single, again, tmp_path / "one", start_z=z0, resume=True, progress=False)
+    assert len(history) == 2
+    train_controller_in_dream(model, step, tmp_path / "three", start_z=z0, progress=False)
+    with pytest.raises(CheckpointError, match="ensemble_draw: 'step' -> 'dream'"):
+        train_controller_in_dream(model, again, tmp_path / "three", start_z=z0, resume=True, progress=False)
+    saved = json.loads((tmp_path / "three" / "history.json").read_text())
+    del saved["config"]["ensemble_draw"]  # as written before the option existed
+    (tmp_path / "three" / "history.json").write_text(json.dumps(saved))
+    assert load_config(tmp_path / "three").ensemble_draw == "step"
+    _, history = train_controller_in_dream(model, dataclasses.replace(step, generations=2), tmp_path / "three",
+                                           start_z=z0, resume=True, progress=False)
+    assert len(history) == 2
