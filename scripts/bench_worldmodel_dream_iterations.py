@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                              "biases (the real-env stage's hold_z)")
     parser.add_argument("--sigma0", type=float_above_zero(), default=0.5, help="C's CMA-ES initial step size")
     parser.add_argument("--m-ensemble", type=int_in(1), default=1, metavar="K",
-                        help="fit K M's each iteration; C's dreams draw each step from one of them")
+                        help="fit K M's each iteration; each of C's dreams follows one of them (--ensemble-draw)")
     parser.add_argument("--ensemble-draw", choices=("dream", "step"),
                         help="with --m-ensemble: one member per dream for its whole length (default), or a member "
                              "per dream step")

@@ -641,51 +641,56 @@ def test_ensemble_dream_probe_s_halting_dreams_are_dream_fitness_s_and_count_the
     assert share == 1.0 and ret == -100.0  # every M's forecast differs: all halt at their first step
 
 
-def test_ensemble_draw_bench_trains_each_row_as_the_library_would(tmp_path):
-    """bench_worldmodel_ensemble_draw's rows, on a tiny quick preset: the one-M row is the preset's own single M
-    and controller, the ensemble rows train and score in their own draw's dream; the summary's means are the seeds'."""
+def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path):
+    """bench_worldmodel_quick_ablations' rows, on a tiny quick preset: the one-M row is the preset's own single M
+    and controller, the V-only row a z-only controller in the same dream, the held row that controller with h at
+    its data mean; the ensemble rows train in their own draw's dream; the summary's means are the seeds'."""
     import dataclasses
 
     import torch
 
     from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
     from gailkit.worldmodels.data import collect_chunks
-    from gailkit.worldmodels.linear_controller import controller_for
+    from gailkit.worldmodels.linear_controller import controller_for, without_memory
     from gailkit.worldmodels.presets import WM_PRESETS
     from gailkit.worldmodels.real import evaluate_controller
-    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+    from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
 
-    bench = script("bench_worldmodel_ensemble_draw")
+    bench = script("bench_worldmodel_quick_ablations")
     p = dataclasses.replace(WM_PRESETS["quick"], episodes=3, latent_dim=4, vae_epochs=1, mdn_epochs=1, hidden=8,
                             generations=2, popsize=4, rollouts=2, max_steps=15)
     torch.set_num_threads(1)
     result = bench.run_seed(3, 2, eval_episodes=2, dream_episodes=4, p=p)
-    # the one-M row by hand: the same seeded pipeline with ensemble=1
+    assert result["ensemble"] == 2 and list(result["rows"]) == ["one M", bench.HELD, "V only", "per step", "per dream"]
+    # the one-M, held and V-only rows by hand: the same seeded pipeline with ensemble=1
     collect_chunks(p.env, tmp_path / "data", p.episodes, policy=p.collect_policy, seed=3000, progress=False)
     train_vae(tmp_path / "data", tmp_path / "model", **p.vae_options(), seed=3, progress=False)
     model = train_mdn(tmp_path / "data", tmp_path / "model", **p.mdn_options(), seed=3, progress=False)
     assert len(model.mdns) == 1
     start_z = start_latents(model, tmp_path / "data")
-    cfg = DreamTrainingConfig(**p.controller_options(), seed=3)
-    best, history = train_controller_in_dream(model, cfg, tmp_path / "c", start_z=start_z, progress=False)
-    one = result["rows"]["one M"]
-    assert one["dream_history"] == [{**h, "wall_s": one["dream_history"][i]["wall_s"]} for i, h in enumerate(history)]
-    assert one["real"]["all"] == evaluate_controller(model, best, p.env, 2).tolist()
-    dream = dream_fitness(model, controller_for(model), best[None], rollouts=4, max_steps=p.max_steps, tau=p.tau,
-                          seed=bench.DREAM_SEED, start_z=start_z)[0]
-    assert one["dream"] == pytest.approx(float(dream)) and one["gap"] == pytest.approx(dream - one["real"]["mean"])
+    held = None
+    for name, memory in (("one M", True), ("V only", False)):
+        cfg = DreamTrainingConfig(**p.controller_options(), seed=3, memory=memory)
+        best, history = train_controller_in_dream(model, cfg, tmp_path / name, start_z=start_z, progress=False)
+        row = result["rows"][name]
+        assert [h["mean"] for h in row["dream_history"]] == [h["mean"] for h in history], name
+        assert row["real"]["all"] == evaluate_controller(model, best, p.env, 2).tolist(), name
+        dream = dream_fitness(model, controller_for(model, memory=memory), best[None], rollouts=4,
+                              max_steps=p.max_steps, tau=p.tau, seed=bench.DREAM_SEED, start_z=start_z)[0]
+        assert row["dream"] == pytest.approx(float(dream)) and row["gap"] == pytest.approx(dream - row["real"]["mean"])
+        held = without_memory(model, best, mean_memory(model, tmp_path / "data")) if memory else held
+    assert result["rows"][bench.HELD]["real"]["all"] == evaluate_controller(model, held, p.env, 2).tolist()
     # the ensemble rows searched other dreams than the one M's, and each other's
-    steps, dreams = (result["rows"][k]["dream_history"] for k in ("per step", "per dream"))
-    assert [h["mean"] for h in steps] != [h["mean"] for h in history] != [h["mean"] for h in dreams]
-    assert result["ensemble"] == 2 and set(result["rows"]) == {"one M", "per step", "per dream"}
+    one, steps, dreams = (result["rows"][k]["dream_history"] for k in ("one M", "per step", "per dream"))
+    assert [h["mean"] for h in steps] != [h["mean"] for h in one] != [h["mean"] for h in dreams]
 
     for seed, shift in ((0, 0.0), (1, 10.0)):
         row = {"real": {"mean": 5.0 + shift}, "dream": 8.0 + shift, "gap": 3.0}
         fake = {"seed": seed, "ensemble": 3, "eval_episodes": 2, "random": {"mean": 1.0},
-                "rows": {name: row for name, _ in bench.ROWS}}
-        (tmp_path / f"bench_worldmodel_ensemble_draw_seed{seed}.json").write_text(json.dumps(fake))
+                "rows": {name: row for name in bench.ROWS}}
+        (tmp_path / f"bench_worldmodel_quick_ablations_seed{seed}.json").write_text(json.dumps(fake))
     table = bench.summary(tmp_path)
     assert table["rows"]["per dream"]["real"] == [5.0, 15.0] and table["rows"]["per dream"]["real_mean"] == 10.0
-    assert table["differences"]["per dream minus per step"] == {"seeds": [0.0, 0.0], "mean": 0.0,
-                                                                "se_over_seeds": 0.0, "ahead": 0}
-    assert (tmp_path / "bench_worldmodel_ensemble_draw.json").exists()
+    assert table["differences"]["one M minus V only"] == {"seeds": [0.0, 0.0], "mean": 0.0, "se_over_seeds": 0.0,
+                                                          "ahead": 0}
+    assert (tmp_path / "bench_worldmodel_quick_ablations.json").exists()

@@ -55,8 +55,8 @@ class WorldModelPreset:
     # trains its RNN on whole 1,000-step episodes (max_seq_len=1000), so its h is trained where C reads it
     mdn_seq_len: int = 32
     mdn_batch: int = 32
-    # > 1: fit this many M's on the same data, each from its own seed (train_mdn's ensemble); dreams draw each step
-    # from one of them, so a controller trained in them cannot profit from one M's mistakes alone. C sees the first's h
+    # > 1: fit this many M's on the same data, each from its own seed (train_mdn's ensemble); each dream follows one
+    # of them, so a controller trained in them cannot profit from one M's mistakes alone. C sees the first's h
     m_ensemble: int = 1
     # > 0: both controllers start from C fitted by DAgger (gailkit.worldmodels.dagger, this many iterations) to a
     # privileged teacher that reads the track and the car (gailkit.envs.car_racing.TrackFollower): V+M+C's over

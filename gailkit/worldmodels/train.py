@@ -111,8 +111,8 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
 
     ``ensemble``: how many M's to fit, each from its own seed (``seed + 10_007 * j`` for the ``j``-th from 0:
     its weights' start, its draws of V's latents and its batches), on the same data; the first is M, the
-    same M ``ensemble=1`` fits, the others the world model's ``members`` (dreams draw each step from one of
-    them: :class:`~gailkit.worldmodels.dream.BatchedDream`).
+    same M ``ensemble=1`` fits, the others the world model's ``members`` (each dream follows one of them, or
+    draws one every step: :class:`~gailkit.worldmodels.dream.BatchedDream`).
     """
     if ensemble < 1:
         raise UsageError(f"an ensemble of {ensemble} M's: fit at least 1")

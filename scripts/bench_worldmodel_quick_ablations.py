@@ -1,24 +1,31 @@
-"""Benchmark: an ensemble of M's drawn per dream step (MBPO) or per dream (PETS), against one M, on the quick preset.
+"""Benchmark: what M's memory and an ensemble of M's are worth on the quick preset (one frame lacks the velocities).
 
-Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_ensemble_draw.py --seed 0
-      (about 11 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
+Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_quick_ablations.py --seed 0
+      (about 13 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
 
 For one seed: collect (60 random episodes of gailkit/CartPoleCentredPixels-v1) -> V -> an ensemble of K M's
-(``train_mdn(..., ensemble=K)``; the first is the one M the quick preset fits, bit for bit). Then three
-controllers are trained by CMA-ES only in the dream, each from the same CMA-ES seed, as the quick preset trains
-its own:
+(``train_mdn(..., ensemble=K)``; the first is the one M the quick preset fits, bit for bit). Then controllers
+trained by CMA-ES only in the dream, each from the same CMA-ES seed, with the quick preset's settings:
 
-- ``one M``: the dream of the first M alone (the quick preset's controller);
-- ``per step``: every dream step from a member drawn at that step (``ensemble_draw="step"``);
-- ``per dream``: every dream following the one member drawn at its start (``ensemble_draw="dream"``).
+- ``one M``: C over ``[z, h]`` in the first M's dream (the quick preset's own controller, as
+  ``bench_worldmodel_quick.py`` trains it);
+- ``V only``: C over ``z`` alone, in the same dream (the paper's V-only row, trained where V+M+C is);
+- ``per step``: C over ``[z, h]``, every dream step from a member drawn at that step (``ensemble_draw="step"``);
+- ``per dream``: the same, every dream following the one member drawn at its start (``ensemble_draw="dream"``);
+
+and, with no training of its own, ``one M, h held``: the one-M controller with h held at its average over the
+collected data (``without_memory(..., mean_memory(...))``), which shows whether that controller uses what h
+varies with. A CartPole frame shows the cart and the pole but not how fast they move, which only h, fed the
+frames in turn, can carry.
 
 Each controller drives the same 20 real episodes (the library's evaluation seeds), and its own dream scores it
-(the CMA-ES solution over ``--dream-episodes`` dreams from real first frames, a seed apart from training's): the
+(the controller over ``--dream-episodes`` dreams from real first frames, a seed apart from training's): the
 dream/real gap is how much its dream overrates it. On CarRacing the per-step dream was exploited and the
-per-dream one gave the best dream-trained controller (docs/carracing.md); this asks the same on a second task.
+per-dream one gave the best dream-trained controller, and V only drove as well as V+M+C (docs/carracing.md);
+this asks the same on a second task.
 
-Writes scripts/results/bench_worldmodel_ensemble_draw_seed<S>.json; ``--summary`` prints the table of
-every seed's JSON there and writes bench_worldmodel_ensemble_draw.json.
+Writes scripts/results/bench_worldmodel_quick_ablations_seed<S>.json; ``--summary`` prints the table of
+every seed's JSON there, with the differences seed by seed, and writes bench_worldmodel_quick_ablations.json.
 """
 
 from __future__ import annotations
@@ -38,15 +45,21 @@ from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
 from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
 from gailkit.worldmodels.data import collect_chunks
-from gailkit.worldmodels.linear_controller import controller_for
+from gailkit.worldmodels.linear_controller import controller_for, without_memory
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
 from gailkit.worldmodels.real import evaluate_controller
-from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DREAM_SEED = 7_777  # the dreams that score each finished controller, apart from every training generation's
-ROWS = (("one M", None), ("per step", "step"), ("per dream", "dream"))
+# name: (the M's its dream draws on: the first alone or the ensemble, C over [z, h] or z alone, the ensemble draw)
+TRAINED = {"one M": ("first", True, "dream"), "V only": ("first", False, "dream"),
+           "per step": ("ensemble", True, "step"), "per dream": ("ensemble", True, "dream")}
+HELD = "one M, h held"  # the one-M controller with h held at its data mean
+ROWS = (*TRAINED, HELD)
+DIFFERENCES = (("one M", "V only"), ("one M", HELD), ("per dream", "per step"), ("per dream", "one M"),
+               ("per step", "one M"))
 
 
 def one_m(model: WorldModel) -> WorldModel:
@@ -58,10 +71,10 @@ def one_m(model: WorldModel) -> WorldModel:
 
 def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
              p: WorldModelPreset = WM_PRESETS["quick"]) -> dict:
-    """One seed's three controllers (``ROWS``) and the random policy, on preset ``p``'s pipeline."""
+    """One seed's controllers (``ROWS``) and the random policy, on preset ``p``'s pipeline."""
     wall: dict[str, float] = {}
     rows = {}
-    with tempfile.TemporaryDirectory(prefix="bench_wm_ensemble_draw_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_wm_quick_ablations_") as tmp:
         root = Path(tmp)
         data, model_dir = root / "data", root / "model"
         start = time.perf_counter()
@@ -72,22 +85,29 @@ def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
         model = train_mdn(data, model_dir, **{**p.mdn_options(), "ensemble": ensemble}, seed=seed, progress=False)
         wall[f"{ensemble} M's"] = time.perf_counter() - start
         start_z = start_latents(model, data)
-        for name, draw in ROWS:
-            world = one_m(model) if draw is None else model
-            cfg = DreamTrainingConfig(**p.controller_options(), seed=seed, ensemble_draw=draw or "dream")
+        h_mean = mean_memory(model, data)
+
+        def score(name: str, world: WorldModel, params: np.ndarray, cfg: DreamTrainingConfig, **extra) -> None:
+            real = evaluate_controller(model, params, p.env, eval_episodes)
+            dream = dream_fitness(world, controller_for(world, memory=cfg.memory), params[None],
+                                  rollouts=dream_episodes, max_steps=cfg.max_steps, tau=cfg.tau, seed=DREAM_SEED,
+                                  start_z=start_z, latent_noise=cfg.latent_noise, ensemble_draw=cfg.ensemble_draw)[0]
+            rows[name] = {"real": {"mean": float(real.mean()), "std": float(real.std()), "all": real.tolist()},
+                          "dream": float(dream), "gap": float(dream - real.mean()), **extra}
+            print(f"seed {seed}, {name}: real {real.mean():.1f} +/- {real.std():.1f}, dream {dream:.1f}, "
+                  f"gap {dream - real.mean():+.1f}", flush=True)
+
+        for name, (ms, memory, draw) in TRAINED.items():
+            world = one_m(model) if ms == "first" else model
+            cfg = DreamTrainingConfig(**p.controller_options(), seed=seed, memory=memory, ensemble_draw=draw)
             start = time.perf_counter()
             best, history = train_controller_in_dream(world, cfg, root / name.replace(" ", "_"), start_z=start_z,
                                                       progress=False)
             wall[f"C, {name}"] = time.perf_counter() - start
-            real = evaluate_controller(model, best, p.env, eval_episodes)
-            dream = dream_fitness(world, controller_for(world), best[None], rollouts=dream_episodes,
-                                  max_steps=cfg.max_steps, tau=cfg.tau, seed=DREAM_SEED, start_z=start_z,
-                                  latent_noise=cfg.latent_noise, ensemble_draw=cfg.ensemble_draw)[0]
-            rows[name] = {"real": {"mean": float(real.mean()), "std": float(real.std()), "all": real.tolist()},
-                          "dream": float(dream), "gap": float(dream - real.mean()),
-                          "dream_history": history}
-            print(f"seed {seed}, {name}: real {real.mean():.1f} +/- {real.std():.1f}, dream {dream:.1f}, "
-                  f"gap {dream - real.mean():+.1f}", flush=True)
+            score(name, world, best, cfg, dream_history=history)
+            if name == "one M":
+                held = without_memory(model, best, h_mean)
+                score(HELD, one_m(model), held, dataclasses.replace(cfg, memory=False))
         random = evaluate_controller(model, None, p.env, eval_episodes)
     return {"preset": "quick", "env": p.env, "seed": seed, "ensemble": ensemble, "eval_episodes": eval_episodes,
             "dream_episodes": dream_episodes, "rows": rows,
@@ -100,17 +120,17 @@ def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
 def summary(results: Path) -> dict:
     """Every seed's JSON in ``results`` side by side; the table printed and written."""
     seeds = [json.loads(path.read_text())
-             for path in sorted(results.glob("bench_worldmodel_ensemble_draw_seed*.json"))]
+             for path in sorted(results.glob("bench_worldmodel_quick_ablations_seed*.json"))]
     if not seeds:
-        raise SystemExit(f"no bench_worldmodel_ensemble_draw_seed*.json in {results}: run a --seed first")
+        raise SystemExit(f"no bench_worldmodel_quick_ablations_seed*.json in {results}: run a --seed first")
     table = {name: {"real": [s["rows"][name]["real"]["mean"] for s in seeds],
                     "dream": [s["rows"][name]["dream"] for s in seeds],
-                    "gap": [s["rows"][name]["gap"] for s in seeds]} for name, _ in ROWS}
+                    "gap": [s["rows"][name]["gap"] for s in seeds]} for name in ROWS}
     for row in table.values():
         row.update({f"{k}_mean": float(np.mean(row[k])) for k in ("real", "dream", "gap")})
     random = [s["random"]["mean"] for s in seeds]
     differences = {}
-    for a, b in (("per dream", "per step"), ("per dream", "one M"), ("per step", "one M")):
+    for a, b in DIFFERENCES:
         d = np.subtract(table[a]["real"], table[b]["real"])
         se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
         differences[f"{a} minus {b}"] = {"seeds": d.tolist(), "mean": float(d.mean()), "se_over_seeds": se,
@@ -119,7 +139,7 @@ def summary(results: Path) -> dict:
            "eval_episodes": seeds[0]["eval_episodes"], "rows": table, "random": random,
            "differences": differences}
     cells = " | ".join(f"seed {s}" for s in out["seeds"])
-    print(f"| quick preset, {out['ensemble']} M's | real return: {cells} | mean | dream | gap |")
+    print(f"| quick preset ({out['ensemble']} M's) | real return: {cells} | mean | dream | gap |")
     print("|---|" + "---:|" * (len(seeds) + 3))
     for name, row in table.items():
         print(f"| {name} | " + " | ".join(f"{r:.1f}" for r in row["real"]) +
@@ -128,7 +148,7 @@ def summary(results: Path) -> dict:
     for name, d in differences.items():
         print(f"{name}: {d['mean']:+.1f} (SE {d['se_over_seeds']:.1f} over the seeds; ahead on {d['ahead']} of "
               f"{len(seeds)})")
-    print(f"\nwrote {write_json(results / 'bench_worldmodel_ensemble_draw.json', out)}")
+    print(f"\nwrote {write_json(results / 'bench_worldmodel_quick_ablations.json', out)}")
     return out
 
 
@@ -148,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--ensemble {args.ensemble}: an ensemble has K > 1 M's")
     torch.set_num_threads(1)
     result = run_seed(args.seed, args.ensemble, args.eval_episodes, args.dream_episodes)
-    print(f"wrote {write_json(args.out_dir / f'bench_worldmodel_ensemble_draw_seed{args.seed}.json', result)}")
+    print(f"wrote {write_json(args.out_dir / f'bench_worldmodel_quick_ablations_seed{args.seed}.json', result)}")
 
 
 if __name__ == "__main__":
