@@ -107,7 +107,7 @@ def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
             score(name, world, best, cfg, dream_history=history)
             if name == "one M":
                 held = without_memory(model, best, h_mean)
-                score(HELD, one_m(model), held, dataclasses.replace(cfg, memory=False))
+                score(HELD, world, held, dataclasses.replace(cfg, memory=False))
         random = evaluate_controller(model, None, p.env, eval_episodes)
     return {"preset": "quick", "env": p.env, "seed": seed, "ensemble": ensemble, "eval_episodes": eval_episodes,
             "dream_episodes": dream_episodes, "rows": rows,
