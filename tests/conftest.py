@@ -28,11 +28,14 @@ def _write_only_under_tmp(tmp_path_factory):
     """Run every test from an empty directory of pytest's tmp, with gailkit's cache there too.
 
     Files that libraries drop into the working directory (MuJoCo's MUJOCO_LOG.TXT) or into the
-    user's cache (parsed chorales under ~/.cache/gailkit) then stay out of the checkout and home.
+    user's cache (parsed chorales under ~/.cache/gailkit) then stay out of the checkout and home, and the
+    folders SB3's own ``learn()`` makes out of /tmp.
     """
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path_factory.mktemp("cwd"))
         mp.setenv("GAILKIT_CACHE", str(tmp_path_factory.mktemp("gailkit_cache")))
+        # SB3's learn() without a tensorboard_log makes an empty folder per call in tempfile's dir
+        mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
         yield
 
 

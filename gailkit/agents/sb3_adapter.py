@@ -29,6 +29,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -43,7 +44,13 @@ Relabel = Callable[[ImitationRolloutBuffer], None]
 
 def start_learning(model: BaseAlgorithm, total_steps: int) -> None:
     """What ``learn(total_steps)`` sets up before its first step (logger, episode-info buffers,
-    schedules running to ``total_steps``), keeping ``num_timesteps`` (a resumed run's)."""
+    schedules running to ``total_steps``), keeping ``num_timesteps`` (a resumed run's).
+
+    A quiet model with no ``tensorboard_log`` gets a logger with no outputs: the values it records
+    stay readable (``logger.name_to_value``), as under the logger ``learn()`` would configure, but
+    no empty ``SB3-<date>`` folder is left in the system's temporary directory for each run."""
+    if model.tensorboard_log is None and model.verbose == 0 and not model._custom_logger:
+        model.set_logger(Logger(folder=None, output_formats=[]))
     model._setup_learn(max(0, total_steps - model.num_timesteps), callback=None, reset_num_timesteps=False)
 
 

@@ -57,6 +57,23 @@ def test_start_learning_sets_up_logger_and_episode_buffers_and_keeps_the_step_co
     assert model.num_timesteps == 1234
 
 
+def test_start_learning_leaves_no_folder_in_the_temporary_directory(tmp_path, monkeypatch):
+    """SB3's learn() with no tensorboard_log makes an empty tempdir/SB3-<date> per call; every gailkit run
+    starts through start_learning, which must not (the values logged are still kept)."""
+    import tempfile
+
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = ppo()
+    start_learning(model, 1000)
+    model.logger.record("train/x", 1.5)
+    assert model.logger.name_to_value["train/x"] == 1.5
+    model.logger.dump(0)
+    assert list(tmp_path.glob("SB3-*")) == []
+    ppo().learn(64)  # what start_learning sidesteps: SB3's own logger makes the folder
+    assert len(list(tmp_path.glob("SB3-*"))) == 1
+
+
 def test_restart_episodes_makes_the_next_collection_act_on_the_given_observation():
     model = ppo()
     start_learning(model, 1000)
