@@ -1,28 +1,31 @@
 """Benchmark: what M's memory and an ensemble of M's are worth on the quick preset (one frame lacks the velocities).
 
 Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_quick_ablations.py --seed 0
-      (about 13 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
+      (about 21 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
 
 For one seed: collect (60 random episodes of gailkit/CartPoleCentredPixels-v1) -> V -> an ensemble of K M's
 (``train_mdn(..., ensemble=K)``; the first is the one M the quick preset fits, bit for bit). Then controllers
-trained by CMA-ES only in the dream, each from the same CMA-ES seed, with the quick preset's settings:
+trained by CMA-ES, each from the same CMA-ES seed, with the quick preset's settings, in the dream or in the real env:
 
 - ``one M``: C over ``[z, h]`` in the first M's dream (the quick preset's own controller, as
   ``bench_worldmodel_quick.py`` trains it);
 - ``V only``: C over ``z`` alone, in the same dream (the paper's V-only row, trained where V+M+C is);
 - ``per step``: C over ``[z, h]``, every dream step from a member drawn at that step (``ensemble_draw="step"``);
 - ``per dream``: the same, every dream following the one member drawn at its start (``ensemble_draw="dream"``);
+- ``one M, real`` and ``V only, real``: C over ``[z, h]`` (the first M's h) and over ``z`` alone, trained by the
+  same CMA-ES in the *real* env (``train_controller_in_real``, ``REAL_ROLLOUTS`` episodes per candidate, cut at
+  ``max_steps``), as the paper trained both of its rows;
 
-and, with no training of its own, ``one M, h held``: the one-M controller with h held at its average over the
-collected data (``without_memory(..., mean_memory(...))``), which shows whether that controller uses what h
-varies with. A CartPole frame shows the cart and the pole but not how fast they move, which only h, fed the
-frames in turn, can carry.
+and, with no training of their own, ``one M, h held`` and ``one M, real, h held``: the one-M controllers with h
+held at its average over the collected data (``without_memory(..., mean_memory(...))``), which shows whether a
+controller uses what h varies with. A CartPole frame shows the cart and the pole but not how fast they move, which
+only h, fed the frames in turn, can carry.
 
-Each controller drives the same 20 real episodes (the library's evaluation seeds), and its own dream scores it
-(the controller over ``--dream-episodes`` dreams from real first frames, a seed apart from training's): the
-dream/real gap is how much its dream overrates it. On CarRacing the per-step dream was exploited and the
-per-dream one gave the best dream-trained controller, and V only drove as well as V+M+C (docs/carracing.md);
-this asks the same on a second task.
+Each controller drives the same 20 real episodes (the library's evaluation seeds), and its own dream (the first
+M's for the rows trained in the real env) scores it (the controller over ``--dream-episodes`` dreams from real
+first frames, a seed apart from training's): the dream/real gap is how much its dream overrates it. On CarRacing
+the per-step dream was exploited and the per-dream one gave the best dream-trained controller, and V only drove
+as well as V+M+C (docs/carracing.md); this asks the same on a second task.
 
 Writes scripts/results/bench_worldmodel_quick_ablations_seed<S>.json; ``--summary`` prints the table of
 every seed's JSON there, with the differences seed by seed, and writes bench_worldmodel_quick_ablations.json.
@@ -43,7 +46,12 @@ import torch
 
 from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
-from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
+from gailkit.worldmodels.controller import (
+    DreamTrainingConfig,
+    dream_fitness,
+    train_controller_in_dream,
+    train_controller_in_real,
+)
 from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.linear_controller import controller_for, without_memory
 from gailkit.worldmodels.model import WorldModel
@@ -53,13 +61,17 @@ from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, tra
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DREAM_SEED = 7_777  # the dreams that score each finished controller, apart from every training generation's
-# name: (the M's its dream draws on: the first alone or the ensemble, C over [z, h] or z alone, the ensemble draw)
+REAL_ROLLOUTS = 4  # real episodes per candidate for the rows trained in the real env (the fast-2h presets' number)
+# name: (where C trains: the dream of the first M alone or of the ensemble, or the real env; C over [z, h] or z
+# alone; the ensemble draw)
 TRAINED = {"one M": ("first", True, "dream"), "V only": ("first", False, "dream"),
-           "per step": ("ensemble", True, "step"), "per dream": ("ensemble", True, "dream")}
-HELD = "one M, h held"  # the one-M controller with h held at its data mean
-ROWS = (*TRAINED, HELD)
-DIFFERENCES = (("one M", "V only"), ("one M", HELD), ("per dream", "per step"), ("per dream", "one M"),
-               ("per step", "one M"))
+           "per step": ("ensemble", True, "step"), "per dream": ("ensemble", True, "dream"),
+           "one M, real": ("real", True, "dream"), "V only, real": ("real", False, "dream")}
+HELD = {"one M": "one M, h held", "one M, real": "one M, real, h held"}  # those controllers, h held at its data mean
+ROWS = (*TRAINED, *HELD.values())
+DIFFERENCES = (("one M", "V only"), ("one M", HELD["one M"]), ("per dream", "per step"), ("per dream", "one M"),
+               ("per step", "one M"), ("one M, real", "V only, real"), ("one M, real", HELD["one M, real"]),
+               ("one M, real", "one M"), ("V only, real", "V only"))
 
 
 def one_m(model: WorldModel) -> WorldModel:
@@ -97,17 +109,21 @@ def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
             print(f"seed {seed}, {name}: real {real.mean():.1f} +/- {real.std():.1f}, dream {dream:.1f}, "
                   f"gap {dream - real.mean():+.1f}", flush=True)
 
-        for name, (ms, memory, draw) in TRAINED.items():
-            world = one_m(model) if ms == "first" else model
+        for name, (where, memory, draw) in TRAINED.items():
+            world = model if where == "ensemble" else one_m(model)
             cfg = DreamTrainingConfig(**p.controller_options(), seed=seed, memory=memory, ensemble_draw=draw)
+            out = root / name.replace(" ", "_").replace(",", "")
             start = time.perf_counter()
-            best, history = train_controller_in_dream(world, cfg, root / name.replace(" ", "_"), start_z=start_z,
-                                                      progress=False)
+            if where == "real":
+                cfg = dataclasses.replace(cfg, rollouts=REAL_ROLLOUTS)
+                best, history = train_controller_in_real(model_dir, p.env, cfg, out, workers=1, progress=False)
+            else:
+                best, history = train_controller_in_dream(world, cfg, out, start_z=start_z, progress=False)
             wall[f"C, {name}"] = time.perf_counter() - start
-            score(name, world, best, cfg, dream_history=history)
-            if name == "one M":
+            score(name, world, best, cfg, **{f"{'real' if where == 'real' else 'dream'}_history": history})
+            if name in HELD:
                 held = without_memory(model, best, h_mean)
-                score(HELD, world, held, dataclasses.replace(cfg, memory=False))
+                score(HELD[name], world, held, dataclasses.replace(cfg, memory=False))
         random = evaluate_controller(model, None, p.env, eval_episodes)
     return {"preset": "quick", "env": p.env, "seed": seed, "ensemble": ensemble, "eval_episodes": eval_episodes,
             "dream_episodes": dream_episodes, "rows": rows,

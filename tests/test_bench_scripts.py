@@ -641,10 +641,12 @@ def test_ensemble_dream_probe_s_halting_dreams_are_dream_fitness_s_and_count_the
     assert share == 1.0 and ret == -100.0  # every M's forecast differs: all halt at their first step
 
 
-def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path):
+def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path, monkeypatch):
     """bench_worldmodel_quick_ablations' rows, on a tiny quick preset: the one-M row is the preset's own single M
-    and controller, the V-only row a z-only controller in the same dream, the held row that controller with h at
-    its data mean; the ensemble rows train in their own draw's dream; the summary's means are the seeds'."""
+    and controller, the V-only row a z-only controller in the same dream, the held rows those controllers with h at
+    its data mean; the ensemble rows train in their own draw's dream; the real rows call the library's real-env
+    CMA-ES (its own tests cover it; here a stand-in returns known controllers) with the preset's settings and
+    REAL_ROLLOUTS, over the first M's h; the summary's means are the seeds'."""
     import dataclasses
 
     import torch
@@ -652,6 +654,7 @@ def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path):
     from gailkit.worldmodels.controller import DreamTrainingConfig, dream_fitness, train_controller_in_dream
     from gailkit.worldmodels.data import collect_chunks
     from gailkit.worldmodels.linear_controller import controller_for, without_memory
+    from gailkit.worldmodels.model import WorldModel
     from gailkit.worldmodels.presets import WM_PRESETS
     from gailkit.worldmodels.real import evaluate_controller
     from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
@@ -659,27 +662,54 @@ def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path):
     bench = script("bench_worldmodel_quick_ablations")
     p = dataclasses.replace(WM_PRESETS["quick"], episodes=3, latent_dim=4, vae_epochs=1, mdn_epochs=1, hidden=8,
                             generations=2, popsize=4, rollouts=2, max_steps=15)
+    real_calls, trained_in_real = [], {}
+
+    def in_real(model_dir, env_id, config, out, **kwargs):  # records what the bench asks; returns a known C
+        saved = WorldModel.load(model_dir)
+        real_calls.append((saved.mdn.state_dict(), env_id, config, kwargs))
+        n_params = controller_for(saved, memory=config.memory).n_params
+        params = np.random.default_rng(len(real_calls)).normal(0.0, 0.5, n_params)
+        trained_in_real[config.memory] = params
+        return params, [{"generation": 1, "mean": float(len(real_calls))}]
+
+    monkeypatch.setattr(bench, "train_controller_in_real", in_real)
     torch.set_num_threads(1)
     result = bench.run_seed(3, 2, eval_episodes=2, dream_episodes=4, p=p)
-    assert result["ensemble"] == 2 and list(result["rows"]) == ["one M", bench.HELD, "V only", "per step", "per dream"]
+    assert result["ensemble"] == 2 and list(result["rows"]) == [
+        "one M", "one M, h held", "V only", "per step", "per dream", "one M, real", "one M, real, h held",
+        "V only, real"]
     # the one-M, held and V-only rows by hand: the same seeded pipeline with ensemble=1
     collect_chunks(p.env, tmp_path / "data", p.episodes, policy=p.collect_policy, seed=3000, progress=False)
     train_vae(tmp_path / "data", tmp_path / "model", **p.vae_options(), seed=3, progress=False)
     model = train_mdn(tmp_path / "data", tmp_path / "model", **p.mdn_options(), seed=3, progress=False)
     assert len(model.mdns) == 1
     start_z = start_latents(model, tmp_path / "data")
-    held = None
-    for name, memory in (("one M", True), ("V only", False)):
-        cfg = DreamTrainingConfig(**p.controller_options(), seed=3, memory=memory)
-        best, history = train_controller_in_dream(model, cfg, tmp_path / name, start_z=start_z, progress=False)
+    h_mean, held = mean_memory(model, tmp_path / "data"), {}
+    for name, memory in (("one M", True), ("V only", False), ("one M, real", True), ("V only, real", False)):
+        if name.endswith("real"):
+            best = trained_in_real[memory]
+        else:
+            cfg = DreamTrainingConfig(**p.controller_options(), seed=3, memory=memory)
+            best, history = train_controller_in_dream(model, cfg, tmp_path / name, start_z=start_z, progress=False)
+            assert [h["mean"] for h in result["rows"][name]["dream_history"]] == [h["mean"] for h in history], name
         row = result["rows"][name]
-        assert [h["mean"] for h in row["dream_history"]] == [h["mean"] for h in history], name
         assert row["real"]["all"] == evaluate_controller(model, best, p.env, 2).tolist(), name
         dream = dream_fitness(model, controller_for(model, memory=memory), best[None], rollouts=4,
                               max_steps=p.max_steps, tau=p.tau, seed=bench.DREAM_SEED, start_z=start_z)[0]
         assert row["dream"] == pytest.approx(float(dream)) and row["gap"] == pytest.approx(dream - row["real"]["mean"])
-        held = without_memory(model, best, mean_memory(model, tmp_path / "data")) if memory else held
-    assert result["rows"][bench.HELD]["real"]["all"] == evaluate_controller(model, held, p.env, 2).tolist()
+        if name in bench.HELD:
+            held[bench.HELD[name]] = without_memory(model, best, h_mean)
+    for name, params in held.items():
+        assert result["rows"][name]["real"]["all"] == evaluate_controller(model, params, p.env, 2).tolist(), name
+    # the real rows: the preset's CMA-ES settings with REAL_ROLLOUTS, in the preset's env, over the first M
+    assert [config.memory for _, _, config, _ in real_calls] == [True, False]
+    for state, env_id, config, kwargs in real_calls:
+        expected = DreamTrainingConfig(**{**p.controller_options(), "rollouts": bench.REAL_ROLLOUTS}, seed=3,
+                                       memory=config.memory)
+        assert env_id == p.env and config == expected and kwargs == {"workers": 1, "progress": False}
+        assert state.keys() == model.mdn.state_dict().keys()
+        assert all(torch.equal(state[k], v) for k, v in model.mdn.state_dict().items())
+    assert [h["mean"] for h in result["rows"]["V only, real"]["real_history"]] == [2.0]
     # the ensemble rows searched other dreams than the one M's, and each other's
     one, steps, dreams = (result["rows"][k]["dream_history"] for k in ("one M", "per step", "per dream"))
     assert [h["mean"] for h in steps] != [h["mean"] for h in one] != [h["mean"] for h in dreams]
