@@ -30,8 +30,10 @@ demo: install
 	$(GK) report --runs bc=$(DEMO_DIR)/bc gail=$(DEMO_DIR)/gail dac=$(DEMO_DIR)/dac \
 		--plot $(DEMO_DIR)/curves.png --json $(DEMO_DIR)/table.json --title "CartPole-v1, 10 expert episodes"
 
+# worksteal: each worker starts on half the tests, in file order (a module's fixtures mostly run once), and an
+# idle worker takes tests from the other's queue (per file, the suite's longest files left one worker idle)
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal -q
 
 bench: install
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_buffers.py

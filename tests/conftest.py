@@ -5,10 +5,12 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 # Tests leave the checkout as they found it. Numba caches compiled kernels beside their source
 # (gailkit/buffers/__pycache__) and Hypothesis keeps its examples and constants in ./.hypothesis:
-# both go to a directory that lives as long as this test process (Numba then compiles once per
-# process, a few seconds).
+# both go to a directory that lives as long as this test process. The pytest-xdist workers inherit
+# the main process's environment, so they share its Numba cache: a kernel one worker compiled, the
+# other loads (compiling the SAC and buffer kernels takes ~17 s a process).
 _SCRATCH = tempfile.TemporaryDirectory(prefix="gailkit-tests-")
-os.environ["NUMBA_CACHE_DIR"] = os.path.join(_SCRATCH.name, "numba")
+os.environ.setdefault("GAILKIT_TESTS_NUMBA_CACHE", os.path.join(_SCRATCH.name, "numba"))
+os.environ["NUMBA_CACHE_DIR"] = os.environ["GAILKIT_TESTS_NUMBA_CACHE"]
 
 import torch
 from hypothesis.configuration import set_hypothesis_home_dir
