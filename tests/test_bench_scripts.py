@@ -641,6 +641,51 @@ def test_ensemble_dream_probe_s_halting_dreams_are_dream_fitness_s_and_count_the
     assert share == 1.0 and ret == -100.0  # every M's forecast differs: all halt at their first step
 
 
+def test_quick_iterations_bench_scores_each_iteration_s_controller_in_full_episodes(tmp_path):
+    """bench_worldmodel_quick_iterations on a tiny quick preset: train_iteratively's records, iteration 0 the same
+    controller as the ablation bench's one-M row would train, and each iteration's controller (with its own M)
+    scored on full real episodes; the summary's means are the seeds'."""
+    import dataclasses
+
+    import torch
+
+    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+    from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.presets import WM_PRESETS
+    from gailkit.worldmodels.real import evaluate_controller
+    from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
+
+    bench = script("bench_worldmodel_quick_iterations")
+    p = dataclasses.replace(WM_PRESETS["quick"], episodes=3, latent_dim=4, vae_epochs=1, mdn_epochs=1, hidden=8,
+                            generations=2, popsize=4, rollouts=2, max_steps=15)
+    torch.set_num_threads(1)
+    result = bench.run_seed(3, 2, eval_episodes=2, p=p, record_episodes=2)
+    records = result["iterations"]
+    assert [r["iteration"] for r in records] == [0, 1] and records[1]["episodes"] == p.episodes + 2
+    # iteration 0 by hand: the preset's pipeline, its one M and its controller trained in the dream
+    collect_chunks(p.env, tmp_path / "data", p.episodes, policy=p.collect_policy, seed=3000, progress=False)
+    train_vae(tmp_path / "data", tmp_path / "model", **p.vae_options(), seed=3, progress=False)
+    model = train_mdn(tmp_path / "data", tmp_path / "model", **p.mdn_options(), seed=3, progress=False)
+    best, _ = train_controller_in_dream(model, DreamTrainingConfig(**p.controller_options(), seed=3),
+                                        tmp_path / "c", start_z=start_latents(model, tmp_path / "data"),
+                                        progress=False)
+    real = evaluate_controller(model, best, p.env, 2)
+    assert records[0]["real"]["all"] == real.tolist()
+
+    for seed, shift in ((0, 0.0), (1, 10.0)):
+        fake = {"seed": seed, "eval_episodes": 2, "iterations": [
+            {"iteration": k, "episodes": 60 + 32 * k, "real": {"mean": 5.0 + shift + k}, "dream_return": 8.0,
+             "gap": 3.0 - k, "select_return": [1.0, 2.0 - seed, 2.0][k]} for k in range(3)]}
+        (tmp_path / f"bench_worldmodel_quick_iterations_seed{seed}.json").write_text(json.dumps(fake))
+    table = bench.summary(tmp_path)
+    assert [row["real_mean"] for row in table["rows"]] == [10.0, 11.0, 12.0]
+    assert table["iteration 2 minus iteration 0"] == {"seeds": [2.0, 2.0], "mean": 2.0, "se_over_seeds": 0.0,
+                                                      "ahead": 2}
+    # kept: seed 0's selection returns tie at iterations 1 and 2 (the earlier kept), seed 1's best is iteration 2
+    assert table["kept"] == {"iteration": [1, 2], "real": [6.0, 17.0], "real_mean": 11.5}
+    assert (tmp_path / "bench_worldmodel_quick_iterations.json").exists()
+
+
 def test_quick_ablations_bench_trains_each_row_as_the_library_would(tmp_path, monkeypatch):
     """bench_worldmodel_quick_ablations' rows, on a tiny quick preset: the one-M row is the preset's own single M
     and controller, the V-only row a z-only controller in the same dream, the held rows those controllers with h at
