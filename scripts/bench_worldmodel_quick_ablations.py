@@ -133,6 +133,20 @@ def run_seed(seed: int, ensemble: int, eval_episodes: int, dream_episodes: int,
                         "torch_threads": torch.get_num_threads()}}
 
 
+def seed_difference(a: list[float], b: list[float]) -> dict:
+    """``a`` minus ``b`` seed by seed: the differences, their mean, its standard error over the seeds, and the
+    seeds on which ``a`` is ahead."""
+    d = np.subtract(a, b)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"seeds": d.tolist(), "mean": float(d.mean()), "se_over_seeds": se, "ahead": int((d > 0).sum())}
+
+
+def print_differences(differences: dict[str, dict], n_seeds: int) -> None:
+    for name, d in differences.items():
+        print(f"{name}: {d['mean']:+.1f} (SE {d['se_over_seeds']:.1f} over the seeds; ahead on {d['ahead']} of "
+              f"{n_seeds})")
+
+
 def summary(results: Path) -> dict:
     """Every seed's JSON in ``results`` side by side; the table printed and written."""
     seeds = [json.loads(path.read_text())
@@ -145,12 +159,7 @@ def summary(results: Path) -> dict:
     for row in table.values():
         row.update({f"{k}_mean": float(np.mean(row[k])) for k in ("real", "dream", "gap")})
     random = [s["random"]["mean"] for s in seeds]
-    differences = {}
-    for a, b in DIFFERENCES:
-        d = np.subtract(table[a]["real"], table[b]["real"])
-        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-        differences[f"{a} minus {b}"] = {"seeds": d.tolist(), "mean": float(d.mean()), "se_over_seeds": se,
-                                         "ahead": int((d > 0).sum())}
+    differences = {f"{a} minus {b}": seed_difference(table[a]["real"], table[b]["real"]) for a, b in DIFFERENCES}
     out = {"seeds": [s["seed"] for s in seeds], "ensemble": seeds[0]["ensemble"],
            "eval_episodes": seeds[0]["eval_episodes"], "rows": table, "random": random,
            "differences": differences}
@@ -161,9 +170,7 @@ def summary(results: Path) -> dict:
         print(f"| {name} | " + " | ".join(f"{r:.1f}" for r in row["real"]) +
               f" | **{row['real_mean']:.1f}** | {row['dream_mean']:.1f} | {row['gap_mean']:+.1f} |")
     print("| random | " + " | ".join(f"{r:.1f}" for r in random) + f" | {np.mean(random):.1f} | | |")
-    for name, d in differences.items():
-        print(f"{name}: {d['mean']:+.1f} (SE {d['se_over_seeds']:.1f} over the seeds; ahead on {d['ahead']} of "
-              f"{len(seeds)})")
+    print_differences(differences, len(seeds))
     print(f"\nwrote {write_json(results / 'bench_worldmodel_quick_ablations.json', out)}")
     return out
 

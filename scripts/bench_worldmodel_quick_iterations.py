@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
 from gailkit.worldmodels.real import evaluate_controller
 from gailkit.worldmodels.train import train_mdn, train_vae
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_worldmodel_quick_ablations import print_differences, seed_difference  # noqa: E402  (scripts/ is no package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -96,11 +100,9 @@ def summary(results: Path) -> dict:
     out = {"seeds": [s["seed"] for s in seeds], "eval_episodes": seeds[0]["eval_episodes"], "rows": table,
            "kept": {"iteration": [r["iteration"] for r in kept], "real": kept_real,
                     "real_mean": float(np.mean(kept_real))}}
-    for name, last in ((f"iteration {n - 1}", table[-1]["real"]), ("kept", kept_real)):
-        d = np.subtract(last, table[0]["real"])
-        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-        out[f"{name} minus iteration 0"] = {"seeds": d.tolist(), "mean": float(d.mean()), "se_over_seeds": se,
-                                            "ahead": int((d > 0).sum())}
+    differences = {f"iteration {n - 1} minus iteration 0": seed_difference(table[-1]["real"], table[0]["real"]),
+                   "kept minus iteration 0": seed_difference(kept_real, table[0]["real"])}
+    out |= differences
     cells = " | ".join(f"seed {s}" for s in out["seeds"])
     print(f"| iteration | episodes | real return: {cells} | mean | dream (training) | gap (training) |")
     print("|---:|---:|" + "---:|" * (len(seeds) + 3))
@@ -110,10 +112,7 @@ def summary(results: Path) -> dict:
     print("| kept (best on the selection tracks) | | " + " | ".join(
         f"{r:.1f} (it. {k})" for r, k in zip(kept_real, out["kept"]["iteration"])) +
         f" | **{out['kept']['real_mean']:.1f}** | | |")
-    for name in (f"iteration {n - 1} minus iteration 0", "kept minus iteration 0"):
-        d = out[name]
-        print(f"{name}: {d['mean']:+.1f} (SE {d['se_over_seeds']:.1f} over the seeds; ahead on {d['ahead']} of "
-              f"{len(seeds)})")
+    print_differences(differences, len(seeds))
     print(f"\nwrote {write_json(results / 'bench_worldmodel_quick_iterations.json', out)}")
     return out
 
