@@ -415,7 +415,8 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         cfg = DreamTrainingConfig(**p.controller_options(), seed=args.seed, dream_start=args.dream_start,
                                   ensemble_draw=args.ensemble_draw)
         it = IterativeConfig(iterations=args.iterations, where=where, mdn_epochs=p.mdn_epochs, seed=args.seed,
-                             noise=args.explore_noise, halt_quantile=args.halt_quantile)
+                             noise=args.explore_noise, halt_quantile=args.halt_quantile,
+                             select_episodes=args.select_tracks)
         records = train_iteratively(model_dir, data, p.env, it, cfg, root / "iterations",
                                     mdn_options={k: v for k, v in p.mdn_options().items() if k != "epochs"},
                                     workers=args.workers,
@@ -557,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-noise", type=_non_negative_float, default=0.1,
                    help="iterate: std of the Gaussian added to C's actions while it records episodes (on CarRacing "
                         "0.1 brakes the car on about half the steps, clipped at 0: 0 records its own driving)")
+    p.add_argument("--select-tracks", type=int_in(1), default=8, metavar="N",
+                   help="iterate: real episodes, in full, on the selection tracks (apart from the evaluation tracks) "
+                        "that rank the rounds for --iteration best (default: 8)")
     p.add_argument("--workers", type=int_in(1), default=2, help="worker processes for --where real")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where --where real evaluates candidates: local processes, or Ray (extra ray)")

@@ -9,12 +9,17 @@ worldmodel iterate --preset quick`` runs): iteration 0 fits M on the random epis
 its dream, from zeros; each later iteration records 32 real episodes of the previous controller (Gaussian noise
 0.1 on its actions), fits M again on all the data, and continues C's search in the new M's dream. Iteration 0
 is the ablation bench's ``one M`` row, bit for bit. Each iteration's controller then drives the same 20 real
-episodes (the library's evaluation seeds, run in full: ``train_iteratively``'s own measure cuts them at the
-preset's 200 training steps), to compare with the ablation bench's rows: does collecting with the controller
-move a controller trained only in dreams towards the one trained in the real env?
+episodes (the library's evaluation seeds, run in full: ``train_iteratively``'s own measure of the gap cuts them
+at the preset's 200 training steps), to compare with the ablation bench's rows: does collecting with the
+controller move a controller trained only in dreams towards the one trained in the real env?
+
+The iteration gailkit keeps is the best on 8 selection tracks apart from those 20, run in whole episodes
+(``IterativeConfig.select_max_steps`` None); the bench also picks on the same tracks cut at 200 steps, as
+``train_iteratively`` did before, where controllers that reach 200 tie and the tie goes to the earlier one.
 
 Writes scripts/results/bench_worldmodel_quick_iterations_seed<S>.json; ``--summary`` prints the table of every
-seed's JSON there and writes bench_worldmodel_quick_iterations.json.
+seed's JSON there and writes bench_worldmodel_quick_iterations.json (with the kept iteration minus the ablation
+bench's V+M+C trained in the real env, where bench_worldmodel_quick_ablations.json holds the same seeds).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from gailkit.configs import CommandParser
 from gailkit.nn.checkpoint import write_json
 from gailkit.worldmodels.controller import DreamTrainingConfig
 from gailkit.worldmodels.data import collect_chunks
-from gailkit.worldmodels.iterative import IterativeConfig, kept_iteration, train_iteratively
+from gailkit.worldmodels.iterative import SELECT_SEED, IterativeConfig, kept_iteration, train_iteratively
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.presets import WM_PRESETS, WorldModelPreset
 from gailkit.worldmodels.real import evaluate_controller
@@ -70,6 +75,9 @@ def run_seed(seed: int, iterations: int, eval_episodes: int, p: WorldModelPreset
             real = evaluate_controller(WorldModel.load(kept["model_dir"]), np.asarray(kept["best_x"]), p.env,
                                        eval_episodes)
             record["real"] = {"mean": float(real.mean()), "std": float(real.std()), "all": real.tolist()}
+            record["select_return_cut"] = float(evaluate_controller(  # the selection before select_max_steps
+                WorldModel.load(kept["model_dir"]), np.asarray(kept["best_x"]), p.env, iterating.select_episodes,
+                seed=SELECT_SEED, max_steps=p.max_steps).mean())
             print(f"seed {seed}, iteration {record['iteration']}: real {real.mean():.1f} +/- {real.std():.1f} "
                   f"({eval_episodes} episodes); while training: dream {record['dream_return']:.1f}, real "
                   f"{record['real_return']:.1f} (cut at {p.max_steps} steps), gap {record['gap']:+.1f}", flush=True)
@@ -93,15 +101,23 @@ def summary(results: Path) -> dict:
         table.append({"iteration": k, "episodes": rows[0]["episodes"], "real": real, "real_mean": float(np.mean(real)),
                       "dream_mean": float(np.mean([r["dream_return"] for r in rows])),
                       "gap_mean": float(np.mean([r["gap"] for r in rows]))})
-    # the iteration gailkit keeps (kept_iteration's "best"): the highest return on the selection tracks, the earlier
-    # on a tie
-    kept = [s["iterations"][int(np.argmax([r["select_return"] for r in s["iterations"][:n]]))] for s in seeds]
-    kept_real = [r["real"]["mean"] for r in kept]
+    # the iteration gailkit keeps (kept_iteration's "best"): the highest return on the selection tracks (in whole
+    # episodes), the earlier on a tie; and the one kept on the same tracks cut at the preset's training steps
+    def kept(key: str) -> dict:
+        picks = [s["iterations"][int(np.argmax([r[key] for r in s["iterations"][:n]]))] for s in seeds]
+        real = [r["real"]["mean"] for r in picks]
+        return {"iteration": [r["iteration"] for r in picks], "real": real, "real_mean": float(np.mean(real))}
+
+    whole, cut = kept("select_return"), kept("select_return_cut")
     out = {"seeds": [s["seed"] for s in seeds], "eval_episodes": seeds[0]["eval_episodes"], "rows": table,
-           "kept": {"iteration": [r["iteration"] for r in kept], "real": kept_real,
-                    "real_mean": float(np.mean(kept_real))}}
+           "kept": whole, "kept_cut": cut}
     differences = {f"iteration {n - 1} minus iteration 0": seed_difference(table[-1]["real"], table[0]["real"]),
-                   "kept minus iteration 0": seed_difference(kept_real, table[0]["real"])}
+                   "kept minus iteration 0": seed_difference(whole["real"], table[0]["real"]),
+                   "kept minus kept on cut selection episodes": seed_difference(whole["real"], cut["real"])}
+    ablations = results / "bench_worldmodel_quick_ablations.json"  # the same seeds' controller trained in the real env
+    if ablations.exists() and (found := json.loads(ablations.read_text()))["seeds"] == out["seeds"]:
+        differences["kept minus V+M+C trained in the real env"] = seed_difference(
+            whole["real"], found["rows"]["one M, real"]["real"])
     out |= differences
     cells = " | ".join(f"seed {s}" for s in out["seeds"])
     print(f"| iteration | episodes | real return: {cells} | mean | dream (training) | gap (training) |")
@@ -109,9 +125,10 @@ def summary(results: Path) -> dict:
     for row in table:
         print(f"| {row['iteration']} | {row['episodes']} | " + " | ".join(f"{r:.1f}" for r in row["real"]) +
               f" | **{row['real_mean']:.1f}** | {row['dream_mean']:.1f} | {row['gap_mean']:+.1f} |")
-    print("| kept (best on the selection tracks) | | " + " | ".join(
-        f"{r:.1f} (it. {k})" for r, k in zip(kept_real, out["kept"]["iteration"])) +
-        f" | **{out['kept']['real_mean']:.1f}** | | |")
+    for name, picked in (("kept (best on the selection tracks)", whole),
+                         (f"kept on them cut at {seeds[0]['preset_values']['max_steps']} steps", cut)):
+        print(f"| {name} | | " + " | ".join(f"{r:.1f} (it. {k})" for r, k in zip(picked["real"], picked["iteration"]))
+              + f" | **{picked['real_mean']:.1f}** | | |")
     print_differences(differences, len(seeds))
     print(f"\nwrote {write_json(results / 'bench_worldmodel_quick_iterations.json', out)}")
     return out

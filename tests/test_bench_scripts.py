@@ -651,6 +651,7 @@ def test_quick_iterations_bench_scores_each_iteration_s_controller_in_full_episo
 
     from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
     from gailkit.worldmodels.data import collect_chunks
+    from gailkit.worldmodels.iterative import SELECT_SEED
     from gailkit.worldmodels.presets import WM_PRESETS
     from gailkit.worldmodels.real import evaluate_controller
     from gailkit.worldmodels.train import start_latents, train_mdn, train_vae
@@ -671,18 +672,29 @@ def test_quick_iterations_bench_scores_each_iteration_s_controller_in_full_episo
                                         progress=False)
     real = evaluate_controller(model, best, p.env, 2)
     assert records[0]["real"]["all"] == real.tolist()
+    # picked on the selection tracks in whole episodes (the library's) and, beside it, cut at the preset's 15 steps
+    whole, cut = (evaluate_controller(model, best, p.env, 8, seed=SELECT_SEED, max_steps=m).mean() for m in (None, 15))
+    assert (records[0]["select_return"], records[0]["select_return_cut"]) == (whole, cut)
 
     for seed, shift in ((0, 0.0), (1, 10.0)):
-        fake = {"seed": seed, "eval_episodes": 2, "iterations": [
+        fake = {"seed": seed, "eval_episodes": 2, "preset_values": {"max_steps": 200}, "iterations": [
             {"iteration": k, "episodes": 60 + 32 * k, "real": {"mean": 5.0 + shift + k}, "dream_return": 8.0,
-             "gap": 3.0 - k, "select_return": [1.0, 2.0 - seed, 2.0][k]} for k in range(3)]}
+             "gap": 3.0 - k, "select_return": [1.0, 2.0 - seed, 2.0][k], "select_return_cut": [3.0, 1.0, 1.0][k]}
+            for k in range(3)]}
         (tmp_path / f"bench_worldmodel_quick_iterations_seed{seed}.json").write_text(json.dumps(fake))
     table = bench.summary(tmp_path)
+    assert "kept minus V+M+C trained in the real env" not in table  # no ablation bench's JSON beside
+    ablations = {"seeds": [0, 1], "rows": {"one M, real": {"real": [4.0, 16.0]}}}
+    (tmp_path / "bench_worldmodel_quick_ablations.json").write_text(json.dumps(ablations))
+    table = bench.summary(tmp_path)
+    assert table["kept minus V+M+C trained in the real env"]["seeds"] == [2.0, 1.0]
     assert [row["real_mean"] for row in table["rows"]] == [10.0, 11.0, 12.0]
     assert table["iteration 2 minus iteration 0"] == {"seeds": [2.0, 2.0], "mean": 2.0, "se_over_seeds": 0.0,
                                                       "ahead": 2}
     # kept: seed 0's selection returns tie at iterations 1 and 2 (the earlier kept), seed 1's best is iteration 2
     assert table["kept"] == {"iteration": [1, 2], "real": [6.0, 17.0], "real_mean": 11.5}
+    assert table["kept_cut"] == {"iteration": [0, 0], "real": [5.0, 15.0], "real_mean": 10.0}
+    assert table["kept minus kept on cut selection episodes"]["seeds"] == [1.0, 2.0]
     assert (tmp_path / "bench_worldmodel_quick_iterations.json").exists()
 
 

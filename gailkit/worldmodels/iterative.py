@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gailkit.envs.make import check_env_id
 from gailkit.errors import UsageError
 from gailkit.evaluation import EVAL_SEED
 from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
@@ -59,6 +60,9 @@ class IterativeConfig:
     mdn_epochs: int = 20
     eval_episodes: int = 8  # real episodes (and dreams x 4) measuring the dream/real gap
     select_episodes: int = 8  # real episodes on the selection tracks (SELECT_SEED on), to pick the iteration kept
+    # where the selection episodes are cut; None: run to the env's end, as the evaluation runs them (a cut at C's
+    # max_steps ties the controllers that reach it, and the tie goes to the earlier iteration)
+    select_max_steps: int | None = None
     seed: int = 0
     # with an ensemble of M's: each iteration's dreams halt (DreamTrainingConfig.halt_above) where its M's disagree
     # more than at this quantile of their disagreements on the newest real episodes (train.ensemble_disagreements)
@@ -89,8 +93,9 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     Returns:
         Per iteration: ``iteration``, ``episodes`` of data so far, ``dream_return`` (at temperature 1,
         M as fitted), ``real_return`` (means of the new controller), ``gap`` (dream minus real),
-        ``generations``, ``select_return`` (the mean on ``select_episodes`` selection tracks, which
-        :func:`kept_iteration` ranks; a resumed run with another ``select_episodes`` measures them again);
+        ``generations``, ``select_return`` (the mean on ``select_episodes`` selection tracks, cut at
+        ``select_max_steps``, which :func:`kept_iteration` ranks; a resumed run with another
+        ``select_episodes`` or ``select_max_steps`` measures them again);
         ``dream_return_at_tau`` too where C was trained in dreams at another temperature, ``halt_above``
         where its dreams halt (``config.halt_quantile`` or the controller's).
         With ``controller.dream_start`` > 0 the dreams (training and measure) start that many steps into
@@ -101,6 +106,11 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         raise UsageError(f"where={config.where!r}: train C in 'dream' or 'real'")
     if config.select_episodes < 1:
         raise UsageError(f"select_episodes={config.select_episodes}: must be >= 1")
+    if config.select_max_steps is not None and config.select_max_steps < 1:
+        raise UsageError(f"select_max_steps={config.select_max_steps}: must be >= 1, or None for whole episodes")
+    if config.select_max_steps is not None and config.select_max_steps % controller.frame_skip:
+        raise UsageError(f"select_max_steps={config.select_max_steps}: must be a multiple of the frame skip "
+                         f"({controller.frame_skip}), or None for whole episodes")
     if config.halt_quantile is not None and not 0 < config.halt_quantile <= 1:
         raise UsageError(f"halt_quantile={config.halt_quantile}: a quantile in (0, 1], e.g. 0.99")
     if config.halt_quantile is not None and controller.halt_above is not None:
@@ -119,10 +129,22 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
     records: list[dict] = read_json(state_path, what="iterative run")["records"] if state_path.exists() else []
     best = x0
 
-    def select_return(model: WorldModel, x: np.ndarray) -> float:
-        return float(evaluate_controller(model, x, env_id, config.select_episodes, seed=SELECT_SEED,
-                                         max_steps=controller.max_steps, frame_skip=controller.frame_skip,
-                                         latent_noise=controller.latent_noise).mean())
+    def selection(model: WorldModel, x: np.ndarray) -> dict:
+        found = evaluate_controller(model, x, env_id, config.select_episodes, seed=SELECT_SEED,
+                                    max_steps=config.select_max_steps, frame_skip=controller.frame_skip,
+                                    latent_noise=controller.latent_noise)
+        return {"select_return": float(found.mean()), "select_episodes": config.select_episodes,
+                "select_max_steps": config.select_max_steps}
+
+    horizon = check_env_id(env_id).max_episode_steps
+
+    def cut(steps: int | None) -> int | None:  # None: whole episodes (a cut at the env's horizon is none)
+        return None if steps is None or (horizon is not None and steps >= horizon) else steps
+
+    def measured_as_configured(record: dict) -> bool:  # False: a run from before the selection tracks, or scored
+        # on another number of them or another cut (runs from before select_max_steps were cut at C's max_steps)
+        found = record.get("select_episodes"), cut(record.get("select_max_steps", controller.max_steps))
+        return "select_return" in record and found == (config.select_episodes, cut(config.select_max_steps))
 
     def save() -> None:
         write_json(state_path, {"records": records, "config": dataclasses.asdict(config),
@@ -139,10 +161,8 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
             data_dirs.append(it / "data")
         if k < len(records):  # finished before: its controller is the next start
             best = np.asarray(records[k]["best_x"])
-            if "select_return" not in records[k] or records[k].get("select_episodes") != config.select_episodes:
-                # a run from before the selection tracks, or scored on another number of them: measure it now
-                records[k] |= {"select_return": select_return(WorldModel.load(model_k), best),
-                               "select_episodes": config.select_episodes}
+            if not measured_as_configured(records[k]):  # measure it now
+                records[k] |= selection(WorldModel.load(model_k), best)
                 save()
             continue
         if not (model_k / "mdn_rnn.safetensors").exists() or not (it / "m_done").exists():
@@ -189,8 +209,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
                                          latent_noise=controller.latent_noise).mean())
         record = {"iteration": k, "episodes": sum(_episodes(d) for d in data_dirs),
                   "generations": history[-1]["generation"], "dream_return": dreams[0], "real_return": real,
-                  "gap": dreams[0] - real, "select_return": select_return(model, best),
-                  "select_episodes": config.select_episodes, "best_x": best.tolist()}
+                  "gap": dreams[0] - real, **selection(model, best), "best_x": best.tolist()}
         if cfg.halt_above is not None:
             record["halt_above"] = cfg.halt_above
         if len(dreams) > 1:

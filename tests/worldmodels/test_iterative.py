@@ -52,24 +52,50 @@ def test_iterations_run_record_the_gap_and_resume(tmp_path):
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
     assert again == records  # finished iterations are read back, not redone
     state = read_json(tmp_path / "it" / "iterations.json")
-    for r in state["records"]:  # each controller scored on the selection tracks, apart from the evaluation ones
+    def selected(r: dict, episodes: int, max_steps: int | None) -> float:
         model = WorldModel.load(tmp_path / "it" / f"iter_{r['iteration']}" / "model")
-        select = evaluate_controller(model, np.asarray(r["best_x"]), ENV, cfg.select_episodes, seed=SELECT_SEED,
-                                     max_steps=ctrl.max_steps)
-        assert r["select_return"] == float(select.mean())
+        return float(evaluate_controller(model, np.asarray(r["best_x"]), ENV, episodes, seed=SELECT_SEED,
+                                         max_steps=max_steps).mean())
+
+    for r in state["records"]:  # each controller scored on the selection tracks, apart from the evaluation ones,
+        # in whole episodes (as the evaluation runs them), not cut at C's 30 training steps
+        assert r["select_return"] == selected(r, cfg.select_episodes, None) and r["select_max_steps"] is None
     for r in state["records"]:  # a folder from before the selection tracks: resuming measures them
-        del r["select_return"], r["select_episodes"]
+        del r["select_return"], r["select_episodes"], r["select_max_steps"]
     write_json(tmp_path / "it" / "iterations.json", state)
     with pytest.raises(UsageError, match="no return on the selection tracks"):
         kept_iteration(tmp_path / "it")
     again = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cfg, ctrl, tmp_path / "it", **kw)
     assert again == records
-    more = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, select_episodes=3),
-                             ctrl, tmp_path / "it", **kw)  # more selection tracks: measured again on 3
-    for r, before, x in zip(more, records, state["records"], strict=True):
-        model = WorldModel.load(tmp_path / "it" / f"iter_{r['iteration']}" / "model")
-        select = evaluate_controller(model, np.asarray(x["best_x"]), ENV, 3, seed=SELECT_SEED, max_steps=ctrl.max_steps)
-        assert r == before | {"select_return": float(select.mean()), "select_episodes": 3}
+    cut = dataclasses.replace(cfg, select_episodes=3, select_max_steps=ctrl.max_steps)
+    more = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cut, ctrl, tmp_path / "it", **kw)
+    for r, before, x in zip(more, records, state["records"], strict=True):  # measured again: on 3, cut at 30
+        assert r == before | {"select_return": selected(x, 3, 30), "select_episodes": 3, "select_max_steps": 30}
+    # a folder from before select_max_steps was cut at C's max_steps: kept where that is the cut asked for,
+    # measured again in whole episodes where those are
+    state = read_json(tmp_path / "it" / "iterations.json")
+    for r in state["records"]:
+        r |= {"select_return": -1.0}
+        del r["select_max_steps"]
+    write_json(tmp_path / "it" / "iterations.json", state)
+    kept = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, cut, ctrl, tmp_path / "it", **kw)
+    assert [r["select_return"] for r in kept] == [-1.0, -1.0]
+    whole = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, select_episodes=3),
+                              ctrl, tmp_path / "it", **kw)
+    assert [r["select_return"] for r in whole] == [selected(x, 3, None) for x in state["records"]]
+    state = read_json(tmp_path / "it" / "iterations.json")
+    for r in state["records"]:
+        r |= {"select_return": -1.0}
+    write_json(tmp_path / "it" / "iterations.json", state)
+    at_horizon = dataclasses.replace(cfg, select_episodes=3, select_max_steps=gym.spec(ENV).max_episode_steps)
+    kept = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, at_horizon, ctrl, tmp_path / "it", **kw)
+    assert [r["select_return"] for r in kept] == [-1.0, -1.0]  # a cut at the env's horizon is whole episodes
+    with pytest.raises(UsageError, match="select_max_steps=0: must be >= 1"):
+        train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, select_max_steps=0),
+                          ctrl, tmp_path / "it", **kw)
+    with pytest.raises(UsageError, match="multiple of the frame skip"):
+        train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, select_max_steps=31),
+                          dataclasses.replace(ctrl, frame_skip=2), tmp_path / "it", **kw)
     first = train_iteratively(tmp_path / "model", tmp_path / "data", ENV, dataclasses.replace(cfg, iterations=1), ctrl,
                               tmp_path / "it", **kw)
     assert first == records[:1]  # a folder that holds more iterations gives the ones asked for
@@ -161,3 +187,13 @@ def test_kept_iteration_picks_on_the_selection_tracks(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["worldmodel", "eval", "--dir", str(tmp_path), "--iteration", "first"])
     assert stop.value.code == 2 and "use best, last or an iteration's number" in capsys.readouterr().err
+    # more selection tracks: iterate measures every round again on them, in whole episodes
+    assert main(["worldmodel", "iterate", "--dir", str(tmp_path), "--env", ENV, "--iterations", "3",
+                 "--select-tracks", "3"]) in (0, None)
+    assert "| 12.0 |" not in capsys.readouterr().out
+    state = read_json(tmp_path / "iterations" / "iterations.json")
+    assert [(r["select_episodes"], r["select_max_steps"]) for r in state["records"]] == [(3, None)] * 3
+    model = WorldModel.load(tmp_path / "iterations" / "iter_1" / "model")
+    want = evaluate_controller(model, np.asarray(best["best_x"]), ENV, 3, seed=SELECT_SEED,
+                               latent_noise=ctrl.latent_noise)
+    assert state["records"][1]["select_return"] == float(want.mean())
