@@ -368,12 +368,12 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         paths = collect_chunks(p.env, data, p.episodes, seed=args.seed, policy=p.collect_policy)
         print(f"wrote {len(paths)} chunks to {data}/")
     elif action == "train-vae":
-        train_vae(data, model_dir, **p.vae_options(), seed=args.seed)
+        train_vae(data, model_dir, **p.vae_options(), seed=args.seed, resume=args.resume)
         frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
         print(f"wrote V to {model_dir}/ and {grid}")
     elif action == "train-mdn":
-        train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed)
+        train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed, resume=args.resume)
         print(f"wrote M to {model_dir}/")
     elif action == "train-controller":
         if p.warm_start_generations or p.dagger_iterations:
@@ -599,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--v-only", action="store_true",
                    help="controller over z alone, without M's h (the paper's V-only baseline; use --where real)")
-    p.add_argument("--resume", action="store_true", help="continue the controller's CMA-ES")
+    p.add_argument("--resume", action="store_true",
+                   help="train-vae, train-mdn: continue V's or M's training that stopped (checkpointed every epoch); "
+                        "train-controller: continue the controller's CMA-ES")
     p.add_argument("--iteration", type=_iteration, metavar="best|last|K",
                    help="eval, demos: the controller (and M) of an iteration of `iterate` instead of the run's: "
                         "best (on the selection tracks, apart from the evaluation tracks), last, or its number")

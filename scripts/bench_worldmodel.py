@@ -91,7 +91,7 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controllers
-from gailkit.worldmodels.train import mean_memory, start_latents, train_mdn, train_vae
+from gailkit.worldmodels.train import mean_memory, start_latents, stopped_training, train_mdn, train_vae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a package)
@@ -234,12 +234,16 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
           started_before=data.exists())
     real_steps = {"collect": recorded_steps(data)}
     if not (run_dir / "V.done").exists():
-        timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options())
+        stopped = stopped_training(model_dir, "V")  # a V that stopped goes on from its last epoch (then untimed)
+        timed(wall, wall_file, "V", train_vae, data, model_dir, **p.vae_options(), resume=stopped,
+              started_before=stopped)
         (run_dir / "V.done").touch()
     if (run_dir / "M.done").exists():
         model = WorldModel.load(model_dir)
     else:
-        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options())
+        stopped = stopped_training(model_dir, "M")
+        model = timed(wall, wall_file, "M", train_mdn, data, model_dir, **p.mdn_options(), resume=stopped,
+                      started_before=stopped)
         (run_dir / "M.done").touch()
 
     where = p.controller_where

@@ -40,7 +40,13 @@ from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.linear_controller import controller_for
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controller
-from gailkit.worldmodels.train import ensemble_disagreements, start_latents, train_mdn, warm_starts
+from gailkit.worldmodels.train import (
+    ensemble_disagreements,
+    start_latents,
+    stopped_training,
+    train_mdn,
+    warm_starts,
+)
 
 __all__ = ["SELECT_SEED", "IterativeConfig", "kept_iteration", "refit_memory", "train_iteratively"]
 
@@ -256,9 +262,10 @@ def refit_memory(model_dir: str | Path, data_dirs: list[Path], out: str | Path, 
     (V unchanged: its latents define M's space); ``mdn_options`` are :func:`train_mdn`'s."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in [Path(model_dir) / "world_model.json", *Path(model_dir).glob("*.safetensors")]:
+    for path in [Path(model_dir) / "world_model.json", *Path(model_dir).glob("*.safetensors"),
+                 *Path(model_dir).glob("training.json")]:  # V's weights and history; M's are refitted
         shutil.copyfile(path, out / path.name)
-    return train_mdn(data_dirs, out, **mdn_options)
+    return train_mdn(data_dirs, out, resume=stopped_training(out, "M"), **mdn_options)  # a refit that stopped goes on
 
 
 def _episodes(data_dir: Path) -> int:

@@ -1,8 +1,17 @@
-"""Training V and M from collected chunks."""
+"""Training V and M from collected chunks.
+
+Each of :func:`train_vae` and :func:`train_mdn` writes, in the world-model folder, a checkpoint after every
+epoch (``checkpoints/v/`` or ``checkpoints/m/``: weights, Adam's state and every random state, so that
+``resume=True`` continues a training that stopped and ends where an uninterrupted one ends, bit for bit),
+TensorBoard scalars (``tb/``) and, once finished, the per-epoch losses (``training.json``) and their curves
+(``v_curve.png``, ``m_curve.png``); the checkpoint is then removed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,7 +20,15 @@ import torch
 
 from gailkit.data.spaces import space_from_json
 from gailkit.errors import UsageError
-from gailkit.nn.checkpoint import read_json
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    load_optimizer_tensors,
+    load_tensors,
+    optimizer_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 from gailkit.nn.mdn import mixture_mean
 from gailkit.nn.vae import elbo_loss
 from gailkit.progress import progress_bar
@@ -21,7 +38,8 @@ from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
-           "next_latent_errors", "sampled_episodes", "start_latents", "train_mdn", "train_vae", "warm_starts"]
+           "next_latent_errors", "sampled_episodes", "start_latents", "stopped_training", "train_mdn", "train_vae",
+           "warm_starts"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -33,17 +51,130 @@ def _steps(data_dirs: Sequence[Path]) -> int:
     return int(sum(load_chunk(p)["lengths"].sum() for d in data_dirs for p in chunk_paths(d)))
 
 
+def stopped_training(model_dir: str | Path, part: str) -> bool:
+    """Whether ``model_dir`` holds a training of ``part`` (``"V"`` or ``"M"``) that stopped before its end:
+    what ``resume=True`` continues."""
+    return (_checkpoint_dir(Path(model_dir), part) / "progress.json").exists()
+
+
+def _checkpoint_dir(out: Path, part: str) -> Path:
+    return out / "checkpoints" / part.lower()
+
+
+def _module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def _load_module(module: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
+    module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+
+
+class _EpochLog:
+    """One part's training in a world-model folder ``out`` (the module docstring): resumes a checkpoint
+    whose setup (every option but the epochs, and the data) is this one's, saves one after each epoch with
+    its scalars, and on :meth:`finish` writes the history and its curve and removes the checkpoint."""
+
+    def __init__(self, out: Path, part: str, setup: dict, *, resume: bool) -> None:
+        self.out, self.part, self.setup = out, part, setup
+        self.dir = _checkpoint_dir(out, part)
+        self.history: list[dict] = []
+        self.found: dict | None = None
+        self.writer = None
+        if not stopped_training(out, part):
+            if resume:
+                raise CheckpointError(f"nothing to resume: {out} holds no training of {part} that stopped (no "
+                                      f"{self.dir}/progress.json); drop --resume to train {part} from the start")
+            return
+        found = read_json(self.dir / "progress.json", what=f"{part}'s training checkpoint")
+        if not resume:
+            raise CheckpointError(f"{out} holds a training of {part} that stopped after {len(found['history'])} "
+                                  f"epoch(s): pass --resume (resume=True) to continue it, or delete {self.dir} to "
+                                  f"train {part} from the start")
+        if found["setup"] != setup:
+            diff = ", ".join(f"{k}: {found['setup'].get(k)!r} -> {setup.get(k)!r}"
+                             for k in sorted(set(found["setup"]) | set(setup)) if found["setup"].get(k) != setup.get(k))
+            raise CheckpointError(f"cannot resume {part}'s training in {out}: it ran with other options or data "
+                                  f"({diff}); resume with the same ones (only the epochs may change), or delete "
+                                  f"{self.dir} to train {part} from the start")
+        self.found, self.history = found, list(found["history"])
+
+    def resumed(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """``(position, tensors)`` of the checkpoint resumed; ``({}, {})`` when the training starts afresh."""
+        if self.found is None:
+            return {}, {}
+        return self.found["position"], load_tensors(self.dir / self.found["state"],
+                                                    what=f"{self.part}'s training checkpoint")
+
+    def restore(self, tensors: dict[str, torch.Tensor], module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                rng: np.random.Generator, draws: torch.Generator) -> None:
+        """The module, its optimiser, ``rng``, the generator of V's draws and torch's global random state
+        as the checkpoint ``tensors`` (:meth:`resumed`) left them."""
+        _load_module(module, "net", tensors)
+        load_optimizer_tensors(optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")})
+        draws.set_state(tensors["rng.draws"])
+        rng.bit_generator.state = self.found["numpy"]
+        torch.set_rng_state(tensors["rng.torch"])
+
+    def save(self, position: dict, record: dict, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             rng: np.random.Generator, draws: torch.Generator, *, tag: str | None = None,
+             more: dict[str, torch.Tensor] | None = None) -> None:
+        """The epoch's ``record`` (scalars, logged under ``tag``, default the part) and a checkpoint at
+        ``position``: what :meth:`restore` restores, and ``more`` tensors."""
+        tensors = _module_tensors("net", module) | {f"optim.{k}": v for k, v in optimizer_tensors(optimizer).items()}
+        tensors |= {"rng.draws": draws.get_state(), "rng.torch": torch.get_rng_state(), **(more or {})}
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+        self.history.append(record)
+        for k, v in record.items():
+            if k not in ("epoch", "member"):
+                self.writer.add_scalar(f"{tag or self.part}/{k}", v, record["epoch"])
+        self.writer.flush()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = f"state_{len(self.history):05d}.safetensors"
+        save_tensors(self.dir / state, tensors)
+        # progress.json names the state file, so a stop between the two writes leaves the previous pair whole
+        write_json(self.dir / "progress.json", {"setup": self.setup, "position": position, "state": state,
+                                                "numpy": rng.bit_generator.state, "history": self.history})
+        for old in self.dir.glob("state_*.safetensors"):
+            if old.name != state:
+                old.unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """After the model is saved: the history into ``training.json`` (the other part's kept), its curve,
+        and the checkpoint removed."""
+        from gailkit.generators.base import plot_history
+
+        if self.writer is not None:
+            self.writer.close()
+        path = self.out / "training.json"
+        others = {k: v for k, v in read_json(path, what="training history").items() if k != self.part} \
+            if path.exists() else {}
+        write_json(path, others | {self.part: self.history})
+        if self.history:
+            plot_history(self.out / f"{self.part.lower()}_curve.png", self.history, title=f"{self.part}: "
+                         f"{self.out.name}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
+            self.dir.parent.rmdir()
+
+
 def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, epochs: int = 10,
               batch_size: int = 64, lr: float = 1e-3, reconstruction: str = "mse", seed: int = 0,
-              progress: bool = True) -> WorldModel:
+              progress: bool = True, resume: bool = False) -> WorldModel:
     """Fit V on every frame of the data; writes a world-model directory (M still untrained).
 
     ``reconstruction``: ``"mse"`` (the paper's) or ``"bce"`` (for mostly-white frames; see
-    :func:`gailkit.nn.vae.elbo_loss`).
+    :func:`gailkit.nn.vae.elbo_loss`). ``resume``: continue the training of V in ``out`` that stopped
+    (the module docstring); ``epochs`` may differ from its own.
     """
-    data_dir = Path(data_dir)
+    data_dir, out = Path(data_dir), Path(out)
     meta = read_json(data_dir / "meta.json", what="rollout data")
     frames = _frames(data_dir)
+    setup = {"latent_dim": latent_dim, "batch_size": batch_size, "lr": lr, "reconstruction": reconstruction,
+             "seed": seed, "frames": len(frames), "chunks": [p.name for p in chunk_paths(data_dir)]}
+    log = _EpochLog(out, "V", setup, resume=resume)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = WorldModel(space_from_json(meta["action_space"]), latent_dim=latent_dim, env_id=meta.get("env_id"))
@@ -51,15 +182,26 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
         opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
-        for _ in progress_bar(range(epochs), desc="V", enabled=progress):
+        position, tensors = log.resumed()
+        if tensors:
+            log.restore(tensors, model.vae, opt, rng, gen)
+        for epoch in progress_bar(range(position.get("epoch", 0), epochs), desc="V", enabled=progress):
+            t0, sums, batches = time.perf_counter(), {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}, 0
             for idx in np.array_split(rng.permutation(len(frames)), max(1, len(frames) // batch_size)):
                 x = torch.as_tensor(frames[idx]).permute(0, 3, 1, 2).float() / 255.0
                 recon, mean, logvar = model.vae(x, generator=gen)
-                loss, _ = elbo_loss(recon, x, mean, logvar, reconstruction=reconstruction)
+                loss, parts = elbo_loss(recon, x, mean, logvar, reconstruction=reconstruction)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                for k, v in (("loss", loss.item()), *parts.items()):
+                    sums[k] += v
+                batches += 1
+            record = {"epoch": epoch + 1, **{k: v / batches for k, v in sums.items()},
+                      "wall_s": time.perf_counter() - t0}
+            log.save({"epoch": epoch + 1}, record, model.vae, opt, rng, gen)
     model.save(out)
+    log.finish()
     return model
 
 
@@ -95,7 +237,8 @@ def sampled_episodes(model: WorldModel, posteriors: list[tuple[torch.Tensor, tor
 def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path, *, epochs: int = 20,
               seq_len: int = 32, batch_size: int = 32, lr: float = 1e-3, hidden: int = 256, n_mixtures: int = 5,
               seed: int = 0, action_input: bool = True, fresh_samples: bool = False, ensemble: int = 1,
-              progress: bool = True, after_epoch: Callable[[int, WorldModel], None] | None = None) -> WorldModel:
+              progress: bool = True, after_epoch: Callable[[int, WorldModel], None] | None = None,
+              resume: bool = False) -> WorldModel:
     """Fit a fresh M (LSTM ``hidden`` units, ``n_mixtures`` per latent dimension) on V's latents of
     the data (teacher forcing, padded windows with a mask); saves it beside V in ``model_dir``.
     ``action_input=False``: an M that does not see the actions (:class:`gailkit.worldmodels.mdn_rnn.MDNRNNConfig`).
@@ -107,7 +250,8 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     and about 3x better with fresh draws (``scripts/probe_worldmodel_m_samples.py``).
 
     ``data_dir``: one folder of chunks, or several (all of them are used, in order). ``after_epoch(n, model)``
-    is called after epoch ``n`` (from 1) of the first M, e.g. to measure M as it trains.
+    is called after epoch ``n`` (from 1) of the first M, e.g. to measure M as it trains. ``resume``: continue
+    the training of M in ``model_dir`` that stopped (the module docstring); ``epochs`` may differ from its own.
 
     ``ensemble``: how many M's to fit, each from its own seed (``seed + 10_007 * j`` for the ``j``-th from 0:
     its weights' start, its draws of V's latents and its batches), on the same data; the first is M, the
@@ -116,35 +260,55 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     """
     if ensemble < 1:
         raise UsageError(f"an ensemble of {ensemble} M's: fit at least 1")
+    model_dir = Path(model_dir)
     model = WorldModel.load(model_dir)
     model.mdn_config = dataclasses.replace(model.mdn_config, hidden=hidden, n_mixtures=n_mixtures,
                                            action_input=action_input)
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
-    model.data_steps = max(model.data_steps or 0, _steps(dirs))
+    setup = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "hidden": hidden, "n_mixtures": n_mixtures,
+             "seed": seed, "action_input": action_input, "fresh_samples": fresh_samples, "ensemble": ensemble,
+             "data": [str(d.resolve()) for d in dirs], "steps": _steps(dirs)}
+    log = _EpochLog(model_dir, "M", setup, resume=resume)
+    model.data_steps = max(model.data_steps or 0, setup["steps"])
     posteriors = chunk_posteriors(model, dirs)
-    fitted = []
+    fitted: list[MDNRNN] = []
+    position, tensors = log.resumed()  # where a training that stopped had got to: M's before it are fitted
+    first = position.get("member", 0)
     for j in range(ensemble):
         seed_j = seed + 10_007 * j
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_j)
             model.mdn = MDNRNN(model.mdn_config)
         model.members = []
+        if j < first:
+            _load_module(model.mdn, f"fitted.{j}", tensors)
+            fitted.append(model.mdn)
+            continue
         draws = torch.Generator().manual_seed(seed_j)
         windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_j)
             opt = torch.optim.Adam(model.mdn.parameters(), lr=lr)
             rng = np.random.default_rng(seed_j)
+            if j == first and tensors:
+                log.restore(tensors, model.mdn, opt, rng, draws)
             desc = "M" if ensemble == 1 else f"M {j + 1}/{ensemble}"
-            for epoch in progress_bar(range(epochs), desc=desc, enabled=progress):
+            done = position.get("epoch", 0) if j == first else 0
+            before = {k: v for i, m in enumerate(fitted) for k, v in _module_tensors(f"fitted.{i}", m).items()}
+            for epoch in progress_bar(range(done, epochs), desc=desc, enabled=progress):
+                t0 = time.perf_counter()
                 if fresh_samples and epoch:
                     windows = mdn_windows(sampled_episodes(model, posteriors, draws), seq_len)
-                fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
+                parts = fit_mdn(model.mdn, windows, opt, rng, batch_size=batch_size)
+                record = {"member": j, "epoch": epoch + 1, **parts, "wall_s": time.perf_counter() - t0}
+                log.save({"member": j, "epoch": epoch + 1}, record, model.mdn, opt, rng, draws,
+                         tag="M" if ensemble == 1 else f"M{j + 1}", more=before)
                 if after_epoch is not None and j == 0:
                     after_epoch(epoch + 1, model)
         fitted.append(model.mdn)
     model.mdn, model.members = fitted[0], fitted[1:]
     model.save(model_dir)
+    log.finish()
     return model
 
 
@@ -167,23 +331,25 @@ def mdn_windows(episodes, seq_len: int = 32) -> list[tuple[torch.Tensor, ...]]:
 def fit_mdn(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimizer: torch.optim.Optimizer,
             rng: np.random.Generator, *, batch_size: int = 32, max_batches: int | None = None) -> dict[str, float]:
     """One pass of M's teacher-forced loss over ``windows`` (:func:`mdn_windows`) in shuffled
-    minibatches (at most ``max_batches`` of them); returns the last batch's loss parts."""
-    parts: dict[str, float] = {}
-    batches = np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size))
-    for idx in batches[:max_batches]:
+    minibatches (at most ``max_batches`` of them); returns the loss parts' means over the pass's batches."""
+    sums: dict[str, float] = {}
+    batches = np.array_split(rng.permutation(len(windows)), max(1, len(windows) // batch_size))[:max_batches]
+    for idx in batches:
         z, a, r, d, m = (torch.stack(t) for t in zip(*(windows[i] for i in idx)))
         loss, parts = mdn.loss(z, a, r, d, m)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(mdn.parameters(), 1.0)
         optimizer.step()
-    return parts
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return {k: v / len(batches) for k, v in sums.items()}
 
 
 def fit_mdn_steps(mdn: MDNRNN, windows: list[tuple[torch.Tensor, ...]], optimizer: torch.optim.Optimizer,
                   rng: np.random.Generator, steps: int, *, batch_size: int = 32) -> dict[str, float]:
     """``steps`` minibatch steps of M's loss: passes over ``windows`` (:func:`fit_mdn`), the last
-    one cut at the budget; M is left in eval mode. Returns the last batch's loss parts."""
+    one cut at the budget; M is left in eval mode. Returns the last pass's mean loss parts."""
     mdn.train()
     done, parts = 0, {}
     while done < steps:
