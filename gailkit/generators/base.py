@@ -377,21 +377,21 @@ class TorchGenerator(Generator):
         return self
 
 
-def plot_history(path: str | Path, history: list[dict[str, float]], *, title: str) -> Path:
-    """Per-epoch scalars, one small panel each (losses live on different scales), written atomically."""
+def plot_history(path: str | Path, history: list[dict[str, float]], *, title: str, x: str = "epoch") -> Path:
+    """Per-epoch (per-``x``) scalars, one small panel each (losses live on different scales), written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in history[0] if k not in ("epoch", "wall_s")][:8]
+    keys = [k for k in history[0] if k not in (x, "epoch", "member", "wall_s")][:8]
     cols = min(4, max(1, len(keys)))
     rows = -(-len(keys) // cols) if keys else 1
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
-    epochs = [h["epoch"] for h in history]
+    steps = [h[x] for h in history]
     for ax, key in zip(axes.flat, keys):
-        ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", ms=2)
-        ax.set(title=key, xlabel="epoch")
+        ax.plot(steps, [h.get(key, np.nan) for h in history], marker="o", ms=2)
+        ax.set(title=key, xlabel=x)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.suptitle(title)

@@ -240,17 +240,30 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
             start = config.to_search(np.zeros(n_params) if x0 is None else x0)
             es = CMAES(start, config.sigma0, popsize=config.popsize, seed=config.seed)
         history = []
-    for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
-        start = time.perf_counter()
-        candidates = es.ask()
-        fitness = fitness_fn(config.to_raw(candidates), gen)
-        es.tell(-fitness)  # CMA-ES minimises
-        history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max()),
-                        "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
-        es.save(out)
-        write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gailkit.generators.base import plot_history
+
+    writer = SummaryWriter(str(out / "tb"))
+    try:
+        for gen in progress_bar(range(es.generation, config.generations), desc=desc, enabled=progress):
+            start = time.perf_counter()
+            candidates = es.ask()
+            fitness = fitness_fn(config.to_raw(candidates), gen)
+            es.tell(-fitness)  # CMA-ES minimises
+            history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max()),
+                            "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
+            es.save(out)
+            write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
+            for key in ("mean", "best"):  # the candidates' returns: their mean and the best of them
+                writer.add_scalar(f"controller/{key}", history[-1][key], gen + 1)
+            writer.flush()
+    finally:
+        writer.close()
     if resume:  # the solution may have changed: record the one returned
         write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
+    if history:
+        plot_history(out / "curve.png", history, title=f"{desc}: {out.name}", x="generation")
     return config.to_raw(_solution(es, config.solution)), history
 
 

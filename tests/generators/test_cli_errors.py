@@ -272,14 +272,14 @@ def test_controller_resume_refuses_another_world_model_or_options(tmp_path):
     config = DreamTrainingConfig(generations=1, popsize=4, rollouts=1, max_steps=3)
     out = tmp_path / "controller"
     train_controller_in_dream(model, config, out, progress=False)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(CheckpointError, match="popsize: 4 -> 6"):
         train_controller_in_dream(model, dataclasses.replace(config, generations=2, popsize=6), out, resume=True,
                                   progress=False)
     other = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=16, n_mixtures=2)
     with pytest.raises(CheckpointError, match="parameters"):
         train_controller_in_dream(other, dataclasses.replace(config, generations=2), out, resume=True, progress=False)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     best, history = train_controller_in_dream(model, dataclasses.replace(config, generations=2), out, resume=True,
                                               progress=False)
     assert len(history) == 2 and np.isfinite(best).all()  # same model and options: it goes on

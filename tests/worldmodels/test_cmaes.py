@@ -79,6 +79,8 @@ def test_controller_improves_its_dream_return(tmp_path):
     _, more = train_controller_in_dream(model, resumed_cfg, tmp_path, resume=True, progress=False)
     assert [h["generation"] for h in more] == list(range(1, 15))
     assert all(h["wall_s"] > 0 for h in more)  # each generation timed, resumed or not
+    assert (tmp_path / "curve.png").stat().st_size > 0  # the candidates' mean and best returns, per generation
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 2  # TensorBoard: the run, then its resume
 
 
 def test_controller_solution_is_the_best_candidate_or_the_cmaes_mean(tmp_path):
