@@ -10,6 +10,7 @@ TensorBoard scalars (``tb/``) and, once finished, the per-epoch losses (``traini
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -267,7 +268,8 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     setup = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "hidden": hidden, "n_mixtures": n_mixtures,
              "seed": seed, "action_input": action_input, "fresh_samples": fresh_samples, "ensemble": ensemble,
-             "data": [str(d.resolve()) for d in dirs], "steps": _steps(dirs)}
+             "data": [str(d.resolve()) for d in dirs], "steps": _steps(dirs),
+             "v": hashlib.sha256((model_dir / "vae.safetensors").read_bytes()).hexdigest()[:16]}  # M fits V's latents
     log = _EpochLog(model_dir, "M", setup, resume=resume)
     model.data_steps = max(model.data_steps or 0, setup["steps"])
     posteriors = chunk_posteriors(model, dirs)

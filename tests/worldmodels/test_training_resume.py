@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gailkit.nn.checkpoint import CheckpointError, read_json
+from gailkit.nn.checkpoint import CheckpointError, read_json, save_tensors
 from gailkit.worldmodels import train
 from gailkit.worldmodels.data import collect_chunks
 from gailkit.worldmodels.model import WorldModel
@@ -105,6 +105,14 @@ def test_m_ensemble_resumed_after_a_stop_ends_as_an_uninterrupted_training(tmp_p
     assert stopped_training(tmp_path / "stopped", "M")
     with pytest.raises(CheckpointError, match="ensemble: 2 -> 3"):
         train_mdn(data, tmp_path / "stopped", **options | {"ensemble": 3}, resume=True)
+    v = (tmp_path / "stopped" / "vae.safetensors").read_bytes()
+    other = WorldModel.load(tmp_path / "stopped").vae
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    save_tensors(tmp_path / "stopped" / "vae.safetensors", other.state_dict())
+    with pytest.raises(CheckpointError, match=r"other options or data \(v: "):
+        train_mdn(data, tmp_path / "stopped", **options, resume=True)  # V changed since: M's latents are others
+    (tmp_path / "stopped" / "vae.safetensors").write_bytes(v)
     resumed = train_mdn(data, tmp_path / "stopped", **options, resume=True)
     for a, b in zip(resumed.mdns, straight.mdns, strict=True):
         assert_same(tensors(a), tensors(b))
