@@ -378,20 +378,28 @@ class TorchGenerator(Generator):
 
 
 def plot_history(path: str | Path, history: list[dict[str, float]], *, title: str, x: str = "epoch") -> Path:
-    """Per-epoch (per-``x``) scalars, one small panel each (losses live on different scales), written atomically."""
+    """Per-epoch (per-``x``) scalars, one small panel each (losses live on different scales), written atomically.
+    Records with a ``member`` (an ensemble's, each trained in turn) draw one line per member."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     keys = [k for k in history[0] if k not in (x, "epoch", "member", "wall_s")][:8]
     cols = min(4, max(1, len(keys)))
     rows = -(-len(keys) // cols) if keys else 1
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
-    steps = [h[x] for h in history]
+    members = sorted({h.get("member", 0) for h in history})
     for ax, key in zip(axes.flat, keys):
-        ax.plot(steps, [h.get(key, np.nan) for h in history], marker="o", ms=2)
+        for member in members:
+            rows_of = [h for h in history if h.get("member", 0) == member]
+            ax.plot([h[x] for h in rows_of], [h.get(key, np.nan) for h in rows_of], marker="o", ms=2,
+                    label=f"member {member + 1}")
+        if len(members) > 1:
+            ax.legend(fontsize="x-small")
         ax.set(title=key, xlabel=x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.suptitle(title)

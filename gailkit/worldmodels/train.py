@@ -154,8 +154,8 @@ class _EpochLog:
             if path.exists() else {}
         write_json(path, others | {self.part: self.history})
         if self.history:
-            plot_history(self.out / f"{self.part.lower()}_curve.png", self.history, title=f"{self.part}: "
-                         f"{self.out.name}")
+            plot_history(self.out / f"{self.part.lower()}_curve.png", self.history,
+                         title=f"{self.part}: means over each epoch's batches")
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
             self.dir.parent.rmdir()
