@@ -340,8 +340,12 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels.real import evaluate_controller
     from gailkit.worldmodels.train import start_latents, train_mdn, train_vae, warm_starts
 
+    if args.epochs is not None and args.action not in ("train-vae", "train-mdn", "iterate"):
+        raise UsageError(f"--epochs sets V's (train-vae) or M's (train-mdn, iterate) epochs, not {args.action}'s: "
+                         "drop it")
     p = WM_PRESETS[args.preset]
-    p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes),
+    epochs = "vae_epochs" if args.action == "train-vae" else "mdn_epochs"
+    p = dc.replace(p, **{k: v for k, v in (("env", args.env), ("episodes", args.episodes), (epochs, args.epochs),
                                            ("generations", args.generations), ("popsize", args.popsize),
                                            ("rollouts", args.rollouts), ("frame_skip", args.frame_skip),
                                            ("controller_solution", args.solution),
@@ -549,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="pixel env id (default: the preset's)")
     p.add_argument("--episodes", type=int_in(1),
                    help="episodes to collect (default: the preset's), or to record with demos (default: 10)")
+    p.add_argument("--epochs", type=int_in(1),
+                   help="train-vae: V's epochs; train-mdn, iterate: M's (default: the preset's; with --resume, a "
+                        "training that stopped goes on to this many)")
     p.add_argument("--generations", type=int_in(1), help="CMA-ES generations (default: the preset's)")
     p.add_argument("--popsize", type=int_in(1), help="CMA-ES candidates per generation (default: the preset's)")
     p.add_argument("--rollouts", type=int_in(1), help="episodes (or dreams) per candidate (default: the preset's)")

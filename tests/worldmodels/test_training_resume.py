@@ -124,7 +124,7 @@ def test_command_line_resumes_v_and_says_when_there_is_nothing_to_resume(tmp_pat
     from gailkit.cli import main
 
     (tmp_path / "data").symlink_to(data)
-    args = ["worldmodel", "train-vae", "--dir", str(tmp_path), "--env", ENV, "--preset", "quick"]
+    args = ["worldmodel", "train-vae", "--dir", str(tmp_path), "--env", ENV, "--preset", "quick", "--epochs", "2"]
     assert main([*args, "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
     stop_after(1)
@@ -133,10 +133,13 @@ def test_command_line_resumes_v_and_says_when_there_is_nothing_to_resume(tmp_pat
     assert main(args) == 2
     assert "pass --resume" in capsys.readouterr().err
     stop_after(None)
-    assert main([*args, "--resume"]) in (0, None)
+    assert main([*args[:-1], "3", "--resume"]) in (0, None)  # and on to 3 epochs
     model = WorldModel.load(tmp_path / "model")
     assert np.isfinite(next(iter(model.vae.parameters())).sum().item())
     assert not stopped_training(tmp_path / "model", "V")
+    assert [r["epoch"] for r in read_json(tmp_path / "model" / "training.json")["V"]] == [1, 2, 3]
+    assert main(["worldmodel", "eval", "--dir", str(tmp_path), "--epochs", "2"]) == 2
+    assert "--epochs sets V's (train-vae) or M's (train-mdn, iterate) epochs, not eval's" in capsys.readouterr().err
 
 
 def test_a_refit_of_m_that_stopped_goes_on_where_it_stopped(tmp_path, data, stop_after):
