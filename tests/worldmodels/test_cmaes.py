@@ -261,3 +261,21 @@ def test_search_index_is_checked():
         DreamTrainingConfig(search_index=[1], held=[0.0, 1.0], input_offset=[0.0])
     with pytest.raises(ValueError, match="held has 3 parameters; the controller has 5"):
         DreamTrainingConfig(search_index=[1], held=[0.0, 1.0, 2.0]).search_size(5)
+
+
+def test_a_controller_search_resumed_after_a_stop_equals_an_uninterrupted_one(tmp_path):
+    import gymnasium as gym
+    import torch
+
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    cfg = DreamTrainingConfig(generations=4, popsize=6, rollouts=2, max_steps=10, seed=2)
+    best, history = train_controller_in_dream(model, cfg, tmp_path / "straight", progress=False)
+    train_controller_in_dream(model, dataclasses.replace(cfg, generations=2), tmp_path / "stopped", progress=False)
+    again, resumed = train_controller_in_dream(model, cfg, tmp_path / "stopped", resume=True, progress=False)
+    np.testing.assert_array_equal(again, best)
+    assert [(h["mean"], h["best"]) for h in resumed] == [(h["mean"], h["best"]) for h in history]
+    assert len({h["mean"] for h in history}) > 1  # the generations' returns differ: the comparison could fail
