@@ -149,10 +149,9 @@ class _EpochLog:
 
         if self.writer is not None:
             self.writer.close()
-        path = self.out / "training.json"
-        others = {k: v for k, v in read_json(path, what="training history").items() if k != self.part} \
-            if path.exists() else {}
-        write_json(path, others | {self.part: self.history})
+        path = self.out / "training.json"  # M's history kept beside V's; a new V's M is untrained
+        before = read_json(path, what="training history") if path.exists() and self.part == "M" else {}
+        write_json(path, {k: v for k, v in before.items() if k != self.part} | {self.part: self.history})
         if self.history:
             plot_history(self.out / f"{self.part.lower()}_curve.png", self.history,
                          title=f"{self.part}: means over each epoch's batches")

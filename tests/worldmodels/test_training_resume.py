@@ -118,6 +118,8 @@ def test_m_ensemble_resumed_after_a_stop_ends_as_an_uninterrupted_training(tmp_p
         assert_same(tensors(a), tensors(b))
     assert losses(tmp_path / "stopped", "M") == history
     assert not (tmp_path / "stopped" / "checkpoints").exists()
+    train_vae(data, tmp_path / "stopped", latent_dim=8, epochs=1, progress=False)  # a new V: its M is untrained
+    assert list(read_json(tmp_path / "stopped" / "training.json")) == ["V"]
 
 
 def test_command_line_resumes_v_and_says_when_there_is_nothing_to_resume(tmp_path, data, stop_after, capsys):
