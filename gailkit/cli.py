@@ -375,10 +375,10 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
         train_vae(data, model_dir, **p.vae_options(), seed=args.seed, resume=args.resume)
         frames = np.load(sorted(data.glob("chunk_*.npz"))[0])["frames"][:8]
         grid = reconstruction_grid(WorldModel.load(model_dir), frames, root / "reconstructions.png")
-        print(f"wrote V to {model_dir}/ and {grid}")
+        print(f"wrote V to {model_dir}/ (losses: v_curve.png, tb/), and {grid}")
     elif action == "train-mdn":
         train_mdn(data, model_dir, **p.mdn_options(), seed=args.seed, resume=args.resume)
-        print(f"wrote M to {model_dir}/")
+        print(f"wrote M to {model_dir}/ (losses: m_curve.png, tb/)")
     elif action == "train-controller":
         if p.warm_start_generations or p.dagger_iterations:
             start = "a V-only controller" if p.warm_start_generations else "C fitted by DAgger to a privileged driver"
