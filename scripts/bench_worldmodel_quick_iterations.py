@@ -1,7 +1,7 @@
 """Benchmark: the World Models iterative procedure on the quick preset (C trained only in the dream).
 
-Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_quick_iterations.py --seed 0
-      (about 11 minutes with two seeds side by side on 2 cores), then --summary for the table of the seeds run
+Run:  OMP_NUM_THREADS=1 python scripts/bench_worldmodel_quick_iterations.py --seed 0 --iterations 5
+      (30-42 minutes a seed with two or three side by side on 2 cores), then --summary for the table of the seeds run
 
 For one seed: collect (60 random episodes of gailkit/CartPoleCentredPixels-v1) -> V -> M, the quick preset's
 pipeline with ``bench_worldmodel_quick_ablations.py``'s seeds; then ``train_iteratively`` (what ``gailkit
