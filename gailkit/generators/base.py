@@ -27,13 +27,17 @@ from gailkit.configs import check_bounds, check_types, doc, json_fields
 from gailkit.nn.checkpoint import (
     CheckpointError,
     capture_rng,
+    describe_changes,
     load_optimizer_tensors,
     load_tensors,
     optimizer_tensors,
     read_json,
+    read_progress,
     restore_rng,
     save_tensors,
+    tensors_under,
     write_json,
+    write_progress,
 )
 from gailkit.progress import progress_bar
 from gailkit.versions import versions
@@ -257,20 +261,13 @@ class TorchGenerator(Generator):
             tensors.update({f"optim.{name}.{k}": v for k, v in optimizer_tensors(opt).items()})
         rng_tensors, rng_meta = capture_rng()
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
-        state_file = f"state_{epoch:05d}.safetensors"
-        save_tensors(directory / state_file, tensors)
-        # progress.json names the state file, so a crash between the two writes leaves the
-        # previous pair intact; older state files are removed only after the switch.
-        write_json(directory / "progress.json", {
-            "epoch": epoch, "state": state_file, "config": json_fields(self.config), "data": self.data_info,
+        write_progress(directory, epoch, tensors, {
+            "epoch": epoch, "config": json_fields(self.config), "data": self.data_info,
             "extra": self.extra_meta(), "history": self.history, "rng": rng_meta,
         })
-        for old in directory.glob("state_*.safetensors"):
-            if old.name != state_file:
-                old.unlink(missing_ok=True)
 
     def _restore(self, directory: Path) -> int:
-        progress = read_json(directory / "progress.json", what="training checkpoint")
+        progress = read_progress(directory)
         damaged = (f"the checkpoint in {directory} is damaged; delete that folder to train {directory.parent} from "
                    f"the start, or use another --out")
         if not isinstance(progress["config"], dict) or not isinstance(progress["history"], list):
@@ -278,9 +275,8 @@ class TorchGenerator(Generator):
         saved = {k: v for k, v in progress["config"].items() if k != "epochs"}
         current = {k: v for k, v in json_fields(self.config).items() if k != "epochs"}
         if saved != current:
-            diff = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
-                             if saved.get(k) != current.get(k))
-            raise CheckpointError(f"cannot resume {directory.parent}: its run used other options ({diff}); "
+            raise CheckpointError(f"cannot resume {directory.parent}: its run used other options "
+                                  f"({describe_changes(saved, current)}); "
                                   f"resume with the same options (only --epochs may change) or use another --out")
         if progress["data"] != self.data_info:
             raise CheckpointError(f"cannot resume {directory.parent}: it was trained on other data "
@@ -290,9 +286,8 @@ class TorchGenerator(Generator):
             self.load_extra_meta(progress.get("extra", {}))
             self.load_state_tensors(tensors)
             for name, opt in self.optimizers().items():
-                prefix = f"optim.{name}."
-                load_optimizer_tensors(opt, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            restore_rng({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}, progress["rng"])
+                load_optimizer_tensors(opt, tensors_under(tensors, f"optim.{name}."))
+            restore_rng(tensors_under(tensors, "rng."), progress["rng"])
         except (RuntimeError, KeyError, ValueError) as e:
             if isinstance(e, CheckpointError):
                 raise

@@ -32,18 +32,21 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "capture_rng",
+    "describe_changes",
     "load_optimizer_tensors",
     "load_tensors",
     "load_weights",
     "optimizer_steps",
     "optimizer_tensors",
     "read_json",
+    "read_progress",
     "recover_dir",
     "restore_rng",
     "save_tensors",
     "tensors_under",
     "verify_dir",
     "write_json",
+    "write_progress",
     "write_verified_dir",
 ]
 
@@ -210,6 +213,37 @@ def load_tensors(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[s
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{what}: {path} is corrupt or not safetensors ({e})") from None
+
+
+def write_progress(directory: str | os.PathLike, step: int, tensors: Mapping[str, torch.Tensor],
+                   progress: Mapping[str, Any]) -> None:
+    """A training loop's checkpoint in ``directory``: ``tensors`` to ``state_{step}.safetensors``, then
+    ``progress.json``, ``progress`` plus ``"state"``, that file's name.
+
+    ``progress.json`` is written second and names the state file, so a stop between the two writes leaves
+    the previous pair whole; older state files are removed only after the switch.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = f"state_{step:05d}.safetensors"
+    save_tensors(directory / state, tensors)
+    write_json(directory / "progress.json", {**progress, "state": state})
+    for old in directory.glob("state_*.safetensors"):
+        if old.name != state:
+            old.unlink(missing_ok=True)
+
+
+def read_progress(directory: str | os.PathLike, *, what: str = "training checkpoint") -> dict[str, Any]:
+    """The ``progress.json`` that :func:`write_progress` left in ``directory``; its tensors are
+    ``load_tensors(directory / progress["state"])``."""
+    return read_json(Path(directory) / "progress.json", what=what)
+
+
+def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """``"key: old -> new, ..."`` over the keys whose values differ (a missing key reads as None), for
+    messages that refuse to resume a run set up otherwise."""
+    return ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+                     if before.get(k) != after.get(k))
 
 
 def tensors_under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -23,12 +23,15 @@ from gailkit.data.spaces import space_from_json
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import (
     CheckpointError,
+    describe_changes,
     load_optimizer_tensors,
     load_tensors,
     optimizer_tensors,
     read_json,
-    save_tensors,
+    read_progress,
+    tensors_under,
     write_json,
+    write_progress,
 )
 from gailkit.nn.mdn import mixture_mean
 from gailkit.nn.vae import elbo_loss
@@ -67,7 +70,7 @@ def _module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Ten
 
 
 def _load_module(module: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
-    module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+    module.load_state_dict(tensors_under(tensors, prefix + "."))
 
 
 class _EpochLog:
@@ -86,16 +89,15 @@ class _EpochLog:
                 raise CheckpointError(f"nothing to resume: {out} holds no training of {part} that stopped (no "
                                       f"{self.dir}/progress.json); drop --resume to train {part} from the start")
             return
-        found = read_json(self.dir / "progress.json", what=f"{part}'s training checkpoint")
+        found = read_progress(self.dir, what=f"{part}'s training checkpoint")
         if not resume:
             raise CheckpointError(f"{out} holds a training of {part} that stopped after {len(found['history'])} "
                                   f"epoch(s): pass --resume (resume=True) to continue it, or delete {self.dir} to "
                                   f"train {part} from the start")
         if found["setup"] != setup:
-            diff = ", ".join(f"{k}: {found['setup'].get(k)!r} -> {setup.get(k)!r}"
-                             for k in sorted(set(found["setup"]) | set(setup)) if found["setup"].get(k) != setup.get(k))
             raise CheckpointError(f"cannot resume {part}'s training in {out}: it ran with other options or data "
-                                  f"({diff}); resume with the same ones (only the epochs may change), or delete "
+                                  f"({describe_changes(found['setup'], setup)}); resume with the same ones (only "
+                                  f"the epochs may change), or delete "
                                   f"{self.dir} to train {part} from the start")
         self.found, self.history = found, list(found["history"])
 
@@ -111,7 +113,7 @@ class _EpochLog:
         """The module, its optimiser, ``rng``, the generator of V's draws and torch's global random state
         as the checkpoint ``tensors`` (:meth:`resumed`) left them."""
         _load_module(module, "net", tensors)
-        load_optimizer_tensors(optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")})
+        load_optimizer_tensors(optimizer, tensors_under(tensors, "optim."))
         draws.set_state(tensors["rng.draws"])
         rng.bit_generator.state = self.found["numpy"]
         torch.set_rng_state(tensors["rng.torch"])
@@ -132,15 +134,8 @@ class _EpochLog:
             if k not in ("epoch", "member"):
                 self.writer.add_scalar(f"{tag or self.part}/{k}", v, record["epoch"])
         self.writer.flush()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        state = f"state_{len(self.history):05d}.safetensors"
-        save_tensors(self.dir / state, tensors)
-        # progress.json names the state file, so a stop between the two writes leaves the previous pair whole
-        write_json(self.dir / "progress.json", {"setup": self.setup, "position": position, "state": state,
-                                                "numpy": rng.bit_generator.state, "history": self.history})
-        for old in self.dir.glob("state_*.safetensors"):
-            if old.name != state:
-                old.unlink(missing_ok=True)
+        write_progress(self.dir, len(self.history), tensors, {
+            "setup": self.setup, "position": position, "numpy": rng.bit_generator.state, "history": self.history})
 
     def finish(self) -> None:
         """After the model is saved: the history into ``training.json`` (the other part's kept), its curve,

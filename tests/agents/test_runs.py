@@ -17,7 +17,17 @@ import pytest
 from gailkit.agents.gail import GAIL
 from gailkit.agents.run import claim_run_dir
 from gailkit.cli import main
-from gailkit.nn.checkpoint import CheckpointError, load_tensors, verify_dir, write_json, write_verified_dir
+from gailkit.nn.checkpoint import (
+    CheckpointError,
+    describe_changes,
+    load_tensors,
+    read_progress,
+    save_tensors,
+    verify_dir,
+    write_json,
+    write_progress,
+    write_verified_dir,
+)
 
 # 128 steps a round, a checkpoint every other round: a run of 768 steps is a few seconds
 TINY = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-epochs", "2", "--eval-every", "256",
@@ -116,6 +126,21 @@ def test_a_swap_cut_between_its_two_renames_is_recovered(tmp_path):
     write_verified_dir(ckpt, lambda d: write_json(d / "state.json", {"step": 2}))  # the writer recovers
     assert json.loads((verify_dir(ckpt) / "state.json").read_text()) == {"step": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_a_training_checkpoint_cut_between_its_two_writes_reads_the_previous_pair(tmp_path):
+    import torch
+
+    write_progress(tmp_path, 1, {"w": torch.ones(3)}, {"epoch": 1})
+    save_tensors(tmp_path / "state_00002.safetensors", {"w": torch.zeros(3)})  # the stop: progress.json not yet
+    progress = read_progress(tmp_path)
+    assert progress == {"epoch": 1, "state": "state_00001.safetensors"}
+    assert load_tensors(tmp_path / progress["state"])["w"].tolist() == [1.0, 1.0, 1.0]
+    write_progress(tmp_path, 2, {"w": torch.full((3,), 2.0)}, {"epoch": 2})  # the next save replaces both
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.json", "state_00002.safetensors"]
+    assert load_tensors(tmp_path / read_progress(tmp_path)["state"])["w"].tolist() == [2.0, 2.0, 2.0]
+    changes = describe_changes({"lr": 0.1, "seed": 0}, {"lr": 0.2, "seed": 0, "beta": 1})
+    assert changes == "beta: None -> 1, lr: 0.1 -> 0.2"
 
 
 def test_a_tampered_checkpoint_is_refused_on_resume(tmp_path, cartpole_demos, capsys, finished):
