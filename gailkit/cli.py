@@ -548,7 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "iterate", "eval",
                                       "demos", "dream-video"])
     p.add_argument("--out", type=Path, help="demos: the pixel demonstration file to write")
-    p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", help="budget preset (default: quick)")
+    p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", metavar="NAME", help=(
+        "budget preset (default: quick): quick (pixel CartPole, minutes), cpu-hour (Gymnasium's CarRacing-v3 in "
+        "about an hour), fast-2h (FastCarRacing, C in the real env, about 2 hours on 2 cores), paper (the World "
+        "Models paper's budget), and fast-2h-* (CarRacing variants, each in docs/carracing.md)"))
     p.add_argument("--dir", type=Path, default=Path("runs/worldmodel"), help="run directory")
     p.add_argument("--env", help="pixel env id (default: the preset's)")
     p.add_argument("--episodes", type=int_in(1),
