@@ -9,6 +9,8 @@ placeholder the parser cannot take (``ALGO``, ``...``, ``a|b``, ``[--flag]``) is
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import re
 import runpy
 import shlex
@@ -108,3 +110,90 @@ def test_a_misspelt_flag_fails_this_check(monkeypatch, capsys):
     assert "bench_envs.py: error: unrecognized arguments: --seed 3 (" in err, err
     with pytest.raises(SystemExit):
         parse_gailkit(["imitate", "dac", "--env", "CartPole-v1", "--n-epochs", "3"])
+
+
+# -- the Python blocks -------------------------------------------------------------------------------
+def python_blocks() -> list[tuple[str, str]]:
+    """``(name, source)`` of every ```python block of the docs, numbered within its file."""
+    found = []
+    for path in DOCS:
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S)):
+            found.append((f"{path.name}#{i + 1}", block))
+    return found
+
+
+BLOCKS = python_blocks()
+
+
+def _callee(node: ast.expr, names: dict):
+    """The object a call's ``func`` names, for an imported name or an attribute path from one."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = _callee(node.value, names)
+        return getattr(owner, node.attr) if owner is not None else None
+    return None
+
+
+def check_python_block(source: str) -> list[str]:
+    """What in ``source`` is not true of gailkit as it is: an import that fails, a call of an imported
+    name (or an attribute of one) whose positional and keyword arguments its signature does not take,
+    a ``gym.make`` of an id that is not registered. Only imports run; nothing is trained or written."""
+    import gymnasium as gym
+
+    import gailkit  # noqa: F401  (registers the gailkit/ ids)
+
+    tree = ast.parse(source)
+    names: dict = {}
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            try:
+                exec(compile(ast.Module([node], []), "<docs>", "exec"), {}, names)
+            except ImportError as e:
+                problems.append(f"line {node.lineno}: {e}")
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args) \
+                or any(k.arg is None for k in node.keywords):
+            continue
+        try:
+            func = _callee(node.func, names)
+        except AttributeError as e:
+            problems.append(f"line {node.lineno}: {e}")
+            continue
+        if func is None or not callable(func):
+            continue
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):  # a builtin without one
+            continue
+        try:
+            signature.bind(*node.args, **{k.arg: k.value for k in node.keywords})
+        except TypeError as e:
+            problems.append(f"line {node.lineno}: {ast.unparse(node.func)}(...): {e}")
+        if func is gym.make and node.args and isinstance(node.args[0], ast.Constant):
+            try:
+                gym.spec(node.args[0].value)
+            except gym.error.Error as e:
+                problems.append(f"line {node.lineno}: {e}")
+    return problems
+
+
+def test_the_docs_show_python_blocks_that_call_gailkit():
+    assert len(BLOCKS) >= 3, [name for name, _ in BLOCKS]
+
+
+@pytest.mark.parametrize("name, source", BLOCKS, ids=[name for name, _ in BLOCKS])
+def test_a_documented_python_block_imports_and_calls_what_exists(name, source):
+    assert not check_python_block(source), f"{name}: {check_python_block(source)}"
+
+
+def test_a_renamed_keyword_or_a_missing_name_fails_this_check():
+    """The check can fail: a keyword train_vae does not take, a name gailkit does not export, an id not
+    registered."""
+    source = ("import gymnasium as gym\nfrom gailkit.worldmodels.train import train_vae\n"
+              "from gailkit.agents import NoSuchThing\n"
+              "train_vae('data', 'model', latent=16)\ngym.make('gailkit/NoSuchEnv-v0')\n")
+    problems = check_python_block(source)
+    assert len(problems) == 3, problems
+    assert "NoSuchThing" in problems[0] and "'latent'" in problems[1] and "NoSuchEnv" in problems[2], problems
