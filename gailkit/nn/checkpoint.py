@@ -216,27 +216,28 @@ def load_tensors(path: str | os.PathLike, *, what: str = "checkpoint") -> dict[s
 
 
 def write_progress(directory: str | os.PathLike, step: int, tensors: Mapping[str, torch.Tensor],
-                   progress: Mapping[str, Any]) -> None:
-    """A training loop's checkpoint in ``directory``: ``tensors`` to ``state_{step}.safetensors``, then
-    ``progress.json``, ``progress`` plus ``"state"``, that file's name.
+                   progress: Mapping[str, Any], *, name: str = "progress.json", state: str = "state") -> None:
+    """A training loop's checkpoint in ``directory``: ``tensors`` to ``{state}_{step}.safetensors``, then
+    the JSON ``name``: ``progress`` plus ``"state"``, that file's name.
 
-    ``progress.json`` is written second and names the state file, so a stop between the two writes leaves
-    the previous pair whole; older state files are removed only after the switch.
+    The JSON is written second and names the state file, so a stop between the two writes leaves the
+    previous pair whole; older state files are removed only after the switch.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = f"state_{step:05d}.safetensors"
-    save_tensors(directory / state, tensors)
-    write_json(directory / "progress.json", {**progress, "state": state})
-    for old in directory.glob("state_*.safetensors"):
-        if old.name != state:
+    state_file = f"{state}_{step:05d}.safetensors"
+    save_tensors(directory / state_file, tensors)
+    write_json(directory / name, {**progress, "state": state_file})
+    for old in directory.glob(f"{state}_*.safetensors"):
+        if old.name != state_file:
             old.unlink(missing_ok=True)
 
 
-def read_progress(directory: str | os.PathLike, *, what: str = "training checkpoint") -> dict[str, Any]:
-    """The ``progress.json`` that :func:`write_progress` left in ``directory``; its tensors are
+def read_progress(directory: str | os.PathLike, *, name: str = "progress.json",
+                  what: str = "training checkpoint") -> dict[str, Any]:
+    """The JSON ``name`` that :func:`write_progress` left in ``directory``; its tensors are
     ``load_tensors(directory / progress["state"])``."""
-    return read_json(Path(directory) / "progress.json", what=what)
+    return read_json(Path(directory) / name, what=what)
 
 
 def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gailkit.nn.checkpoint import load_tensors, read_json, save_tensors, write_json
+from gailkit.nn.checkpoint import load_tensors, read_progress, write_progress
 
 __all__ = ["CMAES"]
+
+ARRAYS = ("mean", "C", "pc", "ps", "best_x")  # the state beside the scalars of cmaes.json
 
 
 class CMAES:
@@ -106,19 +108,21 @@ class CMAES:
 
     # ----- checkpoints: arrays in safetensors, scalars and the RNG in JSON ----------------------
     def save(self, directory: str | Path) -> Path:
+        """The search's state in ``directory``: ``cmaes.json`` and the arrays' file it names, written so that a
+        stop at any point leaves the last generation's pair or this one's whole."""
         directory = Path(directory)
-        save_tensors(directory / "cmaes.safetensors", {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k)))
-                                                        for k in ("mean", "C", "pc", "ps", "best_x")})
-        write_json(directory / "cmaes.json", {"n": self.n, "popsize": self.lam, "sigma": self.sigma,
-                                              "generation": self.generation, "best_f": self.best_f,
-                                              "rng": self.rng.bit_generator.state})
+        write_progress(directory, self.generation,
+                       {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in ARRAYS},
+                       {"n": self.n, "popsize": self.lam, "sigma": self.sigma, "generation": self.generation,
+                        "best_f": self.best_f, "rng": self.rng.bit_generator.state}, name="cmaes.json", state="cmaes")
+        (directory / "cmaes.safetensors").unlink(missing_ok=True)  # where searches saved before that kept them
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> CMAES:
         directory = Path(directory)
-        meta = read_json(directory / "cmaes.json", what="CMA-ES")
-        arrays = load_tensors(directory / "cmaes.safetensors", what="CMA-ES")
+        meta = read_progress(directory, name="cmaes.json", what="CMA-ES")
+        arrays = load_tensors(directory / meta.get("state", "cmaes.safetensors"), what="CMA-ES")
         es = cls(np.zeros(meta["n"]), meta["sigma"], popsize=meta["popsize"])
         for k, v in arrays.items():
             setattr(es, k, v.numpy().astype(np.float64))

@@ -223,10 +223,10 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
     if resume:
         es = CMAES.load(out)
         saved = read_json(out / "history.json", what="controller")
-        history = saved["history"]
+        history = saved["history"][:es.generation]  # a stop between the two saves: the generation runs again
         _check_resumable(out, es, n_params, saved["config"], config, ignored)
     else:
-        if (out / "history.json").exists():
+        if (out / "cmaes.json").exists():
             raise UsageError(f"{out} already holds a controller; continue it with --resume, or delete the folder "
                              "to train a new one")
         if isinstance(x0, CMAES):  # a search to continue (e.g. CMAES.widened), not a start point
@@ -253,8 +253,10 @@ def _cma_search(n_params: int, config: DreamTrainingConfig, out: Path, resume: b
             es.tell(-fitness)  # CMA-ES minimises
             history.append({"generation": gen + 1, "mean": float(fitness.mean()), "best": float(fitness.max()),
                             "wall_s": round(time.perf_counter() - start, 3)})  # this generation's own time
-            es.save(out)
+            # the history first: a stop before the search's state is saved leaves one generation more of it, cut
+            # on resume, never one less
             write_json(out / "history.json", {"history": history, "config": dataclasses.asdict(config)})
+            es.save(out)
             for key in ("mean", "best"):  # the candidates' returns: their mean and the best of them
                 writer.add_scalar(f"controller/{key}", history[-1][key], gen + 1)
             writer.flush()

@@ -186,7 +186,7 @@ def train_iteratively(model_dir: str | Path, data_dir: str | Path | Sequence[str
         else:
             z0, s0 = start_latents(model, data_dirs[0], latent_noise=controller.latent_noise), None
         ctrl_dir = it / "controller"
-        resume = (ctrl_dir / "history.json").exists()
+        resume = (ctrl_dir / "cmaes.json").exists()  # the search state, saved after its history
         cfg = dataclasses.replace(controller, seed=controller.seed + k)
         if config.halt_quantile is not None:  # where these M's disagree more than on the newest real steps
             found = ensemble_disagreements(model, data_dirs[-1], seed=config.seed + k,

@@ -1,6 +1,7 @@
 """CMA-ES: converges on standard test functions and resumes exactly from a checkpoint."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,3 +280,67 @@ def test_a_controller_search_resumed_after_a_stop_equals_an_uninterrupted_one(tm
     np.testing.assert_array_equal(again, best)
     assert [(h["mean"], h["best"]) for h in resumed] == [(h["mean"], h["best"]) for h in history]
     assert len({h["mean"] for h in history}) > 1  # the generations' returns differ: the comparison could fail
+
+
+class _Stop(Exception):
+    """The process stopping (kill -9) at a write."""
+
+
+@pytest.mark.parametrize("stop_at", [0, 1, 2])  # before each of a generation's three writes
+def test_a_search_stopped_at_any_write_of_its_save_resumes_as_an_uninterrupted_one(tmp_path, monkeypatch, stop_at):
+    """Each generation writes its history, the arrays and cmaes.json naming them; stopped before any one of
+    them, the search resumes from a whole state and its generations and history are an uninterrupted one's."""
+    import gymnasium as gym
+    import torch
+
+    import gailkit.files
+    import gailkit.nn.checkpoint
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, train_controller_in_dream
+
+    torch.manual_seed(0)
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    cfg = DreamTrainingConfig(generations=4, popsize=6, rollouts=2, max_steps=10, seed=2)
+    best, history = train_controller_in_dream(model, cfg, tmp_path / "straight", progress=False)
+
+    stopped = tmp_path / "stopped"
+    writes = []
+    atomic_write = gailkit.files.atomic_write
+
+    def write_then_stop(path, write):
+        if Path(path).parent == stopped:  # the search's own files, not TensorBoard's
+            writes.append(Path(path).name)
+            if len(writes) == 3 * 2 + stop_at:  # two generations saved, the third's save cut here
+                raise _Stop
+        return atomic_write(path, write)
+
+    monkeypatch.setattr(gailkit.files, "atomic_write", write_then_stop)
+    monkeypatch.setattr(gailkit.nn.checkpoint, "atomic_write", write_then_stop)
+    with pytest.raises(_Stop):
+        train_controller_in_dream(model, cfg, stopped, progress=False)
+    monkeypatch.undo()
+    assert writes[:3] == ["history.json", "cmaes_00001.safetensors", "cmaes.json"], writes
+    again, resumed = train_controller_in_dream(model, cfg, stopped, resume=True, progress=False)
+    np.testing.assert_array_equal(again, best)
+    assert [(h["generation"], h["mean"], h["best"]) for h in resumed] == \
+        [(h["generation"], h["mean"], h["best"]) for h in history]
+    assert sorted(p.name for p in stopped.glob("cmaes*")) == ["cmaes.json", "cmaes_00004.safetensors"]
+
+
+def test_a_search_saved_before_cmaes_json_named_its_arrays_resumes(tmp_path):
+    """cmaes.safetensors without a name in cmaes.json: how searches were saved before; they load, and their
+    next save replaces the old file."""
+    import json
+
+    f = lambda x: float(np.sum((x - 2.0) ** 2))  # noqa: E731
+    es = run(CMAES(np.zeros(4), 1.0, seed=3), f, 5)
+    es.save(tmp_path)
+    meta = json.loads((tmp_path / "cmaes.json").read_text())
+    (tmp_path / meta.pop("state")).rename(tmp_path / "cmaes.safetensors")
+    (tmp_path / "cmaes.json").write_text(json.dumps(meta))
+    old = CMAES.load(tmp_path)
+    for k in ("mean", "C", "pc", "ps", "best_x"):
+        np.testing.assert_array_equal(getattr(old, k), getattr(es, k))
+    assert (old.generation, old.sigma) == (5, es.sigma)
+    run(old, f, 1).save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmaes.json", "cmaes_00006.safetensors"]
