@@ -340,6 +340,13 @@ def cmd_worldmodel(args: argparse.Namespace) -> None:
     from gailkit.worldmodels.real import evaluate_controller
     from gailkit.worldmodels.train import start_latents, train_mdn, train_vae, warm_starts
 
+    if args.action == "status":
+        from gailkit.worldmodels.status import run_status
+
+        rows = run_status(args.dir)
+        print(f"{args.dir}:")
+        _print_table(rows)
+        return
     if args.epochs is not None and args.action not in ("train-vae", "train-mdn", "iterate"):
         raise UsageError(f"--epochs sets V's (train-vae) or M's (train-mdn, iterate) epochs, not {args.action}'s: "
                          "drop it")
@@ -546,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worldmodel", help="world-model pipeline: collect, train V / M / C, evaluate, dream")
     p.add_argument("action", choices=["collect", "train-vae", "train-mdn", "train-controller", "iterate", "eval",
-                                      "demos", "dream-video"])
+                                      "demos", "dream-video", "status"],
+                   help="status: where the run in --dir stands, stage by stage, and how each goes on")
     p.add_argument("--out", type=Path, help="demos: the pixel demonstration file to write")
     p.add_argument("--preset", choices=sorted(WM_PRESETS), default="quick", metavar="NAME", help=(
         "budget preset (default: quick): quick (pixel CartPole, minutes), cpu-hour (Gymnasium's CarRacing-v3 in "

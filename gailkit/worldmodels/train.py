@@ -41,9 +41,9 @@ from gailkit.worldmodels.dream import disagreement
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows", "mean_memory",
-           "next_latent_errors", "sampled_episodes", "start_latents", "stopped_training", "train_mdn", "train_vae",
-           "warm_starts"]
+__all__ = ["checkpoint_dir", "chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows",
+           "mean_memory", "next_latent_errors", "sampled_episodes", "start_latents", "stopped_training", "train_mdn",
+           "train_vae", "warm_starts"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -58,11 +58,12 @@ def _steps(data_dirs: Sequence[Path]) -> int:
 def stopped_training(model_dir: str | Path, part: str) -> bool:
     """Whether ``model_dir`` holds a training of ``part`` (``"V"`` or ``"M"``) that stopped before its end:
     what ``resume=True`` continues."""
-    return (_checkpoint_dir(Path(model_dir), part) / "progress.json").exists()
+    return (checkpoint_dir(model_dir, part) / "progress.json").exists()
 
 
-def _checkpoint_dir(out: Path, part: str) -> Path:
-    return out / "checkpoints" / part.lower()
+def checkpoint_dir(model_dir: str | Path, part: str) -> Path:
+    """Where the training of ``part`` (``"V"`` or ``"M"``) in ``model_dir`` keeps its checkpoint while it runs."""
+    return Path(model_dir) / "checkpoints" / part.lower()
 
 
 def _module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -80,7 +81,7 @@ class _EpochLog:
 
     def __init__(self, out: Path, part: str, setup: dict, *, resume: bool) -> None:
         self.out, self.part, self.setup = out, part, setup
-        self.dir = _checkpoint_dir(out, part)
+        self.dir = checkpoint_dir(out, part)
         self.history: list[dict] = []
         self.found: dict | None = None
         self.writer = None
