@@ -91,7 +91,14 @@ from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.pictures import controller_gif
 from gailkit.worldmodels.presets import WM_PRESETS
 from gailkit.worldmodels.real import ControllerPolicy, evaluate_controllers
-from gailkit.worldmodels.train import mean_memory, start_latents, stopped_training, train_mdn, train_vae
+from gailkit.worldmodels.train import (
+    mean_memory,
+    memory_components,
+    start_latents,
+    stopped_training,
+    train_mdn,
+    train_vae,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a package)
@@ -210,9 +217,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if p.warm_start_continue and (not p.warm_start_generations or args.sigma0 is not None):
         parser.error(f"preset {args.preset} continues V only's search (and its step size) after a warm start: "
                      "set --warm-start-generations above 0 and drop --sigma0")
-    if sum((p.warm_start_continue, p.centre_memory, p.hold_z)) > 1:
-        parser.error(f"preset {args.preset} sets more than one of continuing V only's search, centring h and "
-                     "holding z's weights; choose one")
+    if sum((p.warm_start_continue, p.centre_memory, p.hold_z, p.memory_components > 0)) > 1:
+        parser.error(f"preset {args.preset} sets more than one of continuing V only's search, centring h, "
+                     "holding z's weights and reading h's principal components; choose one")
     if p.hold_z and not p.warm_start_generations:
         parser.error(f"preset {args.preset} holds z's weights at V only's: set --warm-start-generations above 0")
     if p.refit_m_episodes and not p.warm_start_generations:
@@ -306,6 +313,12 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     h_mean = mean_memory(model, data) if p.centre_memory else None
     if p.centre_memory:  # V+M+C's search over [z, h - h's data mean]
         cfg = dataclasses.replace(cfg, input_offset=[0.0] * model.latent_dim + h_mean.tolist())
+    if p.memory_components:  # V+M+C's search over [z, h's leading principal components]
+        centre, components = memory_components(model, data, p.memory_components)
+        z_dim = model.latent_dim
+        input_map = np.zeros((z_dim + len(components), z_dim + len(centre)))
+        input_map[:z_dim, :z_dim], input_map[z_dim:, z_dim:] = np.eye(z_dim), components
+        cfg = dataclasses.replace(cfg, input_offset=[0.0] * z_dim + centre.tolist(), input_map=input_map.tolist())
     start_name, start_dir_name = ((", from V only", "_from_vonly") if warm else (", from DAgger", "_from_dagger")
                                   if dagger else ("", ""))
     c_dir = run_dir / f"controller_{where}{start_dir_name}{tag}"

@@ -23,7 +23,7 @@ from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import ENSEMBLE_DRAWS, BatchedDream
-from gailkit.worldmodels.linear_controller import LinearController, controller_for, shift_inputs
+from gailkit.worldmodels.linear_controller import LinearController, controller_for, map_inputs, shift_inputs
 from gailkit.worldmodels.model import WorldModel
 from gailkit.worldmodels.real import check_frame_skip, evaluate_controllers
 
@@ -59,6 +59,10 @@ class DreamTrainingConfig:
     # so that a step in an h weight does not move the action's bias by its product with h's mean); the
     # controllers evaluated, returned and loaded are the same ones over the raw inputs (shift_inputs)
     input_offset: list[float] | None = None
+    # with input_offset: CMA-ES searches the controller over input_map @ (inputs - input_offset), fewer inputs than
+    # the raw ones (rows orthonormal: e.g. z's identity beside the leading principal components of h, so the search
+    # reads what h varies with most in a few numbers); the controllers evaluated are again over the raw inputs
+    input_map: list[list[float]] | None = None
     # CMA-ES moves only the controller's parameters at search_index; the others stay at held's values (a full
     # controller: e.g. V only's weights on z held while the search learns the weights on h and the bias)
     search_index: list[int] | None = None
@@ -90,6 +94,13 @@ class DreamTrainingConfig:
         if not 0 <= self.dream_start < self.max_steps:
             raise UsageError(f"dream start {self.dream_start}: dreams start at a step from 0 to max_steps - 1 "
                              f"({self.max_steps - 1})")
+        if self.input_map is not None:
+            T = np.asarray(self.input_map, dtype=np.float64)
+            if self.input_offset is None or T.ndim != 2 or T.shape[1] != len(self.input_offset):
+                raise ValueError(f"input_map must be a matrix over the {len(self.input_offset or [])} inputs of "
+                                 f"input_offset (its rows the searched inputs), got shape {T.shape}")
+            if not np.allclose(T @ T.T, np.eye(len(T)), atol=1e-6):
+                raise ValueError("input_map's rows must be orthonormal (to_search projects onto them)")
         if (self.search_index is None) != (self.held is None):
             raise ValueError("search_index and held go together: the parameters searched and the others' values")
         if self.search_index is not None:
@@ -104,6 +115,11 @@ class DreamTrainingConfig:
 
     def search_size(self, n_params: int) -> int:
         """How many numbers CMA-ES searches for a controller of ``n_params``."""
+        if self.input_map is not None:
+            raw, searched = len(self.input_offset), len(self.input_map)
+            if n_params % (raw + 1):
+                raise ValueError(f"input_map is over {raw} inputs; a controller of {n_params} parameters is not")
+            return n_params // (raw + 1) * (searched + 1)
         if self.search_index is None:
             return n_params
         if len(self.held) != n_params:
@@ -116,7 +132,8 @@ class DreamTrainingConfig:
         params = np.asarray(params, dtype=np.float64)
         if self.search_index is not None:
             return params[..., self.search_index]
-        return params if self.input_offset is None else shift_inputs(params, -np.asarray(self.input_offset))
+        params = params if self.input_offset is None else shift_inputs(params, -np.asarray(self.input_offset))
+        return params if self.input_map is None else map_inputs(params, np.asarray(self.input_map).T)
 
     def to_raw(self, params: np.ndarray) -> np.ndarray:
         """Searched parameters (over ``inputs - input_offset``, or the ones at ``search_index``) as the
@@ -126,6 +143,7 @@ class DreamTrainingConfig:
             full[...] = self.held
             full[..., self.search_index] = params
             return full
+        params = params if self.input_map is None else map_inputs(params, np.asarray(self.input_map))
         return params if self.input_offset is None else shift_inputs(params, np.asarray(self.input_offset))
 
 

@@ -13,7 +13,8 @@ import numpy as np
 from gailkit.errors import UsageError
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["LinearController", "controller_for", "memory_index", "shift_inputs", "with_memory", "without_memory"]
+__all__ = ["LinearController", "controller_for", "map_inputs", "memory_index", "shift_inputs", "with_memory",
+           "without_memory"]
 
 
 class LinearController:
@@ -67,6 +68,19 @@ def shift_inputs(params: np.ndarray, offset: np.ndarray) -> np.ndarray:
     shifted = params.copy()
     shifted[..., out_dim * in_dim :] -= W @ offset
     return shifted
+
+
+def map_inputs(params: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Parameters of a linear controller over ``u = T x`` as the same controller's over ``x``: ``W T``, ``b``
+    unchanged. ``params (..., n_params)``, batched over the leading axes; ``T (len(u), len(x))`` fixes the
+    layout. With orthonormal rows, ``T.T`` maps a controller over ``x`` back to the nearest one over ``u``."""
+    params, T = np.asarray(params, dtype=np.float64), np.asarray(T, dtype=np.float64)
+    u_dim = T.shape[0]
+    out_dim = params.shape[-1] // (u_dim + 1)
+    if out_dim * (u_dim + 1) != params.shape[-1] or out_dim == 0:
+        raise UsageError(f"{params.shape[-1]} controller parameters do not fit an input map from {u_dim} inputs")
+    W = params[..., : out_dim * u_dim].reshape(*params.shape[:-1], out_dim, u_dim)
+    return np.concatenate([(W @ T).reshape(*params.shape[:-1], -1), params[..., out_dim * u_dim :]], axis=-1)
 
 
 def memory_index(model: WorldModel) -> np.ndarray:

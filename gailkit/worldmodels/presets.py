@@ -44,6 +44,10 @@ class WorldModelPreset:
     # with a warm start: V+M+C's search moves only the weights on h and the bias; the weights on z stay V only's
     # (DreamTrainingConfig.search_index), so the search has as many parameters as V only's had
     hold_z: bool = False
+    # > 0: C's search reads h through its this many leading principal components over the collected data
+    # (DreamTrainingConfig.input_map over [z, h - h's data mean]): V+M+C searches 3 x (z + k) weights and the bias,
+    # nearly as few numbers as V only, yet sees what h varies with most; the controllers are over [z, h] as any
+    memory_components: int = 0
     # False: M is not fed the actions (MDNRNNConfig.action_input), so h cannot hold the last action; C over [z, h]
     # then cannot copy it (fitted to a teacher, C over a trained M's h drove as a copycat: probe_worldmodel_memory.py)
     m_action_input: bool = True
@@ -136,6 +140,12 @@ WM_PRESETS["fast-2h-m32-hold-z-m30"] = dataclasses.replace(WM_PRESETS["fast-2h-m
 # three seeds both drive better (V+M+C 750.8, V only 763.7); C leans on h, but V+M+C is not ahead (-12.9, SE 8.5)
 WM_PRESETS["fast-2h-m32-hold-z-m30-means"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30"],
                                                                 controller_latent_noise=0.0)
+# hold-z-m30-means without holding z: from V only's controller after 100 generations, V+M+C's search moves every
+# weight on z, the biases, and weights on h's 4 leading principal components (over the collected data), 111 numbers
+# against V only's 99, where a search over all of h's 32 units had 195 and fell behind V only (fast-2h-m32, -continue,
+# -centred). Freezing h cost -m30-means' controller 34.4: C uses h there; does a search that can afford h get ahead?
+WM_PRESETS["fast-2h-m32-means-pc4"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30-means"], hold_z=False,
+                                                         memory_components=4)
 # hold-z-m30-means on the World Models paper's input, frames without the bar's gauges: speed is then in no single frame,
 # so a C fed V's mean can get it only from M's h, which sees the frames over time. Does h then put V+M+C ahead? Not
 # over two seeds: C leaned on h (held at its data mean, h cost 52.1), but V only drove better (765.4 against 736.7)

@@ -42,8 +42,8 @@ from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
 __all__ = ["checkpoint_dir", "chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows",
-           "mean_memory", "next_latent_errors", "sampled_episodes", "start_latents", "stopped_training", "train_mdn",
-           "train_vae", "warm_starts"]
+           "mean_memory", "memory_components", "next_latent_errors", "sampled_episodes", "start_latents",
+           "stopped_training", "train_mdn", "train_vae", "warm_starts"]
 
 
 def _frames(data_dir: Path) -> np.ndarray:
@@ -472,12 +472,9 @@ def ensemble_disagreements(model: WorldModel, data_dir: str | Path, *, seed: int
 
 
 @torch.no_grad()
-def mean_memory(model: WorldModel, data_dir: str | Path) -> np.ndarray:
-    """M's memory ``h`` averaged over every step of the episodes in ``data_dir`` ``(hidden,)``: V's
-    posterior means and the recorded actions in, as a controller would see ``h`` at steps 1..T. Held
-    at this constant, ``h`` keeps its average and loses its variation
-    (:func:`~gailkit.worldmodels.linear_controller.without_memory` folds it into C's bias)."""
-    total, steps = torch.zeros(model.mdn_config.hidden, dtype=torch.float64), 0
+def _memories(model: WorldModel, data_dir: str | Path):
+    """M's memory ``h`` ``(T, hidden)`` over each episode in ``data_dir``, in turn: V's posterior means and the
+    recorded actions in, as a controller would see ``h`` at steps 1..T."""
     for path in chunk_paths(Path(data_dir)):
         chunk = load_chunk(path)
         z = model.encode_frames(chunk["frames"], mean=True)  # (frames, Z)
@@ -485,7 +482,30 @@ def mean_memory(model: WorldModel, data_dir: str | Path) -> np.ndarray:
         for length in chunk["lengths"]:
             actions = torch.as_tensor(chunk["actions"][a0 : a0 + length])
             h, _ = model.mdn.memory(z[None, f0 : f0 + length], actions[None])
-            total += h[0].double().sum(0)
-            steps += int(length)
+            yield h[0]
             f0, a0 = f0 + length + 1, a0 + length
+
+
+def mean_memory(model: WorldModel, data_dir: str | Path) -> np.ndarray:
+    """M's memory ``h`` averaged over every step of the episodes in ``data_dir`` ``(hidden,)`` (as
+    :func:`memory_components` sees it). Held at this constant, ``h`` keeps its average and loses its variation
+    (:func:`~gailkit.worldmodels.linear_controller.without_memory` folds it into C's bias)."""
+    total, steps = torch.zeros(model.mdn_config.hidden, dtype=torch.float64), 0
+    for h in _memories(model, data_dir):
+        total += h.double().sum(0)
+        steps += len(h)
     return (total / steps).numpy()
+
+
+def memory_components(model: WorldModel, data_dir: str | Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean (hidden,), components (k, hidden))``: the mean of M's memory ``h`` over every step of the episodes
+    in ``data_dir`` and its ``k`` leading principal directions (orthonormal rows, largest variance first; each
+    signed so that its largest entry is positive)."""
+    if not 1 <= k <= model.mdn_config.hidden:
+        raise UsageError(f"{k} principal components of h: choose from 1 to its {model.mdn_config.hidden} units")
+    hs = torch.cat([h.double() for h in _memories(model, data_dir)]).numpy()
+    mean = hs.mean(0)
+    values, vectors = np.linalg.eigh(np.cov(hs - mean, rowvar=False))
+    top = vectors[:, np.argsort(values)[::-1][:k]].T
+    top *= np.sign(top[np.arange(k), np.abs(top).argmax(1)])[:, None]
+    return mean, top

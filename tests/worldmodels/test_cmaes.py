@@ -203,6 +203,56 @@ def test_a_search_over_centred_inputs_evaluates_and_returns_raw_controllers(tmp_
     assert not np.allclose(best, es.mean)  # (which differs from the search's own)
 
 
+def test_a_search_over_mapped_inputs_evaluates_raw_controllers_and_starts_from_the_nearest(tmp_path, monkeypatch):
+    """input_map: CMA-ES searches a controller over u = T (x - offset), fewer inputs than x; every controller
+    evaluated or returned acts on x exactly as the searched one acts on u."""
+    import gymnasium as gym
+    import torch
+
+    import gailkit.worldmodels.controller as controller_module
+    from gailkit.worldmodels import WorldModel
+    from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution, train_controller_in_dream
+    from gailkit.worldmodels.linear_controller import LinearController, controller_for, map_inputs, with_memory
+
+    rng = np.random.default_rng(1)
+    T = np.linalg.qr(rng.normal(size=(6, 3)))[0].T  # 3 orthonormal rows over 6 inputs
+    offset = rng.normal(size=6)
+    cfg = DreamTrainingConfig(input_offset=offset.tolist(), input_map=T.tolist())
+    over_u, over_x = LinearController(3, gym.spaces.Box(-1.0, 1.0, (2,))), LinearController(6, gym.spaces.Box(
+        -1.0, 1.0, (2,)))
+    theta, x = rng.normal(size=(4, over_u.n_params)), rng.normal(size=(4, 6))
+    assert cfg.search_size(over_x.n_params) == over_u.n_params == 8
+    np.testing.assert_allclose(over_x.act(cfg.to_raw(theta), x), over_u.act(theta, (x - offset) @ T.T), atol=1e-6)
+    np.testing.assert_allclose(cfg.to_search(cfg.to_raw(theta)), theta, atol=1e-12)  # inverse on the map's span
+    np.testing.assert_allclose(map_inputs(map_inputs(theta, T), T.T), theta, atol=1e-12)
+    with pytest.raises(ValueError, match="orthonormal"):
+        DreamTrainingConfig(input_offset=offset.tolist(), input_map=(2 * T).tolist())
+    with pytest.raises(ValueError, match="matrix over the 5 inputs"):
+        DreamTrainingConfig(input_offset=offset[:5].tolist(), input_map=T.tolist())
+
+    torch.manual_seed(0)  # the search: z's 4 inputs as they are, h's 8 units through 2 directions
+    model = WorldModel(gym.spaces.Discrete(2), latent_dim=4, hidden=8, n_mixtures=2)
+    T = np.zeros((6, 12))
+    T[:4, :4], T[4:, 4:] = np.eye(4), np.linalg.qr(rng.normal(size=(8, 2)))[0].T
+    offset = np.concatenate([np.zeros(4), rng.normal(size=8)])
+    cfg = DreamTrainingConfig(generations=2, popsize=6, rollouts=2, max_steps=10, seed=0, solution="mean",
+                              input_offset=offset.tolist(), input_map=T.tolist())
+    vonly = rng.normal(size=controller_for(model, memory=False).n_params)
+    x0 = with_memory(model, vonly)  # V only's controller, h's weights 0: the search starts from it exactly
+    seen = []
+    fitness = controller_module.dream_fitness
+    monkeypatch.setattr(controller_module, "dream_fitness",
+                        lambda m, c, candidates, **kw: seen.append(candidates) or fitness(m, c, candidates, **kw))
+    best, _ = train_controller_in_dream(model, cfg, tmp_path, x0=x0, progress=False)
+    es = CMAES.load(tmp_path)
+    assert es.n == 2 * (6 + 1) and seen[0].shape == (6, controller_for(model).n_params)
+    replay = CMAES(cfg.to_search(x0), cfg.sigma0, popsize=6, seed=0)
+    np.testing.assert_allclose(cfg.to_raw(replay.mean), x0, atol=1e-12)
+    np.testing.assert_allclose(seen[0], cfg.to_raw(replay.ask()), atol=1e-12)
+    np.testing.assert_allclose(best, cfg.to_raw(es.mean), atol=1e-12)
+    np.testing.assert_array_equal(load_solution(tmp_path), best)
+
+
 def test_a_search_over_some_parameters_holds_the_others(tmp_path, monkeypatch):
     import gymnasium as gym
     import torch

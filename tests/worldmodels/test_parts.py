@@ -474,6 +474,19 @@ def test_mean_memory_is_the_average_h_of_m_stepped_frame_by_frame(tmp_path):
     got = mean_memory(model, tmp_path / "data")
     assert got.shape == (8,) and np.abs(got).max() > 1e-3, got
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # its principal components: scikit-learn's PCA of the same h's (directions up to sign)
+    from sklearn.decomposition import PCA
+
+    from gailkit.errors import UsageError
+    from gailkit.worldmodels.train import memory_components
+
+    mean, components = memory_components(model, tmp_path / "data", 3)
+    reference = PCA(3).fit(torch.stack(hs).numpy())
+    np.testing.assert_allclose(mean, reference.mean_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(components @ components.T, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(np.abs(components @ reference.components_.T), np.eye(3), atol=1e-3)
+    with pytest.raises(UsageError, match="from 1 to its 8 units"):
+        memory_components(model, tmp_path / "data", 9)
 
 
 def test_an_m_that_does_not_see_the_actions(tmp_path):
