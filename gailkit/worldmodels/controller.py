@@ -136,8 +136,8 @@ class DreamTrainingConfig:
         return params if self.input_map is None else map_inputs(params, np.asarray(self.input_map).T)
 
     def to_raw(self, params: np.ndarray) -> np.ndarray:
-        """Searched parameters (over ``inputs - input_offset``, or the ones at ``search_index``) as the
-        controller's over the raw inputs."""
+        """Searched parameters (over ``inputs - input_offset``, or ``input_map @ (inputs - input_offset)``, or the
+        ones at ``search_index``) as the controller's over the raw inputs."""
         if self.search_index is not None:
             full = np.empty((*np.shape(params)[:-1], len(self.held)))
             full[...] = self.held
