@@ -241,10 +241,14 @@ def read_progress(directory: str | os.PathLike, *, name: str = "progress.json",
 
 
 def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """``"key: old -> new, ..."`` over the keys whose values differ (a missing key reads as None), for
-    messages that refuse to resume a run set up otherwise."""
-    return ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
-                     if before.get(k) != after.get(k))
+    """``"key: old -> new, ..."`` over the keys whose values differ (a missing key reads as None; a long value
+    cut to its start), for messages that refuse to resume a run set up otherwise."""
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:56] + " ..."
+
+    return ", ".join(f"{k}: {short(before.get(k))} -> {short(after.get(k))}"
+                     for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
 
 
 def tensors_under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

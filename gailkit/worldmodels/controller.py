@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gailkit.errors import UsageError
-from gailkit.nn.checkpoint import CheckpointError, read_json, write_json
+from gailkit.nn.checkpoint import CheckpointError, describe_changes, read_json, write_json
 from gailkit.progress import progress_bar
 from gailkit.worldmodels.cmaes import CMAES
 from gailkit.worldmodels.dream import ENSEMBLE_DRAWS, BatchedDream
@@ -222,11 +222,11 @@ def _check_resumable(out: Path, es: CMAES, n_params: int, saved: dict, config: D
         raise CheckpointError(f"cannot resume {out}: its search has {es.n} parameters, this world model's controller "
                               f"needs {config.search_size(n_params)} (the world model, --v-only or the parameters "
                               "searched changed); train without --resume into another directory")
-    saved = _saved_config(saved)
-    changed = [f"{k}: {saved[k]!r} -> {v!r}" for k, v in dataclasses.asdict(config).items()
-               if k not in ("generations", "solution", *ignored) and saved[k] != v]
+    free = ("generations", "solution", *ignored)
+    saved = {k: v for k, v in _saved_config(saved).items() if k not in free}
+    changed = describe_changes(saved, {k: v for k, v in dataclasses.asdict(config).items() if k not in free})
     if changed:
-        raise CheckpointError(f"cannot resume {out} with other options ({', '.join(changed)}); pass the run's options "
+        raise CheckpointError(f"cannot resume {out} with other options ({changed}); pass the run's options "
                               "again (only the number of generations and the solution may change) or train into "
                               "another directory")
 

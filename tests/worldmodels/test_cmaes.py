@@ -210,6 +210,7 @@ def test_a_search_over_mapped_inputs_evaluates_raw_controllers_and_starts_from_t
     import torch
 
     import gailkit.worldmodels.controller as controller_module
+    from gailkit.nn.checkpoint import CheckpointError
     from gailkit.worldmodels import WorldModel
     from gailkit.worldmodels.controller import DreamTrainingConfig, load_solution, train_controller_in_dream
     from gailkit.worldmodels.linear_controller import LinearController, controller_for, map_inputs, with_memory
@@ -251,6 +252,11 @@ def test_a_search_over_mapped_inputs_evaluates_raw_controllers_and_starts_from_t
     np.testing.assert_allclose(seen[0], cfg.to_raw(replay.ask()), atol=1e-12)
     np.testing.assert_allclose(best, cfg.to_raw(es.mean), atol=1e-12)
     np.testing.assert_array_equal(load_solution(tmp_path), best)
+    T[4:] *= -1  # another map: refused on resume, named in one line, not printed whole
+    with pytest.raises(CheckpointError, match=r"other options \(input_map: \[\[1.0, ") as refused:
+        train_controller_in_dream(model, dataclasses.replace(cfg, generations=3, input_map=T.tolist()), tmp_path,
+                                  resume=True, progress=False)
+    assert len(str(refused.value)) < 400, str(refused.value)
 
 
 def test_a_search_over_some_parameters_holds_the_others(tmp_path, monkeypatch):
