@@ -105,6 +105,7 @@ from bench_worldmodel_seeds import difference  # noqa: E402  (scripts/ is not a 
 
 SOLUTION_LABELS = {"best": "best candidate seen", "mean": "CMA-ES mean"}
 HELD_ROW = "V only, biases searched (z held)"  # hold-z's control row
+RESTART_ROW = "V only, search restarted as V+M+C's"  # memory_components' control row
 DAGGER_ROWS = ("V+M+C (DAgger start)", "V only (DAgger start)")  # a DAgger preset's fitted starts
 DAGGER_HELD = "V+M+C (DAgger start), h held at its data mean"  # and M's ablation of V+M+C's
 
@@ -371,6 +372,15 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                                              bias_cfg, bias_dir, resume=(bias_dir / "cmaes.json").exists(),
                                              x0=x_vonly, **backend)
         real_steps["V-only training, biases searched"] = vonly_steps(bias_cfg)
+    if p.memory_components:  # the control: V only's search restarted from V+M+C's start as V+M+C's search is, a
+        # fresh CMA-ES at its step size over all of V only's numbers; V+M+C minus it is what h's components added
+        restart_cfg = dataclasses.replace(vonly_config(p.generations), seed=args.seed, sigma0=cfg.sigma0)
+        restart_dir = run_dir / f"controller_vonly_restart{tag}"
+        restart_stage = f"C in the real env (V only, search restarted{seeded})"
+        _, extra_histories[RESTART_ROW] = timed(wall, wall_file, restart_stage, train_controller_in_real, model_dir,
+                                                p.env, restart_cfg, restart_dir,
+                                                resume=(restart_dir / "cmaes.json").exists(), x0=x_vonly, **backend)
+        real_steps["V-only training, search restarted"] = vonly_steps(restart_cfg)
 
     # each controller with both solutions, batched: the preset's is the row, the other a second row
     other = next(s for s in SOLUTIONS if s != p.controller_solution)
@@ -387,6 +397,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     if p.hold_z:  # a batch of its own, so the rows above keep their numbers
         returns[HELD_ROW] = evaluate_controllers(model, load_solution(bias_dir)[None], p.env, args.eval_episodes,
                                                  **eval_options)[0]
+    if p.memory_components:  # a batch of its own too
+        returns[RESTART_ROW] = evaluate_controllers(model, load_solution(restart_dir)[None], p.env,
+                                                    args.eval_episodes, **eval_options)[0]
     for name in DAGGER_ROWS if dagger else ():  # the fitted starts, batches of their own
         returns[name] = evaluate_controllers(model, dagger[name].params[None], p.env, args.eval_episodes,
                                              **eval_options)[0]
@@ -419,8 +432,8 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                                       latent_noise=p.controller_latent_noise)
 
     means = {k: float(v.mean()) for k, v in returns.items()}
-    paired = {b: paired_difference(returns["V+M+C"], returns[b]) for b in ("V only", HELD_ROW, "random", *ablations)
-              if b in returns}
+    paired = {b: paired_difference(returns["V+M+C"], returns[b])
+              for b in ("V only", HELD_ROW, RESTART_ROW, "random", *ablations) if b in returns}
     alt = f" ({SOLUTION_LABELS[other]})"
     paired_other = paired_difference(returns["V+M+C" + alt], returns["V only" + alt])
     paired_dagger = {b: paired_difference(returns[DAGGER_ROWS[0]], returns[b])
@@ -435,11 +448,14 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
         "wall_s": {k: wall[k] for k in (*vmc_stages, *([dagger_stages[DAGGER_ROWS[1]]] if dagger else []),
-                                        vonly_stage, *([bias_stage] if p.hold_z else []), "evaluation")
+                                        vonly_stage, *([bias_stage] if p.hold_z else []),
+                                        *([restart_stage] if p.memory_components else []), "evaluation")
                    if k in wall},  # this run's stages
         "controller_history": history, "vonly_history": vonly_history,
         **({"vonly_biases_history": extra_histories[HELD_ROW], "vonly_biases_values": dataclasses.asdict(bias_cfg)}
            if p.hold_z else {}),
+        **({"vonly_restart_history": extra_histories[RESTART_ROW],
+            "vonly_restart_values": dataclasses.asdict(restart_cfg)} if p.memory_components else {}),
         "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
