@@ -54,20 +54,24 @@ def controller_for(model: WorldModel, *, memory: bool = True, n_params: int | No
     return LinearController(z + h if memory else z, model.action_space)
 
 
+def _weights_and_bias(params: np.ndarray, in_dim: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``W (..., out_dim, in_dim)`` and ``b (..., out_dim)`` of linear controllers over ``in_dim`` inputs;
+    UsageError naming ``what`` if ``params`` do not fit."""
+    out_dim = params.shape[-1] // (in_dim + 1)
+    if out_dim * (in_dim + 1) != params.shape[-1] or out_dim == 0:
+        raise UsageError(f"{params.shape[-1]} controller parameters do not fit {what}")
+    return (params[..., : out_dim * in_dim].reshape(*params.shape[:-1], out_dim, in_dim),
+            params[..., out_dim * in_dim :])
+
+
 def shift_inputs(params: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Parameters of a linear controller over ``x - offset`` as the same controller's over ``x``:
     ``W`` unchanged, ``b - W offset`` (``-offset`` maps back). ``params (..., n_params)``, batched over
     the leading axes; ``offset (in_dim,)`` fixes the layout. With ``offset = [0, mean of h]``, a
     search over the first parameters moves the bias only through what ``h`` varies with, not its mean."""
     params, offset = np.asarray(params, dtype=np.float64), np.asarray(offset, dtype=np.float64)
-    in_dim = len(offset)
-    out_dim = params.shape[-1] // (in_dim + 1)
-    if out_dim * (in_dim + 1) != params.shape[-1] or out_dim == 0:
-        raise UsageError(f"{params.shape[-1]} controller parameters do not fit an input offset of {in_dim} values")
-    W = params[..., : out_dim * in_dim].reshape(*params.shape[:-1], out_dim, in_dim)
-    shifted = params.copy()
-    shifted[..., out_dim * in_dim :] -= W @ offset
-    return shifted
+    W, b = _weights_and_bias(params, len(offset), f"an input offset of {len(offset)} values")
+    return np.concatenate([params[..., : W.shape[-2] * W.shape[-1]], b - W @ offset], axis=-1)
 
 
 def map_inputs(params: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -75,12 +79,8 @@ def map_inputs(params: np.ndarray, T: np.ndarray) -> np.ndarray:
     unchanged. ``params (..., n_params)``, batched over the leading axes; ``T (len(u), len(x))`` fixes the
     layout. With orthonormal rows, ``T.T`` maps a controller over ``x`` back to the nearest one over ``u``."""
     params, T = np.asarray(params, dtype=np.float64), np.asarray(T, dtype=np.float64)
-    u_dim = T.shape[0]
-    out_dim = params.shape[-1] // (u_dim + 1)
-    if out_dim * (u_dim + 1) != params.shape[-1] or out_dim == 0:
-        raise UsageError(f"{params.shape[-1]} controller parameters do not fit an input map from {u_dim} inputs")
-    W = params[..., : out_dim * u_dim].reshape(*params.shape[:-1], out_dim, u_dim)
-    return np.concatenate([(W @ T).reshape(*params.shape[:-1], -1), params[..., out_dim * u_dim :]], axis=-1)
+    W, b = _weights_and_bias(params, T.shape[0], f"an input map from {T.shape[0]} inputs")
+    return np.concatenate([(W @ T).reshape(*params.shape[:-1], -1), b], axis=-1)
 
 
 def memory_index(model: WorldModel) -> np.ndarray:
