@@ -144,8 +144,8 @@ WM_PRESETS["fast-2h-m32-hold-z-m30-means"] = dataclasses.replace(WM_PRESETS["fas
 # weight on z, the biases, and weights on h's 4 leading principal components (over the collected data), 111 numbers
 # against V only's 99, where a search over all of h's 32 units had 195 and fell behind V only (fast-2h-m32, -continue,
 # -centred). Freezing h cost -m30-means' controller 34.4: C uses h there; does a search that can afford h get ahead?
-# Seed 0: V+M+C 849.1, V only 797.2 (+51.9, SE 15.5), but V only's search restarted the same way 843.6 (+5.5) and
-# V+M+C with h held at its data mean 863.3: the lead is the restarted search's, not h's (docs/carracing.md)
+# Over three seeds V+M+C 847.0, V only 814.0 (+33.0, SE 8.3), but V only's search restarted the same way 855.3
+# (V+M+C -8.3, SE 6.2) and V+M+C with h held at its data mean 841.5 (+5.5): the lead is the restarted search's, not h's
 WM_PRESETS["fast-2h-m32-means-pc4"] = dataclasses.replace(WM_PRESETS["fast-2h-m32-hold-z-m30-means"], hold_z=False,
                                                          memory_components=4)
 # hold-z-m30-means on the World Models paper's input, frames without the bar's gauges: speed is then in no single frame,
