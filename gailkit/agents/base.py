@@ -42,6 +42,7 @@ from gailkit.agents.perception_training import Episode, PerceptionTrainer
 from gailkit.agents.run import DEMOS_COPY, capture_rng, restore_rng, save_learning_curve
 from gailkit.agents.sb3_adapter import (
     counters,
+    deterministic_policy,
     replace_observations,
     restart_episodes,
     restore_counters,
@@ -283,7 +284,7 @@ class Run:
         (:data:`gailkit.evaluation.EVAL_SEED`)."""
         env = self._make_env()
         returns = np.array([t.episode_return for t in rollout_episodes(
-            lambda o: self.model.predict(o, deterministic=True)[0], env,
+            deterministic_policy(self.model), env,
             episodes or self.config.eval_episodes, seed=EVAL_SEED, with_obs=False)])
         env.close()
         result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),

@@ -36,6 +36,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from gailkit.agents.configs import CollectConfig, ExpertConfig
 from gailkit.agents.fast_sac import FastSAC
 from gailkit.agents.run import claim_run_dir
+from gailkit.agents.sb3_adapter import deterministic_policy
 from gailkit.buffers import NumbaReplayBuffer, NumbaRolloutBuffer
 from gailkit.configs import config_from_dict
 from gailkit.data.demos import Demonstrations, check_compatible, is_image_space, load_demos, save_demos
@@ -183,12 +184,12 @@ class Expert:
     def __init__(self, model: BaseAlgorithm, env_id: str, card: dict[str, Any] | None = None,
                  obs_norm: ObsNormalizer | None = None):
         self.model, self.env_id, self.card, self.obs_norm = model, env_id, card or {}, obs_norm
+        self._act = deterministic_policy(model)
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         if self.obs_norm is not None:
             obs = self.obs_norm(obs)
-        action, _ = self.model.predict(obs, deterministic=deterministic)
-        return action
+        return self._act(obs) if deterministic else self.model.predict(obs, deterministic=False)[0]
 
     @property
     def observation_space(self) -> gym.Space:

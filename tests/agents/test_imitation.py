@@ -78,12 +78,12 @@ def test_gail_beats_random_within_41k_steps(cartpole_demos, tmp_path):
 def run(tmp_path, demos, steps, resume=False, algo="gail"):
     common = dict(env="CartPole-v1", demos=demos, steps=steps, out=tmp_path, eval_every=512)
     if algo == "dac":  # DQN learns from step 256 on: both halves of the resumed run train
-        cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=3)
+        cfg = DACConfig(**common, checkpoint_every=512, learning_starts=256, progress=False, eval_episodes=1)
     else:  # "-norm": the reward standardised, "-obs": the observations; the checkpoint carries their statistics
         name, _, variant = algo.partition("-")
         cfg = {"gail": GAILConfig, "airl": AIRLConfig}[name](
             **common, checkpoint_every=512, normalize_reward=variant == "norm", normalize_obs=variant == "obs",
-            **dict(FAST, n_steps=64))
+            **dict(FAST, n_steps=64, eval_episodes=1))  # one evaluation episode: runs are compared, not scored
     return imitate(cfg, disc=DiscriminatorConfig(vail=algo == "gail", gradient_penalty="wgan-gp"), resume=resume)
 
 
@@ -335,8 +335,8 @@ def test_sac_s_entropy_coefficient_is_learned_from_1_from_x_or_held_at_x(tmp_pat
     cls = algorithm("sqil")
     alphas, logged = {}, {}
     for given in (None, "auto_0.01", "0.05"):
-        run = cls(cls.Config(env="Pendulum-v1", demos=demos, steps=1500, learning_starts=500, batch_size=64,
-                             out=tmp_path / str(given), absorbing=False, ent_coef=given, eval_every=1500,
+        run = cls(cls.Config(env="Pendulum-v1", demos=demos, steps=1100, learning_starts=500, batch_size=64,
+                             out=tmp_path / str(given), absorbing=False, ent_coef=given, eval_every=1100,
                              eval_episodes=1, progress=False))
         m = run.model
         start = m.log_ent_coef.exp().item() if m.ent_coef_optimizer is not None else None
@@ -344,13 +344,13 @@ def test_sac_s_entropy_coefficient_is_learned_from_1_from_x_or_held_at_x(tmp_pat
         alphas[given] = (start, m.log_ent_coef.exp().item() if m.ent_coef_optimizer is not None else None)
         logged[given] = tensorboard(run.out)
     (start_1, end_1), (start_x, end_x), held = alphas.values()
-    assert start_1 == pytest.approx(1.0) and end_1 < 0.9, alphas
+    assert start_1 == pytest.approx(1.0) and end_1 < 0.9, alphas  # measured: 1 -> 0.849 after 600 updates
     assert start_x == pytest.approx(0.01) and end_x != start_x, alphas
     assert held == (None, None) and float(m.ent_coef_tensor) == pytest.approx(0.05)
 
     for given, scalars in logged.items():
         steps = [step for step, _ in scalars["train/critic_loss"]]
-        assert steps == [1000, 1500], (given, steps)  # none before learning_starts, every 1,000, the last
+        assert steps == [1000, 1100], (given, steps)  # none before learning_starts, every 1,000, the last
         assert {"train/actor_loss", "train/ent_coef", "train/learning_rate"} <= set(scalars)
     learned = [v for _, v in logged[None]["train/ent_coef"]]
     assert learned == sorted(learned, reverse=True) and 1.0 > learned[0] > learned[-1] > end_1 * 0.99, learned

@@ -16,9 +16,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 
+from gailkit.agents.fast_sac import FastSAC
 from gailkit.agents.sb3_adapter import (
     RelabelingPPO,
     counters,
+    deterministic_policy,
     restart_episodes,
     restore_counters,
     start_learning,
@@ -203,3 +205,30 @@ def test_relabel_hook_sees_the_full_rollout_once_and_its_rewards_are_learned():
     assert (relabelled["returns"] > plain["returns"] + 0.5).all(), "GAE did not use the relabelled rewards"
     model.collect_rollouts(model.env, callback_for(model), model.rollout_buffer, model.n_steps)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PPO("MlpPolicy", "CartPole-v1", seed=0),
+    lambda: PPO("MlpPolicy", "Pendulum-v1", seed=0),  # Box actions clipped to the space
+    lambda: SAC("MlpPolicy", "Pendulum-v1", seed=0),  # squashed, then scaled to the space
+    lambda: DQN("MlpPolicy", "CartPole-v1", seed=0),
+    lambda: FastSAC("MlpPolicy", "Pendulum-v1", seed=0),
+], ids=["ppo-discrete", "ppo-box", "sac", "dqn", "fast-sac"])
+def test_deterministic_policy_acts_as_sb3_s_predict_and_leaves_evaluation_mode(make):
+    model = make()
+    act = deterministic_policy(model)
+    rng = np.random.default_rng(0)
+    obs = (3 * rng.standard_normal((16, *model.observation_space.shape))).astype(np.float32)
+    if isinstance(model, PPO):  # means far outside Pendulum's [-2, 2]: some actions are clipped
+        with torch.no_grad():
+            model.policy.action_net.weight.mul_(1000.0)
+    model.policy.set_training_mode(True)  # as a training round leaves it
+    for batch in (obs, obs[0]):  # a batch, and one observation without its batch axis
+        ours, theirs = act(batch), model.predict(batch, deterministic=True)[0]
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+    if isinstance(model.action_space, gym.spaces.Box):
+        assert len(np.unique(act(obs))) > 2  # not all at the bounds
+    model.policy.set_training_mode(True)
+    act(obs)
+    assert not model.policy.training

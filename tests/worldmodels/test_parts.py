@@ -325,8 +325,9 @@ def test_cli_pipeline(tmp_path, capsys):
 
     common = ["--dir", str(tmp_path), "--episodes", "2", "--generations", "1", "--popsize", "4", "--rollouts", "2",
               "--eval-episodes", "1"]
-    for action in ("collect", "train-vae", "train-mdn", "train-controller", "eval", "dream-video"):
-        assert main(["worldmodel", action, *common]) == 0, action
+    for action, more in (("collect", []), ("train-vae", ["--epochs", "2"]), ("train-mdn", ["--epochs", "3"]),
+                         ("train-controller", []), ("eval", []), ("dream-video", [])):
+        assert main(["worldmodel", action, *common, *more]) == 0, action
     assert main(["worldmodel", "train-controller", "--where", "real", "--workers", "1", *common]) == 0
     assert main(["worldmodel", "eval", "--solution", "mean", *common]) == 0  # the CMA-ES mean, not the best candidate
     out = capsys.readouterr().out
