@@ -16,7 +16,7 @@ import numpy as np
 
 from gailkit.errors import UsageError
 from gailkit.nn.checkpoint import read_json, read_progress
-from gailkit.worldmodels.train import checkpoint_dir, stopped_training
+from gailkit.worldmodels.train import STARTED, checkpoint_dir, stopped_training
 
 __all__ = ["run_status"]
 
@@ -54,6 +54,11 @@ def _training(model: Path, part: str) -> str:
         position, ensemble = found["position"], found["setup"].get("ensemble", 1)
         where = f"epoch {position['epoch']}" + (f" of M {position['member'] + 1} of {ensemble}" if ensemble > 1 else "")
         return f"stopped after {where} (last: {_loss(found['history'][-1])}): `{command} --resume` goes on"
+    started = checkpoint_dir(model, part) / STARTED
+    if started.exists():  # no checkpoint yet
+        begun = read_json(started, what=f"{part}'s training start")
+        return (f"begun {begun['started']} ({begun['epochs']} epochs), no epoch finished yet: under way, or stopped "
+                f"in its first epoch (`{command}` starts it again)")
     history = (read_json(model / "training.json", what="training history")
                if (model / "training.json").exists() else {}).get(part)
     if history:

@@ -4,7 +4,8 @@ Each of :func:`train_vae` and :func:`train_mdn` writes, in the world-model folde
 epoch (``checkpoints/v/`` or ``checkpoints/m/``: weights, Adam's state and every random state, so that
 ``resume=True`` continues a training that stopped and ends where an uninterrupted one ends, bit for bit),
 TensorBoard scalars (``tb/``) and, once finished, the per-epoch losses (``training.json``) and their curves
-(``v_curve.png``, ``m_curve.png``); the checkpoint is then removed.
+(``v_curve.png``, ``m_curve.png``); the checkpoint is then removed. From its start to its end a training
+also keeps ``started.json`` in its checkpoint folder, for ``worldmodel status`` before the first checkpoint.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from gailkit.worldmodels.dream import disagreement
 from gailkit.worldmodels.mdn_rnn import MDNRNN
 from gailkit.worldmodels.model import WorldModel
 
-__all__ = ["checkpoint_dir", "chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps", "mdn_windows",
-           "mean_memory", "memory_components", "next_latent_errors", "sampled_episodes", "start_latents",
+__all__ = ["STARTED", "checkpoint_dir", "chunk_posteriors", "ensemble_disagreements", "fit_mdn", "fit_mdn_steps",
+           "mdn_windows", "mean_memory", "memory_components", "next_latent_errors", "sampled_episodes", "start_latents",
            "stopped_training", "train_mdn", "train_vae", "warm_starts"]
 
 
@@ -53,6 +54,9 @@ def _frames(data_dir: Path) -> np.ndarray:
 def _steps(data_dirs: Sequence[Path]) -> int:
     """Environment steps (actions) recorded in the chunks of ``data_dirs``."""
     return int(sum(load_chunk(p)["lengths"].sum() for d in data_dirs for p in chunk_paths(d)))
+
+
+STARTED = "started.json"  # in a training's checkpoint folder from its start to its end: _EpochLog.begin
 
 
 def stopped_training(model_dir: str | Path, part: str) -> bool:
@@ -101,6 +105,12 @@ class _EpochLog:
                                   f"the epochs may change), or delete "
                                   f"{self.dir} to train {part} from the start")
         self.found, self.history = found, list(found["history"])
+
+    def begin(self, epochs: int) -> None:
+        """Mark the training begun: ``started.json`` in the checkpoint folder (when, and the epochs asked),
+        which tells :func:`gailkit.worldmodels.status.run_status` of a training before its first checkpoint."""
+        write_json(self.dir / STARTED, {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                        "epochs": epochs})
 
     def resumed(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """``(position, tensors)`` of the checkpoint resumed; ``({}, {})`` when the training starts afresh."""
@@ -181,6 +191,7 @@ def train_vae(data_dir: str | Path, out: str | Path, *, latent_dim: int = 32, ep
         position, tensors = log.resumed()
         if tensors:
             log.restore(tensors, model.vae, opt, rng, gen)
+        log.begin(epochs)
         for epoch in progress_bar(range(position.get("epoch", 0), epochs), desc="V", enabled=progress):
             t0, sums, batches = time.perf_counter(), {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}, 0
             for idx in np.array_split(rng.permutation(len(frames)), max(1, len(frames) // batch_size)):
@@ -271,6 +282,7 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     fitted: list[MDNRNN] = []
     position, tensors = log.resumed()  # where a training that stopped had got to: M's before it are fitted
     first = position.get("member", 0)
+    log.begin(epochs * ensemble)
     for j in range(ensemble):
         seed_j = seed + 10_007 * j
         with torch.random.fork_rng(devices=[]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,18 @@ def test_status_follows_a_run_through_its_stages_and_stops(tmp_path, monkeypatch
     steps = sum(int(np.load(p)["lengths"].sum()) for p in sorted((run / "data").glob("chunk_*")))
     assert dict(run_status(run))["data"] == f"3 of 3 episodes ({steps:,} steps) of {ENV}"
 
-    train_vae(run / "data", run / "model", latent_dim=8, epochs=2, progress=False)
+    def killed(*args, **kwargs):  # in V's first epoch, before its first checkpoint
+        raise Stop
+
+    monkeypatch.setattr(train._EpochLog, "save", killed)
+    with pytest.raises(Stop):
+        train_vae(run / "data", run / "model", latent_dim=8, epochs=2, progress=False)
+    monkeypatch.undo()
+    v = dict(run_status(run))["V"]
+    assert re.fullmatch(r"begun \d{4}-\d\d-\d\d \d\d:\d\d UTC \(2 epochs\), no epoch finished yet: under way, or "
+                        r"stopped in its first epoch \(`train-vae` starts it again\)", v), v
+    train_vae(run / "data", run / "model", latent_dim=8, epochs=2, progress=False)  # starts again, unasked
+    assert not (run / "model" / "checkpoints").exists()  # finished: the start's mark went with the checkpoint
     v_loss = read_json(run / "model" / "training.json")["V"][-1]["loss"]
     assert dict(run_status(run))["V"] == f"trained, 2 epochs (last: loss {v_loss:.4g})"
     assert dict(run_status(run))["M"] == "not trained (`train-mdn`)"  # V's folder holds an untrained M
