@@ -360,27 +360,26 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
                              p.env, vonly_cfg, vonly_dir, resume=(vonly_dir / "cmaes.json").exists(), x0=vonly_x0,
                              **backend)
     real_steps["V-only training"] = vonly_steps(vonly_cfg)
-    extra_histories = {}  # name: CMA-ES history of a control row
-    if p.hold_z:  # the control: V only's controller from V+M+C's start, its biases alone searched as V+M+C's search
+    # the controls: V only's controller from V+M+C's start, searched as V+M+C's search is (its generations and
+    # step size) over some of V only's numbers; V+M+C minus a control is what h's weights added to that search
+    controls = []  # (row, config, folder name, stage label)
+    if p.hold_z:  # its biases alone
         small = controller_for(model, memory=False)  # its parameters: the weights on z, then the biases
-        bias_cfg = dataclasses.replace(vonly_config(p.generations), seed=args.seed, sigma0=cfg.sigma0,
-                                       search_index=list(range(small.n_params - small.out_dim, small.n_params)),
-                                       held=x_vonly.tolist())
-        bias_dir = run_dir / f"controller_vonly_biases{tag}"
-        bias_stage = f"C in the real env (V only, biases searched{seeded})"
-        _, extra_histories[HELD_ROW] = timed(wall, wall_file, bias_stage, train_controller_in_real, model_dir, p.env,
-                                             bias_cfg, bias_dir, resume=(bias_dir / "cmaes.json").exists(),
-                                             x0=x_vonly, **backend)
-        real_steps["V-only training, biases searched"] = vonly_steps(bias_cfg)
-    if p.memory_components:  # the control: V only's search restarted from V+M+C's start as V+M+C's search is, a
-        # fresh CMA-ES at its step size over all of V only's numbers; V+M+C minus it is what h's components added
-        restart_cfg = dataclasses.replace(vonly_config(p.generations), seed=args.seed, sigma0=cfg.sigma0)
-        restart_dir = run_dir / f"controller_vonly_restart{tag}"
-        restart_stage = f"C in the real env (V only, search restarted{seeded})"
-        _, extra_histories[RESTART_ROW] = timed(wall, wall_file, restart_stage, train_controller_in_real, model_dir,
-                                                p.env, restart_cfg, restart_dir,
-                                                resume=(restart_dir / "cmaes.json").exists(), x0=x_vonly, **backend)
-        real_steps["V-only training, search restarted"] = vonly_steps(restart_cfg)
+        controls.append((HELD_ROW, dataclasses.replace(
+            vonly_config(p.generations), seed=args.seed, sigma0=cfg.sigma0,
+            search_index=list(range(small.n_params - small.out_dim, small.n_params)), held=x_vonly.tolist()),
+            "biases", "biases searched"))
+    if p.memory_components:  # all of them, by a fresh CMA-ES
+        controls.append((RESTART_ROW, dataclasses.replace(vonly_config(p.generations), seed=args.seed,
+                                                          sigma0=cfg.sigma0), "restart", "search restarted"))
+    control_dirs, control_stages, extra_histories = {}, {}, {}  # per row: its folder, stage, CMA-ES history
+    for row, control_cfg, name, label in controls:
+        control_dirs[row] = run_dir / f"controller_vonly_{name}{tag}"
+        control_stages[row] = f"C in the real env (V only, {label}{seeded})"
+        _, extra_histories[row] = timed(wall, wall_file, control_stages[row], train_controller_in_real, model_dir,
+                                        p.env, control_cfg, control_dirs[row],
+                                        resume=(control_dirs[row] / "cmaes.json").exists(), x0=x_vonly, **backend)
+        real_steps[f"V-only training, {label}"] = vonly_steps(control_cfg)
 
     # each controller with both solutions, batched: the preset's is the row, the other a second row
     other = next(s for s in SOLUTIONS if s != p.controller_solution)
@@ -394,12 +393,9 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
     returns["random"] = evaluate_controllers(model, None, p.env, args.eval_episodes, **eval_options)[0]
     returns = {k: returns[k] for k in ("V+M+C", "V only", "random", f"V+M+C ({SOLUTION_LABELS[other]})",
                                        f"V only ({SOLUTION_LABELS[other]})")}
-    if p.hold_z:  # a batch of its own, so the rows above keep their numbers
-        returns[HELD_ROW] = evaluate_controllers(model, load_solution(bias_dir)[None], p.env, args.eval_episodes,
-                                                 **eval_options)[0]
-    if p.memory_components:  # a batch of its own too
-        returns[RESTART_ROW] = evaluate_controllers(model, load_solution(restart_dir)[None], p.env,
-                                                    args.eval_episodes, **eval_options)[0]
+    for row, folder in control_dirs.items():  # a batch of its own each, so the rows above keep their numbers
+        returns[row] = evaluate_controllers(model, load_solution(folder)[None], p.env, args.eval_episodes,
+                                            **eval_options)[0]
     for name in DAGGER_ROWS if dagger else ():  # the fitted starts, batches of their own
         returns[name] = evaluate_controllers(model, dagger[name].params[None], p.env, args.eval_episodes,
                                              **eval_options)[0]
@@ -448,14 +444,12 @@ if __name__ == "__main__":  # the real-env CMA-ES uses spawn workers, which re-i
         "dream_return_full_tracks_tau1": dream_score, "dream_real_gap": dream_score - means["V+M+C"],
         "real_env_steps": real_steps, "dream_steps_per_s": dream_sps, "real_steps_per_s_while_collecting": real_sps,
         "wall_s": {k: wall[k] for k in (*vmc_stages, *([dagger_stages[DAGGER_ROWS[1]]] if dagger else []),
-                                        vonly_stage, *([bias_stage] if p.hold_z else []),
-                                        *([restart_stage] if p.memory_components else []), "evaluation")
+                                        vonly_stage, *control_stages.values(), "evaluation")
                    if k in wall},  # this run's stages
         "controller_history": history, "vonly_history": vonly_history,
-        **({"vonly_biases_history": extra_histories[HELD_ROW], "vonly_biases_values": dataclasses.asdict(bias_cfg)}
-           if p.hold_z else {}),
-        **({"vonly_restart_history": extra_histories[RESTART_ROW],
-            "vonly_restart_values": dataclasses.asdict(restart_cfg)} if p.memory_components else {}),
+        **{key: value for row, control_cfg, name, _ in controls
+           for key, value in ((f"vonly_{name}_history", extra_histories[row]),
+                              (f"vonly_{name}_values", dataclasses.asdict(control_cfg)))},
         "vmc_pipeline_s": None if any(k not in wall for k in vmc_stages) else sum(wall[k] for k in vmc_stages),
         "gif": gif.name, "gif_return": gif_return, "preset_values": dataclasses.asdict(p),
         "vonly_values": dataclasses.asdict(vonly_cfg), "backend": args.backend, "workers": args.workers,
