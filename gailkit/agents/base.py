@@ -284,7 +284,7 @@ class Run:
         (:data:`gailkit.evaluation.EVAL_SEED`)."""
         env = self._make_env()
         returns = np.array([t.episode_return for t in rollout_episodes(
-            deterministic_policy(self.model), env,
+            deterministic_policy(self.model.policy), env,
             episodes or self.config.eval_episodes, seed=EVAL_SEED, with_obs=False)])
         env.close()
         result = {"steps": int(self.model.num_timesteps), "return_mean": float(returns.mean()),

@@ -25,6 +25,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import ConstantSchedule
 
+from gailkit.agents.sb3_adapter import deterministic_policy
 from gailkit.data.demos import Demonstrations
 from gailkit.data.spaces import describe_space, space_from_json, space_mismatch, space_to_json
 from gailkit.data.types import Transitions
@@ -261,6 +262,7 @@ class BC:
                 net_arch={"pi": list(self.config.net_arch), "vf": []},
             ).to(device)
         self.policy.set_training_mode(False)
+        self._act = deterministic_policy(self.policy)
         self.stats: dict[str, float] = {}
 
     def fit(self, demos: Demonstrations | Transitions, *, progress: bool = False,
@@ -273,8 +275,7 @@ class BC:
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for ``(*obs_shape)`` or ``(B, *obs_shape)`` observations, as SB3's ``predict``
         (Box actions are clipped to the action space)."""
-        actions, _ = self.policy.predict(obs, deterministic=deterministic)
-        return actions
+        return self._act(obs) if deterministic else self.policy.predict(obs, deterministic=False)[0]
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``policy.safetensors`` (each atomically) to ``directory``."""

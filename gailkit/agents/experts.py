@@ -184,7 +184,7 @@ class Expert:
     def __init__(self, model: BaseAlgorithm, env_id: str, card: dict[str, Any] | None = None,
                  obs_norm: ObsNormalizer | None = None):
         self.model, self.env_id, self.card, self.obs_norm = model, env_id, card or {}, obs_norm
-        self._act = deterministic_policy(model)
+        self._act = deterministic_policy(model.policy)
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         if self.obs_norm is not None:

@@ -216,7 +216,7 @@ def test_relabel_hook_sees_the_full_rollout_once_and_its_rewards_are_learned():
 ], ids=["ppo-discrete", "ppo-box", "sac", "dqn", "fast-sac"])
 def test_deterministic_policy_acts_as_sb3_s_predict_and_leaves_evaluation_mode(make):
     model = make()
-    act = deterministic_policy(model)
+    act = deterministic_policy(model.policy)
     rng = np.random.default_rng(0)
     obs = (3 * rng.standard_normal((16, *model.observation_space.shape))).astype(np.float32)
     if isinstance(model, PPO):  # means far outside Pendulum's [-2, 2]: some actions are clipped
