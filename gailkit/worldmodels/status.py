@@ -57,8 +57,9 @@ def _training(model: Path, part: str) -> str:
     started = checkpoint_dir(model, part) / STARTED
     if started.exists():  # no checkpoint yet
         begun = read_json(started, what=f"{part}'s training start")
-        return (f"begun {begun['started']} ({begun['epochs']} epochs), no epoch finished yet: under way, or stopped "
-                f"in its first epoch (`{command}` starts it again)")
+        each = f" each of {begun['ensemble']} M's" if begun["ensemble"] > 1 else ""
+        return (f"begun {begun['started']} ({begun['epochs']} epochs{each}), no epoch finished yet: under way, or "
+                f"stopped in its first epoch (`{command}` starts it again)")
     history = (read_json(model / "training.json", what="training history")
                if (model / "training.json").exists() else {}).get(part)
     if history:

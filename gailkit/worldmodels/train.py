@@ -106,11 +106,12 @@ class _EpochLog:
                                   f"{self.dir} to train {part} from the start")
         self.found, self.history = found, list(found["history"])
 
-    def begin(self, epochs: int) -> None:
-        """Mark the training begun: ``started.json`` in the checkpoint folder (when, and the epochs asked),
-        which tells :func:`gailkit.worldmodels.status.run_status` of a training before its first checkpoint."""
+    def begin(self, epochs: int, ensemble: int = 1) -> None:
+        """Mark the training begun: ``started.json`` in the checkpoint folder (when, and the epochs asked of
+        each of ``ensemble`` M's), which tells :func:`gailkit.worldmodels.status.run_status` of a training
+        before its first checkpoint."""
         write_json(self.dir / STARTED, {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                        "epochs": epochs})
+                                        "epochs": epochs, "ensemble": ensemble})
 
     def resumed(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """``(position, tensors)`` of the checkpoint resumed; ``({}, {})`` when the training starts afresh."""
@@ -282,7 +283,7 @@ def train_mdn(data_dir: str | Path | Sequence[str | Path], model_dir: str | Path
     fitted: list[MDNRNN] = []
     position, tensors = log.resumed()  # where a training that stopped had got to: M's before it are fitted
     first = position.get("member", 0)
-    log.begin(epochs * ensemble)
+    log.begin(epochs, ensemble)
     for j in range(ensemble):
         seed_j = seed + 10_007 * j
         with torch.random.fork_rng(devices=[]):

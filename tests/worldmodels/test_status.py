@@ -68,6 +68,11 @@ def test_status_follows_a_run_through_its_stages_and_stops(tmp_path, monkeypatch
     assert dict(run_status(run))["V"] == f"trained, 2 epochs (last: loss {v_loss:.4g})"
     assert dict(run_status(run))["M"] == "not trained (`train-mdn`)"  # V's folder holds an untrained M
     options = dict(epochs=2, hidden=16, n_mixtures=2, seq_len=8, ensemble=2, progress=False)
+    monkeypatch.setattr(train._EpochLog, "save", killed)
+    with pytest.raises(Stop):
+        train_mdn(run / "data", run / "model", **options)
+    monkeypatch.undo()
+    assert "(2 epochs each of 2 M's), no epoch finished yet" in dict(run_status(run))["M"]
     stop_after(monkeypatch, train._EpochLog, "save", 3)  # the first M fitted, the second stopped after epoch 1
     with pytest.raises(Stop):
         train_mdn(run / "data", run / "model", **options)
