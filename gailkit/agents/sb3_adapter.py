@@ -110,6 +110,7 @@ def deterministic_policy(policy: BasePolicy) -> Callable[[np.ndarray], np.ndarra
     module tree; this walks it only when the policy is in training mode (a training round left it so),
     and leaves it in evaluation mode, as ``predict`` does."""
     space = policy.action_space
+    box = isinstance(space, spaces.Box)
 
     def act(obs: np.ndarray) -> np.ndarray:  # SB3's BasePolicy.predict
         if policy.training:
@@ -118,7 +119,7 @@ def deterministic_policy(policy: BasePolicy) -> Callable[[np.ndarray], np.ndarra
         with th.no_grad():
             actions = policy._predict(obs_tensor, deterministic=True)
         actions = actions.cpu().numpy().reshape((-1, *space.shape))
-        if isinstance(space, spaces.Box):
+        if box:
             actions = (policy.unscale_action(actions) if policy.squash_output
                        else np.clip(actions, space.low, space.high))
         return actions if vectorized else actions.squeeze(axis=0)
