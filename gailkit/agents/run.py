@@ -20,6 +20,7 @@ import numpy as np
 
 from gailkit.errors import RunLockedError, UsageError
 from gailkit.nn.checkpoint import capture_rng, restore_rng
+from gailkit.plots import figure, save_png
 
 __all__ = ["DEMOS_COPY", "capture_rng", "claim_run_dir", "restore_rng", "save_learning_curve"]
 
@@ -87,13 +88,8 @@ def save_learning_curve(path: str | Path, histories: dict[str, list[dict[str, fl
     A history with a single entry (BC: no environment steps) is drawn as a horizontal line; the
     others show a +/- one-std band. Expert and random returns are reference lines.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=110)
+    fig = figure(figsize=(6.5, 3.8), dpi=110)
+    ax = fig.subplots()
     for i, (label, history) in enumerate(histories.items()):
         color = f"C{i}"
         if len(history) == 1:
@@ -111,8 +107,4 @@ def save_learning_curve(path: str | Path, histories: dict[str, list[dict[str, fl
     ax.set(xlabel="environment steps", ylabel="episode return", title=title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path)

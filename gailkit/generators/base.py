@@ -39,6 +39,7 @@ from gailkit.nn.checkpoint import (
     write_json,
     write_progress,
 )
+from gailkit.plots import figure, save_png
 from gailkit.progress import progress_bar
 from gailkit.versions import versions
 
@@ -375,16 +376,13 @@ class TorchGenerator(Generator):
 def plot_history(path: str | Path, history: list[dict[str, float]], *, title: str, x: str = "epoch") -> Path:
     """Per-epoch (per-``x``) scalars, one small panel each (losses live on different scales), written atomically.
     Records with a ``member`` (an ensemble's, each trained in turn) draw one line per member."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     keys = [k for k in history[0] if k not in (x, "epoch", "member", "wall_s")][:8]
     cols = min(4, max(1, len(keys)))
     rows = -(-len(keys) // cols) if keys else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
+    fig = figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False)
     members = sorted({h.get("member", 0) for h in history})
     for ax, key in zip(axes.flat, keys):
         for member in members:
@@ -399,10 +397,4 @@ def plot_history(path: str | Path, history: list[dict[str, float]], *, title: st
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path)

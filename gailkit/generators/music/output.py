@@ -10,6 +10,7 @@ import numpy as np
 from gailkit.data.chorales import N_VOICES, STEPS_PER_QUARTER, VOICE_NAMES, validate_voices
 from gailkit.generators.music.metrics import note_list
 from gailkit.nn.checkpoint import atomic_write
+from gailkit.plots import figure, save_png
 
 __all__ = ["concatenate", "plot_pianoroll", "voices_to_stream", "write_midi", "write_musicxml"]
 
@@ -76,18 +77,14 @@ def concatenate(pieces: Sequence[np.ndarray], *, gap: int = 16) -> np.ndarray:
 def plot_pianoroll(pieces: Sequence[np.ndarray], path: str | Path, *, steps_per_bar: int = 16,
                    titles: Sequence[str] | None = None) -> Path:
     """A piano-roll PNG: one panel per piece, one colour per voice, bar lines, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     pieces = [validate_voices(p) for p in pieces]
     if not pieces:
         raise ValueError("plot_pianoroll needs at least one piece")
     longest = max(p.shape[1] for p in pieces)
-    fig, axes = plt.subplots(len(pieces), 1, figsize=(min(16, 4 + longest / 8), 2.6 * len(pieces)), dpi=100,
-                             squeeze=False)
+    fig = figure(figsize=(min(16, 4 + longest / 8), 2.6 * len(pieces)), dpi=100)
+    axes = fig.subplots(len(pieces), 1, squeeze=False)
     for i, (ax, piece) in enumerate(zip(axes[:, 0], pieces)):
         lo, hi = 127, 0
         for v, notes in enumerate(note_list(piece)):
@@ -106,11 +103,4 @@ def plot_pianoroll(pieces: Sequence[np.ndarray], path: str | Path, *, steps_per_
     axes[0, 0].legend(handles=[Patch(color=c, label=n) for c, n in zip(VOICE_COLOURS, VOICE_NAMES)],
                       loc="upper right", fontsize=7, ncol=4)
     fig.tight_layout()
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png")
-
-    try:
-        return atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    return save_png(fig, path)
