@@ -1,8 +1,8 @@
 """Figures for files (learning curves, loss panels, piano rolls), drawn without pyplot.
 
 A figure made here belongs to no pyplot window manager: drawing one leaves the caller's matplotlib
-backend and open figures as they were (``matplotlib.use("Agg")`` would switch a notebook's backend
-and close its figures), and needs no ``close``.
+backend and open figures as they were (``matplotlib.use("Agg")`` would switch a notebook's backend),
+and needs no ``close``.
 """
 
 from __future__ import annotations
