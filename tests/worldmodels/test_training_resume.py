@@ -85,35 +85,52 @@ def test_v_resumed_after_a_stop_ends_as_an_uninterrupted_training(tmp_path, data
         train_vae(data, tmp_path / "stopped", **options, resume=True)
 
 
-@pytest.mark.parametrize("stop", [2, 3, 5])  # within the first M, between the two, within the second
-def test_m_ensemble_resumed_after_a_stop_ends_as_an_uninterrupted_training(tmp_path, data, stop_after, stop):
-    train_vae(data, tmp_path / "v", latent_dim=8, epochs=1, progress=False)
-    options = dict(epochs=3, hidden=16, n_mixtures=2, seq_len=8, ensemble=2, fresh_samples=True, seed=1,
-                   progress=False)
-    for name in ("straight", "stopped"):
-        (tmp_path / name).mkdir()
-        for f in (tmp_path / "v").glob("*.*"):
-            (tmp_path / name / f.name).write_bytes(f.read_bytes())
-    straight = train_mdn(data, tmp_path / "straight", **options)
-    history = losses(tmp_path / "straight", "M")
+M_OPTIONS = dict(epochs=3, hidden=16, n_mixtures=2, seq_len=8, ensemble=2, fresh_samples=True, seed=1, progress=False)
+
+
+def copy_files(source, target) -> None:
+    target.mkdir()
+    for f in source.glob("*.*"):
+        (target / f.name).write_bytes(f.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def m_straight(tmp_path_factory, data):
+    """``(V's folder, the world model, its M history)``: a V of 1 epoch, and beside a copy of it an ensemble
+    of two M's trained with M_OPTIONS without a stop. Made once; the stopped trainings start from V's folder."""
+    root = tmp_path_factory.mktemp("m_straight")
+    train_vae(data, root / "v", latent_dim=8, epochs=1, progress=False)
+    copy_files(root / "v", root / "straight")
+    return root / "v", train_mdn(data, root / "straight", **M_OPTIONS), losses(root / "straight", "M")
+
+
+def test_an_m_ensemble_s_history_has_each_member_s_epochs_beside_v_s(m_straight):
+    v, _, history = m_straight
     assert [(r["member"], r["epoch"]) for r in history] == [(j, e) for j in (0, 1) for e in (1, 2, 3)]
-    assert losses(tmp_path / "straight", "V")  # V's history kept beside M's
+    assert losses(v.with_name("straight"), "V")  # V's history kept beside M's
+
+
+@pytest.mark.parametrize("stop", [2, 3, 5])  # within the first M, between the two, within the second
+def test_m_ensemble_resumed_after_a_stop_ends_as_an_uninterrupted_training(tmp_path, data, stop_after, stop,
+                                                                           m_straight):
+    v_dir, straight, history = m_straight
+    copy_files(v_dir, tmp_path / "stopped")
 
     stop_after(stop)
     with pytest.raises(Stop):
-        train_mdn(data, tmp_path / "stopped", **options)
+        train_mdn(data, tmp_path / "stopped", **M_OPTIONS)
     assert stopped_training(tmp_path / "stopped", "M")
     with pytest.raises(CheckpointError, match="ensemble: 2 -> 3"):
-        train_mdn(data, tmp_path / "stopped", **options | {"ensemble": 3}, resume=True)
+        train_mdn(data, tmp_path / "stopped", **M_OPTIONS | {"ensemble": 3}, resume=True)
     v = (tmp_path / "stopped" / "vae.safetensors").read_bytes()
     other = WorldModel.load(tmp_path / "stopped").vae
     with torch.no_grad():
         next(other.parameters()).add_(1.0)
     save_tensors(tmp_path / "stopped" / "vae.safetensors", other.state_dict())
     with pytest.raises(CheckpointError, match=r"other options or data \(v: "):
-        train_mdn(data, tmp_path / "stopped", **options, resume=True)  # V changed since: M's latents are others
+        train_mdn(data, tmp_path / "stopped", **M_OPTIONS, resume=True)  # V changed since: M's latents are others
     (tmp_path / "stopped" / "vae.safetensors").write_bytes(v)
-    resumed = train_mdn(data, tmp_path / "stopped", **options, resume=True)
+    resumed = train_mdn(data, tmp_path / "stopped", **M_OPTIONS, resume=True)
     for a, b in zip(resumed.mdns, straight.mdns, strict=True):
         assert_same(tensors(a), tensors(b))
     assert losses(tmp_path / "stopped", "M") == history
