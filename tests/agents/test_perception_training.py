@@ -32,36 +32,48 @@ def changed(trained: dict, original: dict) -> bool:
     return any(not torch.equal(trained[k], original[k]) for k in original)
 
 
+EVERY = dict(eval_every=128, checkpoint_every=128)  # V and M are trained at 128 and 256 steps too
+
+
+@pytest.fixture(scope="module")
+def vm_run(pixel_world, tmp_path_factory):
+    """A run of 256 steps that fine-tunes V and M, evaluated and checkpointed at 128 and 256 steps: made
+    once, only read."""
+    out = tmp_path_factory.mktemp("vm") / "run"
+    gail(pixel_world, out, 256, **EVERY)
+    return out
+
+
 @pytest.mark.parametrize("mode", ["vm", "m"])
-def test_the_run_trains_its_world_model_and_evaluates_with_it(pixel_world, tmp_path, mode):
-    gail(pixel_world, tmp_path / "run", 256, perception_train=mode)
-    trained = {part: load_tensors(tmp_path / "run" / "world_model" / f"{part}.safetensors")
-               for part in ("vae", "mdn_rnn")}
+def test_the_run_trains_its_world_model_and_evaluates_with_it(pixel_world, tmp_path, mode, request):
+    run_dir = request.getfixturevalue("vm_run") if mode == "vm" else tmp_path / "run"
+    if mode == "m":
+        gail(pixel_world, run_dir, 256, perception_train="m", **EVERY)
+    trained = {part: load_tensors(run_dir / "world_model" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
     original = {part: load_tensors(pixel_world / "wm" / f"{part}.safetensors") for part in ("vae", "mdn_rnn")}
     assert changed(trained["mdn_rnn"], original["mdn_rnn"])
     assert changed(trained["vae"], original["vae"]) == (mode == "vm")  # V frozen unless fine-tuned
-    run = algorithm("gail").load(tmp_path / "run")  # a saved run perceives with the trained world model
+    run = algorithm("gail").load(run_dir)  # a saved run perceives with the trained world model
     for key, value in run.perception.model.vae.state_dict().items():
         torch.testing.assert_close(value, trained["vae"][key], rtol=0, atol=0)
-    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
     assert state["perception_training"]["updates"] == 2  # at 128 and 256 steps
-    history = json.loads((tmp_path / "run" / "eval.json").read_text())["history"]
-    assert evaluate_run(tmp_path / "run", episodes=1)["return_mean"] == history[-1]["return_mean"]
+    history = json.loads((run_dir / "eval.json").read_text())["history"]
+    assert evaluate_run(run_dir, episodes=1)["return_mean"] == history[-1]["return_mean"]
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(pixel_world, tmp_path):
+def test_a_resumed_run_equals_an_uninterrupted_one(pixel_world, tmp_path, vm_run):
     """Cut after the first of two V and M updates (at 128 and 256 steps)."""
-    every = dict(eval_every=128, checkpoint_every=128)
-    gail(pixel_world, tmp_path / "straight", 256, **every)
-    gail(pixel_world, tmp_path / "resumed", 128, **every)
-    gail(pixel_world, tmp_path / "resumed", 256, resume=True, **every)
-    history = [json.loads((tmp_path / r / "eval.json").read_text())["history"] for r in ("straight", "resumed")]
+    gail(pixel_world, tmp_path / "resumed", 128, **EVERY)
+    gail(pixel_world, tmp_path / "resumed", 256, resume=True, **EVERY)
+    runs = (vm_run, tmp_path / "resumed")
+    history = [json.loads((run / "eval.json").read_text())["history"] for run in runs]
     assert [h["steps"] for h in history[0]] == [0, 128, 256]
     state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
     assert state["perception_training"]["updates"] == 2  # one before the cut, one after
     assert [(h["steps"], h["return_mean"]) for h in history[0]] == [(h["steps"], h["return_mean"]) for h in history[1]]
     for name in ("policy.safetensors", "world_model/vae.safetensors", "world_model/mdn_rnn.safetensors"):
-        a, b = (load_tensors(tmp_path / r / name) for r in ("straight", "resumed"))
+        a, b = (load_tensors(run / name) for run in runs)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}: {key}")
 
